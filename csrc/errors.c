@@ -1,0 +1,111 @@
+/*
+ * The per-thread last error.
+ *
+ * Each thread owns one growable buffer, reached through a pthread key whose destructor
+ * frees it when the thread exits (a __thread pointer would leak it). Reading and
+ * setting never take the GIL or a lock, so a failure on one thread never touches
+ * another thread's message.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner_internal.h"
+
+typedef struct {
+    size_t length;
+    size_t capacity;
+    char text[];
+} error_buffer;
+
+static pthread_key_t error_key;
+static pthread_once_t error_key_once = PTHREAD_ONCE_INIT;
+static PyObject *runner_error_family; /* borrowed for the process lifetime: the core is never unloaded */
+
+static void create_error_key(void) { pthread_key_create(&error_key, free); }
+
+static error_buffer *thread_buffer(size_t needed) {
+    pthread_once(&error_key_once, create_error_key);
+    error_buffer *buffer = pthread_getspecific(error_key);
+    if (buffer != NULL && buffer->capacity >= needed + 1) return buffer;
+    size_t capacity = needed + 1 < 256 ? 256 : needed + 1;
+    error_buffer *grown = realloc(buffer, sizeof(error_buffer) + capacity);
+    if (grown == NULL) return buffer; /* keep the old message rather than lose it */
+    grown->capacity = capacity;
+    if (buffer == NULL) { grown->length = 0; grown->text[0] = '\0'; }
+    pthread_setspecific(error_key, grown);
+    return grown;
+}
+
+static void store(const char *fn, const char *message, size_t message_length) {
+    size_t fn_length = strlen(fn);
+    size_t total = fn_length + 2 + message_length;
+    error_buffer *buffer = thread_buffer(total);
+    if (buffer == NULL) return;
+    if (buffer->capacity < total + 1) { /* could not grow: keep what fits */
+        total = buffer->capacity - 1;
+    }
+    char *out = buffer->text;
+    size_t n = 0;
+    for (size_t i = 0; i < fn_length && n < total; i++) out[n++] = fn[i];
+    if (n < total) out[n++] = ':';
+    if (n < total) out[n++] = ' ';
+    for (size_t i = 0; i < message_length && n < total; i++) out[n++] = message[i];
+    out[n] = '\0';
+    buffer->length = n;
+}
+
+void runner_error_set(const char *fn, const char *fmt, ...) {
+    char small[512];
+    va_list args;
+    va_start(args, fmt);
+    int length = vsnprintf(small, sizeof small, fmt, args);
+    va_end(args);
+    if (length < 0) length = 0;
+    if ((size_t)length >= sizeof small) length = sizeof small - 1;
+    store(fn, small, (size_t)length);
+}
+
+void runner_error_set_family(PyObject *runner_error_type) { runner_error_family = runner_error_type; }
+
+void runner_error_from_python(const char *fn) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (type == NULL) {
+        runner_error_set(fn, "internal error: failed without a Python exception");
+        return;
+    }
+    PyErr_NormalizeException(&type, &value, &traceback);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    const char *message = text ? PyUnicode_AsUTF8(text) : NULL;
+    if (message == NULL) {
+        PyErr_Clear();
+        message = "(the error message could not be read)";
+    }
+    int ours = runner_error_family && PyType_Check(type) &&
+               PyObject_IsSubclass(type, runner_error_family) == 1;
+    if (ours) {
+        store(fn, message, strlen(message));
+    } else if (PyErr_GivenExceptionMatches(type, PyExc_MemoryError)) {
+        runner_error_set(fn, "out of memory");
+    } else {
+        /* A bug in the library rather than bad input: say so, with the exception type. */
+        const char *type_name = PyType_Check(type) ? ((PyTypeObject *)type)->tp_name : "?";
+        runner_error_set(fn, "internal error: %s: %.400s", type_name, message);
+    }
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+}
+
+const char *runner_error_text(size_t *length) {
+    pthread_once(&error_key_once, create_error_key);
+    error_buffer *buffer = pthread_getspecific(error_key);
+    if (buffer == NULL) { *length = 0; return ""; }
+    *length = buffer->length;
+    return buffer->text;
+}

@@ -1,0 +1,147 @@
+/*
+ * The C ABI of include/runner_ffi.h: thin doors onto the Cython core.
+ *
+ * Each entry point checks its arguments, takes the GIL, calls one core_* function
+ * (runner/core/ffi.pxi), turns a Python exception into this thread's error, and copies
+ * a returned string into the registry. No logic of the Runner Service lives here.
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "build_info.h"
+#include "librunner.h"
+#include "runner_ffi.h"
+#include "runner_internal.h"
+
+#define REQUIRE_READY(fn, failure)                                                          \
+    do {                                                                                    \
+        if (!runner_interpreter_ready()) {                                                  \
+            runner_error_set(fn, "librunner is not initialised: call runner_init() first"); \
+            return failure;                                                                 \
+        }                                                                                   \
+    } while (0)
+
+#define REQUIRE_ARGUMENT(fn, name, failure)                  \
+    do {                                                     \
+        if ((name) == NULL) {                                \
+            runner_error_set(fn, "argument '" #name "' is NULL"); \
+            return failure;                                  \
+        }                                                    \
+    } while (0)
+
+/* Finishes a call whose core function returned a bytes object (or NULL on error). */
+static char *hand_out(const char *fn, PyObject *result) {
+    char *copy = NULL;
+    if (result == NULL) {
+        runner_error_from_python(fn);
+    } else if (!PyBytes_Check(result)) {
+        runner_error_set(fn, "internal error: the core returned %s, not bytes", Py_TYPE(result)->tp_name);
+    } else {
+        copy = runner_string_new(PyBytes_AS_STRING(result), (size_t)PyBytes_GET_SIZE(result));
+        if (copy == NULL) runner_error_set(fn, "out of memory");
+    }
+    Py_XDECREF(result);
+    return copy;
+}
+
+/* Finishes a call whose core function returned any object (or NULL on error). */
+static int succeeded(const char *fn, PyObject *result) {
+    if (result == NULL) {
+        runner_error_from_python(fn);
+        return 0;
+    }
+    Py_DECREF(result);
+    return 1;
+}
+
+RUNNER_API int runner_init(void) { return runner_interpreter_start("runner_init"); }
+
+RUNNER_API char *runner_get_last_error(void) {
+    size_t length;
+    const char *text = runner_error_text(&length);
+    return runner_string_new(text, length);
+}
+
+RUNNER_API void runner_free_string(char *s) {
+    if (s == NULL) return;
+    if (!runner_string_release(s))
+        runner_error_set("runner_free_string",
+                         "refused %p: it was not handed out by librunner, or was freed already "
+                         "(with ctypes, declare the restype c_void_p to free the original)",
+                         (void *)s);
+}
+
+RUNNER_API int runner_parse_alt_file(const char *json) {
+    static const char fn[] = "runner_parse_alt_file";
+    REQUIRE_READY(fn, 0);
+    REQUIRE_ARGUMENT(fn, json, 0);
+    PyGILState_STATE gil = runner_gil_enter();
+    int ok = succeeded(fn, core_parse_alt_file(json));
+    runner_gil_leave(gil);
+    return ok;
+}
+
+RUNNER_API int runner_add_task_result(const char *alt_id, const char *result_json) {
+    static const char fn[] = "runner_add_task_result";
+    REQUIRE_READY(fn, 0);
+    REQUIRE_ARGUMENT(fn, alt_id, 0);
+    REQUIRE_ARGUMENT(fn, result_json, 0);
+    PyGILState_STATE gil = runner_gil_enter();
+    int ok = succeeded(fn, core_add_task_result(alt_id, result_json));
+    runner_gil_leave(gil);
+    return ok;
+}
+
+RUNNER_API char *runner_generate_last_file(const char *alt_id, const char *output_dir) {
+    static const char fn[] = "runner_generate_last_file";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, alt_id, NULL);
+    PyGILState_STATE gil = runner_gil_enter();
+    char *last_id = hand_out(fn, core_generate_last_file(alt_id, output_dir));
+    runner_gil_leave(gil);
+    return last_id;
+}
+
+RUNNER_API char *runner_get_last_file_json(const char *last_id) {
+    static const char fn[] = "runner_get_last_file_json";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, last_id, NULL);
+    PyGILState_STATE gil = runner_gil_enter();
+    char *json = hand_out(fn, core_get_last_file_json(last_id));
+    runner_gil_leave(gil);
+    return json;
+}
+
+RUNNER_API char *runner_batch_process(const char *alt_ids_json, const char *output_dir) {
+    static const char fn[] = "runner_batch_process";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, alt_ids_json, NULL);
+    PyGILState_STATE gil = runner_gil_enter();
+    char *json = hand_out(fn, core_batch_process(alt_ids_json, output_dir));
+    runner_gil_leave(gil);
+    return json;
+}
+
+RUNNER_API int runner_cleanup(void) {
+    static const char fn[] = "runner_cleanup";
+    int ok = 1;
+    if (runner_interpreter_ready()) {
+        runner_interpreter_mark_stopped();
+        PyGILState_STATE gil = runner_gil_enter();
+        ok = succeeded(fn, core_cleanup());
+        runner_gil_leave(gil);
+    }
+    runner_string_release_all();
+    return ok;
+}
+
+RUNNER_API char *runner_get_version(void) {
+    static const char version[] =
+        "{\"name\":\"librunner\",\"version\":\"" RUNNER_VERSION "\","
+        "\"python\":\"" RUNNER_BUILD_PYTHON_VERSION "\","
+        "\"cython\":\"" RUNNER_BUILD_CYTHON_VERSION "\","
+        "\"abi\":1}";
+    char *copy = runner_string_new(version, sizeof version - 1);
+    if (copy == NULL) runner_error_set("runner_get_version", "out of memory");
+    return copy;
+}

@@ -1,0 +1,57 @@
+/*
+ * Internal interfaces of the C shim (csrc/). Nothing here is exported from librunner.so:
+ * the library is compiled with -fvisibility=hidden and csrc/librunner.map lists the exports.
+ */
+#ifndef RUNNER_INTERNAL_H
+#define RUNNER_INTERNAL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+#define RUNNER_API __attribute__((visibility("default")))
+
+/* ---- errors.c: the per-thread last error ------------------------------------------ */
+
+/* Sets this thread's error to "<fn>: <formatted message>". Needs no GIL. */
+void runner_error_set(const char *fn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Sets this thread's error from the pending Python exception and clears it. Needs the GIL. */
+void runner_error_from_python(const char *fn);
+
+/* This thread's error text, owned by the thread; "" when none. Valid until the next call
+ * that sets an error on this thread. Needs no GIL. */
+const char *runner_error_text(size_t *length);
+
+/* Remembers the core's RunnerError class so that its messages are passed on as they are. */
+void runner_error_set_family(PyObject *runner_error_type);
+
+/* ---- strings.c: the registry of strings handed to callers ------------------------- */
+
+/* A NUL-terminated copy of data[0..length) that runner_free_string accepts; NULL when out
+ * of memory. Needs no GIL. */
+char *runner_string_new(const char *data, size_t length);
+
+/* Frees s if the library handed it out and it is still outstanding: 1. Otherwise 0, and
+ * nothing is touched. */
+int runner_string_release(char *s);
+
+/* Frees every outstanding string. Returns how many there were. */
+size_t runner_string_release_all(void);
+
+/* ---- interpreter.c: CPython, the GIL and the core module -------------------------- */
+
+/* Starts or attaches to CPython and loads the core, once. 1 on success, 0 with the
+ * thread's error set. Safe to call from any thread, concurrently and repeatedly. */
+int runner_interpreter_start(const char *fn);
+
+/* 1 once runner_interpreter_start succeeded and until runner_interpreter_mark_stopped. */
+int runner_interpreter_ready(void);
+void runner_interpreter_mark_stopped(void);
+
+/* Takes and releases the GIL from any thread. A thread CPython has never seen gets a
+ * thread state that lives as long as the thread (creating one per call costs ~7x more). */
+PyGILState_STATE runner_gil_enter(void);
+void runner_gil_leave(PyGILState_STATE state);
+
+#endif

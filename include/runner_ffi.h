@@ -1,0 +1,182 @@
+/*
+ * runner_ffi.h -- the C ABI of librunner, the ALT_LAS Runner Service.
+ *
+ * librunner parses ALT files (JSON documents listing tasks), collects task results and
+ * writes LAST files (the record of a run). It is implemented in Cython on top of CPython
+ * and shipped as one shared library, librunner.so.
+ *
+ * BUILDING
+ *     cc app.c $(python -m runner config --cflags --libs)
+ * --libs carries an rpath, so the program runs without LD_LIBRARY_PATH.
+ *
+ * CONVENTIONS (they hold for every function below unless its comment says otherwise)
+ *
+ *   Initialisation. Call runner_init() once before anything else. A function other than
+ *   runner_init, runner_get_last_error, runner_free_string, runner_get_version and
+ *   runner_cleanup called before runner_init (or after runner_cleanup) fails with the
+ *   error "librunner is not initialised: call runner_init() first"; it never initialises
+ *   lazily and never crashes.
+ *
+ *   Results. Functions returning int return 1 on success and 0 on failure. Functions
+ *   returning char * return NULL on failure.
+ *
+ *   Errors. Every failure records a message for the calling thread, read with
+ *   runner_get_last_error(). Messages start with the function's name and say what failed
+ *   and where, e.g. "runner_add_task_result: unknown task 'x' in ALT file 'demo'". The
+ *   message is per thread: a failure on one thread never changes another thread's. A
+ *   successful call does NOT clear it (like errno): check the return value first.
+ *
+ *   Strings in. Arguments are NUL-terminated UTF-8, borrowed for the duration of the call
+ *   only; the library keeps no pointer to them. A NULL argument is an error unless the
+ *   function says what NULL means. Invalid UTF-8 or malformed JSON is an error.
+ *
+ *   Strings out. Every char * the library returns is NUL-terminated UTF-8 allocated by
+ *   the library and owned by the caller, who releases it with runner_free_string(). Do
+ *   not free() it. It stays valid until then, or until runner_cleanup() (which releases
+ *   every string still outstanding).
+ *
+ *   Threads. Every function may be called from any thread at any time, concurrently.
+ *   Each call takes the Python GIL itself, so calls into the core run one at a time;
+ *   runner_get_last_error, runner_free_string and runner_get_version take no GIL.
+ *
+ *   Hosts. From a C program, runner_init starts an embedded CPython that finds the Python
+ *   environment librunner was installed into (RUNNER_PYTHON overrides it with the path of
+ *   another environment's python). The host's signal handlers are left alone. Loaded by
+ *   ctypes or cffi into a running Python, librunner uses that interpreter. The
+ *   interpreter is never finalised by the library. Do not fork() while other threads are
+ *   inside a call; fork+exec and posix_spawn are fine.
+ */
+#ifndef RUNNER_FFI_H
+#define RUNNER_FFI_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * runner_init -- initialise the library.
+ *
+ * Starts or attaches to CPython, loads the core and reads the configuration from the
+ * environment (RUNNER_LOG_LEVEL: trace, debug, info, warn or error; an invalid value
+ * fails here). Safe to call concurrently and repeatedly: once it has succeeded, further
+ * calls return 1 at once. After runner_cleanup() it may be called again.
+ *
+ * Returns 1 on success, 0 on failure (e.g. the running Python is not the one librunner
+ * was built for, or the environment cannot be found); the thread's error says why.
+ */
+int runner_init(void);
+
+/*
+ * runner_get_last_error -- the calling thread's most recent error message.
+ *
+ * Returns a new copy of the message, owned by the caller (free with runner_free_string),
+ * or "" if no call on this thread has failed yet. Returns NULL only when out of memory.
+ * Needs no runner_init and no GIL; never changes the stored message.
+ */
+char *runner_get_last_error(void);
+
+/*
+ * runner_free_string -- release a string returned by the library.
+ *
+ * NULL is a no-op. A pointer the library did not hand out, or one already released, is
+ * refused: nothing is freed, the heap is untouched and the thread's error says so.
+ * (ctypes with restype = c_char_p hands Python a copy; passing that copy back is refused
+ * and the original is released by runner_cleanup. Declare restype = c_void_p to free
+ * strings one by one.) Needs no runner_init and no GIL.
+ */
+void runner_free_string(char *s);
+
+/*
+ * runner_parse_alt_file -- parse, validate and store an ALT file.
+ *
+ * json is an ALT file: a JSON object with at least "id", "title" and "tasks" (each task
+ * with an "id"; "dependencies" an array of task ids or null). It is validated in full:
+ * types, enums, duplicate task ids, unknown dependencies and cycles. The file is stored
+ * under its id; parsing a file with an id already stored replaces it and discards the
+ * task results stored for the old version.
+ *
+ * Returns 1 on success. Returns 0 if json is NULL, not UTF-8, not JSON or not a valid
+ * ALT file; the error names the first problem with its JSON-pointer path and the total
+ * count, e.g. "runner_parse_alt_file: /tasks/1/dependencies/0: unknown task 'fetch_dta'
+ * (did you mean 'fetch_data'?) (1 error)".
+ */
+int runner_parse_alt_file(const char *json);
+
+/*
+ * runner_add_task_result -- record the result of one task of a stored ALT file.
+ *
+ * result_json is a JSON object with "task_id" and "status" (pending, running, completed,
+ * failed, cancelled, timeout or skipped), and optionally "output" (any JSON), "error"
+ * (a string), "started_at"/"completed_at" (RFC 3339) and "duration_ms". A later result
+ * for the same task replaces the earlier one.
+ *
+ * Returns 1 on success. Returns 0 if an argument is NULL, alt_id is not a stored ALT
+ * file, the task is not in it, or the result is malformed.
+ */
+int runner_add_task_result(const char *alt_id, const char *result_json);
+
+/*
+ * runner_generate_last_file -- write the LAST file of a stored ALT file and its results.
+ *
+ * Writes <output_dir>/<last_id>/last.json atomically (never a partial file). output_dir
+ * NULL means $RUNNER_OUTPUT_DIR, or "./output" when unset; it is created if missing.
+ * Tasks without a result are recorded as "pending". The stored results are kept, so
+ * generating again gives a second LAST file with a new id.
+ *
+ * Returns the new LAST id (caller frees with runner_free_string), or NULL on failure:
+ * alt_id NULL or unknown, output_dir not writable.
+ */
+char *runner_generate_last_file(const char *alt_id, const char *output_dir);
+
+/*
+ * runner_get_last_file_json -- the JSON of a LAST file generated since runner_init.
+ *
+ * The object has at least: id, execution_id, alt_file_id, title, mode, persona, status
+ * ("success", "partial_success" or "failure"), success_rate (completed tasks / tasks in
+ * the ALT file, 0..1), execution_time_ms, start_time, end_time, task_results (an object
+ * keyed by task id), artifacts, execution_graph ({"nodes": [...], "edges": [...]}),
+ * summary, metadata and version.
+ *
+ * Returns a new string (caller frees with runner_free_string), or NULL if last_id is
+ * NULL or not a LAST file generated by this process since the last runner_cleanup.
+ */
+char *runner_get_last_file_json(const char *last_id);
+
+/*
+ * runner_batch_process -- generate the LAST files of many stored ALT files.
+ *
+ * alt_ids_json is a JSON array of ALT ids; output_dir is as for
+ * runner_generate_last_file. One id failing does not stop the others.
+ *
+ * Returns a JSON object mapping each ALT id to its new LAST id, or to
+ * "ERROR: <message>" for an id that failed (caller frees with runner_free_string).
+ * Returns NULL only if alt_ids_json is NULL or not a JSON array of strings.
+ */
+char *runner_batch_process(const char *alt_ids_json, const char *output_dir);
+
+/*
+ * runner_cleanup -- release the library's state.
+ *
+ * Discards every stored ALT file, task result and LAST file (files on disk stay) and
+ * releases every string still outstanding: pointers returned earlier become invalid. The
+ * interpreter is not finalised, and runner_init() may be called again afterwards. Call it
+ * when no other thread is using the library's strings. Safe without runner_init.
+ *
+ * Returns 1 on success, 0 on failure.
+ */
+int runner_cleanup(void);
+
+/*
+ * runner_get_version -- version information as JSON.
+ *
+ * Returns e.g. {"name":"librunner","version":"0.1.0","python":"3.11.7","cython":"3.3.1",
+ * "abi":1}: the library version and the Python and Cython versions it was built with
+ * (caller frees with runner_free_string). Needs no runner_init and no GIL.
+ */
+char *runner_get_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RUNNER_FFI_H */

@@ -1,0 +1,104 @@
+# The typed ALT model: what an ALT file says once it has been validated.
+
+EXECUTION_MODES = ("normal", "dream", "explore", "chaos")
+PRIORITIES = ("low", "medium", "high", "critical")
+TASK_TYPES = ("ai_prompt", "data_processing", "file_operation", "system_command", "generic")
+TASK_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timeout", "skipped")
+
+# Fields the model knows; any other top-level or task field is kept in `extra`, because
+# other ALT_LAS components add their own and expect them back in the LAST file.
+ALT_FIELDS = frozenset((
+    "id", "version", "created_at", "title", "description", "mode", "persona", "priority",
+    "tags", "metadata", "expected_completion_time", "tasks",
+))
+TASK_FIELDS = frozenset((
+    "id", "description", "dependencies", "parameters", "timeout_seconds", "retry_count",
+    "priority", "tags", "status",
+))
+
+
+cdef class Task:
+    """One task of an ALT file. `dependencies` is a list (empty when the file said null)."""
+
+    cdef readonly Py_ssize_t index
+    cdef readonly str id
+    cdef readonly str description
+    cdef readonly list dependencies
+    cdef readonly dict parameters
+    cdef readonly object timeout_seconds
+    cdef readonly object retry_count
+    cdef readonly object priority
+    cdef readonly list tags
+    cdef readonly object status
+    cdef readonly dict extra
+
+    @property
+    def task_type(self):
+        """parameters.task_type; absent means an AI prompt whose prompt is the description."""
+        return self.parameters.get("task_type", "ai_prompt")
+
+    def to_dict(self):
+        cdef dict out = {"id": self.id, "description": self.description,
+                         "dependencies": list(self.dependencies),
+                         "parameters": self.parameters}
+        if self.timeout_seconds is not None:
+            out["timeout_seconds"] = self.timeout_seconds
+        if self.retry_count is not None:
+            out["retry_count"] = self.retry_count
+        if self.priority is not None:
+            out["priority"] = self.priority
+        if self.tags:
+            out["tags"] = self.tags
+        if self.status is not None:
+            out["status"] = self.status
+        out.update(self.extra)
+        return out
+
+    def __repr__(self):
+        return f"Task({self.id!r}, dependencies={self.dependencies!r})"
+
+
+cdef class AltFile:
+    """A validated ALT file: its header fields, its tasks in file order, and an id index."""
+
+    cdef readonly str id
+    cdef readonly str title
+    cdef readonly object version
+    cdef readonly object created_at
+    cdef readonly str description
+    cdef readonly str mode
+    cdef readonly object persona
+    cdef readonly object priority
+    cdef readonly list tags
+    cdef readonly dict metadata
+    cdef readonly object expected_completion_time
+    cdef readonly list tasks
+    cdef readonly dict task_index      # task id -> Task
+    cdef readonly dict extra           # fields the model does not know, kept as found
+
+    def __len__(self):
+        return len(self.tasks)
+
+    def task(self, str task_id):
+        """The task with this id; UnknownIdError if the file has none."""
+        found = self.task_index.get(task_id)
+        if found is None:
+            raise UnknownIdError(f"unknown task '{task_id}' in ALT file '{self.id}'")
+        return found
+
+    def header(self):
+        """The file's fields other than its tasks, as JSON-ready data."""
+        return {"id": self.id, "title": self.title, "version": self.version,
+                "created_at": self.created_at, "description": self.description,
+                "mode": self.mode, "persona": self.persona, "priority": self.priority,
+                "tags": self.tags, "metadata": self.metadata,
+                "expected_completion_time": self.expected_completion_time}
+
+    def to_dict(self):
+        out = {k: v for k, v in self.header().items() if v is not None}
+        out["tasks"] = [task.to_dict() for task in self.tasks]
+        out.update(self.extra)
+        return out
+
+    def __repr__(self):
+        return f"AltFile({self.id!r}, {len(self.tasks)} tasks, mode={self.mode!r})"

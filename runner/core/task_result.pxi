@@ -1,0 +1,104 @@
+# Task results: what one task produced, checked against the ALT file it belongs to.
+
+RESULT_FIELDS = frozenset((
+    "task_id", "status", "output", "error", "started_at", "completed_at", "duration_ms", "metadata",
+))
+
+
+cdef class TaskResult:
+    """The outcome of one task: status, output (any JSON), error text and timings."""
+
+    cdef readonly str task_id
+    cdef readonly str status
+    cdef readonly object output
+    cdef readonly object error
+    cdef readonly object started_at
+    cdef readonly object completed_at
+    cdef readonly object duration_ms
+    cdef readonly dict metadata
+    cdef readonly dict extra
+
+    def to_dict(self):
+        cdef dict out = {"task_id": self.task_id, "status": self.status, "output": self.output,
+                         "error": self.error, "started_at": self.started_at,
+                         "completed_at": self.completed_at, "duration_ms": self.duration_ms,
+                         "metadata": self.metadata}
+        if self.extra:
+            out.update(self.extra)
+        return out
+
+    def __repr__(self):
+        return f"TaskResult({self.task_id!r}, {self.status!r})"
+
+
+cdef TaskResult pending_result(str task_id):
+    """The result recorded for a task nobody reported on."""
+    cdef TaskResult result = TaskResult.__new__(TaskResult)
+    result.task_id = task_id
+    result.status = "pending"
+    result.metadata = {}
+    result.extra = {}
+    return result
+
+
+cdef TaskResult build_task_result(object raw, AltFile alt):
+    """A parsed JSON document -> TaskResult of a task of `alt`.
+
+    An unknown task is an UnknownIdError; anything else malformed a TaskResultError.
+    """
+    cdef IssueList issues
+    cdef TaskResult result
+    if type(raw) is not dict:
+        raise TaskResultError([ValidationIssue(
+            "", f"a task result is a JSON object, found {json_type(raw)} {shorten(raw)}", raw)])
+    cdef dict doc = <dict>raw
+    task_id = doc.get("task_id")
+    status = doc.get("status")
+    # Fast path: the common, well-formed result needs only these checks.
+    if type(task_id) is str and type(status) is str and status in STATUS_SET:
+        issues = None
+    else:
+        issues = IssueList()
+        if task_id is None:
+            issues.add("/task_id", "a task result needs a 'task_id'")
+        elif type(task_id) is not str:
+            issues.add("/task_id", f"expected string, found {json_type(task_id)} {shorten(task_id)}", task_id)
+        if status is None:
+            issues.add("/status", "a task result needs a 'status'")
+        else:
+            issues.choice(doc, "status", "", STATUS_SET, TASK_STATUSES)
+        raise TaskResultError(issues.issues, issues.total)
+    if task_id not in alt.task_index:
+        raise UnknownIdError(f"unknown task '{task_id}' in ALT file '{alt.id}'")
+
+    result = TaskResult.__new__(TaskResult)
+    result.task_id = task_id
+    result.status = status
+    result.output = doc.get("output")
+    if len(doc) == 2:
+        result.metadata = {}
+        result.extra = {}
+        return result
+    issues = IssueList()
+    result.error = issues.optional(doc, "error", "", "string")
+    result.started_at = issues.optional(doc, "started_at", "", "string")
+    result.completed_at = issues.optional(doc, "completed_at", "", "string")
+    for key in ("started_at", "completed_at"):
+        stamp = doc.get(key)
+        if isinstance(stamp, str) and RFC3339.match(stamp) is None:
+            issues.add(f"/{key}", f"expected an RFC 3339 date-time, found {shorten(stamp)}", stamp)
+    duration = issues.optional(doc, "duration_ms", "", "number")
+    if duration is not None and duration < 0:
+        issues.add("/duration_ms", f"expected a number >= 0, found {shorten(duration)}", duration)
+    result.duration_ms = duration
+    metadata = issues.optional(doc, "metadata", "", "object")
+    result.metadata = metadata if metadata is not None else {}
+    if issues.total:
+        raise TaskResultError(issues.issues, issues.total)
+    result.extra = {k: v for k, v in doc.items() if k not in RESULT_FIELDS}
+    return result
+
+
+cpdef TaskResult parse_task_result(object data, AltFile alt):
+    """JSON (bytes or str) of one task result -> TaskResult of a task of `alt`."""
+    return build_task_result(load_json(data, TaskResultError), alt)

@@ -1,0 +1,20 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""librunner's compiled core.
+
+The data path, one part per file in core/, read top to bottom:
+JSON bytes -> typed ALT model (alt_model, alt_parser) -> validated dependency graph
+(dependency_graph) -> task results (task_result) -> LAST record (last_record) ->
+the run store that keeps them by id (run_store) -> the doors the C shim calls (ffi).
+
+It is one extension module assembled from those parts, the way uvloop builds its loop:
+the C shim in csrc/ calls the `core_*` functions directly, and a C host and
+`import runner` share one copy of the code and one state.
+"""
+include "core/errors.pxi"
+include "core/alt_model.pxi"
+include "core/alt_parser.pxi"
+include "core/dependency_graph.pxi"
+include "core/task_result.pxi"
+include "core/last_record.pxi"
+include "core/run_store.pxi"
+include "core/ffi.pxi"
