@@ -1,0 +1,120 @@
+"""Shared fixtures: the built library, a C compiler that links against it, ALT documents."""
+from __future__ import annotations
+
+import copy
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner import buildinfo
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures"
+LIBRARY = buildinfo.library_path()
+
+# The two-task ALT file of the specification's examples.
+SPEC_ALT = {
+    "id": "test_alt_file",
+    "title": "Test ALT File",
+    "mode": "normal",
+    "tasks": [
+        {"id": "task1", "description": "First task", "dependencies": None},
+        {"id": "task2", "description": "Second task", "dependencies": ["task1"]},
+    ],
+}
+
+
+@pytest.fixture
+def spec_alt() -> dict:
+    return copy.deepcopy(SPEC_ALT)
+
+
+@pytest.fixture(scope="session")
+def library_path() -> Path:
+    assert LIBRARY.is_file(), f"{LIBRARY} is not built: run pip install -e '.[test]'"
+    return LIBRARY
+
+
+def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Prototypes that keep the original pointers (c_void_p), so strings can be freed."""
+    text, void_p = ctypes.c_char_p, ctypes.c_void_p
+    for name, argtypes, restype in (
+        ("runner_init", [], ctypes.c_int),
+        ("runner_get_last_error", [], void_p),
+        ("runner_free_string", [void_p], None),
+        ("runner_parse_alt_file", [text], ctypes.c_int),
+        ("runner_add_task_result", [text, text], ctypes.c_int),
+        ("runner_generate_last_file", [text, text], void_p),
+        ("runner_get_last_file_json", [text], void_p),
+        ("runner_batch_process", [text, text], void_p),
+        ("runner_cleanup", [], ctypes.c_int),
+        ("runner_get_version", [], void_p),
+    ):
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
+    return lib
+
+
+class Runner:
+    """The C ABI through ctypes, with strings copied out and freed."""
+
+    def __init__(self, lib: ctypes.CDLL):
+        self.lib = lib
+
+    def take(self, pointer) -> str | None:
+        if not pointer:
+            return None
+        try:
+            return ctypes.string_at(pointer).decode()
+        finally:
+            self.lib.runner_free_string(pointer)
+
+    def last_error(self) -> str:
+        return self.take(self.lib.runner_get_last_error())
+
+    def __getattr__(self, name):
+        return getattr(self.lib, name)
+
+
+@pytest.fixture
+def runner(library_path):
+    """The library loaded by ctypes in this process, initialised, cleaned up afterwards."""
+    lib = bind(ctypes.CDLL(str(library_path)))
+    assert lib.runner_init() == 1
+    yield Runner(lib)
+    assert lib.runner_cleanup() == 1
+
+
+@pytest.fixture(scope="session")
+def cc():
+    """Compiles a C file against the installed library with `python -m runner config`."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    flags = subprocess.run([sys.executable, "-m", "runner", "config", "--cflags", "--libs"],
+                           check=True, capture_output=True, text=True).stdout.split()
+
+    def build(source: Path, output: Path, extra=()) -> Path:
+        subprocess.run([compiler, "-O2", "-Wall", "-Werror", str(source), *flags, *extra, "-o", str(output)],
+                       check=True)
+        return output
+
+    return build
+
+
+def run_clean(argv, **kwargs) -> subprocess.CompletedProcess:
+    """Runs a program under `env -i`: no PATH, PYTHONPATH or LD_LIBRARY_PATH from us."""
+    kwargs.setdefault("capture_output", True)
+    kwargs.setdefault("text", True)
+    kwargs.setdefault("timeout", 300)
+    return subprocess.run(["env", "-i", *[str(a) for a in argv]], **kwargs)
+
+
+def dumps(value) -> bytes:
+    return json.dumps(value).encode()
