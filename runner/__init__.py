@@ -12,7 +12,8 @@ _CORE_NAMES = frozenset((
     "RunnerError", "ConfigurationError", "UnknownIdError", "LastFileError",
     "DocumentError", "AltValidationError", "TaskResultError",
     "EXECUTION_MODES", "PRIORITIES", "TASK_TYPES", "TASK_STATUSES",
-    "parse_alt_file", "parse_task_result", "validate_alt_document", "build_last_record",
+    "parse_alt_file", "parse_task_result", "task_result_from_dict", "validate_alt_document",
+    "build_last_record",
     "RunStore",
 ))
 

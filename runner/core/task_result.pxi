@@ -102,3 +102,8 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
 cpdef TaskResult parse_task_result(object data, AltFile alt):
     """JSON (bytes or str) of one task result -> TaskResult of a task of `alt`."""
     return build_task_result(load_json(data, TaskResultError), alt)
+
+
+cpdef TaskResult task_result_from_dict(dict doc, AltFile alt):
+    """A task result given as Python data (as the executor produces it), checked like JSON input."""
+    return build_task_result(doc, alt)
