@@ -83,6 +83,9 @@ librunner = Extension(
         "-Wl,--version-script=" + str(HERE / "csrc" / "librunner.map"),
         "-Wl,-soname,librunner.so",
         "-Wl,-z,now",
+        # Never unmapped by dlclose (cffi closes its libraries when they are collected): the
+        # interpreter keeps the core module, whose types and code live in this library.
+        "-Wl,-z,nodelete",
     ],
     depends=["csrc/runner_internal.h", "include/runner_ffi.h", "csrc/librunner.map"]
     + [str(p.relative_to(HERE)) for p in (HERE / "runner" / "core").glob("*.pxi")],

@@ -1,0 +1,27 @@
+# Set-up and the two everyday jobs. `make demo` and `make test` each do all the set-up a
+# fresh machine needs: a virtual environment in .venv with librunner built into it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
+
+.PHONY: demo test system-deps clean
+
+demo: $(INSTALLED)
+	$(PY) -m runner run examples/alt/demo.json --out output
+
+test: $(INSTALLED) system-deps
+	$(PY) -m pytest -q
+
+$(INSTALLED): $(SOURCES)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+system-deps:
+	@scripts/install-system-deps
+
+clean:
+	rm -rf build $(VENV) runner/librunner.so runner/librunner.c runner/librunner.h *.egg-info
