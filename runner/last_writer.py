@@ -1,35 +1,54 @@
-"""Files of a LAST directory, written atomically: a crash never leaves a partial file."""
+"""Files of a LAST directory, written atomically: a crash never leaves a partial file.
+
+Each file is written to a temporary name beside its place, fsynced, then renamed over
+it, and the directory is fsynced so the rename itself survives a crash.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Writes data to a temporary file beside path, fsyncs it, then renames it into place."""
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """A binary handle whose content appears at `path` only if the block completes."""
+    path = Path(path)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
+    _sync_directory(path.parent)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Writes data to a temporary file beside path, fsyncs it, then renames it into place."""
+    with atomic_file(path) as handle:
+        handle.write(data)
 
 
 def write_last_directory(output_dir: Path, last_id: str, last_json: bytes) -> Path:
-    """Creates <output_dir>/<last_id>/ and writes last.json in it; returns the file's path."""
+    """Creates <output_dir>/<last_id>/ and writes last.json in it; returns the file's path.
+
+    Only last.json: runner.write_last_file writes the whole directory (report, graph,
+    artifacts, compressed copy, archive).
+    """
     directory = Path(output_dir) / last_id
     directory.mkdir(parents=True, exist_ok=False)
     path = directory / "last.json"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -140,8 +141,8 @@ def test_version_reports_the_build(runner):
     version = json.loads(runner.take(runner.runner_get_version()))
     assert version["name"] == "librunner"
     assert version["python"].startswith(f"{sys.version_info.major}.{sys.version_info.minor}.")
-    import Cython  # noqa: F401  (the build requirement; present in the test environment)
-    assert version["cython"].count(".") >= 1 and version["abi"] == 1
+    # Cython is a build requirement only (pip builds in an isolated environment): check its form.
+    assert re.fullmatch(r"3\.\d+\.\d+\S*", version["cython"]) and version["abi"] == 1
 
 
 def test_cleanup_forgets_state_and_init_works_again(runner, spec_alt):
