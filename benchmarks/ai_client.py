@@ -1,0 +1,169 @@
+"""AI client throughput and CPU cost against a loopback server that answers after 200 ms.
+
+    .venv/bin/python benchmarks/ai_client.py [--requests 2000] [--concurrency 64] [--delay 0.2] [--rounds 2]
+
+Measures, in the same run and against the same server (its own process, so it is not
+the bottleneck and its CPU is not counted as the client's):
+  * AIClient.complete from `concurrency` threads sharing one client: wall time vs the
+    ideal ceil(requests / concurrency) x delay (goal <= 1.10x);
+  * client CPU time per request vs a bare requests.Session.post loop run the same way
+    (goal <= 1.2x).
+  * the same with a cancel event and a timeout on every call, as the executor calls it;
+  * for reference, one ALT file of `requests` ai_prompt tasks run by the executor.
+Rounds alternate between the runs so machine noise hits all; the best round of each counts.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runner.ai import AIClient, AIConfig  # noqa: E402
+
+
+def start_server(delay: float) -> tuple[subprocess.Popen, str]:
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ai_server.py"), "--delay", str(delay)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return server, server.stdout.readline().strip()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_threads(count: int, threads: int, one) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) for `count` calls of one(i) from `threads` threads."""
+    numbers = itertools.count()
+    failures = []
+
+    def worker():
+        while True:
+            index = next(numbers)
+            if index >= count:
+                return
+            try:
+                one(index)
+            except Exception as error:  # a benchmark that fails must say so, not time it
+                failures.append(error)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]!r}")
+    return wall, cpu
+
+
+def bare_requests(url: str, concurrency: int):
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=concurrency)
+    session.mount("http://", adapter)
+    endpoint = url + "/chat/completions"
+
+    def one(index: int):
+        body = {"model": "bench", "messages": [{"role": "user", "content": f"prompt number {index}"}]}
+        answer = session.post(endpoint, json=body, timeout=(10, 120))
+        answer.raise_for_status()
+        assert answer.json()["choices"][0]["message"]["content"] == f"reply to: prompt number {index}"
+
+    return session, one
+
+
+def ai_client(url: str, concurrency: int):
+    client = AIClient(AIConfig(provider="openai", base_url=url, model="bench", api_key="sk-bench",
+                               max_concurrency=concurrency))
+
+    def one(index: int):
+        assert client.complete(f"prompt number {index}").text == f"reply to: prompt number {index}"
+
+    cancel = threading.Event()
+
+    def one_watched(index: int):
+        # As the executor calls it: with the run's cancel event and the task's timeout.
+        answer = client.complete(f"prompt number {index}", cancel=cancel, timeout=60)
+        assert answer.text == f"reply to: prompt number {index}"
+
+    return client, one, one_watched
+
+
+def executor_run(url: str, count: int, concurrency: int) -> tuple[float, float, int]:
+    """(wall, CPU, completed) for an ALT file of `count` ai_prompt tasks run by the executor."""
+    from runner.execution import execute
+
+    tasks = [{"id": f"task{i}", "description": f"prompt number {i}", "parameters": {"task_type": "ai_prompt"}}
+             for i in range(count)]
+    environ = {"RUNNER_AI_SERVICE_URL": url, "RUNNER_AI_MAX_CONCURRENCY": str(concurrency)}
+    cpu, wall = time.process_time(), time.perf_counter()
+    outcome = execute({"id": "ai_bench", "title": "AI benchmark", "tasks": tasks}, None,
+                      max_concurrency=concurrency, write=False, environ=environ)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall, cpu, sum(result.status == "completed" for result in outcome.results.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--delay", type=float, default=0.2)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    ideal = math.ceil(args.requests / args.concurrency) * args.delay
+
+    server, url = start_server(args.delay)
+    try:
+        bare_session, bare_one = bare_requests(url, args.concurrency)
+        client, client_one, watched_one = ai_client(url, args.concurrency)
+        # Warm up both: connections opened, code paths imported.
+        run_threads(args.concurrency, args.concurrency, bare_one)
+        run_threads(args.concurrency, args.concurrency, client_one)
+        runs = (("bare requests", bare_one), ("AIClient", client_one), ("+cancel/timeout", watched_one))
+        best = {name: (math.inf, math.inf) for name, _ in runs}
+        for round_number in range(1, args.rounds + 1):
+            for name, one in runs:
+                server_cpu = process_cpu_seconds(server.pid)
+                wall, cpu = run_threads(args.requests, args.concurrency, one)
+                server_cpu = process_cpu_seconds(server.pid) - server_cpu
+                print(f"round {round_number} {name:14s} wall {wall:6.3f} s ({wall / ideal:.3f}x ideal)  "
+                      f"client CPU {cpu / args.requests * 1000:.3f} ms/request  "
+                      f"server CPU {server_cpu / wall * 100:.0f}% of a core")
+                best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+        client.close()
+        bare_session.close()
+        executor_wall, executor_cpu, completed = executor_run(url, args.requests, args.concurrency)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
+
+    (bare_wall, bare_cpu), (wall, cpu) = best["bare requests"], best["AIClient"]
+    watched_wall, watched_cpu = best["+cancel/timeout"]
+    print(f"\n{args.requests} completions, {args.concurrency} in flight, server answers after "
+          f"{args.delay * 1000:.0f} ms; ideal {ideal:.3f} s")
+    print(f"AIClient wall time       {wall:.3f} s = {wall / ideal:.3f}x ideal (goal <= 1.10x); "
+          f"bare requests {bare_wall / ideal:.3f}x")
+    print(f"AIClient CPU per request {cpu / args.requests * 1000:.3f} ms vs bare requests "
+          f"{bare_cpu / args.requests * 1000:.3f} ms = {cpu / bare_cpu:.3f}x (goal <= 1.2x)")
+    print(f"  with a cancel event and a timeout per call: {watched_wall / ideal:.3f}x ideal, "
+          f"{watched_cpu / args.requests * 1000:.3f} ms CPU per request = {watched_cpu / bare_cpu:.3f}x bare")
+    print(f"  {completed} ai_prompt tasks of one ALT file through the executor (no LAST file written): "
+          f"{executor_wall / ideal:.3f}x ideal, {executor_cpu / args.requests * 1000:.3f} ms CPU per task")
+
+
+if __name__ == "__main__":
+    main()

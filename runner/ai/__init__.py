@@ -1,0 +1,27 @@
+"""AI service integration: one client for OpenAI-compatible, Anthropic and offline `echo` answers.
+
+    client = client_from_environment()          # RUNNER_AI_*; echo without RUNNER_AI_SERVICE_URL
+    answer = client.complete("Summarise ...", model=model_for(task.parameters, alt.metadata, persona))
+
+`complete` makes ONE attempt; the executor retries on AIServiceError.retryable, waiting
+at least .retry_after. One client is meant to be shared by all tasks of a run or batch.
+"""
+from __future__ import annotations
+
+import os
+
+from runner.ai.client import AIClient, retry_after_seconds
+from runner.ai.completion import Completion
+from runner.ai.config import DEFAULT_MODELS, PROVIDERS, VARIABLES, AIConfig, config_from_environment
+from runner.ai.errors import AIServiceError
+from runner.ai.selection import model_for
+
+__all__ = [
+    "AIClient", "AIConfig", "AIServiceError", "Completion", "DEFAULT_MODELS", "PROVIDERS", "VARIABLES",
+    "client_from_environment", "config_from_environment", "model_for", "retry_after_seconds",
+]
+
+
+def client_from_environment(environ=os.environ) -> AIClient:
+    """A client configured by the RUNNER_AI_* variables (ValueError naming a bad one)."""
+    return AIClient(config_from_environment(environ))
