@@ -75,6 +75,7 @@ cdef class AltFile:
     cdef readonly list tasks
     cdef readonly dict task_index      # task id -> Task
     cdef readonly dict extra           # fields the model does not know, kept as found
+    cdef readonly object graph         # its DependencyGraph, built while validating
 
     def __len__(self):
         return len(self.tasks)

@@ -1,21 +1,33 @@
 # JSON bytes -> validated AltFile. Every problem is collected with its JSON-pointer path.
+#
+# The success path is the hot one (100k-task files): exact C-level type checks, one dict
+# lookup per field, no string formatting. Paths and messages are built only once an
+# issue has been found.
 
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
 import difflib
 import gc
 import re
 
+# [0-9], not \d: \d also matches other scripts' digits. Same rule as the published schema.
 cdef object RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})\Z")
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
 cdef frozenset MODE_SET = frozenset(EXECUTION_MODES)
 cdef frozenset PRIORITY_SET = frozenset(PRIORITIES)
 cdef frozenset TASK_TYPE_SET = frozenset(TASK_TYPES)
 cdef frozenset STATUS_SET = frozenset(TASK_STATUSES)
 
-# Bounds of numeric fields (also in the published schema).
+# Bounds of numeric fields (also in the published schema, runner/schemas/alt.schema.json).
 cdef double MAX_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 cdef long MAX_RETRY_COUNT = 100
 cdef Py_ssize_t MAX_ID_LENGTH = 128
 cdef Py_ssize_t DEFAULT_MAX_ISSUES = 100
+# Suggestions for misspelt dependencies cost a difflib scan of every task id (~12 us per
+# id): only in files up to this many tasks, and for the first few unknown ids only, so a
+# file full of unknown ids cannot make validation hang.
+cdef Py_ssize_t MAX_TASKS_FOR_SUGGESTIONS = 5000
+cdef Py_ssize_t SUGGESTIONS_PER_FILE = 5
 
 
 cdef str json_type(object value):
@@ -53,8 +65,29 @@ cdef bint is_identifier(str text):
     return True
 
 
-cdef bint is_number(object value):
+cdef inline bint is_number(object value):
+    """A JSON number: int or float, not bool (JSON Schema's "number")."""
     return (isinstance(value, (int, float))) and not (value is True or value is False)
+
+
+cdef inline bint is_integer(object value):
+    """JSON Schema's "integer": an int, or a float with no fractional part (2.0)."""
+    if isinstance(value, int):
+        return not (value is True or value is False)
+    return isinstance(value, float) and (<double>value) == (<double>value) and (<float>value).is_integer()
+
+
+cdef inline object field(dict doc, str key, Py_ssize_t *present):
+    """doc[key], or None when absent; counts the keys found (null ones included)."""
+    cdef PyObject *found = PyDict_GetItem(doc, key)
+    if found == NULL:
+        return None
+    present[0] += 1
+    return <object>found
+
+
+cdef str task_path(Py_ssize_t index, str key):
+    return f"/tasks/{index}/{key}" if key else f"/tasks/{index}"
 
 
 cdef class IssueList:
@@ -63,16 +96,21 @@ cdef class IssueList:
     cdef public list issues
     cdef public Py_ssize_t total
     cdef Py_ssize_t cap
+    cdef Py_ssize_t suggestions_left
 
     def __cinit__(self, Py_ssize_t cap=DEFAULT_MAX_ISSUES):
         self.issues = []
         self.total = 0
-        self.cap = cap
+        self.cap = cap if cap > 0 else 1
+        self.suggestions_left = SUGGESTIONS_PER_FILE
 
     cdef void add(self, str path, str message, object value=None):
         self.total += 1
         if len(self.issues) < self.cap:
             self.issues.append(ValidationIssue(path, message, value))
+
+    cdef void wrong_type(self, str path, str expected, object value):
+        self.add(path, f"expected {expected}, found {json_type(value)} {shorten(value)}", value)
 
     cdef object optional(self, dict doc, str key, str base, str expected):
         """doc[key] if it has the expected JSON type; None if absent, null or wrong."""
@@ -86,11 +124,11 @@ cdef class IssueList:
         elif expected == "array":
             ok = isinstance(value, list)
         elif expected == "integer":
-            ok = isinstance(value, int) and not (value is True or value is False)
+            ok = is_integer(value)
         else:  # number
             ok = is_number(value)
         if not ok:
-            self.add(f"{base}/{key}", f"expected {expected}, found {json_type(value)} {shorten(value)}", value)
+            self.wrong_type(f"{base}/{key}", expected, value)
             return None
         return value
 
@@ -103,28 +141,34 @@ cdef class IssueList:
 
     cdef object identifier(self, dict doc, str key, str base, str what):
         value = doc.get(key)
+        if isinstance(value, str) and is_identifier(value):
+            return value
+        self.bad_identifier(f"{base}/{key}", key, key in doc, value, what)
+        return None
+
+    cdef void bad_identifier(self, str path, str key, bint present, object value, str what):
         if value is None:
-            self.add(f"{base}/{key}", f"{what} needs an '{key}'" if key not in doc
-                     else "expected string, found null")
-            return None
-        if not isinstance(value, str):
-            self.add(f"{base}/{key}", f"expected string, found {json_type(value)} {shorten(value)}", value)
-            return None
-        if not is_identifier(value):
-            self.add(f"{base}/{key}",
-                     f"invalid id {shorten(value)}: use 1-{MAX_ID_LENGTH} characters from A-Z a-z 0-9 _ . : -, "
-                     "not starting with . : or -", value)
-            return None
-        return value
+            self.add(path, "expected string, found null" if present else f"{what} needs an '{key}'")
+        elif not isinstance(value, str):
+            self.wrong_type(path, "string", value)
+        else:
+            self.add(path, f"invalid id {shorten(value)}: use 1-{MAX_ID_LENGTH} characters from "
+                     "A-Z a-z 0-9 _ . : -, not starting with . : or -", value)
 
     cdef list string_list(self, dict doc, str key, str base):
         value = self.optional(doc, key, base, "array")
         if value is None:
             return []
-        for i, item in enumerate(value):
+        for item in <list>value:
             if not isinstance(item, str):
-                self.add(f"{base}/{key}/{i}", f"expected string, found {json_type(item)} {shorten(item)}", item)
+                self.string_list_items(<list>value, f"{base}/{key}")
+                break
         return value
+
+    cdef void string_list_items(self, list values, str path):
+        for i, item in enumerate(values):
+            if not isinstance(item, str):
+                self.wrong_type(f"{path}/{i}", "string", item)
 
 
 cdef object load_json(object data, type error_type):
@@ -136,103 +180,196 @@ cdef object load_json(object data, type error_type):
 
 
 cdef Task build_task(object raw, Py_ssize_t index, IssueList issues):
-    cdef str base = f"/tasks/{index}"
+    """One entry of "tasks" -> Task; None if it is not an object. Issues are recorded."""
     cdef Task task
+    cdef Py_ssize_t known = 0
     if not isinstance(raw, dict):
-        issues.add(base, f"a task is a JSON object, found {json_type(raw)} {shorten(raw)}", raw)
+        issues.add(task_path(index, ""), f"a task is a JSON object, found {json_type(raw)} {shorten(raw)}", raw)
         return None
     cdef dict doc = <dict>raw
     task = Task.__new__(Task)
     task.index = index
-    task.id = issues.identifier(doc, "id", base, "a task")
-    description = issues.optional(doc, "description", base, "string")
-    task.description = description if description is not None else ""
 
-    dependencies = doc.get("dependencies")
-    if dependencies is None:
+    value = field(doc, "id", &known)
+    if isinstance(value, str) and is_identifier(value):
+        task.id = value
+    else:
+        issues.bad_identifier(task_path(index, "id"), "id", "id" in doc, value, "a task")
+
+    value = field(doc, "description", &known)
+    if value is None:
+        task.description = ""
+    elif isinstance(value, str):
+        task.description = value
+    else:
+        task.description = ""
+        issues.wrong_type(task_path(index, "description"), "string", value)
+
+    value = field(doc, "dependencies", &known)
+    if value is None:
         task.dependencies = []
-    elif isinstance(dependencies, list):
-        task.dependencies = dependencies
-        for i, dep in enumerate(<list>dependencies):
+    elif isinstance(value, list):
+        task.dependencies = value
+        for dep in <list>value:
             if not isinstance(dep, str):
-                issues.add(f"{base}/dependencies/{i}",
-                           f"expected a task id (string), found {json_type(dep)} {shorten(dep)}", dep)
+                for i, dep in enumerate(<list>value):
+                    if not isinstance(dep, str):
+                        issues.wrong_type(f"{task_path(index, 'dependencies')}/{i}", "a task id (string)", dep)
+                break
     else:
-        issues.add(f"{base}/dependencies",
-                   f"expected an array of task ids or null, found {json_type(dependencies)} {shorten(dependencies)}",
-                   dependencies)
         task.dependencies = []
+        issues.wrong_type(task_path(index, "dependencies"), "an array of task ids or null", value)
 
-    parameters = issues.optional(doc, "parameters", base, "object")
-    task.parameters = parameters if parameters is not None else {}
-    if parameters is not None:
-        issues.choice(<dict>parameters, "task_type", f"{base}/parameters", TASK_TYPE_SET, TASK_TYPES)
-
-    timeout = issues.optional(doc, "timeout_seconds", base, "number")
-    if timeout is not None and not (0 < timeout <= MAX_TIMEOUT_SECONDS):
-        issues.add(f"{base}/timeout_seconds",
-                   f"expected a number of seconds in (0, {MAX_TIMEOUT_SECONDS:.0f}], found {shorten(timeout)}", timeout)
-        timeout = None
-    task.timeout_seconds = timeout
-    retries = issues.optional(doc, "retry_count", base, "integer")
-    if retries is not None and not (0 <= retries <= MAX_RETRY_COUNT):
-        issues.add(f"{base}/retry_count", f"expected an integer in [0, {MAX_RETRY_COUNT}], found {retries}", retries)
-        retries = None
-    task.retry_count = retries
-    task.priority = issues.choice(doc, "priority", base, PRIORITY_SET, PRIORITIES)
-    task.tags = issues.string_list(doc, "tags", base)
-    task.status = issues.choice(doc, "status", base, STATUS_SET, TASK_STATUSES)
-
-    if len(doc) > 3 or not TASK_FIELDS.issuperset(doc):
-        task.extra = {k: v for k, v in doc.items() if k not in TASK_FIELDS}
+    value = field(doc, "parameters", &known)
+    if value is None:
+        task.parameters = {}
+    elif isinstance(value, dict):
+        task.parameters = value
+        kind = (<dict>value).get("task_type")
+        if kind is not None and not (isinstance(kind, str) and kind in TASK_TYPE_SET):
+            issues.choice(<dict>value, "task_type", task_path(index, "parameters"), TASK_TYPE_SET, TASK_TYPES)
     else:
-        task.extra = {}
+        task.parameters = {}
+        issues.wrong_type(task_path(index, "parameters"), "object", value)
+
+    value = field(doc, "timeout_seconds", &known)
+    if value is not None:
+        if not is_number(value):
+            issues.wrong_type(task_path(index, "timeout_seconds"), "number", value)
+            value = None
+        elif not (0 < value <= MAX_TIMEOUT_SECONDS):
+            issues.add(task_path(index, "timeout_seconds"),
+                       f"expected a number of seconds in (0, {MAX_TIMEOUT_SECONDS:.0f}], found {shorten(value)}",
+                       value)
+            value = None
+    task.timeout_seconds = value
+
+    value = field(doc, "retry_count", &known)
+    if value is not None:
+        if not is_integer(value):
+            issues.wrong_type(task_path(index, "retry_count"), "integer", value)
+            value = None
+        elif not (0 <= value <= MAX_RETRY_COUNT):
+            issues.add(task_path(index, "retry_count"),
+                       f"expected an integer in [0, {MAX_RETRY_COUNT}], found {shorten(value)}", value)
+            value = None
+        elif not isinstance(value, int):
+            value = int(value)     # 2.0 is the integer 2 (as in JSON Schema)
+    task.retry_count = value
+
+    value = field(doc, "priority", &known)
+    if value is not None and not (isinstance(value, str) and value in PRIORITY_SET):
+        value = issues.choice(doc, "priority", task_path(index, ""), PRIORITY_SET, PRIORITIES)
+    task.priority = value
+
+    value = field(doc, "tags", &known)
+    if value is None:
+        task.tags = []
+    elif isinstance(value, list):
+        task.tags = value
+        for tag in <list>value:
+            if not isinstance(tag, str):
+                issues.string_list_items(<list>value, task_path(index, "tags"))
+                break
+    else:
+        task.tags = []
+        issues.wrong_type(task_path(index, "tags"), "array", value)
+
+    value = field(doc, "status", &known)
+    if value is not None and not (isinstance(value, str) and value in STATUS_SET):
+        value = issues.choice(doc, "status", task_path(index, ""), STATUS_SET, TASK_STATUSES)
+    task.status = value
+
+    # Every key found was a known field: nothing extra to keep (the common case).
+    task.extra = {} if known == len(doc) else {k: v for k, v in doc.items() if k not in TASK_FIELDS}
     return task
 
 
-cdef str suggest(str unknown, dict task_index):
-    """' (did you mean 'x'?)' for the nearest task id, or ''. Skipped for huge files."""
-    if len(task_index) > 20000:
+cdef str suggest(str unknown, dict task_index, IssueList issues):
+    """' (did you mean 'x'?)' for the nearest task id, or ''. Within the file's budget only."""
+    if len(task_index) > MAX_TASKS_FOR_SUGGESTIONS or issues.suggestions_left <= 0:
         return ""
+    issues.suggestions_left -= 1
     match = difflib.get_close_matches(unknown, list(task_index), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-cdef void check_dependencies(list tasks, dict task_index, IssueList issues):
-    """Unknown, self and repeated dependencies; each reported where it is written."""
+cdef DependencyGraph resolve_dependencies(list tasks, dict task_index, IssueList issues):
+    """The graph of the tasks' dependencies. Unknown, self and repeated dependencies are
+    reported where they are written; the graph is None if there was any."""
+    cdef Py_ssize_t n = len(tasks), i, j, k = 0
+    cdef DependencyGraph graph = DependencyGraph.allocate(n, sum_dependencies(tasks))
+    cdef Task task, target
+    cdef PyObject *found
+    cdef int d
+    cdef bint ok = True
+    # listed_by[d] == i + 1 once task i has listed task d: repeated dependencies in O(1).
+    cdef int *listed_by = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+    if listed_by == NULL:
+        raise MemoryError()
+    memset(listed_by, 0, (n + 1) * sizeof(int))
+    try:
+        for i in range(n):
+            task = <Task>tasks[i]
+            graph.dep_start[i] = <int>k
+            for j in range(len(task.dependencies)):
+                dep = task.dependencies[j]
+                found = PyDict_GetItem(task_index, dep) if isinstance(dep, str) else NULL
+                if found == NULL:
+                    if isinstance(dep, str):
+                        issues.add(f"{task_path(i, 'dependencies')}/{j}",
+                                   f"unknown task '{dep}'{suggest(dep, task_index, issues)}", dep)
+                    ok = False
+                    continue
+                target = <Task>found
+                d = <int>target.index
+                if d == i:
+                    issues.add(f"{task_path(i, 'dependencies')}/{j}", f"task '{task.id}' depends on itself", dep)
+                    ok = False
+                elif listed_by[d] == i + 1:
+                    issues.add(f"{task_path(i, 'dependencies')}/{j}", f"dependency '{dep}' is listed twice", dep)
+                    ok = False
+                else:
+                    listed_by[d] = <int>(i + 1)
+                    graph.dep_list[k] = d
+                    k += 1
+        graph.dep_start[n] = <int>k
+    finally:
+        PyMem_Free(listed_by)
+    if not ok:
+        return None
+    graph.ids = [(<Task>task).id for task in tasks]
+    graph.index_dependents()
+    return graph
+
+
+cdef Py_ssize_t sum_dependencies(list tasks):
+    cdef Py_ssize_t total = 0
     cdef Task task
-    cdef Py_ssize_t i
-    cdef set seen
     for task in tasks:
-        if len(task.dependencies) == 0:
-            continue
-        seen = set()
-        for i, dep in enumerate(task.dependencies):
-            if not isinstance(dep, str):
-                continue
-            path = f"/tasks/{task.index}/dependencies/{i}"
-            if dep == task.id:
-                issues.add(path, f"task '{task.id}' depends on itself", dep)
-            elif dep not in task_index:
-                issues.add(path, f"unknown task '{dep}'{suggest(dep, task_index)}", dep)
-            elif dep in seen:
-                issues.add(path, f"dependency '{dep}' is listed twice", dep)
-            seen.add(dep)
+        total += len(task.dependencies)
+    return total
 
 
-cpdef list validate_alt_document(object doc, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES):
-    """Every issue of a parsed JSON document as an ALT file (empty when it is valid)."""
+cpdef list validate_alt_document(object doc, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES, limits=None):
+    """Every issue of a parsed JSON document as an ALT file (empty when it is valid).
+
+    The text-level limits (bytes, depth, string length, duplicate keys) apply to JSON text
+    and are checked by parse_alt_file; the task count limit applies here too.
+    """
     cdef IssueList issues = IssueList(max_issues)
-    build_alt_file(doc, issues)
+    build_alt_file(doc, issues, limits if limits is not None else AltLimits())
     return issues.issues
 
 
-cdef AltFile build_alt_file(object raw, IssueList issues):
+cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits):
     """The AltFile a document describes; None (with issues recorded) when it is not valid."""
     cdef AltFile alt
     cdef Task task
     cdef dict task_index = {}
     cdef list tasks = []
+    cdef Py_ssize_t index, count
+    cdef PyObject *first
     if not isinstance(raw, dict):
         issues.add("", f"an ALT file is a JSON object, found {json_type(raw)} {shorten(raw)}", raw)
         return None
@@ -241,8 +378,10 @@ cdef AltFile build_alt_file(object raw, IssueList issues):
     alt.id = issues.identifier(doc, "id", "", "an ALT file")
     title = doc.get("title")
     if not isinstance(title, str):
-        issues.add("/title", "an ALT file needs a 'title'" if "title" not in doc
-                   else f"expected string, found {json_type(title)} {shorten(title)}", title)
+        if "title" not in doc:
+            issues.add("/title", "an ALT file needs a 'title'")
+        else:
+            issues.wrong_type("/title", "string", title)
     alt.title = title if isinstance(title, str) else ""
     alt.version = issues.optional(doc, "version", "", "string")
     alt.created_at = issues.optional(doc, "created_at", "", "string")
@@ -265,47 +404,106 @@ cdef AltFile build_alt_file(object raw, IssueList issues):
 
     raw_tasks = doc.get("tasks")
     if not isinstance(raw_tasks, list):
-        issues.add("/tasks", "an ALT file needs 'tasks', an array of tasks" if raw_tasks is None
-                   else f"expected an array of tasks, found {json_type(raw_tasks)} {shorten(raw_tasks)}", raw_tasks)
+        if raw_tasks is None and "tasks" not in doc:
+            issues.add("/tasks", "an ALT file needs 'tasks', an array of tasks")
+        else:
+            issues.wrong_type("/tasks", "an array of tasks", raw_tasks)
     elif len(<list>raw_tasks) == 0:
         issues.add("/tasks", "an ALT file needs at least one task", raw_tasks)
+    elif len(<list>raw_tasks) > limits.max_tasks:
+        issues.add("/tasks", f"{len(<list>raw_tasks)} tasks, more than the limit of {limits.max_tasks} "
+                   "(RUNNER_MAX_TASKS)")
     else:
-        for index, raw_task in enumerate(<list>raw_tasks):
-            task = build_task(raw_task, index, issues)
+        count = len(<list>raw_tasks)
+        for index in range(count):
+            task = build_task((<list>raw_tasks)[index], index, issues)
             if task is None:
                 continue
             tasks.append(task)
             if task.id is None:
                 continue
-            first = task_index.get(task.id)
-            if first is not None:
-                issues.add(f"/tasks/{index}/id",
+            first = PyDict_GetItem(task_index, task.id)
+            if first != NULL:
+                issues.add(task_path(index, "id"),
                            f"duplicate task id '{task.id}' (first used by /tasks/{(<Task>first).index})", task.id)
             else:
                 task_index[task.id] = task
-        check_dependencies(tasks, task_index, issues)
+        if len(tasks) == count and len(task_index) == count:
+            alt.graph = resolve_dependencies(tasks, task_index, issues)
+        else:
+            # Some tasks are missing from the index: report dependencies only, no graph.
+            report_dependencies(tasks, task_index, issues)
     alt.tasks = tasks
     alt.task_index = task_index
     if issues.total:
         return None
-    cycle = DependencyGraph.of(alt).find_cycle()
+    cycle = (<DependencyGraph>alt.graph).find_cycle()
     if cycle is not None:
-        first_task = <Task>task_index[cycle[0]]
-        issues.add(f"/tasks/{first_task.index}/dependencies",
+        task = <Task>task_index[cycle[0]]
+        issues.add(task_path(task.index, "dependencies"),
                    "dependency cycle: " + " -> ".join(cycle) + " (each task waits for the next)", cycle)
         return None
     return alt
 
 
-cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES):
-    """JSON (bytes or str) -> a validated AltFile; AltValidationError lists what is wrong."""
+cdef void report_dependencies(list tasks, dict task_index, IssueList issues):
+    """Unknown, self and repeated dependencies of a file that already has other issues."""
+    cdef Task task
+    cdef set seen
+    for task in tasks:
+        seen = set()
+        for i, dep in enumerate(task.dependencies):
+            if not isinstance(dep, str):
+                continue
+            if dep == task.id:
+                issues.add(f"{task_path(task.index, 'dependencies')}/{i}", f"task '{task.id}' depends on itself", dep)
+            elif dep not in task_index:
+                issues.add(f"{task_path(task.index, 'dependencies')}/{i}",
+                           f"unknown task '{dep}'{suggest(dep, task_index, issues)}", dep)
+            elif dep in seen:
+                issues.add(f"{task_path(task.index, 'dependencies')}/{i}", f"dependency '{dep}' is listed twice", dep)
+            seen.add(dep)
+
+
+cdef bytes document_bytes(object data):
+    """The JSON text as UTF-8 bytes, whatever buffer or str it came in."""
+    if isinstance(data, bytes):
+        return <bytes>data
+    if isinstance(data, str):
+        try:
+            return (<str>data).encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise AltValidationError([ValidationIssue(
+                "", f"invalid JSON: text is not valid Unicode (character {error.start} is a lone surrogate)")])
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise AltValidationError([ValidationIssue(
+        "", f"an ALT file is JSON text (bytes or str), found {type(data).__name__}")])
+
+
+cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES, limits=None):
+    """JSON (bytes or str) -> a validated AltFile; AltValidationError lists what is wrong.
+
+    `limits` (an AltLimits) bounds the document; by default the RUNNER_MAX_* environment
+    variables or the built-in defaults. Duplicate keys in any object are an error.
+    """
+    cdef AltLimits bounds = limits if limits is not None else AltLimits()
     cdef IssueList issues = IssueList(max_issues)
-    # The model holds hundreds of thousands of small containers and no reference cycles:
-    # the cyclic GC would only rescan them over and over while they are built.
+    cdef bytes text = document_bytes(data)
+    cdef Py_ssize_t members = scan_json_text(text, bounds)
+    # The model holds hundreds of thousands of small containers and no reference cycles.
+    # With the cyclic GC on, each burst of allocations triggers a collection that rescans
+    # every young container, and the growing survivors trigger full collections: loading
+    # 100k tasks measured 2-3x slower. It is paused for the load only (not frozen:
+    # gc.freeze() would also pin whatever garbage the host had pending, forever). The
+    # pause is process-wide but short, and re-enabled only if it was on before.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        alt = build_alt_file(load_json(data, AltValidationError), issues)
+        doc = load_json(text, AltValidationError)
+        if count_members(doc, 0) != members:
+            raise duplicate_key_error(text)
+        alt = build_alt_file(doc, issues, bounds)
     finally:
         if was_enabled:
             gc.enable()

@@ -1,5 +1,7 @@
 # Errors: one type per failure family, each carrying where (a JSON pointer) and what.
 
+import reprlib
+
 import orjson
 
 
@@ -89,7 +91,9 @@ cpdef str shorten(object value, Py_ssize_t limit=60):
     try:
         text = orjson.dumps(value, default=repr).decode()
     except (TypeError, orjson.JSONEncodeError):
-        text = repr(value)
+        # Too deep for orjson or not JSON at all: reprlib bounds depth and size, where a
+        # plain repr() of a hostile value could recurse or grow without limit.
+        text = reprlib.repr(value)
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
