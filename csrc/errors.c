@@ -22,20 +22,39 @@ typedef struct {
 
 static pthread_key_t error_key;
 static pthread_once_t error_key_once = PTHREAD_ONCE_INIT;
+/* The same pointer, for reading without a call: the key is what frees it at thread exit.
+ * initial-exec keeps the access a single load (the library is dlopen'ed, and a pointer
+ * fits the static TLS that glibc reserves for that). */
+static __thread error_buffer *current __attribute__((tls_model("initial-exec")));
 static PyObject *runner_error_family; /* borrowed for the process lifetime: the core is never unloaded */
 
-static void create_error_key(void) { pthread_key_create(&error_key, free); }
+static void free_error_buffer(void *buffer) {
+    /* At thread exit. The thread's TLS outlives its key destructors, so forget the pointer
+     * too: an error set by a later destructor starts a new buffer, freed in glibc's next round. */
+    if (current == buffer) current = NULL;
+    free(buffer);
+}
+
+static void create_error_key(void) { pthread_key_create(&error_key, free_error_buffer); }
+
+#define SMALL_BUFFER 256
+#define LARGE_BUFFER 65536
 
 static error_buffer *thread_buffer(size_t needed) {
     pthread_once(&error_key_once, create_error_key);
-    error_buffer *buffer = pthread_getspecific(error_key);
-    if (buffer != NULL && buffer->capacity >= needed + 1) return buffer;
-    size_t capacity = needed + 1 < 256 ? 256 : needed + 1;
+    error_buffer *buffer = current;
+    /* Reuse the buffer unless it is too small, or is large (an error quoting a huge input)
+     * and the new message is small: a thread should not keep megabytes for its life. */
+    if (buffer != NULL && buffer->capacity >= needed + 1 &&
+        (buffer->capacity <= LARGE_BUFFER || needed + 1 > buffer->capacity / 4))
+        return buffer;
+    size_t capacity = needed + 1 < SMALL_BUFFER ? SMALL_BUFFER : needed + 1;
     error_buffer *grown = realloc(buffer, sizeof(error_buffer) + capacity);
     if (grown == NULL) return buffer; /* keep the old message rather than lose it */
     grown->capacity = capacity;
     if (buffer == NULL) { grown->length = 0; grown->text[0] = '\0'; }
     pthread_setspecific(error_key, grown);
+    current = grown;
     return grown;
 }
 
@@ -103,8 +122,7 @@ void runner_error_from_python(const char *fn) {
 }
 
 const char *runner_error_text(size_t *length) {
-    pthread_once(&error_key_once, create_error_key);
-    error_buffer *buffer = pthread_getspecific(error_key);
+    error_buffer *buffer = current;
     if (buffer == NULL) { *length = 0; return ""; }
     *length = buffer->length;
     return buffer->text;

@@ -26,6 +26,15 @@
  * it is right here (PyModule_FromDefAndSpec works in both hosts, AppendInittab does not). */
 #undef PyInit_librunner
 
+/* Renamed without the underscore in 3.13. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define runner_py_is_finalizing Py_IsFinalizing
+#define runner_current_thread_state PyThreadState_GetUnchecked
+#else
+#define runner_py_is_finalizing _Py_IsFinalizing
+#define runner_current_thread_state _PyThreadState_UncheckedGet
+#endif
+
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static int ready;             /* read without the lock: __atomic */
 static int python_started;    /* the interpreter is up and the core module loaded */
@@ -38,14 +47,16 @@ void runner_interpreter_mark_stopped(void) { __atomic_store_n(&ready, 0, __ATOMI
 
 /* ---- threads --------------------------------------------------------------------------- */
 
-static void release_adopted_thread(void *marker) {
-    (void)marker;
-    /* Runs when an adopted thread exits: drop the extra count taken in adopt_thread so the
-     * thread state is deleted, unless the interpreter is already going away. */
-    if (!Py_IsInitialized() || _Py_IsFinalizing()) return;
-    PyGILState_Ensure();                     /* takes the GIL: count 1 -> 2 */
-    PyGILState_Release(PyGILState_LOCKED);   /* 2 -> 1, the GIL stays held */
-    PyGILState_Release(PyGILState_UNLOCKED); /* 1 -> 0: clears, deletes, releases the GIL */
+static void release_adopted_thread(void *thread_state) {
+    /* Runs when an adopted thread exits. glibc clears EVERY key of the exiting thread before
+     * calling destructors in key order, so CPython's own gilstate key may already read NULL
+     * here: PyGILState_Ensure would then make a second thread state and the Release pair
+     * aborts ("auto-releasing thread-state, but no thread-state"). Use the thread state we
+     * kept instead, with the calls that do not consult the gilstate key. */
+    if (!Py_IsInitialized() || runner_py_is_finalizing()) return; /* the interpreter is going away */
+    PyEval_RestoreThread((PyThreadState *)thread_state);   /* takes the GIL */
+    PyThreadState_Clear((PyThreadState *)thread_state);
+    PyThreadState_DeleteCurrent();                         /* deletes it, releases the GIL */
 }
 
 static void create_adopted_key(void) { pthread_key_create(&adopted_key, release_adopted_thread); }
@@ -53,11 +64,11 @@ static void create_adopted_key(void) { pthread_key_create(&adopted_key, release_
 static void adopt_thread(void) {
     /* PyGILState_Ensure on a thread without a thread state creates one and Release deletes
      * it again: ~295 ns per call. Taking one extra count keeps it for the thread's life
-     * (~43 ns per call); the pthread key's destructor gives it back at thread exit. */
+     * (~43 ns per call); the pthread key's destructor deletes it at thread exit. */
     pthread_once(&adopted_key_once, create_adopted_key);
     PyGILState_STATE state = PyGILState_Ensure();
     PyGILState_Ensure();
-    pthread_setspecific(adopted_key, (void *)1);
+    pthread_setspecific(adopted_key, PyGILState_GetThisThreadState());
     PyGILState_Release(state);
 }
 
@@ -191,9 +202,26 @@ fail:
     return 0;
 }
 
+static int this_thread_holds_the_gil(void) {
+    PyThreadState *mine = PyGILState_GetThisThreadState();
+    return mine != NULL && mine == runner_current_thread_state();
+}
+
+static void lock_start(void) {
+    /* A caller may hold the GIL (ctypes.PyDLL, cffi API mode) while the thread that holds
+     * start_lock waits for the GIL inside runner_init: release it while we wait. */
+    if (Py_IsInitialized() && this_thread_holds_the_gil()) {
+        PyThreadState *saved = PyEval_SaveThread();
+        pthread_mutex_lock(&start_lock);
+        PyEval_RestoreThread(saved);
+    } else {
+        pthread_mutex_lock(&start_lock);
+    }
+}
+
 int runner_interpreter_start(const char *fn) {
     if (runner_interpreter_ready()) return 1;
-    pthread_mutex_lock(&start_lock);
+    lock_start();
     int ok = 1;
     if (!runner_interpreter_ready()) {
         PyGILState_STATE gil = PyGILState_UNLOCKED;

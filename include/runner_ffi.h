@@ -35,9 +35,12 @@
  *   not free() it. It stays valid until then, or until runner_cleanup() (which releases
  *   every string still outstanding).
  *
- *   Threads. Every function may be called from any thread at any time, concurrently.
- *   Each call takes the Python GIL itself, so calls into the core run one at a time;
- *   runner_get_last_error, runner_free_string and runner_get_version take no GIL.
+ *   Threads. Every function may be called from any thread at any time, concurrently,
+ *   with or without the Python GIL held (ctypes.PyDLL keeps it). Each call takes the GIL
+ *   itself, so calls into the core run one at a time; runner_get_last_error,
+ *   runner_free_string and runner_get_version take no GIL. A thread may exit at any time
+ *   after its calls return: the thread state and error buffer the library made for it are
+ *   released when it exits.
  *
  *   Hosts. From a C program, runner_init starts an embedded CPython that finds the Python
  *   environment librunner was installed into (RUNNER_PYTHON overrides it with the path of
@@ -95,10 +98,17 @@ void runner_free_string(char *s);
  * under its id; parsing a file with an id already stored replaces it and discards the
  * task results stored for the old version.
  *
+ * Untrusted input is bounded by limits read from the environment at each call:
+ * RUNNER_MAX_ALT_BYTES (default 128 MiB, checked before the text is copied),
+ * RUNNER_MAX_TASKS (1000000), RUNNER_MAX_ALT_DEPTH (64), RUNNER_MAX_STRING_BYTES (1 MiB)
+ * and RUNNER_MAX_JSON_VALUES (8000000). Duplicate object keys, "\u0000", NUL bytes,
+ * NaN/Infinity and integers beyond +-(2^53-1) are refused. `python -m runner schema alt`
+ * prints the JSON Schema of the format.
+ *
  * Returns 1 on success. Returns 0 if json is NULL, not UTF-8, not JSON or not a valid
  * ALT file; the error names the first problem with its JSON-pointer path and the total
  * count, e.g. "runner_parse_alt_file: /tasks/1/dependencies/0: unknown task 'fetch_dta'
- * (did you mean 'fetch_data'?) (1 error)".
+ * (did you mean 'fetch_data'?) (1 error in ALT file)".
  */
 int runner_parse_alt_file(const char *json);
 
@@ -174,6 +184,39 @@ int runner_cleanup(void);
  * (caller frees with runner_free_string). Needs no runner_init and no GIL.
  */
 char *runner_get_version(void);
+
+/*
+ * runner_execute_alt_file -- run every task of a stored ALT file and write its LAST file.
+ *
+ * Executes the tasks of alt_id (stored by runner_parse_alt_file) in dependency order,
+ * by priority among ready tasks, at most $RUNNER_MAX_CONCURRENT_TASKS at once (default
+ * 8), in the file's mode (normal, dream, explore or chaos), with each task's
+ * timeout_seconds ($RUNNER_DEFAULT_TIMEOUT_SECONDS, default 300) and retry_count. The
+ * dependents of a task that failed, timed out or was cancelled are recorded as skipped.
+ * Task types and their configuration (RUNNER_ENABLE_SYSTEM_COMMANDS, the AI service
+ * variables, ...) are described in the README. Tasks work in a new temporary
+ * workspace directory, removed after the run; the files they wrote are copied into the
+ * LAST directory as artifacts.
+ *
+ * Then writes <output_dir>/<last_id>/ as runner_generate_last_file does (output_dir
+ * NULL means $RUNNER_OUTPUT_DIR, else "./output"), records the results as the ALT
+ * file's task results (replacing earlier ones), and keeps the LAST JSON for
+ * runner_get_last_file_json.
+ *
+ * Blocks until the run ends. It may be called from any thread; while it waits for
+ * tasks the GIL is released, so other threads' calls proceed. runner_cleanup from
+ * another thread interrupts the run: pending tasks are cancelled, running ones get a
+ * grace period ($RUNNER_GRACE_SECONDS, default 2), the LAST file of what finished is
+ * still written, and runner_cleanup waits (up to 30 s) until this call has returned.
+ *
+ * Returns the new LAST id (caller frees with runner_free_string) whether or not every
+ * task completed: the LAST file says which did. Returns NULL if alt_id is NULL, not
+ * valid UTF-8 or not a stored ALT file, if a RUNNER_* variable has an unusable value,
+ * if the LAST file cannot be written, or if runner_cleanup interrupted the run (the
+ * error then names the LAST file that was written: cleanup releases every outstanding
+ * string, so no id is handed out).
+ */
+char *runner_execute_alt_file(const char *alt_id, const char *output_dir);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 # The doors the C shim (csrc/runner_ffi.c) calls, one per ABI function, with the GIL held.
 # They turn C strings into Python values and hand back bytes; the shim owns C memory.
 
-from libc.string cimport strlen
+from cpython.unicode cimport PyUnicode_AsUTF8AndSize
+from libc.string cimport memcmp, strlen
 from runner import logs
 
 
@@ -10,11 +11,37 @@ cdef inline bytes c_bytes(const char *text):
 
 
 cdef str c_text(const char *text, str argument):
-    cdef bytes raw = text[:strlen(text)]
     try:
-        return raw.decode("utf-8")
+        return text[:strlen(text)].decode("utf-8")
     except UnicodeDecodeError as error:
         raise RunnerError(f"argument '{argument}' is not valid UTF-8 (byte {error.start})") from None
+
+
+# Callers send many results to a few ALT files. Keeping the last ids decoded saves decoding
+# and hashing the same id on every call (a str caches its hash); a hit is a length check
+# and a memcmp against the str's own UTF-8. Only touched with the GIL held.
+cdef enum:
+    RECENT_IDS = 8
+cdef list recent_alt_ids = [""] * RECENT_IDS
+cdef Py_ssize_t next_recent_slot = 0
+
+
+cdef str alt_id_text(const char *alt_id):
+    global next_recent_slot
+    cdef Py_ssize_t length = <Py_ssize_t>strlen(alt_id), known_length
+    cdef const char *known_utf8
+    cdef str known
+    for known in recent_alt_ids:
+        known_utf8 = PyUnicode_AsUTF8AndSize(known, &known_length)
+        if known_length == length and memcmp(known_utf8, alt_id, <size_t>length) == 0:
+            return known
+    try:
+        known = alt_id[:length].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RunnerError(f"argument 'alt_id' is not valid UTF-8 (byte {error.start})") from None
+    recent_alt_ids[next_recent_slot] = known
+    next_recent_slot = (next_recent_slot + 1) % RECENT_IDS
+    return known
 
 
 cdef public object core_init():
@@ -27,12 +54,21 @@ cdef public object core_init():
 
 
 cdef public object core_parse_alt_file(const char *json):
-    STORE.store_alt(parse_alt_file(c_bytes(json)))
+    # The size limit is checked before the C string is copied into Python, so an oversized
+    # document from a C host is refused without doubling its memory.
+    cdef AltLimits limits = AltLimits()
+    cdef Py_ssize_t length = <Py_ssize_t>strlen(json)
+    if length > limits.max_bytes:
+        raise AltValidationError([ValidationIssue(
+            "", f"document is {length} bytes, more than the limit of {limits.max_bytes} (RUNNER_MAX_ALT_BYTES)")])
+    STORE.store_alt(parse_alt_file(json[:length], limits=limits))
     return None
 
 
 cdef public object core_add_task_result(const char *alt_id, const char *result_json):
-    STORE.add_result(c_text(alt_id, "alt_id"), c_bytes(result_json))
+    # The hot door (one call per task): a typed store makes add_result a C call, not a
+    # method lookup and a Python-level call.
+    (<RunStore>STORE).add_result(alt_id_text(alt_id), c_bytes(result_json))
     return None
 
 
@@ -57,5 +93,8 @@ cdef public object core_batch_process(const char *alt_ids_json, const char *outp
 
 
 cdef public object core_cleanup():
+    # Runs in progress (runner_execute_alt_file) are interrupted and waited for first, so
+    # none hands out a string after the shim has released them all.
+    cancel_runs_for_cleanup()
     STORE.clear()
     return None

@@ -1,5 +1,7 @@
 # Task results: what one task produced, checked against the ALT file it belongs to.
 
+from libc.string cimport memcmp
+
 RESULT_FIELDS = frozenset((
     "task_id", "status", "output", "error", "started_at", "completed_at", "duration_ms", "metadata",
 ))
@@ -41,6 +43,33 @@ cdef TaskResult pending_result(str task_id):
     return result
 
 
+cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    int PyUnicode_KIND(object text)
+    void *PyUnicode_DATA(object text)
+    int PyUnicode_1BYTE_KIND
+
+cdef tuple RESULT_STATUSES = TASK_STATUSES
+
+
+cdef inline object known_status(object value):
+    """The status constant equal to `value`, or None. Comparing bytes with seven short
+    constants is cheaper than hashing a fresh string for a set lookup, and results then
+    share one string per status."""
+    cdef str known
+    cdef Py_ssize_t length
+    if type(value) is not str:
+        return None
+    if PyUnicode_KIND(value) != PyUnicode_1BYTE_KIND:  # not a status, unless a legacy string
+        return value if value in STATUS_SET else None
+    length = PyUnicode_GET_LENGTH(value)
+    for known in RESULT_STATUSES:
+        if PyUnicode_GET_LENGTH(known) == length and \
+                memcmp(PyUnicode_DATA(known), PyUnicode_DATA(value), <size_t>length) == 0:
+            return known
+    return None
+
+
 cdef TaskResult build_task_result(object raw, AltFile alt):
     """A parsed JSON document -> TaskResult of a task of `alt`.
 
@@ -53,9 +82,9 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
             "", f"a task result is a JSON object, found {json_type(raw)} {shorten(raw)}", raw)])
     cdef dict doc = <dict>raw
     task_id = doc.get("task_id")
-    status = doc.get("status")
+    status = known_status(doc.get("status"))
     # Fast path: the common, well-formed result needs only these checks.
-    if type(task_id) is str and type(status) is str and status in STATUS_SET:
+    if type(task_id) is str and status is not None:
         issues = None
     else:
         issues = IssueList()
@@ -63,7 +92,7 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
             issues.add("/task_id", "a task result needs a 'task_id'")
         elif type(task_id) is not str:
             issues.add("/task_id", f"expected string, found {json_type(task_id)} {shorten(task_id)}", task_id)
-        if status is None:
+        if doc.get("status") is None:
             issues.add("/status", "a task result needs a 'status'")
         else:
             issues.choice(doc, "status", "", STATUS_SET, TASK_STATUSES)
@@ -74,11 +103,11 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
     result = TaskResult.__new__(TaskResult)
     result.task_id = task_id
     result.status = status
-    result.output = doc.get("output")
-    if len(doc) == 2:
+    if len(doc) == 2:  # task_id and status only: nothing else to look up
         result.metadata = {}
         result.extra = {}
         return result
+    result.output = doc.get("output")
     issues = IssueList()
     result.error = issues.optional(doc, "error", "", "string")
     result.started_at = issues.optional(doc, "started_at", "", "string")
@@ -99,9 +128,17 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
     return result
 
 
+# Bound once: looking up orjson.loads on every result cost as much as building it.
+cdef object loads_json = orjson.loads
+
+
 cpdef TaskResult parse_task_result(object data, AltFile alt):
     """JSON (bytes or str) of one task result -> TaskResult of a task of `alt`."""
-    return build_task_result(load_json(data, TaskResultError), alt)
+    try:
+        doc = loads_json(data)
+    except orjson.JSONDecodeError:
+        doc = load_json(data, TaskResultError)  # raises the document error, worded as everywhere
+    return build_task_result(doc, alt)
 
 
 cpdef TaskResult task_result_from_dict(dict doc, AltFile alt):
