@@ -145,3 +145,13 @@ RUNNER_API char *runner_get_version(void) {
     if (copy == NULL) runner_error_set("runner_get_version", "out of memory");
     return copy;
 }
+
+RUNNER_API char *runner_execute_alt_file(const char *alt_id, const char *output_dir) {
+    static const char fn[] = "runner_execute_alt_file";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, alt_id, NULL);
+    PyGILState_STATE gil = runner_gil_enter();
+    char *last_id = hand_out(fn, core_execute_alt_file(alt_id, output_dir));
+    runner_gil_leave(gil);
+    return last_id;
+}

@@ -26,4 +26,8 @@ def __getattr__(name: str):
         from runner import librunner
 
         return getattr(librunner, name)
+    if name == "run":   # the executor is Python, not core: runner.execution.run
+        from runner.execution import run
+
+        return run
     raise AttributeError(f"module 'runner' has no attribute {name!r}")

@@ -55,6 +55,7 @@ def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
         ("runner_batch_process", [text, text], void_p),
         ("runner_cleanup", [], ctypes.c_int),
         ("runner_get_version", [], void_p),
+        ("runner_execute_alt_file", [text, text], void_p),
     ):
         function = getattr(lib, name)
         function.argtypes, function.restype = argtypes, restype

@@ -1,0 +1,90 @@
+"""`run FILE`: execute an ALT file and write its LAST directory, printed as the last line.
+
+Exit 0 when every task completed, 1 when any did not (or the LAST file could not be
+written), 2 when the file or an option is unusable, 130 after Ctrl-C (the LAST file of
+what finished is still written). Progress goes to stderr: a bar on a terminal, plain
+lines otherwise.
+"""
+import sys
+from pathlib import Path
+
+INTERRUPTED = 130
+
+
+def main(args) -> int:
+    from runner import AltValidationError, ConfigurationError, RunnerError, parse_alt_file
+    from runner.execution import execute
+    from runner.execution.progress import ProgressDisplay
+
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as error:
+        print(f"{args.file}: cannot read: {error.strerror or error}", file=sys.stderr)
+        return 2
+    try:
+        alt = parse_alt_file(data)
+    except AltValidationError as error:
+        print(f"{args.file}: invalid ({error.total} error{'s' if error.total != 1 else ''})", file=sys.stderr)
+        for issue in error.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 2
+    display = None if args.quiet else ProgressDisplay(sys.stderr)
+    try:
+        outcome = execute(alt, args.out, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
+                          workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True)
+    except ConfigurationError as error:
+        print(f"configuration: {error}", file=sys.stderr)
+        return 2
+    except RunnerError as error:
+        print(f"run failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if display is not None:
+            display.close()
+    print(outcome.record.get("summary", ""), file=sys.stderr)
+    if outcome.interrupted:
+        print("interrupted: pending tasks were cancelled", file=sys.stderr)
+    print(outcome.directory)
+    if outcome.interrupted:
+        return INTERRUPTED
+    return 0 if outcome.all_completed else 1
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, found {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, found {text!r}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="execute an ALT file; print the LAST directory last; "
+                                              "exit 0 all completed, 1 not, 2 invalid input")
+    parser.add_argument("file", metavar="FILE")
+    parser.add_argument("--out", metavar="DIR", help="where the LAST directory goes (default $RUNNER_OUTPUT_DIR or ./output)")
+    parser.add_argument("--mode", choices=("normal", "dream", "explore", "chaos"), help="override the file's mode")
+    parser.add_argument("--max-concurrency", type=_positive, metavar="N",
+                        help="tasks running at once (default $RUNNER_MAX_CONCURRENT_TASKS or 8)")
+    parser.add_argument("--seed", type=_seed, metavar="S", help="chaos mode's seed (default: random, recorded)")
+    parser.add_argument("--workspace", metavar="DIR", help="the directory file and command tasks work in "
+                                                           "(default: a new temporary directory)")
+    parser.add_argument("--stream", action="store_true", help="stream AI answers to stderr as they arrive")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=main)

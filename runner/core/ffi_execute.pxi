@@ -1,0 +1,56 @@
+# The door of runner_execute_alt_file: runs a stored ALT file and keeps its LAST JSON, so
+# runner_get_last_file_json works on it like on a generated one.
+
+import sys
+import time
+
+cdef int abi_runs = 0                   # calls inside core_execute_alt_file; the GIL guards it
+cdef long cleanup_generation = 0        # bumped by each runner_cleanup
+CLEANUP_WAIT_SECONDS = 30.0
+
+
+cdef public object core_execute_alt_file(const char *alt_id, const char *output_dir):
+    # The executor waits for its tasks in Python (queue and event waits), which releases
+    # the GIL: other threads' calls into the library proceed during a long run.
+    global abi_runs
+    from runner import execution
+
+    cdef str key = c_text(alt_id, "alt_id")
+    cdef AltFile alt = STORE.alt_file(key)
+    cdef RunStore store = <RunStore>STORE
+    cdef long generation = cleanup_generation
+    directory = None if output_dir == NULL else c_text(output_dir, "output_dir")
+    abi_runs += 1
+    try:
+        outcome = execution.execute(alt, output_dir=directory)
+        if generation != cleanup_generation:
+            # runner_cleanup releases every string it finds outstanding: a LAST id handed
+            # out now would dangle, so the caller gets an error that names the file instead.
+            raise RunnerError(f"interrupted by runner_cleanup: pending tasks were cancelled and the LAST "
+                              f"file {outcome.last_id} was written to {outcome.directory}")
+        store.results[key] = dict(outcome.results)
+        store.last_files[outcome.last_id] = outcome.json
+        answer = outcome.last_id.encode()
+        outcome = None
+    finally:
+        # Last step before the shim copies the answer with the GIL still held: once
+        # cancel_runs_for_cleanup sees zero, no run can hand out a string any more.
+        abi_runs -= 1
+    return answer
+
+
+cdef object cancel_runs_for_cleanup():
+    """runner_cleanup during runs: interrupt them (pending tasks cancelled, running ones
+    given the grace period), let them write their LAST files, wait until they returned."""
+    global cleanup_generation
+    cleanup_generation += 1
+    module = sys.modules.get("runner.execution")
+    if module is None:
+        return None
+    module.cancel_active_runs()
+    deadline = time.monotonic() + CLEANUP_WAIT_SECONDS
+    while abi_runs > 0 and time.monotonic() < deadline:
+        # Again each time: a run that was still starting up registers itself later.
+        module.cancel_active_runs(0)
+        time.sleep(0.005)       # releases the GIL so the runs can finish
+    return None

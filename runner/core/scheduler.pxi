@@ -1,0 +1,333 @@
+# The scheduler: which tasks may start now, in what order, and which can never run.
+#
+# Ready tasks wait in binary heaps in C arrays keyed by (priority rank, tie-break), where
+# the tie-break is the file order (or, in chaos mode, a seeded shuffle of it). Tasks of a
+# cheap synchronous type ("inline", e.g. generic) have their own heap and are run by the
+# scheduler loop itself (run_inline): they take no time, so they take no concurrency slot,
+# and a thread-pool round trip would cost more than the task.
+
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdio cimport snprintf
+from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME, CLOCK_MONOTONIC
+
+cdef extern from "<time.h>" nogil:
+    struct tm:
+        int tm_sec
+        int tm_min
+        int tm_hour
+        int tm_mday
+        int tm_mon
+        int tm_year
+    tm *gmtime_r(const long *timep, tm *result)
+
+import gc
+
+# critical runs first: rank 0.
+PRIORITY_RANKS = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+DEFAULT_PRIORITY = "medium"
+
+cdef enum NodeState:
+    NODE_WAITING = 0     # some dependency has not ended
+    NODE_READY = 1       # in a heap
+    NODE_RUNNING = 2     # handed out, not yet completed
+    NODE_COMPLETED = 3
+    NODE_UNSUCCESSFUL = 4   # failed, timeout or cancelled
+    NODE_SKIPPED = 5        # a dependency ended unsuccessfully
+
+
+# ---- time: RFC 3339 UTC stamps, cached per millisecond (thousands of inline tasks share one)
+
+cdef long long stamp_cache_ms = -1
+cdef str stamp_cache_text = ""
+
+
+cdef double monotonic_seconds():
+    cdef timespec now
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return now.tv_sec + now.tv_nsec * 1e-9
+
+
+cpdef str utc_stamp():
+    """Now as UTC RFC 3339 with milliseconds and a Z, e.g. 2026-11-24T05:06:32.123Z."""
+    global stamp_cache_ms, stamp_cache_text
+    cdef timespec now
+    cdef tm parts
+    cdef char text[40]
+    cdef long seconds
+    clock_gettime(CLOCK_REALTIME, &now)
+    cdef long long ms = <long long>now.tv_sec * 1000 + now.tv_nsec // 1000000
+    if ms == stamp_cache_ms:
+        return stamp_cache_text
+    seconds = <long>(ms // 1000)
+    gmtime_r(&seconds, &parts)
+    snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+             parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+             parts.tm_hour, parts.tm_min, parts.tm_sec, <int>(ms % 1000))
+    stamp_cache_ms = ms
+    stamp_cache_text = text.decode("ascii")
+    return stamp_cache_text
+
+
+# ---- the heaps
+
+cdef inline bint heap_less(long long *key, int a, int b):
+    return key[a] < key[b]
+
+
+cdef void heap_push(int *heap, Py_ssize_t *length, long long *key, int node):
+    cdef Py_ssize_t i = length[0], parent
+    length[0] += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not heap_less(key, node, heap[parent]):
+            break
+        heap[i] = heap[parent]
+        i = parent
+    heap[i] = node
+
+
+cdef int heap_pop(int *heap, Py_ssize_t *length, long long *key):
+    cdef int top = heap[0], last
+    cdef Py_ssize_t n, i = 0, child
+    length[0] -= 1
+    n = length[0]
+    if n == 0:
+        return top
+    last = heap[n]
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and heap_less(key, heap[child + 1], heap[child]):
+            child += 1
+        if not heap_less(key, heap[child], last):
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = last
+    return top
+
+
+cdef class Scheduler:
+    """The ready set and the end states of one run of an ALT file.
+
+    `take(k)` hands out up to k ready worker tasks, best first; `complete(i, ok)` records
+    that task i ended, readies the dependents it was the last dependency of, or (when it
+    did not succeed) skips everything that transitively depends on it. Not thread-safe:
+    one loop drives it.
+    """
+
+    cdef readonly Py_ssize_t size
+    cdef readonly Py_ssize_t running       # handed out and not completed
+    cdef readonly Py_ssize_t ended         # completed, unsuccessful or skipped
+    cdef DependencyGraph graph
+    cdef list tasks
+    cdef int *waiting                      # dependencies not yet completed
+    cdef signed char *state
+    cdef int *cause                        # skipped: the dependency that made it so
+    cdef long long *key
+    cdef char *inline_flag
+    cdef int *inline_heap
+    cdef Py_ssize_t inline_len
+    cdef int *worker_heap
+    cdef Py_ssize_t worker_len
+
+    def __cinit__(self):
+        self.waiting = NULL
+
+    def __dealloc__(self):
+        PyMem_Free(self.waiting)
+        PyMem_Free(self.state)
+        PyMem_Free(self.cause)
+        PyMem_Free(self.key)
+        PyMem_Free(self.inline_flag)
+        PyMem_Free(self.inline_heap)
+        PyMem_Free(self.worker_heap)
+
+    def __init__(self, AltFile alt, DependencyGraph graph=None, object shuffle=None,
+                 object inline_types=frozenset()):
+        """shuffle: a random.Random whose permutation breaks ties among equal priorities
+        (chaos mode); None keeps file order. inline_types: task types run by run_inline."""
+        cdef Py_ssize_t n = len(alt.tasks), i
+        cdef Task task
+        cdef long long rank
+        cdef object order
+        if graph is None:
+            graph = DependencyGraph.of(alt)
+        self.graph = graph
+        self.tasks = alt.tasks
+        self.size = n
+        self.waiting = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+        self.state = <signed char *>PyMem_Malloc(n + 1)
+        self.cause = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+        self.key = <long long *>PyMem_Malloc((n + 1) * sizeof(long long))
+        self.inline_flag = <char *>PyMem_Malloc(n + 1)
+        self.inline_heap = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+        self.worker_heap = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+        if not (self.waiting and self.state and self.cause and self.key and self.inline_flag
+                and self.inline_heap and self.worker_heap):
+            raise MemoryError()
+        order = None
+        if shuffle is not None:
+            order = list(range(n))
+            shuffle.shuffle(order)
+        cdef long long default_rank = PRIORITY_RANKS[alt.priority or DEFAULT_PRIORITY]
+        cdef bint any_inline = bool(inline_types)
+        for i in range(n):
+            task = <Task>alt.tasks[i]
+            rank = default_rank if task.priority is None else <long long>PRIORITY_RANKS[task.priority]
+            self.key[i] = (rank << 40) | (<long long>i if order is None else <long long>order[i])
+            self.waiting[i] = graph.dep_start[i + 1] - graph.dep_start[i]
+            self.state[i] = NODE_WAITING
+            self.cause[i] = -1
+            self.inline_flag[i] = any_inline and task.parameters.get("task_type", "ai_prompt") in inline_types
+        for i in range(n):
+            if self.waiting[i] == 0:
+                self.make_ready(<int>i)
+
+    cdef inline void make_ready(self, int i):
+        self.state[i] = NODE_READY
+        if self.inline_flag[i]:
+            heap_push(self.inline_heap, &self.inline_len, self.key, i)
+        else:
+            heap_push(self.worker_heap, &self.worker_len, self.key, i)
+
+    @property
+    def finished(self):
+        """Every task has ended (completed, unsuccessful or skipped)."""
+        return self.ended == self.size
+
+    @property
+    def ready_count(self):
+        return self.inline_len + self.worker_len
+
+    cpdef list take(self, Py_ssize_t limit):
+        """Up to `limit` ready worker tasks (indices), best first; they become running."""
+        cdef list out = []
+        cdef int i
+        while self.worker_len > 0 and len(out) < limit:
+            i = heap_pop(self.worker_heap, &self.worker_len, self.key)
+            self.state[i] = NODE_RUNNING
+            self.running += 1
+            out.append(i)
+        return out
+
+    cdef int take_inline(self):
+        cdef int i
+        if self.inline_len == 0:
+            return -1
+        i = heap_pop(self.inline_heap, &self.inline_len, self.key)
+        self.state[i] = NODE_RUNNING
+        self.running += 1
+        return i
+
+    cpdef list complete(self, int i, bint succeeded):
+        """Task i (running) ended. Returns the indices it made skipped (none if it succeeded)."""
+        cdef Py_ssize_t k
+        cdef int w
+        if i < 0 or i >= self.size or self.state[i] != NODE_RUNNING:
+            raise ValueError(f"task index {i} is not running")
+        self.running -= 1
+        self.ended += 1
+        if succeeded:
+            self.state[i] = NODE_COMPLETED
+            for k in range(self.graph.needed_start[i], self.graph.needed_start[i + 1]):
+                w = self.graph.needed_list[k]
+                self.waiting[w] -= 1
+                if self.waiting[w] == 0 and self.state[w] == NODE_WAITING:
+                    self.make_ready(w)
+            return []
+        self.state[i] = NODE_UNSUCCESSFUL
+        return self.skip_dependents(i)
+
+    cdef list skip_dependents(self, int root):
+        """Depth-first over dependents: every waiting one is skipped, naming who caused it."""
+        cdef list skipped = []
+        cdef list stack = [root]
+        cdef int v, w
+        cdef Py_ssize_t k
+        while stack:
+            v = stack.pop()
+            for k in range(self.graph.needed_start[v], self.graph.needed_start[v + 1]):
+                w = self.graph.needed_list[k]
+                if self.state[w] == NODE_WAITING:
+                    self.state[w] = NODE_SKIPPED
+                    self.cause[w] = v
+                    self.ended += 1
+                    skipped.append(w)
+                    stack.append(w)
+        return skipped
+
+    cpdef list cancel_pending(self):
+        """Every task not yet handed out ends now (interruption); returns their indices."""
+        cdef list cancelled = []
+        cdef Py_ssize_t i
+        for i in range(self.size):
+            if self.state[i] == NODE_WAITING or self.state[i] == NODE_READY:
+                self.state[i] = NODE_UNSUCCESSFUL
+                self.ended += 1
+                cancelled.append(i)
+        self.inline_len = 0
+        self.worker_len = 0
+        return cancelled
+
+    def cause_of(self, Py_ssize_t i):
+        """The index of the dependency that made task i skipped, or None."""
+        if i < 0 or i >= self.size or self.cause[i] < 0:
+            return None
+        return self.cause[i]
+
+    cpdef Py_ssize_t run_inline(self, dict results, object on_finished=None):
+        """Runs every ready inline task and those they make ready, until none is left.
+
+        Inline tasks are generic tasks: the output is a copy of their parameters and they
+        cannot fail. Results go into `results` (task id -> TaskResult);
+        on_finished(index, result) is called for each when given. Returns how many ran.
+        """
+        cdef Py_ssize_t count
+        if self.inline_len == 0:
+            return 0
+        # Results hold no reference cycles; a collection triggered every 700 allocations
+        # would walk the whole ALT model again and again (100k tasks: most of the time).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            count = self.drain_inline(results, on_finished)
+        finally:
+            if collecting:
+                gc.enable()
+        return count
+
+    cdef Py_ssize_t drain_inline(self, dict results, object on_finished) except -1:
+        cdef Py_ssize_t count = 0
+        cdef int i
+        cdef double started, elapsed_ms
+        cdef Task task
+        cdef TaskResult result
+        cdef str stamp
+        while True:
+            i = self.take_inline()
+            if i < 0:
+                return count
+            task = <Task>self.tasks[i]
+            started = monotonic_seconds()
+            stamp = utc_stamp()
+            result = TaskResult.__new__(TaskResult)
+            result.task_id = task.id
+            result.status = "completed"
+            result.output = dict(task.parameters)
+            result.started_at = stamp
+            result.completed_at = utc_stamp()
+            elapsed_ms = (monotonic_seconds() - started) * 1000.0
+            result.duration_ms = elapsed_ms
+            result.metadata = {
+                "task_type": "generic",
+                "attempts": [{"number": 1, "started_at": stamp, "duration_ms": elapsed_ms,
+                              "outcome": "completed", "error": None, "fault": None}],
+            }
+            result.extra = {}
+            results[task.id] = result
+            self.complete(i, True)
+            count += 1
+            if on_finished is not None:
+                on_finished(i, result)

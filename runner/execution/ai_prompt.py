@@ -1,0 +1,85 @@
+"""ai_prompt: one call to the AI service (N calls in explore mode) with a templated prompt.
+
+The prompt is parameters.prompt, else the task's description, rendered by the sandboxed
+template environment with `deps` (dependency id -> {status, output, error}), `task` and
+`alt`. The executor owns retries: an AIServiceError becomes a TaskFailure that is
+permanent unless the error is retryable, carrying the server's retry_after. The call
+gets the attempt's cancel event and remaining time, so a timeout aborts the HTTP request.
+"""
+from __future__ import annotations
+
+from runner.execution import modes
+from runner.execution.attempt import AttemptTimeout, TaskFailure
+from runner.execution.templates import TemplateFailure, render_prompt
+
+DEADLINE_MARGIN_SECONDS = 0.5
+
+
+def prompt_of(ctx) -> str:
+    template = ctx.parameters.get("prompt", ctx.task.description)
+    if not isinstance(template, str):
+        raise TaskFailure(f"parameters.prompt must be a string, found {type(template).__name__}", permanent=True)
+    context = {
+        "deps": ctx.dependencies,
+        "task": {"id": ctx.task.id, "description": ctx.task.description, "parameters": ctx.parameters},
+        "alt": {"id": ctx.alt.id, "title": ctx.alt.title, "mode": ctx.mode},
+    }
+    try:
+        return render_prompt(template, context, ctx.cancel)
+    except TemplateFailure as error:
+        raise TaskFailure(str(error), permanent=True) from None
+
+
+def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool):
+    from runner.ai import AIServiceError
+
+    on_text = ctx.on_text if stream else None
+    try:
+        # A little beyond the attempt's deadline: the executor's own clock ends the attempt
+        # (and sets cancel, which aborts the request); the client's deadline is a backstop.
+        return client.complete(prompt, model=model, sampling=sampling, stream=stream, on_text=on_text,
+                               cancel=ctx.cancel, timeout=ctx.remaining() + DEADLINE_MARGIN_SECONDS)
+    except AIServiceError as error:
+        if error.kind == "deadline":
+            raise AttemptTimeout(f"AI service: {error}") from None
+        raise TaskFailure(f"AI service: {error}", permanent=not error.retryable,
+                          retry_after=error.retry_after) from None
+
+
+def run(ctx) -> dict:
+    from runner.ai import model_for
+
+    prompt = prompt_of(ctx)
+    try:
+        client = ctx.client()
+    except ValueError as error:     # a RUNNER_AI_* variable with an unusable value
+        raise TaskFailure(f"AI configuration: {error}", permanent=True) from None
+    try:
+        model = model_for(ctx.parameters, ctx.alt.metadata or {}, ctx.alt.persona)
+    except ValueError as error:
+        raise TaskFailure(f"model selection: {error}", permanent=True) from None
+    stream = bool(ctx.parameters.get("stream", ctx.stream))
+    if ctx.mode == "explore":
+        try:
+            samples = modes.explore_samples(ctx.parameters)
+        except ValueError as error:
+            raise TaskFailure(str(error), permanent=True) from None
+        completions, samplings = [], []
+        for sample in range(samples):
+            sampling = modes.sampling_for("explore", ctx.parameters, sample)
+            completions.append(_call(ctx, client, prompt, model, sampling, stream))
+            samplings.append(sampling)
+        selected = modes.select_alternative([c.text for c in completions])
+        chosen = completions[selected]
+        ai = chosen.accounting()
+        ai["alternatives"] = [{"text": c.text, "sampling": s, **c.accounting()}
+                              for c, s in zip(completions, samplings)]
+        ai["selected"] = selected
+        ai["selection_rule"] = "longest text, ties to the earliest"
+    else:
+        sampling = modes.sampling_for(ctx.mode, ctx.parameters)
+        chosen = _call(ctx, client, prompt, model, sampling, stream)
+        ai = chosen.accounting()
+        ai["sampling"] = sampling
+    ctx.metadata["ai"] = ai
+    return {"text": chosen.text, "model": chosen.model, "provider": chosen.provider}

@@ -1,0 +1,438 @@
+"""The executor: runs an ALT file's tasks, attempt by attempt, and records what happened.
+
+One loop (the caller's thread) drives the Cython Scheduler: it runs inline tasks itself,
+hands ready worker tasks to a WorkerPool up to the concurrency cap, and waits on one
+queue of finished attempts with a timeout equal to the nearest deadline or retry time.
+Waiting there releases the GIL, so a C host's other threads go on calling the library.
+
+An attempt's deadline is enforced by this loop, not by the worker: at the deadline the
+attempt is recorded as timeout at once and its Cancellation fires (killing a process
+group, aborting an HTTP request); whatever the worker reports later is ignored.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from runner.execution import ai_prompt, data_processing, file_operation, generic, modes, system_command
+from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
+from runner.execution.config import ExecutionSettings
+
+log = logging.getLogger("runner")
+
+HANDLERS: dict[str, Callable] = {
+    "ai_prompt": ai_prompt.run,
+    "data_processing": data_processing.run,
+    "file_operation": file_operation.run,
+    "system_command": system_command.run,
+    "generic": generic.run,
+}
+INLINE_TYPES = frozenset({"generic"})
+UNSUCCESSFUL_WORDS = {"failed": "failed", "timeout": "timed out", "cancelled": "was cancelled",
+                      "skipped": "was skipped"}
+_WAKE = object()          # put on the completion queue to wake the loop (interruption)
+
+
+def _core():
+    from runner import librunner
+    return librunner
+
+
+@dataclass
+class _Attempt:
+    index: int
+    number: int
+    started: float                     # monotonic
+    started_at: str
+    deadline: float
+    timeout: float
+    cancellation: Cancellation
+    ctx: AttemptContext
+    fault: modes.Fault | None
+
+
+@dataclass
+class _TaskState:
+    attempts: list = field(default_factory=list)
+    first_started: float | None = None
+    first_started_at: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+class Execution:
+    """One run of one ALT file. execute() returns (results, execution facts)."""
+
+    def __init__(self, alt, *, settings: ExecutionSettings, mode: str, max_concurrency: int,
+                 seed: int | None, workspace: Path, on_event: Callable[[dict], None] | None = None,
+                 stream: bool = False, ai_client=None, environ=None):
+        core = _core()
+        self.environ = environ
+        self.core = core
+        self.alt = alt
+        self.tasks = alt.tasks
+        self.settings = settings
+        self.mode = mode
+        self.cap = max_concurrency
+        self.workspace = workspace
+        self.on_event = on_event
+        self.stream = stream
+        self.seed = seed if seed is not None else (modes.new_seed() if mode == "chaos" else None)
+        self.plan = modes.ChaosPlan(self.seed, settings.chaos_fault_rate) if mode == "chaos" else None
+        self.faults: list[dict] = []
+        self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None,
+                                        frozenset() if self.plan else INLINE_TYPES)
+        self.results: dict = {}
+        self.states: dict[int, _TaskState] = {}
+        self.running: dict[int, _Attempt] = {}          # token -> attempt in flight
+        self.retries: list[tuple[float, int]] = []       # (due, task index), unordered, small
+        self.completions: queue.SimpleQueue = queue.SimpleQueue()
+        self.pool = None
+        self.jitter = random.Random()
+        self._owned_client = ai_client is None
+        self._ai_client = ai_client
+        self._client_lock = threading.Lock()
+        self._token = 0
+        self._interrupt = threading.Event()
+        self.written = threading.Event()    # set by the caller once the LAST file is written
+        self.counts = {"completed": 0, "failed": 0, "timeout": 0, "cancelled": 0, "skipped": 0}
+        self.started = time.monotonic()
+
+    # ---- public -------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """Stop soon: pending tasks cancelled, running ones given the grace period."""
+        if not self._interrupt.is_set():
+            self._interrupt.set()
+            self.completions.put(_WAKE)
+
+    def execute(self) -> tuple[dict, dict]:
+        started_at = self.core.utc_stamp()
+        self.started = time.monotonic()
+        self._emit("run_started")
+        keyboard = None
+        try:
+            try:
+                self._loop()
+            except KeyboardInterrupt as interrupt:
+                keyboard = interrupt
+                self._interrupt.set()
+            if self._interrupt.is_set():
+                self._wind_down()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
+            if self._owned_client and self._ai_client is not None:
+                self._ai_client.close()
+        wall_ms = (time.monotonic() - self.started) * 1000.0
+        self.faults.sort(key=lambda f: (self.alt.task_index[f["task_id"]].index, f["attempt"]))
+        execution = {
+            "mode": self.mode,
+            "seed": self.seed,
+            "faults": self.faults,
+            "max_concurrency": self.cap,
+            "started_at": started_at,
+            "ended_at": self.core.utc_stamp(),
+            "wall_time_ms": wall_ms,
+            "interrupted": self._interrupt.is_set(),
+        }
+        self._emit("run_finished")
+        if keyboard is not None:
+            execution["keyboard_interrupt"] = True
+        return self.results, execution
+
+    # ---- the loop -----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        scheduler = self.scheduler
+        on_inline = self._inline_finished if self.on_event is not None else None
+        while not scheduler.finished and not self._interrupt.is_set():
+            scheduler.run_inline(self.results, on_inline)
+            now = time.monotonic()
+            self._start_due_retries(now)
+            free = self.cap - len(self.running)
+            if free > 0 and scheduler.ready_count:
+                for index in scheduler.take(free):
+                    self._start_attempt(index)
+            if scheduler.finished:
+                break
+            if not self.running and not self.retries and scheduler.ready_count == 0:
+                # Nothing in flight and nothing ready: only inline work can remain.
+                if scheduler.run_inline(self.results, on_inline) == 0:
+                    raise RuntimeError("scheduler stalled with unfinished tasks")  # a bug, not bad input
+                continue
+            self._wait(self._next_wake(now))
+
+    def _next_wake(self, now: float) -> float | None:
+        times = [a.deadline for a in self.running.values()]
+        if len(self.running) < self.cap:       # a due retry cannot start while the cap is reached
+            times += [due for due, _ in self.retries]
+        if not times:
+            return None
+        return max(0.0, min(times) - now)
+
+    def _wait(self, timeout: float | None) -> None:
+        try:
+            item = self.completions.get(timeout=timeout)
+        except queue.Empty:
+            item = None
+        while item is not None:
+            if item is not _WAKE:
+                self._attempt_reported(*item)
+            try:
+                item = self.completions.get_nowait()
+            except queue.Empty:
+                item = None
+        self._expire(time.monotonic())
+
+    def _expire(self, now: float) -> None:
+        for token, attempt in list(self.running.items()):
+            if attempt.deadline <= now:
+                del self.running[token]
+                attempt.cancellation.cancel()
+                elapsed = now - attempt.started
+                limit = attempt.deadline - attempt.started
+                stalled = attempt.fault is not None and attempt.fault.kind == "timeout"
+                error = f"timed out after {limit:g} s" + (" (chaos: injected stall)" if stalled else "")
+                self._attempt_ended(attempt, "timeout", None, error, elapsed, retryable=True)
+
+    # ---- attempts -----------------------------------------------------------------
+
+    def _client(self):
+        with self._client_lock:
+            if self._ai_client is None:
+                from runner.ai import client_from_environment
+                self._ai_client = client_from_environment(*(() if self.environ is None else (self.environ,)))
+            return self._ai_client
+
+    def _dependencies(self, task) -> dict:
+        out = {}
+        for dep_id in task.dependencies:
+            result = self.results.get(dep_id)
+            out[dep_id] = {"status": result.status, "output": result.output, "error": result.error}
+        return out
+
+    def _start_attempt(self, index: int) -> None:
+        task = self.tasks[index]
+        state = self.states.setdefault(index, _TaskState())
+        number = len(state.attempts) + 1
+        now = time.monotonic()
+        stamp = self.core.utc_stamp()
+        if state.first_started is None:
+            state.first_started, state.first_started_at = now, stamp
+        timeout = float(task.timeout_seconds) if task.timeout_seconds is not None else self.settings.default_timeout
+        deadline = now + timeout
+        fault = self.plan.fault_for(task.id, number) if self.plan is not None else None
+        if fault is not None:
+            self.faults.append({"task_id": task.id, "attempt": number, "kind": fault.kind, "detail": fault.detail})
+            if fault.kind == "timeout":
+                deadline = min(deadline, now + fault.delay)
+        cancellation = Cancellation()
+        ctx = AttemptContext(
+            task=task, alt=self.alt, parameters=task.parameters, number=number, deadline=deadline,
+            mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
+            settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
+            stream=self.stream, on_text=self._text_sink(task.id) if self.stream else None)
+        self._token += 1
+        attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
+        self.running[self._token] = attempt
+        if self.pool is None:
+            from runner.execution.workers import WorkerPool
+            self.pool = WorkerPool()
+        self.pool.submit(self._work, self._token, attempt)
+        self._emit("task_started", task.id, attempt=number)
+
+    def _work(self, token: int, attempt: _Attempt) -> None:
+        """Runs on a worker thread: the handler, after any injected fault."""
+        ctx = attempt.ctx
+        handler = HANDLERS.get(ctx.task.task_type)
+        try:
+            fault = attempt.fault
+            if fault is not None:
+                if fault.kind == "failure":
+                    raise TaskFailure(f"chaos: {fault.detail}")
+                if fault.kind in ("latency", "timeout"):
+                    # A timeout fault stalls until the loop gives up on the attempt.
+                    ctx.cancel.wait(fault.delay if fault.kind == "latency" else None)
+                    if ctx.cancel.is_set():
+                        raise TaskFailure("cancelled")
+            if handler is None:
+                raise TaskFailure(f"unknown task_type {ctx.task.task_type!r} (expected one of {', '.join(HANDLERS)})",
+                                  permanent=True)
+            output = handler(ctx)
+        except TaskFailure as failure:
+            self.completions.put((token, "failed", None, failure))
+        except Exception as error:     # a handler's bug or an unexpected OS error: may pass
+            log.debug("task %s raised", ctx.task.id, exc_info=True)
+            self.completions.put((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
+        else:
+            self.completions.put((token, "completed", output, None))
+
+    def _attempt_reported(self, token: int, outcome: str, output, failure: TaskFailure | None) -> None:
+        attempt = self.running.pop(token, None)
+        if attempt is None:
+            return          # already timed out or cancelled: the late report is ignored
+        elapsed = time.monotonic() - attempt.started
+        if outcome == "completed":
+            self._attempt_ended(attempt, "completed", output, None, elapsed)
+        elif isinstance(failure, AttemptTimeout):
+            self._attempt_ended(attempt, "timeout", None, str(failure), elapsed, retryable=True)
+        else:
+            self._attempt_ended(attempt, "failed", None, str(failure), elapsed,
+                                retryable=not failure.permanent, retry_after=failure.retry_after)
+
+    def _attempt_ended(self, attempt: _Attempt, outcome: str, output, error: str | None, elapsed: float,
+                       retryable: bool = False, retry_after: float | None = None, final: bool = False) -> None:
+        index = attempt.index
+        task = self.tasks[index]
+        state = self.states[index]
+        state.attempts.append({
+            "number": attempt.number, "started_at": attempt.started_at, "duration_ms": elapsed * 1000.0,
+            "outcome": outcome, "error": error,
+            "fault": attempt.fault.kind if attempt.fault is not None else None,
+        })
+        state.metadata.update(attempt.ctx.metadata)
+        budget = task.retry_count or 0
+        if (outcome in ("failed", "timeout") and retryable and not final and not self._interrupt.is_set()
+                and attempt.number <= budget):
+            delay = self.retry_delay(attempt.number, retry_after)
+            self.retries.append((time.monotonic() + delay, index))
+            self._emit("task_retrying", task.id, attempt=attempt.number, status=outcome, error=error, delay=delay)
+            return
+        self._finish(index, outcome, output, error)
+
+    def retry_delay(self, number: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter: uniform in [0, min(max, base * 2**(n-1))];
+        never sooner than the server's retry_after."""
+        ceiling = min(self.settings.retry_max, self.settings.retry_base * (2 ** (number - 1)))
+        delay = self.jitter.uniform(0.0, ceiling)
+        if retry_after is not None and retry_after > delay:
+            delay = retry_after
+        return delay
+
+    def _start_due_retries(self, now: float) -> None:
+        if not self.retries:
+            return
+        due = sorted((r for r in self.retries if r[0] <= now), key=lambda r: r[0])
+        for item in due:
+            if len(self.running) >= self.cap:
+                break
+            self.retries.remove(item)
+            self._start_attempt(item[1])
+
+    # ---- results ------------------------------------------------------------------
+
+    def _finish(self, index: int, status: str, output, error: str | None) -> None:
+        task = self.tasks[index]
+        state = self.states.get(index) or _TaskState()
+        now = time.monotonic()
+        metadata = {"task_type": task.task_type, **state.metadata}
+        if state.attempts:
+            metadata["attempts"] = state.attempts
+        doc = {
+            "task_id": task.id, "status": status, "output": output, "error": error,
+            "started_at": state.first_started_at, "completed_at": self.core.utc_stamp(),
+            "duration_ms": (now - state.first_started) * 1000.0 if state.first_started is not None else 0.0,
+            "metadata": metadata,
+        }
+        if state.first_started_at is None:
+            del doc["started_at"]
+        self.results[task.id] = self.core.task_result_from_dict(doc, self.alt)
+        self.counts[status] += 1
+        skipped = self.scheduler.complete(index, status == "completed")
+        self._emit("task_finished", task.id, status=status, error=error, attempt=len(state.attempts))
+        for w in skipped:
+            self._record_skipped(w)
+
+    def _record_skipped(self, index: int) -> None:
+        task = self.tasks[index]
+        cause = self.tasks[self.scheduler.cause_of(index)]
+        reason = f"dependency '{cause.id}' {UNSUCCESSFUL_WORDS[self.results[cause.id].status]}"
+        stamp = self.core.utc_stamp()
+        self.results[task.id] = self.core.task_result_from_dict({
+            "task_id": task.id, "status": "skipped", "output": None, "error": reason,
+            "completed_at": stamp, "duration_ms": 0.0,
+            "metadata": {"task_type": task.task_type, "skipped_reason": reason},
+        }, self.alt)
+        self.counts["skipped"] += 1
+        self._emit("task_finished", task.id, status="skipped", error=reason)
+
+    def _record_cancelled(self, index: int, reason: str) -> None:
+        task = self.tasks[index]
+        state = self.states.get(index)
+        self.results[task.id] = self.core.task_result_from_dict({
+            "task_id": task.id, "status": "cancelled", "output": None, "error": reason,
+            "completed_at": self.core.utc_stamp(), "duration_ms": 0.0,
+            "metadata": {"task_type": task.task_type,
+                         **({"attempts": state.attempts} if state and state.attempts else {})},
+        }, self.alt)
+        self.counts["cancelled"] += 1
+        self._emit("task_finished", task.id, status="cancelled", error=reason)
+
+    def _wind_down(self) -> None:
+        """Interruption: pending tasks cancelled; running ones get the grace period, then are cancelled."""
+        for index in self.scheduler.cancel_pending():
+            self._record_cancelled(index, "cancelled: the run was interrupted before the task started")
+        for _, index in self.retries:
+            self._finish(index, "cancelled", None, "cancelled: the run was interrupted while the task waited to retry")
+        self.retries.clear()
+        deadline = time.monotonic() + self.settings.grace_seconds
+        while self.running:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                item = self.completions.get(timeout=min(remaining, max(0.0, min(
+                    a.deadline for a in self.running.values()) - time.monotonic())))
+            except queue.Empty:
+                self._expire(time.monotonic())
+                continue
+            except KeyboardInterrupt:
+                break           # a second Ctrl-C: no more grace
+            if item is not _WAKE:
+                self._attempt_reported(*item)
+        now = time.monotonic()
+        for token, attempt in list(self.running.items()):
+            del self.running[token]
+            attempt.cancellation.cancel()
+            self._attempt_ended(attempt, "cancelled", None,
+                                "cancelled: the run was interrupted and the grace period ended",
+                                now - attempt.started, final=True)
+        # Tasks that finished in the grace period may have readied dependents: they never start.
+        for index in self.scheduler.cancel_pending():
+            self._record_cancelled(index, "cancelled: the run was interrupted before the task started")
+
+    # ---- progress -----------------------------------------------------------------
+
+    def _inline_finished(self, index: int, result) -> None:
+        self.counts["completed"] += 1
+        self._emit("task_finished", result.task_id, status="completed", attempt=1)
+
+    def _text_sink(self, task_id: str):
+        def sink(text: str) -> None:
+            self._emit("task_output", task_id, text=text)
+        return sink
+
+    def _emit(self, kind: str, task_id: str | None = None, **details) -> None:
+        if self.on_event is None:
+            return
+        counts = dict(self.counts)
+        done = sum(counts.values())
+        event = {"event": kind, "task_id": task_id, **details,
+                 "total": len(self.tasks), "done": done, "running": len(self.running),
+                 "failed": counts["failed"] + counts["timeout"] + counts["cancelled"], "skipped": counts["skipped"],
+                 "counts": counts, "elapsed_s": time.monotonic() - self.started}
+        try:
+            self.on_event(event)
+        except Exception:       # a progress listener must never break the run
+            log.debug("progress listener raised", exc_info=True)
+
+
+def default_workspace() -> Path:
+    return Path(tempfile.mkdtemp(prefix="runner-workspace-"))

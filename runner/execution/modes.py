@@ -1,0 +1,98 @@
+"""What each execution mode changes.
+
+normal  -- tasks run as written.
+dream   -- AI tasks sample creatively: temperature 1.2 and top_p 0.95 unless the task's
+           own parameters set them (parameters.temperature / top_p, or parameters.sampling).
+explore -- each AI task asks for parameters.explore_samples alternatives (default 3, at
+           most 10), sample k with temperature 0.7 + 0.2*k unless the task sets one; all
+           are kept and one is selected: the longest text, ties to the earliest sample.
+chaos   -- a seeded generator gives a fault to a fraction of attempts
+           (RUNNER_CHAOS_FAULT_RATE, default 0.2) and shuffles ready tasks of equal
+           priority. Each fault is a pure function of (seed, task id, attempt number), so
+           thread timing cannot change which attempts get one: same seed, same faults.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+DREAM_SAMPLING = {"temperature": 1.2, "top_p": 0.95}
+EXPLORE_DEFAULT_SAMPLES = 3
+EXPLORE_MAX_SAMPLES = 10
+SAMPLING_KEYS = ("temperature", "top_p", "max_tokens", "top_k", "seed", "stop")
+
+FAULT_KINDS = ("failure", "latency", "timeout")
+CHAOS_LATENCY_SECONDS = (0.01, 0.25)    # injected extra latency, uniform in this range
+CHAOS_STALL_SECONDS = 0.5               # an injected timeout: the attempt stalls, the deadline comes this soon
+
+
+def task_sampling(parameters: dict) -> dict:
+    """The sampling a task asks for itself: parameters.sampling, then top-level keys."""
+    sampling = dict(parameters.get("sampling") or {}) if isinstance(parameters.get("sampling"), dict) else {}
+    for key in SAMPLING_KEYS:
+        if key in parameters:
+            sampling[key] = parameters[key]
+    return sampling
+
+
+def sampling_for(mode: str, parameters: dict, sample: int = 0) -> dict:
+    """The sampling of one AI call in `mode`; the task's own parameters win."""
+    own = task_sampling(parameters)
+    if mode == "dream":
+        return {**DREAM_SAMPLING, **own}
+    if mode == "explore":
+        return {"temperature": round(0.7 + 0.2 * sample, 2), **own}
+    return own
+
+
+def explore_samples(parameters: dict) -> int:
+    raw = parameters.get("explore_samples", EXPLORE_DEFAULT_SAMPLES)
+    if type(raw) is not int or not 1 <= raw <= EXPLORE_MAX_SAMPLES:
+        raise ValueError(f"parameters.explore_samples: expected an integer in [1, {EXPLORE_MAX_SAMPLES}], found {raw!r}")
+    return raw
+
+
+def select_alternative(texts: list[str]) -> int:
+    """Explore mode's rule: the longest text; among equally long ones, the earliest."""
+    return max(range(len(texts)), key=lambda k: (len(texts[k]), -k))
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str          # failure | latency | timeout
+    detail: str
+    delay: float = 0.0
+
+
+class ChaosPlan:
+    """Which attempts get a fault; a pure function of (seed, task id, attempt number)."""
+
+    def __init__(self, seed: int, rate: float):
+        self.seed = seed
+        self.rate = rate
+
+    def _generator(self, *parts) -> random.Random:
+        digest = hashlib.sha256("\x1f".join(str(p) for p in (self.seed, *parts)).encode()).digest()
+        return random.Random(int.from_bytes(digest[:16], "big"))
+
+    def fault_for(self, task_id: str, attempt: int) -> Fault | None:
+        rng = self._generator("fault", task_id, attempt)
+        if rng.random() >= self.rate:
+            return None
+        kind = FAULT_KINDS[rng.randrange(len(FAULT_KINDS))]
+        if kind == "failure":
+            return Fault("failure", "injected failure")
+        if kind == "latency":
+            delay = round(rng.uniform(*CHAOS_LATENCY_SECONDS), 3)
+            return Fault("latency", f"injected {delay:.3f} s of latency", delay)
+        return Fault("timeout", f"injected stall: the attempt times out after {CHAOS_STALL_SECONDS} s",
+                     CHAOS_STALL_SECONDS)
+
+    def tie_breaker(self) -> random.Random:
+        """The generator that shuffles ready tasks of equal priority."""
+        return self._generator("order")
+
+
+def new_seed() -> int:
+    return random.SystemRandom().randrange(1 << 32)

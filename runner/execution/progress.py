@@ -1,0 +1,65 @@
+"""Progress of a run for people: a redrawn bar on a terminal, plain lines otherwise.
+
+It is an on_event listener (see Execution._emit). The bar is redrawn at most ten times a
+second so a run of 100k inline tasks is not slowed by its own display.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+BAR_WIDTH = 24
+REDRAW_SECONDS = 0.1
+
+
+def clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class ProgressDisplay:
+    def __init__(self, stream=None, terminal: bool | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.terminal = self.stream.isatty() if terminal is None else terminal
+        self._drawn = 0.0
+        self._last: dict | None = None
+
+    def line(self, event: dict) -> str:
+        done, total = event["done"], event["total"]
+        elapsed = event["elapsed_s"]
+        eta = "?" if not done else clock(elapsed / done * (total - done))
+        filled = BAR_WIDTH * done // total if total else BAR_WIDTH
+        skipped = f", {event['skipped']} skipped" if event.get("skipped") else ""
+        return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} done, {event['running']} running, "
+                f"{event['failed']} failed{skipped}, {clock(elapsed)} elapsed, ETA {eta}")
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        self._last = event
+        if kind == "task_output":
+            self.stream.write(event["text"])
+            self.stream.flush()
+            return
+        if self.terminal:
+            now = time.monotonic()
+            if kind in ("run_finished", "run_started") or now - self._drawn >= REDRAW_SECONDS:
+                self._drawn = now
+                self.stream.write("\r\x1b[2K" + self.line(event))
+                self.stream.flush()
+            return
+        if kind == "task_finished":
+            error = f": {event['error']}" if event.get("error") else ""
+            self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} {event['status']}{error}\n")
+        elif kind == "task_retrying":
+            self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} attempt {event['attempt']} "
+                              f"{event['status']}: {event['error']}; retrying in {event['delay']:.2f} s\n")
+        elif kind == "task_started":
+            again = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""
+            self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} started{again}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.terminal and self._last is not None:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -1,0 +1,185 @@
+"""The task types: data_processing, file_operation, system_command, templates, generic."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from runner.execution import execute
+
+ENABLED = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": f"echo,{sys.executable}"}
+
+
+def run_one(tmp_path, parameters, description="t", environ=None, deps=(), workspace=None):
+    tasks = [*deps, {"id": "t", "description": description, "dependencies": [d["id"] for d in deps],
+                     "parameters": parameters}]
+    outcome = execute({"id": "types", "title": "types", "tasks": tasks}, tmp_path / "out",
+                      workspace=workspace or tmp_path / "ws", environ=environ or {})
+    return outcome.results["t"]
+
+
+PEOPLE = [{"name": "ann", "age": 41, "team": "a"}, {"name": "bob", "age": 25, "team": "b"},
+          {"name": "cid", "age": 33, "team": "a"}, {"name": "dee", "team": "b"}]
+
+
+@pytest.mark.parametrize("operations, expected", [
+    ([{"op": "filter", "field": "age", "cmp": "gt", "value": 30}, {"op": "map", "fields": ["name"]}],
+     [{"name": "ann"}, {"name": "cid"}]),
+    ([{"op": "map", "fields": ["name", "age"], "rename": {"name": "who"}}, {"op": "filter", "field": "age", "cmp": "exists"},
+      {"op": "sort", "by": "age"}],
+     [{"who": "bob", "age": 25}, {"who": "cid", "age": 33}, {"who": "ann", "age": 41}]),
+    ([{"op": "sort", "by": "age", "descending": True}, {"op": "map", "fields": ["name"]}],
+     [{"name": "ann"}, {"name": "cid"}, {"name": "bob"}, {"name": "dee"}]),
+    ([{"op": "reduce", "function": "sum", "field": "age"}], 99),
+    ([{"op": "reduce", "function": "mean", "field": "age"}], 33),
+    ([{"op": "reduce", "function": "max", "field": "age"}], 41),
+    ([{"op": "reduce", "function": "count"}], 4),
+    ([{"op": "reduce", "function": "concat", "field": "name", "separator": ","}], "ann,bob,cid,dee"),
+    ([{"op": "group_by", "by": "team", "aggregate": {"function": "count"}}],
+     [{"key": "a", "value": 2}, {"key": "b", "value": 2}]),
+    ([{"op": "group_by", "by": "team", "aggregate": {"function": "min", "field": "age"}}],
+     [{"key": "a", "value": 33}, {"key": "b", "value": 25}]),
+])
+def test_data_processing_operations(tmp_path, operations, expected):
+    result = run_one(tmp_path, {"task_type": "data_processing", "input": PEOPLE, "operations": operations})
+    assert result.status == "completed", result.error
+    assert result.output["result"] == expected
+
+
+def test_data_processing_reads_a_dependency_output(tmp_path):
+    source = {"id": "src", "description": "s", "parameters": {"task_type": "generic", "rows": PEOPLE}}
+    result = run_one(tmp_path, {"task_type": "data_processing", "input_from": "src", "input_path": "rows",
+                                "operations": [{"op": "group_by", "by": "team"}]}, deps=[source])
+    assert [g["key"] for g in result.output["result"]] == ["a", "b"]
+    assert result.output["result"][0]["items"] == [PEOPLE[0], PEOPLE[2]]
+
+
+@pytest.mark.parametrize("operations, message", [
+    ([{"op": "reduce", "function": "sum", "field": "name"}], "operations[0] (reduce): sum needs numbers"),
+    ([{"op": "filter", "field": "age", "cmp": "like", "value": 1}], "unknown cmp 'like'"),
+    ([{"op": "sort"}], "'by' must be a field name"),
+    ([], "non-empty list"),
+])
+def test_data_processing_errors_name_the_operation(tmp_path, operations, message):
+    result = run_one(tmp_path, {"task_type": "data_processing", "input": PEOPLE, "operations": operations})
+    assert result.status == "failed" and message in result.error
+
+
+def test_file_operations_inside_the_workspace(tmp_path):
+    ws = tmp_path / "ws"
+    wrote = run_one(tmp_path, {"task_type": "file_operation", "operation": "write", "path": "notes/a.txt",
+                               "content": "héllo"}, workspace=ws)
+    assert wrote.status == "completed" and (ws / "notes" / "a.txt").read_text() == "héllo"
+    assert wrote.metadata["files_written"] == ["notes/a.txt"]
+    run_one(tmp_path, {"task_type": "file_operation", "operation": "append", "path": "notes/a.txt",
+                       "content": "!"}, workspace=ws)
+    read = run_one(tmp_path, {"task_type": "file_operation", "operation": "read", "path": "notes/a.txt"}, workspace=ws)
+    assert read.output["content"] == "héllo!"
+    listed = run_one(tmp_path, {"task_type": "file_operation", "operation": "list", "path": "notes"}, workspace=ws)
+    assert listed.output["entries"] == [{"name": "a.txt", "type": "file", "size": 7}]
+    deleted = run_one(tmp_path, {"task_type": "file_operation", "operation": "delete", "path": "notes/a.txt"},
+                      workspace=ws)
+    assert deleted.status == "completed" and not (ws / "notes" / "a.txt").exists()
+
+
+@pytest.mark.parametrize("operation, path, message", [
+    ("read", "../secret", "contains '..'"),
+    ("write", "a/../../escape", "contains '..'"),
+    ("read", "/etc/passwd", "is absolute"),
+    ("write", "link/owned", "'link' is a symbolic link"),
+    ("read", "file_link", "is a symbolic link"),
+    ("write", "file_link", None),
+    ("list", "link", "is a symbolic link"),
+    ("delete", "", "non-empty string"),
+])
+def test_paths_that_could_leave_the_workspace_are_refused(tmp_path, operation, path, message):
+    ws = tmp_path / "ws"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("do not read")
+    ws.mkdir()
+    (ws / "link").symlink_to(outside)
+    (ws / "file_link").symlink_to(outside / "secret")
+    result = run_one(tmp_path, {"task_type": "file_operation", "operation": operation, "path": path,
+                                "content": "x"}, workspace=ws)
+    if message is None:
+        # Writing over a symlink replaces the link itself; the outside file is untouched.
+        assert result.status == "completed" and not (ws / "file_link").is_symlink()
+    else:
+        assert result.status == "failed" and message in result.error
+        assert len(result.metadata["attempts"]) == 1       # refusals are permanent
+    assert (outside / "secret").read_text() == "do not read"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+
+
+def test_system_commands_are_off_unless_enabled(tmp_path):
+    result = run_one(tmp_path, {"task_type": "system_command", "command": ["echo", "hi"]})
+    assert result.status == "failed" and "system commands are disabled" in result.error
+
+
+@pytest.mark.parametrize("command, message", [
+    ("echo hi; rm -rf /", "never run through a shell"),
+    (["sh", "-c", "echo hi"], "not in RUNNER_SYSTEM_COMMAND_ALLOWLIST"),
+    (["./echo"], "bare name or an absolute path"),
+    ([], "non-empty list of strings"),
+])
+def test_commands_outside_the_allowlist_or_as_strings_are_refused(tmp_path, command, message):
+    result = run_one(tmp_path, {"task_type": "system_command", "command": command}, environ=ENABLED)
+    assert result.status == "failed" and message in result.error
+
+
+def test_an_allowed_command_runs_with_capped_output(tmp_path):
+    ok = run_one(tmp_path, {"task_type": "system_command", "command": ["echo", "hello", "world"]}, environ=ENABLED)
+    assert ok.status == "completed" and ok.output["stdout"] == "hello world\n" and ok.output["exit_code"] == 0
+    big = run_one(tmp_path, {"task_type": "system_command",
+                             "command": [sys.executable, "-c", "print('x' * 100000)"]},
+                  environ={**ENABLED, "RUNNER_COMMAND_OUTPUT_CAP_BYTES": "1000"})
+    assert big.status == "completed" and len(big.output["stdout"]) == 1000 and big.output["stdout_truncated"]
+
+
+def test_commands_get_no_secrets_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNNER_AI_API_KEY", "sk-secret")
+    result = run_one(tmp_path, {"task_type": "system_command",
+                                "command": [sys.executable, "-c", "import os; print(sorted(os.environ))"]},
+                     environ=ENABLED)
+    assert "RUNNER_AI_API_KEY" not in result.output["stdout"]
+
+
+def test_prompt_templates_read_dependency_outputs(tmp_path):
+    source = {"id": "task_001", "description": "s", "parameters": {"task_type": "generic", "text": "42"}}
+    result = run_one(tmp_path, {}, description="The answer is {{ deps.task_001.output.text }}.", deps=[source])
+    assert result.status == "completed" and result.output["text"] == "echo: The answer is 42."
+
+
+@pytest.mark.parametrize("template, message", [
+    ("{{ deps.nope.output }}", "prompt template: 'dict object' has no attribute 'nope'"),
+    ("{{ ''.__class__.__mro__ }}", "prompt template"),
+    ("{% for x in %}", "syntax error at line 1"),
+    ("{{ 'x' * 10**9 }}", "too large"),
+    ("{{ 7 ** 999999 }}", "too large"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}xxxx{% endfor %}{% endfor %}", "longer than"),
+])
+def test_template_errors_fail_the_task_with_the_message(tmp_path, template, message):
+    result = run_one(tmp_path, {"prompt": template})
+    assert result.status == "failed" and message in result.error
+    assert len(result.metadata["attempts"]) == 1
+
+
+def test_the_sandbox_refuses_python_internals(tmp_path):
+    result = run_one(tmp_path, {"prompt": "{{ ''.__class__.__mro__[1].__subclasses__() }}"})
+    assert result.status == "failed" and ("unsafe" in result.error or "__class__" in result.error)
+
+
+def test_generic_tasks_record_their_parameters(tmp_path):
+    result = run_one(tmp_path, {"task_type": "generic", "a": [1, 2], "b": {"c": None}})
+    assert result.output == {"task_type": "generic", "a": [1, 2], "b": {"c": None}}
+
+
+def test_files_written_in_the_default_workspace_become_artifacts_and_the_workspace_goes(tmp_path):
+    outcome = execute({"id": "art", "title": "art", "tasks": [
+        {"id": "f", "description": "x", "parameters": {"task_type": "file_operation", "operation": "write",
+                                                       "path": "out/report.md", "content": "# hi"}}]}, tmp_path)
+    (artifact,) = outcome.record["artifacts"]
+    assert artifact["name"] == "out/report.md" and artifact["task_id"] == "f"
+    assert (outcome.directory / artifact["path"]).read_text() == "# hi"
+    assert not outcome.workspace.exists()
