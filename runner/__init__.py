@@ -14,7 +14,7 @@ _CORE_NAMES = frozenset((
     "EXECUTION_MODES", "PRIORITIES", "TASK_TYPES", "TASK_STATUSES",
     "parse_alt_file", "parse_task_result", "task_result_from_dict", "validate_alt_document",
     "build_last_record",
-    "AltLimits", "plan_alt_file", "DEFAULT_TASK_TIMEOUT_SECONDS",
+    "AltLimits", "plan_alt_file", "DEFAULT_TASK_TIMEOUT_SECONDS", "write_last_file", "LastWriteResult", "LastOptions", "load_last",
     "RunStore",
 ))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -54,3 +55,15 @@ def write_last_directory(output_dir: Path, last_id: str, last_json: bytes) -> Pa
     path = directory / "last.json"
     write_atomically(path, last_json)
     return path
+
+
+@dataclass
+class LastWriteResult:
+    """What write_last_file produced: the id, the directory, the record and its JSON."""
+
+    last_id: str
+    directory: Path
+    record: dict
+    json: bytes
+    files: list[str] = field(default_factory=list)   # paths relative to the directory
+    archive: Path | None = None

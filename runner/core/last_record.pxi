@@ -2,8 +2,10 @@
 # One typed pass over the tasks in topological order gives the counts, the run's span,
 # the graph nodes and the critical path; it is the hot part of writing a LAST file.
 
+import gc
 from datetime import datetime, timezone
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.string cimport memset
 
 cdef extern from "build_info.h":
     const char *RUNNER_VERSION
@@ -37,7 +39,8 @@ cdef str overall_status(Py_ssize_t completed, Py_ssize_t total):
 
 cdef inline bint uniform_utc(object stamp, Py_ssize_t length):
     """Stamps of one length ending in Z order like their times: compared as text, parsed once."""
-    return type(stamp) is str and len(<str>stamp) == length and (<str>stamp).endswith("Z")
+    return type(stamp) is str and len(<str>stamp) == length and length > 19 \
+        and (<str>stamp)[length - 1] == u"Z" and (<str>stamp)[10] == u"T"
 
 
 cdef class RunSpan:
@@ -58,7 +61,7 @@ cdef class RunSpan:
             return
         if self.length == -1:
             probe = started if started is not None else finished
-            self.length = len(probe) if uniform_utc(probe, len(probe)) else -2
+            self.length = len(probe) if type(probe) is str and uniform_utc(probe, len(probe)) else -2
         if self.length >= 0:
             if (started is None or uniform_utc(started, self.length)) and \
                     (finished is None or uniform_utc(finished, self.length)):
@@ -83,26 +86,67 @@ cdef class RunSpan:
         return self.earliest, self.latest
 
 
-cdef void add_usage(dict tokens, object ai) except *:
-    """Adds one metadata.ai entry to the per-model token totals."""
-    if type(ai) is not dict:
-        return
-    model = (<dict>ai).get("model") or "unknown"
-    entry = tokens.get(model)
-    if entry is None:
-        entry = tokens[model] = {"provider": (<dict>ai).get("provider"), "calls": 0,
-                                 "prompt_tokens": 0, "completion_tokens": 0}
-    entry["calls"] += 1
-    for key in ("prompt_tokens", "completion_tokens"):
-        value = (<dict>ai).get(key)
+cdef class ModelUsage:
+    """Token totals of one model, counted in C: tallied once per task."""
+    cdef object provider
+    cdef long long calls, prompt_tokens, completion_tokens
+
+    cdef dict to_dict(self):
+        return {"provider": self.provider, "calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens}
+
+
+cdef class TokenTally:
+    """metadata.ai entries summed per model; runs usually use one model, so it is cached."""
+    cdef dict models            # model name -> ModelUsage
+    cdef object last_model
+    cdef ModelUsage last_usage
+
+    def __cinit__(self):
+        self.models = {}
+
+    cdef void add(self, object ai) except *:
+        if type(ai) is not dict:
+            return
+        model = (<dict>ai).get("model") or "unknown"
+        cdef ModelUsage usage = self.last_usage
+        if usage is None or not (model is self.last_model or model == self.last_model):
+            usage = self.models.get(model)
+            if usage is None:
+                usage = ModelUsage.__new__(ModelUsage)
+                usage.provider = (<dict>ai).get("provider")
+                self.models[model] = usage
+            self.last_model = model
+            self.last_usage = usage
+        usage.calls += 1
+        value = (<dict>ai).get("prompt_tokens")
         if type(value) is int:
-            entry[key] += value
+            usage.prompt_tokens += <long long>value
+        value = (<dict>ai).get("completion_tokens")
+        if type(value) is int:
+            usage.completion_tokens += <long long>value
+
+    cdef dict to_dict(self):
+        return {model: (<ModelUsage>usage).to_dict() for model, usage in self.models.items()}
+
+
+cdef inline dict result_dict(TaskResult result):
+    """TaskResult.to_dict without a Python-level call: this runs once per task."""
+    cdef dict out = {"task_id": result.task_id, "status": result.status, "output": result.output,
+                     "error": result.error, "started_at": result.started_at,
+                     "completed_at": result.completed_at, "duration_ms": result.duration_ms,
+                     "metadata": result.metadata}
+    if result.extra:
+        out.update(result.extra)
+    return out
 
 
 cdef str describe_run(str title, Py_ssize_t total, dict counts, double success_rate, str status,
                       double wall_ms, list critical_ids, double critical_ms, Py_ssize_t retries):
     cdef Py_ssize_t completed = counts["completed"]
-    cdef Py_ssize_t unsuccessful = sum(counts[s] for s in UNSUCCESSFUL_STATUSES)
+    cdef Py_ssize_t unsuccessful = 0
+    for name in UNSUCCESSFUL_STATUSES:
+        unsuccessful += counts[name]
     parts = [f"{title}: {completed} of {total} tasks completed"]
     if unsuccessful:
         detail = ", ".join(f"{counts[s]} {s}" for s in UNSUCCESSFUL_STATUSES if counts[s])
@@ -129,94 +173,167 @@ cpdef dict build_last_record(AltFile alt, dict results, str last_id, str executi
     earliest start to the latest completion; without timestamps it is the sum of the
     tasks' durations. Artifacts are added by the writer, which extracts them.
     """
+    # The record is a tree of fresh dicts with no cycles: the cyclic collector would only
+    # rescan them (a third of the time at 100k tasks), so it pauses while they are made.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return assemble_record(alt, results, last_id, execution_id, generated_at, execution)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+cdef dict STATUS_INDEX = {status: i for i, status in enumerate(TASK_STATUSES)}
+
+
+cdef class TaskPass:
+    """Per-task statistics, levels and critical path, gathered in one visit per task.
+
+    visit(v) needs every dependency of v visited first (topological order).
+    """
+    cdef DependencyGraph graph
+    cdef list nodes
+    cdef list retried
+    cdef TokenTally tokens
+    cdef RunSpan span
+    cdef double task_time_ms
+    cdef Py_ssize_t retries
+    cdef int max_level
+    cdef Py_ssize_t counts[16]
+    cdef int *levels
+    cdef int *previous      # the dependency on the longest path ending at each task
+    cdef double *finish     # length of the longest path ending at each task
+
+    def __cinit__(self, DependencyGraph graph):
+        cdef Py_ssize_t n = graph.size
+        self.graph = graph
+        self.nodes = [None] * n
+        self.retried = []
+        self.tokens = TokenTally()
+        self.span = RunSpan()
+        memset(self.counts, 0, sizeof(self.counts))
+        self.levels = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+        self.previous = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+        self.finish = <double *>PyMem_Malloc((n + 1) * sizeof(double))
+        if not (self.levels and self.previous and self.finish):
+            raise MemoryError()
+
+    def __dealloc__(self):
+        PyMem_Free(self.levels)
+        PyMem_Free(self.previous)
+        PyMem_Free(self.finish)
+
+    cdef void visit(self, int v, Task task, TaskResult result) except *:
+        cdef double duration = <double>result.duration_ms if result.duration_ms is not None else 0.0
+        cdef double best = 0.0
+        cdef int level = 0, best_dep = -1, d
+        cdef Py_ssize_t k, attempts_count
+        cdef dict metadata = result.metadata
+        self.counts[<Py_ssize_t>STATUS_INDEX[result.status]] += 1
+        self.span.add(result.started_at, result.completed_at)
+        self.task_time_ms += duration
+        if metadata:
+            attempts = metadata.get("attempts")
+            if type(attempts) is list and len(<list>attempts) > 1:
+                attempts_count = len(<list>attempts)
+                self.retries += attempts_count - 1
+                self.retried.append({"task_id": task.id, "attempts": attempts_count})
+            ai = metadata.get("ai")
+            if ai is not None:
+                self.tokens.add(ai)
+        for k in range(self.graph.dep_start[v], self.graph.dep_start[v + 1]):
+            d = self.graph.dep_list[k]
+            if self.levels[d] + 1 > level:
+                level = self.levels[d] + 1
+            if best_dep < 0 or self.finish[d] > best:
+                best = self.finish[d]
+                best_dep = d
+        self.levels[v] = level
+        if level > self.max_level:
+            self.max_level = level
+        self.previous[v] = best_dep
+        self.finish[v] = best + duration
+        # Lean nodes (the task's text and completion time are in task_results): at 100k
+        # tasks each extra field costs megabytes of JSON.
+        self.nodes[v] = {"id": task.id, "status": result.status,
+                         "task_type": task.parameters.get("task_type", "ai_prompt"), "level": level,
+                         "started_at": result.started_at, "duration_ms": result.duration_ms}
+
+    cdef dict status_counts(self):
+        return {status: self.counts[i] for i, status in enumerate(TASK_STATUSES)}
+
+    cdef tuple critical_path(self, list order):
+        """(task ids, duration): the longest chain of dependencies by task durations.
+
+        Ties go to the later task in topological order: the path through a zero-length
+        dependent is as long and names where the run ended.
+        """
+        cdef Py_ssize_t position, n = self.graph.size
+        cdef int v, deepest
+        cdef list ids = []
+        if not n:
+            return ids, 0.0
+        deepest = <int>order[0]
+        for position in range(1, n):
+            v = <int>order[position]
+            if self.finish[v] >= self.finish[deepest]:
+                deepest = v
+        v = deepest
+        while v >= 0:
+            ids.append(self.graph.ids[v])
+            v = self.previous[v]
+        ids.reverse()
+        return ids, self.finish[deepest]
+
+
+cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_id, str generated_at,
+                          dict execution):
     cdef DependencyGraph graph = DependencyGraph.of(alt)
     cdef Py_ssize_t n = graph.size, i, k, position
     cdef list order = graph.topological_order()
     cdef list tasks = alt.tasks
-    cdef list by_index = [None] * n          # TaskResult per task index
-    cdef list nodes = [None] * n
+    cdef list by_index = None
     cdef dict task_results = {}
-    cdef dict counts = dict.fromkeys(TASK_STATUSES, 0)
     cdef dict task_extra = {}
-    cdef dict tokens = {}
-    cdef list retried = []
     cdef Task task
     cdef TaskResult result
-    cdef RunSpan span = RunSpan()
-    cdef double task_time_ms = 0.0, duration, best
-    cdef Py_ssize_t retries = 0, attempts_count, completed, total = n
-    cdef int v, d, best_dep, level, deepest
-    cdef dict metadata
-    cdef int *levels = <int *>PyMem_Malloc((n + 1) * sizeof(int))
-    cdef int *previous = <int *>PyMem_Malloc((n + 1) * sizeof(int))   # critical predecessor
-    cdef double *finish = <double *>PyMem_Malloc((n + 1) * sizeof(double))  # longest path ending here
-    if not (levels and previous and finish):
-        PyMem_Free(levels); PyMem_Free(previous); PyMem_Free(finish)
-        raise MemoryError()
-    try:
-        # Results in file order: task_results keeps the ALT file's order.
-        for i in range(n):
-            task = <Task>tasks[i]
-            result = results.get(task.id)
-            if result is None:
-                result = pending_result(task.id)
+    cdef TaskPass visits = TaskPass(graph)
+    cdef bint file_order = True
+    cdef Py_ssize_t completed, total = n
+    for i in range(n):
+        if <Py_ssize_t>order[i] != i:
+            file_order = False
+            break
+    if not file_order:
+        by_index = [None] * n
+    # task_results keeps the ALT file's order. When that order is also topological (the
+    # usual case) one pass does everything, touching each result's memory once.
+    for i in range(n):
+        task = <Task>tasks[i]
+        result = results.get(task.id)
+        if result is None:
+            result = pending_result(task.id)
+        task_results[task.id] = result_dict(result)
+        if task.extra:
+            task_extra[task.id] = task.extra
+        if file_order:
+            visits.visit(<int>i, task, result)
+        else:
             by_index[i] = result
-            task_results[task.id] = result.to_dict()
-            if task.extra:
-                task_extra[task.id] = task.extra
+    if not file_order:
         for position in range(n):
-            v = <int>order[position]
-            task = <Task>tasks[v]
-            result = <TaskResult>by_index[v]
-            counts[result.status] += 1
-            span.add(result.started_at, result.completed_at)
-            duration = <double>result.duration_ms if result.duration_ms is not None else 0.0
-            task_time_ms += duration
-            metadata = result.metadata
-            if metadata:
-                attempts = metadata.get("attempts")
-                if type(attempts) is list and len(<list>attempts) > 1:
-                    attempts_count = len(<list>attempts)
-                    retries += attempts_count - 1
-                    retried.append({"task_id": task.id, "attempts": attempts_count})
-                ai = metadata.get("ai")
-                if ai is not None:
-                    add_usage(tokens, ai)
-            # Level and critical path: every dependency precedes v in `order`.
-            level = 0
-            best = 0.0
-            best_dep = -1
-            for k in range(graph.dep_start[v], graph.dep_start[v + 1]):
-                d = graph.dep_list[k]
-                if levels[d] + 1 > level:
-                    level = levels[d] + 1
-                if best_dep < 0 or finish[d] > best:
-                    best = finish[d]
-                    best_dep = d
-            levels[v] = level
-            previous[v] = best_dep
-            finish[v] = best + duration
-            nodes[v] = {"id": task.id, "description": task.description, "status": result.status,
-                        "task_type": task.parameters.get("task_type", "ai_prompt"), "level": level,
-                        "started_at": result.started_at, "completed_at": result.completed_at,
-                        "duration_ms": result.duration_ms}
-        critical_ids = []
-        critical_ms = 0.0
-        if n:
-            deepest = 0
-            for i in range(1, n):
-                if finish[i] > finish[deepest]:
-                    deepest = i
-            critical_ms = finish[deepest]
-            v = deepest
-            while v >= 0:
-                critical_ids.append(graph.ids[v])
-                v = previous[v]
-            critical_ids.reverse()
-    finally:
-        PyMem_Free(levels)
-        PyMem_Free(previous)
-        PyMem_Free(finish)
+            i = <Py_ssize_t>order[position]
+            visits.visit(<int>i, <Task>tasks[i], <TaskResult>by_index[i])
+    critical_ids, critical_ms = visits.critical_path(order)
+    counts = visits.status_counts()
+    span = visits.span
+    task_time_ms = visits.task_time_ms
+    retries = visits.retries
+    retried = visits.retried
+    tokens = visits.tokens
+    nodes = visits.nodes
+    max_level = visits.max_level
 
     earliest, latest = span.bounds()
     execution = dict(execution) if execution else {}
@@ -233,8 +350,11 @@ cpdef dict build_last_record(AltFile alt, dict results, str last_id, str executi
     success_rate = <double>completed / total if total else 0.0
     status = overall_status(completed, total)
     parallelism = task_time_ms / execution_time_ms if execution_time_ms > 0 else (1.0 if task_time_ms == 0 else 0.0)
-    edges = [{"from": dependency, "to": dependent, "type": "dependency"}
-             for dependency, dependent in graph.edges()]
+    cdef list ids = graph.ids
+    cdef list edges = []
+    for i in range(n):
+        for k in range(graph.dep_start[i], graph.dep_start[i + 1]):
+            edges.append({"from": ids[graph.dep_list[k]], "to": ids[i], "type": "dependency"})
     summary = describe_run(alt.title, total, counts, success_rate, status, execution_time_ms,
                            critical_ids, critical_ms, retries)
     execution.setdefault("mode", alt.mode)
@@ -263,8 +383,8 @@ cpdef dict build_last_record(AltFile alt, dict results, str last_id, str executi
             "parallelism": parallelism,
             "critical_path": {"task_ids": critical_ids, "duration_ms": critical_ms},
             "retries": {"total": retries, "tasks": retried},
-            "tokens": tokens,
-            "levels": (max(node["level"] for node in nodes) + 1) if n else 0,
+            "tokens": tokens.to_dict(),
+            "levels": (max_level + 1) if n else 0,
         },
         "artifacts": [],
         "execution_graph": {"nodes": nodes, "edges": edges},

@@ -1,10 +1,16 @@
 # The run store: what the C ABI keeps between calls, by id.
 
 import logging
+import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from functools import partial
 
-from runner import last_writer, settings
+from runner import last_options, last_writer, settings
+from runner.last_options import LastOptions
+from runner.last_reader import load_last
+from runner.last_writer import LastWriteResult
 
 log = logging.getLogger("runner")
 
@@ -16,6 +22,58 @@ cdef str utc_now():
 cdef str new_last_id():
     """Sortable by creation time, unique by its random part; safe as a directory name."""
     return f"last_{datetime.now(timezone.utc):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:16]}"
+
+
+def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=None, workspace=None,
+                    options=None, **overrides):
+    """Builds the LAST record of `alt` and writes its whole directory; returns a LastWriteResult.
+
+    `results` maps task ids to TaskResult (dicts are checked with task_result_from_dict).
+    `execution` holds the run's own facts (mode, seed, faults, max_concurrency, started_at,
+    ended_at, wall_time_ms, interrupted); `workspace` is where file_operation tasks wrote.
+    The products come from the RUNNER_* variables (runner.last_options), then `options`
+    (a LastOptions) replaces them, then keyword overrides (compression=True, archive="zip",
+    ...) replace single choices. output_dir None means RUNNER_OUTPUT_DIR, else ./output.
+    """
+    cdef dict checked = {}
+    cdef TaskResult result
+    try:
+        chosen = options if options is not None else last_options.from_environment()
+        if overrides:
+            chosen = chosen.with_overrides(**overrides)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    for task_id, value in results.items():
+        if isinstance(value, TaskResult):
+            result = <TaskResult>value
+        elif isinstance(value, dict):
+            result = task_result_from_dict(value, alt)
+        else:
+            raise TaskResultError([ValidationIssue(f"/{pointer_token(task_id)}",
+                                                   f"expected a TaskResult, found {type(value).__name__}")])
+        if result.task_id not in alt.task_index:
+            raise UnknownIdError(f"unknown task '{result.task_id}' in ALT file '{alt.id}'")
+        checked[result.task_id] = result
+    if execution is not None and not isinstance(execution, dict):
+        raise LastFileError(f"execution must be a dict, found {type(execution).__name__}")
+    cdef str last_id = new_last_id()
+    record = build_last_record(alt, checked, last_id, f"exec_{uuid.uuid4().hex}", utc_now(), execution)
+    directory = settings.output_dir(output_dir)
+    from runner.last_directory import write_directory
+    try:
+        written = write_directory(record, directory, chosen, workspace)
+    except OSError as error:
+        raise LastFileError(f"cannot write the LAST file of '{alt.id}' under '{directory}': "
+                            f"{error.strerror or error}") from error
+    log.info("wrote %s (%s)", written.directory, record["status"], extra={"alt_id": alt.id, "last_id": last_id})
+    return written
+
+
+def generate_or_error(RunStore store, output_dir, str alt_id):
+    try:
+        return store.generate_last(alt_id, output_dir)
+    except RunnerError as error:
+        return f"ERROR: {error}"
 
 
 cdef class RunStore:
@@ -62,18 +120,9 @@ cdef class RunStore:
         """Builds the LAST record, writes <output_dir>/<last id>/last.json, returns the LAST id."""
         cdef AltFile alt = self.alt_file(alt_id)
         cdef dict results = dict(self.results.get(alt_id) or {})
-        cdef str last_id = new_last_id()
-        record = build_last_record(alt, results, last_id, f"exec_{uuid.uuid4().hex}", utc_now())
-        data = orjson.dumps(record)
-        directory = settings.output_dir(output_dir)
-        try:
-            path = last_writer.write_last_directory(directory, last_id, data)
-        except OSError as error:
-            raise LastFileError(f"cannot write the LAST file of '{alt_id}' under '{directory}': "
-                                f"{error.strerror or error}") from error
-        self.last_files[last_id] = data
-        log.info("wrote %s (%s)", path, record["status"], extra={"alt_id": alt_id, "last_id": last_id})
-        return last_id
+        written = write_last_file(alt, results, output_dir)
+        self.last_files[written.last_id] = written.json
+        return written.last_id
 
     cpdef bytes last_json(self, str last_id):
         data = self.last_files.get(last_id)
@@ -82,14 +131,20 @@ cdef class RunStore:
         return data
 
     cpdef dict batch(self, list alt_ids, object output_dir):
-        """ALT id -> new LAST id, or "ERROR: <message>"; one failure does not stop the rest."""
-        cdef dict outcome = {}
-        for alt_id in alt_ids:
-            try:
-                outcome[alt_id] = self.generate_last(alt_id, output_dir)
-            except RunnerError as error:
-                outcome[alt_id] = f"ERROR: {error}"
-        return outcome
+        """ALT id -> new LAST id, or "ERROR: <message>"; one failure does not stop the rest.
+
+        The files are generated in parallel, at most RUNNER_LAST_WORKERS at a time.
+        """
+        try:
+            workers = last_options.from_environment().workers
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
+        generate = partial(generate_or_error, self, output_dir)
+        unique = list(dict.fromkeys(alt_ids))
+        if len(unique) <= 1 or workers == 1:
+            return {alt_id: generate(alt_id) for alt_id in unique}
+        with ThreadPoolExecutor(min(workers, len(unique)), thread_name_prefix="last-batch") as pool:
+            return dict(zip(unique, pool.map(generate, unique)))
 
     cpdef clear(self):
         self.alt_files.clear()

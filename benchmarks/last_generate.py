@@ -1,0 +1,142 @@
+"""LAST generation at 100k tasks, against baselines measured in the same run.
+
+    .venv/bin/python benchmarks/last_generate.py [--tasks 100000] [--repeat 5]
+
+(a) the complete LAST record (statistics, critical path, graph, summary) + its JSON,
+    vs orjson.dumps of the same task-results dict (the floor; goal <= 3x);
+(b) the compressed copy as written (gzip stream via zlib level 1, atomic write with
+    fsync) vs a plain zlib level-1 compression of the same bytes (goal <= 1.5x);
+(c) report.html for all tasks: time and peak traced memory;
+(d) for information, the whole write_last_file with every product.
+The machine is shared and noisy: medians of several runs, ratios in one run.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import statistics
+import tempfile
+import time
+import tracemalloc
+import zlib
+from pathlib import Path
+
+import orjson
+
+import runner
+from runner import last_directory, last_options
+
+STAMP = "2026-01-01T{:02d}:{:02d}:{:02d}.{:03d}Z"
+
+
+def stamp(ms: int) -> str:
+    seconds, milli = divmod(ms, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return STAMP.format(hour % 24, minute, second, milli)
+
+
+def make_run(size: int, seed: int = 7):
+    """An ALT file (random DAG, 0-3 dependencies) and ~400-byte task results for it."""
+    rng = random.Random(seed)
+    tasks = []
+    for n in range(size):
+        deps = rng.sample(range(max(0, n - 50), n), min(n, rng.randint(0, 3))) if n else []
+        tasks.append({"id": f"task_{n:06d}", "description": f"step {n} of the benchmark run",
+                      "dependencies": [f"task_{d:06d}" for d in deps]})
+    alt = runner.parse_alt_file(orjson.dumps({"id": "bench", "title": "LAST benchmark", "tasks": tasks}))
+    docs = {}
+    for n in range(size):
+        start = rng.randint(0, 3_000_000)
+        duration = rng.randint(5, 5000)
+        status = "completed" if rng.random() < 0.95 else rng.choice(("failed", "timeout", "skipped"))
+        doc = {"task_id": f"task_{n:06d}", "status": status,
+               "output": {"text": "".join(rng.choice("abcdefghij ") for _ in range(150))},
+               "error": None if status == "completed" else f"{status} after {duration} ms",
+               "started_at": stamp(start), "completed_at": stamp(start + duration), "duration_ms": float(duration),
+               "metadata": {"task_type": "ai_prompt",
+                            "ai": {"provider": "echo", "model": "echo", "prompt_tokens": 40, "completion_tokens": 30,
+                                   "latency_ms": 1.5}}}
+        if n % 20 == 0:
+            doc["metadata"]["attempts"] = [{"number": 1, "outcome": "failed"}, {"number": 2, "outcome": "completed"}]
+        docs[doc["task_id"]] = doc
+    results = {task_id: runner.task_result_from_dict(doc, alt) for task_id, doc in docs.items()}
+    return alt, docs, results
+
+
+def median_time(function, repeat: int) -> float:
+    """Median wall time; what the function returns is freed outside the timed part."""
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        begin = time.perf_counter()
+        kept = function()
+        times.append(time.perf_counter() - begin)
+        del kept
+    return statistics.median(times)
+
+
+def paired(floor, ours, repeat: int) -> tuple[float, float, float]:
+    """Median times of floor and ours, and the median of their ratios, timed alternately
+    so that load from other processes hits both alike."""
+    floors, ourses = [], []
+    for _ in range(repeat):
+        floors.append(median_time(floor, 1))
+        ourses.append(median_time(ours, 1))
+    ratios = sorted(o / f for o, f in zip(ourses, floors))
+    return statistics.median(floors), statistics.median(ourses), statistics.median(ratios)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    alt, docs, results = make_run(args.tasks)
+    floor_bytes = orjson.dumps(docs)
+    print(f"{args.tasks} tasks, task-results JSON {len(floor_bytes) / 1e6:.1f} MB "
+          f"({len(floor_bytes) / args.tasks:.0f} bytes per result)")
+
+    def ours():
+        record = runner.build_last_record(alt, results, "last_bench", "exec_bench", "2026-01-02T00:00:00.000Z")
+        return orjson.dumps(record)
+
+    floor, record_time, ratio = paired(lambda: orjson.dumps(docs), ours, args.repeat)
+    data = ours()
+    print(f"(a) floor orjson.dumps(task results)      {floor * 1e3:8.1f} ms")
+    print(f"    LAST record + JSON ({len(data) / 1e6:.1f} MB)        {record_time * 1e3:8.1f} ms  "
+          f"ratio {ratio:.2f}x (goal <= 3x)")
+
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch)
+        plain, written, ratio = paired(lambda: zlib.compress(data, 1),
+                                       lambda: last_directory._write_compressed(directory, data, 1), args.repeat)
+        size = (directory / "last.json.gz").stat().st_size
+        print(f"(b) plain zlib.compress level 1            {plain * 1e3:8.1f} ms")
+        print(f"    last.json.gz written atomically ({size / 1e6:.1f} MB) {written * 1e3:8.1f} ms  "
+              f"ratio {ratio:.2f}x (goal <= 1.5x)")
+
+        record = orjson.loads(data)
+        options = last_options.LastOptions(graph_renderer="builtin")
+        report_time = median_time(lambda: last_directory.render_html(record, options), max(1, args.repeat // 2))
+        tracemalloc.start()   # a separate run: tracing slows Python code several times
+        html = last_directory.render_html(record, options)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"(c) report.html for {args.tasks} tasks            {report_time * 1e3:8.1f} ms, "
+              f"{len(html) / 1e6:.2f} MB, peak memory beyond the loaded record {peak / 1e6:.1f} MB")
+        del record, html
+
+        begin = time.perf_counter()
+        result = runner.write_last_file(alt, results, directory / "all", compression=True, archive="none",
+                                        graph_renderer="auto")
+        whole = time.perf_counter() - begin
+        files = sorted(p.name for p in result.directory.iterdir())
+        print(f"(d) write_last_file, every product        {whole * 1e3:8.1f} ms  ({', '.join(files)}; "
+              f"{len(result.record['artifacts'])} artifacts)")
+
+
+if __name__ == "__main__":
+    main()

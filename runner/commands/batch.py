@@ -1,0 +1,60 @@
+"""`batch FILE... --out DIR`: a LAST directory for each ALT file, in parallel; prints id -> LAST id.
+
+Files are not executed: every task is recorded as pending. One bad file does not stop
+the others; its entry is "ERROR: <message>". Exit 0 if all succeeded, 1 otherwise, 2 for
+unusable options.
+"""
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def generate(path: str, out, options):
+    """(ALT id or the file name when it has none, LAST id or "ERROR: ...")."""
+    from runner import RunnerError, parse_alt_file, write_last_file
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return path, f"ERROR: {path}: cannot read: {error.strerror or error}"
+    try:
+        alt = parse_alt_file(data)
+    except RunnerError as error:
+        return path, f"ERROR: {path}: {error}"
+    try:
+        return alt.id, write_last_file(alt, {}, out, options=options).last_id
+    except RunnerError as error:
+        return alt.id, f"ERROR: {error}"
+
+
+def main(args) -> int:
+    import orjson
+
+    from runner import last_options
+
+    try:
+        options = last_options.from_arguments(args)
+    except ValueError as error:
+        print(f"batch: {error}", file=sys.stderr)
+        return 2
+    # Each file's own writer gets one thread: the batch's parallelism is across files.
+    per_file = options.with_overrides(workers=1)
+    with ThreadPoolExecutor(min(options.workers, len(args.files))) as pool:
+        outcome = list(pool.map(lambda path: generate(path, args.out, per_file), args.files))
+    mapping = {}
+    for key, value in outcome:
+        if key in mapping:   # two files with one ALT id: keep both, the later under its file name
+            key = f"{key} ({len(mapping)})"
+        mapping[key] = value
+    print(orjson.dumps(mapping, option=orjson.OPT_INDENT_2).decode())
+    return 1 if any(value.startswith("ERROR: ") for value in mapping.values()) else 0
+
+
+def register(subparsers) -> None:
+    from runner import last_options
+
+    parser = subparsers.add_parser("batch", help="write a LAST directory for each ALT file (in parallel)")
+    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("--out", required=True, metavar="DIR", help="directory the LAST directories go to")
+    last_options.add_arguments(parser)
+    parser.set_defaults(func=main)

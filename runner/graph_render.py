@@ -1,0 +1,233 @@
+"""The execution graph as files: graph.dot (GraphViz) and graph.svg.
+
+graph.svg is drawn by GraphViz's `dot` when it is installed (run with a timeout, so a
+hard layout never stalls a LAST generation) and otherwise by a built-in layered layout:
+one column per dependency level, tasks ordered in a column by the mean position of
+their dependencies. Above `draw_limit` tasks (default 300, RUNNER_GRAPH_DRAW_LIMIT)
+the drawing is summarised: one box per dependency level, or per band of levels when
+there are more than 60, with its status counts, since thousands of boxes are
+unreadable and dot's layout time grows much faster than linearly. graph.dot always
+holds every task.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from xml.sax.saxutils import escape as xml_escape
+
+STATUS_COLOURS = {
+    "completed": "#c8e6c9", "failed": "#ffcdd2", "timeout": "#ffe0b2", "cancelled": "#e0e0e0",
+    "skipped": "#f5f5f5", "pending": "#ffffff", "running": "#bbdefb",
+}
+STATUS_ORDER = ("completed", "failed", "timeout", "cancelled", "skipped", "running", "pending")
+BOX_WIDTH, BOX_HEIGHT, COLUMN_GAP, ROW_GAP, MARGIN = 170, 44, 60, 16, 20
+
+
+@dataclass
+class GraphDrawing:
+    dot: str
+    svg: str
+    renderer: str        # "dot" or "builtin"
+    summarised: bool
+    note: str | None = None   # why dot was not used, when it was asked for
+
+
+def _dot_string(text: str) -> str:
+    """A DOT quoted string: backslash and quote escaped, line breaks as \\n."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text.replace("\r", "").replace("\n", "\\n") + '"'
+
+
+def _duration_text(duration_ms) -> str:
+    if duration_ms is None:
+        return ""
+    return f"{duration_ms / 1000.0:.2f} s" if duration_ms >= 1000 else f"{duration_ms:.0f} ms"
+
+
+SUMMARY_BOXES = 24   # at most this many boxes in a summarised drawing
+
+
+def summarise(graph: dict, boxes: int = SUMMARY_BOXES) -> tuple[list[dict], list[dict]]:
+    """One node per band of levels (with status counts) and the band-to-band dependency edges.
+
+    A band is one level while there are at most `boxes` levels, else consecutive levels
+    grouped so that there are at most `boxes` bands.
+    """
+    nodes = graph["nodes"]
+    levels = max((node["level"] for node in nodes), default=0) + 1
+    width = -(-levels // boxes)          # levels per band, rounded up
+    band_of = {}
+    counts: dict[int, Counter] = defaultdict(Counter)
+    for node in nodes:
+        band = node["level"] // width
+        band_of[node["id"]] = band
+        counts[band][node["status"]] += 1
+    # Into each band, from the band before it: how many dependencies cross into it from
+    # any earlier band (edges that skip bands would make the drawing a thicket).
+    entering = Counter(band_of[e["to"]] for e in graph["edges"] if band_of[e["from"]] != band_of[e["to"]])
+
+    def name(band: int) -> str:
+        first, last = band * width, min(band * width + width, levels) - 1
+        return f"level {first}" if first == last else f"levels {first}-{last}"
+
+    summary_nodes = []
+    for band in sorted(counts):
+        total = sum(counts[band].values())
+        detail = ", ".join(f"{counts[band][s]} {s}" for s in STATUS_ORDER if counts[band][s])
+        worst = next((s for s in ("failed", "timeout", "cancelled", "pending", "skipped") if counts[band][s]),
+                     "completed")
+        summary_nodes.append({"id": name(band), "label": f"{name(band)}: {total} tasks", "detail": detail,
+                              "status": worst, "level": band})
+    bands = sorted(counts)
+    summary_edges = [{"from": name(a), "to": name(b), "count": entering[b]}
+                     for a, b in zip(bands, bands[1:]) if entering[b]]
+    return summary_nodes, summary_edges
+
+
+def to_dot(graph: dict, title: str = "execution") -> str:
+    """Every task and dependency as a GraphViz digraph, coloured by status."""
+    lines = [f"digraph {_dot_string(title)} {{",
+             "  rankdir=LR;",
+             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
+             '  edge [color="#607d8b"];']
+    for node in graph["nodes"]:
+        label = "\n".join(filter(None, (node["id"], node["status"], _duration_text(node.get("duration_ms")))))
+        colour = STATUS_COLOURS.get(node["status"], "#ffffff")
+        lines.append(f"  {_dot_string(node['id'])} [label={_dot_string(label)}, fillcolor=\"{colour}\"];")
+    for edge in graph["edges"]:
+        lines.append(f"  {_dot_string(edge['from'])} -> {_dot_string(edge['to'])};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _summary_dot(nodes: list[dict], edges: list[dict], title: str) -> str:
+    lines = [f"digraph {_dot_string(title)} {{", "  rankdir=TB;",
+             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10, width=3.2];']
+    for node in nodes:
+        label = f"{node['label']}\n{node['detail']}"
+        lines.append(f"  {_dot_string(node['id'])} [label={_dot_string(label)}, "
+                     f"fillcolor=\"{STATUS_COLOURS.get(node['status'], '#ffffff')}\"];")
+    for edge in edges:
+        # xlabel, not label: dot lays out labelled edges as extra nodes, which took
+        # seconds here for ~100 long edges; an external label is placed afterwards.
+        lines.append(f"  {_dot_string(edge['from'])} -> {_dot_string(edge['to'])} "
+                     f"[xlabel={_dot_string(str(edge['count']))}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) -> str:
+    """The built-in layout: columns by level, rows ordered by the dependencies' mean row.
+
+    vertical: levels go down the page instead (the summary, one box per level band).
+    """
+    box_width = 340 if vertical else BOX_WIDTH
+    columns: dict[int, list[dict]] = defaultdict(list)
+    for node in nodes:
+        columns[node["level"]].append(node)
+    incoming: dict[str, list[str]] = defaultdict(list)
+    for edge in edges:
+        incoming[edge["to"]].append(edge["from"])
+    row: dict[str, float] = {}
+    for level in sorted(columns):
+        column = columns[level]
+        if level:
+            column.sort(key=lambda n: (sum(row.get(d, 0.0) for d in incoming[n["id"]]) / len(incoming[n["id"]])
+                                       if incoming[n["id"]] else float("inf")))
+        for position, node in enumerate(column):
+            row[node["id"]] = position
+    place = {}
+    for level, column in columns.items():
+        for position, node in enumerate(column):
+            across, down = level * (box_width + COLUMN_GAP), position * (BOX_HEIGHT + ROW_GAP)
+            place[node["id"]] = (MARGIN + across, MARGIN + down) if not vertical else \
+                (MARGIN + position * (box_width + COLUMN_GAP), MARGIN + level * (BOX_HEIGHT + ROW_GAP + 10))
+    levels = max(columns) + 1 if columns else 0
+    widest = max((len(c) for c in columns.values()), default=0)
+    if vertical:
+        levels, widest = widest, levels
+    width = MARGIN * 2 + levels * (box_width + COLUMN_GAP) - COLUMN_GAP
+    height = MARGIN * 2 + widest * (BOX_HEIGHT + ROW_GAP + (10 if vertical else 0)) - ROW_GAP
+    width, height = max(width, 2 * MARGIN + box_width), max(height, 2 * MARGIN + BOX_HEIGHT)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="Helvetica, Arial, sans-serif" font-size="11">',
+           "<!-- drawn by librunner's built-in layered layout -->",
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#607d8b"/></marker></defs>',
+           '<g class="edges" fill="none" stroke="#607d8b" stroke-width="1.2">']
+    for edge in edges:
+        if edge["from"] not in place or edge["to"] not in place:
+            continue
+        x1, y1 = place[edge["from"]]
+        x2, y2 = place[edge["to"]]
+        if vertical:
+            x1, x2, y1 = x1 + box_width / 2, x2 + box_width / 2, y1 + BOX_HEIGHT
+            out.append(f'<path d="M {x1} {y1} L {x2} {y2}" marker-end="url(#arrow)"/>')
+            label_x, label_y = x1 + 6, (y1 + y2) / 2 + 4
+        else:
+            x1, y1, y2 = x1 + box_width, y1 + BOX_HEIGHT / 2, y2 + BOX_HEIGHT / 2
+            middle = (x1 + x2) / 2
+            out.append(f'<path d="M {x1} {y1} C {middle} {y1}, {middle} {y2}, {x2} {y2}" marker-end="url(#arrow)"/>')
+            label_x, label_y = middle, (y1 + y2) / 2 - 3
+        if "count" in edge:
+            out.append(f'<text x="{label_x}" y="{label_y}" fill="#37474f" stroke="none">{edge["count"]}</text>')
+    out.append('</g><g class="nodes">')
+    for node in nodes:
+        x, y = place[node["id"]]
+        label = node.get("label", node["id"])
+        second = node.get("detail") or " ".join(filter(None, (node["status"], _duration_text(node.get("duration_ms")))))
+        out.append(f'<g class="node status-{xml_escape(node["status"])}"><title>{xml_escape(node["id"])}</title>'
+                   f'<rect x="{x}" y="{y}" width="{box_width}" height="{BOX_HEIGHT}" rx="6" '
+                   f'fill="{STATUS_COLOURS.get(node["status"], "#ffffff")}" stroke="#455a64"/>'
+                   f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{xml_escape(_clip(label, box_width // 6 - 2))}</text>'
+                   f'<text x="{x + 8}" y="{y + 34}" fill="#37474f">{xml_escape(_clip(second, box_width // 6 + 2))}</text></g>')
+    out.append("</g></svg>")
+    return "\n".join(out) + "\n"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def dot_available() -> bool:
+    return shutil.which("dot") is not None
+
+
+def run_dot(dot_text: str, timeout: float) -> str:
+    """SVG from GraphViz; RuntimeError (with why) if dot is missing, fails or runs out of time."""
+    program = shutil.which("dot")
+    if program is None:
+        raise RuntimeError("GraphViz 'dot' is not installed")
+    try:
+        finished = subprocess.run([program, "-Tsvg"], input=dot_text.encode("utf-8"), capture_output=True,
+                                  timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"dot took longer than {timeout:g} s") from None
+    except OSError as error:
+        raise RuntimeError(f"cannot run dot: {error.strerror or error}") from None
+    if finished.returncode != 0:
+        message = finished.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+        raise RuntimeError(f"dot failed (exit {finished.returncode}): {message[0]}")
+    return finished.stdout.decode("utf-8", "replace")
+
+
+def draw(graph: dict, *, renderer: str = "auto", draw_limit: int = 300, timeout: float = 10.0,
+         title: str = "execution", with_dot: bool = True) -> GraphDrawing:
+    """graph.dot text (every task; "" unless with_dot) and graph.svg text (summarised above draw_limit)."""
+    summarised = len(graph["nodes"]) > draw_limit
+    full_dot = to_dot(graph, title) if with_dot or not summarised else ""
+    if summarised:
+        nodes, edges = summarise(graph)
+        drawing_dot = _summary_dot(nodes, edges, title)
+    else:
+        nodes, edges = graph["nodes"], graph["edges"]
+        drawing_dot = full_dot
+    note = None
+    if renderer in ("auto", "dot") and (renderer == "dot" or dot_available()):
+        try:
+            return GraphDrawing(full_dot, run_dot(drawing_dot, timeout), "dot", summarised)
+        except RuntimeError as error:
+            note = f"{error}; drawn by the built-in layout"
+    return GraphDrawing(full_dot, layered_svg(nodes, edges, vertical=summarised), "builtin", summarised, note)

@@ -1,0 +1,127 @@
+"""One LAST directory from a LAST record: last.json and the products the options ask for.
+
+    <out>/<last_id>/last.json          always
+                    last.json.gz       compression (gzip stream, zlib level 1 by default)
+                    report.html        html_report
+                    graph.dot, .svg    graph
+                    artifacts/<task>/  artifacts
+    <out>/<last_id>.zip | .tar.gz      archive
+
+Independent outputs run concurrently on one bounded thread pool: the graph drawing
+(dot runs in a child process), artifact copies, the compressed copy (zlib releases the
+GIL) and the report. Every file is written atomically; if anything fails the directory
+is removed, so a LAST directory is either complete or absent.
+"""
+from __future__ import annotations
+
+import shutil
+import tarfile
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+from runner.last_options import LastOptions
+from runner.last_writer import LastWriteResult, atomic_file, write_atomically
+
+
+def _write_graph(record: dict, directory: Path, options: LastOptions):
+    from runner import graph_render
+
+    drawing = graph_render.draw(record["execution_graph"], renderer=options.graph_renderer,
+                                draw_limit=options.graph_draw_limit, timeout=options.graph_timeout,
+                                title=record.get("alt_file_id") or "execution")
+    write_atomically(directory / "graph.dot", drawing.dot.encode("utf-8"))
+    write_atomically(directory / "graph.svg", drawing.svg.encode("utf-8"))
+    return drawing
+
+
+def _write_compressed(directory: Path, data: bytes, level: int) -> None:
+    # wbits=31: a gzip stream, readable by gzip/zcat, made in one zlib call.
+    write_atomically(directory / "last.json.gz", zlib.compress(data, level, wbits=31))
+
+
+def render_html(record: dict, options: LastOptions, drawing=None) -> str:
+    """report.html for a record; draws the graph (built-in layout) when no drawing is given."""
+    from runner import graph_render
+    from runner.report import render_report
+
+    if drawing is None:
+        drawing = graph_render.draw(record["execution_graph"], renderer="builtin",
+                                    draw_limit=options.graph_draw_limit, with_dot=False)
+    note = "Summarised: one box per dependency level." if drawing.summarised else None
+    return render_report(record, drawing.svg, task_limit=options.report_task_limit, graph_note=note)
+
+
+def _write_report(record: dict, directory: Path, options: LastOptions, graph_future) -> None:
+    drawing = graph_future.result() if graph_future is not None else None
+    write_atomically(directory / "report.html", render_html(record, options, drawing).encode("utf-8"))
+
+
+def write_archive(directory: Path, kind: str, level: int = 1) -> Path:
+    """<parent>/<name>.zip or .tar.gz holding the directory (under its own name)."""
+    suffix = ".zip" if kind == "zip" else ".tar.gz"
+    target = directory.parent / (directory.name + suffix)
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
+    with atomic_file(target) as handle:
+        if kind == "zip":
+            method = zipfile.ZIP_DEFLATED if level else zipfile.ZIP_STORED
+            with zipfile.ZipFile(handle, "w", method, compresslevel=level or None) as archive:
+                for path in files:
+                    archive.write(path, f"{directory.name}/{path.relative_to(directory).as_posix()}")
+        else:
+            with tarfile.open(fileobj=handle, mode="w:gz", compresslevel=max(level, 1)) as archive:
+                for path in files:
+                    archive.add(path, f"{directory.name}/{path.relative_to(directory).as_posix()}", recursive=False)
+    return target
+
+
+def planned_files(options: LastOptions) -> list[str]:
+    files = ["last.json"]
+    if options.compression:
+        files.append("last.json.gz")
+    if options.html_report:
+        files.append("report.html")
+    if options.graph:
+        files += ["graph.dot", "graph.svg"]
+    return files
+
+
+def write_directory(record: dict, output_dir, options: LastOptions, workspace=None) -> LastWriteResult:
+    """Writes <output_dir>/<record id>/ with everything `options` asks for; returns what it wrote.
+
+    OSError when the directory or a file cannot be written (the directory is then removed).
+    """
+    directory = Path(output_dir) / record["id"]
+    directory.mkdir(parents=True, exist_ok=False)
+    files = planned_files(options)
+    record.setdefault("metadata", {})["files"] = files
+    try:
+        with ThreadPoolExecutor(options.workers, thread_name_prefix="last-writer") as pool:
+            graph_future = pool.submit(_write_graph, record, directory, options) if options.graph else None
+            if options.artifacts:
+                from runner.artifacts import extract_artifacts
+
+                artifacts, errors = extract_artifacts(record["task_results"], directory, workspace, pool=pool,
+                                                      limit=options.artifact_max_bytes)
+                record["artifacts"] = artifacts
+                if errors:
+                    record["metadata"]["artifact_errors"] = errors
+            data = orjson.dumps(record)
+            futures = []
+            if options.compression:
+                futures.append(pool.submit(_write_compressed, directory, data, options.compression_level))
+            if options.html_report:
+                futures.append(pool.submit(_write_report, record, directory, options, graph_future))
+            write_atomically(directory / "last.json", data)
+            for future in futures + ([graph_future] if graph_future is not None else []):
+                future.result()
+        archive = write_archive(directory, options.archive, options.compression_level) \
+            if options.archive != "none" else None
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    files = files + [artifact["path"] for artifact in record.get("artifacts") or ()]
+    return LastWriteResult(record["id"], directory, record, data, files, archive)
