@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
+from runner import settings
+
 ARCHIVE_FORMATS = ("none", "zip", "tar.gz")
+ARCHIVE_ALIASES = {"tgz": "tar.gz", "tar_gz": "tar.gz", "targz": "tar.gz",
+                   "false": "none", "off": "none", "no": "none", "0": "none"}
 GRAPH_RENDERERS = ("auto", "dot", "builtin")
 
 # Above this many tasks graph.svg shows one box per dependency level (with status counts)
@@ -60,58 +64,21 @@ class LastOptions:
             raise ValueError(f"workers {self.workers}: expected at least 1")
 
 
-def _flag(name: str, default: bool, environ) -> bool:
-    raw = environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ValueError(f"{name}={raw!r}: expected true or false")
-
-
-def _number(name: str, default, environ, kind=int, minimum=0):
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        value = None
-    if value is None or value < minimum:
-        raise ValueError(f"{name}={raw!r}: expected a number of at least {minimum}")
-    return value
-
-
-def _choice(name: str, default: str, choices, environ) -> str:
-    raw = environ.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in ("tgz", "tar_gz", "targz"):
-        raw = "tar.gz"
-    if raw in ("false", "off", "no", "0"):
-        raw = "none"
-    if raw not in choices:
-        raise ValueError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
-    return raw
-
-
 def from_environment(environ=os.environ) -> LastOptions:
     """The options the RUNNER_* variables choose; defaults for those unset."""
     options = LastOptions(
-        compression=_flag("RUNNER_ENABLE_COMPRESSION", False, environ),
-        compression_level=_number("RUNNER_COMPRESSION_LEVEL", 1, environ),
-        html_report=_flag("RUNNER_HTML_REPORT", True, environ),
-        graph=_flag("RUNNER_GRAPH", True, environ),
-        graph_renderer=_choice("RUNNER_GRAPH_RENDERER", "auto", GRAPH_RENDERERS, environ),
-        graph_draw_limit=_number("RUNNER_GRAPH_DRAW_LIMIT", DEFAULT_GRAPH_DRAW_LIMIT, environ),
-        graph_timeout=_number("RUNNER_GRAPH_TIMEOUT", DEFAULT_GRAPH_TIMEOUT, environ, float, 0.1),
-        artifacts=_flag("RUNNER_ARTIFACTS", True, environ),
-        artifact_max_bytes=_number("RUNNER_ARTIFACT_MAX_BYTES", DEFAULT_ARTIFACT_MAX_BYTES, environ),
-        archive=_choice("RUNNER_ARCHIVE", "none", ARCHIVE_FORMATS, environ),
-        workers=_number("RUNNER_LAST_WORKERS", min(4, os.cpu_count() or 1), environ, int, 1),
-        report_task_limit=_number("RUNNER_REPORT_TASK_LIMIT", DEFAULT_REPORT_TASK_LIMIT, environ),
+        compression=settings.flag("RUNNER_ENABLE_COMPRESSION", False, environ),
+        compression_level=settings.integer("RUNNER_COMPRESSION_LEVEL", 1, environ, minimum=0, maximum=9),
+        html_report=settings.flag("RUNNER_HTML_REPORT", True, environ),
+        graph=settings.flag("RUNNER_GRAPH", True, environ),
+        graph_renderer=settings.choice("RUNNER_GRAPH_RENDERER", "auto", GRAPH_RENDERERS, environ),
+        graph_draw_limit=settings.integer("RUNNER_GRAPH_DRAW_LIMIT", DEFAULT_GRAPH_DRAW_LIMIT, environ, minimum=0),
+        graph_timeout=settings.number("RUNNER_GRAPH_TIMEOUT", DEFAULT_GRAPH_TIMEOUT, environ, minimum=0.1),
+        artifacts=settings.flag("RUNNER_ARTIFACTS", True, environ),
+        artifact_max_bytes=settings.integer("RUNNER_ARTIFACT_MAX_BYTES", DEFAULT_ARTIFACT_MAX_BYTES, environ, minimum=0),
+        archive=settings.choice("RUNNER_ARCHIVE", "none", ARCHIVE_FORMATS, environ, ARCHIVE_ALIASES),
+        workers=settings.integer("RUNNER_LAST_WORKERS", min(4, os.cpu_count() or 1), environ),
+        report_task_limit=settings.integer("RUNNER_REPORT_TASK_LIMIT", DEFAULT_REPORT_TASK_LIMIT, environ, minimum=0),
     )
     options.check()
     return options

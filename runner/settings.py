@@ -2,10 +2,12 @@
 
 Read anew at each use (not cached at import), so a C host can change the environment
 between calls. Invalid values raise ValueError with the variable, the value and what
-was expected.
+was expected. The readers (text, flag, integer, number, choice) serve every module that
+has variables of its own (runner.ai.config, runner.execution.config, runner.last_options).
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,33 +27,68 @@ class Settings:
     enable_compression: bool
 
 
-def _flag(name: str, environ) -> bool:
+def text(name: str, environ=os.environ) -> str | None:
+    """The variable's value without surrounding blanks; None when unset or empty."""
+    return environ.get(name, "").strip() or None
+
+
+def flag(name: str, default: bool = False, environ=os.environ) -> bool:
     raw = environ.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if not raw:
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
     raise ValueError(f"{name}={raw!r}: expected true or false")
 
 
-def _positive_int(name: str, default: int, environ) -> int:
+def integer(name: str, default: int | None, environ=os.environ, *, minimum: int = 1,
+            maximum: int | None = None) -> int | None:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name}={raw!r}: expected a whole number of at least 1")
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise ValueError(f"{name}={raw!r}: expected a whole number {bounds}")
     return value
 
 
+def number(name: str, default: float, environ=os.environ, *, minimum: float = 0.0,
+           maximum: float = math.inf, above_minimum: bool = False) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    low_ok = value > minimum if above_minimum else value >= minimum
+    if not (low_ok and value <= maximum):  # NaN fails both
+        if math.isinf(maximum):
+            bounds = f"{'greater than' if above_minimum else 'at least'} {minimum:g}"
+        else:
+            bounds = f"in {'(' if above_minimum else '['}{minimum:g}, {maximum:g}]"
+        raise ValueError(f"{name}={raw!r}: expected a number {bounds}")
+    return value
+
+
+def choice(name: str, default: str, choices, environ=os.environ, aliases: dict | None = None) -> str:
+    raw = environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    raw = (aliases or {}).get(raw, raw)
+    if raw not in choices:
+        raise ValueError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+    return raw
+
+
 def log_level(environ=os.environ) -> int:
-    raw = environ.get("RUNNER_LOG_LEVEL", "").strip().lower() or DEFAULT_LOG_LEVEL
-    if raw not in LOG_LEVELS:
-        raise ValueError(f"RUNNER_LOG_LEVEL={raw!r}: expected one of {', '.join(LOG_LEVELS)}")
-    return LOG_LEVELS[raw]
+    return LOG_LEVELS[choice("RUNNER_LOG_LEVEL", DEFAULT_LOG_LEVEL, LOG_LEVELS, environ)]
 
 
 def output_dir(explicit: str | os.PathLike | None = None, environ=os.environ) -> Path:
@@ -65,8 +102,8 @@ def load(environ=os.environ) -> Settings:
     """Every setting, validated; ValueError names the first bad variable."""
     return Settings(
         log_level=log_level(environ),
-        max_concurrent_tasks=_positive_int("RUNNER_MAX_CONCURRENT_TASKS", DEFAULT_MAX_CONCURRENT_TASKS, environ),
+        max_concurrent_tasks=integer("RUNNER_MAX_CONCURRENT_TASKS", DEFAULT_MAX_CONCURRENT_TASKS, environ),
         output_dir=output_dir(None, environ),
-        ai_service_url=environ.get("RUNNER_AI_SERVICE_URL") or None,
-        enable_compression=_flag("RUNNER_ENABLE_COMPRESSION", environ),
+        ai_service_url=text("RUNNER_AI_SERVICE_URL", environ),
+        enable_compression=flag("RUNNER_ENABLE_COMPRESSION", False, environ),
     )

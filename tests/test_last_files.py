@@ -95,7 +95,7 @@ def test_products_follow_the_environment_at_each_call(tmp_path, monkeypatch):
 @pytest.mark.parametrize("variable, value, expected", [
     ("RUNNER_ENABLE_COMPRESSION", "maybe", "expected true or false"),
     ("RUNNER_LAST_WORKERS", "0", "at least 1"),
-    ("RUNNER_COMPRESSION_LEVEL", "12", "expected 0 to 9"),
+    ("RUNNER_COMPRESSION_LEVEL", "12", "RUNNER_COMPRESSION_LEVEL=.12.: expected a whole number from 0 to 9"),
     ("RUNNER_GRAPH_RENDERER", "neato", "expected one of auto, dot, builtin"),
 ])
 def test_bad_option_values_are_named(tmp_path, monkeypatch, variable, value, expected):

@@ -5,10 +5,11 @@ The API key is kept out of the dataclass's repr so it cannot reach a log by acci
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from runner import settings
 
 PROVIDERS = ("openai", "anthropic", "echo")
 DEFAULT_MODELS = {
@@ -59,39 +60,8 @@ class AIConfig:
         return self.model or DEFAULT_MODELS[self.provider]
 
 
-def _text(name: str, environ) -> str | None:
-    raw = environ.get(name, "").strip()
-    return raw or None
-
-
-def _positive_int(name: str, environ, default: int | None) -> int | None:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ValueError(f"{name}={raw!r}: expected a whole number of at least 1")
-    return value
-
-
-def _seconds(name: str, environ, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={raw!r}: expected a positive number of seconds")
-    return value
-
-
 def _service_url(environ) -> str | None:
-    raw = _text("RUNNER_AI_SERVICE_URL", environ)
+    raw = settings.text("RUNNER_AI_SERVICE_URL", environ)
     if raw is None:
         return None
     parts = urlsplit(raw)
@@ -107,7 +77,7 @@ def _service_url(environ) -> str | None:
 def config_from_environment(environ=os.environ) -> AIConfig:
     """The configuration the RUNNER_AI_* variables describe (read anew at each call)."""
     url = _service_url(environ)
-    provider = (_text("RUNNER_AI_PROVIDER", environ) or ("openai" if url else "echo")).lower()
+    provider = (settings.text("RUNNER_AI_PROVIDER", environ) or ("openai" if url else "echo")).lower()
     if provider not in PROVIDERS:
         raise ValueError(f"RUNNER_AI_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
     if provider != "echo" and url is None:
@@ -115,11 +85,11 @@ def config_from_environment(environ=os.environ) -> AIConfig:
     return AIConfig(
         provider=provider,
         base_url=url,
-        api_key=_text("RUNNER_AI_API_KEY", environ),
-        model=_text("RUNNER_AI_MODEL", environ),
-        max_concurrency=_positive_int("RUNNER_AI_MAX_CONCURRENCY", environ, DEFAULT_MAX_CONCURRENCY),
-        requests_per_minute=_positive_int("RUNNER_AI_REQUESTS_PER_MINUTE", environ, None),
-        tokens_per_minute=_positive_int("RUNNER_AI_TOKENS_PER_MINUTE", environ, None),
-        connect_timeout=_seconds("RUNNER_AI_CONNECT_TIMEOUT", environ, DEFAULT_CONNECT_TIMEOUT),
-        read_timeout=_seconds("RUNNER_AI_READ_TIMEOUT", environ, DEFAULT_READ_TIMEOUT),
+        api_key=settings.text("RUNNER_AI_API_KEY", environ),
+        model=settings.text("RUNNER_AI_MODEL", environ),
+        max_concurrency=settings.integer("RUNNER_AI_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY, environ),
+        requests_per_minute=settings.integer("RUNNER_AI_REQUESTS_PER_MINUTE", None, environ),
+        tokens_per_minute=settings.integer("RUNNER_AI_TOKENS_PER_MINUTE", None, environ),
+        connect_timeout=settings.number("RUNNER_AI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, environ, above_minimum=True),
+        read_timeout=settings.number("RUNNER_AI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, environ, above_minimum=True),
     )

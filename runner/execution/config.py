@@ -31,34 +31,20 @@ class ExecutionSettings:
     output_cap_bytes: int
 
 
-def _number(name: str, default: float, environ, *, low: float, high: float, low_open: bool = False) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = float("nan")
-    if not (value > low if low_open else value >= low) or not value <= high:
-        bound = "(" if low_open else "["
-        raise ValueError(f"{name}={raw!r}: expected a number in {bound}{low:g}, {high:g}]")
-    return value
-
-
 def load(environ=os.environ) -> ExecutionSettings:
     """Every execution setting, validated; ValueError names the first bad variable."""
     allowlist = tuple(part.strip() for part in environ.get("RUNNER_SYSTEM_COMMAND_ALLOWLIST", "").split(",")
                       if part.strip())
     return ExecutionSettings(
         max_concurrency=settings.load(environ).max_concurrent_tasks,
-        default_timeout=_number("RUNNER_DEFAULT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, environ,
-                                low=0, high=7 * 24 * 3600, low_open=True),
-        retry_base=_number("RUNNER_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, environ, low=0, high=3600),
-        retry_max=_number("RUNNER_RETRY_MAX_SECONDS", DEFAULT_RETRY_MAX_SECONDS, environ, low=0, high=24 * 3600),
-        grace_seconds=_number("RUNNER_GRACE_SECONDS", DEFAULT_GRACE_SECONDS, environ, low=0, high=600),
-        chaos_fault_rate=_number("RUNNER_CHAOS_FAULT_RATE", DEFAULT_CHAOS_FAULT_RATE, environ, low=0, high=1),
-        system_commands_enabled=settings._flag("RUNNER_ENABLE_SYSTEM_COMMANDS", environ),
+        default_timeout=settings.number("RUNNER_DEFAULT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, environ,
+                                        maximum=7 * 24 * 3600, above_minimum=True),
+        retry_base=settings.number("RUNNER_RETRY_BASE_SECONDS", DEFAULT_RETRY_BASE_SECONDS, environ, maximum=3600),
+        retry_max=settings.number("RUNNER_RETRY_MAX_SECONDS", DEFAULT_RETRY_MAX_SECONDS, environ, maximum=24 * 3600),
+        grace_seconds=settings.number("RUNNER_GRACE_SECONDS", DEFAULT_GRACE_SECONDS, environ, maximum=600),
+        chaos_fault_rate=settings.number("RUNNER_CHAOS_FAULT_RATE", DEFAULT_CHAOS_FAULT_RATE, environ, maximum=1),
+        system_commands_enabled=settings.flag("RUNNER_ENABLE_SYSTEM_COMMANDS", False, environ),
         command_allowlist=allowlist,
-        output_cap_bytes=int(_number("RUNNER_COMMAND_OUTPUT_CAP_BYTES", DEFAULT_OUTPUT_CAP_BYTES, environ,
-                                     low=1, high=1 << 30)),
+        output_cap_bytes=settings.integer("RUNNER_COMMAND_OUTPUT_CAP_BYTES", DEFAULT_OUTPUT_CAP_BYTES, environ,
+                                          maximum=1 << 30),
     )
