@@ -15,7 +15,10 @@ import pytest
 from runner import buildinfo
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
+# ALT files from the wider ALT_LAS system: the shared copy beside the checkout (as CI has it),
+# else the copy kept in tests/fixtures, so the suite runs wherever the clone sits.
+SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = SHARED_FIXTURES if SHARED_FIXTURES.is_dir() else REPO / "tests" / "fixtures"
 LIBRARY = buildinfo.library_path()
 
 # The two-task ALT file of the specification's examples.

@@ -106,3 +106,11 @@ def test_cli_accepts_the_fixture():
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "valid ALT file 'alt_example_001' (3 tasks, mode normal)" in done.stdout
+
+
+def test_every_shared_fixture_validates():
+    """Every ALT file the wider ALT_LAS system ships (shared/fixtures) must keep validating."""
+    files = sorted(FIXTURES.glob("*.json"))
+    assert files, f"no fixtures in {FIXTURES}"
+    for path in files:
+        assert runner.parse_alt_file(path.read_bytes()).tasks, path
