@@ -1,6 +1,7 @@
 """Timeouts that really stop work, and interruption that still leaves a valid LAST file."""
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -148,8 +149,11 @@ def test_ctrl_c_on_the_cli_still_leaves_a_valid_last_file(tmp_path):
     path = tmp_path / "alt.json"
     path.write_text(json.dumps(alt))
     env = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an inherited
+    # SIG_IGN: give the child the default disposition a terminal's Ctrl-C would meet.
     child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(tmp_path / "out")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         for line in child.stderr:
             if "slow started" in line:
@@ -165,3 +169,33 @@ def test_ctrl_c_on_the_cli_still_leaves_a_valid_last_file(tmp_path):
     assert record["task_results"]["slow"]["status"] == "cancelled"
     assert record["task_results"]["after"]["status"] == "cancelled"
     assert record["execution"]["interrupted"] is True
+
+
+def test_ctrl_c_caught_by_a_worker_thread_still_stops_the_run(tmp_path):
+    """Linux may hand a process's SIGINT to any thread; the run must still stop promptly.
+
+    tgkill sends it to a worker thread on purpose: Python runs signal handlers only in the
+    main thread, which must therefore never sleep until the next deadline (300 s here)."""
+    alt = {"id": "ctrl_c_worker", "title": "Ctrl-C", "tasks": [
+        {"id": "slow", "description": "s", "parameters": {"task_type": "system_command", "command": ["sleep", "30"]}}]}
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(alt))
+    env = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(tmp_path / "out")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        for line in child.stderr:
+            if "slow started" in line:
+                break
+        workers = sorted(int(tid) for tid in os.listdir(f"/proc/{child.pid}/task") if int(tid) != child.pid)
+        assert workers, "the run has no worker thread"
+        libc = ctypes.CDLL(None, use_errno=True)
+        SYS_tgkill = 234  # x86-64
+        assert libc.syscall(SYS_tgkill, child.pid, workers[0], signal.SIGINT) == 0
+        stdout, stderr = child.communicate(timeout=20)
+    finally:
+        child.kill()
+    assert child.returncode == 130, stderr
+    record = json.loads((Path(stdout.strip().splitlines()[-1]) / "last.json").read_bytes())
+    assert record["task_results"]["slow"]["status"] == "cancelled"

@@ -38,6 +38,10 @@ INLINE_TYPES = frozenset({"generic"})
 UNSUCCESSFUL_WORDS = {"failed": "failed", "timeout": "timed out", "cancelled": "was cancelled",
                       "skipped": "was skipped"}
 _WAKE = object()          # put on the completion queue to wake the loop (interruption)
+# The loop never sleeps longer than this. Linux may deliver Ctrl-C's SIGINT to any thread,
+# and Python runs the handler only when the main thread next wakes: without a bound, a
+# signal caught by a worker thread waited for the next task deadline (minutes).
+MAX_WAIT_SECONDS = 0.2
 
 
 def _core():
@@ -179,7 +183,7 @@ class Execution:
 
     def _wait(self, timeout: float | None) -> None:
         try:
-            item = self.completions.get(timeout=timeout)
+            item = self.completions.get(timeout=MAX_WAIT_SECONDS if timeout is None else min(timeout, MAX_WAIT_SECONDS))
         except queue.Empty:
             item = None
         while item is not None:
