@@ -171,12 +171,30 @@ cdef class IssueList:
                 self.wrong_type(f"{path}/{i}", "string", item)
 
 
+cdef str encoding_problem(object data):
+    """Where a document stops being UTF-8, or None. orjson reports such input at character 0
+    whatever the place, so the position is found again here (on the error path only)."""
+    try:
+        if isinstance(data, str):
+            (<str>data).encode("utf-8")
+        else:
+            bytes(data).decode("utf-8")
+    except UnicodeEncodeError as error:
+        return f"not valid UTF-8: a lone surrogate at character {error.start}"
+    except UnicodeDecodeError as error:
+        return f"not valid UTF-8 (byte {error.start})"
+    return None
+
+
 cdef object load_json(object data, type error_type):
     """orjson.loads, with malformed input reported as a document error."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        raise error_type([ValidationIssue("", f"invalid JSON: {error}")])
+        message = str(error)
+        if "UTF-8" in message or "surrogate" in message:
+            message = encoding_problem(data) or message
+        raise error_type([ValidationIssue("", f"invalid JSON: {message}")])
 
 
 cdef Task build_task(object raw, Py_ssize_t index, IssueList issues):

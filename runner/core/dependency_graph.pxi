@@ -18,6 +18,20 @@ cdef class DependencyGraph:
     cdef int *needed_start   # dependents of i: needed_list[needed_start[i] : needed_start[i + 1]]
     cdef int *needed_list
 
+    def __cinit__(self):
+        # Every graph, even one made by DependencyGraph() or __new__ from Python, is a valid
+        # empty graph: the arrays are never NULL, so no method can read through NULL.
+        self.size = 0
+        self.ids = []
+        self.dep_start = <int *>PyMem_Malloc(sizeof(int))
+        self.dep_list = <int *>PyMem_Malloc(sizeof(int))
+        self.needed_start = <int *>PyMem_Malloc(2 * sizeof(int))
+        self.needed_list = <int *>PyMem_Malloc(sizeof(int))
+        if not (self.dep_start and self.dep_list and self.needed_start and self.needed_list):
+            raise MemoryError()
+        self.dep_start[0] = 0
+        self.needed_start[0] = self.needed_start[1] = 0
+
     def __dealloc__(self):
         PyMem_Free(self.dep_start)
         PyMem_Free(self.dep_list)
@@ -30,13 +44,17 @@ cdef class DependencyGraph:
         cdef DependencyGraph graph = DependencyGraph.__new__(DependencyGraph)
         if n + 2 > 0x7fffffff or edges + 1 > 0x7fffffff:
             raise MemoryError("dependency graph too large for 32-bit indices")
-        graph.size = n
+        PyMem_Free(graph.dep_start)
+        PyMem_Free(graph.dep_list)
+        PyMem_Free(graph.needed_start)
+        PyMem_Free(graph.needed_list)
         graph.dep_start = <int *>PyMem_Malloc((n + 1) * sizeof(int))
         graph.dep_list = <int *>PyMem_Malloc((edges + 1) * sizeof(int))
         graph.needed_start = <int *>PyMem_Malloc((n + 2) * sizeof(int))
         graph.needed_list = <int *>PyMem_Malloc((edges + 1) * sizeof(int))
         if not (graph.dep_start and graph.dep_list and graph.needed_start and graph.needed_list):
-            raise MemoryError()
+            raise MemoryError()  # __dealloc__ frees whatever was allocated
+        graph.size = n
         return graph
 
     cdef void index_dependents(self):
@@ -81,10 +99,16 @@ cdef class DependencyGraph:
         graph.index_dependents()
         return graph
 
+    cdef void check_node(self, Py_ssize_t i) except *:
+        if not 0 <= i < self.size:
+            raise IndexError(f"task index {i} out of range for a graph of {self.size} tasks")
+
     cpdef list dependencies_of(self, Py_ssize_t i):
+        self.check_node(i)
         return [self.dep_list[k] for k in range(self.dep_start[i], self.dep_start[i + 1])]
 
     cpdef list dependents_of(self, Py_ssize_t i):
+        self.check_node(i)
         return [self.needed_list[k] for k in range(self.needed_start[i], self.needed_start[i + 1])]
 
     def edges(self):

@@ -28,7 +28,10 @@ cdef public object core_execute_alt_file(const char *alt_id, const char *output_
             # out now would dangle, so the caller gets an error that names the file instead.
             raise RunnerError(f"interrupted by runner_cleanup: pending tasks were cancelled and the LAST "
                               f"file {outcome.last_id} was written to {outcome.directory}")
-        store.results[key] = dict(outcome.results)
+        if store.alt_files.get(key) is alt:
+            # Re-parsing the id during the run replaced the file and dropped its results:
+            # the old version's results must not land on the new one.
+            store.results[key] = dict(outcome.results)
         store.last_files[outcome.last_id] = outcome.json
         answer = outcome.last_id.encode()
         outcome = None

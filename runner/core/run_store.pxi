@@ -70,10 +70,15 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
 
 
 def generate_or_error(RunStore store, output_dir, str alt_id):
+    """One entry of a batch: a LAST id, or "ERROR: <message>"; never an exception, so one
+    file's failure, even a bug, cannot take the other files of the batch down with it."""
     try:
         return store.generate_last(alt_id, output_dir)
     except RunnerError as error:
         return f"ERROR: {error}"
+    except Exception as error:
+        log.exception("generating the LAST file failed", extra={"alt_id": alt_id})
+        return f"ERROR: internal error: {type(error).__name__}: {error}"
 
 
 cdef class RunStore:

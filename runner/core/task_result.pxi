@@ -122,6 +122,8 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
     result.duration_ms = duration
     metadata = issues.optional(doc, "metadata", "", "object")
     result.metadata = metadata if metadata is not None else {}
+    if metadata is not None and "ai" in <dict>metadata:
+        check_ai_metadata((<dict>metadata)["ai"], issues)
     if issues.total:
         raise TaskResultError(issues.issues, issues.total)
     result.extra = {k: v for k, v in doc.items() if k not in RESULT_FIELDS}
@@ -130,6 +132,27 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
 
 # Bound once: looking up orjson.loads on every result cost as much as building it.
 cdef object loads_json = orjson.loads
+
+
+cdef object MAX_TOKEN_COUNT = 2 ** 53 - 1
+
+
+cdef void check_ai_metadata(object ai, IssueList issues) except *:
+    """metadata.ai feeds the LAST statistics (tokens per model): its model must be a name and
+    its token counts exact JSON integers, or one bad result breaks every LAST file of the run."""
+    if ai is None:
+        return
+    if type(ai) is not dict:
+        issues.add("/metadata/ai", f"expected object, found {json_type(ai)} {shorten(ai)}", ai)
+        return
+    model = (<dict>ai).get("model")
+    if model is not None and type(model) is not str:
+        issues.add("/metadata/ai/model", f"expected string, found {json_type(model)} {shorten(model)}", model)
+    for key in ("prompt_tokens", "completion_tokens"):
+        count = (<dict>ai).get(key)
+        if count is not None and not (type(count) is int and 0 <= count <= MAX_TOKEN_COUNT):
+            issues.add(f"/metadata/ai/{key}",
+                       f"expected an integer from 0 to 2^53-1, found {json_type(count)} {shorten(count)}", count)
 
 
 cpdef TaskResult parse_task_result(object data, AltFile alt):

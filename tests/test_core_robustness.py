@@ -1,0 +1,94 @@
+"""The core stays sound on inputs a careless or hostile caller sends: no crash, clear errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import runner as runner_api  # the `runner` fixture is the C ABI
+from conftest import dumps
+
+
+def test_a_graph_made_directly_is_empty_and_indexes_are_checked(spec_alt):
+    assert runner_api.DependencyGraph().topological_order() == []
+    assert runner_api.DependencyGraph.__new__(runner_api.DependencyGraph).find_cycle() is None
+    graph = runner_api.DependencyGraph.of(runner_api.parse_alt_file(dumps(spec_alt)))
+    assert graph.dependencies_of(1) == [0] and graph.dependents_of(0) == [1]
+    for index in (-1, 2, 10**6):
+        with pytest.raises(IndexError, match=f"task index {index} out of range for a graph of 2 tasks"):
+            graph.dependencies_of(index)
+        with pytest.raises(IndexError):
+            graph.dependents_of(index)
+
+
+@pytest.mark.parametrize("ai, path, found", [
+    (["x"], "/metadata/ai", "expected object, found array"),
+    ({"model": ["x"]}, "/metadata/ai/model", "expected string, found array"),
+    ({"model": "m", "prompt_tokens": 18446744073709551615}, "/metadata/ai/prompt_tokens",
+     "expected an integer from 0 to 2^53-1"),
+    ({"model": "m", "completion_tokens": -1}, "/metadata/ai/completion_tokens", "expected an integer from 0"),
+    ({"model": "m", "prompt_tokens": 1.5}, "/metadata/ai/prompt_tokens", "found number 1.5"),
+])
+def test_ai_metadata_that_would_break_the_statistics_is_refused_at_once(runner, spec_alt, ai, path, found):
+    assert runner.runner_parse_alt_file(dumps(spec_alt)) == 1
+    body = {"task_id": "task1", "status": "completed", "metadata": {"ai": ai}}
+    assert runner.runner_add_task_result(b"test_alt_file", dumps(body)) == 0
+    error = runner.last_error()
+    assert error.startswith(f"runner_add_task_result: {path}: ") and found in error
+
+
+def test_a_bug_in_one_batch_entry_does_not_take_the_others_down(runner, spec_alt, tmp_path, monkeypatch):
+    from runner import last_directory
+
+    real = last_directory.write_directory
+
+    def broken_for_one(record, *args, **kwargs):
+        if record["alt_file_id"] == "broken":
+            raise RuntimeError("simulated bug")
+        return real(record, *args, **kwargs)
+
+    monkeypatch.setattr(last_directory, "write_directory", broken_for_one)
+    assert runner.runner_parse_alt_file(dumps(spec_alt)) == 1
+    spec_alt["id"] = "broken"
+    assert runner.runner_parse_alt_file(dumps(spec_alt)) == 1
+    outcome = json.loads(runner.take(runner.runner_batch_process(b'["test_alt_file", "broken"]',
+                                                                 str(tmp_path).encode())))
+    assert outcome["broken"] == "ERROR: internal error: RuntimeError: simulated bug"
+    assert (tmp_path / outcome["test_alt_file"] / "last.json").is_file()
+
+
+def test_invalid_utf8_is_reported_where_it_is(runner):
+    document = b'{"id":"\xff\xfe","title":"t","tasks":[{"id":"a"}]}'
+    assert runner.runner_parse_alt_file(document) == 0
+    assert runner.last_error() == ("runner_parse_alt_file: /: invalid JSON: not valid UTF-8 (byte 7) "
+                                   "(1 error in ALT file)")
+    with pytest.raises(runner_api.AltValidationError, match=r"not valid UTF-8 \(byte 7\)"):
+        runner_api.parse_alt_file(document)
+    assert runner.runner_parse_alt_file(dumps({"id": "u", "title": "t", "tasks": [{"id": "a"}]})) == 1
+    assert runner.runner_add_task_result(b"u", b'{"task_id":"a","status":"completed","error":"\xc3"}') == 0
+    assert runner.last_error() == ("runner_add_task_result: /: invalid JSON: not valid UTF-8 (byte 45) "
+                                   "(1 error in task result)")
+
+
+def test_reparsing_during_a_run_keeps_the_new_version_and_drops_the_old_results(runner, tmp_path, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setenv("RUNNER_ENABLE_SYSTEM_COMMANDS", "true")
+    monkeypatch.setenv("RUNNER_SYSTEM_COMMAND_ALLOWLIST", "sleep")
+    first = {"id": "r", "title": "v1", "tasks": [
+        {"id": "a", "description": "a", "parameters": {"task_type": "system_command", "command": ["sleep", "1"]}}]}
+    assert runner.runner_parse_alt_file(dumps(first)) == 1
+    finished = {}
+    run = threading.Thread(target=lambda: finished.setdefault(
+        "last", runner.take(runner.runner_execute_alt_file(b"r", str(tmp_path).encode()))))
+    run.start()
+    time.sleep(0.3)  # the run has started its sleep; re-parse while it runs
+    assert runner.runner_parse_alt_file(dumps({"id": "r", "title": "v2", "tasks": [{"id": "z"}]})) == 1
+    run.join(30)
+    assert finished["last"].startswith("last_")
+    last_id = runner.take(runner.runner_generate_last_file(b"r", str(tmp_path).encode()))
+    assert last_id is not None, runner.last_error()
+    record = json.loads((tmp_path / last_id / "last.json").read_bytes())
+    assert record["title"] == "v2" and list(record["task_results"]) == ["z"]
+    assert record["task_results"]["z"]["status"] == "pending"
