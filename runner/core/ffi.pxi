@@ -35,10 +35,7 @@ cdef str alt_id_text(const char *alt_id):
         known_utf8 = PyUnicode_AsUTF8AndSize(known, &known_length)
         if known_length == length and memcmp(known_utf8, alt_id, <size_t>length) == 0:
             return known
-    try:
-        known = alt_id[:length].decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RunnerError(f"argument 'alt_id' is not valid UTF-8 (byte {error.start})") from None
+    known = c_text(alt_id, "alt_id")
     recent_alt_ids[next_recent_slot] = known
     next_recent_slot = (next_recent_slot + 1) % RECENT_IDS
     return known
