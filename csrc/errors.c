@@ -83,25 +83,53 @@ void runner_error_set(const char *fn, const char *fmt, ...) {
     int length = vsnprintf(small, sizeof small, fmt, args);
     va_end(args);
     if (length < 0) length = 0;
-    if ((size_t)length >= sizeof small) length = sizeof small - 1;
-    store(fn, small, (size_t)length);
+    char *whole = NULL;
+    if ((size_t)length >= sizeof small) {
+        /* Paths in a message can be long: format it again at its full size if memory allows. */
+        whole = malloc((size_t)length + 1);
+        if (whole != NULL) {
+            va_start(args, fmt);
+            vsnprintf(whole, (size_t)length + 1, fmt, args);
+            va_end(args);
+        } else {
+            length = sizeof small - 1;
+        }
+    }
+    store(fn, whole ? whole : small, (size_t)length);
+    free(whole);
 }
 
 void runner_error_set_family(PyObject *runner_error_type) { runner_error_family = runner_error_type; }
 
-void runner_error_from_python(const char *fn) {
+/* The pending Python exception, fetched and cleared: its type (a new reference, NULL when
+ * there was none) and its message, which lives as long as *text (a new reference or NULL). */
+static PyObject *fetch_exception(const char **message, PyObject **text) {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
+    *text = NULL;
+    *message = "failed without a Python exception";
+    if (type == NULL) return NULL;
+    PyErr_NormalizeException(&type, &value, &traceback);
+    *text = value ? PyObject_Str(value) : NULL;
+    *message = *text ? PyUnicode_AsUTF8(*text) : NULL;
+    if (*message == NULL) {
+        PyErr_Clear();
+        *message = "(the error message could not be read)";
+    }
+    PyErr_Clear();
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return type;
+}
+
+static const char *type_name(PyObject *type) { return PyType_Check(type) ? ((PyTypeObject *)type)->tp_name : "?"; }
+
+void runner_error_from_python(const char *fn) {
+    const char *message;
+    PyObject *text, *type = fetch_exception(&message, &text);
     if (type == NULL) {
         runner_error_set(fn, "internal error: failed without a Python exception");
         return;
-    }
-    PyErr_NormalizeException(&type, &value, &traceback);
-    PyObject *text = value ? PyObject_Str(value) : NULL;
-    const char *message = text ? PyUnicode_AsUTF8(text) : NULL;
-    if (message == NULL) {
-        PyErr_Clear();
-        message = "(the error message could not be read)";
     }
     int ours = runner_error_family && PyType_Check(type) &&
                PyObject_IsSubclass(type, runner_error_family) == 1;
@@ -111,14 +139,20 @@ void runner_error_from_python(const char *fn) {
         runner_error_set(fn, "out of memory");
     } else {
         /* A bug in the library rather than bad input: say so, with the exception type. */
-        const char *type_name = PyType_Check(type) ? ((PyTypeObject *)type)->tp_name : "?";
-        runner_error_set(fn, "internal error: %s: %.400s", type_name, message);
+        runner_error_set(fn, "internal error: %s: %.400s", type_name(type), message);
     }
     PyErr_Clear();
     Py_XDECREF(text);
+    Py_DECREF(type);
+}
+
+void runner_error_from_python_in(const char *fn, const char *context, const char *advice) {
+    const char *message;
+    PyObject *text, *type = fetch_exception(&message, &text);
+    runner_error_set(fn, "%s: %s%s%.400s; %s", context, type ? type_name(type) : "", type ? ": " : "", message,
+                     advice);
+    Py_XDECREF(text);
     Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
 }
 
 const char *runner_error_text(size_t *length) {

@@ -3,7 +3,7 @@
  *
  * Two kinds of host load librunner.so:
  *  - a C program: runner_init starts an embedded CPython configured to find the
- *    environment the library was built in (see start_embedded_interpreter);
+ *    environment the library is installed in (see choose_python);
  *  - a running Python (ctypes, cffi): the library uses that interpreter, after checking
  *    it is the one it was built for.
  * Either way the core is the module `runner.librunner` created from this library's own
@@ -13,6 +13,7 @@
  */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,69 @@ static int host_interpreter_is_ours(const char *fn) {
     return 1;
 }
 
+/* ---- the environment of an embedded CPython ------------------------------------------- */
+
+/* The python whose environment the embedded CPython uses, and where that choice came from
+ * (for messages). Written with start_lock held; origin stays NULL in a Python host. */
+static char environment_python[PATH_MAX];
+static const char *environment_origin;
+
+/* Cuts the last component off path, in place, and returns it; NULL when none is left. */
+static const char *cut_last_component(char *path) {
+    char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path) return NULL;
+    *slash = '\0';
+    return slash + 1;
+}
+
+static int named(const char *component, const char *name) { return component != NULL && strcmp(component, name) == 0; }
+
+/* The python of the environment this library was installed into by pip: the library is
+ * <prefix>/lib/pythonX.Y/site-packages/runner/librunner.so, the python <prefix>/bin/pythonX.Y
+ * or <prefix>/bin/python3. 1 with its path in python (and *is_venv set when a pyvenv.cfg
+ * marks <prefix> as a virtual environment); 0 when the library sits elsewhere (an editable
+ * install, a copy) or the environment has no such python. */
+static int python_of_installation(char *python, size_t size, int *is_venv) {
+    Dl_info self;
+    char prefix[PATH_MAX], version[32], marker[PATH_MAX + 16];
+    if (!dladdr((void *)&runner_interpreter_start, &self) || self.dli_fname == NULL) return 0;
+    if (realpath(self.dli_fname, prefix) == NULL) return 0; /* also makes a relative path absolute */
+    snprintf(version, sizeof version, "python%d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    cut_last_component(prefix); /* librunner.so */
+    const char *package = cut_last_component(prefix), *packages = cut_last_component(prefix),
+               *version_dir = cut_last_component(prefix), *lib = cut_last_component(prefix);
+    if (!named(package, "runner") || !(named(packages, "site-packages") || named(packages, "dist-packages")) ||
+        !named(version_dir, version) || !(named(lib, "lib") || named(lib, "lib64")))
+        return 0;
+    const char *names[] = {version, "python3"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if ((size_t)snprintf(python, size, "%s/bin/%s", prefix, names[i]) >= size) return 0;
+        if (access(python, X_OK) == 0) {
+            snprintf(marker, sizeof marker, "%s/pyvenv.cfg", prefix);
+            *is_venv = access(marker, F_OK) == 0;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Puts the python whose environment the embedded CPython uses into python, and returns
+ * where it came from: RUNNER_PYTHON, else the environment librunner is installed in, else
+ * the interpreter of the build (the right one for an editable install). */
+static const char *choose_python(char *python, size_t size) {
+    const char *chosen = getenv("RUNNER_PYTHON");
+    if (chosen != NULL && chosen[0] != '\0') {
+        snprintf(python, size, "%s", chosen);
+        return "RUNNER_PYTHON";
+    }
+    int is_venv = 0;
+    if (python_of_installation(python, size, &is_venv))
+        return is_venv ? "the virtual environment librunner is installed in"
+                       : "the environment librunner is installed in";
+    snprintf(python, size, "%s", RUNNER_BUILD_PYTHON_EXECUTABLE);
+    return "the interpreter librunner was built with";
+}
+
 static int start_embedded_interpreter(const char *fn) {
     /* Extension modules such as orjson resolve libpython's symbols globally; a host that
      * dlopen()ed us with RTLD_LOCAL would leave them hidden. Promote libpython to global. */
@@ -125,12 +189,8 @@ static int start_embedded_interpreter(const char *fn) {
     }
     /* libpython stays loaded for the life of the process: no dlclose. */
 
-    const char *executable = getenv("RUNNER_PYTHON");
-    const char *origin = "RUNNER_PYTHON";
-    if (executable == NULL || executable[0] == '\0') {
-        executable = RUNNER_BUILD_PYTHON_EXECUTABLE;
-        origin = "the interpreter librunner was built with";
-    }
+    const char *executable = environment_python;
+    const char *origin = environment_origin = choose_python(environment_python, sizeof environment_python);
     if (access(executable, X_OK) != 0) {
         runner_error_set(fn, "cannot start Python: %s (%s) is not an executable file; set RUNNER_PYTHON "
                          "to the python of the environment librunner is installed in",
@@ -156,6 +216,21 @@ static int start_embedded_interpreter(const char *fn) {
         return 0;
     }
     return 1; /* this thread now holds the GIL */
+}
+
+/* The core's package could not be imported or run: most often the python found is not
+ * the environment librunner is installed in. Say which python that was, and why. */
+static void core_load_failed(const char *fn) {
+    char context[PATH_MAX + 160];
+    if (environment_origin != NULL)
+        snprintf(context, sizeof context, "cannot load the core from the environment of %s (%s)", environment_python,
+                 environment_origin);
+    else
+        snprintf(context, sizeof context, "cannot load the core into the running Python");
+    runner_error_from_python_in(fn, context,
+                                environment_origin != NULL
+                                    ? "set RUNNER_PYTHON to the python of the environment librunner is installed in"
+                                    : "run it with the python of the environment librunner is installed in");
 }
 
 static int load_core_module(const char *fn) {
@@ -195,7 +270,7 @@ static int load_core_module(const char *fn) {
     Py_DECREF(machinery);
     return 1;
 fail:
-    runner_error_from_python(fn);
+    core_load_failed(fn);
     Py_XDECREF(module);
     Py_XDECREF(spec);
     Py_XDECREF(machinery);
@@ -207,9 +282,10 @@ static int this_thread_holds_the_gil(void) {
     return mine != NULL && mine == runner_current_thread_state();
 }
 
-static void lock_start(void) {
+void runner_lifecycle_lock(void) {
     /* A caller may hold the GIL (ctypes.PyDLL, cffi API mode) while the thread that holds
-     * start_lock waits for the GIL inside runner_init: release it while we wait. */
+     * start_lock waits for the GIL inside runner_init or runner_cleanup: release it while
+     * we wait. */
     if (Py_IsInitialized() && this_thread_holds_the_gil()) {
         PyThreadState *saved = PyEval_SaveThread();
         pthread_mutex_lock(&start_lock);
@@ -219,9 +295,11 @@ static void lock_start(void) {
     }
 }
 
+void runner_lifecycle_unlock(void) { pthread_mutex_unlock(&start_lock); }
+
 int runner_interpreter_start(const char *fn) {
     if (runner_interpreter_ready()) return 1;
-    lock_start();
+    runner_lifecycle_lock();
     int ok = 1;
     if (!runner_interpreter_ready()) {
         PyGILState_STATE gil = PyGILState_UNLOCKED;
@@ -248,6 +326,6 @@ int runner_interpreter_start(const char *fn) {
         }
         if (ok) __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&start_lock);
+    runner_lifecycle_unlock();
     return ok;
 }

@@ -13,12 +13,14 @@
 #include "runner_ffi.h"
 #include "runner_internal.h"
 
-#define REQUIRE_READY(fn, failure)                                                          \
-    do {                                                                                    \
-        if (!runner_interpreter_ready()) {                                                  \
-            runner_error_set(fn, "librunner is not initialised: call runner_init() first"); \
-            return failure;                                                                 \
-        }                                                                                   \
+#define NOT_INITIALISED "librunner is not initialised: call runner_init() first"
+
+#define REQUIRE_READY(fn, failure)                       \
+    do {                                                 \
+        if (!runner_interpreter_ready()) {               \
+            runner_error_set(fn, "%s", NOT_INITIALISED); \
+            return failure;                              \
+        }                                                \
     } while (0)
 
 #define REQUIRE_ARGUMENT(fn, name, failure)                  \
@@ -29,11 +31,30 @@
         }                                                    \
     } while (0)
 
+/* Takes the GIL for a call into the core: 1, or 0 with the thread's error set.
+ * REQUIRE_READY looked without the GIL, so a runner_cleanup may have begun since. Cleanup
+ * marks the library stopped before it takes the GIL, so looking again with the GIL held
+ * means no call starts on state that cleanup is discarding. One atomic load, no lock:
+ * it cannot deadlock and costs nothing next to taking the GIL. */
+static int enter_core(const char *fn, PyGILState_STATE *gil) {
+    *gil = runner_gil_enter();
+    if (runner_interpreter_ready()) return 1;
+    runner_gil_leave(*gil);
+    runner_error_set(fn, "%s", NOT_INITIALISED);
+    return 0;
+}
+
 /* Finishes a call whose core function returned a bytes object (or NULL on error). */
 static char *hand_out(const char *fn, PyObject *result) {
     char *copy = NULL;
     if (result == NULL) {
         runner_error_from_python(fn);
+    } else if (!runner_interpreter_ready()) {
+        /* A runner_cleanup began while the core worked (Python gives up the GIL now and
+         * then): it releases every string it finds, so one made now could be freed under
+         * the caller. With the GIL held, a ready library means cleanup has not yet taken
+         * the GIL: the copy is made before its work, like that of a call that returned. */
+        runner_error_set(fn, "%s", NOT_INITIALISED);
     } else if (!PyBytes_Check(result)) {
         runner_error_set(fn, "internal error: the core returned %s, not bytes", Py_TYPE(result)->tp_name);
     } else {
@@ -75,7 +96,8 @@ RUNNER_API int runner_parse_alt_file(const char *json) {
     static const char fn[] = "runner_parse_alt_file";
     REQUIRE_READY(fn, 0);
     REQUIRE_ARGUMENT(fn, json, 0);
-    PyGILState_STATE gil = runner_gil_enter();
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return 0;
     int ok = succeeded(fn, core_parse_alt_file(json));
     runner_gil_leave(gil);
     return ok;
@@ -86,7 +108,8 @@ RUNNER_API int runner_add_task_result(const char *alt_id, const char *result_jso
     REQUIRE_READY(fn, 0);
     REQUIRE_ARGUMENT(fn, alt_id, 0);
     REQUIRE_ARGUMENT(fn, result_json, 0);
-    PyGILState_STATE gil = runner_gil_enter();
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return 0;
     int ok = succeeded(fn, core_add_task_result(alt_id, result_json));
     runner_gil_leave(gil);
     return ok;
@@ -96,7 +119,8 @@ RUNNER_API char *runner_generate_last_file(const char *alt_id, const char *outpu
     static const char fn[] = "runner_generate_last_file";
     REQUIRE_READY(fn, NULL);
     REQUIRE_ARGUMENT(fn, alt_id, NULL);
-    PyGILState_STATE gil = runner_gil_enter();
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
     char *last_id = hand_out(fn, core_generate_last_file(alt_id, output_dir));
     runner_gil_leave(gil);
     return last_id;
@@ -106,7 +130,8 @@ RUNNER_API char *runner_get_last_file_json(const char *last_id) {
     static const char fn[] = "runner_get_last_file_json";
     REQUIRE_READY(fn, NULL);
     REQUIRE_ARGUMENT(fn, last_id, NULL);
-    PyGILState_STATE gil = runner_gil_enter();
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
     char *json = hand_out(fn, core_get_last_file_json(last_id));
     runner_gil_leave(gil);
     return json;
@@ -116,7 +141,8 @@ RUNNER_API char *runner_batch_process(const char *alt_ids_json, const char *outp
     static const char fn[] = "runner_batch_process";
     REQUIRE_READY(fn, NULL);
     REQUIRE_ARGUMENT(fn, alt_ids_json, NULL);
-    PyGILState_STATE gil = runner_gil_enter();
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
     char *json = hand_out(fn, core_batch_process(alt_ids_json, output_dir));
     runner_gil_leave(gil);
     return json;
@@ -125,13 +151,18 @@ RUNNER_API char *runner_batch_process(const char *alt_ids_json, const char *outp
 RUNNER_API int runner_cleanup(void) {
     static const char fn[] = "runner_cleanup";
     int ok = 1;
+    /* Held throughout: core_cleanup may wait up to 30 s for runs (giving up the GIL), and a
+     * runner_init in that time must not start a session whose state and strings this
+     * cleanup would then discard. The init waits, and finds the library empty. */
+    runner_lifecycle_lock();
     if (runner_interpreter_ready()) {
-        runner_interpreter_mark_stopped();
+        runner_interpreter_mark_stopped(); /* before the GIL: see enter_core and hand_out */
         PyGILState_STATE gil = runner_gil_enter();
         ok = succeeded(fn, core_cleanup());
         runner_gil_leave(gil);
     }
     runner_string_release_all();
+    runner_lifecycle_unlock();
     return ok;
 }
 
@@ -150,7 +181,8 @@ RUNNER_API char *runner_execute_alt_file(const char *alt_id, const char *output_
     static const char fn[] = "runner_execute_alt_file";
     REQUIRE_READY(fn, NULL);
     REQUIRE_ARGUMENT(fn, alt_id, NULL);
-    PyGILState_STATE gil = runner_gil_enter();
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
     char *last_id = hand_out(fn, core_execute_alt_file(alt_id, output_dir));
     runner_gil_leave(gil);
     return last_id;

@@ -19,6 +19,10 @@ void runner_error_set(const char *fn, const char *fmt, ...) __attribute__((forma
 /* Sets this thread's error from the pending Python exception and clears it. Needs the GIL. */
 void runner_error_from_python(const char *fn);
 
+/* The same for a failure that is not the library's bug but its surroundings' (a Python
+ * environment without the package): "<fn>: <context>: <Type>: <message>; <advice>". */
+void runner_error_from_python_in(const char *fn, const char *context, const char *advice);
+
 /* This thread's error text, owned by the thread; "" when none. Valid until the next call
  * that sets an error on this thread. Needs no GIL. */
 const char *runner_error_text(size_t *length);
@@ -32,11 +36,12 @@ void runner_error_set_family(PyObject *runner_error_type);
  * of memory. Needs no GIL. */
 char *runner_string_new(const char *data, size_t length);
 
-/* Frees s if the library handed it out and it is still outstanding: 1. Otherwise 0, and
- * nothing is touched. */
+/* Releases s if the library handed it out and it is still outstanding: 1. Otherwise 0, and
+ * nothing is touched. A released string is quarantined (freed some releases later), so
+ * that malloc does not hand its address to a new string while a stale free may follow. */
 int runner_string_release(char *s);
 
-/* Frees every outstanding string. Returns how many there were. */
+/* Frees every outstanding string, and the quarantine. Returns how many were outstanding. */
 size_t runner_string_release_all(void);
 
 /* ---- interpreter.c: CPython, the GIL and the core module -------------------------- */
@@ -44,6 +49,12 @@ size_t runner_string_release_all(void);
 /* Starts or attaches to CPython and loads the core, once. 1 on success, 0 with the
  * thread's error set. Safe to call from any thread, concurrently and repeatedly. */
 int runner_interpreter_start(const char *fn);
+
+/* Serialises runner_init and runner_cleanup, so that an init never interleaves with a
+ * cleanup's release of the state and strings. Waiting releases the GIL if this thread holds
+ * it (the holder of the lock may need the GIL), so it cannot deadlock against a call. */
+void runner_lifecycle_lock(void);
+void runner_lifecycle_unlock(void);
 
 /* 1 once runner_interpreter_start succeeded and until runner_interpreter_mark_stopped. */
 int runner_interpreter_ready(void);

@@ -62,7 +62,14 @@ extern "C" {
  * Starts or attaches to CPython, loads the core and reads the configuration from the
  * environment (RUNNER_LOG_LEVEL: trace, debug, info, warn or error; an invalid value
  * fails here). Safe to call concurrently and repeatedly: once it has succeeded, further
- * calls return 1 at once. After runner_cleanup() it may be called again.
+ * calls return 1 at once. After runner_cleanup() it may be called again; called while a
+ * runner_cleanup() is in progress, it waits for that cleanup to end.
+ *
+ * From a C program, the embedded CPython uses the python named by RUNNER_PYTHON, else
+ * that of the environment librunner.so is installed in (<prefix>/bin/pythonX.Y or
+ * python3 beside <prefix>/lib/pythonX.Y/site-packages/runner/), else the interpreter
+ * librunner was built with (an editable install). When that python's environment cannot
+ * load the package, the error names it and where it came from.
  *
  * Returns 1 on success, 0 on failure (e.g. the running Python is not the one librunner
  * was built for, or the environment cannot be found); the thread's error says why.
@@ -81,8 +88,12 @@ char *runner_get_last_error(void);
 /*
  * runner_free_string -- release a string returned by the library.
  *
- * NULL is a no-op. A pointer the library did not hand out, or one already released, is
- * refused: nothing is freed, the heap is untouched and the thread's error says so.
+ * NULL is a no-op. A pointer the library did not hand out is refused: nothing is freed,
+ * the heap is untouched and the thread's error says so. A pointer already released is
+ * refused the same way as long as no runner_cleanup ran and fewer than 64 strings, of
+ * less than 1 MiB in all (the string itself included), were released since. After that,
+ * its address may belong to a new string, which a stale free would release: free each
+ * string once.
  * (ctypes with restype = c_char_p hands Python a copy; passing that copy back is refused
  * and the original is released by runner_cleanup. Declare restype = c_void_p to free
  * strings one by one.) Needs no runner_init and no GIL.
@@ -170,7 +181,9 @@ char *runner_batch_process(const char *alt_ids_json, const char *output_dir);
  * Discards every stored ALT file, task result and LAST file (files on disk stay) and
  * releases every string still outstanding: pointers returned earlier become invalid. The
  * interpreter is not finalised, and runner_init() may be called again afterwards. Call it
- * when no other thread is using the library's strings. Safe without runner_init.
+ * when no other thread is using the library's strings: a call that overlaps it on another
+ * thread may fail with the "not initialised" error, and a string such a call does return
+ * is released with the others. Safe without runner_init.
  *
  * Returns 1 on success, 0 on failure.
  */

@@ -127,6 +127,70 @@ def test_missing_runner_python_fails_init_with_a_clear_message(host):
                                 "librunner is installed in\n")
 
 
+ADVICE = "; set RUNNER_PYTHON to the python of the environment librunner is installed in\n"
+
+
+@pytest.mark.skipif(not DEBIAN_PYTHON.exists(), reason="no /usr/bin/python3")
+def test_a_python_without_the_package_is_reported_as_the_wrong_environment(host):
+    # Before the fix: "runner_init: internal error: ModuleNotFoundError: No module named 'runner'".
+    completed = run_clean([f"RUNNER_PYTHON={DEBIAN_PYTHON}", host, "init"])
+    assert completed.returncode == 1
+    assert completed.stdout.startswith(f"runner_init: cannot load the core from the environment of {DEBIAN_PYTHON} "
+                                       "(RUNNER_PYTHON): ModuleNotFoundError: No module named '"), completed.stdout
+    assert completed.stdout.endswith(ADVICE)
+
+
+def installed_like_pip(library_path: Path, prefix: Path) -> Path:
+    """A virtual environment at prefix whose site-packages holds a copy of the library, as a
+    wheel would install it, and whose python is this interpreter's base python. Returns the
+    copy's directory (without the rest of the package: the environment cannot import it)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    package = prefix / "lib" / version / "site-packages" / "runner"
+    package.mkdir(parents=True)
+    shutil.copy2(library_path, package / "librunner.so")
+    (prefix / "bin").mkdir()
+    base_python = Path(sys.executable).resolve()
+    (prefix / "bin" / version).symlink_to(base_python)
+    (prefix / "pyvenv.cfg").write_text(f"home = {base_python.parent}\ninclude-system-site-packages = false\n")
+    return package
+
+
+@pytest.fixture
+def installed_host(library_path, tmp_path) -> tuple[Path, Path]:
+    """host.c linked against a copy of the library installed in a virtual environment."""
+    package = installed_like_pip(library_path, tmp_path / "env")
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    program = tmp_path / "host"
+    subprocess.run([compiler, "-O2", f"-I{REPO / 'include'}", str(C_TESTS / "host.c"), str(package / "librunner.so"),
+                    f"-Wl,-rpath,{package}", "-o", str(program)], check=True)
+    return program, tmp_path / "env"
+
+
+def test_an_installed_library_starts_the_python_of_its_own_environment(installed_host):
+    # Before the fix, the build's interpreter (this checkout's .venv) was started, whatever
+    # environment the library was installed into.
+    program, prefix = installed_host
+    python = prefix / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    completed = run_clean([program, "init"])
+    assert completed.returncode == 1
+    assert completed.stdout.startswith(f"runner_init: cannot load the core from the environment of {python} "
+                                       "(the virtual environment librunner is installed in): ModuleNotFoundError: "
+                                       "No module named '"), completed.stdout
+    assert completed.stdout.endswith(ADVICE)
+
+
+def test_an_installed_library_works_in_its_environment(installed_host):
+    program, prefix = installed_host
+    site_packages = next((prefix / "lib").glob("python*/site-packages"))
+    # The rest of the package and its dependencies, from this checkout and its environment.
+    (site_packages / "checkout.pth").write_text(f"{REPO}\n{sysconfig.get_paths()['purelib']}\n")
+    completed = run_clean([program, "init"])
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stdout == "init: ok\n"
+
+
 def links_libpython_statically(python: Path) -> bool:
     needed = subprocess.run(["ldd", str(python)], capture_output=True, text=True).stdout
     return "libpython" not in needed

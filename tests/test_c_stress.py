@@ -29,11 +29,12 @@ def test_eight_threads_each_see_only_their_own_errors(stress, tmp_path):
     assert len(list(tmp_path.glob("last_*/last.json"))) == 8
 
 
-def memcheck(argv) -> subprocess.CompletedProcess:
-    """Runs argv under valgrind memcheck: any invalid access, or a block definitely lost,
-    fails the run. CPython's own allocations are only "still reachable"/"possibly lost"."""
+def memcheck(argv, environment=()) -> subprocess.CompletedProcess:
+    """Runs argv under valgrind memcheck, with the NAME=value settings of environment: any
+    invalid access, or a block definitely lost, fails the run. CPython's own allocations
+    are only "still reachable"/"possibly lost"."""
     return run_clean([
-        shutil.which("valgrind"), "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+        *environment, shutil.which("valgrind"), "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
         "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
         f"--suppressions={C_TESTS / 'valgrind-python.supp'}", *argv,
     ], timeout=240)
@@ -74,6 +75,31 @@ def test_init_and_cleanup_racing_with_calls_neither_crash_nor_hang(init_race, tm
     completed = run_clean([init_race, 3000, tmp_path], timeout=120)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert completed.stdout.splitlines() == ["cleanups: some", "calls: 24000, after the race: ok"]
+
+
+@pytest.fixture(scope="module")
+def cleanup_race(cc, tmp_path_factory) -> Path:
+    return cc(C_TESTS / "cleanup_race.c", tmp_path_factory.mktemp("cleanup_race") / "cleanup_race", ["-lpthread"])
+
+
+# A run of `sleep 3` that runner_cleanup interrupts, with a short grace period.
+SLOW_RUN = ["RUNNER_ENABLE_SYSTEM_COMMANDS=true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST=sleep", "RUNNER_GRACE_SECONDS=0.5"]
+
+
+def test_init_during_cleanup_waits_and_its_session_survives(cleanup_race, tmp_path):
+    # Before the fix, runner_init re-initialised while runner_cleanup still waited for a
+    # run; the cleanup then freed the new session's LAST id and discarded its ALT file.
+    completed = run_clean([*SLOW_RUN, cleanup_race, tmp_path], timeout=60)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stdout == "cleanup-race: ok\n"
+
+
+@needs_valgrind
+def test_init_during_cleanup_is_clean_under_memcheck(cleanup_race, tmp_path):
+    # Before the fix: invalid reads of the new session's LAST id, freed by the old cleanup.
+    completed = memcheck([cleanup_race, tmp_path], SLOW_RUN)
+    assert_memcheck_clean(completed)
+    assert completed.stdout == "cleanup-race: ok\n"
 
 
 # One thread calls runner_init holding the GIL (ctypes.PyDLL) while another cleans up and

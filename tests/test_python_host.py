@@ -128,12 +128,49 @@ def test_foreign_and_double_frees_are_refused(runner):
     runner.runner_free_string(None)  # NULL is a no-op
 
 
-def test_the_documented_c_char_p_restype_is_refused_without_a_crash(library_path):
-    lib = ctypes.CDLL(str(library_path))
+def provoke_another_error(runner) -> str:
+    """Sets this thread's error to one that is not a refused free, and returns it."""
+    assert runner.runner_parse_alt_file(b"[]") == 0
+    error = runner.last_error()
+    assert "refused" not in error
+    return error
+
+
+def test_a_valid_free_is_accepted_and_a_second_one_refused(runner):
+    pointer = runner.runner_get_version()
+    before = provoke_another_error(runner)
+    runner.runner_free_string(pointer)
+    assert runner.last_error() == before  # accepted: no error
+    runner.runner_free_string(pointer)  # refused only if the first free really released it
+    assert runner.last_error().startswith("runner_free_string: refused ")
+
+
+def test_a_stale_free_does_not_free_the_string_that_reused_the_address(runner):
+    # malloc gives a freed block's address to the next allocation of its size: before the
+    # fix, the stale second free of `stale` freed the live string that got its address.
+    stale = runner.runner_get_version()
+    version = ctypes.string_at(stale)
+    runner.runner_free_string(stale)
+    live = [runner.runner_get_version() for _ in range(32)]
+    provoke_another_error(runner)
+    runner.runner_free_string(stale)
+    assert runner.last_error().startswith("runner_free_string: refused ")
+    for pointer in live:
+        assert ctypes.string_at(pointer) == version
+        before = provoke_another_error(runner)
+        runner.runner_free_string(pointer)
+        assert runner.last_error() == before  # each live string is still outstanding, freed once
+
+
+def test_the_documented_c_char_p_restype_is_refused_without_a_crash(runner, library_path):
+    lib = ctypes.CDLL(str(library_path))  # its own prototypes; `runner` reads the errors
     lib.runner_get_version.restype = ctypes.c_char_p
     lib.runner_free_string.argtypes = [ctypes.c_char_p]
     version = lib.runner_get_version()  # a Python copy of the library's string
+    provoke_another_error(runner)
     lib.runner_free_string(version)
+    assert runner.last_error().startswith("runner_free_string: refused ")
+    assert "declare the restype c_void_p" in runner.last_error()
     assert json.loads(version)["name"] == "librunner"
 
 

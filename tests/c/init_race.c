@@ -4,11 +4,13 @@
  * Four threads parse and add results in a loop while a fifth cleans up and initialises
  * again. Each call must either succeed or fail with one of the errors that race can
  * explain (not initialised, or its ALT file discarded by the cleanup); no crash, no hang.
- * Workers read their last error only once the cleaner has stopped, as the header asks
- * (runner_cleanup releases every outstanding string).
+ * Every failure's message is checked. runner_cleanup releases every outstanding string,
+ * so, as the header asks, no cleanup runs while a worker holds one: a worker reads its
+ * error under a read lock that the cleaner takes for writing. The calls themselves race.
  *
  *     init_race ITERATIONS      exit 0 when every call behaved, 1 otherwise
  */
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,8 @@
 
 static long iterations;
 static int racing = 1;
-static pthread_barrier_t loops_done, cleaner_stopped;
+static pthread_barrier_t loops_done;
+static pthread_rwlock_t strings_in_use; /* read: a worker holds a string; write: a cleanup */
 
 typedef struct {
     int number;
@@ -29,19 +32,28 @@ typedef struct {
     int unexplained;
 } worker;
 
-/* 1 if this thread's last error is one the race explains, or none at all. */
-static int explained_error(const char *alt_id) {
-    char *error = runner_get_last_error();
-    char unknown[160];
+/* 1 if this thread's last error, after a failed call of fn, is one the race explains. */
+static int explained_failure(const char *fn, const char *alt_id) {
+    char not_initialised[160], unknown[160];
+    snprintf(not_initialised, sizeof not_initialised, "%s: librunner is not initialised: call runner_init() first", fn);
     snprintf(unknown, sizeof unknown,
              "runner_add_task_result: unknown ALT file '%s' (parse it first with runner_parse_alt_file)", alt_id);
-    int explained = error != NULL &&
-                    (strcmp(error, "") == 0 || strcmp(error, unknown) == 0 ||
-                     strcmp(error, "runner_parse_alt_file: librunner is not initialised: call runner_init() first") == 0 ||
-                     strcmp(error, "runner_add_task_result: librunner is not initialised: call runner_init() first") == 0);
+    pthread_rwlock_rdlock(&strings_in_use);
+    char *error = runner_get_last_error();
+    int explained = error != NULL && (strcmp(error, not_initialised) == 0 || strcmp(error, unknown) == 0);
     if (!explained) fprintf(stderr, "unexplained error: %s\n", error ? error : "(NULL)");
     runner_free_string(error);
+    pthread_rwlock_unlock(&strings_in_use);
     return explained;
+}
+
+static void count(worker *w, const char *fn, const char *alt_id, int succeeded) {
+    if (succeeded) {
+        w->successes++;
+    } else {
+        w->failures++;
+        w->unexplained += !explained_failure(fn, alt_id);
+    }
 }
 
 static void *run_worker(void *arg) {
@@ -52,13 +64,11 @@ static void *run_worker(void *arg) {
              "{\"id\":\"%s\",\"title\":\"race\",\"tasks\":[{\"id\":\"a\",\"dependencies\":null}]}", alt_id);
     for (long i = 0; i < iterations; i++) {
         runner_init();
-        if (runner_parse_alt_file(alt_json)) w->successes++; else w->failures++;
-        if (runner_add_task_result(alt_id, "{\"task_id\":\"a\",\"status\":\"completed\"}")) w->successes++;
-        else w->failures++;
+        count(w, "runner_parse_alt_file", alt_id, runner_parse_alt_file(alt_json));
+        count(w, "runner_add_task_result", alt_id,
+              runner_add_task_result(alt_id, "{\"task_id\":\"a\",\"status\":\"completed\"}"));
     }
     pthread_barrier_wait(&loops_done);
-    pthread_barrier_wait(&cleaner_stopped);
-    w->unexplained = !explained_error(alt_id);
     return NULL;
 }
 
@@ -66,7 +76,9 @@ static void *run_cleaner(void *arg) {
     (void)arg;
     long rounds = 0;
     while (__atomic_load_n(&racing, __ATOMIC_ACQUIRE)) {
+        pthread_rwlock_wrlock(&strings_in_use);
         if (!runner_cleanup()) fprintf(stderr, "runner_cleanup failed\n");
+        pthread_rwlock_unlock(&strings_in_use);
         runner_init();
         rounds++;
     }
@@ -80,7 +92,11 @@ int main(int argc, char **argv) {
     worker state[WORKERS];
     if (!runner_init()) return 1;
     pthread_barrier_init(&loops_done, NULL, WORKERS + 1);
-    pthread_barrier_init(&cleaner_stopped, NULL, WORKERS + 1);
+    /* Writer first: workers read their errors often, and must not starve the cleaner. */
+    pthread_rwlockattr_t preference;
+    pthread_rwlockattr_init(&preference);
+    pthread_rwlockattr_setkind_np(&preference, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&strings_in_use, &preference);
     pthread_create(&cleaner, NULL, run_cleaner, NULL);
     for (int t = 0; t < WORKERS; t++) {
         state[t] = (worker){.number = t};
@@ -89,7 +105,6 @@ int main(int argc, char **argv) {
     pthread_barrier_wait(&loops_done);
     __atomic_store_n(&racing, 0, __ATOMIC_RELEASE);
     pthread_join(cleaner, NULL);
-    pthread_barrier_wait(&cleaner_stopped);
     for (int t = 0; t < WORKERS; t++) pthread_join(workers[t], NULL);
 
     /* After the race: the library works as if freshly initialised. */
