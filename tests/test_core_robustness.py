@@ -92,3 +92,16 @@ def test_reparsing_during_a_run_keeps_the_new_version_and_drops_the_old_results(
     record = json.loads((tmp_path / last_id / "last.json").read_bytes())
     assert record["title"] == "v2" and list(record["task_results"]) == ["z"]
     assert record["task_results"]["z"]["status"] == "pending"
+
+
+def test_a_call_that_began_before_a_cleanup_stores_nothing_after_it(spec_alt):
+    store = runner_api.RunStore()
+    alt = runner_api.parse_alt_file(dumps(spec_alt))
+    began = store.generation
+    store.clear()  # what runner_cleanup does while the call is paused mid-way
+    with pytest.raises(runner_api.RunnerError, match="runner_cleanup ran during this call: nothing was kept"):
+        store.store_alt(alt, began)
+    with pytest.raises(runner_api.UnknownIdError):
+        store.alt_file("test_alt_file")
+    store.store_alt(alt, store.generation)
+    assert store.alt_file("test_alt_file") is alt

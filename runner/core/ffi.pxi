@@ -58,7 +58,8 @@ cdef public object core_parse_alt_file(const char *json):
     if length > limits.max_bytes:
         raise AltValidationError([ValidationIssue(
             "", f"document is {length} bytes, more than the limit of {limits.max_bytes} (RUNNER_MAX_ALT_BYTES)")])
-    STORE.store_alt(parse_alt_file(json[:length], limits=limits))
+    cdef long since = (<RunStore>STORE).generation
+    (<RunStore>STORE).store_alt(parse_alt_file(json[:length], limits=limits), since)
     return None
 
 

@@ -47,13 +47,19 @@ cdef object cancel_runs_for_cleanup():
     given the grace period), let them write their LAST files, wait until they returned."""
     global cleanup_generation
     cleanup_generation += 1
-    module = sys.modules.get("runner.execution")
-    if module is None:
-        return None
-    module.cancel_active_runs()
     deadline = time.monotonic() + CLEANUP_WAIT_SECONDS
-    while abi_runs > 0 and time.monotonic() < deadline:
-        # Again each time: a run that was still starting up registers itself later.
-        module.cancel_active_runs(0)
+    cdef bint first_call = True    # it waits for the grace period; later calls do not wait
+    while time.monotonic() < deadline:
+        # sys.modules holds runner.execution from the start of its import: a run that is
+        # still importing it has no cancel_active_runs yet, and registers itself later.
+        cancel = getattr(sys.modules.get("runner.execution"), "cancel_active_runs", None)
+        if cancel is not None:
+            if first_call:
+                cancel()
+                first_call = False
+            else:
+                cancel(0)
+        if abi_runs == 0:
+            break
         time.sleep(0.005)       # releases the GIL so the runs can finish
     return None

@@ -86,19 +86,30 @@ cdef class RunStore:
 
     Every method runs under the GIL and changes the dicts in single steps, so concurrent
     callers need no further lock; generate_last works on a snapshot of the results.
+    A call can still be paused mid-way (CPython switches threads every few milliseconds):
+    `generation` counts clear() calls, and a call that began before a clear() stores nothing
+    after it, so a runner_cleanup really leaves the next session empty.
     """
 
     cdef dict alt_files     # ALT id -> AltFile
     cdef dict results       # ALT id -> {task id -> TaskResult}
     cdef dict last_files    # LAST id -> JSON bytes
+    cdef readonly long generation
 
     def __cinit__(self):
         self.alt_files = {}
         self.results = {}
         self.last_files = {}
 
-    cpdef AltFile store_alt(self, AltFile alt):
-        """Keeps `alt` under its id, replacing (with its results) any file of that id."""
+    cdef void check_generation(self, long since) except *:
+        if since >= 0 and since != self.generation:
+            raise RunnerError("runner_cleanup ran during this call: nothing was kept")
+
+    cpdef AltFile store_alt(self, AltFile alt, long since=-1):
+        """Keeps `alt` under its id, replacing (with its results) any file of that id.
+
+        since: the generation the caller started in (the C ABI's doors pass it)."""
+        self.check_generation(since)
         replaced = alt.id in self.alt_files
         self.alt_files[alt.id] = alt
         self.results[alt.id] = {}
@@ -113,8 +124,10 @@ cdef class RunStore:
         return alt
 
     cpdef TaskResult add_result(self, str alt_id, object data):
+        cdef long since = self.generation
         cdef AltFile alt = self.alt_file(alt_id)
         cdef TaskResult result = parse_task_result(data, alt)
+        self.check_generation(since)
         cdef dict results = self.results.get(alt_id)
         if results is None:
             results = self.results[alt_id] = {}
@@ -123,9 +136,11 @@ cdef class RunStore:
 
     cpdef str generate_last(self, str alt_id, object output_dir):
         """Builds the LAST record, writes <output_dir>/<last id>/last.json, returns the LAST id."""
+        cdef long since = self.generation
         cdef AltFile alt = self.alt_file(alt_id)
         cdef dict results = dict(self.results.get(alt_id) or {})
         written = write_last_file(alt, results, output_dir)
+        self.check_generation(since)
         self.last_files[written.last_id] = written.json
         return written.last_id
 
@@ -152,6 +167,7 @@ cdef class RunStore:
             return dict(zip(unique, pool.map(generate, unique)))
 
     cpdef clear(self):
+        self.generation += 1
         self.alt_files.clear()
         self.results.clear()
         self.last_files.clear()
