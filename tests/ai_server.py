@@ -76,6 +76,13 @@ class SlowStream:
 
 
 @dataclass
+class Redirect:
+    """Answer `code` (a 3xx) with this Location and no body, as a hostile or misconfigured service might."""
+    location: str
+    code: int = 307
+
+
+@dataclass
 class Raw:
     """Answer 200 with this body as it is (for malformed answers)."""
     body: bytes
@@ -218,6 +225,12 @@ class _Handler(BaseHTTPRequestHandler):
         behaviour = server.next_behaviour()
         if isinstance(behaviour, Status):
             self._error(anthropic, behaviour.code, behaviour.message, behaviour.headers)
+            return
+        if isinstance(behaviour, Redirect):
+            self.send_response(behaviour.code)
+            self.send_header("Location", behaviour.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if isinstance(behaviour, Raw):
             self.send_response(200)

@@ -63,6 +63,23 @@ def test_a_bad_url_error_does_not_repeat_its_credentials():
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.parametrize("key", ["sk-SECRET\nX", "sk-SECRET\tsecond", "sk-SECRET\r\nX-Evil: 1", "sk-SECRET\x7f",
+                                 "sk-SECRET\x00", "sk-SECRET\u00e9", "sk-SECRET\u200b", "sk-SECRET\x85X"])
+def test_an_api_key_that_cannot_be_a_header_is_refused_without_showing_it(key):
+    # requests would refuse it later with a message quoting the header, key and all.
+    with pytest.raises(ValueError, match="RUNNER_AI_API_KEY") as caught:
+        config_from_environment({"RUNNER_AI_SERVICE_URL": URL, "RUNNER_AI_API_KEY": key})
+    assert "SECRET" not in str(caught.value)
+    with pytest.raises(ValueError, match="RUNNER_AI_API_KEY") as caught:
+        AIConfig(provider="anthropic", base_url=URL, api_key=key)
+    assert "SECRET" not in str(caught.value)
+
+
+def test_an_api_key_of_printable_ascii_is_accepted():
+    key = "sk-proj_AZaz09 -./:=+~!\\\"'"
+    assert config_from_environment({"RUNNER_AI_SERVICE_URL": URL, "RUNNER_AI_API_KEY": key}).api_key == key
+
+
 def test_client_from_environment_uses_the_variables():
     client = client_from_environment({"RUNNER_AI_SERVICE_URL": "http://user:hunter2@127.0.0.1:9/v1",
                                       "RUNNER_AI_API_KEY": "sk-secret"})

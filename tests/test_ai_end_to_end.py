@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from ai_server import AIServer, CutStream, Reply, Status
+from ai_server import AIServer, CutStream, Redirect, Reply, Status
 from runner.ai import AIClient, AIConfig
-from runner.execution import execute
+from runner.execution import execute, modes
 
 KEY = "sk-E2E-LEAKCHECK-31d9"
 FAST_RETRIES = {"RUNNER_RETRY_BASE_SECONDS": "0", "RUNNER_RETRY_MAX_SECONDS": "0"}
@@ -74,6 +74,58 @@ def test_a_4xx_fails_the_task_at_once_with_the_servers_message_and_no_key(server
     assert outcome.results["improve"].status == "skipped"
     written = b"".join(path.read_bytes() for path in outcome.directory.rglob("*") if path.is_file())
     assert KEY.encode() not in written and KEY.encode() not in outcome.json
+
+
+def test_a_redirect_fails_the_task_at_once_and_the_key_stays_with_the_configured_service(server, tmp_path):
+    with AIServer() as elsewhere:
+        server.plan(Redirect(elsewhere.base_url + "/messages", 307))
+        outcome = execute(alt_file(), tmp_path, environ=service(server, RUNNER_AI_PROVIDER="anthropic"))
+        assert elsewhere.seen == []
+    ask = outcome.results["ask"]
+    assert ask.status == "failed" and len(ask.metadata["attempts"]) == 1
+    assert "HTTP 307: the service answered with a redirect" in ask.error
+    assert "RUNNER_AI_SERVICE_URL" in ask.error and elsewhere.base_url not in ask.error
+    written = b"".join(path.read_bytes() for path in outcome.directory.rglob("*") if path.is_file())
+    assert KEY.encode() not in written and KEY.encode() not in outcome.json
+
+
+def test_dream_mode_sends_anthropic_a_temperature_it_accepts_and_no_top_p(server, tmp_path):
+    outcome = execute(alt_file(), tmp_path, mode="dream", environ=service(server, RUNNER_AI_PROVIDER="anthropic"))
+    assert outcome.results["ask"].status == "completed"
+    body = server.seen[0].body
+    assert body["temperature"] == 1.0 and "top_p" not in body
+    # metadata.ai.sampling records what was sent, not what the mode asked for.
+    assert outcome.results["ask"].metadata["ai"]["sampling"] == {"temperature": 1.0, "max_tokens": 1024}
+
+
+def test_dream_mode_keeps_its_values_where_the_provider_allows_them(server, tmp_path):
+    outcome = execute(alt_file(), tmp_path, mode="dream", environ=service(server))
+    body = server.seen[0].body
+    assert (body["temperature"], body["top_p"]) == (1.2, 0.95)
+    assert outcome.results["ask"].metadata["ai"]["sampling"] == {"temperature": 1.2, "top_p": 0.95}
+
+
+def test_explore_temperatures_stop_at_the_providers_maximum(server, tmp_path):
+    alt = {"id": "explore_demo", "title": "Explore", "tasks": [
+        {"id": "ideas", "description": "Ideas", "parameters": {"task_type": "ai_prompt", "explore_samples": 10}}]}
+    outcome = execute(alt, tmp_path, mode="explore", environ=service(server))
+    result = outcome.results["ideas"]
+    assert result.status == "completed"
+    sent = [seen.body["temperature"] for seen in server.seen]
+    assert sent == [0.7, 0.9, 1.1, 1.3, 1.5, 1.7, 1.9, 2.0, 2.0, 2.0]
+    assert [a["sampling"]["temperature"] for a in result.metadata["ai"]["alternatives"]] == sent
+
+
+def test_sampling_for_gives_the_values_each_provider_is_sent():
+    assert modes.sampling_for("dream", {}, provider="openai") == {"temperature": 1.2, "top_p": 0.95}
+    assert modes.sampling_for("dream", {}, provider="anthropic") == {"temperature": 1.0, "max_tokens": 1024}
+    assert modes.sampling_for("dream", {"temperature": 0.4}, provider="anthropic") == \
+        {"temperature": 0.4, "max_tokens": 1024}
+    assert modes.sampling_for("explore", {}, 9, provider="openai") == {"temperature": 2.0}
+    assert modes.sampling_for("explore", {}, 1, provider="anthropic") == {"temperature": 0.9, "max_tokens": 1024}
+    assert modes.sampling_for("explore", {}, 2, provider="anthropic") == {"temperature": 1.0, "max_tokens": 1024}
+    assert modes.sampling_for("dream", {}, provider="echo") == {"temperature": 1.2, "top_p": 0.95}
+    assert modes.sampling_for("dream", {}) == {"temperature": 1.2, "top_p": 0.95}    # as asked for
 
 
 def test_one_client_limits_requests_across_runs_running_at_once(tmp_path):

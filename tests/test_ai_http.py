@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ai_server import AIServer, CutStream, Raw, Reply, Slow, SlowStream, Status, StreamError
+from ai_server import AIServer, CutStream, Raw, Redirect, Reply, Slow, SlowStream, Status, StreamError
 from runner.ai import AIClient, AIConfig, AIServiceError
 
 KEY = "sk-LEAKCHECK-7f3a9c1e5b"
@@ -179,12 +179,60 @@ def test_a_stream_that_ends_cleanly_without_its_final_event_is_retryable(server,
     assert "without its final event ('[DONE]')" in str(error)
 
 
-def test_connection_refused_is_a_retryable_connect_error():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with AIClient(AIConfig(provider="openai", base_url=f"http://127.0.0.1:{port}/v1")) as client:
+@pytest.mark.parametrize("provider, path", [("openai", "/chat/completions"), ("anthropic", "/messages")])
+@pytest.mark.parametrize("code", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed_and_is_a_permanent_protocol_error(server, provider, path, code):
+    # 307/308 keep the method, the body and (to requests) the x-api-key header: following
+    # one would hand the key to whatever host the service names.
+    with AIServer() as elsewhere, make_client(server, provider=provider) as client:
+        location = f"http://user:hunter2@localhost:{elsewhere.base_url.rsplit(':', 1)[1]}{path}"
+        server.plan(Redirect(location, code))
+        error = fail(lambda: client.complete("hello", stream=provider == "anthropic"))
+        assert elsewhere.seen == []
+    assert not error.retryable and error.kind == "protocol" and error.status == code
+    assert f"HTTP {code}" in str(error) and "redirect" in str(error)
+    assert "hunter2" not in str(error) and "localhost" not in str(error) and KEY not in str(error)
+    assert len(server.seen) == 1
+
+
+def test_the_key_is_scrubbed_from_errors_in_its_escaped_form_too(server):
+    # A message quoting the header with %r shows a backslash in the key doubled.
+    key = "sk-BACK\\SLASH-4e1d"
+    server.plan(Status(400, f"invalid header value {'Bearer ' + key!r}"))
+    with make_client(server, api_key=key) as client:
         error = fail(lambda: client.complete("hello"))
+    assert error.status == 400 and "invalid header value 'Bearer [redacted]'" in str(error)
+    assert "SLASH" not in str(error)
+
+
+@pytest.mark.parametrize("provider, sampling, expected", [
+    # OpenAI-compatible: temperature 0..2, top_p alongside is fine.
+    ("openai", {"temperature": 1.2, "top_p": 0.95}, {"temperature": 1.2, "top_p": 0.95}),
+    ("openai", {"temperature": 2.5, "top_p": 0.95, "seed": 3}, {"temperature": 2.0, "top_p": 0.95, "seed": 3}),
+    # Anthropic: temperature 0..1 and never together with top_p; no seed in its API.
+    ("anthropic", {"temperature": 1.2, "top_p": 0.95, "seed": 3}, {"temperature": 1.0, "max_tokens": 1024}),
+    ("anthropic", {"temperature": 0.3, "top_p": 0.5, "top_k": 5}, {"temperature": 0.3, "top_k": 5, "max_tokens": 1024}),
+    ("anthropic", {"top_p": 0.5, "max_tokens": 9}, {"top_p": 0.5, "max_tokens": 9}),
+])
+def test_sampling_is_sent_within_what_the_provider_accepts(server, provider, sampling, expected):
+    from runner.ai import sent_sampling
+
+    with make_client(server, provider=provider) as client:
+        client.complete("hello", sampling=sampling)
+    body = server.seen[-1].body
+    sent = {name: body[name] for name in ("temperature", "top_p", "top_k", "seed", "max_tokens") if name in body}
+    assert sent == expected
+    assert sent_sampling(provider, sampling) == expected
+
+
+def test_connection_refused_is_a_retryable_connect_error():
+    # The port stays bound (so nothing else can take it) but never listens: the kernel
+    # refuses every connection to it.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        port = bound.getsockname()[1]
+        with AIClient(AIConfig(provider="openai", base_url=f"http://127.0.0.1:{port}/v1")) as client:
+            error = fail(lambda: client.complete("hello"))
     assert error.retryable and error.kind == "connect"
     assert "Connection refused" in str(error)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from runner.ai.client import AIClient, retry_after_seconds
+from runner.ai.client import AIClient, retry_after_seconds, sent_sampling
 from runner.ai.completion import Completion
 from runner.ai.config import DEFAULT_MODELS, PROVIDERS, VARIABLES, AIConfig, config_from_environment
 from runner.ai.errors import AIServiceError
@@ -18,7 +18,7 @@ from runner.ai.selection import model_for
 
 __all__ = [
     "AIClient", "AIConfig", "AIServiceError", "Completion", "DEFAULT_MODELS", "PROVIDERS", "VARIABLES",
-    "client_from_environment", "config_from_environment", "model_for", "retry_after_seconds",
+    "client_from_environment", "config_from_environment", "model_for", "retry_after_seconds", "sent_sampling",
 ]
 
 

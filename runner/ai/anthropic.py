@@ -11,7 +11,8 @@ PATH = "/messages"
 API_VERSION = "2023-06-01"
 # The Messages API requires max_tokens; this is what a task gets when it sets none.
 DEFAULT_MAX_TOKENS = 1024
-SAMPLING = ("temperature", "top_p", "top_k")     # no seed in this API: it is dropped
+SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "stop")     # no seed in this API: it is dropped
+TEMPERATURE_MAX = 1.0       # the Messages API refuses more (400)
 
 
 def headers(api_key: str | None) -> dict:
@@ -22,17 +23,28 @@ def headers(api_key: str | None) -> dict:
     return found
 
 
+def sendable(sampling: dict) -> dict:
+    """The sampling settings this API receives of `sampling` (checked ones), within its ranges."""
+    sent = {name: sampling[name] for name in SAMPLING if sampling.get(name) is not None}
+    if "temperature" in sent:
+        sent["temperature"] = min(sent["temperature"], TEMPERATURE_MAX)
+        # Newer models refuse temperature and top_p together (400), and Anthropic advises
+        # setting only one: the temperature, the setting modes and tasks steer with, wins.
+        sent.pop("top_p", None)
+    sent.setdefault("max_tokens", DEFAULT_MAX_TOKENS)
+    return sent
+
+
 def body(prompt: str, model: str, sampling: dict, stream: bool) -> dict:
+    sent = sendable(sampling)
     doc = {
         "model": model,
-        "max_tokens": sampling.get("max_tokens") or DEFAULT_MAX_TOKENS,
+        "max_tokens": sent.pop("max_tokens"),
         "messages": [{"role": "user", "content": prompt}],
     }
-    for name in SAMPLING:
-        if sampling.get(name) is not None:
-            doc[name] = sampling[name]
-    if sampling.get("stop"):
-        doc["stop_sequences"] = sampling["stop"]
+    if "stop" in sent:
+        doc["stop_sequences"] = sent.pop("stop")
+    doc.update(sent)
     if stream:
         doc["stream"] = True
     return doc

@@ -38,6 +38,14 @@ _DRAIN_TIMEOUT = 0.25
 _READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
 
 
+def sent_sampling(provider: str, sampling: dict | None) -> dict:
+    """The sampling settings `provider` receives of `sampling`: checked (ValueError naming a bad
+    one), then what its API takes, within its ranges; the echo provider gets them as checked."""
+    checked = checked_sampling(sampling)
+    protocol = PROTOCOLS.get(provider)
+    return protocol.sendable(checked) if protocol is not None else checked
+
+
 def _shown_url(url: str) -> str:
     """The URL as errors show it: without user:password@."""
     parts = urlsplit(url)
@@ -214,8 +222,13 @@ class AIClient:
     # -- one HTTP exchange -------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
+        """The text without the key, raw or in the escaped form a %r quotation gives it."""
         key = self.config.api_key
-        return text.replace(key, "[redacted]") if key and key in text else text
+        if not key:
+            return text
+        for form in (key, repr(key)[1:-1]):
+            text = text.replace(form, "[redacted]")
+        return text
 
     def _attempt(self, body: bytes, model: str, stream: bool, on_text, cancel, deadline, timeout) -> Completion:
         handle = AbortHandle(cancel, deadline)
@@ -227,11 +240,15 @@ class AIClient:
         in_body = False
         try:
             with WatchedRequest(self._watchdog, handle):
+                # Never follow a redirect: the key travels in a header (x-api-key for
+                # Anthropic) that requests keeps on a 307/308 to another host.
                 response = self._session.post(
-                    self._url, data=body, headers=self._headers, stream=True,
+                    self._url, data=body, headers=self._headers, stream=True, allow_redirects=False,
                     timeout=(connect_timeout, self.config.read_timeout))
                 with response:
                     in_body = True
+                    if 300 <= response.status_code < 400:
+                        raise self._redirect_error(response.status_code)
                     if response.status_code >= 400:
                         raise self._http_error(response)
                     if stream:
@@ -335,6 +352,15 @@ class AIClient:
             self._scrub(f"POST {self._shown}: HTTP {status}: {message}"),
             retryable=retryable, kind="http", status=status,
             retry_after=retry_after_seconds(response.headers) if retryable else None)
+
+    def _redirect_error(self, status: int) -> AIServiceError:
+        """A 3xx: the configured URL is not the service's. Not retryable, as the next attempt
+        gets the same answer; the Location is left out, as it may carry credentials."""
+        return AIServiceError(
+            f"POST {self._shown}: HTTP {status}: the service answered with a redirect, which the "
+            "AI client does not follow (the API key goes only to the configured URL); "
+            "set RUNNER_AI_SERVICE_URL to the service's own address",
+            retryable=False, kind="protocol", status=status)
 
     def _read_answer(self, response, model: str, on_text, started: float) -> Completion:
         raw = self._read_body(response)

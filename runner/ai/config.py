@@ -54,10 +54,26 @@ class AIConfig:
             raise ValueError(f"AI provider {self.provider!r} needs a service URL (RUNNER_AI_SERVICE_URL)")
         if self.max_concurrency < 1:
             raise ValueError(f"AI max_concurrency {self.max_concurrency!r}: expected at least 1")
+        if self.api_key is not None:
+            _check_api_key(self.api_key)
 
     @property
     def default_model(self) -> str:
         return self.model or DEFAULT_MODELS[self.provider]
+
+
+def _check_api_key(key: str) -> None:
+    """Refuse a key that cannot be an HTTP header value: printable ASCII only.
+
+    A control character (a newline pasted with the key) makes requests refuse the header
+    with a message that quotes it, so the key would reach task errors and the LAST file.
+    The message names the variable and the position, never the value.
+    """
+    for position, char in enumerate(key, 1):
+        if not " " <= char <= "~":
+            kind = "a control character" if char.isascii() or not char.isprintable() else "a non-ASCII character"
+            raise ValueError(f"RUNNER_AI_API_KEY: expected printable ASCII characters only, "
+                             f"found {kind} at position {position} of {len(key)}")
 
 
 def _service_url(environ) -> str | None:

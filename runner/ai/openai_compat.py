@@ -14,6 +14,7 @@ NAME = "openai"
 PATH = "/chat/completions"
 # top_k is not OpenAI's own, but vLLM, Ollama and llama.cpp take it; OpenAI answers 400.
 SAMPLING = ("temperature", "top_p", "top_k", "max_tokens", "seed", "stop")
+TEMPERATURE_MAX = 2.0       # OpenAI refuses more (400)
 
 
 def headers(api_key: str | None) -> dict:
@@ -23,11 +24,16 @@ def headers(api_key: str | None) -> dict:
     return found
 
 
+def sendable(sampling: dict) -> dict:
+    """The sampling settings this API receives of `sampling` (checked ones), within its ranges."""
+    sent = {name: sampling[name] for name in SAMPLING if sampling.get(name) is not None}
+    if "temperature" in sent:
+        sent["temperature"] = min(sent["temperature"], TEMPERATURE_MAX)
+    return sent
+
+
 def body(prompt: str, model: str, sampling: dict, stream: bool) -> dict:
-    doc = {"model": model, "messages": [{"role": "user", "content": prompt}]}
-    for name in SAMPLING:
-        if sampling.get(name) is not None:
-            doc[name] = sampling[name]
+    doc = {"model": model, "messages": [{"role": "user", "content": prompt}], **sendable(sampling)}
     if stream:
         doc["stream"] = True
         # Without this the stream carries no usage, and token accounting would be lost.

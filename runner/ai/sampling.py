@@ -1,7 +1,8 @@
 """The sampling settings a caller may pass to `complete`, checked before anything is sent.
 
-Each provider sends the ones its API knows (see their SAMPLING tuples); the checks here
-make a task's typo a clear ValueError instead of a 400 from the service.
+Each provider sends the ones its API knows, within its ranges (see their `sendable`;
+`sent_sampling` tells a caller what will be sent); the checks here make a task's typo
+a clear ValueError instead of a 400 from the service.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Follows the HTML standard's event-stream rules that AI services use: lines end in
 CRLF, LF or CR; `data:` lines of one event are joined with LF; a blank line ends the
 event; lines starting with ':' are comments. Consumed bytes are dropped from the
-buffer as they are parsed, so a long stream costs linear time.
+buffer as they are parsed, and a line arriving in many chunks is scanned for its end
+only once, so a long stream or a long line costs linear time.
 """
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ class EventStreamParser:
 
     def __init__(self):
         self._buffer = bytearray()
+        # How far the buffer is known to hold no line end: a long line arriving in many
+        # chunks is scanned once, not again from its start on every feed.
+        self._scanned = 0
         self._event = ""
         self._data: list[str] = []
 
@@ -37,18 +41,23 @@ class EventStreamParser:
         events = []
         start = 0
         buffer = self._buffer
+        scan_from = self._scanned
         while True:
-            match = _LINE_END.search(buffer, start)
+            match = _LINE_END.search(buffer, scan_from)
             if match is None:
+                scan_from = len(buffer)
                 break
-            # A CR at the very end may be the first half of a CRLF split across chunks.
+            # A CR at the very end may be the first half of a CRLF split across chunks:
+            # it is looked at again with the next chunk.
             if match.group() == b"\r" and match.end() == len(buffer):
+                scan_from = match.start()
                 break
             event = self._line(bytes(buffer[start:match.start()]))
             if event is not None:
                 events.append(event)
-            start = match.end()
+            start = scan_from = match.end()
         del buffer[:start]
+        self._scanned = scan_from - start
         return events
 
     def close(self) -> list[ServerSentEvent]:
@@ -60,6 +69,7 @@ class EventStreamParser:
             if event is not None:
                 events.append(event)
         self._buffer.clear()
+        self._scanned = 0
         self._event, self._data = "", []
         return events
 

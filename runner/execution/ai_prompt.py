@@ -25,7 +25,7 @@ def prompt_of(ctx) -> str:
         "alt": {"id": ctx.alt.id, "title": ctx.alt.title, "mode": ctx.mode},
     }
     try:
-        return render_prompt(template, context, ctx.cancel)
+        return render_prompt(template, context, ctx.cancellation)
     except TemplateFailure as error:
         raise TaskFailure(str(error), permanent=True) from None
 
@@ -66,7 +66,7 @@ def run(ctx) -> dict:
             raise TaskFailure(str(error), permanent=True) from None
         completions, samplings = [], []
         for sample in range(samples):
-            sampling = modes.sampling_for("explore", ctx.parameters, sample)
+            sampling = modes.sampling_for("explore", ctx.parameters, sample, provider=client.provider)
             completions.append(_call(ctx, client, prompt, model, sampling, stream))
             samplings.append(sampling)
         selected = modes.select_alternative([c.text for c in completions])
@@ -77,7 +77,7 @@ def run(ctx) -> dict:
         ai["selected"] = selected
         ai["selection_rule"] = "longest text, ties to the earliest"
     else:
-        sampling = modes.sampling_for(ctx.mode, ctx.parameters)
+        sampling = modes.sampling_for(ctx.mode, ctx.parameters, provider=client.provider)
         chosen = _call(ctx, client, prompt, model, sampling, stream)
         ai = chosen.accounting()
         ai["sampling"] = sampling

@@ -10,6 +10,11 @@ chaos   -- a seeded generator gives a fault to a fraction of attempts
            (RUNNER_CHAOS_FAULT_RATE, default 0.2) and shuffles ready tasks of equal
            priority. Each fault is a pure function of (seed, task id, attempt number), so
            thread timing cannot change which attempts get one: same seed, same faults.
+
+In every mode the provider gets what its API accepts: temperatures above its maximum
+(OpenAI-compatible 2.0, Anthropic 1.0) are lowered to it, and Anthropic gets no top_p
+next to a temperature (so dream sends it temperature 1.0 alone). Given the provider,
+`sampling_for` returns the values sent, which the task's metadata.ai.sampling records.
 """
 from __future__ import annotations
 
@@ -36,14 +41,23 @@ def task_sampling(parameters: dict) -> dict:
     return sampling
 
 
-def sampling_for(mode: str, parameters: dict, sample: int = 0) -> dict:
-    """The sampling of one AI call in `mode`; the task's own parameters win."""
+def sampling_for(mode: str, parameters: dict, sample: int = 0, provider: str | None = None) -> dict:
+    """The sampling of one AI call in `mode`; the task's own parameters win.
+
+    With the provider: the settings it will be sent, within its ranges (ValueError
+    naming a bad setting); without, the settings asked for.
+    """
     own = task_sampling(parameters)
     if mode == "dream":
-        return {**DREAM_SAMPLING, **own}
-    if mode == "explore":
-        return {"temperature": round(0.7 + 0.2 * sample, 2), **own}
-    return own
+        wanted = {**DREAM_SAMPLING, **own}
+    elif mode == "explore":
+        wanted = {"temperature": round(0.7 + 0.2 * sample, 2), **own}
+    else:
+        wanted = own
+    if provider is None:
+        return wanted
+    from runner.ai import sent_sampling     # here: the AI client (and requests) load only for AI tasks
+    return sent_sampling(provider, wanted)
 
 
 def explore_samples(parameters: dict) -> int:
