@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from runner.execution import data_processing, file_operation
@@ -17,31 +19,37 @@ def context(parameters, workspace=None):
                            cancellation=Cancellation(), cancel=Cancellation().event)
 
 
-ROOT = Path(tempfile.mkdtemp(prefix="props-"))
-WORKSPACE = ROOT / "ws"
-OUTSIDE = ROOT / "outside"
-WORKSPACE.mkdir()
-OUTSIDE.mkdir()
-(WORKSPACE / "link").symlink_to(OUTSIDE)
-(WORKSPACE / "sub").mkdir()
-(WORKSPACE / "sub" / "up").symlink_to(ROOT)
+@pytest.fixture(scope="module")
+def tree():
+    """A workspace with symlinks leading out of it, next to a directory that must stay empty;
+    removed after the module's tests."""
+    root = Path(tempfile.mkdtemp(prefix="props-"))
+    workspace, outside = root / "ws", root / "outside"
+    workspace.mkdir()
+    outside.mkdir()
+    (workspace / "link").symlink_to(outside)
+    (workspace / "sub").mkdir()
+    (workspace / "sub" / "up").symlink_to(root)
+    yield SimpleNamespace(root=root, workspace=workspace, outside=outside)
+    shutil.rmtree(root)
+
 
 parts = st.sampled_from(["a", "b", "..", ".", "", "link", "sub", "up", "x.txt", "/"])
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(parts, min_size=1, max_size=6).map("/".join), st.sampled_from(["write", "append", "read", "delete", "list"]))
-def test_no_path_reaches_outside_the_workspace(path, operation):
-    ctx = context({"operation": operation, "path": path, "content": "data"}, WORKSPACE)
+def test_no_path_reaches_outside_the_workspace(tree, path, operation):
+    ctx = context({"operation": operation, "path": path, "content": "data"}, tree.workspace)
     try:
         file_operation.run(ctx)
     except TaskFailure:
         pass
-    assert list(OUTSIDE.iterdir()) == []
-    assert sorted(p.name for p in ROOT.iterdir()) == ["outside", "ws"]
+    assert list(tree.outside.iterdir()) == []
+    assert sorted(p.name for p in tree.root.iterdir()) == ["outside", "ws"]
     for written in ctx.metadata.get("files_written", []):
-        real = os.path.realpath(WORKSPACE / written)
-        assert real.startswith(str(WORKSPACE.resolve()) + os.sep)
+        real = os.path.realpath(tree.workspace / written)
+        assert real.startswith(str(tree.workspace.resolve()) + os.sep)
 
 
 records = st.lists(st.fixed_dictionaries({"k": st.integers(-5, 5), "v": st.integers(-1000, 1000)}), max_size=40)

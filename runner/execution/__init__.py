@@ -16,6 +16,9 @@ from typing import Callable
 from runner.execution import config, modes
 from runner.execution.executor import Execution, default_workspace
 
+# How long the end of a run waits for abandoned attempts before leaving the removal of
+# its temporary workspace to the last of them. They were cancelled, so most end at once.
+WORKSPACE_RELEASE_SECONDS = 0.5
 _ACTIVE: set = set()
 _ACTIVE_LOCK = threading.Lock()
 
@@ -85,10 +88,11 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
 
     mode overrides the file's mode; max_concurrency defaults to RUNNER_MAX_CONCURRENT_TASKS;
     seed fixes chaos mode's faults; workspace is where file_operation and system_command
-    tasks work (default: a temporary directory, removed after the LAST directory, which
-    holds the files tasks wrote as artifacts, is written); on_event(dict) receives progress
-    events. handle_sigint (main thread only): Ctrl-C stops the run cleanly instead of
-    raising at once. write=False skips the LAST directory (benchmarks).
+    tasks work (default: a temporary directory, removed once the LAST directory, which
+    holds the files tasks wrote as artifacts, is written and no abandoned attempt still
+    works in it); on_event(dict) receives progress events. handle_sigint (main thread
+    only): Ctrl-C stops the run cleanly instead of raising at once. write=False skips the
+    LAST directory (benchmarks).
     """
     from runner import librunner
 
@@ -125,8 +129,11 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
         execution.written.set()     # cancel_active_runs waits for this, LAST file included
         if temporary_workspace:
             # The files tasks listed as written were copied into the LAST directory as
-            # artifacts; a temporary workspace is not left behind in /tmp.
-            shutil.rmtree(workspace, ignore_errors=True)
+            # artifacts; a temporary workspace is not left behind in /tmp. An attempt
+            # abandoned at its deadline may still be working in it (a thread cannot be
+            # killed): the directory goes when the last such thread ends, not under it.
+            execution.after_attempts(lambda: shutil.rmtree(workspace, ignore_errors=True),
+                                     WORKSPACE_RELEASE_SECONDS)
     if keyboard:
         raise RunInterrupted(outcome)
     return outcome

@@ -15,13 +15,16 @@ operations:
             otherwise {"key", "items"}; groups in order of first appearance
 
 Output: {"result": value}, with "count" when the result is a list. Every error names the
-operation and is permanent (the same data fails the same way again).
+operation and is permanent (the same data fails the same way again). No operation may
+produce more than MAX_RESULT_CHARS characters of JSON: a long separator or a value copied
+under many names would otherwise multiply a small ALT file into gigabytes.
 """
 from __future__ import annotations
 
 from runner.execution.attempt import TaskFailure
 
 _MISSING = object()
+MAX_RESULT_CHARS = 16 << 20
 COMPARISONS = {
     "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
     "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
@@ -33,6 +36,43 @@ COMPARISONS = {
 
 class _Bad(Exception):
     pass
+
+
+def _too_large(what: str) -> _Bad:
+    return _Bad(f"{what} would be more than {MAX_RESULT_CHARS} characters")
+
+
+def _check_size(data, what: str) -> None:
+    """_Bad if `data` written as JSON would exceed MAX_RESULT_CHARS. A shared value counts
+    each time it appears, as it would in the output; the walk stops as soon as the limit
+    is passed, so it costs no more than the limit."""
+    size, pending = 0, [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            size += len(value) + 2
+        elif isinstance(value, dict):
+            size += 2 + len(value)
+            for key, item in value.items():
+                size += len(str(key)) + 3
+                pending.append(item)
+        elif isinstance(value, list):
+            size += 2 + len(value)
+            pending.extend(value)
+        else:
+            size += 8
+        if size > MAX_RESULT_CHARS:
+            raise _too_large(what)
+
+
+def _concat(values: list, separator: str) -> str:
+    """The values joined, refused before joining when the result would be too long."""
+    if not isinstance(separator, str):
+        raise _Bad("'separator' must be a string")
+    texts = [str(v) for v in values]
+    if len(separator) * max(0, len(texts) - 1) + sum(map(len, texts)) > MAX_RESULT_CHARS:
+        raise _too_large("the concatenation")
+    return separator.join(texts)
 
 
 def lookup(record, path: str):
@@ -105,7 +145,7 @@ def _reduce_values(values: list, function: str, separator: str = ""):
     if function == "count":
         return len(values)
     if function == "concat":
-        return separator.join(str(v) for v in values)
+        return _concat(values, separator)
     if function in ("sum", "mean"):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             raise _Bad(f"{function} needs numbers")
@@ -222,6 +262,7 @@ def run(ctx) -> dict:
             raise TaskFailure("cancelled")
         try:
             data = operation(data, step)
+            _check_size(data, "the result")
         except _Bad as error:
             raise TaskFailure(f"operations[{number}] ({name}): {error}", permanent=True) from None
     out = {"result": data}

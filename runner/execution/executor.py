@@ -104,6 +104,11 @@ class Execution:
         self._client_lock = threading.Lock()
         self._token = 0
         self._interrupt = threading.Event()
+        # Attempt threads still running, abandoned ones included (a thread cannot be killed),
+        # and what waits for them all to end (removing a temporary workspace).
+        self._attempts_live = 0
+        self._attempts_ended = threading.Condition()
+        self._after_attempts: list[Callable[[], None]] = []
         self.written = threading.Event()    # set by the caller once the LAST file is written
         self.counts = {"completed": 0, "failed": 0, "timeout": 0, "cancelled": 0, "skipped": 0}
         self.started = time.monotonic()
@@ -115,6 +120,29 @@ class Execution:
         if not self._interrupt.is_set():
             self._interrupt.set()
             self.completions.put(_WAKE)
+
+    def after_attempts(self, callback: Callable[[], None], wait_seconds: float) -> bool:
+        """Calls callback once no attempt thread runs any more: here, if they all end within
+        wait_seconds (True), else later on the thread of the last one to end (False)."""
+        with self._attempts_ended:
+            if not self._attempts_ended.wait_for(lambda: self._attempts_live == 0, wait_seconds):
+                self._after_attempts.append(callback)
+                return False
+        callback()
+        return True
+
+    def _attempt_thread_ended(self) -> None:
+        with self._attempts_ended:
+            self._attempts_live -= 1
+            if self._attempts_live:
+                return
+            self._attempts_ended.notify_all()
+            callbacks, self._after_attempts = self._after_attempts, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.debug("a callback after the attempts raised", exc_info=True)
 
     def execute(self) -> tuple[dict, dict]:
         started_at = self.core.utc_stamp()
@@ -249,6 +277,8 @@ class Execution:
         if self.pool is None:
             from runner.execution.workers import WorkerPool
             self.pool = WorkerPool()
+        with self._attempts_ended:
+            self._attempts_live += 1
         self.pool.submit(self._work, self._token, attempt)
         self._emit("task_started", task.id, attempt=number)
 
@@ -277,6 +307,8 @@ class Execution:
             self.completions.put((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
         else:
             self.completions.put((token, "completed", output, None))
+        finally:
+            self._attempt_thread_ended()
 
     def _attempt_reported(self, token: int, outcome: str, output, failure: TaskFailure | None) -> None:
         attempt = self.running.pop(token, None)
@@ -305,6 +337,13 @@ class Execution:
         budget = task.retry_count or 0
         if (outcome in ("failed", "timeout") and retryable and not final and not self._interrupt.is_set()
                 and attempt.number <= budget):
+            if retry_after is not None and retry_after > self.settings.retry_max:
+                # A server may ask for any wait (a day, a date years ahead): honouring it would
+                # stall the run, so the task fails now and says why.
+                error = (f"{error}; not retried: the server asked to wait {retry_after:g} s, longer than "
+                         f"RUNNER_RETRY_MAX_SECONDS ({self.settings.retry_max:g} s)")
+                self._finish(index, outcome, output, error)
+                return
             delay = self.retry_delay(attempt.number, retry_after)
             self.retries.append((time.monotonic() + delay, index))
             self._emit("task_retrying", task.id, attempt=attempt.number, status=outcome, error=error, delay=delay)
@@ -313,7 +352,8 @@ class Execution:
 
     def retry_delay(self, number: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(max, base * 2**(n-1))];
-        never sooner than the server's retry_after."""
+        never sooner than the server's retry_after (which _attempt_ended has checked is
+        within RUNNER_RETRY_MAX_SECONDS)."""
         ceiling = min(self.settings.retry_max, self.settings.retry_base * (2 ** (number - 1)))
         delay = self.jitter.uniform(0.0, ceiling)
         if retry_after is not None and retry_after > delay:

@@ -5,11 +5,20 @@ second so a run of 100k inline tasks is not slowed by its own display.
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 
 BAR_WIDTH = 24
 REDRAW_SECONDS = 0.1
+# C0 and C1 control characters (and DEL) but \t and \n: AI answers and error messages are
+# untrusted, and an ESC or CSI sequence would let them rewrite the user's terminal.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Untrusted text made safe to write to a terminal: control characters removed."""
+    return _CONTROL.sub("", text)
 
 
 def clock(seconds: float) -> str:
@@ -38,7 +47,7 @@ class ProgressDisplay:
         kind = event["event"]
         self._last = event
         if kind == "task_output":
-            self.stream.write(event["text"])
+            self.stream.write(printable(event["text"]))
             self.stream.flush()
             return
         if self.terminal:
@@ -49,11 +58,11 @@ class ProgressDisplay:
                 self.stream.flush()
             return
         if kind == "task_finished":
-            error = f": {event['error']}" if event.get("error") else ""
+            error = f": {printable(event['error'])}" if event.get("error") else ""
             self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} {event['status']}{error}\n")
         elif kind == "task_retrying":
             self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} attempt {event['attempt']} "
-                              f"{event['status']}: {event['error']}; retrying in {event['delay']:.2f} s\n")
+                              f"{event['status']}: {printable(event['error'] or '')}; retrying in {event['delay']:.2f} s\n")
         elif kind == "task_started":
             again = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""
             self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} started{again}\n")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import select
 import subprocess
 import threading
 
@@ -19,6 +20,9 @@ from runner.execution.attempt import TaskFailure
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 READ_CHUNK = 65536
+# How long output may still arrive once the command has exited. More is possible only from
+# a process that left its group (setsid) holding the pipes; it is not waited for.
+DRAIN_SECONDS = 1.0
 
 
 def _refuse(message: str):
@@ -51,25 +55,70 @@ def checked_argv(ctx) -> list[str]:
     return [resolved, *argv[1:]]
 
 
-class _CappedReader(threading.Thread):
-    """Drains a pipe so the child never blocks on it, keeping the first `cap` bytes."""
+class _Output:
+    """One pipe's bytes: the first `cap` kept, all counted."""
 
-    def __init__(self, pipe, cap: int):
-        super().__init__(daemon=True)
-        self.pipe, self.cap = pipe, cap
+    def __init__(self, cap: int):
+        self.cap = cap
         self.kept = bytearray()
         self.total = 0
 
-    def run(self):
-        with self.pipe:
-            while chunk := self.pipe.read1(READ_CHUNK):
-                self.total += len(chunk)
-                room = self.cap - len(self.kept)
-                if room > 0:
-                    self.kept += chunk[:room]
+    def add(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.cap - len(self.kept)
+        if room > 0:
+            self.kept += chunk[:room]
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.cap
 
     def text(self) -> str:
         return self.kept.decode("utf-8", "replace")
+
+
+class _Drain(threading.Thread):
+    """Drains stdout and stderr so the child never blocks on them, until both reach end of
+    file or stop() is called. A process that hands its pipes to a detached grandchild
+    (setsid) never closes them: finish() ends the drain anyway, through a wake-up pipe that
+    poll watches with the outputs; the pipes are closed when the thread ends."""
+
+    def __init__(self, pipes, cap: int):
+        super().__init__(name="runner-command-output", daemon=True)
+        self.pipes = pipes
+        self.outputs = [_Output(cap) for _ in pipes]
+        self._wake_read, self._wake_write = os.pipe()
+
+    def finish(self, drain_seconds: float) -> None:
+        """Lets output arrive for drain_seconds more, then ends the drain and waits for it."""
+        self.join(drain_seconds)
+        os.write(self._wake_write, b"x")    # the pipe has room: nothing else is ever written
+        self.join()
+        # Closed only now that the thread has ended, so no write can reach a reused fd.
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def run(self) -> None:
+        poller = select.poll()
+        open_fds = {}
+        for pipe, output in zip(self.pipes, self.outputs):
+            open_fds[pipe.fileno()] = output
+            poller.register(pipe.fileno(), select.POLLIN)
+        poller.register(self._wake_read, select.POLLIN)
+        try:
+            while open_fds:
+                for fd, _ in poller.poll():
+                    if fd == self._wake_read:
+                        return
+                    chunk = os.read(fd, READ_CHUNK)
+                    if chunk:
+                        open_fds[fd].add(chunk)
+                    else:
+                        poller.unregister(fd)
+                        del open_fds[fd]
+        finally:
+            for pipe in self.pipes:
+                pipe.close()
 
 
 def _kill_group(pid: int) -> None:
@@ -93,20 +142,18 @@ def run(ctx) -> dict:
     ctx.cancellation.on_cancel(lambda: _kill_group(process.pid))
     ctx.metadata["process"] = {"pid": process.pid, "argv": argv}
     cap = ctx.settings.output_cap_bytes
-    readers = [_CappedReader(process.stdout, cap), _CappedReader(process.stderr, cap)]
-    for reader in readers:
-        reader.start()
+    drain = _Drain([process.stdout, process.stderr], cap)
+    drain.start()
     try:
         code = process.wait()
     finally:
         _kill_group(process.pid)      # whatever it left running in its group
-        for reader in readers:
-            reader.join(timeout=5)
-    out, err = readers
+        drain.finish(DRAIN_SECONDS)
+    out, err = drain.outputs
     if ctx.cancel.is_set():
         raise TaskFailure(f"{os.path.basename(argv[0])} was killed: the attempt was cancelled")
     result = {"exit_code": code, "stdout": out.text(), "stderr": err.text(),
-              "stdout_truncated": out.total > cap, "stderr_truncated": err.total > cap}
+              "stdout_truncated": out.truncated, "stderr_truncated": err.truncated}
     if code != 0:
         tail = err.text()[-500:].strip()
         signal_note = f" (signal {-code})" if code < 0 else ""
