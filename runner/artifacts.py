@@ -9,8 +9,9 @@ Three sources, in this order per task:
 - files a file_operation task wrote, listed (workspace-relative) in `metadata.files_written`.
 
 Task outputs are untrusted: names are reduced to one safe path component, and a
-workspace path that is absolute, climbs with `..`, or resolves (through symlinks)
-outside the workspace is refused with a recorded error and never opened.
+workspace path that is absolute, climbs with `..`, or goes through a symlink is refused
+with a recorded error; files are opened through runner.workspace, so a directory swapped
+for a symlink mid-copy is never followed and a FIFO or device is refused, never waited on.
 """
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ import hashlib
 import mimetypes
 import os
 import re
-import stat
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from runner.last_writer import atomic_file
+from runner.workspace import WorkspaceRefused, open_for_reading
 
 ARTIFACTS_DIR = "artifacts"
 MAX_NAME = 120
@@ -49,6 +50,16 @@ CODE_EXTENSIONS = frozenset((
 ))
 TEXT_FIELDS = ("text", "content", "response")
 SAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+# The form of every path store_candidate records: artifacts/<task>/<name>, both made by
+# safe_component (no separator, no leading dot). Anything else in a LAST file was edited.
+STORED_PATH = re.compile(ARTIFACTS_DIR + r"/[A-Za-z0-9_-][A-Za-z0-9._-]*/[A-Za-z0-9_-][A-Za-z0-9._-]*")
+
+
+def is_stored_path(path) -> bool:
+    """Whether `path` has the form of an artifact this module stored (safe to link to)."""
+    return isinstance(path, str) and STORED_PATH.fullmatch(path) is not None
 
 
 class ArtifactRefused(Exception):
@@ -283,39 +294,25 @@ def collect_candidates(task_results: dict) -> tuple[list[Candidate], list[dict]]
     return candidates, errors
 
 
-def resolve_in_workspace(workspace: Path | None, relative: str) -> Path:
-    """The real path of `relative` inside the workspace; ArtifactRefused if it could leave it."""
+def open_in_workspace(workspace: Path | None, relative: str) -> int:
+    """A read-only fd of the regular file `relative` names in the workspace; ArtifactRefused if it
+    is not one or could leave the workspace (see runner.workspace: no symlink is ever followed)."""
     if workspace is None:
         raise ArtifactRefused(f"path '{relative}' given but the run has no workspace")
-    if "\x00" in relative:
-        raise ArtifactRefused("path contains a NUL character")
-    pure = PurePosixPath(relative.replace("\\", "/"))
-    if pure.is_absolute() or relative.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", relative):
-        raise ArtifactRefused(f"path '{relative}' is absolute; artifact paths are relative to the workspace")
-    if ".." in pure.parts:
-        raise ArtifactRefused(f"path '{relative}' leaves the workspace ('..')")
-    root = Path(os.path.realpath(workspace))
-    real = Path(os.path.realpath(root.joinpath(*pure.parts)))
-    if real != root and root not in real.parents:
-        raise ArtifactRefused(f"path '{relative}' resolves outside the workspace (symbolic link)")
-    return real
-
-
-def _copy_from_workspace(source: Path, target: Path, limit: int) -> tuple[int, str, bool]:
-    """Copies a regular file (not following a final symlink), hashing it; returns size, sha256, is-text."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        fd = os.open(source, flags)
-    except FileNotFoundError:
-        raise ArtifactRefused("no such file in the workspace") from None
+        return open_for_reading(workspace, relative.replace("\\", "/"))
+    except WorkspaceRefused as refused:
+        raise ArtifactRefused(str(refused)) from None
     except OSError as error:
         raise ArtifactRefused(f"cannot open: {error.strerror or error}") from None
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+
+
+def _copy_from_workspace(fd: int, target: Path, limit: int) -> tuple[int, str, bool]:
+    """Copies the open regular file fd (closing it), hashing it; returns size, sha256, is-text."""
+    size = os.fstat(fd).st_size
+    if size > limit:
         os.close(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ArtifactRefused("not a regular file")
-        raise ArtifactRefused(f"{info.st_size} bytes, over the {limit}-byte artifact limit")
+        raise ArtifactRefused(f"{size} bytes, over the {limit}-byte artifact limit")
     with os.fdopen(fd, "rb") as handle:
         digest = hashlib.sha256()
         size = 0
@@ -348,7 +345,7 @@ def store_candidate(candidate: Candidate, directory: Path, workspace: Path | Non
     target = directory / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     if candidate.workspace_path is not None:
-        source = resolve_in_workspace(workspace, candidate.workspace_path)
+        source = open_in_workspace(workspace, candidate.workspace_path)
         size, sha256, textual = _copy_from_workspace(source, target, limit)
     else:
         data = candidate.data

@@ -76,3 +76,19 @@ def test_show_prints_the_summary_and_statistics(tmp_path):
 def test_reading_a_missing_last_directory_exits_2(tmp_path, command):
     done = cli(command, tmp_path)
     assert done.returncode == 2 and "no last.json or last.json.gz" in done.stderr
+
+
+def test_batch_files_sharing_an_alt_id_are_keyed_by_their_file_paths(tmp_path):
+    paths = []
+    for name in ("first", "second", "third"):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"id": "dup", "title": name, "tasks": [
+            {"id": "a", "description": "A", "dependencies": None}]}))
+        paths.append(path)
+    out = tmp_path / "out"
+    done = cli("batch", *paths, paths[1], "--out", out, "--no-report")
+    assert done.returncode == 0, done.stderr
+    mapping = json.loads(done.stdout)
+    assert set(mapping) == {"dup", str(paths[1]), str(paths[2]), f"{paths[1]} (2)"}
+    titles = {key: runner.load_last(out / last_id)["title"] for key, last_id in mapping.items()}
+    assert titles == {"dup": "first", str(paths[1]): "second", str(paths[2]): "third", f"{paths[1]} (2)": "second"}

@@ -126,3 +126,18 @@ def test_python_api_options_replace_the_environment(tmp_path, monkeypatch):
     assert written.archive.name == f"{written.last_id}.zip"
     with pytest.raises(runner.ConfigurationError, match="unknown LAST option"):
         runner.write_last_file(small_alt(), {}, tmp_path, colour="blue")
+
+
+def test_a_gzip_last_file_is_decompressed_only_up_to_the_cap(tmp_path, monkeypatch):
+    """A small last.json.gz can expand to gigabytes: reading stops at the cap, with a clear error."""
+    from runner import last_reader
+
+    record = {"id": "l", "task_results": {}, "padding": " " * 300_000}
+    (tmp_path / "last.json.gz").write_bytes(gzip.compress(json.dumps(record).encode()))
+    assert runner.load_last(tmp_path)["id"] == "l"
+    monkeypatch.setattr(last_reader, "MAX_LAST_BYTES", 100_000)
+    with pytest.raises(runner.LastFileError, match=r"last.json.gz: decompresses to more than 100000 bytes"):
+        runner.load_last(tmp_path)
+    (tmp_path / "last.json").write_text(json.dumps(record))
+    with pytest.raises(runner.LastFileError, match=r"last.json: is more than 100000 bytes"):
+        runner.load_last(tmp_path)

@@ -251,3 +251,27 @@ def test_concurrent_generations_from_threads_each_get_a_complete_directory(tmp_p
     for w in written:
         assert (w.directory / "report.html").is_file() and (w.directory / "graph.svg").is_file()
         assert not [p for p in Path(w.directory).rglob(".*.tmp")]
+
+
+def test_the_record_gives_the_mode_that_ran_not_the_files_mode(tmp_path):
+    from runner.commands.show import describe
+    from runner.execution import execute
+
+    alt = diamond()                                   # the file says explore
+    ran = execute(alt, tmp_path / "ran", mode="chaos", seed=1, environ={})
+    assert ran.record["mode"] == "chaos" and ran.record["execution"]["mode"] == "chaos"
+    written = runner.write_last_file(alt, {}, tmp_path / "w", execution={"mode": "dream"}, graph=False)
+    record = runner.load_last(written.directory)
+    assert record["mode"] == "dream"
+    assert "mode dream" in describe(record)
+    assert "mode dream &middot;" in (written.directory / "report.html").read_text()
+    # A free-form execution dict cannot put an unknown mode into the record.
+    odd = runner.write_last_file(alt, {}, tmp_path / "odd", execution={"mode": ["x"]}, graph=False,
+                                 html_report=False)
+    assert odd.record["mode"] == "explore"
+    # Records written before the fix carry the file's mode at the top: show and the report
+    # take execution.mode, the mode that ran.
+    older = {**record, "mode": "explore"}
+    assert "mode dream" in describe(older)
+    from runner.report import render_report
+    assert "mode dream &middot;" in render_report(older)

@@ -1,6 +1,7 @@
 """report.html: escaped, self-contained, bounded; and in a real headless Chromium."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import struct
@@ -34,7 +35,7 @@ def attack_results(alt):
                 {"number": 2, "started_at": "2026-01-01T00:00:00.500Z", "duration_ms": 500, "outcome": "completed",
                  "error": None, "fault": None}]}}, alt),
         "render": runner.task_result_from_dict({
-            "task_id": "render", "status": "failed", "error": ATTACK + IMG_ATTACK, "output": ATTACK + "\n```html\n" + ATTACK + "\n```",
+            "task_id": "render", "status": "failed", "error": ATTACK, "output": ATTACK + "\n```html\n" + ATTACK + "\n```",
             "started_at": "2026-01-01T00:00:01.000Z", "completed_at": "2026-01-01T00:00:02.500Z",
             "duration_ms": 1500}, alt),
     }
@@ -51,7 +52,9 @@ def test_untrusted_text_is_escaped_and_the_page_has_no_scripts_or_external_asset
     html = attacked_report.read_text()
     assert "<script" not in html.lower()
     assert "&lt;script&gt;document.title=" in html
-    assert "<img src=x" not in html and "&lt;img src=x onerror" in html
+    # IMG_ATTACK is only in a task's description: it is shown, as text.
+    assert "<img src=x" not in html
+    assert '<span class="note">&lt;img src=x onerror=&#34;document.title=&#39;pwned&#39;&#34;&gt;</span>' in html
     assert "<title>LAST report: Report &lt;i&gt;check&lt;/i&gt;</title>" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html)
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
@@ -65,8 +68,47 @@ def test_report_shows_summary_counts_timeline_graph_tasks_and_attempts(attacked_
     assert html.count("<rect") >= 2              # timeline bars
     assert 'src="data:image/svg+xml;base64,' in html
     assert html.count('<details class="task"') == 3
+    assert '<strong>fetch</strong> &middot; 1000.0 ms &middot; <span class="note">Fetch</span>' in html
+    assert '<strong>later</strong> &middot; <span class="note">Later</span>' in html
     assert "&#34;n&#34;: [\n    1," in html   # output pretty-printed
     assert "<td>chaos</td>" in html
+
+
+def test_the_template_fails_on_a_missing_field_instead_of_rendering_nothing():
+    from jinja2 import StrictUndefined, UndefinedError
+
+    from runner import report
+
+    assert issubclass(report._environment.undefined, StrictUndefined)
+    with pytest.raises(UndefinedError):
+        report._environment.from_string("{{ task.description }}").render(task={})
+
+
+def test_a_minimal_record_still_renders(tmp_path):
+    """Records of older versions, or edited ones, lack fields: the report fills them in."""
+    from runner.report import render_report
+
+    html = render_report({"id": "old", "task_results": {"a": {"task_id": "a", "status": "completed"}},
+                          "artifacts": [{"task_id": "a", "name": "n"}], "execution": {"faults": [{}]}})
+    assert "<strong>a</strong>" in html and "LAST old" in html
+
+
+def test_artifact_links_are_only_the_paths_the_sanitiser_produces(attacked_report, tmp_path):
+    """A LAST file is data anyone can edit: its artifact paths must not become arbitrary links."""
+    record = json.loads((attacked_report.parent / "last.json").read_text())
+    hostile = ["https://evil.example/x", "javascript:alert(1)", "artifacts/render/../../../etc/passwd",
+               "//evil.example/a", "artifacts/render/.hidden", "artifacts/render/a b"]
+    for number, path in enumerate(hostile):
+        record["artifacts"].append({**record["artifacts"][0], "name": f"hostile{number}", "path": path})
+    (attacked_report.parent / "last.json").write_text(json.dumps(record))
+    done = subprocess.run([sys.executable, "-m", "runner", "report", str(attacked_report.parent),
+                           "--graph-renderer", "builtin"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    html = attacked_report.read_text()
+    links = re.findall(r'href="([^"]*)"', html)
+    assert links and set(links) == {"artifacts/render/code_1.html"}
+    for number in range(len(hostile)):
+        assert f"<td>hostile{number}</td>" in html      # still listed, as plain text
 
 
 def test_large_runs_give_a_bounded_report(tmp_path):

@@ -27,6 +27,17 @@ def generate(path: str, out, options):
         return alt.id, f"ERROR: {error}"
 
 
+def unique_key(key: str, path: str, mapping: dict) -> str:
+    """key (the ALT id), unless an earlier file took it: then the file's path, numbered
+    " (2)", " (3)"... if that is taken too (the same file given twice)."""
+    if key not in mapping:
+        return key
+    candidate, number = path, 2
+    while candidate in mapping:
+        candidate, number = f"{path} ({number})", number + 1
+    return candidate
+
+
 def main(args) -> int:
     import orjson
 
@@ -42,10 +53,8 @@ def main(args) -> int:
     with ThreadPoolExecutor(min(options.workers, len(args.files))) as pool:
         outcome = list(pool.map(lambda path: generate(path, args.out, per_file), args.files))
     mapping = {}
-    for key, value in outcome:
-        if key in mapping:   # two files with one ALT id: keep both, the later under its file name
-            key = f"{key} ({len(mapping)})"
-        mapping[key] = value
+    for path, (key, value) in zip(args.files, outcome):
+        mapping[unique_key(key, path, mapping)] = value
     print(orjson.dumps(mapping, option=orjson.OPT_INDENT_2).decode())
     return 1 if any(value.startswith("ERROR: ") for value in mapping.values()) else 0
 

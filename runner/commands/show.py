@@ -3,6 +3,8 @@ import sys
 
 
 def describe(record: dict) -> str:
+    from runner.last_reader import run_mode
+
     statistics = record.get("statistics", {})
     counts = statistics.get("status_counts", {})
     critical = statistics.get("critical_path") or {}
@@ -10,7 +12,7 @@ def describe(record: dict) -> str:
         record.get("summary", ""),
         "",
         f"LAST id        {record['id']}",
-        f"ALT file       {record.get('alt_file_id')} ({record.get('title')}), mode {record.get('mode')}",
+        f"ALT file       {record.get('alt_file_id')} ({record.get('title')}), mode {run_mode(record)}",
         f"status         {record.get('status')}, success rate {record.get('success_rate', 0.0):.2%}",
         f"tasks          {statistics.get('total_tasks', len(record['task_results']))}: "
         + ", ".join(f"{count} {status}" for status, count in counts.items() if count),

@@ -254,9 +254,10 @@ cdef class TaskPass:
             self.max_level = level
         self.previous[v] = best_dep
         self.finish[v] = best + duration
-        # Lean nodes (the task's text and completion time are in task_results): at 100k
-        # tasks each extra field costs megabytes of JSON.
-        self.nodes[v] = {"id": task.id, "status": result.status,
+        # Lean nodes (the task's output and completion time are in task_results): at 100k
+        # tasks each extra field costs megabytes of JSON. The description is here because
+        # nothing else in the record has it, and the report shows it.
+        self.nodes[v] = {"id": task.id, "description": task.description, "status": result.status,
                          "task_type": task.parameters.get("task_type", "ai_prompt"), "level": level,
                          "started_at": result.started_at, "duration_ms": result.duration_ms}
 
@@ -358,6 +359,10 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     summary = describe_run(alt.title, total, counts, success_rate, status, execution_time_ms,
                            critical_ids, critical_ms, retries)
     execution.setdefault("mode", alt.mode)
+    # The record's mode is the mode that ran (execute(mode=...) overrides the file's);
+    # a caller's execution dict is free-form, so only a known mode replaces the file's.
+    ran = execution["mode"]
+    mode = ran if isinstance(ran, str) and ran in MODE_SET else alt.mode
     return {
         "id": last_id,
         "execution_id": execution_id,
@@ -365,7 +370,7 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
         "alt_file_id": alt.id,
         "alt_file_version": alt.version,
         "title": alt.title,
-        "mode": alt.mode,
+        "mode": mode,
         "persona": alt.persona,
         "status": status,
         "success_rate": success_rate,

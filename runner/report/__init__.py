@@ -6,6 +6,12 @@ the graph as a data: image, where SVG scripts never run), and a Content-Security
 that forbids scripts anyway. At most `task_limit` tasks are detailed (unsuccessful ones
 first) and long outputs are cut, so the file stays bounded at 100k tasks; last.json
 holds everything.
+
+A LAST file may be old or edited, so the template never reads the record itself: the
+functions below give it views with every field present (None when the record lacks it),
+and its undefined is strict, so a field the template names but no view has fails loudly
+instead of rendering nothing. Links go only to artifact paths of the form artifacts are
+stored under; any other path is shown as text.
 """
 from __future__ import annotations
 
@@ -13,19 +19,27 @@ import base64
 from datetime import datetime, timezone
 
 import orjson
-from jinja2 import ChainableUndefined, PackageLoader
+from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
+from runner.artifacts import is_stored_path
 from runner.graph_render import STATUS_COLOURS, STATUS_ORDER
+from runner.last_reader import run_mode
 
 OUTPUT_LIMIT = 8000          # characters of one task's output shown
 TIMELINE_LIMIT = 400         # bars drawn in the timeline
+ARTIFACT_ERRORS_SHOWN = 500
+ATTEMPT_FIELDS = ("number", "started_at", "duration_ms", "outcome", "error", "fault")
+AI_FIELDS = ("provider", "model", "prompt_tokens", "completion_tokens", "latency_ms")
+TOKEN_FIELDS = ("provider", "calls", "prompt_tokens", "completion_tokens")
+FAULT_FIELDS = ("task_id", "attempt", "kind", "detail")
+EXECUTION_ROWS = ("mode", "seed", "max_concurrency", "started_at", "ended_at", "wall_time_ms", "interrupted")
 ATTENTION_ORDER = {"failed": 0, "timeout": 1, "cancelled": 2, "pending": 3, "running": 4, "skipped": 5, "completed": 6}
 
 _environment = SandboxedEnvironment(
     loader=PackageLoader("runner", "report/templates"),
     autoescape=True,
-    undefined=ChainableUndefined,  # records of older versions lack some fields
+    undefined=StrictUndefined,     # the views below have every field; a typo must fail
     trim_blocks=True,
     lstrip_blocks=True,
 )
@@ -104,46 +118,115 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT) -> dict:
     return {"bars": bars, "total": max(timed, len(bars)), "span_ms": span_ms, "width": width, "row": row}
 
 
-def _tasks(record: dict, limit: int) -> list[dict]:
-    results = list(record["task_results"].values())
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value) -> list[dict]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _number(value):
+    """value if it is a number (not a bool), else None: the template formats numbers."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _fields(source: dict, names) -> dict:
+    return {name: source.get(name) for name in names}
+
+
+def _run(record: dict) -> dict:
+    """The header facts of the run."""
+    generator = _dict(_dict(record.get("metadata")).get("generator"))
+    return {
+        "id": record["id"], "title": record.get("title") or "", "alt_file_id": record.get("alt_file_id"),
+        "mode": run_mode(record), "created_at": record.get("created_at"), "summary": record.get("summary") or "",
+        "status": record.get("status") or "", "success_rate": _number(record.get("success_rate")) or 0.0,
+        "execution_time_ms": _number(record.get("execution_time_ms")) or 0.0,
+        "generator_version": generator.get("version") or "",
+    }
+
+
+def _statistics(statistics: dict) -> dict:
+    critical = _dict(statistics.get("critical_path"))
+    task_ids = critical.get("task_ids")
+    return {
+        "total_task_time_ms": _number(statistics.get("total_task_time_ms")) or 0.0,
+        "parallelism": _number(statistics.get("parallelism")),
+        "critical_path": {"duration_ms": _number(critical.get("duration_ms")) or 0.0,
+                          "task_ids": [str(t) for t in task_ids] if isinstance(task_ids, list) else []}
+        if critical else None,
+        "retries": _number(_dict(statistics.get("retries")).get("total")),
+        "tokens": {str(model): _fields(usage, TOKEN_FIELDS)
+                   for model, usage in _dict(statistics.get("tokens")).items() if isinstance(usage, dict)},
+    }
+
+
+def _artifact(artifact: dict) -> dict:
+    """An artifact's row; href only for a path of the stored form (the file is editable)."""
+    path = artifact.get("path")
+    sha256 = artifact.get("sha256")
+    return {**_fields(artifact, ("name", "task_id", "artifact_type", "mime_type", "size_bytes")),
+            "href": path if is_stored_path(path) else None,
+            "sha256": sha256[:16] if isinstance(sha256, str) else ""}
+
+
+def _descriptions(record: dict) -> dict:
+    """Task id -> its description, from the execution graph's nodes (the ALT file's text)."""
+    nodes = _dicts(_dict(record.get("execution_graph")).get("nodes"))
+    return {node.get("id"): node.get("description") for node in nodes}
+
+
+def _tasks(record: dict, artifacts: list[dict], limit: int) -> list[dict]:
+    results = _dicts(list(record["task_results"].values()))
     if len(results) > limit:
-        results = sorted(results, key=lambda r: ATTENTION_ORDER.get(r["status"], 9))[:limit]
+        results = sorted(results, key=lambda r: ATTENTION_ORDER.get(r.get("status"), 9))[:limit]
     artifacts_by_task: dict = {}
-    for artifact in record.get("artifacts", ()):
+    for artifact in artifacts:
         artifacts_by_task.setdefault(artifact["task_id"], []).append(artifact)
+    descriptions = _descriptions(record)
     shown = []
     for result in results:
-        metadata = result.get("metadata") or {}
-        attempts = metadata.get("attempts") if isinstance(metadata.get("attempts"), list) else []
+        metadata = _dict(result.get("metadata"))
+        ai = metadata.get("ai")
+        task_id, status = result.get("task_id"), result.get("status")
         shown.append({
-            "id": result["task_id"], "status": result["status"], "colour": STATUS_COLOURS.get(result["status"], "#fff"),
-            "duration_ms": result.get("duration_ms"), "started_at": result.get("started_at"),
+            "id": task_id, "status": status, "colour": STATUS_COLOURS.get(status, "#fff"),
+            "description": descriptions.get(task_id),
+            "duration_ms": _number(result.get("duration_ms")), "started_at": result.get("started_at"),
             "completed_at": result.get("completed_at"), "output": _pretty(result.get("output")),
-            "error": result.get("error"), "attempts": [a for a in attempts if isinstance(a, dict)],
-            "ai": metadata.get("ai") if isinstance(metadata.get("ai"), dict) else None,
+            "error": result.get("error"),
+            "attempts": [_fields(a, ATTEMPT_FIELDS) for a in _dicts(metadata.get("attempts"))],
+            "ai": _fields(ai, AI_FIELDS) if isinstance(ai, dict) else None,
             "skipped_reason": metadata.get("skipped_reason"),
-            "artifacts": artifacts_by_task.get(result["task_id"], []),
+            "artifacts": artifacts_by_task.get(task_id, []),
         })
     return shown
+
+
+def _execution(execution: dict) -> dict:
+    return {"rows": [(key, execution[key]) for key in EXECUTION_ROWS if execution.get(key) is not None],
+            "faults": [_fields(f, FAULT_FIELDS) for f in _dicts(execution.get("faults"))[:1000]]}
 
 
 def render_report(record: dict, graph_svg: str | None = None, *, task_limit: int = 1000,
                   graph_note: str | None = None) -> str:
     """The HTML page of a LAST record; graph_svg is drawn inline as an image when given."""
-    statistics = record.get("statistics", {})
-    counts = statistics.get("status_counts", {})
-    total = statistics.get("total_tasks", len(record["task_results"])) or 0
-    status_bar = [{"status": s, "count": counts.get(s, 0), "colour": STATUS_COLOURS[s],
-                   "percent": 100.0 * counts.get(s, 0) / total if total else 0.0}
-                  for s in STATUS_ORDER if counts.get(s)]
+    statistics = _dict(record.get("statistics"))
+    counts = _dict(statistics.get("status_counts"))
+    total = _number(statistics.get("total_tasks")) or len(record["task_results"])
+    status_bar = [{"status": s, "count": counts[s], "colour": STATUS_COLOURS[s],
+                   "percent": 100.0 * counts[s] / total if total else 0.0}
+                  for s in STATUS_ORDER if _number(counts.get(s))]
     graph_image = ("data:image/svg+xml;base64," + base64.b64encode(graph_svg.encode("utf-8")).decode("ascii")
                    if graph_svg else None)
-    tasks = _tasks(record, task_limit)
+    artifacts = [_artifact(a) for a in _dicts(record.get("artifacts"))]
+    tasks = _tasks(record, artifacts, task_limit)
     return _environment.get_template("report.html.j2").render(
-        record=record, statistics=statistics, counts=counts, total=total, status_bar=status_bar,
+        run=_run(record), statistics=_statistics(statistics), total=total, status_bar=status_bar,
         timeline=timeline(record), graph_image=graph_image, graph_note=graph_note, tasks=tasks,
-        hidden_tasks=max(len(record["task_results"]) - len(tasks), 0),
-        artifacts=record.get("artifacts", []),
-        artifact_errors=(record.get("metadata") or {}).get("artifact_errors", []),
-        execution=record.get("execution") or {},
+        hidden_tasks=max(len(record["task_results"]) - len(tasks), 0), artifacts=artifacts,
+        artifact_errors=[_fields(e, ("task_id", "name", "error"))
+                         for e in _dicts(_dict(record.get("metadata")).get("artifact_errors"))[:ARTIFACT_ERRORS_SHOWN]],
+        execution=_execution(_dict(record.get("execution"))),
     )

@@ -1,0 +1,135 @@
+"""Opening files inside the run's workspace, confined to it: one way, for every reader.
+
+Paths come from ALT files and task outputs, so they are untrusted. Checking a resolved
+path and then opening it races with a directory swapped for a symlink in between, so a
+path is walked one component at a time with openat-style calls (dir_fd) and O_NOFOLLOW:
+what is checked is what is opened, and a symlink anywhere on the way is refused (even
+one pointing inside: it could be repointed at any moment).
+
+Files are opened with O_NONBLOCK and checked with fstat before use, so a FIFO, socket or
+device is refused at once instead of blocking its reader forever; O_NONBLOCK is then
+cleared so the regular file reads as usual.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"))
+
+
+class WorkspaceRefused(Exception):
+    """A path that could leave the workspace, does not exist, or is not a regular file."""
+
+
+def split_path(path) -> list[str]:
+    """The components of a workspace-relative path; WorkspaceRefused if it could leave the workspace."""
+    if not isinstance(path, str) or not path:
+        raise WorkspaceRefused(f"path must be a non-empty string, found {path!r}")
+    if "\x00" in path:
+        raise WorkspaceRefused("path contains a NUL character")
+    if path.startswith("/"):
+        raise WorkspaceRefused(f"path {path!r} is absolute; paths are relative to the run's workspace")
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise WorkspaceRefused(f"path {path!r} contains '..', which leaves the workspace")
+    return parts
+
+
+def open_root(workspace) -> int:
+    """An fd of the workspace directory itself (which the caller chose, so it may be a symlink)."""
+    return os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def _symlink_refused(path: str, part: str) -> WorkspaceRefused:
+    where = f"{path!r}" if part == path else f"{path!r}: {part!r}"
+    return WorkspaceRefused(f"{where} is a symbolic link (refused: it could lead outside the workspace)")
+
+
+def open_directory(root_fd: int, parts: list[str], path: str, *, create: bool = False) -> int:
+    """An fd of the directory `parts` name under the workspace, never through a symlink."""
+    fd = os.dup(root_fd)
+    try:
+        for part in parts:
+            try:
+                next_fd = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise WorkspaceRefused(f"{path!r}: no such directory {part!r} in the workspace") from None
+                os.mkdir(part, 0o755, dir_fd=fd)
+                next_fd = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (errno.ELOOP, errno.ENOTDIR):
+                    if _kind_at(fd, part) == "a symbolic link":
+                        raise _symlink_refused(path, part) from None
+                    raise WorkspaceRefused(f"{path!r}: {part!r} is not a directory") from None
+                raise
+            os.close(fd)
+            fd = next_fd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _kind_at(dir_fd: int, name: str) -> str:
+    try:
+        return _kind(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return "not a regular file"
+
+
+def _not_regular(path: str, kind: str) -> WorkspaceRefused:
+    return WorkspaceRefused(f"{path!r} is {kind}, not a regular file")
+
+
+def open_regular_file(dir_fd: int, name: str, flags: int, path: str) -> int:
+    """An fd of the regular file `name` in dir_fd, opened with `flags` (O_CREAT creates it).
+
+    Never follows a symlink, never blocks on a FIFO or device: those are refused.
+    """
+    try:
+        fd = os.open(name, flags | _FILE_FLAGS, 0o644, dir_fd=dir_fd)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise _symlink_refused(path, name) from None
+        if error.errno == errno.ENOENT:
+            raise WorkspaceRefused(f"{path!r}: no such file in the workspace") from None
+        if error.errno in (errno.EISDIR, errno.ENXIO, errno.EOPNOTSUPP):
+            # ENXIO: a FIFO without a reader opened for writing, or a socket.
+            raise _not_regular(path, _kind_at(dir_fd, name)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, _kind(mode))
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def open_for_reading(workspace, path: str) -> int:
+    """An fd, read-only, of the regular file at the workspace-relative `path`."""
+    parts = split_path(path)
+    if not parts:
+        raise WorkspaceRefused(f"path {path!r} names the workspace itself, not a file")
+    root_fd = open_root(workspace)
+    try:
+        dir_fd = open_directory(root_fd, parts[:-1], path)
+    finally:
+        os.close(root_fd)
+    try:
+        return open_regular_file(dir_fd, parts[-1], os.O_RDONLY, path)
+    finally:
+        os.close(dir_fd)
