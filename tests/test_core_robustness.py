@@ -105,3 +105,16 @@ def test_a_call_that_began_before_a_cleanup_stores_nothing_after_it(spec_alt):
         store.alt_file("test_alt_file")
     store.store_alt(alt, store.generation)
     assert store.alt_file("test_alt_file") is alt
+
+
+def test_token_totals_do_not_overflow():
+    # 1100 results of 2^53-1 tokens sum past 2^63: a C long long would wrap (undefined behaviour).
+    alt = runner_api.parse_alt_file(dumps({"id": "t", "title": "t", "tasks": [{"id": f"t{n}"} for n in range(1100)]}))
+    big = 2 ** 53 - 1
+    results = {task.id: runner_api.task_result_from_dict(
+        {"task_id": task.id, "status": "completed",
+         "metadata": {"ai": {"model": "m", "prompt_tokens": big, "completion_tokens": 1}}}, alt)
+        for task in alt.tasks}
+    totals = runner_api.build_last_record(alt, results, "l", "e", "2026-01-01T00:00:00Z")["statistics"]["tokens"]["m"]
+    assert totals["prompt_tokens"] == 1100 * big > 2 ** 63
+    assert totals["completion_tokens"] == 1100 and totals["calls"] == 1100

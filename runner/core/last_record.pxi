@@ -87,9 +87,16 @@ cdef class RunSpan:
 
 
 cdef class ModelUsage:
-    """Token totals of one model, counted in C: tallied once per task."""
+    """Token totals of one model. Sums are Python ints: each count may be up to 2^53-1, and a
+    C long long could overflow (undefined behaviour) over a large run."""
     cdef object provider
-    cdef long long calls, prompt_tokens, completion_tokens
+    cdef long long calls
+    cdef object prompt_tokens
+    cdef object completion_tokens
+
+    def __cinit__(self):
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
 
     cdef dict to_dict(self):
         return {"provider": self.provider, "calls": self.calls, "prompt_tokens": self.prompt_tokens,
@@ -121,10 +128,10 @@ cdef class TokenTally:
         usage.calls += 1
         value = (<dict>ai).get("prompt_tokens")
         if type(value) is int:
-            usage.prompt_tokens += <long long>value
+            usage.prompt_tokens += value
         value = (<dict>ai).get("completion_tokens")
         if type(value) is int:
-            usage.completion_tokens += <long long>value
+            usage.completion_tokens += value
 
     cdef dict to_dict(self):
         return {model: (<ModelUsage>usage).to_dict() for model, usage in self.models.items()}
