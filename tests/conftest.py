@@ -11,8 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from runner import buildinfo
+
+# CI (CI=true) replays the same examples on every run; local runs keep exploring new ones.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 REPO = Path(__file__).resolve().parent.parent
 # ALT files from the wider ALT_LAS system: the shared copy beside the checkout (as CI has it),
