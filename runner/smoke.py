@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 
-from runner import buildinfo
+from runner import abi, buildinfo
 
 ALT_FILE = {
     "id": "smoke_alt",
@@ -33,37 +33,11 @@ class SmokeFailure(Exception):
     pass
 
 
-def _bind(path: str) -> ctypes.CDLL:
-    lib = ctypes.CDLL(path)
-    text, void_p = ctypes.c_char_p, ctypes.c_void_p
-    for name, argtypes, restype in (
-        ("runner_init", [], ctypes.c_int),
-        ("runner_get_last_error", [], void_p),
-        ("runner_free_string", [void_p], None),
-        ("runner_parse_alt_file", [text], ctypes.c_int),
-        ("runner_add_task_result", [text, text], ctypes.c_int),
-        ("runner_generate_last_file", [text, text], void_p),
-        ("runner_get_last_file_json", [text], void_p),
-        ("runner_batch_process", [text, text], void_p),
-        ("runner_cleanup", [], ctypes.c_int),
-        ("runner_get_version", [], void_p),
-    ):
-        function = getattr(lib, name)
-        function.argtypes, function.restype = argtypes, restype
-    return lib
-
-
 def _take(lib, pointer) -> str:
-    """Copies a returned string and frees the original."""
+    """Copies a returned string and frees the original; NULL raises the thread's error."""
     if not pointer:
-        error = lib.runner_get_last_error()
-        message = ctypes.string_at(error).decode()
-        lib.runner_free_string(error)
-        raise SmokeFailure(message)
-    try:
-        return ctypes.string_at(pointer).decode()
-    finally:
-        lib.runner_free_string(pointer)
+        raise SmokeFailure(abi.take_string(lib, lib.runner_get_last_error()))
+    return abi.take_string(lib, pointer)
 
 
 def _check(lib, ok: int) -> None:
@@ -72,7 +46,7 @@ def _check(lib, ok: int) -> None:
 
 
 def child(path: str) -> int:
-    lib = _bind(path)
+    lib = abi.load(path)
     step = lambda text: print(f"smoke: {text}", flush=True)  # noqa: E731
     try:
         step(f"version {_take(lib, lib.runner_get_version())}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from runner import buildinfo
+from runner import abi, buildinfo
 
 # CI (CI=true) replays the same examples on every run; local runs keep exploring new ones.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
@@ -52,23 +52,7 @@ def library_path() -> Path:
 
 def bind(lib: ctypes.CDLL) -> ctypes.CDLL:
     """Prototypes that keep the original pointers (c_void_p), so strings can be freed."""
-    text, void_p = ctypes.c_char_p, ctypes.c_void_p
-    for name, argtypes, restype in (
-        ("runner_init", [], ctypes.c_int),
-        ("runner_get_last_error", [], void_p),
-        ("runner_free_string", [void_p], None),
-        ("runner_parse_alt_file", [text], ctypes.c_int),
-        ("runner_add_task_result", [text, text], ctypes.c_int),
-        ("runner_generate_last_file", [text, text], void_p),
-        ("runner_get_last_file_json", [text], void_p),
-        ("runner_batch_process", [text, text], void_p),
-        ("runner_cleanup", [], ctypes.c_int),
-        ("runner_get_version", [], void_p),
-        ("runner_execute_alt_file", [text, text], void_p),
-    ):
-        function = getattr(lib, name)
-        function.argtypes, function.restype = argtypes, restype
-    return lib
+    return abi.declare(lib)
 
 
 class Runner:
@@ -78,12 +62,7 @@ class Runner:
         self.lib = lib
 
     def take(self, pointer) -> str | None:
-        if not pointer:
-            return None
-        try:
-            return ctypes.string_at(pointer).decode()
-        finally:
-            self.lib.runner_free_string(pointer)
+        return abi.take_string(self.lib, pointer)
 
     def last_error(self) -> str:
         return self.take(self.lib.runner_get_last_error())

@@ -1,16 +1,10 @@
 """`version`: the library's version information, as runner_get_version reports it."""
-import ctypes
-
-from runner import buildinfo
+from runner import abi, buildinfo
 
 
 def main(args) -> int:
-    lib = ctypes.CDLL(str(buildinfo.library_path()))
-    lib.runner_get_version.restype = ctypes.c_void_p
-    lib.runner_free_string.argtypes = [ctypes.c_void_p]
-    pointer = lib.runner_get_version()
-    print(ctypes.string_at(pointer).decode())
-    lib.runner_free_string(pointer)
+    lib = abi.load(buildinfo.library_path())
+    print(abi.take_string(lib, lib.runner_get_version()))
     return 0
 
 

@@ -1,0 +1,47 @@
+"""The C ABI as ctypes sees it.
+
+Every function that returns a string is declared to return c_void_p, not c_char_p: with
+c_char_p ctypes hands Python a copy, and the original could never be given back to
+runner_free_string.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+
+_TEXT, _POINTER = ctypes.c_char_p, ctypes.c_void_p
+PROTOTYPES = (
+    ("runner_init", [], ctypes.c_int),
+    ("runner_get_last_error", [], _POINTER),
+    ("runner_free_string", [_POINTER], None),
+    ("runner_parse_alt_file", [_TEXT], ctypes.c_int),
+    ("runner_add_task_result", [_TEXT, _TEXT], ctypes.c_int),
+    ("runner_generate_last_file", [_TEXT, _TEXT], _POINTER),
+    ("runner_get_last_file_json", [_TEXT], _POINTER),
+    ("runner_batch_process", [_TEXT, _TEXT], _POINTER),
+    ("runner_execute_alt_file", [_TEXT, _TEXT], _POINTER),
+    ("runner_cleanup", [], ctypes.c_int),
+    ("runner_get_version", [], _POINTER),
+)
+
+
+def declare(lib: ctypes.CDLL) -> ctypes.CDLL:
+    """Sets argtypes and restype of every function of runner_ffi.h on a loaded library."""
+    for name, argtypes, restype in PROTOTYPES:
+        function = getattr(lib, name)
+        function.argtypes, function.restype = argtypes, restype
+    return lib
+
+
+def load(path: str | os.PathLike) -> ctypes.CDLL:
+    return declare(ctypes.CDLL(str(path)))
+
+
+def take_string(lib: ctypes.CDLL, pointer) -> str | None:
+    """Copies a string the library returned and gives the original back; None for NULL."""
+    if not pointer:
+        return None
+    try:
+        return ctypes.string_at(pointer).decode()
+    finally:
+        lib.runner_free_string(pointer)
