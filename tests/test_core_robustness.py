@@ -70,6 +70,27 @@ def test_invalid_utf8_is_reported_where_it_is(runner):
                                    "(1 error in task result)")
 
 
+def wait_for_child_command(name: str, timeout: float = 20.0) -> None:
+    """Waits until a child process of this test process runs `name`."""
+    import os
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                with open(f"/proc/{pid}/comm") as comm:
+                    command = comm.read().strip()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid() and command == name:
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"no child process '{name}' within {timeout} s")
+
+
 def test_reparsing_during_a_run_keeps_the_new_version_and_drops_the_old_results(runner, tmp_path, monkeypatch):
     import threading
     import time
@@ -83,7 +104,8 @@ def test_reparsing_during_a_run_keeps_the_new_version_and_drops_the_old_results(
     run = threading.Thread(target=lambda: finished.setdefault(
         "last", runner.take(runner.runner_execute_alt_file(b"r", str(tmp_path).encode()))))
     run.start()
-    time.sleep(0.3)  # the run has started its sleep; re-parse while it runs
+    wait_for_child_command("sleep")  # the run has fetched its ALT file and started its task
+    time.sleep(0.1)
     assert runner.runner_parse_alt_file(dumps({"id": "r", "title": "v2", "tasks": [{"id": "z"}]})) == 1
     run.join(30)
     assert finished["last"].startswith("last_")

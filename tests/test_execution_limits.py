@@ -84,6 +84,12 @@ GROWING_TEMPLATES = {
     "a chain of filters": ("{{ range(100000)|map('center', 999999)|list|length }}", "the filter list"),
     "int products": ("{% set ns = namespace(v=3) %}{% for i in range(40) %}{% set ns.v = ns.v * ns.v %}{% endfor %}",
                      "too large"),
+    # Each ** below is one C call holding the GIL for seconds, then hours: refused before it runs.
+    "a chain of powers": ("{% set a = 9**64 %}{% set b = a**64 %}{% set c = b**64 %}{% set d = c**64 %}{{ d }}",
+                          "the power"),
+    "bytes repeated": ("{% set b = 'x'.encode() * 500000000 %}{{ b|length }}", "repeating a value"),
+    "bytes + doubling": (DOUBLING.replace("'xxxxxxxx'", "'xxxxxxxx'.encode()").replace("OP", "+"), "'+'"),
+    "bytes % formatting": ("{{ ('%0300000000d'.encode() % 1)|length }}", "'%' formatting"),
 }
 
 
@@ -290,3 +296,22 @@ def test_importing_the_property_tests_creates_no_directory():
     spec = importlib.util.spec_from_file_location("properties_imported_again", path)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
     assert set(glob.glob(pattern)) == before
+
+
+@pytest.mark.parametrize("template, expected", [
+    ("{{ missing|default(1500000) }}", "1500000"),
+    ("{{ {'a': 1}.get('max_tokens', 2000000) }}", "2000000"),
+    ("{{ [1, 2]|sum(start=1000001) }}", "1000004"),
+])
+def test_large_numbers_that_are_values_not_widths_are_allowed(tmp_path, template, expected):
+    outcome = execute(one_task({"parameters": {"prompt": template}}), write=False, workspace=tmp_path, environ={})
+    result = outcome.results["t"]
+    assert result.status == "completed", result.error
+    assert result.output["text"] == f"echo: {expected}"
+
+
+def test_methods_that_allocate_by_an_integer_stay_checked(tmp_path):
+    outcome = execute(one_task({"parameters": {"prompt": "{{ (5).to_bytes(900000000, 'big')|length }}"}}),
+                      write=False, workspace=tmp_path, environ={})
+    result = outcome.results["t"]
+    assert result.status == "failed" and "calling to_bytes" in result.error

@@ -13,15 +13,14 @@ cdef public object core_execute_alt_file(const char *alt_id, const char *output_
     # The executor waits for its tasks in Python (queue and event waits), which releases
     # the GIL: other threads' calls into the library proceed during a long run.
     global abi_runs
-    from runner import execution
-
     cdef str key = c_text(alt_id, "alt_id")
     cdef AltFile alt = STORE.alt_file(key)
     cdef RunStore store = <RunStore>STORE
     cdef long generation = cleanup_generation
     directory = None if output_dir == NULL else c_text(output_dir, "output_dir")
-    abi_runs += 1
+    abi_runs += 1   # before the import, which may release the GIL: cleanup must wait for us
     try:
+        from runner import execution
         outcome = execution.execute(alt, output_dir=directory)
         if generation != cleanup_generation:
             # runner_cleanup releases every string it finds outstanding: a LAST id handed

@@ -34,7 +34,8 @@ from jinja2.utils import _PassArg
 MAX_TEMPLATE_CHARS = 200_000
 MAX_OUTPUT_CHARS = 1_000_000
 MAX_RENDER_SECONDS = 10.0
-MAX_PRODUCT_BITS = 1 << 16          # int * int: no operand pair beyond this many bits
+MAX_PRODUCT_BITS = 1 << 16          # int * int and int ** int: no result beyond about this many bits
+GROWABLE = (str, bytes, bytearray, list, tuple)   # what + and * can make arbitrarily large
 
 
 class TemplateFailure(ValueError):
@@ -52,7 +53,7 @@ def _size(value, limit: int = MAX_OUTPUT_CHARS) -> int:
     size, pending = 0, [value]
     while pending and size <= limit:
         item = pending.pop()
-        if isinstance(item, (str, bytes)):
+        if isinstance(item, (str, bytes, bytearray)):
             size += len(item)
         elif isinstance(item, (list, tuple, set, frozenset)):
             size += 2 + len(item)
@@ -191,6 +192,11 @@ GROWTH = {
     "tojson": lambda target, args, kwargs: 2 * _size(target),
 }
 FORMATTERS = frozenset(("format", "format_map"))   # their integer arguments are values, not widths
+# Filters whose integer arguments are widths or counts (the rest take plain values, such as
+# default(1500000)), and the objects whose methods may allocate by an integer argument
+# (str.ljust, bytes.center, int.to_bytes, ...): only these get the width check.
+WIDTH_FILTERS = frozenset(GROWTH) | {"truncate", "batch", "slice"}
+WIDTH_METHOD_OWNERS = (str, bytes, bytearray, int)
 FILTER_GROWTH = {**GROWTH, "join": _joined, "format": _percent_formatted}
 METHOD_GROWTH = {**GROWTH, "format": _str_formatted, "format_map": _str_formatted,
                  "join": functools.partial(_joined, separator_first=True)}
@@ -208,7 +214,7 @@ def _guarded_filter(name: str, function):
         value_args = args[1:] if passes_first else args
         if value_args:
             target, rest = value_args[0], value_args[1:]
-            if name not in FORMATTERS:
+            if name in WIDTH_FILTERS:
                 _checked_widths(what, rest, kwargs)
             if estimate is not None:
                 _refuse_growth(what, estimate(target, rest, kwargs))
@@ -305,18 +311,22 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
     def _checked_output(value):
         return _checked_result("an expression", value)
 
+    # Every operation below is a single C call that holds the GIL: the render guard cannot
+    # interrupt it, so its size must be known to be small BEFORE it runs.
     def call_binop(self, context, operator, left, right):
         if operator == "*":
             self._check_repeat(left, right)
         elif operator == "**":
-            if isinstance(right, int) and isinstance(left, (int, float)) and abs(right) > 64 and abs(left) > 1:
-                raise TemplateFailure(f"prompt template: the power {left} ** {right} is too large")
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1 \
+                    and abs(left).bit_length() * right > MAX_PRODUCT_BITS:
+                raise TemplateFailure("prompt template: the power of these numbers is too large")
         elif operator == "+":
-            if isinstance(left, (str, list, tuple)) and isinstance(right, (str, list, tuple)):
+            if isinstance(left, GROWABLE) and isinstance(right, GROWABLE):
                 _refuse_growth("'+'", _size(left) + _size(right))
-        elif operator == "%" and isinstance(left, str):
+        elif operator == "%" and isinstance(left, (str, bytes, bytearray)):
             arguments = right if isinstance(right, tuple) else (right,)
-            _refuse_growth("'%' formatting", _formatted_size(left, "%", arguments, {}))
+            template = left if isinstance(left, str) else bytes(left).decode("latin-1")  # same length
+            _refuse_growth("'%' formatting", _formatted_size(template, "%", arguments, {}))
         return super().call_binop(context, operator, left, right)
 
     @staticmethod
@@ -325,7 +335,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
                 and left.bit_length() + right.bit_length() > MAX_PRODUCT_BITS:
             raise TemplateFailure("prompt template: the product of these numbers is too large")
         for sequence, count in ((left, right), (right, left)):
-            if isinstance(sequence, (str, list, tuple)) and isinstance(count, int) \
+            if isinstance(sequence, GROWABLE) and isinstance(count, int) \
                     and _size(sequence) * count > MAX_OUTPUT_CHARS:
                 raise TemplateFailure(f"prompt template: repeating a value {count} times is too large")
 
@@ -333,9 +343,9 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         method = getattr(__obj, "__wrapped__", __obj)       # str.format comes wrapped by the sandbox
         name = getattr(method, "__name__", "a function")
         args = tuple(_materialised(f"calling {name}", a) for a in args)
-        if name not in FORMATTERS:
-            _checked_widths(f"calling {name}", args, kwargs)
         target = getattr(method, "__self__", None)
+        if name not in FORMATTERS and isinstance(target, WIDTH_METHOD_OWNERS):
+            _checked_widths(f"calling {name}", args, kwargs)
         estimate = METHOD_GROWTH.get(name)
         if estimate is not None and isinstance(target, (str, bytes)):
             _refuse_growth(f"calling {name}", estimate(target, args, kwargs))
