@@ -12,6 +12,8 @@
  *
  * Needs RUNNER_ENABLE_SYSTEM_COMMANDS=true and RUNNER_SYSTEM_COMMAND_ALLOWLIST=sleep.
  */
+#include <dirent.h>
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,26 @@ static int library_stopped(void) {
     return stopped;
 }
 
+/* 1 once a child process of ours runs `name` (the run has started its command). */
+static int child_running(const char *name) {
+    DIR *proc = opendir("/proc");
+    struct dirent *entry;
+    int found = 0;
+    while (proc != NULL && !found && (entry = readdir(proc)) != NULL) {
+        if (!isdigit((unsigned char)entry->d_name[0])) continue;
+        char path[300], command[64], state;
+        int pid, parent;
+        snprintf(path, sizeof path, "/proc/%s/stat", entry->d_name);
+        FILE *stat = fopen(path, "r");
+        if (stat == NULL) continue;
+        if (fscanf(stat, "%d (%63[^)]) %c %d", &pid, command, &state, &parent) == 4)
+            found = parent == getpid() && strcmp(command, name) == 0;
+        fclose(stat);
+    }
+    if (proc != NULL) closedir(proc);
+    return found;
+}
+
 int main(int argc, char **argv) {
     output_dir = argc > 1 ? argv[1] : "/tmp";
     CHECK(runner_init() == 1);
@@ -77,7 +99,8 @@ int main(int argc, char **argv) {
     runner_free_string(warm);
     pthread_t runner_thread, cleaner;
     pthread_create(&runner_thread, NULL, run_slow_file, NULL);
-    usleep(500 * 1000); /* let the run start its command */
+    /* Let the run start its command: a fixed sleep was too short under valgrind. */
+    for (int waited = 0; waited < 30000 && !child_running("sleep"); waited++) usleep(1000);
     pthread_create(&cleaner, NULL, clean_up, NULL);
     while (!library_stopped()) usleep(1000);
 
