@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,16 @@ def run_clean(argv, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 300)
     return subprocess.run(["env", "-i", *[str(a) for a in argv]], **kwargs)
+
+
+def wait_until(predicate, limit: float) -> bool:
+    """Polls predicate until it holds or `limit` seconds pass; a liveness bound, not a timing."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
 
 
 def dumps(value) -> bytes:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_until
+
 from ai_server import AIServer, Status
 from runner.execution import execute, executor, templates
 from runner.execution.attempt import Cancellation, TaskFailure
@@ -26,15 +28,6 @@ from runner.execution.templates import TemplateFailure, render_prompt
 
 def one_task(task: dict) -> dict:
     return {"id": "limits", "title": "limits", "tasks": [{"id": "t", "description": "t", **task}]}
-
-
-def wait_until(predicate, limit: float) -> bool:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def new_threads(before: set) -> list[threading.Thread]:

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-
+from conftest import wait_until
 from runner.execution import execute
 
 ENABLED = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": f"sleep,{sys.executable}"}
@@ -24,15 +24,6 @@ def group_exists(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def wait_until(predicate, limit: float) -> bool:
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_a_30_second_command_with_a_1_second_timeout_is_killed_with_its_children(tmp_path):
@@ -141,11 +132,8 @@ def test_interrupting_a_run_cancels_pending_tasks_and_writes_the_last_file(tmp_p
     assert wait_until(lambda: not group_exists(pgid), 5)
 
 
-def test_ctrl_c_on_the_cli_still_leaves_a_valid_last_file(tmp_path):
-    alt = {"id": "ctrl_c", "title": "Ctrl-C", "tasks": [
-        {"id": "quick", "description": "q", "parameters": {"task_type": "generic"}},
-        {"id": "slow", "description": "s", "parameters": {"task_type": "system_command", "command": ["sleep", "30"]}},
-        {"id": "after", "description": "a", "dependencies": ["slow"], "parameters": {"task_type": "generic"}}]}
+def start_run_until_started(tmp_path, alt: dict, task_id: str) -> subprocess.Popen:
+    """`python -m runner run` on alt, returned once task_id has started."""
     path = tmp_path / "alt.json"
     path.write_text(json.dumps(alt))
     env = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
@@ -154,10 +142,19 @@ def test_ctrl_c_on_the_cli_still_leaves_a_valid_last_file(tmp_path):
     child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(tmp_path / "out")],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in child.stderr:
+        if f"{task_id} started" in line:
+            break
+    return child
+
+
+def test_ctrl_c_on_the_cli_still_leaves_a_valid_last_file(tmp_path):
+    alt = {"id": "ctrl_c", "title": "Ctrl-C", "tasks": [
+        {"id": "quick", "description": "q", "parameters": {"task_type": "generic"}},
+        {"id": "slow", "description": "s", "parameters": {"task_type": "system_command", "command": ["sleep", "30"]}},
+        {"id": "after", "description": "a", "dependencies": ["slow"], "parameters": {"task_type": "generic"}}]}
+    child = start_run_until_started(tmp_path, alt, "slow")
     try:
-        for line in child.stderr:
-            if "slow started" in line:
-                break
         child.send_signal(signal.SIGINT)
         stdout, stderr = child.communicate(timeout=20)
     finally:
@@ -178,16 +175,8 @@ def test_ctrl_c_caught_by_a_worker_thread_still_stops_the_run(tmp_path):
     main thread, which must therefore never sleep until the next deadline (300 s here)."""
     alt = {"id": "ctrl_c_worker", "title": "Ctrl-C", "tasks": [
         {"id": "slow", "description": "s", "parameters": {"task_type": "system_command", "command": ["sleep", "30"]}}]}
-    path = tmp_path / "alt.json"
-    path.write_text(json.dumps(alt))
-    env = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
-    child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(tmp_path / "out")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    child = start_run_until_started(tmp_path, alt, "slow")
     try:
-        for line in child.stderr:
-            if "slow started" in line:
-                break
         workers = sorted(int(tid) for tid in os.listdir(f"/proc/{child.pid}/task") if int(tid) != child.pid)
         assert workers, "the run has no worker thread"
         libc = ctypes.CDLL(None, use_errno=True)
