@@ -8,17 +8,23 @@ from __future__ import annotations
 
 _CORE_NAMES = frozenset((
     "__version__",
-    "AltFile", "Task", "TaskResult", "DependencyGraph", "ValidationIssue",
+    # errors
     "RunnerError", "ConfigurationError", "UnknownIdError", "LastFileError",
-    "DocumentError", "AltValidationError", "TaskResultError",
-    "EXECUTION_MODES", "PRIORITIES", "TASK_TYPES", "TASK_STATUSES",
-    "parse_alt_file", "parse_task_result", "task_result_from_dict", "validate_alt_document",
-    "build_last_record",
-    "AltLimits", "plan_alt_file", "DEFAULT_TASK_TIMEOUT_SECONDS", "write_last_file", "LastWriteResult", "LastOptions", "load_last",
+    "DocumentError", "AltValidationError", "TaskResultError", "ValidationIssue",
+    # ALT files: model, validation, limits, graph, plan
+    "AltFile", "Task", "EXECUTION_MODES", "PRIORITIES", "TASK_TYPES", "TASK_STATUSES",
+    "parse_alt_file", "validate_alt_document", "AltLimits",
+    "DependencyGraph", "plan_alt_file", "DEFAULT_TASK_TIMEOUT_SECONDS",
+    # task results
+    "TaskResult", "parse_task_result", "task_result_from_dict",
+    # LAST files
+    "build_last_record", "write_last_file", "LastWriteResult", "LastOptions", "load_last",
+    # the store behind the C ABI
     "RunStore",
 ))
+_EXECUTION_NAMES = frozenset(("run",))  # plain Python: runner.execution
 
-__all__ = sorted(_CORE_NAMES - {"__version__"})
+__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES) - {"__version__"})
 
 
 def __getattr__(name: str):
@@ -26,8 +32,8 @@ def __getattr__(name: str):
         from runner import librunner
 
         return getattr(librunner, name)
-    if name == "run":   # the executor is Python, not core: runner.execution.run
-        from runner.execution import run
+    if name in _EXECUTION_NAMES:
+        from runner import execution
 
-        return run
+        return getattr(execution, name)
     raise AttributeError(f"module 'runner' has no attribute {name!r}")
