@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 import runner
-from runner import last_directory, last_options
+from runner.last import directory as last_directory, options as last_options
 
 STAMP = "2026-01-01T{:02d}:{:02d}:{:02d}.{:03d}Z"
 

@@ -3,7 +3,7 @@
 Read anew at each use (not cached at import), so a C host can change the environment
 between calls. Invalid values raise ValueError with the variable, the value and what
 was expected. The readers (text, flag, integer, number, choice) serve every module that
-has variables of its own (runner.ai.config, runner.execution.config, runner.last_options).
+has variables of its own (runner.ai.config, runner.execution.config, runner.last.options).
 """
 from __future__ import annotations
 

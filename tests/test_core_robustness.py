@@ -38,7 +38,7 @@ def test_ai_metadata_that_would_break_the_statistics_is_refused_at_once(runner, 
 
 
 def test_a_bug_in_one_batch_entry_does_not_take_the_others_down(runner, spec_alt, tmp_path, monkeypatch):
-    from runner import last_directory
+    from runner.last import directory as last_directory
 
     real = last_directory.write_directory
 

@@ -145,7 +145,7 @@ def test_artifacts_can_be_switched_off(tmp_path, monkeypatch):
 
 
 def test_unclosed_fences_in_a_large_text_are_scanned_in_one_pass():
-    from runner.artifacts import fenced_blocks
+    from runner.last.artifacts import fenced_blocks
 
     text = "```py\n" * 200_000 + "```c\nint x;\n```\n"
     blocks = fenced_blocks(text)

@@ -10,7 +10,7 @@ import pytest
 
 import runner
 from conftest import dumps
-from runner import last_directory, last_writer
+from runner.last import atomic_files, directory as last_directory
 
 
 def small_alt():
@@ -64,7 +64,7 @@ def test_atomic_file_leaves_nothing_when_the_write_fails(tmp_path):
     target = tmp_path / "last.json"
     target.write_bytes(b"old")
     with pytest.raises(RuntimeError):
-        with last_writer.atomic_file(target) as handle:
+        with atomic_files.atomic_file(target) as handle:
             handle.write(b"half")
             raise RuntimeError("crash in the middle")
     assert target.read_bytes() == b"old"
@@ -130,7 +130,7 @@ def test_python_api_options_replace_the_environment(tmp_path, monkeypatch):
 
 def test_a_gzip_last_file_is_decompressed_only_up_to_the_cap(tmp_path, monkeypatch):
     """A small last.json.gz can expand to gigabytes: reading stops at the cap, with a clear error."""
-    from runner import last_reader
+    from runner.last import reader as last_reader
 
     record = {"id": "l", "task_results": {}, "padding": " " * 300_000}
     (tmp_path / "last.json.gz").write_bytes(gzip.compress(json.dumps(record).encode()))

@@ -10,7 +10,7 @@ import pytest
 
 import runner
 from conftest import dumps
-from runner import graph_render
+from runner.last import graph_drawing
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -39,7 +39,7 @@ def test_dot_file_holds_every_task_and_dependency_escaped(tmp_path):
     assert dot.startswith('digraph "g" {')
     assert '"fetch" -> "parse";' in dot
     assert 'label="parse\\npending"' in dot
-    assert graph_render._dot_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
+    assert graph_drawing._dot_string('a"b\\c\nd') == '"a\\"b\\\\c\\nd"'
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="GraphViz is not installed (apt-get install graphviz)")
@@ -75,7 +75,7 @@ def test_a_stalling_dot_is_cut_off_by_the_timeout(tmp_path, monkeypatch):
     (fake / "dot").chmod(stat.S_IRWXU)
     monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ.get('PATH', '')}")
     graph = runner.build_last_record(chain_alt(3), {}, "l", "e", "2026-01-01T00:00:00Z")["execution_graph"]
-    drawing = graph_render.draw(graph, renderer="dot", timeout=0.3)
+    drawing = graph_drawing.draw(graph, renderer="dot", timeout=0.3)
     assert drawing.renderer == "builtin"
     assert "longer than 0.3 s" in drawing.note
 

@@ -273,5 +273,5 @@ def test_the_record_gives_the_mode_that_ran_not_the_files_mode(tmp_path):
     # take execution.mode, the mode that ran.
     older = {**record, "mode": "explore"}
     assert "mode dream" in describe(older)
-    from runner.report import render_report
+    from runner.last.report import render_report
     assert "mode dream &middot;" in render_report(older)

@@ -77,7 +77,7 @@ def test_report_shows_summary_counts_timeline_graph_tasks_and_attempts(attacked_
 def test_the_template_fails_on_a_missing_field_instead_of_rendering_nothing():
     from jinja2 import StrictUndefined, UndefinedError
 
-    from runner import report
+    from runner.last import report
 
     assert issubclass(report._environment.undefined, StrictUndefined)
     with pytest.raises(UndefinedError):
@@ -86,7 +86,7 @@ def test_the_template_fails_on_a_missing_field_instead_of_rendering_nothing():
 
 def test_a_minimal_record_still_renders(tmp_path):
     """Records of older versions, or edited ones, lack fields: the report fills them in."""
-    from runner.report import render_report
+    from runner.last.report import render_report
 
     html = render_report({"id": "old", "task_results": {"a": {"task_id": "a", "status": "completed"}},
                           "artifacts": [{"task_id": "a", "name": "n"}], "execution": {"faults": [{}]}})

@@ -13,7 +13,7 @@ import pytest
 
 import runner
 from conftest import dumps
-from runner.artifacts import ArtifactRefused, Candidate, store_candidate
+from runner.last.artifacts import ArtifactRefused, Candidate, store_candidate
 from runner.execution import execute
 
 SECRET = "TOP SECRET: outside the workspace"

@@ -41,7 +41,7 @@ def unique_key(key: str, path: str, mapping: dict) -> str:
 def main(args) -> int:
     import orjson
 
-    from runner import last_options
+    from runner.last import options as last_options
 
     try:
         options = last_options.from_arguments(args)
@@ -60,7 +60,7 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    from runner import last_options
+    from runner.last import options as last_options
 
     parser = subparsers.add_parser("batch", help="write a LAST directory for each ALT file (in parallel)")
     parser.add_argument("files", nargs="+", metavar="FILE")

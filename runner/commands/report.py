@@ -4,10 +4,11 @@ from pathlib import Path
 
 
 def main(args) -> int:
-    from runner import LastFileError, last_options, load_last
-    from runner.graph_render import draw
-    from runner.last_directory import render_html
-    from runner.last_writer import write_atomically
+    from runner import LastFileError, load_last
+    from runner.last import options as last_options
+    from runner.last.graph_drawing import draw
+    from runner.last.directory import render_html
+    from runner.last.atomic_files import write_atomically
 
     try:
         options = last_options.from_arguments(args)
@@ -33,7 +34,7 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    from runner import last_options
+    from runner.last import options as last_options
 
     parser = subparsers.add_parser("report", help="rebuild report.html of a LAST directory")
     parser.add_argument("last_dir", metavar="LAST_DIR", help="a LAST directory, last.json or last.json.gz")

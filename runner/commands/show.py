@@ -3,7 +3,7 @@ import sys
 
 
 def describe(record: dict) -> str:
-    from runner.last_reader import run_mode
+    from runner.last.reader import run_mode
 
     statistics = record.get("statistics", {})
     counts = statistics.get("status_counts", {})

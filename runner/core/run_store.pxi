@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from functools import partial
 
-from runner import last_options, last_writer, settings
-from runner.last_options import LastOptions
-from runner.last_reader import load_last
-from runner.last_writer import LastWriteResult
+from runner import settings
+from runner.last import options as last_options
+from runner.last.options import LastOptions
+from runner.last.reader import load_last
+from runner.last.directory import LastWriteResult
 
 log = logging.getLogger("runner")
 
@@ -31,7 +32,7 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
     `results` maps task ids to TaskResult (dicts are checked with task_result_from_dict).
     `execution` holds the run's own facts (mode, seed, faults, max_concurrency, started_at,
     ended_at, wall_time_ms, interrupted); `workspace` is where file_operation tasks wrote.
-    The products come from the RUNNER_* variables (runner.last_options), then `options`
+    The products come from the RUNNER_* variables (runner.last.options), then `options`
     (a LastOptions) replaces them, then keyword overrides (compression=True, archive="zip",
     ...) replace single choices. output_dir None means RUNNER_OUTPUT_DIR, else ./output.
     """
@@ -59,7 +60,7 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
     cdef str last_id = new_last_id()
     record = build_last_record(alt, checked, last_id, f"exec_{uuid.uuid4().hex}", utc_now(), execution)
     directory = settings.output_dir(output_dir)
-    from runner.last_directory import write_directory
+    from runner.last.directory import write_directory
     try:
         written = write_directory(record, directory, chosen, workspace)
     except OSError as error:

@@ -22,9 +22,9 @@ import orjson
 from jinja2 import PackageLoader, StrictUndefined
 from jinja2.sandbox import SandboxedEnvironment
 
-from runner.artifacts import is_stored_path
-from runner.graph_render import STATUS_COLOURS, STATUS_ORDER
-from runner.last_reader import run_mode
+from runner.last.artifacts import is_stored_path
+from runner.last.graph_drawing import STATUS_COLOURS, STATUS_ORDER
+from runner.last.reader import run_mode
 
 OUTPUT_LIMIT = 8000          # characters of one task's output shown
 TIMELINE_LIMIT = 400         # bars drawn in the timeline
@@ -37,7 +37,7 @@ EXECUTION_ROWS = ("mode", "seed", "max_concurrency", "started_at", "ended_at", "
 ATTENTION_ORDER = {"failed": 0, "timeout": 1, "cancelled": 2, "pending": 3, "running": 4, "skipped": 5, "completed": 6}
 
 _environment = SandboxedEnvironment(
-    loader=PackageLoader("runner", "report/templates"),
+    loader=PackageLoader("runner.last", "templates"),
     autoescape=True,
     undefined=StrictUndefined,     # the views below have every field; a typo must fail
     trim_blocks=True,

@@ -19,18 +19,31 @@ import tarfile
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from runner.last_options import LastOptions
-from runner.last_writer import LastWriteResult, atomic_file, write_atomically
+from runner.last.atomic_files import atomic_file, write_atomically
+from runner.last.options import LastOptions
+
+
+@dataclass
+class LastWriteResult:
+    """What write_last_file produced: the id, the directory, the record and its JSON."""
+
+    last_id: str
+    directory: Path
+    record: dict
+    json: bytes
+    files: list[str] = field(default_factory=list)   # paths relative to the directory
+    archive: Path | None = None
 
 
 def _write_graph(record: dict, directory: Path, options: LastOptions):
-    from runner import graph_render
+    from runner.last import graph_drawing
 
-    drawing = graph_render.draw(record["execution_graph"], renderer=options.graph_renderer,
+    drawing = graph_drawing.draw(record["execution_graph"], renderer=options.graph_renderer,
                                 draw_limit=options.graph_draw_limit, timeout=options.graph_timeout,
                                 title=record.get("alt_file_id") or "execution")
     write_atomically(directory / "graph.dot", drawing.dot.encode("utf-8"))
@@ -45,11 +58,11 @@ def _write_compressed(directory: Path, data: bytes, level: int) -> None:
 
 def render_html(record: dict, options: LastOptions, drawing=None) -> str:
     """report.html for a record; draws the graph (built-in layout) when no drawing is given."""
-    from runner import graph_render
-    from runner.report import render_report
+    from runner.last import graph_drawing
+    from runner.last.report import render_report
 
     if drawing is None:
-        drawing = graph_render.draw(record["execution_graph"], renderer="builtin",
+        drawing = graph_drawing.draw(record["execution_graph"], renderer="builtin",
                                     draw_limit=options.graph_draw_limit, with_dot=False)
     note = "Summarised: one box per dependency level." if drawing.summarised else None
     return render_report(record, drawing.svg, task_limit=options.report_task_limit, graph_note=note)
@@ -102,7 +115,7 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
         with ThreadPoolExecutor(options.workers, thread_name_prefix="last-writer") as pool:
             graph_future = pool.submit(_write_graph, record, directory, options) if options.graph else None
             if options.artifacts:
-                from runner.artifacts import extract_artifacts
+                from runner.last.artifacts import extract_artifacts
 
                 artifacts, errors = extract_artifacts(record["task_results"], directory, workspace, pool=pool,
                                                       limit=options.artifact_max_bytes)

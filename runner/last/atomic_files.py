@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -42,28 +41,3 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Writes data to a temporary file beside path, fsyncs it, then renames it into place."""
     with atomic_file(path) as handle:
         handle.write(data)
-
-
-def write_last_directory(output_dir: Path, last_id: str, last_json: bytes) -> Path:
-    """Creates <output_dir>/<last_id>/ and writes last.json in it; returns the file's path.
-
-    Only last.json: runner.write_last_file writes the whole directory (report, graph,
-    artifacts, compressed copy, archive).
-    """
-    directory = Path(output_dir) / last_id
-    directory.mkdir(parents=True, exist_ok=False)
-    path = directory / "last.json"
-    write_atomically(path, last_json)
-    return path
-
-
-@dataclass
-class LastWriteResult:
-    """What write_last_file produced: the id, the directory, the record and its JSON."""
-
-    last_id: str
-    directory: Path
-    record: dict
-    json: bytes
-    files: list[str] = field(default_factory=list)   # paths relative to the directory
-    archive: Path | None = None

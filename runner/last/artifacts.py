@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from runner.last_writer import atomic_file
+from runner.last.atomic_files import atomic_file
 from runner.workspace import WorkspaceRefused, open_for_reading
 
 ARTIFACTS_DIR = "artifacts"

@@ -1,0 +1,13 @@
+"""LAST files on disk: the step after the core's LAST record.
+
+- options: which products a LAST directory gets (RUNNER_* variables, CLI flags)
+- directory: writes <out>/<last_id>/ with every product, all or nothing
+- atomic_files: temporary file, fsync, rename, so no file is ever half-written
+- artifacts: files extracted from task outputs and the workspace
+- graph_drawing: graph.dot and graph.svg (GraphViz or a built-in layout)
+- report: report.html, a sandboxed Jinja2 template in templates/
+- reader: load_last, reading last.json or last.json.gz back
+
+The record itself (statistics, graph, critical path) is built in the Cython core
+(runner/core/last_record.pxi); this package only turns it into files.
+"""
