@@ -369,7 +369,7 @@ def test_a_large_prompt_and_answer(server, client):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_answer_beyond_the_size_cap_is_refused(server, client, monkeypatch, stream):
-    monkeypatch.setattr("runner.ai.client.MAX_ANSWER_BYTES", 2000)
+    monkeypatch.setattr("runner.ai.http_transport.MAX_ANSWER_BYTES", 2000)
     error = fail(lambda: client.complete("x " * 2000, stream=stream))
     assert error.kind == "protocol" and "larger than 2000 bytes" in str(error)
 

@@ -1,4 +1,4 @@
-"""AI service integration: one client for OpenAI-compatible, Anthropic and offline `echo` answers.
+"""AI service integration: one client for OpenAI-compatible, Anthropic, KServe v2 (gRPC) and offline `echo` answers.
 
     client = client_from_environment()          # RUNNER_AI_*; echo without RUNNER_AI_SERVICE_URL
     answer = client.complete("Summarise ...", model=model_for(task.parameters, alt.metadata, persona))
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 
-from runner.ai.client import AIClient, retry_after_seconds, sent_sampling
+from runner.ai.client import AIClient, sent_sampling
 from runner.ai.completion import Completion
 from runner.ai.config import DEFAULT_MODELS, PROVIDERS, VARIABLES, AIConfig, config_from_environment
-from runner.ai.errors import AIServiceError
+from runner.ai.errors import AIServiceError, retry_after_seconds
 from runner.ai.selection import model_for
 
 __all__ = [
