@@ -31,7 +31,7 @@ def test_every_variable_is_read():
     assert set(VARIABLES) == {
         "RUNNER_AI_SERVICE_URL", "RUNNER_AI_PROVIDER", "RUNNER_AI_API_KEY", "RUNNER_AI_MODEL",
         "RUNNER_AI_MAX_CONCURRENCY", "RUNNER_AI_REQUESTS_PER_MINUTE", "RUNNER_AI_TOKENS_PER_MINUTE",
-        "RUNNER_AI_CONNECT_TIMEOUT", "RUNNER_AI_READ_TIMEOUT"}
+        "RUNNER_AI_CONNECT_TIMEOUT", "RUNNER_AI_READ_TIMEOUT", "RUNNER_AI_CA_FILE"}
 
 
 @pytest.mark.parametrize("name, value", [
@@ -147,3 +147,25 @@ def test_a_prompt_that_is_not_unicode_text_is_refused_before_sending():
     with pytest.raises(ValueError, match="prompt: not valid Unicode text"):
         client.complete("bad \udcff surrogate")
     client.close()
+
+
+def test_a_grpc_url_chooses_the_kserve_provider_which_has_no_default_model():
+    config = config_from_environment({"RUNNER_AI_SERVICE_URL": "grpc://127.0.0.1:8001"})
+    assert (config.provider, config.base_url, config.default_model) == ("kserve", "grpc://127.0.0.1:8001", None)
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"RUNNER_AI_SERVICE_URL": "grpc://127.0.0.1"}, "expected grpc://host:port"),
+    ({"RUNNER_AI_SERVICE_URL": "grpc://127.0.0.1:8001/v2"}, "expected grpc://host:port"),
+    ({"RUNNER_AI_SERVICE_URL": "grpc://127.0.0.1:8001", "RUNNER_AI_PROVIDER": "openai"},
+     "AI provider 'openai' needs a http:// or https:// service URL"),
+    ({"RUNNER_AI_SERVICE_URL": URL, "RUNNER_AI_PROVIDER": "kserve"},
+     "AI provider 'kserve' needs a grpc:// or grpcs:// service URL"),
+    ({"RUNNER_AI_SERVICE_URL": "grpc://127.0.0.1:8001", "RUNNER_AI_CA_FILE": __file__},
+     "RUNNER_AI_CA_FILE is set, but the service URL is plain grpc://"),
+    ({"RUNNER_AI_SERVICE_URL": "grpcs://127.0.0.1:8001", "RUNNER_AI_CA_FILE": "/no/such/ca.pem"},
+     "RUNNER_AI_CA_FILE='/no/such/ca.pem': expected a readable file"),
+])
+def test_kserve_settings_that_cannot_work_are_refused(environ, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config_from_environment(environ)

@@ -11,12 +11,17 @@ from urllib.parse import urlsplit
 
 from runner import settings
 
-PROVIDERS = ("openai", "anthropic", "echo")
+PROVIDERS = ("openai", "anthropic", "kserve", "echo")
+# kserve has none: an inference server serves the models it was given, under their names.
 DEFAULT_MODELS = {
     "openai": "gpt-4o-mini",
     "anthropic": "claude-3-5-haiku-latest",
     "echo": "echo",
 }
+# The URL schemes of each provider's transport.
+HTTP_SCHEMES = ("http", "https")
+GRPC_SCHEMES = ("grpc", "grpcs")
+TLS_SCHEMES = ("https", "grpcs")
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_READ_TIMEOUT = 120.0
@@ -24,9 +29,11 @@ DEFAULT_READ_TIMEOUT = 120.0
 # Every variable with its default, for the README and for `--help` texts.
 VARIABLES = {
     "RUNNER_AI_SERVICE_URL": "unset: the offline echo provider answers",
-    "RUNNER_AI_PROVIDER": "echo without a URL, openai with one",
+    "RUNNER_AI_PROVIDER": "echo without a URL, kserve with a grpc:// or grpcs:// one, else openai",
     "RUNNER_AI_API_KEY": "unset (no key sent)",
-    "RUNNER_AI_MODEL": "the provider's default: " + ", ".join(f"{p}={m}" for p, m in DEFAULT_MODELS.items()),
+    "RUNNER_AI_MODEL": "the provider's default: " + ", ".join(f"{p}={m}" for p, m in DEFAULT_MODELS.items())
+                       + " (kserve has none)",
+    "RUNNER_AI_CA_FILE": "unset: the system's CA certificates verify https:// and grpcs:// services",
     "RUNNER_AI_MAX_CONCURRENCY": str(DEFAULT_MAX_CONCURRENCY),
     "RUNNER_AI_REQUESTS_PER_MINUTE": "unset (no limit)",
     "RUNNER_AI_TOKENS_PER_MINUTE": "unset (no limit)",
@@ -46,20 +53,30 @@ class AIConfig:
     tokens_per_minute: int | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    ca_file: str | None = None      # PEM certificates that verify a TLS service, instead of the system's
 
     def __post_init__(self):
         if self.provider not in PROVIDERS:
             raise ValueError(f"AI provider {self.provider!r}: expected one of {', '.join(PROVIDERS)}")
         if self.provider != "echo" and not self.base_url:
             raise ValueError(f"AI provider {self.provider!r} needs a service URL (RUNNER_AI_SERVICE_URL)")
+        if self.base_url:
+            scheme = urlsplit(self.base_url).scheme
+            wanted = GRPC_SCHEMES if self.provider == "kserve" else HTTP_SCHEMES
+            if self.provider != "echo" and scheme not in wanted:
+                raise ValueError(f"AI provider {self.provider!r} needs a {' or '.join(s + '://' for s in wanted)} "
+                                 f"service URL (RUNNER_AI_SERVICE_URL), found a {scheme}:// one")
+            if self.ca_file is not None and scheme not in TLS_SCHEMES:
+                raise ValueError(f"RUNNER_AI_CA_FILE is set, but the service URL is plain {scheme}:// "
+                                 "(the CA file verifies https:// and grpcs:// services)")
         if self.max_concurrency < 1:
             raise ValueError(f"AI max_concurrency {self.max_concurrency!r}: expected at least 1")
         if self.api_key is not None:
             _check_api_key(self.api_key)
 
     @property
-    def default_model(self) -> str:
-        return self.model or DEFAULT_MODELS[self.provider]
+    def default_model(self) -> str | None:
+        return self.model or DEFAULT_MODELS.get(self.provider)
 
 
 def _check_api_key(key: str) -> None:
@@ -81,19 +98,37 @@ def _service_url(environ) -> str | None:
     if raw is None:
         return None
     parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme in GRPC_SCHEMES:
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if not parts.hostname or port is None or parts.path.strip("/") or parts.query or parts.username:
+            raise ValueError("RUNNER_AI_SERVICE_URL: expected grpc://host:port or grpcs://host:port "
+                             "(no path, no user), e.g. grpc://127.0.0.1:8001")
+        return raw.rstrip("/")
+    if parts.scheme not in HTTP_SCHEMES or not parts.hostname:
         # The value itself may carry credentials (user:pass@host); name only its scheme.
         raise ValueError(
             "RUNNER_AI_SERVICE_URL: expected an http:// or https:// base URL with a host, "
-            "including the API version prefix (e.g. http://127.0.0.1:8000/v1)"
+            "including the API version prefix (e.g. http://127.0.0.1:8000/v1), "
+            "or grpc://host:port for a KServe v2 inference server"
         )
     return raw.rstrip("/")
+
+
+def _ca_file(environ) -> str | None:
+    path = settings.text("RUNNER_AI_CA_FILE", environ)
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"RUNNER_AI_CA_FILE={path!r}: expected a readable file of PEM certificates")
+    return path
 
 
 def config_from_environment(environ=os.environ) -> AIConfig:
     """The configuration the RUNNER_AI_* variables describe (read anew at each call)."""
     url = _service_url(environ)
-    provider = (settings.text("RUNNER_AI_PROVIDER", environ) or ("openai" if url else "echo")).lower()
+    inferred = "echo" if url is None else ("kserve" if urlsplit(url).scheme in GRPC_SCHEMES else "openai")
+    provider = (settings.text("RUNNER_AI_PROVIDER", environ) or inferred).lower()
     if provider not in PROVIDERS:
         raise ValueError(f"RUNNER_AI_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
     if provider != "echo" and url is None:
@@ -108,4 +143,5 @@ def config_from_environment(environ=os.environ) -> AIConfig:
         tokens_per_minute=settings.integer("RUNNER_AI_TOKENS_PER_MINUTE", None, environ),
         connect_timeout=settings.number("RUNNER_AI_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT, environ, above_minimum=True),
         read_timeout=settings.number("RUNNER_AI_READ_TIMEOUT", DEFAULT_READ_TIMEOUT, environ, above_minimum=True),
+        ca_file=_ca_file(environ),
     )

@@ -14,13 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 import urllib3
 
-from runner.ai.completion import Completion
+from runner.ai.completion import MAX_ANSWER_BYTES, Completion
 from runner.ai.errors import AIServiceError, CallbackFailed, deliver, retry_after_seconds, scrub, scrubbed
 from runner.ai.sse import EventStreamError, EventStreamParser
 from runner.ai.transport import AbortHandle, Watchdog, WatchedRequest, pooled_session
 
-# An answer larger than this is refused rather than held in memory.
-MAX_ANSWER_BYTES = 32 * 1024 * 1024
 _READ_SIZE = 64 * 1024
 _DRAIN_TIMEOUT = 0.25
 _READ_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
@@ -64,7 +62,7 @@ class HTTPTransport:
         self._protocol = protocol
         self._watchdog = watchdog
         self._url = config.base_url.rstrip("/") + protocol.PATH
-        self._session = pooled_session(self._url, config.max_concurrency)
+        self._session = pooled_session(self._url, config.max_concurrency, config.ca_file)
         self._headers = protocol.headers(config.api_key)
         self.shown = _shown_url(self._url)
 
