@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
 
-.PHONY: demo test system-deps clean
+.PHONY: demo test system-deps proto clean
 
 demo: $(INSTALLED)
 	$(PY) -m runner run examples/alt/demo.json --out output
@@ -22,6 +22,13 @@ $(INSTALLED): $(SOURCES)
 
 system-deps:
 	@scripts/install-system-deps
+
+# The KServe v2 stubs are committed (see runner/ai/proto/README.md); this regenerates them
+# after a change to the .proto files. tests/test_ai_kserve_stubs.py checks they match.
+PROTO_INCLUDE = $(shell $(PY) -c 'import grpc_tools, os; print(os.path.join(os.path.dirname(grpc_tools.__file__), "_proto"))')
+proto: $(INSTALLED)
+	$(PY) -m grpc_tools.protoc -I. -I$(PROTO_INCLUDE) --python_out=. --grpc_python_out=. runner/ai/proto/grpc_service.proto
+	$(PY) -m grpc_tools.protoc -I. -I$(PROTO_INCLUDE) --python_out=. runner/ai/proto/rpc_status.proto
 
 clean:
 	rm -rf build $(VENV) runner/librunner.so runner/librunner.c runner/librunner.h *.egg-info
