@@ -3,12 +3,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# An answer larger than this is refused rather than held in memory, whatever the transport.
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+
 
 @dataclass
 class Completion:
     text: str
     model: str
-    provider: str                       # "openai" | "anthropic" | "echo"
+    provider: str                       # "openai" | "anthropic" | "kserve" | "echo"
     prompt_tokens: int | None           # from the response's usage; None when it has none
     completion_tokens: int | None
     latency_ms: float                   # request sent -> answer complete

@@ -92,13 +92,36 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
     holds the files tasks wrote as artifacts, is written and no abandoned attempt still
     works in it); on_event(dict) receives progress events. handle_sigint (main thread
     only): Ctrl-C stops the run cleanly instead of raising at once. write=False skips the
-    LAST directory (benchmarks).
+    LAST directory (benchmarks). Before the first task, the AI service and the models the
+    AI tasks use are checked once where the provider can be asked (runner.ai.preflight).
     """
-    from runner import librunner
-
     alt, settings, mode, cap = _prepare(alt, mode, max_concurrency, environ)
     if seed is not None and (type(seed) is not int or seed < 0):
         raise _configuration_error(f"seed {seed!r}: expected a whole number >= 0")
+    checked_client = _checked_ai_client(alt, ai_client, environ)
+    try:
+        return _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream,
+                        ai_client or checked_client, handle_sigint, write, environ)
+    finally:
+        if checked_client is not None:
+            checked_client.close()
+
+
+def _checked_ai_client(alt, ai_client, environ):
+    """The AI service check before any task runs (runner.ai.preflight); the client it made, if any."""
+    if not any(task.task_type == "ai_prompt" for task in alt.tasks):
+        return None         # runs without AI tasks do not even import the AI client
+    from runner.ai.preflight import check_ai_service
+    try:
+        return check_ai_service(alt, ai_client, environ)
+    except ValueError as error:
+        raise _configuration_error(str(error)) from None
+
+
+def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream, ai_client, handle_sigint,
+             write, environ) -> RunOutcome:
+    from runner import librunner
+
     temporary_workspace = workspace is None
     workspace = default_workspace() if temporary_workspace else Path(workspace)
     workspace.mkdir(parents=True, exist_ok=True)
