@@ -5,6 +5,8 @@
 1. No-op DAGs (generic tasks, each depending on up to 2 earlier random tasks) of 10k and
    100k tasks, timed from a parsed AltFile to every TaskResult:
    - librunner: runner.execution.execute (Cython scheduler + executor, no LAST file);
+   - librunner + journal: the same with the run's journal (journal.jsonl and alt.json in a
+     fresh LAST directory, every result appended and fsynced). Goal: within 1.5x of the above;
    - graphlib.TopologicalSorter walking the same DAG (prepare / get_ready / done);
    - dask's threaded scheduler (dask.threaded.get) on the same DAG, if dask is installed.
    Goals: at most 5 us per task, at least 15x faster than dask.
@@ -57,6 +59,14 @@ def run_librunner(alt, workspace: str) -> None:
     assert len(outcome.results) == len(alt.tasks) and outcome.all_completed
 
 
+def run_librunner_journaled(alt, workspace: str, out: str) -> None:
+    # A fresh output directory each time: the journal directories of earlier repetitions
+    # (no LAST file: write=False) would otherwise be cleaned as dead runs by each next one.
+    out = tempfile.mkdtemp(dir=out)
+    outcome = execute(alt, out, write=False, journal=True, workspace=workspace, environ={})
+    assert len(outcome.results) == len(alt.tasks) and outcome.all_completed
+
+
 def run_graphlib(dependencies: dict) -> None:
     sorter = graphlib.TopologicalSorter(dependencies)
     sorter.prepare()
@@ -92,8 +102,12 @@ def no_op_dags(sizes: list[int], repeat: int) -> None:
         alt = parse_alt_file(orjson.dumps(doc))
         dependencies = {t["id"]: t["dependencies"] for t in doc["tasks"]}
         ours = best_of(repeat, lambda: run_librunner(alt, workspace))
+        out = tempfile.mkdtemp(prefix="bench-journal-")
+        journaled = best_of(repeat, lambda: run_librunner_journaled(alt, workspace, out))
         walk = best_of(repeat, lambda: run_graphlib(dependencies))
         line = (f"{n:>7} tasks  librunner {ours * 1e6 / n:6.2f} us/task ({ours:.3f} s)  "
+                f"with journal {journaled * 1e6 / n:6.2f} us/task, journal/none {journaled / ours:4.2f}x "
+                f"(goal <= 1.50)  "
                 f"graphlib walk {walk * 1e6 / n:6.2f} us/task  ratio graphlib/librunner {walk / ours:5.2f}x")
         if have_dask:
             dask_graph = {t["id"]: (noop, *t["dependencies"]) for t in doc["tasks"]}

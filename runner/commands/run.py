@@ -1,14 +1,15 @@
 """`run FILE`: execute an ALT file and write its LAST directory, printed as the last line.
 
 Exit 0 when every task completed, 1 when any did not (or the LAST file could not be
-written), 2 when the file or an option is unusable, 130 after Ctrl-C (the LAST file of
-what finished is still written). Progress goes to stderr: a bar on a terminal, plain
+written), 2 when the file or an option is unusable, 130 after Ctrl-C and 143 after
+SIGTERM (the LAST file of what finished is still written). Progress goes to stderr: a bar on a terminal, plain
 lines otherwise.
 """
 import sys
 from pathlib import Path
 
 INTERRUPTED = 130
+TERMINATED = 143
 
 
 def main(args) -> int:
@@ -31,7 +32,8 @@ def main(args) -> int:
     display = None if args.quiet else ProgressDisplay(sys.stderr)
     try:
         outcome = execute(alt, args.out, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
-                          workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True)
+                          workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
+                          alt_file=Path(args.file).resolve())
     except ConfigurationError as error:
         print(f"configuration: {error}", file=sys.stderr)
         return 2
@@ -46,7 +48,7 @@ def main(args) -> int:
         print("interrupted: pending tasks were cancelled", file=sys.stderr)
     print(outcome.directory)
     if outcome.interrupted:
-        return INTERRUPTED
+        return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
     return 0 if outcome.all_completed else 1
 
 

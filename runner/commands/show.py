@@ -1,5 +1,12 @@
-"""`show LAST_DIR`: the summary and statistics of a LAST file, for a person (or --json)."""
+"""`show LAST_DIR`: the summary and statistics of a LAST file, for a person (or --json).
+
+A directory with a journal but no last.json is a run still going or one interrupted
+(killed): its progress so far comes from the journal (journal_summary).
+"""
 import sys
+from pathlib import Path
+
+FAILURES_SHOWN = 20
 
 
 def describe(record: dict) -> str:
@@ -35,11 +42,82 @@ def describe(record: dict) -> str:
     return "\n".join(lines)
 
 
+def journal_summary(directory: Path) -> dict:
+    """Progress of a run from its journal: state, counts, running tasks, failures so far.
+    ValueError/OSError when the directory holds no readable journal."""
+    import orjson
+
+    from runner.execution.journal import RunState
+
+    run = RunState(directory)
+    try:
+        tasks = [t.get("id") for t in orjson.loads(run.alt_source()).get("tasks", [])]
+    except (OSError, ValueError, AttributeError):
+        tasks = None
+    counts = run.counts()
+    done = len(run.results)
+    unsuccessful = [{"task_id": r["task_id"], "status": r.get("status"), "error": r.get("error")}
+                    for r in run.results.values() if r.get("status") in ("failed", "timeout", "cancelled")]
+    return {
+        "last_id": run.last_id, "state": run.state, "alt_id": run.start.get("alt_id"),
+        "alt_file": run.start.get("alt_file"), "mode": run.start.get("mode"), "seed": run.start.get("seed"),
+        "started_at": run.start.get("started_at"), "pid": run.start.get("pid"),
+        "resumed_from": run.start.get("resumed_from"),
+        "total": len(tasks) if tasks is not None else None, "done": done,
+        "running": sorted(run.running), "pending": (len(tasks) - done - len(run.running)) if tasks is not None else None,
+        "counts": counts, "attempts": run.attempts, "failures": unsuccessful,
+    }
+
+
+def describe_journal(summary: dict) -> str:
+    total = summary["total"] if summary["total"] is not None else "?"
+    lines = [
+        f"LAST id        {summary['last_id']} ({summary['state']}: "
+        + ("no LAST file yet)" if summary["state"] == "running" else "no LAST file; `runner resume` finishes it)"),
+        f"ALT file       {summary['alt_id']}" + (f" ({summary['alt_file']})" if summary["alt_file"] else "")
+        + f", mode {summary['mode']}" + (f", seed {summary['seed']}" if summary["seed"] is not None else ""),
+        f"started        {summary['started_at']} (pid {summary['pid']})",
+        f"tasks          {summary['done']} of {total} done"
+        + "".join(f", {n} {status}" for status, n in summary["counts"].items())
+        + f"; {len(summary['running'])} running, {summary['pending'] if summary['pending'] is not None else '?'} pending",
+    ]
+    if summary["resumed_from"]:
+        lines.append(f"resumed from   {summary['resumed_from']}")
+    if summary["running"]:
+        lines.append("running        " + ", ".join(summary["running"][:FAILURES_SHOWN]))
+    for failure in summary["failures"][:FAILURES_SHOWN]:
+        lines.append(f"  {failure['status']:<9} {failure['task_id']}: {failure['error']}")
+    return "\n".join(lines)
+
+
+def _show_journal(args) -> int | None:
+    """`show` of a run without last.json (running or interrupted); None when there is no journal."""
+    import orjson
+
+    directory = Path(args.last_dir)
+    if not directory.is_dir() or (directory / "last.json").exists() or (directory / "last.json.gz").exists() \
+            or not (directory / "journal.jsonl").is_file():
+        return None
+    try:
+        summary = journal_summary(directory)
+    except (OSError, ValueError) as error:
+        print(f"show: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(describe_journal(summary))
+    return 0
+
+
 def main(args) -> int:
     import orjson
 
     from runner import LastFileError, load_last
 
+    shown = _show_journal(args)
+    if shown is not None:
+        return shown
     try:
         record = load_last(args.last_dir)
     except LastFileError as error:

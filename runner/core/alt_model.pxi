@@ -76,6 +76,7 @@ cdef class AltFile:
     cdef readonly dict task_index      # task id -> Task
     cdef readonly dict extra           # fields the model does not know, kept as found
     cdef readonly object graph         # its DependencyGraph, built while validating
+    cdef readonly object source        # the JSON bytes it was parsed from (a run's journal keeps them)
 
     def __len__(self):
         return len(self.tasks)

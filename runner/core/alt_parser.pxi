@@ -527,4 +527,5 @@ cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSU
             gc.enable()
     if alt is None:
         raise AltValidationError(issues.issues, issues.total)
+    alt.source = text
     return alt

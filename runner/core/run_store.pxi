@@ -25,8 +25,13 @@ cdef str new_last_id():
     return f"last_{datetime.now(timezone.utc):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:16]}"
 
 
+def next_last_id():
+    """A new LAST id: a run names its directory (and journal) with it before it starts."""
+    return new_last_id()
+
+
 def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=None, workspace=None,
-                    options=None, **overrides):
+                    options=None, last_id=None, **overrides):
     """Builds the LAST record of `alt` and writes its whole directory; returns a LastWriteResult.
 
     `results` maps task ids to TaskResult (dicts are checked with task_result_from_dict).
@@ -35,6 +40,8 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
     The products come from the RUNNER_* variables (runner.last.options), then `options`
     (a LastOptions) replaces them, then keyword overrides (compression=True, archive="zip",
     ...) replace single choices. output_dir None means RUNNER_OUTPUT_DIR, else ./output.
+    last_id: the id of a run's journal directory, <output_dir>/<last_id>/, which exists
+    already; the products are written into it, last.json last.
     """
     cdef dict checked = {}
     cdef TaskResult result
@@ -57,12 +64,14 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
         checked[result.task_id] = result
     if execution is not None and not isinstance(execution, dict):
         raise LastFileError(f"execution must be a dict, found {type(execution).__name__}")
-    cdef str last_id = new_last_id()
+    journaled = last_id is not None
+    if not journaled:
+        last_id = new_last_id()
     record = build_last_record(alt, checked, last_id, f"exec_{uuid.uuid4().hex}", utc_now(), execution)
     directory = settings.output_dir(output_dir)
     from runner.last.directory import write_directory
     try:
-        written = write_directory(record, directory, chosen, workspace)
+        written = write_directory(record, directory, chosen, workspace, into_existing=journaled)
     except OSError as error:
         raise LastFileError(f"cannot write the LAST file of '{alt.id}' under '{directory}': "
                             f"{error.strerror or error}") from error

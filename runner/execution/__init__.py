@@ -9,7 +9,7 @@ import os
 import shutil
 import signal
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +37,11 @@ class RunOutcome:
     @property
     def interrupted(self) -> bool:
         return bool(self.execution.get("interrupted"))
+
+    @property
+    def signal_name(self) -> str | None:
+        """"SIGTERM" when a SIGTERM stopped the run (the CLI then exits 143, not 130)."""
+        return self.execution.get("interrupted_by")
 
     @property
     def all_completed(self) -> bool:
@@ -80,10 +85,52 @@ def _prepare(alt, mode, max_concurrency, environ):
     return alt, settings, mode, cap
 
 
+def _ai_facts(environ) -> dict:
+    """The AI service a run uses, as its journal records it: no URL (it may hold a password), no key."""
+    from runner.ai.config import config_from_environment
+
+    try:
+        ai = config_from_environment(environ)
+    except ValueError as error:
+        return {"error": str(error)}
+    return {"provider": ai.provider, "model": ai.default_model}
+
+
+def _start_journal(alt, alt_file, output_dir, execution, workspace, temporary_workspace,
+                   resumed_from, environ):
+    """Creates the run's directory, alt.json and journal; returns (last id, journal)."""
+    from runner import librunner, settings as runner_settings
+    from runner.execution.run_directory import open_run_directory
+
+    alt_json = alt.source
+    if alt_json is None:
+        import orjson
+        alt_json = orjson.dumps(alt.to_dict())
+    last_id = librunner.next_last_id()
+    directory = runner_settings.output_dir(output_dir)
+    try:
+        journal = open_run_directory(directory, last_id, alt_json)
+    except OSError as error:
+        raise librunner.LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
+                                      f"{error.strerror or error}") from None
+    journal.write({
+        "type": "run_started", "format": 1, "last_id": last_id, "alt_id": alt.id,
+        "alt_file": None if alt_file is None else str(alt_file),
+        "alt_sha256": None,     # filled in by the journal's writer thread
+        "mode": execution.mode, "seed": execution.seed, "max_concurrency": execution.cap,
+        "settings": asdict(execution.settings), "ai": _ai_facts(environ),
+        "workspace": str(workspace), "temporary_workspace": temporary_workspace,
+        "resumed_from": resumed_from, "pid": os.getpid(), "started_at": librunner.utc_stamp(),
+    })
+    return last_id, journal
+
+
 def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: int | None = None,
             seed: int | None = None, workspace=None, on_event: Callable[[dict], None] | None = None,
             stream: bool = False, ai_client=None, handle_sigint: bool = False, write: bool = True,
-            environ=os.environ) -> RunOutcome:
+            journal: bool | None = None, alt_file=None, environ=os.environ,
+            reuse: dict | None = None, resumed_from: str | None = None,
+            temporary_workspace: bool | None = None) -> RunOutcome:
     """Runs every task of `alt` (an AltFile, dict or JSON) and writes its LAST directory.
 
     mode overrides the file's mode; max_concurrency defaults to RUNNER_MAX_CONCURRENT_TASKS;
@@ -91,17 +138,23 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
     tasks work (default: a temporary directory, removed once the LAST directory, which
     holds the files tasks wrote as artifacts, is written and no abandoned attempt still
     works in it); on_event(dict) receives progress events. handle_sigint (main thread
-    only): Ctrl-C stops the run cleanly instead of raising at once. write=False skips the
-    LAST directory (benchmarks). Before the first task, the AI service and the models the
-    AI tasks use are checked once where the provider can be asked (runner.ai.preflight).
+    only): Ctrl-C and SIGTERM stop the run cleanly instead of raising at once. write=False
+    skips the LAST file (benchmarks). Before the first task, the AI service and the models
+    the AI tasks use are checked once where the provider can be asked (runner.ai.preflight).
+    journal (default: write) creates the LAST directory at the start with journal.jsonl and
+    alt.json (runner.execution.journal); alt_file is the path the journal names. reuse
+    (task index -> TaskResult), resumed_from and temporary_workspace serve resume
+    (runner.execution.resume).
     """
     alt, settings, mode, cap = _prepare(alt, mode, max_concurrency, environ)
     if seed is not None and (type(seed) is not int or seed < 0):
         raise _configuration_error(f"seed {seed!r}: expected a whole number >= 0")
     checked_client = _checked_ai_client(alt, ai_client, environ)
+    durable = {"journal": journal, "alt_file": alt_file, "reuse": reuse, "resumed_from": resumed_from,
+               "temporary_workspace": temporary_workspace}
     try:
         return _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream,
-                        ai_client or checked_client, handle_sigint, write, environ)
+                        ai_client or checked_client, handle_sigint, write, environ, **durable)
     finally:
         if checked_client is not None:
             checked_client.close()
@@ -119,34 +172,61 @@ def _checked_ai_client(alt, ai_client, environ):
 
 
 def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream, ai_client, handle_sigint,
-             write, environ) -> RunOutcome:
+             write, environ, *, journal, alt_file, reuse, resumed_from, temporary_workspace) -> RunOutcome:
     from runner import librunner
 
-    temporary_workspace = workspace is None
-    workspace = default_workspace() if temporary_workspace else Path(workspace)
+    if temporary_workspace is None:
+        temporary_workspace = workspace is None
+    workspace = default_workspace() if workspace is None else Path(workspace)
     workspace.mkdir(parents=True, exist_ok=True)
     execution = Execution(alt, settings=settings, mode=mode, max_concurrency=cap, seed=seed,
                           workspace=workspace, on_event=on_event, stream=stream, ai_client=ai_client,
-                          environ=environ)
-    previous_handler = None
+                          environ=environ, reuse=reuse)
+    run_journal = last_id = None
+    if write if journal is None else journal:
+        try:
+            last_id, run_journal = _start_journal(alt, alt_file, output_dir, execution, workspace,
+                                                  temporary_workspace, resumed_from, environ)
+        except BaseException:
+            if temporary_workspace:
+                shutil.rmtree(workspace, ignore_errors=True)
+            raise
+        execution.journal = run_journal
+    previous_handlers = {}
+    stopped_by = []
     if handle_sigint and threading.current_thread() is threading.main_thread():
-        previous_handler = signal.signal(signal.SIGINT, lambda *_: execution.interrupt())
+        def stop(number, _frame):
+            stopped_by.append(signal.Signals(number).name)
+            execution.interrupt()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[number] = signal.signal(number, stop)
     with _ACTIVE_LOCK:
         _ACTIVE.add(execution)
     try:
         try:
             results, facts = execution.execute()
         finally:
-            if previous_handler is not None:
-                signal.signal(signal.SIGINT, previous_handler)
+            for number, previous in previous_handlers.items():
+                signal.signal(number, previous)
         keyboard = facts.pop("keyboard_interrupt", False)
+        if stopped_by:
+            facts["interrupted_by"] = stopped_by[0]
+        if resumed_from is not None:
+            facts["resumed_from"] = resumed_from
+        if run_journal is not None:
+            run_journal.write({"type": "run_ended", "interrupted": facts["interrupted"],
+                               "ended_at": facts["ended_at"]})
+            run_journal.finish()
         if not write:
-            outcome = RunOutcome("", Path(), {}, b"", results, facts, workspace)
+            outcome = RunOutcome(last_id or "", Path(), {}, b"", results, facts, workspace)
         else:
-            written = librunner.write_last_file(alt, results, output_dir, execution=facts, workspace=workspace)
+            written = librunner.write_last_file(alt, results, output_dir, execution=facts, workspace=workspace,
+                                                last_id=last_id)
             outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
                                  results, facts, workspace)
     finally:
+        if run_journal is not None:
+            run_journal.close()
         with _ACTIVE_LOCK:
             _ACTIVE.discard(execution)
         execution.written.set()     # cancel_active_runs waits for this, LAST file included

@@ -75,7 +75,8 @@ class Execution:
 
     def __init__(self, alt, *, settings: ExecutionSettings, mode: str, max_concurrency: int,
                  seed: int | None, workspace: Path, on_event: Callable[[dict], None] | None = None,
-                 stream: bool = False, ai_client=None, environ=None):
+                 stream: bool = False, ai_client=None, environ=None, journal=None,
+                 reuse: dict | None = None):
         core = _core()
         self.environ = environ
         self.core = core
@@ -90,8 +91,12 @@ class Execution:
         self.seed = seed if seed is not None else (modes.new_seed() if mode == "chaos" else None)
         self.plan = modes.ChaosPlan(self.seed, settings.chaos_fault_rate) if mode == "chaos" else None
         self.faults: list[dict] = []
-        self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None,
-                                        frozenset() if self.plan else INLINE_TYPES)
+        # journal: the run's journal.jsonl (runner.execution.journal), or None.
+        # reuse: task index -> TaskResult of an earlier run, recorded instead of running (resume).
+        self.journal = journal
+        self.reuse = reuse or {}
+        inline = frozenset() if self.plan or self.reuse else INLINE_TYPES
+        self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline)
         self.results: dict = {}
         self.states: dict[int, _TaskState] = {}
         self.running: dict[int, _Attempt] = {}          # token -> attempt in flight
@@ -183,7 +188,8 @@ class Execution:
 
     def _loop(self) -> None:
         scheduler = self.scheduler
-        on_inline = self._inline_finished if self.on_event is not None else None
+        on_inline = self._inline_finished if self.on_event is not None else \
+            self.journal.inline_result if self.journal is not None else None
         while not scheduler.finished and not self._interrupt.is_set():
             scheduler.run_inline(self.results, on_inline)
             now = time.monotonic()
@@ -251,6 +257,9 @@ class Execution:
         return out
 
     def _start_attempt(self, index: int) -> None:
+        if index in self.reuse:
+            self._record_reused(index)
+            return
         task = self.tasks[index]
         state = self.states.setdefault(index, _TaskState())
         number = len(state.attempts) + 1
@@ -280,6 +289,9 @@ class Execution:
         with self._attempts_ended:
             self._attempts_live += 1
         self.pool.submit(self._work, self._token, attempt)
+        if self.journal is not None:
+            self.journal.write({"type": "attempt_started", "task_id": task.id, "attempt": number, "started_at": stamp,
+                                "fault": self.faults[-1] if fault is not None else None})
         self._emit("task_started", task.id, attempt=number)
 
     def _work(self, token: int, attempt: _Attempt) -> None:
@@ -334,6 +346,10 @@ class Execution:
             "fault": attempt.fault.kind if attempt.fault is not None else None,
         })
         state.metadata.update(attempt.ctx.metadata)
+        if self.journal is not None:
+            self.journal.write({"type": "attempt_ended", "task_id": task.id, "attempt": attempt.number,
+                                "outcome": outcome, "error": error, "duration_ms": elapsed * 1000.0,
+                                "ai": _ai_accounting(attempt.ctx.metadata.get("ai"))})
         budget = task.retry_count or 0
         if (outcome in ("failed", "timeout") and retryable and not final and not self._interrupt.is_set()
                 and attempt.number <= budget):
@@ -387,7 +403,9 @@ class Execution:
         }
         if state.first_started_at is None:
             del doc["started_at"]
-        self.results[task.id] = self.core.task_result_from_dict(doc, self.alt)
+        self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
+        if self.journal is not None:
+            self.journal.write_result(result)
         self.counts[status] += 1
         skipped = self.scheduler.complete(index, status == "completed")
         self._emit("task_finished", task.id, status=status, error=error, attempt=len(state.attempts))
@@ -399,23 +417,27 @@ class Execution:
         cause = self.tasks[self.scheduler.cause_of(index)]
         reason = f"dependency '{cause.id}' {UNSUCCESSFUL_WORDS[self.results[cause.id].status]}"
         stamp = self.core.utc_stamp()
-        self.results[task.id] = self.core.task_result_from_dict({
+        self.results[task.id] = result = self.core.task_result_from_dict({
             "task_id": task.id, "status": "skipped", "output": None, "error": reason,
             "completed_at": stamp, "duration_ms": 0.0,
             "metadata": {"task_type": task.task_type, "skipped_reason": reason},
         }, self.alt)
+        if self.journal is not None:
+            self.journal.write_result(result)
         self.counts["skipped"] += 1
         self._emit("task_finished", task.id, status="skipped", error=reason)
 
     def _record_cancelled(self, index: int, reason: str) -> None:
         task = self.tasks[index]
         state = self.states.get(index)
-        self.results[task.id] = self.core.task_result_from_dict({
+        self.results[task.id] = result = self.core.task_result_from_dict({
             "task_id": task.id, "status": "cancelled", "output": None, "error": reason,
             "completed_at": self.core.utc_stamp(), "duration_ms": 0.0,
             "metadata": {"task_type": task.task_type,
                          **({"attempts": state.attempts} if state and state.attempts else {})},
         }, self.alt)
+        if self.journal is not None:
+            self.journal.write_result(result)
         self.counts["cancelled"] += 1
         self._emit("task_finished", task.id, status="cancelled", error=reason)
 
@@ -454,8 +476,22 @@ class Execution:
 
     # ---- progress -----------------------------------------------------------------
 
+    def _record_reused(self, index: int) -> None:
+        """Resume: the task's result from an earlier run stands; the task does not run."""
+        result = self.reuse[index]
+        self.results[result.task_id] = result
+        if self.journal is not None:
+            self.journal.write_result(result)
+        self.counts[result.status] += 1
+        skipped = self.scheduler.complete(index, result.status == "completed")
+        self._emit("task_finished", result.task_id, status=result.status, reused=True)
+        for w in skipped:
+            self._record_skipped(w)
+
     def _inline_finished(self, index: int, result) -> None:
         self.counts["completed"] += 1
+        if self.journal is not None:
+            self.journal.write_result(result)
         self._emit("task_finished", result.task_id, status="completed", attempt=1)
 
     def _text_sink(self, task_id: str):
@@ -476,6 +512,13 @@ class Execution:
             self.on_event(event)
         except Exception:       # a progress listener must never break the run
             log.debug("progress listener raised", exc_info=True)
+
+
+def _ai_accounting(ai) -> dict | None:
+    """What an attempt's AI calls cost, for the journal (no texts)."""
+    if not isinstance(ai, dict):
+        return None
+    return {k: ai.get(k) for k in ("provider", "model", "prompt_tokens", "completion_tokens", "latency_ms")}
 
 
 def default_workspace() -> Path:

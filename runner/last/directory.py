@@ -9,11 +9,14 @@
 
 Independent outputs run concurrently on one bounded thread pool: the graph drawing
 (dot runs in a child process), artifact copies, the compressed copy (zlib releases the
-GIL) and the report. Every file is written atomically; if anything fails the directory
-is removed, so a LAST directory is either complete or absent.
+GIL) and the report. Every file is written atomically and last.json last: its presence
+means the directory is complete. If anything fails, what was written is removed: the
+whole directory, or, for a run's journal directory (which exists from the run's start,
+holding journal.jsonl), the products only, so the journal stays for `show` and `resume`.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tarfile
 import zipfile
@@ -102,13 +105,30 @@ def planned_files(options: LastOptions) -> list[str]:
     return files
 
 
-def write_directory(record: dict, output_dir, options: LastOptions, workspace=None) -> LastWriteResult:
+def _remove_products(directory: Path, files: list[str]) -> None:
+    """Undoes a failed write into a journal directory: its products go, the journal stays."""
+    for name in files:
+        with contextlib.suppress(OSError):
+            (directory / name).unlink()
+    shutil.rmtree(directory / "artifacts", ignore_errors=True)
+    for stray in directory.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stray.unlink()
+
+
+def write_directory(record: dict, output_dir, options: LastOptions, workspace=None, *,
+                    into_existing: bool = False) -> LastWriteResult:
     """Writes <output_dir>/<record id>/ with everything `options` asks for; returns what it wrote.
 
-    OSError when the directory or a file cannot be written (the directory is then removed).
+    into_existing: the directory is a run's journal directory and exists already.
+    OSError when the directory or a file cannot be written (what was written is then removed).
     """
     directory = Path(output_dir) / record["id"]
-    directory.mkdir(parents=True, exist_ok=False)
+    if into_existing:
+        if not directory.is_dir():
+            raise FileNotFoundError(2, "the run's directory has gone", str(directory))
+    else:
+        directory.mkdir(parents=True, exist_ok=False)
     files = planned_files(options)
     record.setdefault("metadata", {})["files"] = files
     try:
@@ -128,13 +148,16 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
                 futures.append(pool.submit(_write_compressed, directory, data, options.compression_level))
             if options.html_report:
                 futures.append(pool.submit(_write_report, record, directory, options, graph_future))
-            write_atomically(directory / "last.json", data)
             for future in futures + ([graph_future] if graph_future is not None else []):
                 future.result()
+            write_atomically(directory / "last.json", data)
         archive = write_archive(directory, options.archive, options.compression_level) \
             if options.archive != "none" else None
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        if into_existing:
+            _remove_products(directory, files)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
         raise
     files = files + [artifact["path"] for artifact in record.get("artifacts") or ()]
     return LastWriteResult(record["id"], directory, record, data, files, archive)

@@ -1,0 +1,73 @@
+"""`resume DIR`: finish or redo a run from its LAST directory, without paying twice.
+
+Keeps each completed result whose task is unchanged and runs the rest; prints the new
+LAST directory last, like `run`, with the same exit codes. --dry-run prints the plan,
+task by task, and runs nothing.
+"""
+import sys
+from pathlib import Path
+
+
+def main(args) -> int:
+    from runner import AltValidationError, ConfigurationError, RunnerError
+    from runner.commands.run import INTERRUPTED, TERMINATED
+    from runner.execution.progress import ProgressDisplay
+    from runner.execution.resume import ResumeError, plan, resume
+
+    alt_source = None
+    if args.alt is not None:
+        try:
+            alt_source = Path(args.alt).read_bytes()
+        except OSError as error:
+            print(f"{args.alt}: cannot read: {error.strerror or error}", file=sys.stderr)
+            return 2
+    options = dict(only_failed=args.only_failed, from_task=args.from_task, force=tuple(args.force or ()))
+    try:
+        if args.dry_run:
+            print(plan(args.dir, alt_source, **options).describe())
+            return 0
+        display = None if args.quiet else ProgressDisplay(sys.stderr)
+        try:
+            outcome = resume(args.dir, alt_source, args.out, workspace=args.workspace, handle_sigint=True,
+                             on_event=display, alt_file=Path(args.alt).resolve() if args.alt else None,
+                             **options)
+        finally:
+            if display is not None:
+                display.close()
+    except ResumeError as error:
+        print(f"resume: {error}", file=sys.stderr)
+        return 2
+    except AltValidationError as error:
+        print(f"{args.alt or args.dir}: invalid ALT file ({error.total} error{'s' if error.total != 1 else ''})",
+              file=sys.stderr)
+        for issue in error.issues:
+            print(f"  {issue}", file=sys.stderr)
+        return 2
+    except ConfigurationError as error:
+        print(f"configuration: {error}", file=sys.stderr)
+        return 2
+    except RunnerError as error:
+        print(f"resume failed: {error}", file=sys.stderr)
+        return 1
+    print(outcome.record.get("summary", ""), file=sys.stderr)
+    print(outcome.directory)
+    if outcome.interrupted:
+        return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
+    return 0 if outcome.all_completed else 1
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("resume", help="re-run what did not complete (or changed) in a LAST directory; "
+                                                 "print the new LAST directory last")
+    parser.add_argument("dir", metavar="DIR", help="a run's LAST directory, finished or interrupted")
+    parser.add_argument("--alt", metavar="FILE", help="an edited ALT file: changed tasks and their dependents re-run")
+    parser.add_argument("--out", metavar="OUT", help="where the new LAST directory goes (default: beside DIR)")
+    parser.add_argument("--only-failed", action="store_true",
+                        help="keep every completed result, edited or not; run only what did not complete")
+    parser.add_argument("--from", dest="from_task", metavar="TASK", help="re-run TASK and everything after it")
+    parser.add_argument("--force", action="append", metavar="TASK",
+                        help="re-run TASK even if it completed (also a system_command or file_operation)")
+    parser.add_argument("--workspace", metavar="DIR", help="work here instead of the earlier run's workspace")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, task by task; run nothing")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.set_defaults(func=main)

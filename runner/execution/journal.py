@@ -1,0 +1,233 @@
+"""The run's journal: <out>/<last_id>/journal.jsonl, appended to as the run goes.
+
+One JSON object per line, each with "type":
+    run_started     last_id, alt_id, alt_file (path or null), alt_sha256, mode, seed,
+                    settings (execution settings, no secrets), ai (provider, default model),
+                    workspace, temporary_workspace, resumed_from, pid, started_at
+    attempt_started task_id, attempt, started_at, fault (chaos) or null
+    attempt_ended   task_id, attempt, outcome, error, duration_ms, ai (accounting) or null
+    task_results    results: task results that ended in one commit window, each exactly
+                    as the core produces it (TaskResult.to_dict())
+    run_ended       interrupted, ended_at
+The ALT document itself is beside it, alt.json, so an interrupted run can be resumed
+from its directory alone. The file is held under an exclusive flock for the run's life:
+a journal whose lock can be taken belongs to a dead (or finished) run.
+
+Group commit: a writer thread writes and fsyncs what was queued every COMMIT_SECONDS, so
+a task's result is on disk within COMMIT_SECONDS plus one fsync of its end. The run's own
+thread never waits for the disk.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import orjson
+
+from runner.last.atomic_files import write_atomically
+
+JOURNAL_NAME = "journal.jsonl"
+ALT_NAME = "alt.json"
+COMMIT_SECONDS = 0.05
+FORMAT = 1
+
+
+class Journal:
+    """An open journal. write() never blocks on I/O; finish() commits what is left.
+
+    Records are queued on a plain list (appending is atomic under the GIL, so the run's
+    loop takes no lock); the writer thread takes what is there every COMMIT_SECONDS.
+    Task results finished in one commit window share one line ("task_results"), because
+    one serialisation of a list costs a tenth of one per result.
+    """
+
+    def __init__(self, directory: Path, alt_json: bytes | None = None, before=None):
+        self.directory = Path(directory)
+        self.path = self.directory / JOURNAL_NAME
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            raise
+        self._alt_json = alt_json
+        self._before = before                   # run by the writer thread first (cleaning)
+        self._records: list[dict] = []
+        self._results: list = []
+        self.write = self._records.append           # a record: a dict with "type"
+        self.write_result = self._results.append    # a TaskResult
+        self._stop = threading.Event()
+        self.error: OSError | None = None       # the first write error; the run goes on
+        self._thread = threading.Thread(target=self._commit_loop, name="runner-journal", daemon=True)
+        self._thread.start()
+
+    def inline_result(self, _index, result) -> None:
+        """The scheduler's callback for a task it ran inline."""
+        self._results.append(result)
+
+    def _commit_loop(self) -> None:
+        if self._before is not None:
+            try:
+                self._before()
+            except Exception:
+                pass
+        if self._alt_json is not None:
+            try:
+                write_atomically(self.directory / ALT_NAME, self._alt_json)
+            except OSError as error:
+                self.error = error
+        while not self._stop.wait(COMMIT_SECONDS):
+            self._commit_pending()
+
+    @staticmethod
+    def _take(pending: list) -> list:
+        count = len(pending)
+        batch = pending[:count]
+        del pending[:count]     # appends made meanwhile stay: they are past `count`
+        return batch
+
+    def _commit_pending(self) -> None:
+        """Writes the queued records, then the queued results on one line, and fsyncs.
+        Results are taken first: a task's attempt records, queued before its result, are then
+        never behind it in the file."""
+        if not self._records and not self._results:
+            return
+        results = self._take(self._results)
+        docs = self._take(self._records)
+        if docs and docs[0].get("type") == "run_started" and docs[0].get("alt_sha256", 0) is None \
+                and self._alt_json is not None:
+            # Hashed here, off the run's own thread.
+            docs[0]["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
+        ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
+        if results:
+            docs.append({"type": "task_results", "results": [r.to_dict() for r in results]})
+        docs += ended
+        if self.error is not None:
+            return
+        try:
+            data = b"".join([orjson.dumps(d) + b"\n" for d in docs])
+        except TypeError:   # a value JSON cannot hold: the line records its text instead
+            data = b"".join([orjson.dumps(d, default=str) + b"\n" for d in docs])
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as error:
+            self.error = error
+
+    def finish(self) -> None:
+        """Commits every record written so far and stops the writer thread; the file stays
+        locked (the run still writes its products) until release()."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._commit_pending()
+
+    def release(self) -> None:
+        """Closes the file, which releases its lock: the run is over."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close(self) -> None:
+        self.finish()
+        self.release()
+
+
+def is_locked(path: Path) -> bool:
+    """True when a live process holds the journal at `path` (its run is still going)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def read_records(path: Path) -> list[dict]:
+    """Every complete line of a journal; a last line cut short by a crash is left out,
+    and so is a line that is not a JSON object."""
+    data = Path(path).read_bytes()
+    end = data.rfind(b"\n")
+    records = []
+    for line in data[:end + 1].splitlines():
+        if not line:
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+class RunState:
+    """What a run's journal says: how it started, each task's latest result, what was running.
+
+    Read from any run directory: one still going (locked), one interrupted, one finished.
+    """
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        path = self.directory / JOURNAL_NAME
+        records = read_records(path)
+        if records and records[0].get("type") != "run_started":
+            raise ValueError(f"{path}: not a run journal (its first line is not a run_started record)")
+        # Empty for the first moments of a run (its first commit is COMMIT_SECONDS away).
+        self.start: dict = records[0] if records else {}
+        self.results: dict[str, dict] = {}          # task id -> result dict, in finishing order
+        self.running: dict[str, int] = {}           # task id -> attempt number in flight
+        self.attempts = 0
+        self.ai_calls = 0
+        self.ended: dict | None = None
+        for record in records[1:]:
+            kind = record.get("type")
+            if kind == "task_results":
+                for result in record.get("results") or ():
+                    if isinstance(result, dict) and isinstance(result.get("task_id"), str):
+                        self.results[result["task_id"]] = result
+                        self.running.pop(result["task_id"], None)
+            elif kind == "attempt_started":
+                self.running[record.get("task_id")] = record.get("attempt")
+                self.attempts += 1
+            elif kind == "attempt_ended":
+                if self.running.get(record.get("task_id")) == record.get("attempt"):
+                    del self.running[record["task_id"]]
+                if record.get("ai"):
+                    self.ai_calls += 1
+            elif kind == "run_ended":
+                self.ended = record
+        self.live = is_locked(path)
+        self.complete = (self.directory / "last.json").is_file()
+
+    @property
+    def last_id(self) -> str:
+        return self.start.get("last_id") or self.directory.name
+
+    @property
+    def state(self) -> str:
+        """running, complete (last.json written) or interrupted (the process is gone, or it
+        stopped before its LAST file)."""
+        if self.complete:
+            return "complete"
+        return "running" if self.live else "interrupted"
+
+    def alt_source(self) -> bytes:
+        return (self.directory / ALT_NAME).read_bytes()
+
+    def counts(self) -> dict:
+        counts: dict[str, int] = {}
+        for result in self.results.values():
+            counts[result.get("status")] = counts.get(result.get("status"), 0) + 1
+        return counts

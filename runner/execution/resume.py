@@ -1,0 +1,216 @@
+"""Resuming a run from its LAST directory: keep what completed and is unchanged, run the rest.
+
+The plan walks the (possibly edited) ALT file in dependency order. A task reuses its
+earlier result when that result completed, nothing it depends on runs again, and its
+cache key (runner.execution.task_keys) is the one the earlier run executed; otherwise it
+runs, with the reason. Completed system_command and file_operation tasks have effects
+outside the record, so they are reused even when edited, unless --force names them.
+Reused results keep their times and carry metadata.reused_from, the LAST id of the run
+that produced them; the new LAST file records execution.resumed_from.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.execution import task_keys
+from runner.execution.journal import RunState
+
+SIDE_EFFECT_TYPES = frozenset({"system_command", "file_operation"})
+STATUS_REASONS = {"failed": "failed", "timeout": "timed out", "cancelled": "cancelled", "skipped": "skipped",
+                  "pending": "never reported"}
+
+
+@dataclass
+class PlannedTask:
+    task_id: str
+    action: str             # "reuse" or "run"
+    reason: str
+
+    def line(self) -> str:
+        return f"{self.action:<6} {self.task_id}" + (f"  ({self.reason})" if self.reason else "")
+
+
+@dataclass
+class ResumePlan:
+    source: RunState
+    alt: object                         # the AltFile that runs
+    mode: str
+    seed: int | None
+    tasks: list[PlannedTask] = field(default_factory=list)
+    reuse: dict = field(default_factory=dict)      # task index -> TaskResult
+
+    @property
+    def resumed_from(self) -> str:
+        return self.source.last_id
+
+    def describe(self) -> str:
+        runs = sum(1 for t in self.tasks if t.action == "run")
+        head = (f"resume of {self.resumed_from}: {len(self.tasks) - runs} reused, {runs} to run "
+                f"(mode {self.mode}{'' if self.seed is None else f', seed {self.seed}'})")
+        return "\n".join([head] + [t.line() for t in self.tasks])
+
+
+class ResumeError(ValueError):
+    """The directory cannot be resumed (what, where, why)."""
+
+
+def _dependency_view(result: dict | None) -> dict:
+    result = result or {}
+    return {"status": result.get("status"), "output": result.get("output"), "error": result.get("error")}
+
+
+def _keys(alt, mode: str, results: dict, ai: dict) -> tuple[dict, dict]:
+    """Each task's executed form and key as the run that produced `results` executed it."""
+    forms, keys = {}, {}
+    for task in _topological(alt):
+        deps = {d: _dependency_view(results.get(d)) for d in task.dependencies}
+        forms[task.id] = form = task_keys.executed_form(task, alt, mode, deps, ai)
+        keys[task.id] = task_keys.task_key(form, [keys.get(d) for d in task.dependencies])
+    return forms, keys
+
+
+def _topological(alt) -> list:
+    """Tasks in an order where dependencies come first (the ALT file is validated acyclic)."""
+    done, order = set(), []
+    for root in alt.tasks:
+        stack = [(root, False)]
+        while stack:
+            task, expanded = stack.pop()
+            if task.id in done:
+                continue
+            if expanded:
+                done.add(task.id)
+                order.append(task)
+                continue
+            stack.append((task, True))
+            stack.extend((alt.task_index[d], False) for d in task.dependencies if d not in done)
+    return order
+
+
+def _dependents(alt, start: str) -> set:
+    """start and every task that depends on it, directly or not."""
+    children: dict[str, list] = {}
+    for task in alt.tasks:
+        for dep in task.dependencies:
+            children.setdefault(dep, []).append(task.id)
+    seen, stack = {start}, [start]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = False, from_task: str | None = None,
+         force=(), environ=os.environ) -> ResumePlan:
+    """The plan of resuming the run in `directory`, with an edited ALT file when alt_source is given."""
+    from runner import librunner
+    from runner.execution import _ai_facts
+
+    directory = Path(directory)
+    if not (directory / "journal.jsonl").is_file():
+        raise ResumeError(f"{directory}: no journal.jsonl: not the LAST directory of a run "
+                          "(only runs write a journal; batch and generated LAST files cannot be resumed)")
+    try:
+        source = RunState(directory)
+        old_source = source.alt_source()
+    except (OSError, ValueError) as error:
+        raise ResumeError(f"{directory}: cannot read the run's journal or alt.json: {error}") from None
+    if source.live:
+        raise ResumeError(f"{directory}: the run is still going (pid {source.start.get('pid')}); "
+                          "stop it first or wait for its end")
+    if not source.start:
+        raise ResumeError(f"{directory}: the run was killed before its journal's first record: nothing to resume")
+    old_alt = librunner.parse_alt_file(old_source)
+    alt = librunner.parse_alt_file(alt_source) if alt_source is not None else old_alt
+    for name, wanted in (("--from", [from_task] if from_task else []), ("--force", list(force))):
+        for task_id in wanted:
+            if task_id not in alt.task_index:
+                raise ResumeError(f"{name} {task_id}: no such task in ALT file '{alt.id}'")
+    mode = source.start.get("mode") or alt.mode
+    old_forms, old_keys = _keys(old_alt, mode, source.results, source.start.get("ai") or {})
+    current_ai = _ai_facts(environ)
+    rerun_from = _dependents(alt, from_task) if from_task else set()
+    forced = set(force)
+    result = ResumePlan(source, alt, mode, source.start.get("seed"))
+    runs: set = set()
+    reused_results: dict = {}
+    for task in _topological(alt):
+        old = source.results.get(task.id) if task.id in old_alt.task_index else None
+        action, reason = "run", ""
+        rerun_deps = [d for d in task.dependencies if d in runs]
+        side_effect = task.task_type in SIDE_EFFECT_TYPES
+        if task.id in forced:
+            reason = "--force"
+        elif task.id == from_task:
+            reason = "--from"
+        elif old is None:
+            reason = "not in the earlier run" if task.id not in old_alt.task_index else "never started"
+        elif old.get("status") != "completed":
+            reason = STATUS_REASONS.get(old.get("status"), str(old.get("status")))
+        elif side_effect:
+            action = "reuse"
+            deps = {d: _dependency_view(reused_results.get(d, source.results.get(d))) for d in task.dependencies}
+            if task_keys.executed_form(task, alt, mode, deps, current_ai) != old_forms.get(task.id):
+                reason = f"edited, but a completed {task.task_type} is not repeated without --force"
+            elif rerun_deps or task.id in rerun_from:
+                reason = f"a completed {task.task_type} is not repeated without --force"
+        elif task.id in rerun_from:
+            reason = f"--from {from_task}"
+        elif rerun_deps:
+            reason = f"dependency {rerun_deps[0]} re-runs"
+        elif only_failed:
+            action = "reuse"
+        else:
+            deps = {d: _dependency_view(reused_results.get(d)) for d in task.dependencies}
+            form = task_keys.executed_form(task, alt, mode, deps, current_ai)
+            if task_keys.task_key(form, [old_keys.get(d) for d in task.dependencies]) == old_keys.get(task.id):
+                action = "reuse"
+            else:
+                reason = task_keys.what_changed(old_forms.get(task.id, {}), form)
+        if action == "reuse":
+            reused_results[task.id] = old
+            result.reuse[task.index] = _reused(old, source.last_id, alt)
+        else:
+            runs.add(task.id)
+        result.tasks.append(PlannedTask(task.id, action, reason))
+    order = {t.id: i for i, t in enumerate(alt.tasks)}
+    result.tasks.sort(key=lambda t: order[t.task_id])
+    return result
+
+
+def _reused(old: dict, last_id: str, alt):
+    """The earlier result as this run records it: the same, with where it came from."""
+    from runner import librunner
+
+    doc = dict(old)
+    metadata = dict(doc.get("metadata") or {})
+    metadata.setdefault("reused_from", last_id)
+    doc["metadata"] = metadata
+    return librunner.task_result_from_dict(doc, alt)
+
+
+def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_failed: bool = False,
+           from_task: str | None = None, force=(), workspace=None, alt_file=None, environ=os.environ,
+           **options):
+    """Runs the plan: a new LAST directory (a new id) beside the old one unless output_dir says
+    otherwise; returns the RunOutcome. Runs in the earlier run's workspace when it still exists."""
+    from runner.execution import execute
+    from runner.execution.run_directory import clean_dead_run
+
+    directory = Path(directory)
+    chosen = plan(directory, alt_source, only_failed=only_failed, from_task=from_task, force=force,
+                  environ=environ)
+    clean_dead_run(directory, keep_workspace=True)
+    temporary = None
+    if workspace is None:
+        earlier = chosen.source.start.get("workspace")
+        if earlier and Path(earlier).is_dir():
+            workspace, temporary = Path(earlier), bool(chosen.source.start.get("temporary_workspace"))
+    return execute(chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
+                   seed=chosen.seed, workspace=workspace, temporary_workspace=temporary,
+                   reuse=chosen.reuse, resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ,
+                   **options)

@@ -1,0 +1,106 @@
+"""A run's LAST directory from its first moment: created with its journal and alt.json before
+any task starts, and the debris of dead runs in the same place cleared first.
+
+A directory holding journal.jsonl but no last.json is a run in progress (its journal is
+locked) or an interrupted one (unlocked: the process died). A dead run leaves at most
+temporary files (.<name>.<random>.tmp) of products it was writing, artifacts it had begun
+to copy, an archive's temporary file beside the directory and its temporary workspace;
+the next run or resume in that output directory removes them. The journal, alt.json and a
+workspace holding files stay: `show` explains the run and `resume` finishes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from runner.execution import journal as journal_file
+
+log = logging.getLogger("runner")
+
+WORKSPACE_PREFIX = "runner-workspace-"
+# An empty directory younger than this may be another run's, between its mkdir and its journal.
+EMPTY_DIRECTORY_AGE_SECONDS = 60.0
+# Names of LAST directories (last_<stamp>_<hex> or a UUID): only those are removed when empty.
+LAST_DIRECTORY_NAME = re.compile(r"last_[0-9A-Za-z_]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes) -> journal_file.Journal:
+    """Creates <output_dir>/<last_id>/ with an open, locked journal; alt.json follows, and the
+    dead runs in output_dir are cleaned, on the journal's writer thread."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    directory = output_dir / last_id
+    directory.mkdir()
+    try:
+        return journal_file.Journal(directory, alt_json, before=lambda: clean_dead_runs(output_dir))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def _dead_run_workspace(directory: Path) -> Path | None:
+    """The temporary workspace the dead run in `directory` recorded, if it was one."""
+    try:
+        with open(directory / journal_file.JOURNAL_NAME, "rb") as handle:
+            first = handle.readline()
+        import orjson
+        start = orjson.loads(first)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(start, dict) or not start.get("temporary_workspace"):
+        return None
+    workspace = Path(str(start.get("workspace") or ""))
+    # Only a directory this library made in the temporary folder, never anything else.
+    if workspace.parent != Path(tempfile.gettempdir()) or not workspace.name.startswith(WORKSPACE_PREFIX):
+        return None
+    return workspace
+
+
+def clean_dead_run(directory: Path, *, keep_workspace: bool = False) -> None:
+    """Removes what a dead run left half-done in `directory` (a journal directory whose journal
+    nobody holds): temporary files, partial artifacts, an empty temporary workspace, the
+    archive's temporary file. keep_workspace: a resume is about to use the workspace."""
+    for stray in directory.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stray.unlink()
+    if not (directory / "last.json").exists():
+        shutil.rmtree(directory / "artifacts", ignore_errors=True)
+    for stray in directory.parent.glob(f".{directory.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            stray.unlink()
+    workspace = _dead_run_workspace(directory)
+    if workspace is not None and not keep_workspace and workspace.is_dir():
+        with contextlib.suppress(OSError):
+            workspace.rmdir()       # only when empty: files in it are what a resume needs
+
+
+def clean_dead_runs(output_dir: Path) -> None:
+    """clean_dead_run for every unfinished, unlocked run directory in output_dir, and empty
+    directories left by a run killed before its journal existed."""
+    try:
+        entries = list(os.scandir(output_dir))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        try:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            directory = Path(entry.path)
+            journal = directory / journal_file.JOURNAL_NAME
+            if journal.is_file():
+                if (directory / "last.json").exists() or journal_file.is_locked(journal):
+                    continue
+                clean_dead_run(directory)
+            elif LAST_DIRECTORY_NAME.fullmatch(entry.name) and \
+                    now - entry.stat(follow_symlinks=False).st_mtime > EMPTY_DIRECTORY_AGE_SECONDS:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()          # only when empty
+        except OSError:
+            log.debug("cleaning %s failed", entry.path, exc_info=True)

@@ -1,0 +1,72 @@
+"""Cache keys of tasks: what decides whether a result of an earlier run still stands.
+
+A task's key hashes the canonical JSON of the task as it is executed: its type and
+parameters, and for an AI task the prompt actually sent (the template rendered over its
+dependencies' results), the model and the sampling the mode gives it; then the run's
+mode and the keys of its dependencies. Timeouts, retries, priorities and descriptions
+that are not sent do not change what a task produces, so they are not in it.
+"""
+from __future__ import annotations
+
+import hashlib
+from types import SimpleNamespace
+
+import orjson
+
+AI_TYPE = "ai_prompt"
+
+
+def executed_form(task, alt, mode: str, dependencies: dict, ai: dict) -> dict:
+    """The task as it is executed. dependencies: id -> {status, output, error} (as handlers
+    see them); ai: the run's AI service, {"provider", "model"}."""
+    form = {"type": task.task_type, "parameters": task.parameters, "mode": mode}
+    if task.task_type == AI_TYPE:
+        form.update(_ai_form(task, alt, mode, dependencies, ai or {}))
+    return form
+
+
+def _ai_form(task, alt, mode: str, dependencies: dict, ai: dict) -> dict:
+    from runner.ai.selection import model_for
+    from runner.execution import modes
+    from runner.execution.ai_prompt import prompt_of
+    from runner.execution.attempt import Cancellation, TaskFailure
+
+    out = {}
+    ctx = SimpleNamespace(parameters=task.parameters, task=task, alt=alt, mode=mode,
+                          dependencies=dependencies, cancellation=Cancellation())
+    try:
+        out["prompt"] = prompt_of(ctx)
+    except TaskFailure as error:
+        out["prompt_error"] = str(error)
+    provider = ai.get("provider")
+    try:
+        out["model"] = model_for(task.parameters, alt.metadata or {}, alt.persona) or ai.get("model")
+    except ValueError as error:
+        out["model_error"] = str(error)
+    try:
+        if mode == "explore":
+            out["sampling"] = [modes.sampling_for("explore", task.parameters, k, provider=provider)
+                               for k in range(modes.explore_samples(task.parameters))]
+        else:
+            out["sampling"] = modes.sampling_for(mode, task.parameters, provider=provider)
+    except ValueError as error:
+        out["sampling_error"] = str(error)
+    out["provider"] = provider
+    return out
+
+
+def task_key(form: dict, dependency_keys: list) -> str:
+    """The hash of the executed form and the dependencies' keys (in dependency order)."""
+    canonical = orjson.dumps({"task": form, "dependencies": dependency_keys},
+                             option=orjson.OPT_SORT_KEYS, default=str)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def what_changed(old: dict, new: dict) -> str:
+    """The reason a key changed, as `resume --dry-run` says it: 'prompt changed', ..."""
+    for field, words in (("type", "type changed"), ("mode", "mode changed"), ("prompt", "prompt changed"),
+                         ("model", "model changed"), ("provider", "AI provider changed"),
+                         ("sampling", "sampling changed"), ("parameters", "parameters changed")):
+        if old.get(field) != new.get(field):
+            return words
+    return "definition changed"
