@@ -23,5 +23,28 @@ __all__ = [
 
 
 def client_from_environment(environ=os.environ) -> AIClient:
-    """A client configured by the RUNNER_AI_* variables (ValueError naming a bad one)."""
-    return AIClient(config_from_environment(environ))
+    """A client configured by the RUNNER_AI_* variables (ValueError naming a bad one).
+
+    RUNNER_AI_RECORD / RUNNER_AI_REPLAY wrap it to record its calls in a cassette, or
+    replace it by one that answers from a cassette without any connection (runner.ai.cassette).
+    """
+    from runner import settings
+
+    config = config_from_environment(environ)
+    record = settings.text("RUNNER_AI_RECORD", environ)
+    replay = settings.text("RUNNER_AI_REPLAY", environ)
+    if record and replay:
+        raise ValueError("RUNNER_AI_RECORD and RUNNER_AI_REPLAY are both set: a run records or replays, not both")
+    if replay:
+        from runner.ai.cassette import ReplayClient
+        return ReplayClient(replay, provider=config.provider, default_model=config.default_model,
+                            speed=settings.text("RUNNER_AI_REPLAY_SPEED", environ) or "instant")
+    client = AIClient(config)
+    if record:
+        from runner.ai.cassette import RecordingClient
+        try:
+            return RecordingClient(client, record, api_key=config.api_key)
+        except OSError as error:
+            client.close()
+            raise ValueError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None
+    return client

@@ -31,7 +31,7 @@ def main(args) -> int:
         return 2
     display = None if args.quiet else ProgressDisplay(sys.stderr)
     try:
-        outcome = execute(alt, args.out, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
+        outcome = execute(alt, args.out, environ=_cassette_environment(args), mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
                           workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
                           alt_file=Path(args.file).resolve())
     except ConfigurationError as error:
@@ -50,6 +50,22 @@ def main(args) -> int:
     if outcome.interrupted:
         return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
     return 0 if outcome.all_completed else 1
+
+
+def _cassette_environment(args):
+    """The environment of the run: --record/--replay are RUNNER_AI_RECORD/RUNNER_AI_REPLAY."""
+    import os
+
+    environ = os.environ
+    if args.record or args.replay:
+        environ = dict(os.environ)
+        environ.pop("RUNNER_AI_RECORD" if args.replay else "RUNNER_AI_REPLAY", None)
+        if args.record:
+            environ["RUNNER_AI_RECORD"] = str(Path(args.record).resolve())
+        if args.replay:
+            environ["RUNNER_AI_REPLAY"] = str(Path(args.replay).resolve())
+            environ["RUNNER_AI_REPLAY_SPEED"] = args.replay_speed
+    return environ
 
 
 def _positive(text: str) -> int:
@@ -89,4 +105,9 @@ def register(subparsers) -> None:
                                                            "(default: a new temporary directory)")
     parser.add_argument("--stream", action="store_true", help="stream AI answers to stderr as they arrive")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+    cassette = parser.add_mutually_exclusive_group()
+    cassette.add_argument("--record", metavar="FILE", help="record every AI call in FILE (a JSON Lines cassette)")
+    cassette.add_argument("--replay", metavar="FILE", help="answer every AI call from FILE; no connection is made")
+    parser.add_argument("--replay-speed", choices=("instant", "realtime"), default="instant",
+                        help="replayed streams: at once (default) or at their recorded pace")
     parser.set_defaults(func=main)

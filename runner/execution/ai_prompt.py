@@ -42,6 +42,8 @@ def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool):
     except AIServiceError as error:
         if error.kind == "deadline":
             raise AttemptTimeout(f"AI service: {error}") from None
+        if error.kind == "replay":
+            raise TaskFailure(f"task {ctx.task.id}: {error}", permanent=True) from None
         raise TaskFailure(f"AI service: {error}", permanent=not error.retryable,
                           retry_after=error.retry_after) from None
 
