@@ -18,33 +18,47 @@ from runner.ai.selection import model_for
 
 __all__ = [
     "AIClient", "AIConfig", "AIServiceError", "Completion", "DEFAULT_MODELS", "PROVIDERS", "VARIABLES",
-    "client_from_environment", "config_from_environment", "model_for", "retry_after_seconds", "sent_sampling",
+    "client_from_environment", "config_from_environment", "model_for", "recording", "replaying",
+    "retry_after_seconds", "sent_sampling",
 ]
 
 
 def client_from_environment(environ=os.environ) -> AIClient:
     """A client configured by the RUNNER_AI_* variables (ValueError naming a bad one).
 
-    RUNNER_AI_RECORD / RUNNER_AI_REPLAY wrap it to record its calls in a cassette, or
-    replace it by one that answers from a cassette without any connection (runner.ai.cassette).
+    RUNNER_AI_REPLAY replaces it by one that answers from a cassette without any connection;
+    RUNNER_AI_RECORD wraps it to record its calls in one (runner.ai.cassette).
     """
+    config = config_from_environment(environ)
+    if replaying(environ):
+        from runner import settings
+        from runner.ai.cassette import ReplayClient
+        return ReplayClient(settings.text("RUNNER_AI_REPLAY", environ), provider=config.provider,
+                            default_model=config.default_model,
+                            speed=settings.text("RUNNER_AI_REPLAY_SPEED", environ) or "instant")
+    return recording(AIClient(config), environ)
+
+
+def replaying(environ=os.environ) -> bool:
+    """RUNNER_AI_REPLAY is set: AI calls are answered from a cassette (and nothing connects)."""
     from runner import settings
 
-    config = config_from_environment(environ)
-    record = settings.text("RUNNER_AI_RECORD", environ)
     replay = settings.text("RUNNER_AI_REPLAY", environ)
-    if record and replay:
+    if replay and settings.text("RUNNER_AI_RECORD", environ):
         raise ValueError("RUNNER_AI_RECORD and RUNNER_AI_REPLAY are both set: a run records or replays, not both")
-    if replay:
-        from runner.ai.cassette import ReplayClient
-        return ReplayClient(replay, provider=config.provider, default_model=config.default_model,
-                            speed=settings.text("RUNNER_AI_REPLAY_SPEED", environ) or "instant")
-    client = AIClient(config)
-    if record:
-        from runner.ai.cassette import RecordingClient
-        try:
-            return RecordingClient(client, record, api_key=config.api_key)
-        except OSError as error:
-            client.close()
-            raise ValueError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None
-    return client
+    return bool(replay)
+
+
+def recording(client, environ=os.environ):
+    """`client`, wrapped to record its calls when RUNNER_AI_RECORD names a cassette."""
+    from runner import settings
+
+    record = settings.text("RUNNER_AI_RECORD", environ)
+    if not record:
+        return client
+    from runner.ai.cassette import RecordingClient
+    try:
+        return RecordingClient(client, record, api_key=client.config.api_key)
+    except OSError as error:
+        client.close()
+        raise ValueError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None

@@ -58,9 +58,9 @@ class RecordingClient:
         self._lock = threading.Lock()
         self._handle = open(self.path, "ab")
 
-    provider = property(lambda self: self.inner.provider)
-    default_model = property(lambda self: self.inner.default_model)
-    config = property(lambda self: self.inner.config)
+    def __getattr__(self, name):
+        # provider, default_model, config, check_ready, ...: the wrapped client's.
+        return getattr(self.inner, name)
 
     def close(self) -> None:
         self.inner.close()

@@ -164,9 +164,13 @@ def _checked_ai_client(alt, ai_client, environ):
     """The AI service check before any task runs (runner.ai.preflight); the client it made, if any."""
     if not any(task.task_type == "ai_prompt" for task in alt.tasks):
         return None         # runs without AI tasks do not even import the AI client
+    from runner.ai import recording, replaying
     from runner.ai.preflight import check_ai_service
     try:
-        return check_ai_service(alt, ai_client, environ)
+        if replaying(environ):
+            return None     # a replay makes no connection, not even to check the service
+        made = check_ai_service(alt, ai_client, environ)
+        return recording(made, environ) if made is not None else None
     except ValueError as error:
         raise _configuration_error(str(error)) from None
 

@@ -40,7 +40,8 @@ def _ai_form(task, alt, mode: str, dependencies: dict, ai: dict) -> dict:
         out["prompt_error"] = str(error)
     provider = ai.get("provider")
     try:
-        out["model"] = model_for(task.parameters, alt.metadata or {}, alt.persona) or ai.get("model")
+        # RUNNER_AI_MODEL is in ai["model"] (the run's default model), as the run saw it.
+        out["model"] = model_for(task.parameters, alt.metadata or {}, alt.persona, environ={}) or ai.get("model")
     except ValueError as error:
         out["model_error"] = str(error)
     try:
