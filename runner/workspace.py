@@ -133,3 +133,92 @@ def open_for_reading(workspace, path: str) -> int:
         return open_regular_file(dir_fd, parts[-1], os.O_RDONLY, path)
     finally:
         os.close(dir_fd)
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    info = os.fstat(fd)
+    return info.st_dev, info.st_ino
+
+
+def _clear_files(fd: int) -> list[str]:
+    """Unlinks everything in the directory fd except directories; returns the directories' names."""
+    directories = []
+    with os.scandir(fd) as scan:
+        for entry in scan:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    directories.append(entry.name)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+            except FileNotFoundError:       # gone already: nothing to remove
+                pass
+    return directories
+
+
+def remove_tree(path) -> None:
+    """Removes the directory `path` and all it holds; a missing `path` is not an error.
+
+    A task can nest directories thousands deep, deeper than any recursion (shutil.rmtree
+    raised RecursionError). This walk keeps one directory fd open and, per level, the
+    names still to visit. It climbs back with "..", checking that it reaches the very
+    directory it came from (device and inode), so a directory moved meanwhile makes it
+    stop with an OSError instead of deleting outside the tree. Symlinks are unlinked,
+    never followed.
+    """
+    parent, name = os.path.split(os.path.abspath(path))
+    try:
+        parent_fd = os.open(parent, _DIRECTORY_FLAGS)
+    except FileNotFoundError:
+        return
+    fd = -1
+    try:
+        try:
+            fd = os.open(name, _DIRECTORY_FLAGS, dir_fd=parent_fd)
+        except FileNotFoundError:
+            return
+        _empty(fd, path)
+        os.close(fd)
+        fd = -1
+        os.rmdir(name, dir_fd=parent_fd)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        os.close(parent_fd)
+
+
+def _empty(fd: int, path) -> None:
+    """Removes everything inside the directory fd; fd is that directory again on return."""
+    stack = [(_identity(fd), "", _clear_files(fd))]     # (identity, name in parent, subdirectories left)
+    cursor = os.dup(fd)
+    try:
+        while True:
+            _, here, pending = stack[-1]
+            if pending:
+                child = pending.pop()
+                try:
+                    child_fd = os.open(child, _DIRECTORY_FLAGS, dir_fd=cursor)
+                except FileNotFoundError:
+                    continue
+                except OSError as error:
+                    if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    os.unlink(child, dir_fd=cursor)     # swapped for a link or a file since the scan
+                    continue
+                os.close(cursor)
+                cursor = child_fd
+                stack.append((_identity(cursor), child, _clear_files(cursor)))
+                continue
+            stack.pop()
+            if not stack:
+                return
+            up = os.open("..", _DIRECTORY_FLAGS, dir_fd=cursor)
+            os.close(cursor)
+            cursor = up
+            if _identity(cursor) != stack[-1][0]:
+                raise OSError(errno.ESTALE, f"{path}: a directory moved while it was being removed")
+            try:
+                os.rmdir(here, dir_fd=cursor)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(cursor)

@@ -5,8 +5,8 @@
 """
 from __future__ import annotations
 
+import logging
 import os
-import shutil
 import signal
 import threading
 from dataclasses import asdict, dataclass
@@ -15,6 +15,9 @@ from typing import Callable
 
 from runner.execution import config, modes
 from runner.execution.executor import Execution, default_workspace
+from runner.workspace import remove_tree
+
+log = logging.getLogger("runner")
 
 # How long the end of a run waits for abandoned attempts before leaving the removal of
 # its temporary workspace to the last of them. They were cancelled, so most end at once.
@@ -239,11 +242,20 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
             # artifacts; a temporary workspace is not left behind in /tmp. An attempt
             # abandoned at its deadline may still be working in it (a thread cannot be
             # killed): the directory goes when the last such thread ends, not under it.
-            execution.after_attempts(lambda: shutil.rmtree(workspace, ignore_errors=True),
+            execution.after_attempts(lambda: _remove_workspace(workspace),
                                      WORKSPACE_RELEASE_SECONDS)
     if keyboard:
         raise RunInterrupted(outcome)
     return outcome
+
+
+def _remove_workspace(workspace: Path) -> None:
+    """The end of a run's temporary workspace: a failure to remove it is logged, never the
+    run's outcome (every task has ended and the LAST file is written by now)."""
+    try:
+        remove_tree(workspace)
+    except OSError as error:
+        log.warning("could not remove the temporary workspace %s: %s", workspace, error.strerror or error)
 
 
 def run(alt, output_dir=None, **options) -> dict:
