@@ -13,10 +13,23 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
+
 from conftest import dumps
 
 # Deeper than the interpreter's default recursion limit (1000), which shutil.rmtree hit.
 DEPTH = 1200
+
+
+@pytest.fixture(autouse=True)
+def _no_deep_tree_left(tmp_path):
+    """pytest empties old temporary directories with shutil.rmtree, which a tree this deep
+    crashes (for every later pytest run on the machine): whatever a test left goes now."""
+    yield
+    from runner.workspace import remove_tree
+    for child in tmp_path.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            remove_tree(child)
 
 
 def deep_alt(alt_id: str = "deep") -> dict:
