@@ -128,11 +128,14 @@ int runner_parse_alt_file(const char *json);
  *
  * result_json is a JSON object with "task_id" and "status" (pending, running, completed,
  * failed, cancelled, timeout or skipped), and optionally "output" (any JSON), "error"
- * (a string), "started_at"/"completed_at" (RFC 3339) and "duration_ms". A later result
- * for the same task replaces the earlier one.
+ * (a string), "started_at"/"completed_at" (RFC 3339, within years 0001-9999 once in UTC)
+ * and "duration_ms" (0 to 2^53-1). The whole object nests at most 128 levels of arrays
+ * and objects (itself the first), so every result stored can be written into a LAST
+ * file. A later result for the same task replaces the earlier one.
  *
  * Returns 1 on success. Returns 0 if an argument is NULL, alt_id is not a stored ALT
- * file, the task is not in it, or the result is malformed.
+ * file, the task is not in it, or the result is malformed (the error names where, e.g.
+ * "/output/a/0: nested deeper than 128 levels ...").
  */
 int runner_add_task_result(const char *alt_id, const char *result_json);
 

@@ -13,7 +13,7 @@ _CORE_NAMES = frozenset((
     "DocumentError", "AltValidationError", "TaskResultError", "ValidationIssue",
     # ALT files: model, validation, limits, graph, plan
     "AltFile", "Task", "EXECUTION_MODES", "PRIORITIES", "TASK_TYPES", "TASK_STATUSES",
-    "parse_alt_file", "validate_alt_document", "AltLimits",
+    "parse_alt_file", "validate_alt_document", "AltLimits", "MAX_NESTING",
     "DependencyGraph", "plan_alt_file", "DEFAULT_TASK_TIMEOUT_SECONDS",
     # task results
     "TaskResult", "parse_task_result", "task_result_from_dict",

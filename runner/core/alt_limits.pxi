@@ -32,9 +32,13 @@ LIMIT_VARIABLES = (
 # Integers beyond +-(2**53 - 1) are not exact in every JSON reader (RFC 7493, I-JSON), and
 # orjson itself turns those beyond 64 bits into floats silently: they are refused.
 cdef bytes MAX_SAFE_INTEGER = b"9007199254740991"
-# orjson refuses nesting deeper than 1024 by itself: a higher limit would mean nothing.
+# The deepest nesting of arrays and objects any input may have: ALT documents (their limit,
+# RUNNER_MAX_ALT_DEPTH, can be set up to it) and task results alike. Everything downstream
+# writes what it was given a few levels deeper (a result sits two levels down in last.json)
+# and orjson writes at most 254 levels: at 128 whatever was accepted can be written.
 cdef enum:
-    MAX_DEPTH_LIMIT = 1024
+    MAX_DEPTH_LIMIT = 128
+MAX_NESTING = MAX_DEPTH_LIMIT
 
 
 cdef class AltLimits:
@@ -66,7 +70,8 @@ cdef class AltLimits:
             if type(value) is not int or not (1 <= value <= 2**62):
                 raise ConfigurationError(f"{source}={value!r}: expected a positive integer")
             if name == "max_depth" and value > MAX_DEPTH_LIMIT:
-                raise ConfigurationError(f"{source}={value!r}: at most {MAX_DEPTH_LIMIT} (the JSON parser's own limit)")
+                raise ConfigurationError(f"{source}={value!r}: at most {MAX_DEPTH_LIMIT} "
+                                         f"(deeper documents could not be written into a LAST file)")
             self._set(name, value)
 
     cdef void _set(self, str name, Py_ssize_t value):

@@ -1,6 +1,7 @@
 # Task results: what one task produced, checked against the ALT file it belongs to.
 
 from libc.string cimport memcmp
+from datetime import datetime, timezone
 
 RESULT_FIELDS = frozenset((
     "task_id", "status", "output", "error", "started_at", "completed_at", "duration_ms", "metadata",
@@ -114,20 +115,96 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
     result.completed_at = issues.optional(doc, "completed_at", "", "string")
     for key in ("started_at", "completed_at"):
         stamp = doc.get(key)
-        if isinstance(stamp, str) and RFC3339.match(stamp) is None:
-            issues.add(f"/{key}", f"expected an RFC 3339 date-time, found {shorten(stamp)}", stamp)
+        if isinstance(stamp, str):
+            if RFC3339.match(stamp) is None:
+                issues.add(f"/{key}", f"expected an RFC 3339 date-time, found {shorten(stamp)}", stamp)
+            elif not fits_utc(stamp):
+                issues.add(f"/{key}", f"{shorten(stamp)} is outside years 0001-9999 once converted to UTC", stamp)
     duration = issues.optional(doc, "duration_ms", "", "number")
-    if duration is not None and duration < 0:
-        issues.add("/duration_ms", f"expected a number >= 0, found {shorten(duration)}", duration)
+    if duration is not None and not (0 <= duration <= MAX_DURATION_MS):
+        issues.add("/duration_ms", f"expected a number from 0 to 2^53-1, found {shorten(duration)}", duration)
     result.duration_ms = duration
     metadata = issues.optional(doc, "metadata", "", "object")
     result.metadata = metadata if metadata is not None else {}
     if metadata is not None and "ai" in <dict>metadata:
         check_ai_metadata((<dict>metadata)["ai"], issues)
+    if not issues.total:
+        too_deep = nesting_beyond(doc, MAX_DEPTH_LIMIT)
+        if too_deep is not None:
+            issues.add(too_deep, f"nested deeper than {MAX_DEPTH_LIMIT} levels of arrays and objects "
+                                 f"(the most a LAST file records; the result itself is the first)")
     if issues.total:
         raise TaskResultError(issues.issues, issues.total)
     result.extra = {k: v for k, v in doc.items() if k not in RESULT_FIELDS}
     return result
+
+
+# Durations beyond the largest exact integer would sum to infinity in the LAST statistics
+# (1e308 + 1e308), which JSON cannot hold; 2^53-1 ms is 285,000 years.
+cdef double MAX_DURATION_MS = 9007199254740991.0
+
+
+cdef bint fits_utc(str stamp) except -1:
+    """Whether an RFC 3339 stamp stays within years 1-9999 in UTC, where the LAST record
+    writes it. Only a stamp in year 0001 or 9999 can leave them (offsets are under a day)."""
+    if not (stamp.startswith("0001") or stamp.startswith("9999")):
+        return True
+    try:
+        moment = datetime.fromisoformat(stamp.upper().replace(" ", "T"))
+    except ValueError:
+        return True         # not a stamp Python reads: the record never converts it
+    try:
+        moment.astimezone(timezone.utc)
+    except OverflowError:
+        return False
+    return True
+
+
+cdef inline bint is_container(object value):
+    cdef type kind = type(value)
+    if kind is dict or kind is list:
+        return True
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return False
+    return isinstance(value, (dict, list, tuple))
+
+
+cdef list members(object container):
+    """(key, value) pairs of an object's members or an array's elements."""
+    if isinstance(container, dict):
+        return list((<dict>container).items()) if type(container) is dict else list(container.items())
+    return list(enumerate(container))
+
+
+cdef object nesting_beyond(object root, Py_ssize_t limit):
+    """The JSON pointer of the first array or object nested deeper than `limit` levels
+    in `root` (itself level 1), or None. An explicit stack: no recursion, however deep."""
+    cdef list levels = [members(root)]      # per open container: its members
+    cdef list positions = [0]               # per open container: the next member to look at
+    cdef list path = []
+    cdef Py_ssize_t top, position
+    cdef list current
+    while levels:
+        top = len(levels) - 1
+        current = <list>levels[top]
+        position = positions[top]
+        if position == len(current):
+            levels.pop()
+            positions.pop()
+            if path:
+                path.pop()
+            continue
+        positions[top] = position + 1
+        key, value = <tuple>current[position]
+        if not is_container(value):
+            continue
+        path.append(key)
+        if top + 2 > limit:
+            return "/" + "/".join([pointer_token(k if type(k) is not str or len(<str>k) <= 40
+                                                 else (<str>k)[:40] + "\u2026") for k in path])
+        levels.append(members(value))
+        positions.append(0)
+    return None
 
 
 # Bound once: looking up orjson.loads on every result cost as much as building it.

@@ -403,7 +403,13 @@ class Execution:
         }
         if state.first_started_at is None:
             del doc["started_at"]
-        self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
+        try:
+            self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
+        except self.core.TaskResultError as refused:
+            # An output the LAST file could not record (nested too deep): the task failed.
+            status, error = "failed", f"the task's result cannot be recorded: {refused}"
+            doc.update(status=status, output=None, error=error)
+            self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
         if self.journal is not None:
             self.journal.write_result(result)
         self.counts[status] += 1
