@@ -143,12 +143,13 @@ int runner_add_task_result(const char *alt_id, const char *result_json);
  * runner_generate_last_file -- write the LAST file of a stored ALT file and its results.
  *
  * Writes <output_dir>/<last_id>/last.json atomically (never a partial file). output_dir
- * NULL means $RUNNER_OUTPUT_DIR, or "./output" when unset; it is created if missing.
+ * NULL means $RUNNER_OUTPUT_DIR, or "./output" when unset; it is created if missing. An
+ * empty string names no directory and is refused (NULL is the way to ask for the default).
  * Tasks without a result are recorded as "pending". The stored results are kept, so
  * generating again gives a second LAST file with a new id.
  *
  * Returns the new LAST id (caller frees with runner_free_string), or NULL on failure:
- * alt_id NULL or unknown, output_dir not writable.
+ * alt_id NULL or unknown, output_dir empty or not writable.
  */
 char *runner_generate_last_file(const char *alt_id, const char *output_dir);
 
@@ -175,8 +176,8 @@ char *runner_get_last_file_json(const char *last_id);
  * Returns a JSON object mapping each ALT id to its new LAST id, or to
  * "ERROR: <message>" for an id that failed (caller frees with runner_free_string).
  * Returns NULL only for the call as a whole: alt_ids_json NULL or not a JSON array of
- * strings, output_dir not UTF-8, or an invalid RUNNER_LAST_WORKERS; each case is named in
- * the thread's error. A failure of one ALT id, even an internal one, is its "ERROR: ..."
+ * strings, output_dir empty or not UTF-8, or an invalid RUNNER_LAST_WORKERS; each case
+ * is named in the thread's error. A failure of one ALT id, even an internal one, is its "ERROR: ..."
  * entry, never NULL.
  */
 char *runner_batch_process(const char *alt_ids_json, const char *output_dir);
@@ -218,7 +219,8 @@ char *runner_get_version(void);
  * LAST directory as artifacts.
  *
  * Then writes <output_dir>/<last_id>/ as runner_generate_last_file does (output_dir
- * NULL means $RUNNER_OUTPUT_DIR, else "./output"), records the results as the ALT
+ * NULL means $RUNNER_OUTPUT_DIR, else "./output"; an empty string is refused before
+ * any task runs), records the results as the ALT
  * file's task results (replacing earlier ones), and keeps the LAST JSON for
  * runner_get_last_file_json.
  *

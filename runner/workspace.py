@@ -4,7 +4,8 @@ Paths come from ALT files and task outputs, so they are untrusted. Checking a re
 path and then opening it races with a directory swapped for a symlink in between, so a
 path is walked one component at a time with openat-style calls (dir_fd) and O_NOFOLLOW:
 what is checked is what is opened, and a symlink anywhere on the way is refused (even
-one pointing inside: it could be repointed at any moment).
+one pointing inside: it could be repointed at any moment). A hard link cannot be told
+from the file it links to, so a regular file with a link count above 1 is refused too.
 
 Files are opened with O_NONBLOCK and checked with fstat before use, so a FIFO, socket or
 device is refused at once instead of blocking its reader forever; O_NONBLOCK is then
@@ -95,7 +96,8 @@ def _not_regular(path: str, kind: str) -> WorkspaceRefused:
 def open_regular_file(dir_fd: int, name: str, flags: int, path: str) -> int:
     """An fd of the regular file `name` in dir_fd, opened with `flags` (O_CREAT creates it).
 
-    Never follows a symlink, never blocks on a FIFO or device: those are refused.
+    Never follows a symlink, never blocks on a FIFO or device: those are refused, and so
+    is a file with more than one hard link, which may be a file outside the workspace.
     """
     try:
         fd = os.open(name, flags | _FILE_FLAGS, 0o644, dir_fd=dir_fd)
@@ -109,9 +111,12 @@ def open_regular_file(dir_fd: int, name: str, flags: int, path: str) -> int:
             raise _not_regular(path, _kind_at(dir_fd, name)) from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise _not_regular(path, _kind(mode))
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_regular(path, _kind(info.st_mode))
+        if info.st_nlink > 1:
+            raise WorkspaceRefused(f"{path!r} has {info.st_nlink} hard links (refused: another of its names "
+                                   f"could be outside the workspace)")
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
         return fd
     except BaseException:

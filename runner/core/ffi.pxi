@@ -17,6 +17,17 @@ cdef str c_text(const char *text, str argument):
         raise RunnerError(f"argument '{argument}' is not valid UTF-8 (byte {error.start})") from None
 
 
+cdef object c_output_dir(const char *output_dir):
+    """The output_dir argument: None (the default directory) for NULL; an empty string
+    names no directory and is refused rather than silently taken for NULL."""
+    if output_dir == NULL:
+        return None
+    if output_dir[0] == 0:
+        raise RunnerError("argument 'output_dir' is an empty string: pass NULL for the default "
+                          "($RUNNER_OUTPUT_DIR, else ./output)")
+    return c_text(output_dir, "output_dir")
+
+
 # Callers send many results to a few ALT files. Keeping the last ids decoded saves decoding
 # and hashing the same id on every call (a str caches its hash); a hit is a length check
 # and a memcmp against the str's own UTF-8. Only touched with the GIL held.
@@ -71,7 +82,7 @@ cdef public object core_add_task_result(const char *alt_id, const char *result_j
 
 
 cdef public object core_generate_last_file(const char *alt_id, const char *output_dir):
-    directory = None if output_dir == NULL else c_text(output_dir, "output_dir")
+    directory = c_output_dir(output_dir)
     return STORE.generate_last(c_text(alt_id, "alt_id"), directory).encode()
 
 
@@ -86,7 +97,7 @@ cdef public object core_batch_process(const char *alt_ids_json, const char *outp
         raise RunnerError(f"alt_ids_json is not JSON: {error}") from None
     if not isinstance(alt_ids, list) or any(not isinstance(alt_id, str) for alt_id in alt_ids):
         raise RunnerError(f"alt_ids_json must be a JSON array of ALT ids (strings), found {shorten(alt_ids)}")
-    directory = None if output_dir == NULL else c_text(output_dir, "output_dir")
+    directory = c_output_dir(output_dir)
     return orjson.dumps(STORE.batch(alt_ids, directory))
 
 

@@ -17,7 +17,7 @@ cdef public object core_execute_alt_file(const char *alt_id, const char *output_
     cdef AltFile alt = STORE.alt_file(key)
     cdef RunStore store = <RunStore>STORE
     cdef long generation = cleanup_generation
-    directory = None if output_dir == NULL else c_text(output_dir, "output_dir")
+    directory = c_output_dir(output_dir)
     abi_runs += 1   # before the import, which may release the GIL: cleanup must wait for us
     try:
         from runner import execution

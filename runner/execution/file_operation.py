@@ -101,10 +101,13 @@ def _list(workspace_fd, parts, path):
         entries = []
         with os.scandir(fd) as scan:
             for entry in scan:
-                kind = _entry_type(entry)
-                item = {"name": entry.name, "type": kind}
-                if kind == "file":
-                    item["size"] = entry.stat(follow_symlinks=False).st_size
+                try:
+                    kind = _entry_type(entry)
+                    item = {"name": entry.name, "type": kind}
+                    if kind == "file":
+                        item["size"] = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue    # deleted (by another task) between the scan and its stat: not listed
                 entries.append(item)
     finally:
         os.close(fd)

@@ -300,7 +300,9 @@ def open_in_workspace(workspace: Path | None, relative: str) -> int:
     if workspace is None:
         raise ArtifactRefused(f"path '{relative}' given but the run has no workspace")
     try:
-        return open_for_reading(workspace, relative.replace("\\", "/"))
+        # '/' is the only separator: a backslash is part of a name (file_operation wrote
+        # '..\\escape5.txt' as one file), so it is not turned into a '..' component here.
+        return open_for_reading(workspace, relative)
     except WorkspaceRefused as refused:
         raise ArtifactRefused(str(refused)) from None
     except OSError as error:
