@@ -177,8 +177,8 @@ char *runner_get_last_file_json(const char *last_id);
  * "ERROR: <message>" for an id that failed (caller frees with runner_free_string).
  * Returns NULL only for the call as a whole: alt_ids_json NULL or not a JSON array of
  * strings, output_dir empty or not UTF-8, or an invalid RUNNER_LAST_WORKERS; each case
- * is named in the thread's error. A failure of one ALT id, even an internal one, is its "ERROR: ..."
- * entry, never NULL.
+ * is named in the thread's error. A failure of one ALT id, even an internal one, is its
+ * "ERROR: ..." entry, never NULL.
  */
 char *runner_batch_process(const char *alt_ids_json, const char *output_dir);
 
