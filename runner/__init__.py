@@ -23,8 +23,9 @@ _CORE_NAMES = frozenset((
     "RunStore",
 ))
 _EXECUTION_NAMES = frozenset(("run",))  # plain Python: runner.execution
+_CLUSTER_NAMES = frozenset(("run_many",))  # plain Python: runner.cluster (distributed only with dask=)
 
-__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES) - {"__version__"})
+__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES | _CLUSTER_NAMES) - {"__version__"})
 
 
 def __getattr__(name: str):
@@ -36,4 +37,8 @@ def __getattr__(name: str):
         from runner import execution
 
         return getattr(execution, name)
+    if name in _CLUSTER_NAMES:
+        from runner import cluster
+
+        return getattr(cluster, name)
     raise AttributeError(f"module 'runner' has no attribute {name!r}")

@@ -1,10 +1,14 @@
 """`run FILE`: execute an ALT file and write its LAST directory, printed as the last line.
 
+Several files, or --dask, go through runner.cluster.command (one JSON object of LAST
+directories; files or heavy tasks on a Dask cluster).
+
 Exit 0 when every task completed, 1 when any did not (or the LAST file could not be
 written), 2 when the file or an option is unusable, 130 after Ctrl-C and 143 after
 SIGTERM (the LAST file of what finished is still written). Progress goes to stderr: a bar on a terminal, plain
 lines otherwise.
 """
+import os
 import sys
 from pathlib import Path
 
@@ -13,19 +17,30 @@ TERMINATED = 143
 
 
 def main(args) -> int:
+    if len(args.files) > 1:
+        from runner.cluster.command import run_several
+        return run_several(args)
+    if args.dask is not None or os.environ.get("RUNNER_DASK_SCHEDULER", "").strip():
+        from runner.cluster.command import run_one_placed
+        return run_one_placed(args, run_file)
+    return run_file(args)
+
+
+def run_file(args, **execute_options) -> int:
     from runner import AltValidationError, ConfigurationError, RunnerError, parse_alt_file
     from runner.execution import execute
     from runner.execution.progress import ProgressDisplay
 
+    path = args.files[0]
     try:
-        data = Path(args.file).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as error:
-        print(f"{args.file}: cannot read: {error.strerror or error}", file=sys.stderr)
+        print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
         return 2
     try:
         alt = parse_alt_file(data)
     except AltValidationError as error:
-        print(f"{args.file}: invalid ({error.total} error{'s' if error.total != 1 else ''})", file=sys.stderr)
+        print(f"{path}: invalid ({error.total} error{'s' if error.total != 1 else ''})", file=sys.stderr)
         for issue in error.issues:
             print(f"  {issue}", file=sys.stderr)
         return 2
@@ -33,7 +48,7 @@ def main(args) -> int:
     try:
         outcome = execute(alt, args.out, environ=_cassette_environment(args), mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
                           workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
-                          alt_file=Path(args.file).resolve())
+                          alt_file=Path(path).resolve(), **execute_options)
     except ConfigurationError as error:
         print(f"configuration: {error}", file=sys.stderr)
         return 2
@@ -93,9 +108,9 @@ def _seed(text: str) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="execute an ALT file; print the LAST directory last; "
-                                              "exit 0 all completed, 1 not, 2 invalid input")
-    parser.add_argument("file", metavar="FILE")
+    parser = subparsers.add_parser("run", help="execute ALT files; print the LAST directory last (several "
+                                              "files: a JSON object); exit 0 all completed, 1 not, 2 invalid input")
+    parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--out", metavar="DIR", help="where the LAST directory goes (default $RUNNER_OUTPUT_DIR or ./output)")
     parser.add_argument("--mode", choices=("normal", "dream", "explore", "chaos"), help="override the file's mode")
     parser.add_argument("--max-concurrency", type=_positive, metavar="N",
@@ -110,4 +125,9 @@ def register(subparsers) -> None:
     cassette.add_argument("--replay", metavar="FILE", help="answer every AI call from FILE; no connection is made")
     parser.add_argument("--replay-speed", choices=("instant", "realtime"), default="instant",
                         help="replayed streams: at once (default) or at their recorded pace")
+    parser.add_argument("--jobs", type=_positive, metavar="N",
+                        help="ALT files running at once on this machine (several files; default 4)")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run on a Dask cluster: tcp://HOST:PORT of a scheduler, or local:N to start N worker "
+                             "processes here (default $RUNNER_DASK_SCHEDULER); needs pip install 'librunner[dask]'")
     parser.set_defaults(func=main)

@@ -133,7 +133,8 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
             stream: bool = False, ai_client=None, handle_sigint: bool = False, write: bool = True,
             journal: bool | None = None, alt_file=None, environ=os.environ,
             reuse: dict | None = None, resumed_from: str | None = None,
-            temporary_workspace: bool | None = None) -> RunOutcome:
+            temporary_workspace: bool | None = None, placement=None,
+            on_execution: Callable | None = None) -> RunOutcome:
     """Runs every task of `alt` (an AltFile, dict or JSON) and writes its LAST directory.
 
     mode overrides the file's mode; max_concurrency defaults to RUNNER_MAX_CONCURRENT_TASKS;
@@ -142,12 +143,15 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
     holds the files tasks wrote as artifacts, is written and no abandoned attempt still
     works in it); on_event(dict) receives progress events. handle_sigint (main thread
     only): Ctrl-C and SIGTERM stop the run cleanly instead of raising at once. write=False
-    skips the LAST file (benchmarks). Before the first task, the AI service and the models
-    the AI tasks use are checked once where the provider can be asked (runner.ai.preflight).
+    skips the LAST file (benchmarks, or a Dask worker whose submitter writes it). Before
+    the first task, the AI service and the models the AI tasks use are checked once where
+    the provider can be asked (runner.ai.preflight).
     journal (default: write) creates the LAST directory at the start with journal.jsonl and
     alt.json (runner.execution.journal); alt_file is the path the journal names. reuse
     (task index -> TaskResult), resumed_from and temporary_workspace serve resume
-    (runner.execution.resume).
+    (runner.execution.resume). placement runs some task types elsewhere (see Execution);
+    on_execution(Execution) is called before the run starts, so another thread can
+    interrupt() it.
     """
     alt, settings, mode, cap = _prepare(alt, mode, max_concurrency, environ)
     if seed is not None and (type(seed) is not int or seed < 0):
@@ -157,7 +161,8 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
                "temporary_workspace": temporary_workspace}
     try:
         return _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream,
-                        ai_client or checked_client, handle_sigint, write, environ, **durable)
+                        ai_client or checked_client, handle_sigint, write, environ, placement, on_execution,
+                        **durable)
     finally:
         if checked_client is not None:
             checked_client.close()
@@ -179,7 +184,8 @@ def _checked_ai_client(alt, ai_client, environ):
 
 
 def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream, ai_client, handle_sigint,
-             write, environ, *, journal, alt_file, reuse, resumed_from, temporary_workspace) -> RunOutcome:
+             write, environ, placement, on_execution, *, journal, alt_file, reuse, resumed_from,
+             temporary_workspace) -> RunOutcome:
     from runner import librunner
 
     if temporary_workspace is None:
@@ -188,7 +194,9 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
     workspace.mkdir(parents=True, exist_ok=True)
     execution = Execution(alt, settings=settings, mode=mode, max_concurrency=cap, seed=seed,
                           workspace=workspace, on_event=on_event, stream=stream, ai_client=ai_client,
-                          environ=environ, reuse=reuse)
+                          environ=environ, reuse=reuse, placement=placement)
+    if on_execution is not None:
+        on_execution(execution)
     run_journal = last_id = None
     if write if journal is None else journal:
         try:

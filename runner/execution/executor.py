@@ -76,8 +76,12 @@ class Execution:
     def __init__(self, alt, *, settings: ExecutionSettings, mode: str, max_concurrency: int,
                  seed: int | None, workspace: Path, on_event: Callable[[dict], None] | None = None,
                  stream: bool = False, ai_client=None, environ=None, journal=None,
-                 reuse: dict | None = None):
+                 reuse: dict | None = None, placement=None):
         core = _core()
+        # placement: an object with `task_types` (a set) and `run(ctx) -> output`, which runs
+        # the attempts of those types elsewhere (a Dask worker) in place of their handler;
+        # everything else (order, retries, faults, deadlines) stays in this loop.
+        self.placement = placement
         self.environ = environ
         self.core = core
         self.alt = alt
@@ -311,7 +315,11 @@ class Execution:
             if handler is None:
                 raise TaskFailure(f"unknown task_type {ctx.task.task_type!r} (expected one of {', '.join(HANDLERS)})",
                                   permanent=True)
-            output = handler(ctx)
+            placement = self.placement
+            if placement is not None and ctx.task.task_type in placement.task_types:
+                output = placement.run(ctx)
+            else:
+                output = handler(ctx)
         except TaskFailure as failure:
             self.completions.put((token, "failed", None, failure))
         except Exception as error:     # a handler's bug or an unexpected OS error: may pass

@@ -1,0 +1,160 @@
+"""What runs on a Dask worker: a whole ALT file, or one attempt of a CPU-bound task.
+
+Both are plain functions the submitter sends by reference (librunner must be installed
+on the workers). They return plain dicts, never librunner objects or exceptions, so
+nothing but JSON values, bytes and the settings dataclass crosses the wire. Interruption
+and cancellation arrive by broadcast (Client.run) and find their target in this module's
+registries, keyed by the submission or the attempt.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from runner.cluster import travelling_settings
+
+_LOCK = threading.Lock()
+_FILES: dict[str, set] = {}            # submission -> Executions running its files here
+_STOPPED: set[str] = set()             # submissions interrupted: their files not started never start
+_ATTEMPTS: dict[str, object] = {}      # attempt key -> its Cancellation
+
+
+def worker_identity() -> dict:
+    """{"address", "name"} of the worker this runs on."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    return {"address": worker.address, "name": str(worker.name)}
+
+
+# ---- whole files --------------------------------------------------------------------
+
+def run_file(data: bytes, mode, max_concurrency, seed, travelled: dict, submission: str) -> dict:
+    """Runs one ALT file here without writing its LAST directory; returns what the submitter
+    needs to write it: {"results", "execution", "files"} or {"error"} or {"not_started"}."""
+    from runner import RunnerError
+    from runner.cluster.shipped_files import pack
+    from runner.execution import execute
+    from runner.last.options import from_environment
+
+    identity = worker_identity()
+    with _LOCK:
+        if submission in _STOPPED:
+            return {"not_started": True}
+    environ = travelling_settings.on_worker(travelled)
+    workspace = Path(tempfile.mkdtemp(prefix="runner-worker-file-"))
+
+    mine = []
+
+    def register(execution):
+        mine.append(execution)
+        with _LOCK:
+            _FILES.setdefault(submission, set()).add(execution)
+            stopped = submission in _STOPPED
+        if stopped:
+            execution.interrupt()
+
+    try:
+        try:
+            outcome = execute(data, None, mode=mode, max_concurrency=max_concurrency, seed=seed,
+                              workspace=workspace, write=False, environ=environ, on_execution=register)
+        except RunnerError as error:
+            return {"error": str(error), "worker": identity}
+        results = {task_id: result.to_dict() for task_id, result in outcome.results.items()}
+        files, refused = pack(results, workspace, from_environment(environ).artifact_max_bytes)
+        execution = dict(outcome.execution)
+        execution["worker"] = identity
+        if refused:
+            execution["worker"]["files_refused"] = refused
+        return {"results": results, "execution": execution, "files": files}
+    finally:
+        with _LOCK:
+            running = _FILES.get(submission)
+            if running is not None:
+                running.difference_update(mine)
+                if not running:
+                    _FILES.pop(submission, None)
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def interrupt_submission(submission: str) -> int:
+    """Broadcast by an interrupted submitter: its running files stop (their results still
+    come back), the ones not started yet return at once. Returns how many were running."""
+    with _LOCK:
+        _STOPPED.add(submission)
+        running = list(_FILES.get(submission, ()))
+    for execution in running:
+        execution.interrupt()
+    return len(running)
+
+
+# ---- single attempts of heavy tasks ---------------------------------------------------
+
+def run_attempt(spec: dict) -> dict:
+    """One attempt of a data_processing or system_command task, its deadline enforced here:
+    at `spec["timeout"]` seconds the attempt is cancelled (a command's process group killed,
+    a data task's cancellation flag set) and reported as timeout, as the local executor
+    does. Returns {"outcome": completed|failed|timeout|cancelled, ...}."""
+    from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
+    from runner.execution.executor import HANDLERS
+
+    identity = worker_identity()
+    key = spec["key"]
+    timeout = spec["timeout"]
+    cancellation = Cancellation()
+    finished = threading.Event()
+    cancellation.on_cancel(finished.set)
+    with _LOCK:
+        _ATTEMPTS[key] = cancellation
+    workspace = Path(tempfile.mkdtemp(prefix="runner-worker-task-"))
+    ctx = AttemptContext(task=None, alt=None, parameters=spec["parameters"], number=spec["number"],
+                         deadline=time.monotonic() + timeout, mode=spec["mode"], workspace=workspace,
+                         dependencies=spec["dependencies"], settings=spec["settings"], cancellation=cancellation)
+    report: dict = {}
+
+    def work():
+        try:
+            report.update(outcome="completed", output=HANDLERS[spec["task_type"]](ctx))
+        except AttemptTimeout as failure:
+            report.update(outcome="timeout", error=str(failure))
+        except TaskFailure as failure:
+            report.update(outcome="failed", error=str(failure), permanent=failure.permanent,
+                          retry_after=failure.retry_after)
+        except Exception as error:       # a handler's bug or an unexpected OS error
+            report.update(outcome="failed", error=f"{type(error).__name__}: {error}", permanent=False)
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=work, name=f"runner-attempt-{key}", daemon=True)
+    thread.start()
+    try:
+        finished.wait(timeout)
+        if not report:
+            if cancellation.is_set():
+                return {"outcome": "cancelled", "error": "cancelled", "metadata": {"worker": identity}}
+            cancellation.cancel()
+            return {"outcome": "timeout", "error": f"timed out after {timeout:g} s (stopped on the worker)",
+                    "metadata": {"worker": identity, **ctx.metadata}}
+        report["metadata"] = {"worker": identity, **ctx.metadata}
+        return report
+    finally:
+        with _LOCK:
+            _ATTEMPTS.pop(key, None)
+        if not thread.is_alive():
+            shutil.rmtree(workspace, ignore_errors=True)
+        else:       # the handler still winds down after its cancellation: the directory goes then
+            threading.Thread(target=lambda: (thread.join(), shutil.rmtree(workspace, ignore_errors=True)),
+                             daemon=True).start()
+
+
+def cancel_attempt(key: str) -> bool:
+    """Broadcast when the submitter abandons an attempt: cancels it if it runs here."""
+    with _LOCK:
+        cancellation = _ATTEMPTS.get(key)
+    if cancellation is None:
+        return False
+    cancellation.cancel()
+    return True

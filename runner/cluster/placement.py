@@ -1,0 +1,68 @@
+"""Heavy tasks of one ALT file on Dask workers, while the executor here stays in charge.
+
+The executor (runner.execution.executor) keeps order, priorities, retries, chaos faults
+and deadlines; for the CPU-bound types it calls DaskPlacement.run(ctx) on its attempt
+thread instead of the handler, and that sends the attempt to a worker and waits. The
+worker enforces the attempt's timeout itself (runner.cluster.on_worker.run_attempt); the
+executor also abandons the attempt at its deadline, and the cancellation then reaches the
+worker by broadcast. AI calls stay here: they are I/O-bound and share this process's
+limiter.
+
+A worker that dies during an attempt: Dask reruns the attempt on another worker within
+the attempt's deadline; once Dask gives up (KilledWorker) the attempt fails and the
+task's own retry budget decides whether it runs again.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+
+from runner.execution.attempt import AttemptTimeout, TaskFailure
+
+PLACED_TYPES = frozenset({"data_processing", "system_command"})
+
+
+class DaskPlacement:
+    task_types = PLACED_TYPES
+
+    def __init__(self, client):
+        self.client = client
+
+    def run(self, ctx):
+        from distributed import CancelledError
+
+        from runner.cluster import on_worker
+
+        key = f"runner-task-{uuid.uuid4().hex}"
+        spec = {"key": key, "task_type": ctx.task.task_type, "parameters": ctx.parameters, "number": ctx.number,
+                "mode": ctx.mode, "dependencies": ctx.dependencies, "settings": ctx.settings,
+                "timeout": ctx.remaining()}
+        future = self.client.submit(on_worker.run_attempt, spec, key=key, pure=False)
+        ctx.cancellation.on_cancel(lambda: self._cancel(future, key))
+        try:
+            answer = future.result()
+        except CancelledError:
+            raise TaskFailure("cancelled") from None
+        except Exception as error:      # KilledWorker, a lost connection: retryable
+            raise TaskFailure(f"on the Dask cluster: {type(error).__name__}: {error}") from None
+        ctx.metadata.update(answer.get("metadata") or {})
+        outcome = answer["outcome"]
+        if outcome == "completed":
+            return answer["output"]
+        if outcome == "timeout":
+            raise AttemptTimeout(answer["error"])
+        raise TaskFailure(answer["error"], permanent=bool(answer.get("permanent")),
+                          retry_after=answer.get("retry_after"))
+
+    def _cancel(self, future, key: str) -> None:
+        """Runs on the thread that cancels (the executor's loop): the calls to the cluster go
+        to a thread of their own so the loop does not wait on the network."""
+        from runner.cluster import on_worker
+
+        def cancel():
+            try:
+                self.client.run(on_worker.cancel_attempt, key)
+                future.cancel()
+            except Exception:      # the cluster is gone: the worker enforces the deadline itself
+                pass
+        threading.Thread(target=cancel, name="runner-cancel-attempt", daemon=True).start()
