@@ -196,7 +196,7 @@ def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
         if stop.event.is_set():
             return FileOutcome(item.path, error=NOT_STARTED, interrupted=True)
         try:
-            outcome = execute(item.alt, output_dir, environ=environ,
+            outcome = execute(item.alt, output_dir, environ=environ, alt_file=Path(item.path).resolve(),
                               on_execution=lambda execution: stop.on_stop(execution.interrupt), **options)
         except RunnerError as error:
             return FileOutcome(item.path, error=f"{item.path}: {error}")
