@@ -187,3 +187,71 @@ RUNNER_API char *runner_execute_alt_file(const char *alt_id, const char *output_
     runner_gil_leave(gil);
     return last_id;
 }
+
+/* ---- runs a C host drives, and resume (runner/core/ffi_runs.pxi) ------------------- */
+
+RUNNER_API char *runner_run_start(const char *alt_id, const char *output_dir) {
+    static const char fn[] = "runner_run_start";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, alt_id, NULL);
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
+    char *run_id = hand_out(fn, core_run_start(alt_id, output_dir));
+    runner_gil_leave(gil);
+    return run_id;
+}
+
+RUNNER_API char *runner_run_status(const char *run_id) {
+    static const char fn[] = "runner_run_status";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, run_id, NULL);
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
+    char *status = hand_out(fn, core_run_status(run_id));
+    runner_gil_leave(gil);
+    return status;
+}
+
+RUNNER_API char *runner_run_events(const char *run_id, long long after) {
+    static const char fn[] = "runner_run_events";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, run_id, NULL);
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
+    char *events = hand_out(fn, core_run_events(run_id, after));
+    runner_gil_leave(gil);
+    return events;
+}
+
+RUNNER_API int runner_run_cancel(const char *run_id) {
+    static const char fn[] = "runner_run_cancel";
+    REQUIRE_READY(fn, 0);
+    REQUIRE_ARGUMENT(fn, run_id, 0);
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return 0;
+    int ok = succeeded(fn, core_run_cancel(run_id));
+    runner_gil_leave(gil);
+    return ok;
+}
+
+RUNNER_API char *runner_run_wait(const char *run_id, int timeout_ms) {
+    static const char fn[] = "runner_run_wait";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, run_id, NULL);
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
+    char *last_id = hand_out(fn, core_run_wait(run_id, timeout_ms));
+    runner_gil_leave(gil);
+    return last_id;
+}
+
+RUNNER_API char *runner_resume(const char *last_dir, const char *alt_json, const char *output_dir) {
+    static const char fn[] = "runner_resume";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, last_dir, NULL);
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
+    char *last_id = hand_out(fn, core_resume(last_dir, alt_json, output_dir));
+    runner_gil_leave(gil);
+    return last_id;
+}

@@ -185,8 +185,10 @@ char *runner_batch_process(const char *alt_ids_json, const char *output_dir);
 /*
  * runner_cleanup -- release the library's state.
  *
- * Discards every stored ALT file, task result and LAST file (files on disk stay) and
- * releases every string still outstanding: pointers returned earlier become invalid. The
+ * Runs in progress are interrupted first (runner_execute_alt_file, runner_resume, and
+ * every run started by runner_run_start, which is cancelled and waited for until its
+ * LAST file is written; run ids become unknown). Then discards every stored ALT file,
+ * task result and LAST file (files on disk stay) and releases every string still outstanding: pointers returned earlier become invalid. The
  * interpreter is not finalised, and runner_init() may be called again afterwards. Call it
  * when no other thread is using the library's strings: a call that overlaps it on another
  * thread may fail with the "not initialised" error, and a string such a call does return
@@ -238,6 +240,109 @@ char *runner_get_version(void);
  * string, so no id is handed out).
  */
 char *runner_execute_alt_file(const char *alt_id, const char *output_dir);
+
+/*
+ * runner_run_start -- start running a stored ALT file in the library's own thread.
+ *
+ * Runs alt_id (stored by runner_parse_alt_file) exactly as runner_execute_alt_file
+ * does, LAST directory under output_dir included (NULL: $RUNNER_OUTPUT_DIR, else
+ * "./output"), but returns at once: the run goes on in a thread of the library. Watch it
+ * with runner_run_status and runner_run_events, stop it with runner_run_cancel, collect
+ * its LAST id with runner_run_wait. Several runs may go at once, of the same or of
+ * different ALT files. runner_execute_alt_file behaves as runner_run_start followed by
+ * runner_run_wait with no timeout.
+ *
+ * Returns the run id ("run_" and 32 hex digits; caller frees with runner_free_string),
+ * valid until runner_cleanup. Returns NULL if alt_id is NULL, not valid UTF-8 or not a
+ * stored ALT file, or output_dir is not valid UTF-8. Problems met once the run goes
+ * (a RUNNER_* variable with an unusable value, an unwritable output directory) are
+ * reported by runner_run_wait and runner_run_status. Any thread may call it.
+ */
+char *runner_run_start(const char *alt_id, const char *output_dir);
+
+/*
+ * runner_run_status -- where a run started by runner_run_start is, as JSON.
+ *
+ * {"run_id", "alt_id", "state": "starting"|"running"|"completed"|"interrupted"|"failed",
+ *  "counts": {"pending", "running", "completed", "failed", "timeout", "cancelled",
+ *  "skipped"}, "tasks": {task id: status}, "events": number of events so far,
+ *  "last_id": the LAST id once the LAST file is written (else null), "directory",
+ *  "error": why a failed run failed (else null)}. "completed" means the run ended and
+ * its LAST file was written, whatever its tasks' outcomes; "interrupted" that
+ * runner_run_cancel (or runner_cleanup) stopped it and its LAST file was written.
+ *
+ * Returns the JSON (caller frees with runner_free_string), or NULL if run_id is NULL or
+ * not a run of this library since the last runner_cleanup ("unknown run '<id>'").
+ * Any thread may call it, while the run goes on.
+ */
+char *runner_run_status(const char *run_id);
+
+/*
+ * runner_run_events -- the events of a run numbered after `after`, as a JSON array.
+ *
+ * Each event is an object with "seq" (1, 2, 3, ... in the order they happened),
+ * "event" ("run_started", "task_started", "task_retrying", "task_output",
+ * "task_finished", "run_finished"), "task_id" (null for the run's own events) and the
+ * event's details: "attempt", "status" and "error" of a finished task, "text" of a
+ * streamed piece (tasks with parameters.stream true), "total", "done", "running",
+ * "failed", "skipped". Pass 0 for every event, then the last "seq" seen to poll for
+ * newer ones; an empty array ("[]") means nothing new. Events are kept until
+ * runner_cleanup, so several readers may each read them all.
+ *
+ * Returns the JSON (caller frees with runner_free_string), or NULL if run_id is NULL or
+ * unknown. Any thread may call it.
+ */
+char *runner_run_events(const char *run_id, long long after);
+
+/*
+ * runner_run_cancel -- stop one run started by runner_run_start.
+ *
+ * Pending tasks are cancelled, running ones get the grace period ($RUNNER_GRACE_SECONDS,
+ * default 2) and are then cancelled; the LAST file of what finished is still written
+ * (execution.interrupted true), and the run's state becomes "interrupted". Other runs
+ * go on. Returns at once: runner_run_wait waits for the LAST file. Cancelling a run that
+ * has ended, or twice, does nothing and succeeds.
+ *
+ * Returns 1, or 0 if run_id is NULL or unknown. Any thread may call it.
+ */
+int runner_run_cancel(const char *run_id);
+
+/*
+ * runner_run_wait -- wait until a run has ended and its LAST file is written.
+ *
+ * Waits at most timeout_ms milliseconds (a negative timeout waits for as long as the
+ * run takes; 0 only looks). The GIL is released while waiting, so other threads' calls
+ * proceed. A run that ended keeps answering: its LAST JSON is then also available to
+ * runner_get_last_file_json, and its results become the ALT file's task results.
+ *
+ * Returns the LAST id (caller frees with runner_free_string). Returns NULL with the error
+ * "runner_run_wait: still running" when the timeout passed first; NULL if run_id is NULL
+ * or unknown, if the run failed (the error says why: an unusable RUNNER_* variable, an
+ * unwritable output directory), or if runner_cleanup interrupted it. Any thread may
+ * call it, and several threads may wait for one run.
+ */
+char *runner_run_wait(const char *run_id, int timeout_ms);
+
+/*
+ * runner_resume -- finish or redo a run from its LAST directory, without paying twice.
+ *
+ * last_dir is the LAST directory of a run (finished, or interrupted, even by kill -9: it
+ * holds the run's journal.jsonl and alt.json). Completed results of unchanged tasks are
+ * kept; failed, timed-out, cancelled, skipped and never-started tasks run. alt_json, if
+ * not NULL, is an edited version of the ALT file: exactly the changed tasks (prompt
+ * after templating, model, sampling, parameters, type) and their dependents re-run.
+ * Completed system_command and file_operation tasks are never repeated. The run uses
+ * the earlier run's mode, seed and (if it still exists) workspace, and writes a new
+ * LAST directory under output_dir (NULL: beside last_dir) whose execution.resumed_from
+ * is the earlier LAST id; reused results carry metadata.reused_from. Blocks until the
+ * run ends; runner_cleanup interrupts it as it does runner_execute_alt_file.
+ *
+ * Returns the new LAST id (caller frees with runner_free_string). Returns NULL if
+ * last_dir is NULL or holds no journal (the error says why), if the run there is still
+ * going, if alt_json is not a valid ALT file, or if the LAST file cannot be written.
+ * Any thread may call it.
+ */
+char *runner_resume(const char *last_dir, const char *alt_json, const char *output_dir);
 
 #ifdef __cplusplus
 }

@@ -20,6 +20,12 @@ PROTOTYPES = (
     ("runner_get_last_file_json", [_TEXT], _POINTER),
     ("runner_batch_process", [_TEXT, _TEXT], _POINTER),
     ("runner_execute_alt_file", [_TEXT, _TEXT], _POINTER),
+    ("runner_run_start", [_TEXT, _TEXT], _POINTER),
+    ("runner_run_status", [_TEXT], _POINTER),
+    ("runner_run_events", [_TEXT, ctypes.c_longlong], _POINTER),
+    ("runner_run_cancel", [_TEXT], ctypes.c_int),
+    ("runner_run_wait", [_TEXT, ctypes.c_int], _POINTER),
+    ("runner_resume", [_TEXT, _TEXT, _TEXT], _POINTER),
     ("runner_cleanup", [], ctypes.c_int),
     ("runner_get_version", [], _POINTER),
 )

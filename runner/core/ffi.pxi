@@ -105,5 +105,6 @@ cdef public object core_cleanup():
     # Runs in progress (runner_execute_alt_file) are interrupted and waited for first, so
     # none hands out a string after the shim has released them all.
     cancel_runs_for_cleanup()
+    cancel_background_runs()
     STORE.clear()
     return None

@@ -283,7 +283,8 @@ class Execution:
             task=task, alt=self.alt, parameters=task.parameters, number=number, deadline=deadline,
             mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
-            stream=self.stream, on_text=self._text_sink(task.id) if self.stream else None)
+            stream=self.stream,
+            on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
         self._token += 1
         attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
         self.running[self._token] = attempt
