@@ -137,6 +137,17 @@ RUNNER_API char *runner_get_last_file_json(const char *last_id) {
     return json;
 }
 
+RUNNER_API char *runner_get_warnings(const char *alt_id) {
+    static const char fn[] = "runner_get_warnings";
+    REQUIRE_READY(fn, NULL);
+    REQUIRE_ARGUMENT(fn, alt_id, NULL);
+    PyGILState_STATE gil;
+    if (!enter_core(fn, &gil)) return NULL;
+    char *json = hand_out(fn, core_get_warnings(alt_id));
+    runner_gil_leave(gil);
+    return json;
+}
+
 RUNNER_API char *runner_batch_process(const char *alt_ids_json, const char *output_dir) {
     static const char fn[] = "runner_batch_process";
     REQUIRE_READY(fn, NULL);

@@ -116,12 +116,38 @@ void runner_free_string(char *s);
  * NaN/Infinity and integers beyond +-(2^53-1) are refused. `python -m runner schema alt`
  * prints the JSON Schema of the format.
  *
+ * The parameters of each task are checked against its type
+ * (`python -m runner schema task-parameters`): wrong types, unknown data operations,
+ * malformed file operations and commands, prompt templates that do not compile. Unknown
+ * fields and unused parameters are kept and listed by runner_get_warnings; with
+ * RUNNER_STRICT=true they are errors.
+ *
  * Returns 1 on success. Returns 0 if json is NULL, not UTF-8, not JSON or not a valid
  * ALT file; the error names the first problem with its JSON-pointer path and the total
  * count, e.g. "runner_parse_alt_file: /tasks/1/dependencies/0: unknown task 'fetch_dta'
  * (did you mean 'fetch_data'?) (1 error in ALT file)".
  */
 int runner_parse_alt_file(const char *json);
+
+/*
+ * runner_get_warnings -- what a stored ALT file and its task results contain that the
+ * runner does not use.
+ *
+ * Fields of the ALT file, of its tasks and of the task results added with
+ * runner_add_task_result that the runner does not know, and task parameters that the
+ * task's type does not read, are kept (they are copied into the LAST file) and listed
+ * here, each with the known name it most likely stands for:
+ *     [{"path":"/tasks/1/depends_on","message":"unknown field (did you mean 'dependencies'?)"},
+ *      {"path":"/task_results/a/cost","message":"unknown field"}]
+ * The array is empty when there is nothing to report; at most 100 warnings of the ALT file
+ * are listed, followed by one entry counting the rest. With RUNNER_STRICT=true in the
+ * environment, runner_parse_alt_file and runner_add_task_result refuse such input instead
+ * (their error names the first unknown field).
+ *
+ * Returns a new string (caller frees with runner_free_string), or NULL if alt_id is NULL,
+ * not valid UTF-8 or not a stored ALT file. Any thread, like every function.
+ */
+char *runner_get_warnings(const char *alt_id);
 
 /*
  * runner_add_task_result -- record the result of one task of a stored ALT file.

@@ -18,6 +18,7 @@ PROTOTYPES = (
     ("runner_add_task_result", [_TEXT, _TEXT], ctypes.c_int),
     ("runner_generate_last_file", [_TEXT, _TEXT], _POINTER),
     ("runner_get_last_file_json", [_TEXT], _POINTER),
+    ("runner_get_warnings", [_TEXT], _POINTER),
     ("runner_batch_process", [_TEXT, _TEXT], _POINTER),
     ("runner_execute_alt_file", [_TEXT, _TEXT], _POINTER),
     ("runner_run_start", [_TEXT, _TEXT], _POINTER),

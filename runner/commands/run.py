@@ -33,22 +33,21 @@ def run_file(args, **execute_options) -> int:
 
     path = args.files[0]
     try:
-        data = Path(path).read_bytes()
+        data = read_alt_text(path)
     except OSError as error:
         print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
         return 2
     try:
-        alt = parse_alt_file(data)
-    except AltValidationError as error:
-        print(f"{path}: invalid ({error.total} error{'s' if error.total != 1 else ''})", file=sys.stderr)
-        for issue in error.issues:
-            print(f"  {issue}", file=sys.stderr)
+        alt = parse_alt_file(data, strict=True if args.strict else None)
+    except (AltValidationError, ConfigurationError) as error:
+        report_invalid(path, error)
         return 2
+    report_warnings(path, alt)
     display = None if args.quiet else ProgressDisplay(sys.stderr)
     try:
         outcome = execute(alt, args.out, environ=_cassette_environment(args), mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
                           workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
-                          alt_file=Path(path).resolve(), **execute_options)
+                          alt_file=None if path == "-" else Path(path).resolve(), **execute_options)
     except ConfigurationError as error:
         print(f"configuration: {error}", file=sys.stderr)
         return 2
@@ -61,7 +60,11 @@ def run_file(args, **execute_options) -> int:
     print(outcome.record.get("summary", ""), file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: pending tasks were cancelled", file=sys.stderr)
-    print(outcome.directory)
+    if args.json:
+        import orjson
+        print(orjson.dumps(outcome_summary(outcome), option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(outcome.directory)
     if outcome.interrupted:
         return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
     return 0 if outcome.all_completed else 1
@@ -81,6 +84,47 @@ def _cassette_environment(args):
             environ["RUNNER_AI_REPLAY"] = str(Path(args.replay).resolve())
             environ["RUNNER_AI_REPLAY_SPEED"] = args.replay_speed
     return environ
+
+
+def outcome_summary(outcome) -> dict:
+    """What --json prints: where the LAST file is, and which tasks did not complete and why."""
+    counts: dict = {}
+    for result in outcome.results.values():
+        counts[result.status] = counts.get(result.status, 0) + 1
+    return {
+        "last_id": outcome.last_id, "directory": str(outcome.directory),
+        "status": outcome.record.get("status"), "success_rate": outcome.record.get("success_rate"),
+        "all_completed": outcome.all_completed, "interrupted": outcome.interrupted, "status_counts": counts,
+        "not_completed": [{"task_id": task_id, "status": r.status, "error": r.error}
+                          for task_id, r in outcome.results.items() if r.status != "completed"],
+    }
+
+
+def read_alt_text(name: str) -> bytes:
+    """The ALT file's bytes; "-" reads standard input."""
+    if name == "-":
+        return sys.stdin.buffer.read()
+    return Path(name).read_bytes()
+
+
+def report_invalid(name: str, error) -> None:
+    issues = getattr(error, "issues", None)
+    if issues is None:     # RUNNER_STRICT with an unusable value
+        print(f"configuration: {error}", file=sys.stderr)
+        return
+    print(f"{name}: invalid ({error.total} error{'s' if error.total != 1 else ''})", file=sys.stderr)
+    for issue in issues:
+        print(f"  {issue}", file=sys.stderr)
+    for issue in error.warnings:
+        print(f"  warning: {issue}", file=sys.stderr)
+
+
+def report_warnings(name: str, alt) -> None:
+    """Unknown fields and unused parameters, before anything runs (--strict refuses them)."""
+    for issue in alt.warnings:
+        print(f"{name}: warning: {issue}", file=sys.stderr)
+    if alt.warning_total > len(alt.warnings):
+        print(f"{name}: ... and {alt.warning_total - len(alt.warnings)} more warnings", file=sys.stderr)
 
 
 def _positive(text: str) -> int:
@@ -110,7 +154,9 @@ def _seed(text: str) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="execute ALT files; print the LAST directory last (several "
                                               "files: a JSON object); exit 0 all completed, 1 not, 2 invalid input")
-    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="ALT files; - reads one from standard input")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse unknown fields and parameters instead of warning (also RUNNER_STRICT=true)")
     parser.add_argument("--out", metavar="DIR", help="where the LAST directory goes (default $RUNNER_OUTPUT_DIR or ./output)")
     parser.add_argument("--mode", choices=("normal", "dream", "explore", "chaos"), help="override the file's mode")
     parser.add_argument("--max-concurrency", type=_positive, metavar="N",
@@ -130,4 +176,7 @@ def register(subparsers) -> None:
     parser.add_argument("--dask", metavar="ADDRESS",
                         help="run on a Dask cluster: tcp://HOST:PORT of a scheduler, or local:N to start N worker "
                              "processes here (default $RUNNER_DASK_SCHEDULER); needs pip install 'librunner[dask]'")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON summary instead of the directory: last_id, directory, status, "
+                             "success_rate, status_counts, not_completed [{task_id, status, error}]")
     parser.set_defaults(func=main)

@@ -32,8 +32,8 @@ def names(ids, limit: int = 12) -> str:
 
 def print_plan(plan: dict) -> None:
     levels = plan["levels"]
-    print(f"  {plan['tasks']} tasks, {plan['dependencies']} dependencies, {len(levels)} levels"
-          f" (widest: {max(len(level) for level in levels)} tasks in parallel)")
+    print(f"  {plural(plan['tasks'], 'task')}, {plural(plan['dependencies'], 'dependency').replace('dependencys', 'dependencies')},"
+          f" {plural(len(levels), 'level')} (widest: {plural(max(len(level) for level in levels), 'task')} in parallel)")
     print(f"  order: {names(plan['topological_order'])}")
     for number, level in enumerate(levels[:20]):
         print(f"  level {number}: {names(level)}")
@@ -58,43 +58,98 @@ def print_plan(plan: dict) -> None:
         print(f"  expected_completion_time: {seconds(expected)}; the worst case {verdict}")
 
 
+def plural(count: int, word: str) -> str:
+    """'1 task', '2 tasks'."""
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def issue_lines(kind: str, issues, total: int) -> list[str]:
+    lines = [f"  {kind}{issue}" for issue in issues]
+    if total > len(issues):
+        lines.append(f"  ... and {total - len(issues)} more")
+    return lines
+
+
+def issue_data(issues) -> list[dict]:
+    return [{"path": issue.path or "/", "message": issue.message} for issue in issues]
+
+
+def check_file(name: str, limits, args, strict) -> dict:
+    """One file's verdict as data: what `validate` prints, or gives as JSON with --json."""
+    from runner import AltValidationError, parse_alt_file, plan_alt_file
+
+    verdict = {"file": name, "valid": False, "readable": True, "errors": [], "error_total": 0,
+               "warnings": [], "warning_total": 0}
+    try:
+        data, size = read_limited(name, limits.max_bytes)
+    except OSError as error:
+        verdict.update(readable=False, errors=[{"path": "/", "message": f"cannot read: {error.strerror or error}"}],
+                       error_total=1)
+        return verdict
+    if size > limits.max_bytes:
+        verdict.update(errors=[{"path": "/", "message": f"document is {size} bytes, more than the limit of "
+                                                         f"{limits.max_bytes} (RUNNER_MAX_ALT_BYTES)"}], error_total=1)
+        return verdict
+    try:
+        alt = parse_alt_file(data, args.max_errors, limits, strict=strict)
+    except AltValidationError as error:
+        verdict.update(errors=issue_data(error.issues), error_total=error.total,
+                       warnings=issue_data(error.warnings), warning_total=len(error.warnings))
+        return verdict
+    verdict.update(valid=True, alt_id=alt.id, tasks=len(alt.tasks), mode=alt.mode,
+                   warnings=issue_data(alt.warnings), warning_total=alt.warning_total)
+    if args.plan:
+        verdict["plan"] = (plan_alt_file(alt) if args.default_timeout is None
+                           else plan_alt_file(alt, args.default_timeout))
+    return verdict
+
+
+def print_verdict(verdict: dict) -> None:
+    name = verdict["file"]
+    if not verdict["readable"]:
+        print(f"{name}: {verdict['errors'][0]['message']}", file=sys.stderr)
+        return
+    warnings = [f"  warning: {w['path']}: {w['message']}" for w in verdict["warnings"]]
+    if verdict["warning_total"] > len(verdict["warnings"]):
+        warnings.append(f"  ... and {verdict['warning_total'] - len(verdict['warnings'])} more warnings")
+    if not verdict["valid"]:
+        print(f"{name}: invalid ({plural(verdict['error_total'], 'error')})")
+        for line in [f"  {e['path']}: {e['message']}" for e in verdict["errors"]]:
+            print(line)
+        if verdict["error_total"] > len(verdict["errors"]):
+            print(f"  ... and {verdict['error_total'] - len(verdict['errors'])} more")
+    else:
+        print(f"{name}: valid ALT file '{verdict['alt_id']}' ({plural(verdict['tasks'], 'task')}, "
+              f"mode {verdict['mode']})")
+    for line in warnings:
+        print(line)
+    if "plan" in verdict:
+        print_plan(verdict["plan"])
+
+
+def strict_option(args) -> bool | None:
+    """--strict, else RUNNER_STRICT (read by the parser)."""
+    return True if getattr(args, "strict", False) else None
+
+
 def main(args) -> int:
-    from runner import AltLimits, AltValidationError, ConfigurationError, parse_alt_file, plan_alt_file
+    from runner import AltLimits, ConfigurationError, settings
 
     try:
         limits = AltLimits(max_bytes=args.max_bytes, max_tasks=args.max_tasks, max_depth=args.max_depth,
                            max_string_bytes=args.max_string_bytes, max_values=args.max_values)
-    except ConfigurationError as error:
+        strict = strict_option(args) or settings.flag("RUNNER_STRICT")
+    except (ConfigurationError, ValueError) as error:
         print(f"validate: {error}", file=sys.stderr)
         return 2
-    worst = 0
-    for name in args.files:
-        try:
-            data, size = read_limited(name, limits.max_bytes)
-        except OSError as error:
-            print(f"{name}: cannot read: {error.strerror or error}", file=sys.stderr)
-            worst = 2
-            continue
-        if size > limits.max_bytes:
-            print(f"{name}: invalid (1 error)")
-            print(f"  /: document is {size} bytes, more than the limit of {limits.max_bytes} (RUNNER_MAX_ALT_BYTES)")
-            worst = max(worst, 1)
-            continue
-        try:
-            alt = parse_alt_file(data, args.max_errors, limits)
-        except AltValidationError as error:
-            print(f"{name}: invalid ({error.total} error{'s' if error.total != 1 else ''})")
-            for issue in error.issues:
-                print(f"  {issue}")
-            if error.total > len(error.issues):
-                print(f"  ... and {error.total - len(error.issues)} more")
-            worst = max(worst, 1)
-            continue
-        print(f"{name}: valid ALT file '{alt.id}' ({len(alt.tasks)} tasks, mode {alt.mode})")
-        if args.plan:
-            print_plan(plan_alt_file(alt) if args.default_timeout is None
-                       else plan_alt_file(alt, args.default_timeout))
-    return worst
+    verdicts = [check_file(name, limits, args, strict) for name in args.files]
+    if args.json:
+        import orjson
+        print(orjson.dumps({"strict": strict, "files": verdicts}, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for verdict in verdicts:
+            print_verdict(verdict)
+    return max((0 if v["valid"] else 1 if v["readable"] else 2) for v in verdicts)
 
 
 def positive_int(text: str) -> int:
@@ -108,6 +163,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("validate", help="check ALT files; exit 0 valid, 1 invalid, 2 unreadable")
     parser.add_argument("files", nargs="+", metavar="FILE")
     parser.add_argument("--max-errors", type=positive_int, default=20, help="errors listed per file (default 20)")
+    parser.add_argument("--strict", action="store_true",
+                        help="unknown fields and parameters are errors, not warnings (also RUNNER_STRICT=true)")
+    parser.add_argument("--json", action="store_true",
+                        help="one JSON object: {strict, files: [{file, valid, errors, warnings, ...}]}")
     parser.add_argument("--plan", action="store_true",
                         help="also print the graph: order, levels, roots, leaves, critical paths, worst case")
     parser.add_argument("--default-timeout", type=float, default=None, metavar="SECONDS",

@@ -77,6 +77,8 @@ cdef class AltFile:
     cdef readonly dict extra           # fields the model does not know, kept as found
     cdef readonly object graph         # its DependencyGraph, built while validating
     cdef readonly object source        # the JSON bytes it was parsed from (a run's journal keeps them)
+    cdef readonly list warnings        # ValidationIssue of unknown fields and parameters (up to a cap)
+    cdef readonly Py_ssize_t warning_total
 
     def __len__(self):
         return len(self.tasks)

@@ -197,7 +197,7 @@ cdef object load_json(object data, type error_type):
         raise error_type([ValidationIssue("", f"invalid JSON: {message}")])
 
 
-cdef Task build_task(object raw, Py_ssize_t index, IssueList issues):
+cdef Task build_task(object raw, Py_ssize_t index, IssueList issues, IssueList warnings):
     """One entry of "tasks" -> Task; None if it is not an object. Issues are recorded."""
     cdef Task task
     cdef Py_ssize_t known = 0
@@ -246,6 +246,8 @@ cdef Task build_task(object raw, Py_ssize_t index, IssueList issues):
         kind = (<dict>value).get("task_type")
         if kind is not None and not (isinstance(kind, str) and kind in TASK_TYPE_SET):
             issues.choice(<dict>value, "task_type", task_path(index, "parameters"), TASK_TYPE_SET, TASK_TYPES)
+        else:
+            check_parameters(task, kind, issues, warnings)
     else:
         task.parameters = {}
         issues.wrong_type(task_path(index, "parameters"), "object", value)
@@ -299,7 +301,11 @@ cdef Task build_task(object raw, Py_ssize_t index, IssueList issues):
     task.status = value
 
     # Every key found was a known field: nothing extra to keep (the common case).
-    task.extra = {} if known == len(doc) else {k: v for k, v in doc.items() if k not in TASK_FIELDS}
+    if known == len(doc):
+        task.extra = {}
+    else:
+        task.extra = {k: v for k, v in doc.items() if k not in TASK_FIELDS}
+        report_unknown_fields(task.extra, TASK_FIELDS, TASK_FIELD_NAMES, task_path(index, ""), warnings)
     return task
 
 
@@ -369,18 +375,25 @@ cdef Py_ssize_t sum_dependencies(list tasks):
     return total
 
 
-cpdef list validate_alt_document(object doc, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES, limits=None):
+cpdef list validate_alt_document(object doc, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES, limits=None,
+                                 strict=None):
     """Every issue of a parsed JSON document as an ALT file (empty when it is valid).
 
     The text-level limits (bytes, depth, string length, duplicate keys) apply to JSON text
-    and are checked by parse_alt_file; the task count limit applies here too.
+    and are checked by parse_alt_file; the task count limit applies here too. Unknown
+    fields and parameters are issues only when strict (default: RUNNER_STRICT).
     """
     cdef IssueList issues = IssueList(max_issues)
-    build_alt_file(doc, issues, limits if limits is not None else AltLimits())
+    cdef IssueList warnings = issues if strict_mode(strict) else IssueList(max_issues)
+    build_alt_file(doc, issues, limits if limits is not None else AltLimits(), warnings)
     return issues.issues
 
 
-cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits):
+cdef bint strict_mode(object strict) except -1:
+    return strict_from_environment() if strict is None else bool(strict)
+
+
+cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, IssueList warnings):
     """The AltFile a document describes; None (with issues recorded) when it is not valid."""
     cdef AltFile alt
     cdef Task task
@@ -419,6 +432,8 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits):
         issues.add("/expected_completion_time", f"expected a number >= 0, found {shorten(expected)}", expected)
     alt.expected_completion_time = expected
     alt.extra = {k: v for k, v in doc.items() if k not in ALT_FIELDS}
+    if alt.extra:
+        report_unknown_fields(alt.extra, ALT_FIELDS, ALT_FIELD_NAMES, "", warnings)
 
     raw_tasks = doc.get("tasks")
     if not isinstance(raw_tasks, list):
@@ -434,7 +449,7 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits):
     else:
         count = len(<list>raw_tasks)
         for index in range(count):
-            task = build_task((<list>raw_tasks)[index], index, issues)
+            task = build_task((<list>raw_tasks)[index], index, issues, warnings)
             if task is None:
                 continue
             tasks.append(task)
@@ -453,6 +468,8 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits):
             report_dependencies(tasks, task_index, issues)
     alt.tasks = tasks
     alt.task_index = task_index
+    alt.warnings = warnings.issues if warnings is not issues else []
+    alt.warning_total = warnings.total if warnings is not issues else 0
     if issues.total:
         return None
     cycle = (<DependencyGraph>alt.graph).find_cycle()
@@ -499,14 +516,17 @@ cdef bytes document_bytes(object data):
         "", f"an ALT file is JSON text (bytes or str), found {type(data).__name__}")])
 
 
-cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES, limits=None):
+cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES, limits=None, strict=None):
     """JSON (bytes or str) -> a validated AltFile; AltValidationError lists what is wrong.
 
     `limits` (an AltLimits) bounds the document; by default the RUNNER_MAX_* environment
     variables or the built-in defaults. Duplicate keys in any object are an error.
+    Unknown fields and task parameters are kept and listed in `alt.warnings`; with
+    strict (default: RUNNER_STRICT=true) they are errors.
     """
     cdef AltLimits bounds = limits if limits is not None else AltLimits()
     cdef IssueList issues = IssueList(max_issues)
+    cdef IssueList warnings = issues if strict_mode(strict) else IssueList(max_issues)
     cdef bytes text = document_bytes(data)
     cdef Py_ssize_t members = scan_json_text(text, bounds)
     # The model holds hundreds of thousands of small containers and no reference cycles.
@@ -521,11 +541,13 @@ cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSU
         doc = load_json(text, AltValidationError)
         if count_members(doc, 0) != members:
             raise duplicate_key_error(text)
-        alt = build_alt_file(doc, issues, bounds)
+        alt = build_alt_file(doc, issues, bounds, warnings)
     finally:
         if was_enabled:
             gc.enable()
     if alt is None:
-        raise AltValidationError(issues.issues, issues.total)
+        error = AltValidationError(issues.issues, issues.total)
+        error.warnings = warnings.issues if warnings is not issues else []
+        raise error
     alt.source = text
     return alt

@@ -67,6 +67,7 @@ class AltValidationError(DocumentError):
 
     def __init__(self, list issues, Py_ssize_t total=-1):
         super().__init__("ALT file", issues, total)
+        self.warnings = []      # unknown fields and parameters found beside the errors
 
 
 class TaskResultError(DocumentError):

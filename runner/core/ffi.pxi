@@ -90,6 +90,10 @@ cdef public object core_get_last_file_json(const char *last_id):
     return STORE.last_json(c_text(last_id, "last_id"))
 
 
+cdef public object core_get_warnings(const char *alt_id):
+    return orjson.dumps(STORE.warnings(c_text(alt_id, "alt_id")))
+
+
 cdef public object core_batch_process(const char *alt_ids_json, const char *output_dir):
     try:
         alt_ids = orjson.loads(c_bytes(alt_ids_json))

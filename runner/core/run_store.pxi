@@ -104,12 +104,14 @@ cdef class RunStore:
     cdef dict alt_files     # ALT id -> AltFile
     cdef dict results       # ALT id -> {task id -> TaskResult}
     cdef dict last_files    # LAST id -> JSON bytes
+    cdef dict result_warnings   # ALT id -> {task id -> [ValidationIssue]}: unknown fields of results
     cdef readonly long generation
 
     def __cinit__(self):
         self.alt_files = {}
         self.results = {}
         self.last_files = {}
+        self.result_warnings = {}
 
     cdef void check_generation(self, long since) except *:
         if since >= 0 and since != self.generation:
@@ -123,6 +125,7 @@ cdef class RunStore:
         replaced = alt.id in self.alt_files
         self.alt_files[alt.id] = alt
         self.results[alt.id] = {}
+        self.result_warnings.pop(alt.id, None)
         log.debug("stored ALT file (%d tasks%s)", len(alt.tasks), ", replacing the previous one" if replaced else "",
                   extra={"alt_id": alt.id})
         return alt
@@ -137,12 +140,33 @@ cdef class RunStore:
         cdef long since = self.generation
         cdef AltFile alt = self.alt_file(alt_id)
         cdef TaskResult result = parse_task_result(data, alt)
+        cdef list warnings = result_warnings(result) if result.extra else None
+        if warnings and strict_from_environment():
+            raise TaskResultError(warnings)
         self.check_generation(since)
         cdef dict results = self.results.get(alt_id)
         if results is None:
             results = self.results[alt_id] = {}
         results[result.task_id] = result
+        if warnings or alt_id in self.result_warnings:
+            by_task = self.result_warnings.setdefault(alt_id, {})
+            if warnings:
+                by_task[result.task_id] = warnings
+            else:
+                by_task.pop(result.task_id, None)    # a later result replaces the earlier one
         return result
+
+    cpdef list warnings(self, str alt_id):
+        """The warnings of a stored ALT file and of its task results: [{"path", "message"}]."""
+        cdef AltFile alt = self.alt_file(alt_id)
+        found = list(alt.warnings)
+        for issues in (self.result_warnings.get(alt_id) or {}).values():
+            found.extend(issues)
+        out = [{"path": issue.path or "/", "message": issue.message} for issue in found]
+        if alt.warning_total > len(alt.warnings):
+            out.insert(len(alt.warnings), {"path": "/", "message": f"... and {alt.warning_total - len(alt.warnings)} "
+                                                                  "more warnings in the ALT file"})
+        return out
 
     cpdef str generate_last(self, str alt_id, object output_dir):
         """Builds the LAST record, writes <output_dir>/<last id>/last.json, returns the LAST id."""
@@ -181,6 +205,7 @@ cdef class RunStore:
         self.alt_files.clear()
         self.results.clear()
         self.last_files.clear()
+        self.result_warnings.clear()
 
 
 STORE = RunStore()
