@@ -9,7 +9,7 @@ import json
 from functools import cache
 from importlib import resources
 
-NAMES = ("alt", "task-result", "last")
+NAMES = ("alt", "task-parameters", "task-result", "last")
 
 
 @cache
@@ -26,7 +26,7 @@ def load(name: str) -> dict:
 
 
 def registry():
-    """A referencing.Registry holding all three, so the LAST schema's references to
+    """A referencing.Registry holding them all, so the LAST schema's references to
     task-result.schema.json resolve offline."""
     from referencing import Registry, Resource
 

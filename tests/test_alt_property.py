@@ -41,6 +41,16 @@ TASK_KEYS = ["id", "description", "dependencies", "parameters", "timeout_seconds
 DELETE = object()
 
 
+# Parameters each task type accepts (runner/schemas/task-parameters.schema.json).
+VALID_PARAMETERS = {
+    "ai_prompt": {"task_type": "ai_prompt", "prompt": "p"},
+    "data_processing": {"task_type": "data_processing", "input": [], "operations": [{"op": "sort", "by": "x"}]},
+    "file_operation": {"task_type": "file_operation", "operation": "list"},
+    "system_command": {"task_type": "system_command", "command": ["echo", "p"]},
+    "generic": {"task_type": "generic", "prompt": "p"},
+}
+
+
 @st.composite
 def valid_documents(draw):
     ids = draw(st.lists(IDENTIFIERS, min_size=1, max_size=6, unique=True))
@@ -52,7 +62,7 @@ def valid_documents(draw):
         elif draw(st.booleans()):
             task["dependencies"] = None
         if draw(st.booleans()):
-            task["parameters"] = {"task_type": draw(st.sampled_from(runner.TASK_TYPES)), "prompt": "p"}
+            task["parameters"] = dict(VALID_PARAMETERS[draw(st.sampled_from(runner.TASK_TYPES))])
         if draw(st.booleans()):
             task["timeout_seconds"] = draw(st.floats(min_value=0.001, max_value=604800))
         if draw(st.booleans()):
@@ -96,10 +106,31 @@ def documents(draw):
     return doc
 
 
+def parameters_beyond_schema(task) -> bool:
+    """A prompt template that does not compile, or input_from naming no dependency."""
+    from runner.execution.templates import template_problem
+
+    parameters = task.get("parameters")
+    if not isinstance(parameters, dict):
+        return False
+    kind = parameters.get("task_type")
+    if kind in (None, "ai_prompt"):
+        prompt = parameters["prompt"] if "prompt" in parameters else task.get("description")
+        return isinstance(prompt, str) and any(m in prompt for m in ("{{", "{%", "{#")) \
+            and template_problem(prompt) is not None
+    if kind == "data_processing" and "input" not in parameters and isinstance(parameters.get("input_from"), str):
+        deps = task.get("dependencies")
+        return parameters["input_from"] not in (deps if isinstance(deps, list) else [])
+    return False
+
+
 def beyond_schema(doc) -> bool:
-    """Unknown or self dependencies, duplicate task ids, or a cycle: what only the runner checks."""
+    """Unknown or self dependencies, duplicate task ids, a cycle, templates that do not
+    compile or input_from naming no dependency: what only the runner checks."""
     if not isinstance(doc, dict) or not isinstance(doc.get("tasks"), list):
         return False
+    if any(isinstance(t, dict) and parameters_beyond_schema(t) for t in doc["tasks"]):
+        return True
     tasks = [t for t in doc["tasks"] if isinstance(t, dict) and isinstance(t.get("id"), str)]
     ids = [t["id"] for t in tasks]
     if len(set(ids)) != len(ids):

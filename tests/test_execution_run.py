@@ -110,10 +110,11 @@ def test_failed_attempts_are_retried_and_every_attempt_is_recorded(tmp_path):
 
 def test_permanent_failures_are_not_retried(tmp_path):
     tasks = [{"id": "bad", "description": "x", "retry_count": 5,
-              "parameters": {"task_type": "data_processing", "input": [1], "operations": [{"op": "nope"}]}}]
+              "parameters": {"task_type": "data_processing", "input": ["a"],
+                             "operations": [{"op": "reduce", "function": "sum"}]}}]
     result = execute(alt_doc(tasks), tmp_path, environ=ENV).results["bad"]
     assert result.status == "failed" and len(result.metadata["attempts"]) == 1
-    assert "unknown op 'nope'" in result.error
+    assert "sum needs numbers" in result.error
 
 
 def test_backoff_is_full_jitter_below_an_exponential_cap():

@@ -17,6 +17,7 @@ import subprocess
 import threading
 
 from runner.execution.attempt import TaskFailure
+from runner.librunner import command_problem
 
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 READ_CHUNK = 65536
@@ -35,16 +36,10 @@ def checked_argv(ctx) -> list[str]:
     if not settings.system_commands_enabled:
         raise _refuse("system commands are disabled (set RUNNER_ENABLE_SYSTEM_COMMANDS=true to enable them)")
     argv = ctx.parameters.get("command")
-    if isinstance(argv, str):
-        raise _refuse("parameters.command must be an argv list of strings; a command line string is refused "
-                      "(commands never run through a shell)")
-    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-        raise _refuse(f"parameters.command must be a non-empty list of strings, found {argv!r}")
-    if any("\x00" in a for a in argv):
-        raise _refuse("parameters.command contains a NUL character")
+    problem = command_problem(argv)     # also checked when the ALT file is validated
+    if problem is not None:
+        raise _refuse(problem)
     name = argv[0]
-    if "/" in name and not name.startswith("/"):
-        raise _refuse(f"parameters.command[0] {name!r}: give a bare name or an absolute path")
     resolved = name if name.startswith("/") else shutil.which(name, path=os.environ.get("PATH") or SAFE_PATH)
     allowlist = settings.command_allowlist
     if name not in allowlist and (resolved is None or resolved not in allowlist):

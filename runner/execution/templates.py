@@ -453,3 +453,17 @@ def _render(template: str, context: dict, cancel) -> str:
         raise TemplateFailure(f"prompt template: {error.message}") from None
     except Exception as error:  # errors raised by filters on untrusted data
         raise TemplateFailure(f"prompt template failed: {type(error).__name__}: {error}") from None
+
+
+def template_problem(template: str) -> str | None:
+    """Why `template` cannot be compiled (with its line), or None. Used by validation, so a
+    broken prompt is reported before anything runs instead of at its task's turn."""
+    if len(template) > MAX_TEMPLATE_CHARS:
+        return f"the prompt template is {len(template)} characters, more than {MAX_TEMPLATE_CHARS}"
+    try:
+        _ENVIRONMENT.compile(template)
+    except jinja2.TemplateSyntaxError as error:
+        return f"prompt template syntax error at line {error.lineno}: {error.message}"
+    except jinja2.TemplateError as error:
+        return f"prompt template: {error.message or error}"
+    return None
