@@ -272,7 +272,7 @@ def test_the_temporary_workspace_outlives_the_attempts_abandoned_in_it(monkeypat
         return {}
 
     monkeypatch.setitem(executor.HANDLERS, "file_operation", stubborn)
-    outcome = execute(one_task({"timeout_seconds": 0.3, "parameters": {"task_type": "file_operation"}}), write=False,
+    outcome = execute(one_task({"timeout_seconds": 0.3, "parameters": {"task_type": "file_operation", "operation": "list"}}), write=False,
                       environ={})
     assert outcome.results["t"].status == "timeout"
     assert wait_until(lambda: "wrote" in seen, 5)
