@@ -65,7 +65,7 @@ def test_a_finished_run_holds_its_journal_alt_and_last_file(tmp_path):
     alt = {"id": "j", "title": "J", "tasks": [
         {"id": "a", "description": "a", "parameters": {"task_type": "generic"}},
         {"id": "b", "description": "b", "dependencies": ["a"],
-         "parameters": {"task_type": "data_processing", "input": [3, 1, 2], "operations": [{"op": "sort"}]}},
+         "parameters": {"task_type": "data_processing", "input": [3, 1, 2], "operations": [{"op": "map", "fields": ["x"]}]}},
         {"id": "c", "description": "c", "dependencies": ["b"]}]}
     outcome = execute(alt, tmp_path, environ={})
     directory = outcome.directory
