@@ -1,6 +1,7 @@
 """AI client throughput and CPU cost against a loopback server that answers after 200 ms.
 
     .venv/bin/python benchmarks/ai_client.py [--requests 2000] [--concurrency 64] [--delay 0.2] [--rounds 2]
+                                             [--transport both|http|grpc]
 
 Measures, in the same run and against the same server (its own process, so it is not
 the bottleneck and its CPU is not counted as the client's):
@@ -10,6 +11,12 @@ the bottleneck and its CPU is not counted as the client's):
     (goal <= 1.2x).
   * the same with a cancel event and a timeout on every call, as the executor calls it;
   * for reference, one ALT file of `requests` ai_prompt tasks run by the executor.
+The same over gRPC (the kserve provider) against tests/kserve_server.py, whose baseline is
+a bare grpcio stub loop: the generated GRPCInferenceServiceStub's ModelInfer, called with a
+deadline from `concurrency` threads on one channel, the answer's text decoded. A call that
+can be cancelled (the executor's, with a cancel event) needs grpc's Future instead of its
+direct blocking path, so the bare stub's `.future().result()` is measured too: the floor
+of the cancellable calls.
 Rounds alternate between the runs so machine noise hits all; the best round of each counts.
 """
 from __future__ import annotations
@@ -33,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 from runner.ai import AIClient, AIConfig  # noqa: E402
 
 
-def start_server(delay: float) -> tuple[subprocess.Popen, str]:
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "ai_server.py"), "--delay", str(delay)],
+def start_server(delay: float, script: str = "ai_server.py") -> tuple[subprocess.Popen, str]:
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / script), "--delay", str(delay)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     return server, server.stdout.readline().strip()
 
@@ -103,13 +110,104 @@ def ai_client(url: str, concurrency: int):
     return client, one, one_watched
 
 
-def executor_run(url: str, count: int, concurrency: int) -> tuple[float, float, int]:
+def bare_grpc_stub(url: str):
+    """The floor: the generated stub's ModelInfer with a deadline, the text read from raw contents."""
+    import grpc
+
+    from runner.ai.proto import grpc_service_pb2 as pb
+    from runner.ai.proto import grpc_service_pb2_grpc as pb_grpc
+
+    channel = grpc.insecure_channel(url.split("://", 1)[1])
+    stub = pb_grpc.GRPCInferenceServiceStub(channel)
+
+    def request(index: int):
+        built = pb.ModelInferRequest(model_name="plain")
+        tensor = built.inputs.add(name="text_input", datatype="BYTES", shape=[1])
+        tensor.contents.bytes_contents.append(f"prompt number {index}".encode())
+        return built
+
+    def one(index: int):
+        answer = stub.ModelInfer(request(index), timeout=120)
+        assert answer.raw_output_contents[0][4:].decode() == f"reply to: prompt number {index}"
+
+    def one_future(index: int):
+        answer = stub.ModelInfer.future(request(index), timeout=120).result()
+        assert answer.raw_output_contents[0][4:].decode() == f"reply to: prompt number {index}"
+
+    return channel, one, one_future
+
+
+def kserve_client(url: str, concurrency: int):
+    client = AIClient(AIConfig(provider="kserve", base_url=url, model="plain", api_key="sk-bench",
+                               max_concurrency=concurrency))
+    cancel = threading.Event()
+
+    def one(index: int):
+        assert client.complete(f"prompt number {index}").text == f"reply to: prompt number {index}"
+
+    def one_watched(index: int):
+        answer = client.complete(f"prompt number {index}", cancel=cancel, timeout=60)
+        assert answer.text == f"reply to: prompt number {index}"
+
+    return client, one, one_watched
+
+
+def compare(server, requests_count: int, concurrency: int, ideal: float, rounds: int, runs) -> dict:
+    """Best (wall, CPU) of each named run over `rounds` alternating rounds, each printed."""
+    best = {name: (math.inf, math.inf) for name, _ in runs}
+    for round_number in range(1, rounds + 1):
+        for name, one in runs:
+            server_cpu = process_cpu_seconds(server.pid)
+            wall, cpu = run_threads(requests_count, concurrency, one)
+            server_cpu = process_cpu_seconds(server.pid) - server_cpu
+            print(f"round {round_number} {name:15s} wall {wall:6.3f} s ({wall / ideal:.3f}x ideal)  "
+                  f"client CPU {cpu / requests_count * 1000:.3f} ms/request  "
+                  f"server CPU {server_cpu / wall * 100:.0f}% of a core")
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    return best
+
+
+def grpc_benchmark(args, ideal: float) -> None:
+    server, url = start_server(args.delay, "kserve_server.py")
+    try:
+        channel, bare_one, bare_future = bare_grpc_stub(url)
+        client, client_one, watched_one = kserve_client(url, args.concurrency)
+        for one in (bare_one, bare_future, client_one, watched_one):
+            run_threads(args.concurrency, args.concurrency, one)
+        best = compare(server, args.requests, args.concurrency, ideal, args.rounds,
+                       (("bare grpc stub", bare_one), ("AIClient kserve", client_one),
+                        ("bare stub future", bare_future), ("+cancel/timeout", watched_one)))
+        client.close()
+        channel.close()
+        executor_wall, executor_cpu, completed = executor_run(url, args.requests, args.concurrency,
+                                                              {"RUNNER_AI_MODEL": "plain"})
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
+    (bare_wall, bare_cpu), (wall, cpu) = best["bare grpc stub"], best["AIClient kserve"]
+    watched_wall, watched_cpu = best["+cancel/timeout"]
+    future_cpu = best["bare stub future"][1]
+    print(f"\ngRPC (kserve): {args.requests} completions, {args.concurrency} in flight, server answers after "
+          f"{args.delay * 1000:.0f} ms; ideal {ideal:.3f} s")
+    print(f"AIClient wall time       {wall:.3f} s = {wall / ideal:.3f}x ideal (goal <= 1.10x); "
+          f"bare grpc stub {bare_wall / ideal:.3f}x")
+    print(f"AIClient CPU per request {cpu / args.requests * 1000:.3f} ms vs bare grpc stub "
+          f"{bare_cpu / args.requests * 1000:.3f} ms = {cpu / bare_cpu:.3f}x (goal <= 1.2x)")
+    print(f"  with a cancel event and a timeout per call: {watched_wall / ideal:.3f}x ideal, "
+          f"{watched_cpu / args.requests * 1000:.3f} ms CPU per request = {watched_cpu / bare_cpu:.3f}x bare stub, "
+          f"{watched_cpu / future_cpu:.3f}x the bare stub's cancellable future "
+          f"({future_cpu / args.requests * 1000:.3f} ms)")
+    print(f"  {completed} ai_prompt tasks of one ALT file through the executor (no LAST file written): "
+          f"{executor_wall / ideal:.3f}x ideal, {executor_cpu / args.requests * 1000:.3f} ms CPU per task")
+
+
+def executor_run(url: str, count: int, concurrency: int, extra: dict | None = None) -> tuple[float, float, int]:
     """(wall, CPU, completed) for an ALT file of `count` ai_prompt tasks run by the executor."""
     from runner.execution import execute
 
     tasks = [{"id": f"task{i}", "description": f"prompt number {i}", "parameters": {"task_type": "ai_prompt"}}
              for i in range(count)]
-    environ = {"RUNNER_AI_SERVICE_URL": url, "RUNNER_AI_MAX_CONCURRENCY": str(concurrency)}
+    environ = {"RUNNER_AI_SERVICE_URL": url, "RUNNER_AI_MAX_CONCURRENCY": str(concurrency), **(extra or {})}
     cpu, wall = time.process_time(), time.perf_counter()
     outcome = execute({"id": "ai_bench", "title": "AI benchmark", "tasks": tasks}, None,
                       max_concurrency=concurrency, write=False, environ=environ)
@@ -123,9 +221,16 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--delay", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--transport", choices=("both", "http", "grpc"), default="both")
     args = parser.parse_args()
     ideal = math.ceil(args.requests / args.concurrency) * args.delay
+    if args.transport != "http":
+        grpc_benchmark(args, ideal)
+    if args.transport != "grpc":
+        http_benchmark(args, ideal)
 
+
+def http_benchmark(args, ideal: float) -> None:
     server, url = start_server(args.delay)
     try:
         bare_session, bare_one = bare_requests(url, args.concurrency)
@@ -134,16 +239,7 @@ def main() -> None:
         run_threads(args.concurrency, args.concurrency, bare_one)
         run_threads(args.concurrency, args.concurrency, client_one)
         runs = (("bare requests", bare_one), ("AIClient", client_one), ("+cancel/timeout", watched_one))
-        best = {name: (math.inf, math.inf) for name, _ in runs}
-        for round_number in range(1, args.rounds + 1):
-            for name, one in runs:
-                server_cpu = process_cpu_seconds(server.pid)
-                wall, cpu = run_threads(args.requests, args.concurrency, one)
-                server_cpu = process_cpu_seconds(server.pid) - server_cpu
-                print(f"round {round_number} {name:14s} wall {wall:6.3f} s ({wall / ideal:.3f}x ideal)  "
-                      f"client CPU {cpu / args.requests * 1000:.3f} ms/request  "
-                      f"server CPU {server_cpu / wall * 100:.0f}% of a core")
-                best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+        best = compare(server, args.requests, args.concurrency, ideal, args.rounds, runs)
         client.close()
         bare_session.close()
         executor_wall, executor_cpu, completed = executor_run(url, args.requests, args.concurrency)
@@ -153,7 +249,7 @@ def main() -> None:
 
     (bare_wall, bare_cpu), (wall, cpu) = best["bare requests"], best["AIClient"]
     watched_wall, watched_cpu = best["+cancel/timeout"]
-    print(f"\n{args.requests} completions, {args.concurrency} in flight, server answers after "
+    print(f"\nHTTP (openai): {args.requests} completions, {args.concurrency} in flight, server answers after "
           f"{args.delay * 1000:.0f} ms; ideal {ideal:.3f} s")
     print(f"AIClient wall time       {wall:.3f} s = {wall / ideal:.3f}x ideal (goal <= 1.10x); "
           f"bare requests {bare_wall / ideal:.3f}x")

@@ -130,9 +130,11 @@ class GRPCTransport:
         self._signatures: dict[str, kserve.ModelSignature] = {}
         self._signature_lock = threading.Lock()
         self._streaming = True       # until a server answers ModelStreamInfer with UNIMPLEMENTED
+        self._closed = False
 
     def close(self) -> None:
-        self._channel.close()
+        self._closed = True
+        self._channel.close()        # cancels every call still in flight
 
     def prepare(self, prompt: str, model: str, sampling: dict, stream: bool):
         """The prompt's bytes and the sampling; ValueError when the prompt cannot be encoded."""
@@ -216,16 +218,27 @@ class GRPCTransport:
         return left
 
     def _call(self, method, request, handle, deadline, timeout, what: str, model: str | None):
-        """One unary RPC, cancelled through `handle`; its answer, else AIServiceError."""
-        future = method.future(request, timeout=self._time_left(deadline, handle, timeout, what),
-                               metadata=self._metadata)
-        handle.attach(future)
+        """One unary RPC; its answer, else AIServiceError.
+
+        A call with a cancel event goes through grpc's Future, which the watchdog can
+        cancel; one without blocks in grpc's cheaper direct path (a third less CPU per
+        call), which closing the channel still cancels, and grpc ends at its deadline.
+        """
+        time_left = self._time_left(deadline, handle, timeout, what)
         try:
+            if handle.cancel is None:
+                return method(request, timeout=time_left, metadata=self._metadata)
+            future = method.future(request, timeout=time_left, metadata=self._metadata)
+            handle.attach(future)
             return future.result()
         except grpc.FutureCancelledError:
             raise self._aborted(handle.reason or "cancelled", what, timeout) from None
         except grpc.RpcError as error:
             raise self._rpc_error(error, what, model, handle, deadline, timeout) from None
+        except ValueError:
+            if self._closed:        # "Cannot invoke RPC on closed channel!"
+                raise self._aborted("closed", what, timeout) from None
+            raise
 
     def _unary(self, signature, prompt: bytes, sampling, model, on_text, handle, deadline, timeout,
                started) -> Completion:
