@@ -1,6 +1,7 @@
 """The kserve provider against a real KServe v2 gRPC server on 127.0.0.1 (tests/kserve_server.py)."""
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import threading
@@ -10,7 +11,8 @@ import pytest
 
 from kserve_server import PLAIN, TRTLLM, VLLM, Abort, KServeServer
 from runner.ai import AIClient, AIConfig, AIServiceError
-from runner.execution import execute
+from runner.execution import cancel_active_runs, execute
+from tests.conftest import wait_until
 
 KEY = "sk-KSERVE-LEAKCHECK-77a1"
 Code = grpc.StatusCode
@@ -21,6 +23,10 @@ FAST_RETRIES = {"RUNNER_RETRY_BASE_SECONDS": "0", "RUNNER_RETRY_MAX_SECONDS": "0
 def server():
     with KServeServer() as running:
         yield running
+
+
+def inference_calls(server) -> int:
+    return sum(seen.method in ("ModelInfer", "ModelStreamInfer") for seen in server.seen)
 
 
 def client_for(server, **options) -> AIClient:
@@ -206,6 +212,16 @@ def test_the_executor_retries_retryable_codes_and_stops_at_permanent_ones(server
     assert "INVALID_ARGUMENT: bad tensor" in ask.error
 
 
+def test_explore_mode_sends_each_samples_sampling_and_records_the_alternatives(server, tmp_path):
+    outcome = execute(ai_tasks(explore_samples=2), tmp_path, mode="explore", environ=environ_for(server))
+    ai = outcome.results["ask0"].metadata["ai"]
+    assert [alternative["sampling"] for alternative in ai["alternatives"]] == [{"temperature": 0.7},
+                                                                               {"temperature": 0.9}]
+    assert [server.inputs_of(n)["sampling_parameters"][2] for n in (-2, -1)] == [{"temperature": 0.7},
+                                                                                 {"temperature": 0.9}]
+    assert all(alternative["provider"] == "kserve" for alternative in ai["alternatives"])
+
+
 # -- deadlines and cancellation ------------------------------------------------------------
 
 
@@ -218,6 +234,19 @@ def test_a_slow_model_is_cut_by_the_task_timeout_and_the_server_sees_the_cancell
     ask = outcome.results["ask"]
     assert ask.status == "timeout" and "timed out after 0.5 s" in ask.error
     assert server.cancel_seen.wait(5), "the server never saw the call cancelled"
+
+
+def test_an_interrupted_run_cancels_its_calls_after_the_grace_period(server, tmp_path):
+    server.delay = 30
+    outcome = {}
+    environ = {**environ_for(server), "RUNNER_GRACE_SECONDS": "0.2"}
+    runner = threading.Thread(target=lambda: outcome.update(result=execute(ai_tasks(), tmp_path, environ=environ)))
+    runner.start()
+    assert wait_until(lambda: inference_calls(server) == 1, 10)
+    assert cancel_active_runs() == 1        # what runner_cleanup does
+    runner.join(10)
+    assert outcome["result"].interrupted and outcome["result"].results["ask0"].status == "cancelled"
+    assert server.cancel_seen.wait(5)
 
 
 def test_the_grpc_deadline_is_the_calls_remaining_time(server, client):
@@ -255,9 +284,7 @@ def test_closing_the_client_cancels_calls_in_flight(server):
             failures.append(error)
     thread = threading.Thread(target=call)
     thread.start()
-    assert server.request_seen.wait(5)
-    server.request_seen.clear()
-    assert server.request_seen.wait(5)
+    assert wait_until(lambda: inference_calls(server) == 2, 10)
     client.close()
     thread.join(5)
     assert not thread.is_alive() and failures[0].kind == "closed"
@@ -274,10 +301,7 @@ def test_a_server_going_away_mid_run_fails_the_attempt_as_unavailable_and_the_re
                                                "RUNNER_RETRY_MAX_SECONDS": "0.3"})))
     runner.start()
     try:
-        assert first.request_seen.wait(10)
-        while not [s for s in first.seen if s.method == "ModelInfer"]:
-            first.request_seen.clear()
-            assert first.request_seen.wait(10)
+        assert wait_until(lambda: inference_calls(first) == 1, 10)
         first.stop(0)
         with KServeServer(port=port) as second:
             runner.join(20)
