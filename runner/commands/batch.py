@@ -5,7 +5,6 @@ the others; its entry is "ERROR: <message>". Exit 0 if all succeeded, 1 otherwis
 unusable options.
 """
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -39,6 +38,8 @@ def unique_key(key: str, path: str, mapping: dict) -> str:
 
 
 def main(args) -> int:
+    from concurrent.futures import ThreadPoolExecutor
+
     import orjson
 
     from runner.last import options as last_options

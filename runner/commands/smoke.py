@@ -6,13 +6,7 @@ succeeded, so a crash in the library shows as a failure, not as a dead CLI.
 """
 from __future__ import annotations
 
-import ctypes
-import json
-import subprocess
 import sys
-import tempfile
-
-from runner import abi, buildinfo
 
 ALT_FILE = {
     "id": "smoke_alt",
@@ -35,6 +29,8 @@ class SmokeFailure(Exception):
 
 def _take(lib, pointer) -> str:
     """Copies a returned string and frees the original; NULL raises the thread's error."""
+    from runner import abi
+
     if not pointer:
         raise SmokeFailure(abi.take_string(lib, lib.runner_get_last_error()))
     return abi.take_string(lib, pointer)
@@ -46,6 +42,12 @@ def _check(lib, ok: int) -> None:
 
 
 def child(path: str) -> int:
+    import ctypes
+    import json
+    import tempfile
+
+    from runner import abi
+
     lib = abi.load(path)
     step = lambda text: print(f"smoke: {text}", flush=True)  # noqa: E731
     try:
@@ -83,6 +85,10 @@ def child(path: str) -> int:
 
 
 def run(library: str | None = None) -> int:
+    import subprocess
+
+    from runner import buildinfo
+
     path = library or str(buildinfo.library_path())
     print(f"smoke: loading {path} in a child process", flush=True)
     completed = subprocess.run([sys.executable, "-m", "runner.commands.smoke", path])

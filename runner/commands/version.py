@@ -1,8 +1,9 @@
 """`version`: the library's version information, as runner_get_version reports it."""
-from runner import abi, buildinfo
 
 
 def main(args) -> int:
+    from runner import abi, buildinfo
+
     lib = abi.load(buildinfo.library_path())
     print(abi.take_string(lib, lib.runner_get_version()))
     return 0
