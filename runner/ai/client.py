@@ -23,7 +23,7 @@ from runner.ai.config import AIConfig
 from runner.ai.errors import AIServiceError
 from runner.ai.limits import InFlightLimit, RateLimit
 from runner.ai.sampling import checked_sampling
-from runner.ai.transport import Watchdog
+from runner.ai.watchdog import Watchdog
 
 log = logging.getLogger("runner.ai")
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import time
-from email.utils import parsedate_to_datetime
 
 # What failed, for the executor's attempt record ("fault") and for tests.
 KINDS = (
@@ -83,6 +82,8 @@ def retry_after_seconds(headers, now: float | None = None) -> float | None:
         return value if math.isfinite(value) and value >= 0 else None
     except ValueError:
         pass
+    from email.utils import parsedate_to_datetime   # email is a large package: only for HTTP dates
+
     try:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError, IndexError):

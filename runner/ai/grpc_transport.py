@@ -26,7 +26,7 @@ from runner.ai.errors import AIServiceError, CallbackFailed, deliver, retry_afte
 from runner.ai.proto import grpc_service_pb2 as pb
 from runner.ai.proto import grpc_service_pb2_grpc as pb_grpc
 from runner.ai.proto import rpc_status_pb2
-from runner.ai.transport import AbortHandle, Watchdog, WatchedRequest
+from runner.ai.watchdog import AbortHandle, Watchdog, WatchedRequest
 
 log = logging.getLogger("runner.ai")
 

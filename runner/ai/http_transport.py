@@ -3,7 +3,7 @@
 The client (runner.ai.client) owns limits and accounting; the protocol module
 (openai_compat, anthropic) owns the wire format; this module sends, reads, aborts and
 says what a failure means (AIServiceError.retryable, .retry_after). Requests are aborted
-by the client's Watchdog, which shuts the request's socket down (runner.ai.transport).
+by the client's Watchdog, which shuts the request's socket down (runner.ai.watchdog).
 """
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ import urllib3
 from runner.ai.completion import MAX_ANSWER_BYTES, Completion
 from runner.ai.errors import AIServiceError, CallbackFailed, deliver, retry_after_seconds, scrub, scrubbed
 from runner.ai.sse import EventStreamError, EventStreamParser
-from runner.ai.transport import AbortHandle, Watchdog, WatchedRequest, pooled_session
+from runner.ai.transport import pooled_session
+from runner.ai.watchdog import AbortHandle, Watchdog, WatchedRequest
 
 _READ_SIZE = 64 * 1024
 _DRAIN_TIMEOUT = 0.25
