@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from runner.execution import modes
 from runner.execution.attempt import AttemptTimeout, TaskFailure
-from runner.execution.templates import TemplateFailure, render_prompt
 
 DEADLINE_MARGIN_SECONDS = 0.5
 
@@ -19,13 +18,18 @@ def prompt_of(ctx) -> str:
     template = ctx.parameters.get("prompt", ctx.task.description)
     if not isinstance(template, str):
         raise TaskFailure(f"parameters.prompt must be a string, found {type(template).__name__}", permanent=True)
+    if "{" not in template:       # a plain prompt: no template engine to load
+        return template
+    from runner.execution.templates import TemplateFailure, render_prompt
+
     context = {
         "deps": ctx.dependencies,
         "task": {"id": ctx.task.id, "description": ctx.task.description, "parameters": ctx.parameters},
         "alt": {"id": ctx.alt.id, "title": ctx.alt.title, "mode": ctx.mode},
     }
     try:
-        return render_prompt(template, context, ctx.cancellation)
+        compiled = ctx.preparation.compiled_prompt(template) if ctx.preparation is not None else None
+        return render_prompt(template, context, ctx.cancellation, compiled)
     except TemplateFailure as error:
         raise TaskFailure(str(error), permanent=True) from None
 

@@ -77,6 +77,7 @@ class AttemptContext:
     cancellation: Cancellation
     ai_client: Any = None           # runner.ai.AIClient, created on first use
     ai_client_factory: Callable[[], Any] | None = None
+    preparation: Any = None         # runner.execution.preparation.Preparation of the run
     stream: bool = False            # AI answers streamed to on_text as they arrive
     on_text: Callable[[str], None] | None = None
     metadata: dict = field(default_factory=dict)   # merged into the task result's metadata

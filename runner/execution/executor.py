@@ -21,20 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from runner.execution import ai_prompt, data_processing, file_operation, generic, modes, system_command
+from runner.execution import modes
 from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
 from runner.execution.config import ExecutionSettings
+from runner.execution.handlers import HANDLERS, INLINE_TYPES, MODULES, handler_for
+from runner.execution.preparation import Preparation, prepare
+from runner.execution.workers import WorkerPool
 
 log = logging.getLogger("runner")
-
-HANDLERS: dict[str, Callable] = {
-    "ai_prompt": ai_prompt.run,
-    "data_processing": data_processing.run,
-    "file_operation": file_operation.run,
-    "system_command": system_command.run,
-    "generic": generic.run,
-}
-INLINE_TYPES = frozenset({"generic"})
 UNSUCCESSFUL_WORDS = {"failed": "failed", "timeout": "timed out", "cancelled": "was cancelled",
                       "skipped": "was skipped"}
 _WAKE = object()          # put on the completion queue to wake the loop (interruption)
@@ -107,6 +101,7 @@ class Execution:
         self.retries: list[tuple[float, int]] = []       # (due, task index), unordered, small
         self.completions: queue.SimpleQueue = queue.SimpleQueue()
         self.pool = None
+        self.preparation = Preparation()
         self.jitter = random.Random()
         self._owned_client = ai_client is None
         self._ai_client = ai_client
@@ -154,6 +149,11 @@ class Execution:
                 log.debug("a callback after the attempts raised", exc_info=True)
 
     def execute(self) -> tuple[dict, dict]:
+        # What the tasks need is made ready before the run's clock starts, so no task's
+        # duration carries the AI client's or the template engine's start-up.
+        self.preparation = prepare(self.tasks, environ=self.environ, ai_client=self._ai_client)
+        if self._ai_client is None:
+            self._ai_client = self.preparation.ai_client
         started_at = self.core.utc_stamp()
         self.started = time.monotonic()
         self._emit("run_started")
@@ -182,6 +182,7 @@ class Execution:
             "ended_at": self.core.utc_stamp(),
             "wall_time_ms": wall_ms,
             "interrupted": self._interrupt.is_set(),
+            "preparation": self.preparation.facts(),
         }
         self._emit("run_finished")
         if keyboard is not None:
@@ -249,6 +250,8 @@ class Execution:
     def _client(self):
         with self._client_lock:
             if self._ai_client is None:
+                if self.preparation.ai_client_error is not None:
+                    raise ValueError(self.preparation.ai_client_error)
                 from runner.ai import client_from_environment
                 self._ai_client = client_from_environment(*(() if self.environ is None else (self.environ,)))
             return self._ai_client
@@ -283,13 +286,13 @@ class Execution:
             task=task, alt=self.alt, parameters=task.parameters, number=number, deadline=deadline,
             mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
+            preparation=self.preparation,
             stream=self.stream,
             on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
         self._token += 1
         attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
         self.running[self._token] = attempt
         if self.pool is None:
-            from runner.execution.workers import WorkerPool
             self.pool = WorkerPool()
         with self._attempts_ended:
             self._attempts_live += 1
@@ -302,7 +305,7 @@ class Execution:
     def _work(self, token: int, attempt: _Attempt) -> None:
         """Runs on a worker thread: the handler, after any injected fault."""
         ctx = attempt.ctx
-        handler = HANDLERS.get(ctx.task.task_type)
+        handler = handler_for(ctx.task.task_type)
         try:
             fault = attempt.fault
             if fault is not None:
@@ -314,7 +317,7 @@ class Execution:
                     if ctx.cancel.is_set():
                         raise TaskFailure("cancelled")
             if handler is None:
-                raise TaskFailure(f"unknown task_type {ctx.task.task_type!r} (expected one of {', '.join(HANDLERS)})",
+                raise TaskFailure(f"unknown task_type {ctx.task.task_type!r} (expected one of {', '.join(MODULES)})",
                                   permanent=True)
             placement = self.placement
             if placement is not None and ctx.task.task_type in placement.task_types:

@@ -408,14 +408,26 @@ class _RenderGuard:
                 _clear_in_thread(self.thread_id, None)   # one set but not yet raised
 
 
-def render_prompt(template: str, context: dict, cancel=None) -> str:
+def compile_prompt(template: str):
+    """The compiled form of a prompt template, for render_prompt(compiled=...): compiling
+    is the part of rendering that does not depend on the dependencies' outputs, so a run
+    does it before its clock starts. TemplateFailure when the template is too long, is
+    not valid, or takes longer than MAX_RENDER_SECONDS to compile."""
+    return _guarded(lambda: _compiled(template))
+
+
+def render_prompt(template: str, context: dict, cancel=None, compiled=None) -> str:
     """The rendered prompt. `cancel` is the attempt's Cancellation: cancelling it stops the
     render at once, even in a loop that produces nothing (a bare threading.Event is only
-    checked between pieces of output). MAX_RENDER_SECONDS stops any render."""
+    checked between pieces of output). MAX_RENDER_SECONDS stops any render. `compiled` is
+    compile_prompt(template), when the caller has it already."""
     if "{" not in template:       # plain prompts (the common case) skip the compiler
         return template
-    if len(template) > MAX_TEMPLATE_CHARS:
-        raise TemplateFailure(f"the prompt template is {len(template)} characters, more than {MAX_TEMPLATE_CHARS}")
+    return _guarded(lambda: _render(template, context, cancel, compiled), cancel)
+
+
+def _guarded(work, cancel=None):
+    """work(), stopped by `cancel` or after MAX_RENDER_SECONDS (TemplateFailure saying which)."""
     guard = _RenderGuard()
     timer = threading.Timer(MAX_RENDER_SECONDS, guard.stop,
                             (f"prompt template: rendering took longer than {MAX_RENDER_SECONDS:g} s",))
@@ -425,17 +437,40 @@ def render_prompt(template: str, context: dict, cancel=None) -> str:
             timer.start()
             if hasattr(cancel, "on_cancel"):
                 cancel.on_cancel(lambda: guard.stop("prompt template: rendering cancelled"))
-            return _render(template, context, cancel)
+            return work()
     except _RenderStopped:
         raise TemplateFailure(guard.reason or "prompt template: rendering stopped") from None
     finally:
         timer.cancel()
 
 
-def _render(template: str, context: dict, cancel) -> str:
+# Templates compiled by validation (template_problem), kept for the run that follows
+# (compile_prompt): parse_alt_file checks every prompt template, and compiling one twice
+# doubled the start-up of a templated run. Bounded: cleared when full.
+_RECENTLY_COMPILED: dict[str, jinja2.Template] = {}
+_RECENTLY_COMPILED_MAX = 256
+
+
+def _compiled(template: str):
+    if len(template) > MAX_TEMPLATE_CHARS:
+        raise TemplateFailure(f"the prompt template is {len(template)} characters, more than {MAX_TEMPLATE_CHARS}")
+    compiled = _RECENTLY_COMPILED.get(template)
+    if compiled is not None:
+        return compiled
+    try:
+        compiled = _ENVIRONMENT.from_string(template)
+    except Exception as error:
+        raise _failure(error) from None
+    if len(_RECENTLY_COMPILED) >= _RECENTLY_COMPILED_MAX:
+        _RECENTLY_COMPILED.clear()
+    _RECENTLY_COMPILED[template] = compiled
+    return compiled
+
+
+def _render(template: str, context: dict, cancel, compiled) -> str:
     try:
         pieces, size = [], 0
-        for piece in _ENVIRONMENT.from_string(template).generate(context):
+        for piece in (compiled or _compiled(template)).generate(context):
             size += len(piece)
             if size > MAX_OUTPUT_CHARS:
                 raise TemplateFailure(f"the rendered prompt is longer than {MAX_OUTPUT_CHARS} characters")
@@ -443,16 +478,21 @@ def _render(template: str, context: dict, cancel) -> str:
                 raise TemplateFailure("prompt template: rendering cancelled")
             pieces.append(piece)
         return "".join(pieces)
-    except TemplateFailure:
-        raise
-    except jinja2.TemplateSyntaxError as error:
-        raise TemplateFailure(f"prompt template syntax error at line {error.lineno}: {error.message}") from None
-    except jinja2.exceptions.SecurityError as error:
-        raise TemplateFailure(f"prompt template refused by the sandbox: {error}") from None
-    except jinja2.UndefinedError as error:
-        raise TemplateFailure(f"prompt template: {error.message}") from None
-    except Exception as error:  # errors raised by filters on untrusted data
-        raise TemplateFailure(f"prompt template failed: {type(error).__name__}: {error}") from None
+    except Exception as error:
+        raise _failure(error) from None
+
+
+def _failure(error: Exception) -> TemplateFailure:
+    """The TemplateFailure that says what went wrong in compiling or rendering a prompt."""
+    if isinstance(error, TemplateFailure):
+        return error
+    if isinstance(error, jinja2.TemplateSyntaxError):
+        return TemplateFailure(f"prompt template syntax error at line {error.lineno}: {error.message}")
+    if isinstance(error, jinja2.exceptions.SecurityError):
+        return TemplateFailure(f"prompt template refused by the sandbox: {error}")
+    if isinstance(error, jinja2.UndefinedError):
+        return TemplateFailure(f"prompt template: {error.message}")
+    return TemplateFailure(f"prompt template failed: {type(error).__name__}: {error}")  # filters on untrusted data
 
 
 def template_problem(template: str) -> str | None:
@@ -461,9 +501,7 @@ def template_problem(template: str) -> str | None:
     if len(template) > MAX_TEMPLATE_CHARS:
         return f"the prompt template is {len(template)} characters, more than {MAX_TEMPLATE_CHARS}"
     try:
-        _ENVIRONMENT.compile(template)
-    except jinja2.TemplateSyntaxError as error:
-        return f"prompt template syntax error at line {error.lineno}: {error.message}"
-    except jinja2.TemplateError as error:
-        return f"prompt template: {error.message or error}"
+        _compiled(template)
+    except TemplateFailure as failure:
+        return str(failure)
     return None
