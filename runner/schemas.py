@@ -5,9 +5,7 @@ They ship as package data in runner/schemas/ so that other ALT_LAS components, a
 """
 from __future__ import annotations
 
-import json
 from functools import cache
-from importlib import resources
 
 NAMES = ("alt", "task-parameters", "task-result", "last")
 
@@ -17,11 +15,15 @@ def text(name: str) -> str:
     """The schema as published (JSON text)."""
     if name not in NAMES:
         raise ValueError(f"unknown schema {name!r}: expected one of {', '.join(NAMES)}")
+    from importlib import resources
+
     return resources.files("runner").joinpath("schemas", f"{name}.schema.json").read_text(encoding="utf-8")
 
 
 def load(name: str) -> dict:
     """The schema as a dict (a fresh copy: callers may change it)."""
+    import json
+
     return json.loads(text(name))
 
 

@@ -11,7 +11,6 @@ loads none (runner.ai.transport holds the requests side).
 from __future__ import annotations
 
 import math
-import socket
 import threading
 import time
 
@@ -25,6 +24,8 @@ CANCEL_POLL = 0.02
 
 
 def shut_down(conn) -> None:
+    import socket       # here: a client of the offline provider never gets this far
+
     sock = getattr(conn, "sock", None)
     if sock is not None:
         try:

@@ -18,7 +18,6 @@ next to a temperature (so dream sends it temperature 1.0 alone). Given the provi
 """
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass
 
@@ -87,6 +86,8 @@ class ChaosPlan:
         self.rate = rate
 
     def _generator(self, *parts) -> random.Random:
+        import hashlib
+
         digest = hashlib.sha256("\x1f".join(str(p) for p in (self.seed, *parts)).encode()).digest()
         return random.Random(int.from_bytes(digest[:16], "big"))
 

@@ -9,17 +9,17 @@
 
 Independent outputs run concurrently on one bounded thread pool: the graph drawing
 (dot runs in a child process), artifact copies, the compressed copy (zlib releases the
-GIL) and the report. Every file is written atomically and last.json last: its presence
-means the directory is complete. If anything fails, what was written is removed: the
-whole directory, or, for a run's journal directory (which exists from the run's start,
-holding journal.jsonl), the products only, so the journal stays for `show` and `resume`.
+GIL) and the report, whose template is loaded while dot draws. Every file is written
+atomically and last.json last: its presence means the directory is complete (the
+products' renames are made durable by one directory fsync before it). If anything fails,
+what was written is removed: the whole directory, or, for a run's journal directory
+(which exists from the run's start, holding journal.jsonl), the products only, so the
+journal stays for `show` and `resume`.
 """
 from __future__ import annotations
 
 import contextlib
 import shutil
-import tarfile
-import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from runner.last.atomic_files import atomic_file, write_atomically
+from runner.last.atomic_files import atomic_file, fsync_directory, write_atomically
 from runner.last.options import LastOptions
 
 
@@ -49,14 +49,14 @@ def _write_graph(record: dict, directory: Path, options: LastOptions):
     drawing = graph_drawing.draw(record["execution_graph"], renderer=options.graph_renderer,
                                 draw_limit=options.graph_draw_limit, timeout=options.graph_timeout,
                                 title=record.get("alt_file_id") or "execution")
-    write_atomically(directory / "graph.dot", drawing.dot.encode("utf-8"))
-    write_atomically(directory / "graph.svg", drawing.svg.encode("utf-8"))
+    write_atomically(directory / "graph.dot", drawing.dot.encode("utf-8"), sync_directory=False)
+    write_atomically(directory / "graph.svg", drawing.svg.encode("utf-8"), sync_directory=False)
     return drawing
 
 
 def _write_compressed(directory: Path, data: bytes, level: int) -> None:
     # wbits=31: a gzip stream, readable by gzip/zcat, made in one zlib call.
-    write_atomically(directory / "last.json.gz", zlib.compress(data, level, wbits=31))
+    write_atomically(directory / "last.json.gz", zlib.compress(data, level, wbits=31), sync_directory=False)
 
 
 def render_html(record: dict, options: LastOptions, drawing=None) -> str:
@@ -72,12 +72,19 @@ def render_html(record: dict, options: LastOptions, drawing=None) -> str:
 
 
 def _write_report(record: dict, directory: Path, options: LastOptions, graph_future) -> None:
+    from runner.last.report import report_template
+
+    report_template()   # Jinja2 loaded and the page compiled while dot, a child process, draws
     drawing = graph_future.result() if graph_future is not None else None
-    write_atomically(directory / "report.html", render_html(record, options, drawing).encode("utf-8"))
+    write_atomically(directory / "report.html", render_html(record, options, drawing).encode("utf-8"),
+                     sync_directory=False)
 
 
 def write_archive(directory: Path, kind: str, level: int = 1) -> Path:
     """<parent>/<name>.zip or .tar.gz holding the directory (under its own name)."""
+    import tarfile
+    import zipfile
+
     suffix = ".zip" if kind == "zip" else ".tar.gz"
     target = directory.parent / (directory.name + suffix)
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -150,6 +157,7 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
                 futures.append(pool.submit(_write_report, record, directory, options, graph_future))
             for future in futures + ([graph_future] if graph_future is not None else []):
                 future.result()
+            fsync_directory(directory)
             write_atomically(directory / "last.json", data)
         archive = write_archive(directory, options.archive, options.compression_level) \
             if options.archive != "none" else None

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from xml.sax.saxutils import escape as xml_escape
 
 STATUS_COLOURS = {
     "completed": "#c8e6c9", "failed": "#ffcdd2", "timeout": "#ffe0b2", "cancelled": "#e0e0e0",
@@ -32,6 +31,12 @@ class GraphDrawing:
     renderer: str        # "dot" or "builtin"
     summarised: bool
     note: str | None = None   # why dot was not used, when it was asked for
+
+
+def xml_escape(text: str) -> str:
+    """&, < and > as XML entities, as xml.sax.saxutils.escape does (which imports
+    urllib.request, http.client and ssl: tens of ms of every run's start-up)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _dot_string(text: str) -> str:
