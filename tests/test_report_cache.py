@@ -62,3 +62,15 @@ def test_a_page_compiled_under_other_options_is_never_reused(monkeypatch):
     pattern = report._CompiledPageCache().pattern
     monkeypatch.setitem(report._OPTIONS, "autoescape", False)
     assert report._CompiledPageCache().pattern != pattern
+
+
+def test_the_cache_lives_in_the_users_cache_directory_and_only_if_no_one_else_can_write_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = report._compiled_page_cache()
+    assert cache is not None and cache.directory == str(tmp_path / "librunner")
+    assert (tmp_path / "librunner").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "librunner").chmod(0o777)
+    assert report._compiled_page_cache() is None       # another user could plant code there
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")
+    monkeypatch.setenv("HOME", "relative")
+    assert report._compiled_page_cache() is None

@@ -28,7 +28,8 @@ def prompt_of(ctx) -> str:
         "alt": {"id": ctx.alt.id, "title": ctx.alt.title, "mode": ctx.mode},
     }
     try:
-        compiled = ctx.preparation.compiled_prompt(template) if ctx.preparation is not None else None
+        preparation = getattr(ctx, "preparation", None)      # None: resume's task keys, tests
+        compiled = preparation.compiled_prompt(template) if preparation is not None else None
         return render_prompt(template, context, ctx.cancellation, compiled)
     except TemplateFailure as error:
         raise TaskFailure(str(error), permanent=True) from None

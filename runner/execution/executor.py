@@ -151,7 +151,8 @@ class Execution:
     def execute(self) -> tuple[dict, dict]:
         # What the tasks need is made ready before the run's clock starts, so no task's
         # duration carries the AI client's or the template engine's start-up.
-        self.preparation = prepare(self.tasks, environ=self.environ, ai_client=self._ai_client)
+        to_run = [task for index, task in enumerate(self.tasks) if index not in self.reuse] if self.reuse else self.tasks
+        self.preparation = prepare(to_run, environ=self.environ, ai_client=self._ai_client)
         if self._ai_client is None:
             self._ai_client = self.preparation.ai_client
         started_at = self.core.utc_stamp()
