@@ -49,8 +49,15 @@ def test_version_imports_neither_requests_nor_jinja2(tmp_path):
 
 
 def test_validate_imports_neither_requests_nor_jinja2(tmp_path):
-    modules = loaded_modules(tmp_path, "validate", str(one_task_file(tmp_path, "{{ task.id }}")), "--plan")
+    modules = loaded_modules(tmp_path, "validate", str(one_task_file(tmp_path, "Say hello")), "--plan")
     assert not modules & (HTTP | TEMPLATES | GRPC)
+
+
+def test_validate_loads_the_template_engine_only_to_check_a_template(tmp_path):
+    # A prompt template is compiled by validation (a syntax error is reported before a run).
+    modules = loaded_modules(tmp_path, "validate", str(one_task_file(tmp_path, "Say {{ task.id }}")))
+    assert "jinja2" in modules
+    assert not modules & (HTTP | GRPC)
 
 
 def test_a_run_on_the_echo_provider_imports_no_http_library(tmp_path):

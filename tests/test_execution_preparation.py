@@ -97,12 +97,19 @@ def test_a_bad_ai_configuration_still_fails_each_ai_task_and_only_those():
     assert outcome.results["keep"].status == "completed"
 
 
-def test_a_template_that_does_not_compile_fails_its_own_task_when_it_runs():
-    outcome = execute({"id": "bad_template", "title": "t", "tasks": [
-        {"id": "broken", "description": "{% for x in %}", "retry_count": 2},
-        {"id": "fine", "description": "Say {{ task.id }}"}]}, write=False, environ={})
-    broken = outcome.results["broken"]
-    assert broken.status == "failed" and "prompt template syntax error at line 1" in broken.error
-    assert len(broken.metadata["attempts"]) == 1
-    assert outcome.results["fine"].status == "completed"
-    assert outcome.results["fine"].output["text"] == "echo: Say fine"
+def test_a_template_is_compiled_once_for_validation_and_the_run(monkeypatch):
+    made = []
+    real = templates._ENVIRONMENT.from_string
+
+    def counting(source, *args, **kwargs):
+        made.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(templates._ENVIRONMENT, "from_string", counting)
+    monkeypatch.setattr(templates, "_RECENTLY_COMPILED", {})
+    prompt = "Say {{ task.id }} once " + str(time.time())      # a template no earlier test compiled
+    outcome = execute({"id": "once", "title": "t", "tasks": [
+        {"id": "a", "description": "a", "parameters": {"prompt": prompt}},
+        {"id": "b", "description": "b", "parameters": {"prompt": prompt}}]}, write=False, environ={})
+    assert outcome.all_completed
+    assert made == [prompt]
