@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from kserve_server import KServeServer
 from runner.execution import execute
-from tests.conftest import dumps
+from tests.conftest import dumps, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 PROTO = REPO / "runner" / "ai" / "proto"
@@ -58,6 +59,27 @@ def test_the_cli_gets_its_answers_from_the_kserve_server(tmp_path):
     assert results["improve"]["output"]["text"] == "reply to: Improve: reply to: Say hello"
     assert results["ask"]["metadata"]["ai"]["time_to_first_token_ms"] is not None
     assert [s.method for s in inference_calls(server)] == ["ModelStreamInfer", "ModelStreamInfer"]
+
+
+def test_sigterm_stops_the_cli_run_and_the_server_sees_its_call_cancelled(tmp_path):
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(alt_doc()))
+    with KServeServer(delay=60) as server:
+        environ = {key: value for key, value in os.environ.items() if not key.startswith("RUNNER_AI_")}
+        run = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(tmp_path / "out"),
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**environ, "RUNNER_AI_SERVICE_URL": server.url, "RUNNER_AI_MODEL": "vllm",
+                                    "RUNNER_GRACE_SECONDS": "0.2"})
+        try:
+            assert wait_until(lambda: len(inference_calls(server)) == 1, 30)
+            run.send_signal(signal.SIGTERM)
+            _, stderr = run.communicate(timeout=30)
+        finally:
+            run.kill()
+        assert server.cancel_seen.wait(5), "the server never saw the call cancelled"
+    assert run.returncode == 143, stderr
+    record = json.loads((tmp_path / "out").glob("*/last.json").__next__().read_text())
+    assert record["task_results"]["ask"]["status"] == "cancelled"
 
 
 def test_an_unknown_model_is_one_error_before_any_task_and_exit_2(tmp_path):
