@@ -173,6 +173,20 @@ def test_each_status_code_says_whether_another_attempt_can_help(server, client, 
     assert f"the server says {code.name.lower()}" in str(error)
 
 
+def test_an_answer_over_the_size_limit_is_refused_and_not_retried(server, monkeypatch):
+    monkeypatch.setattr("runner.ai.completion.MAX_ANSWER_BYTES", 2000)
+    prompt = "word " * 500
+    with client_for(server) as client:
+        with pytest.raises(AIServiceError) as caught:
+            client.complete(prompt)
+        assert (caught.value.code, caught.value.retryable) == ("RESOURCE_EXHAUSTED", False)
+        assert "larger than max" in str(caught.value)
+        with pytest.raises(AIServiceError) as caught:
+            client.complete(prompt, stream=True, on_text=lambda _: None)
+        assert (caught.value.kind, caught.value.retryable) == ("protocol", False)
+        assert "the stream is larger than 2000 bytes" in str(caught.value)
+
+
 def test_an_unknown_model_is_named(server, client):
     with pytest.raises(AIServiceError) as caught:
         client.complete("hi", model="no-such-model")

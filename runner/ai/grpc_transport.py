@@ -21,7 +21,8 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from runner.ai import kserve
-from runner.ai.completion import MAX_ANSWER_BYTES, Completion
+from runner.ai import completion
+from runner.ai.completion import Completion
 from runner.ai.errors import AIServiceError, CallbackFailed, deliver, retry_after_seconds, scrub
 from runner.ai.proto import grpc_service_pb2 as pb
 from runner.ai.proto import grpc_service_pb2_grpc as pb_grpc
@@ -40,11 +41,9 @@ OUR_DEADLINE_SLACK = 0.05
 # After a streamed answer's final response, how long the server may take to end the call
 # before it is cancelled (a server holding the stream open costs nothing more).
 STREAM_END_WAIT = 0.25
-CHANNEL_OPTIONS = (
-    ("grpc.max_receive_message_length", MAX_ANSWER_BYTES),
-    ("grpc.max_send_message_length", -1),
-    ("grpc.enable_retries", 0),         # the executor retries, within each task's budget
-)
+# What grpc says, on either side, of a message over its size limit: the same message
+# will be refused again, so RESOURCE_EXHAUSTED is then no reason to retry.
+TOO_LARGE = "message larger than max"
 
 
 class _CallAbort(AbortHandle):
@@ -112,6 +111,9 @@ class GRPCTransport:
         self.shown = config.base_url
         self._watchdog = watchdog
         target = _target(config.base_url)
+        options = (("grpc.max_receive_message_length", completion.MAX_ANSWER_BYTES),
+                   ("grpc.max_send_message_length", -1),
+                   ("grpc.enable_retries", 0))      # the executor retries, within each task's budget
         if urlsplit(config.base_url).scheme == "grpcs":
             roots = None
             if config.ca_file:
@@ -122,9 +124,9 @@ class GRPCTransport:
                     raise ValueError(f"RUNNER_AI_CA_FILE={config.ca_file!r}: cannot read: "
                                      f"{error.strerror or error}") from None
             self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots),
-                                                options=CHANNEL_OPTIONS)
+                                                options=options)
         else:
-            self._channel = grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+            self._channel = grpc.insecure_channel(target, options=options)
         self._stub = pb_grpc.GRPCInferenceServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {config.api_key}"),) if config.api_key else None
         self._signatures: dict[str, kserve.ModelSignature] = {}
@@ -271,7 +273,7 @@ class GRPCTransport:
         first_token_ms = None
         served = None
         prompt_tokens = completion_tokens = None
-        responses = 0
+        responses = size = 0
         finished = False
         try:
             for item in call:
@@ -292,6 +294,10 @@ class GRPCTransport:
                 counted = kserve.count_of(answer, "completion")
                 if counted is not None:
                     completion_tokens = (completion_tokens or 0) + counted
+                size += answer.ByteSize()
+                if size > completion.MAX_ANSWER_BYTES:
+                    raise AIServiceError(f"{self.shown} {what}: the stream is larger than "
+                                         f"{completion.MAX_ANSWER_BYTES} bytes", retryable=False, kind="protocol")
                 if piece:
                     if first_token_ms is None:
                         first_token_ms = (time.perf_counter() - started) * 1000.0
@@ -345,6 +351,8 @@ class GRPCTransport:
         name = code.name if code is not None else "UNKNOWN"
         subject = f"model {model!r}: " if code == Code.NOT_FOUND and model is not None else ""
         retryable = code in RETRYABLE or code == Code.DEADLINE_EXCEEDED
+        if code == Code.RESOURCE_EXHAUSTED and TOO_LARGE in details.lower():
+            retryable = False
         return AIServiceError(scrub(self.config.api_key, f"{self.shown} {what}: {name}: {subject}{details}"),
                               retryable=retryable, kind="grpc", code=name,
                               retry_after=_retry_delay(error) if retryable else None)
