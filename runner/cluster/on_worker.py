@@ -99,7 +99,7 @@ def run_attempt(spec: dict) -> dict:
     a data task's cancellation flag set) and reported as timeout, as the local executor
     does. Returns {"outcome": completed|failed|timeout|cancelled, ...}."""
     from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
-    from runner.execution.executor import HANDLERS
+    from runner.execution.handlers import handler_for
 
     identity = worker_identity()
     key = spec["key"]
@@ -117,7 +117,7 @@ def run_attempt(spec: dict) -> dict:
 
     def work():
         try:
-            report.update(outcome="completed", output=HANDLERS[spec["task_type"]](ctx))
+            report.update(outcome="completed", output=handler_for(spec["task_type"])(ctx))
         except AttemptTimeout as failure:
             report.update(outcome="timeout", error=str(failure))
         except TaskFailure as failure:
