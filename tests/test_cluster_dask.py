@@ -212,3 +212,67 @@ def test_a_worker_killed_mid_run_loses_no_file(tmp_path):
     finally:
         for process in reversed(processes):
             stop(process)
+
+
+def test_interrupting_a_run_on_the_cluster_stops_its_files_and_writes_what_finished(tmp_path, cluster):
+    import threading
+
+    from runner.cluster.many import NOT_STARTED, Stop, run_files
+
+    quick = write_alt(tmp_path, "quick", [{"id": "a", "description": "x", "parameters": {"task_type": "generic"}}])
+    slow = [write_alt(tmp_path, f"slow{i}", [{"id": "s", "description": "x", "timeout_seconds": 60, "parameters": {
+        "task_type": "system_command", "command": ["sleep", "30.61"]}}]) for i in range(5)]
+    plain = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
+    stop = Stop()
+
+    def on_file(outcome):
+        if outcome.path == str(quick):
+            threading.Timer(1.0, stop).start()      # the slow files have started by then
+    started = time.monotonic()
+    outcomes = run_files([quick, *slow], tmp_path / "out", dask=cluster.scheduler.address, on_file=on_file, stop=stop,
+                         environ={**plain, **COMMANDS, "RUNNER_GRACE_SECONDS": "0.5"})
+    assert time.monotonic() - started < 20
+    assert outcomes[0].directory is not None and outcomes[0].all_completed
+    written = [o for o in outcomes[1:] if o.directory is not None]
+    assert written, "no running file came back"
+    for outcome in written:
+        record = record_of(outcome.directory)
+        assert outcome.interrupted and record["execution"]["interrupted"] is True
+        assert record["task_results"]["s"]["status"] == "cancelled"
+    assert all(o.error == NOT_STARTED for o in outcomes[1:] if o.directory is None)
+    assert len(list((tmp_path / "out").iterdir())) == 1 + len(written)
+    time.sleep(0.5)
+    assert subprocess.run(["pgrep", "-f", "^sleep 30.61$"], capture_output=True, text=True).stdout.split() == []
+
+
+def test_a_heavy_task_whose_worker_dies_runs_again_on_another(tmp_path, cluster):
+    """Last in this module: it kills one of the shared cluster's workers (its nanny restarts it)."""
+    import threading
+
+    alt = {"id": "dies", "title": "dies", "tasks": [{"id": "work", "description": "x", "timeout_seconds": 30,
+                                                     "parameters": {"task_type": "system_command",
+                                                                    "command": ["sleep", "1.5"]}}]}
+    killed = []
+
+    def kill_the_worker_running_it():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            busy = [address for address, keys in cluster.processing().items()
+                    if any(str(key).startswith("runner-task-") for key in keys)]
+            if busy:
+                pid = cluster.run(os.getpid, workers=busy[:1])[busy[0]]
+                time.sleep(0.3)                     # the command has started there
+                os.kill(pid, signal.SIGKILL)
+                killed.append(busy[0])
+                return
+            time.sleep(0.02)
+    killer = threading.Thread(target=kill_the_worker_running_it)
+    killer.start()
+    outcome = execute(alt, tmp_path / "out", placement=DaskPlacement(cluster), environ={**os.environ, **COMMANDS})
+    killer.join()
+    assert killed, "no worker was seen running the task"
+    result = outcome.results["work"].to_dict()
+    assert result["status"] == "completed", result
+    assert result["metadata"]["worker"]["address"] != killed[0]
+    assert len(result["metadata"]["attempts"]) == 1       # the same attempt, run again by Dask
+    assert len(list((tmp_path / "out").iterdir())) == 1

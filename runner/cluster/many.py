@@ -217,6 +217,7 @@ def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
 def _run_on_cluster(client, todo, output_dir, options, environ, stop, finished) -> None:
     from runner.cluster import on_worker
     from runner.execution import config
+    from runner.last import options as last_options
 
     submission = uuid.uuid4().hex
     travelled = travelling_settings.of_submitter(environ)
@@ -232,7 +233,8 @@ def _run_on_cluster(client, todo, output_dir, options, environ, stop, finished) 
     for future in futures:
         future.add_done_callback(answers.put)
     answer_by = None
-    writers = ThreadPoolExecutor(2, thread_name_prefix="runner-last")
+    # LAST directories are written here as answers arrive, RUNNER_LAST_WORKERS at once.
+    writers = ThreadPoolExecutor(last_options.from_environment(environ).workers, thread_name_prefix="runner-last")
     written = []
     try:
         pending = set(futures)
