@@ -24,7 +24,8 @@ def run_several(args) -> int:
         if not args.quiet:
             print(f"{outcome.path}: {outcome.summary or outcome.entry}", file=sys.stderr, flush=True)
 
-    for option, given in (("--workspace", args.workspace), ("--stream", args.stream)):
+    for option, given in (("--workspace", args.workspace), ("--stream", args.stream),
+                          ("--record", getattr(args, "record", None)), ("--replay", getattr(args, "replay", None))):
         if given:
             print(f"{option} applies to one file; several were given", file=sys.stderr)
             return 2
