@@ -45,7 +45,9 @@ def start_cli(tmp_path: Path, alt: dict, *extra, env_extra=None) -> tuple[subpro
 
 
 def run_directory(out: Path) -> Path:
-    assert wait_until(lambda: out.is_dir() and any(out.iterdir()), 30)
+    # The journal, not only the directory: it is created just after the directory, and a
+    # loaded machine can run the test between the two.
+    assert wait_until(lambda: out.is_dir() and any(out.glob("*/journal.jsonl")), 30)
     (directory,) = [p for p in out.iterdir() if p.is_dir()]
     return directory
 
