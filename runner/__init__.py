@@ -23,9 +23,10 @@ _CORE_NAMES = frozenset((
     "RunStore",
 ))
 _EXECUTION_NAMES = frozenset(("run",))  # plain Python: runner.execution
+_RESUME_NAMES = frozenset(("resume",))  # plain Python: runner.execution.resume
 _CLUSTER_NAMES = frozenset(("run_many",))  # plain Python: runner.cluster (distributed only with dask=)
 
-__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES | _CLUSTER_NAMES) - {"__version__"})
+__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES | _RESUME_NAMES | _CLUSTER_NAMES) - {"__version__"})
 
 
 def __getattr__(name: str):
@@ -37,6 +38,10 @@ def __getattr__(name: str):
         from runner import execution
 
         return getattr(execution, name)
+    if name in _RESUME_NAMES:
+        from runner.execution import resume
+
+        return getattr(resume, name)
     if name in _CLUSTER_NAMES:
         from runner import cluster
 

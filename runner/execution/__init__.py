@@ -112,7 +112,7 @@ def _start_journal(alt, alt_file, output_dir, execution, workspace, temporary_wo
     last_id = librunner.next_last_id()
     directory = runner_settings.output_dir(output_dir)
     try:
-        journal = open_run_directory(directory, last_id, alt_json)
+        journal = open_run_directory(directory, last_id, alt_json, workspace)
     except OSError as error:
         raise librunner.LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
                                       f"{error.strerror or error}") from None

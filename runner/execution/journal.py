@@ -20,6 +20,7 @@ thread never waits for the disk.
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
 import os
 import threading
@@ -103,7 +104,16 @@ class Journal:
             docs[0]["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
         ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
         if results:
-            docs.append({"type": "task_results", "results": [r.to_dict() for r in results]})
+            # Many small dicts and no cycles: with the cyclic GC on, their allocation would
+            # trigger collections that walk the whole ALT model again and again (measured:
+            # 20 us per result at 100k tasks instead of 0.3). Paused, as the core does.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                docs.append({"type": "task_results", "results": [r.to_dict() for r in results]})
+            finally:
+                if collecting:
+                    gc.enable()
         docs += ended
         if self.error is not None:
             return

@@ -30,15 +30,16 @@ EMPTY_DIRECTORY_AGE_SECONDS = 60.0
 LAST_DIRECTORY_NAME = re.compile(r"last_[0-9A-Za-z_]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes) -> journal_file.Journal:
+def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes, workspace=None) -> journal_file.Journal:
     """Creates <output_dir>/<last_id>/ with an open, locked journal; alt.json follows, and the
-    dead runs in output_dir are cleaned, on the journal's writer thread."""
+    dead runs in output_dir are cleaned, on the journal's writer thread (but never the
+    workspace this run works in: a resume adopts its dead run's)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     directory = output_dir / last_id
     directory.mkdir()
     try:
-        return journal_file.Journal(directory, alt_json, before=lambda: clean_dead_runs(output_dir))
+        return journal_file.Journal(directory, alt_json, before=lambda: clean_dead_runs(output_dir, workspace))
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -80,9 +81,10 @@ def clean_dead_run(directory: Path, *, keep_workspace: bool = False) -> None:
             workspace.rmdir()       # only when empty: files in it are what a resume needs
 
 
-def clean_dead_runs(output_dir: Path) -> None:
+def clean_dead_runs(output_dir: Path, in_use=None) -> None:
     """clean_dead_run for every unfinished, unlocked run directory in output_dir, and empty
-    directories left by a run killed before its journal existed."""
+    directories left by a run killed before its journal existed. in_use: a workspace that
+    stays whatever run it came from."""
     try:
         entries = list(os.scandir(output_dir))
     except OSError:
@@ -97,7 +99,8 @@ def clean_dead_runs(output_dir: Path) -> None:
             if journal.is_file():
                 if (directory / "last.json").exists() or journal_file.is_locked(journal):
                     continue
-                clean_dead_run(directory)
+                keep = in_use is not None and _dead_run_workspace(directory) == Path(in_use)
+                clean_dead_run(directory, keep_workspace=keep)
             elif LAST_DIRECTORY_NAME.fullmatch(entry.name) and \
                     now - entry.stat(follow_symlinks=False).st_mtime > EMPTY_DIRECTORY_AGE_SECONDS:
                 with contextlib.suppress(OSError):
