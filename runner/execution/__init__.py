@@ -204,7 +204,7 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
                                                   temporary_workspace, resumed_from, environ)
         except BaseException:
             if temporary_workspace:
-                shutil.rmtree(workspace, ignore_errors=True)
+                _remove_workspace(workspace)
             raise
         execution.journal = run_journal
     previous_handlers = {}

@@ -50,7 +50,9 @@ class Journal:
         self.path = self.directory / JOURNAL_NAME
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Blocking: is_locked() in another run's cleaning may hold a shared lock on this
+            # new file for an instant (a non-blocking attempt then failed the run).
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError:
             os.close(self._fd)
             raise
