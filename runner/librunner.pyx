@@ -3,7 +3,7 @@
 
 The data path, one part per file in core/, read top to bottom:
 JSON bytes -> typed ALT model (alt_model, alt_parser) -> validated dependency graph
-(dependency_graph) -> task results (task_result) -> LAST record (last_record) ->
+(dependency_graph) -> ids (ids) -> task results (task_result) -> LAST record (last_record) ->
 the run store that keeps them by id (run_store) -> the doors the C shim calls (ffi).
 
 It is one extension module assembled from those parts, the way uvloop builds its loop:
@@ -18,6 +18,7 @@ include "core/unknown_fields.pxi"
 include "core/task_parameters.pxi"
 include "core/dependency_graph.pxi"
 include "core/alt_plan.pxi"
+include "core/ids.pxi"
 include "core/task_result.pxi"
 include "core/last_record.pxi"
 include "core/run_store.pxi"

@@ -2,6 +2,7 @@
 
 EXECUTION_MODES = ("normal", "dream", "explore", "chaos")
 PRIORITIES = ("low", "medium", "high", "critical")
+DEFAULT_PRIORITY = "medium"       # of a task or file that names none
 TASK_TYPES = ("ai_prompt", "data_processing", "file_operation", "system_command", "generic")
 TASK_STATUSES = ("pending", "running", "completed", "failed", "cancelled", "timeout", "skipped")
 

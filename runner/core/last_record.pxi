@@ -11,8 +11,16 @@ cdef extern from "build_info.h":
     const char *RUNNER_VERSION
 
 __version__ = RUNNER_VERSION.decode()
-LAST_FORMAT_VERSION = "1.0"
+# 1.1: the original runner's wire format (integer milliseconds, start_time/end_time,
+# source/target edges, its enums), extended by librunner's own fields.
+LAST_FORMAT_VERSION = "1.1"
 UNSUCCESSFUL_STATUSES = ("failed", "timeout", "cancelled")
+# Task statuses as the original's TaskStatus enum has them: a skipped task is written as
+# cancelled (it never ran, because of another task) and marked "skipped": true.
+cdef dict WIRE_STATUS = {status: status for status in TASK_STATUSES}
+WIRE_STATUS["skipped"] = "cancelled"
+cdef object U64_MAX = 2 ** 64 - 1
+cdef double U64_LIMIT = 18446744073709551615.0
 
 
 cdef object parse_time(object stamp):
@@ -32,9 +40,25 @@ cdef str rfc3339(object moment):
 
 
 cdef str overall_status(Py_ssize_t completed, Py_ssize_t total):
+    """The original's LastFileStatus, serialised lowercase: partialsuccess, one word."""
     if completed == total:
         return "success"
-    return "failure" if completed == 0 else "partial_success"
+    return "failure" if completed == 0 else "partialsuccess"
+
+
+cdef inline object wire_ms(object value):
+    """Milliseconds as the original's u64: rounded to the nearest, within 0..2^64-1."""
+    cdef double number
+    if value is None:
+        return None
+    if type(value) is int:
+        return value if 0 <= value <= U64_MAX else (0 if value < 0 else U64_MAX)
+    number = <double>value
+    if not number >= 0.0:
+        return 0
+    if number >= U64_LIMIT:
+        return U64_MAX
+    return <unsigned long long>(number + 0.5) if number < 9007199254740992.0 else int(number)
 
 
 cdef inline bint uniform_utc(object stamp, Py_ssize_t length):
@@ -137,14 +161,29 @@ cdef class TokenTally:
         return {model: (<ModelUsage>usage).to_dict() for model, usage in self.models.items()}
 
 
-cdef inline dict result_dict(TaskResult result):
-    """TaskResult.to_dict without a Python-level call: this runs once per task."""
-    cdef dict out = {"task_id": result.task_id, "status": result.status, "output": result.output,
-                     "error": result.error, "started_at": result.started_at,
-                     "completed_at": result.completed_at, "duration_ms": result.duration_ms,
-                     "metadata": result.metadata}
+cdef inline dict result_dict(TaskResult result, str execution_id):
+    """The original's TaskResult fields, then librunner's: this runs once per task.
+
+    A task that never started has the moment it ended as its start_time (it was skipped
+    or cancelled then); one that neither started nor ended gets the run's start_time,
+    filled in by the caller once the run's span is known. duration_ms is rounded to an
+    integer; exact_duration_ms keeps the fraction when there was one.
+    """
+    cdef object duration = result.duration_ms
+    cdef dict out = {"task_id": result.task_id,
+                     "execution_id": result.execution_id if result.execution_id is not None else execution_id,
+                     "status": WIRE_STATUS[result.status],
+                     "start_time": result.started_at if result.started_at is not None else result.completed_at,
+                     "end_time": result.completed_at, "duration_ms": wire_ms(duration),
+                     "output": result.output, "error": result.error, "metadata": result.metadata}
+    if type(duration) is float and duration != <double>out["duration_ms"]:
+        out["exact_duration_ms"] = duration
+    if result.status is u"skipped" or result.status == u"skipped":
+        out["skipped"] = True
     if result.extra:
-        out.update(result.extra)
+        for key, value in result.extra.items():
+            if key not in out:
+                out[key] = value
     return out
 
 
@@ -231,7 +270,7 @@ cdef class TaskPass:
         PyMem_Free(self.previous)
         PyMem_Free(self.finish)
 
-    cdef void visit(self, int v, Task task, TaskResult result) except *:
+    cdef void visit(self, int v, Task task, TaskResult result, dict written) except *:
         cdef double duration = <double>result.duration_ms if result.duration_ms is not None else 0.0
         cdef double best = 0.0
         cdef int level = 0, best_dep = -1, d
@@ -261,12 +300,16 @@ cdef class TaskPass:
             self.max_level = level
         self.previous[v] = best_dep
         self.finish[v] = best + duration
-        # Lean nodes (the task's output and completion time are in task_results): at 100k
-        # tasks each extra field costs megabytes of JSON. The description is here because
-        # nothing else in the record has it, and the report shows it.
-        self.nodes[v] = {"id": task.id, "description": task.description, "status": result.status,
-                         "task_type": task.parameters.get("task_type", "ai_prompt"), "level": level,
-                         "started_at": result.started_at, "duration_ms": result.duration_ms}
+        # The original's ExecutionNode (its id is the task id), sharing the values written
+        # in task_results, then librunner's: the description (nothing else in the record
+        # has it, and the report shows it), the task type and the dependency level.
+        node = {"id": task.id, "task_id": task.id, "status": written["status"],
+                "duration_ms": written["duration_ms"], "start_time": written["start_time"],
+                "end_time": written["end_time"], "description": task.description,
+                "task_type": task.parameters.get("task_type", "ai_prompt"), "level": level}
+        if "skipped" in written:
+            node["skipped"] = True
+        self.nodes[v] = node
 
     cdef dict status_counts(self):
         return {status: self.counts[i] for i, status in enumerate(TASK_STATUSES)}
@@ -302,6 +345,8 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     cdef list order = graph.topological_order()
     cdef list tasks = alt.tasks
     cdef list by_index = None
+    cdef list unstarted = []
+    cdef dict written
     cdef dict task_results = {}
     cdef dict task_extra = {}
     cdef Task task
@@ -322,17 +367,21 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
         result = results.get(task.id)
         if result is None:
             result = pending_result(task.id)
-        task_results[task.id] = result_dict(result)
+        written = result_dict(result, execution_id)
+        task_results[task.id] = written
+        if written["start_time"] is None:
+            unstarted.append(written)
         if task.extra:
             task_extra[task.id] = task.extra
         if file_order:
-            visits.visit(<int>i, task, result)
+            visits.visit(<int>i, task, result, written)
         else:
             by_index[i] = result
     if not file_order:
         for position in range(n):
             i = <Py_ssize_t>order[position]
-            visits.visit(<int>i, <Task>tasks[i], <TaskResult>by_index[i])
+            task = <Task>tasks[i]
+            visits.visit(<int>i, task, <TaskResult>by_index[i], <dict>task_results[task.id])
     critical_ids, critical_ms = visits.critical_path(order)
     counts = visits.status_counts()
     span = visits.span
@@ -358,11 +407,15 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     success_rate = <double>completed / total if total else 0.0
     status = overall_status(completed, total)
     parallelism = task_time_ms / execution_time_ms if execution_time_ms > 0 else (1.0 if task_time_ms == 0 else 0.0)
+    run_start = rfc3339(start_time) if start_time is not None else generated_at
+    run_end = rfc3339(end_time) if end_time is not None else generated_at
+    for written in unstarted:
+        written["start_time"] = run_start
     cdef list ids = graph.ids
     cdef list edges = []
     for i in range(n):
         for k in range(graph.dep_start[i], graph.dep_start[i + 1]):
-            edges.append({"from": ids[graph.dep_list[k]], "to": ids[i], "type": "dependency"})
+            edges.append({"source": ids[graph.dep_list[k]], "target": ids[i], "dependency_type": "required"})
     summary = describe_run(alt.title, total, counts, success_rate, status, execution_time_ms,
                            critical_ids, critical_ms, retries)
     execution.setdefault("mode", alt.mode)
@@ -381,10 +434,12 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
         "persona": alt.persona,
         "status": status,
         "success_rate": success_rate,
-        "execution_time_ms": execution_time_ms,
-        "start_time": rfc3339(start_time) if start_time is not None else generated_at,
-        "end_time": rfc3339(end_time) if end_time is not None else generated_at,
+        "execution_time_ms": wire_ms(execution_time_ms),
+        "start_time": run_start,
+        "end_time": run_end,
         "created_at": generated_at,
+        "tags": list(alt.tags) if alt.tags else [],
+        "priority": alt.priority if alt.priority is not None else DEFAULT_PRIORITY,
         "task_results": task_results,
         "statistics": {
             "total_tasks": total,

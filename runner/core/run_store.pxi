@@ -2,7 +2,6 @@
 
 import logging
 import os
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from functools import partial
@@ -20,14 +19,10 @@ cdef str utc_now():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-cdef str new_last_id():
-    """Sortable by creation time, unique by its random part; safe as a directory name."""
-    return f"last_{datetime.now(timezone.utc):%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:16]}"
-
-
 def next_last_id():
-    """A new LAST id: a run names its directory (and journal) with it before it starts."""
-    return new_last_id()
+    """A new LAST id: a UUIDv7, so it sorts by creation time; a safe directory name. A run
+    names its directory (and journal) with it before it starts."""
+    return new_uuid7()
 
 
 def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=None, workspace=None,
@@ -66,8 +61,8 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
         raise LastFileError(f"execution must be a dict, found {type(execution).__name__}")
     journaled = last_id is not None
     if not journaled:
-        last_id = new_last_id()
-    record = build_last_record(alt, checked, last_id, f"exec_{uuid.uuid4().hex}", utc_now(), execution)
+        last_id = new_uuid7()
+    record = build_last_record(alt, checked, last_id, new_uuid7(), utc_now(), execution)
     directory = settings.output_dir(output_dir)
     from runner.last.directory import write_directory
     try:

@@ -24,7 +24,6 @@ import gc
 
 # critical runs first: rank 0.
 PRIORITY_RANKS = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-DEFAULT_PRIORITY = "medium"
 
 cdef enum NodeState:
     NODE_WAITING = 0     # some dependency has not ended

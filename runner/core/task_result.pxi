@@ -1,10 +1,19 @@
 # Task results: what one task produced, checked against the ALT file it belongs to.
 
-from libc.string cimport memcmp
 from datetime import datetime, timezone
+from libc.string cimport memcmp
 
+cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
+    int PyUnicode_KIND(object text)
+    void *PyUnicode_DATA(object text)
+    int PyUnicode_1BYTE_KIND
+
+# Both spellings of the times are read: librunner's (started_at, completed_at) and the
+# original Rust runner's TaskResult (start_time, end_time, with its execution_id).
 RESULT_FIELDS = frozenset((
     "task_id", "status", "output", "error", "started_at", "completed_at", "duration_ms", "metadata",
+    "start_time", "end_time", "execution_id",
 ))
 
 
@@ -20,18 +29,79 @@ cdef class TaskResult:
     cdef readonly object duration_ms
     cdef readonly dict metadata
     cdef readonly dict extra
+    cdef readonly object execution_id     # as the reporter gave it (the original's TaskResult has one)
 
     def to_dict(self):
-        cdef dict out = {"task_id": self.task_id, "status": self.status, "output": self.output,
-                         "error": self.error, "started_at": self.started_at,
-                         "completed_at": self.completed_at, "duration_ms": self.duration_ms,
-                         "metadata": self.metadata}
-        if self.extra:
-            out.update(self.extra)
+        """As reported, times under the original's names (start_time, end_time)."""
+        cdef dict out = {"task_id": self.task_id, "execution_id": self.execution_id,
+                         "status": self.status, "start_time": self.started_at,
+                         "end_time": self.completed_at, "duration_ms": self.duration_ms,
+                         "output": self.output, "error": self.error, "metadata": self.metadata}
+        for key, value in (self.extra or {}).items():
+            out.setdefault(key, value)
         return out
 
     def __repr__(self):
         return f"TaskResult({self.task_id!r}, {self.status!r})"
+
+
+cdef inline int two_digits(const unsigned char *s, int at):
+    if not (48 <= s[at] <= 57 and 48 <= s[at + 1] <= 57):
+        return -1
+    return (s[at] - 48) * 10 + (s[at + 1] - 48)
+
+
+cdef int days_in_month(int year, int month):
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+cdef bint is_canonical_stamp(str stamp):
+    """YYYY-MM-DDTHH:MM:SS[.digits]Z with every field in range: what the executor writes and
+    every reader (Python, chrono) accepts as it is. Checked in C: it runs twice per result."""
+    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(stamp), i
+    cdef const unsigned char *s
+    cdef int year, month, day
+    if n < 20 or PyUnicode_KIND(stamp) != PyUnicode_1BYTE_KIND:
+        return False
+    s = <const unsigned char *>PyUnicode_DATA(stamp)
+    if s[4] != 45 or s[7] != 45 or s[10] != 84 or s[13] != 58 or s[16] != 58 or s[n - 1] != 90:
+        return False
+    if n > 20:
+        if s[19] != 46 or n == 21:
+            return False
+        for i in range(20, n - 1):
+            if not 48 <= s[i] <= 57:
+                return False
+    year = two_digits(s, 0) * 100 + two_digits(s, 2)
+    if two_digits(s, 0) < 0 or two_digits(s, 2) < 0 or year < 1:
+        return False
+    month = two_digits(s, 5)
+    day = two_digits(s, 8)
+    if not (1 <= month <= 12 and 1 <= day <= days_in_month(year, month)):
+        return False
+    return 0 <= two_digits(s, 11) <= 23 and 0 <= two_digits(s, 14) <= 59 and 0 <= two_digits(s, 17) <= 59
+
+
+cdef object canonical_stamp(object stamp):
+    """An RFC 3339 stamp as UTC with a Z (the same instant), or None if it is not one that
+    Python and the original's chrono both read: years 0001-9999, no leap second."""
+    if type(stamp) is not str:
+        return None
+    if is_canonical_stamp(<str>stamp):
+        return stamp
+    if RFC3339.match(stamp) is None:
+        return None
+    cdef str text = <str>stamp
+    if text.endswith(u"z"):
+        text = text[:len(text) - 1] + u"Z"
+    try:
+        moment = datetime.fromisoformat(text).astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return None
+    spec = "milliseconds" if moment.microsecond % 1000 == 0 else "microseconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 cdef TaskResult pending_result(str task_id):
@@ -43,12 +113,6 @@ cdef TaskResult pending_result(str task_id):
     result.extra = {}
     return result
 
-
-cdef extern from "Python.h":
-    Py_ssize_t PyUnicode_GET_LENGTH(object text)
-    int PyUnicode_KIND(object text)
-    void *PyUnicode_DATA(object text)
-    int PyUnicode_1BYTE_KIND
 
 cdef tuple RESULT_STATUSES = TASK_STATUSES
 
@@ -111,18 +175,15 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
     result.output = doc.get("output")
     issues = IssueList()
     result.error = issues.optional(doc, "error", "", "string")
-    result.started_at = issues.optional(doc, "started_at", "", "string")
-    result.completed_at = issues.optional(doc, "completed_at", "", "string")
-    for key in ("started_at", "completed_at"):
-        stamp = doc.get(key)
-        if isinstance(stamp, str):
-            if RFC3339.match(stamp) is None:
-                issues.add(f"/{key}", f"expected an RFC 3339 date-time, found {shorten(stamp)}", stamp)
-            elif not fits_utc(stamp):
-                issues.add(f"/{key}", f"{shorten(stamp)} is outside years 0001-9999 once converted to UTC", stamp)
+    result.started_at = result_time(doc, "started_at", "start_time", issues)
+    result.completed_at = result_time(doc, "completed_at", "end_time", issues)
+    execution_id = issues.optional(doc, "execution_id", "", "string")
+    result.execution_id = execution_id if execution_id else None
     duration = issues.optional(doc, "duration_ms", "", "number")
     if duration is not None and not (0 <= duration <= MAX_DURATION_MS):
         issues.add("/duration_ms", f"expected a number from 0 to 2^53-1, found {shorten(duration)}", duration)
+    if duration is None and result.started_at is not None and result.completed_at is not None:
+        duration = span_ms(result.started_at, result.completed_at)
     result.duration_ms = duration
     metadata = issues.optional(doc, "metadata", "", "object")
     result.metadata = metadata if metadata is not None else {}
@@ -205,6 +266,39 @@ cdef object nesting_beyond(object root, Py_ssize_t limit):
         levels.append(members(value))
         positions.append(0)
     return None
+
+
+cdef object result_time(dict doc, str name, str original_name, IssueList issues):
+    """The stamp under librunner's name or the original's, as canonical UTC; None if absent.
+
+    Both names with different instants is an error: which one is meant cannot be guessed.
+    """
+    cdef object found = None, stamp, seen = None
+    cdef str key
+    for key in (name, original_name):
+        stamp = issues.optional(doc, key, "", "string")
+        if stamp is None:
+            continue
+        canonical = canonical_stamp(stamp)
+        if canonical is None:
+            if RFC3339.match(stamp) is not None and not fits_utc(stamp):
+                issues.add(f"/{key}", f"{shorten(stamp)} is outside years 0001-9999 once converted to UTC", stamp)
+            else:
+                issues.add(f"/{key}", f"expected an RFC 3339 date-time (years 0001-9999, seconds 00-59), "
+                                      f"found {shorten(stamp)}", stamp)
+            continue
+        if found is not None and canonical != found and \
+                datetime.fromisoformat(canonical) != datetime.fromisoformat(found):
+            issues.add(f"/{key}", f"'{seen}' and '{key}' name different times ({found}, {canonical})", stamp)
+            continue
+        found, seen = canonical, key
+    return found
+
+
+cdef object span_ms(str started, str completed):
+    """Milliseconds from one canonical stamp to another; None if they run backwards."""
+    moment = (datetime.fromisoformat(completed) - datetime.fromisoformat(started)).total_seconds() * 1000.0
+    return moment if moment >= 0 else None
 
 
 # Bound once: looking up orjson.loads on every result cost as much as building it.
