@@ -10,7 +10,7 @@ FAILURES_SHOWN = 20
 
 
 def describe(record: dict) -> str:
-    from runner.last.reader import run_mode
+    from runner.last.reader import run_mode, skip_reason, task_status
 
     statistics = record.get("statistics", {})
     counts = statistics.get("status_counts", {})
@@ -38,6 +38,11 @@ def describe(record: dict) -> str:
     for model, usage in (statistics.get("tokens") or {}).items():
         lines.append(f"tokens         {model}: {usage.get('prompt_tokens')} prompt + "
                      f"{usage.get('completion_tokens')} completion in {usage.get('calls')} calls")
+    skipped = [(result.get("task_id"), skip_reason(result)) for result in record["task_results"].values()
+               if isinstance(result, dict) and task_status(result) == "skipped"]
+    if skipped:
+        lines.append(f"skipped        " + "; ".join(f"{task_id}: {why}" for task_id, why in skipped[:10])
+                     + (f"; ... {len(skipped) - 10} more" if len(skipped) > 10 else ""))
     lines.append(f"artifacts      {len(record.get('artifacts') or [])}")
     return "\n".join(lines)
 

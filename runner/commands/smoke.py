@@ -67,7 +67,7 @@ def child(path: str) -> int:
             last_id = _take(lib, lib.runner_generate_last_file(ALT_FILE["id"].encode(), out.encode()))
             step(f"generated LAST file {last_id}")
             last = json.loads(_take(lib, lib.runner_get_last_file_json(last_id.encode())))
-            if abs(last["success_rate"] - 0.5) > 1e-9 or last["status"] != "partial_success":
+            if abs(last["success_rate"] - 0.5) > 1e-9 or last["status"] != "partialsuccess":
                 raise SmokeFailure(f"unexpected LAST content: {last['success_rate']}, {last['status']}")
             step(f"LAST file success rate: {last['success_rate'] * 100:.2f}%")
             batch = json.loads(_take(lib, lib.runner_batch_process(b'["smoke_alt", "missing"]', out.encode())))

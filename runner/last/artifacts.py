@@ -77,6 +77,7 @@ class Candidate:
     workspace_path: str | None = None
     artifact_type: str | None = None
     safe_name: str = ""
+    language: str | None = None     # a code block's fence language (kept in the artifact's metadata)
 
 
 def safe_component(name: str, fallback: str = "artifact") -> str:
@@ -115,9 +116,7 @@ def artifact_type_of(name: str, mime_type: str) -> str:
         return "json"
     if extension == "log":
         return "log"
-    if extension in CODE_EXTENSIONS:
-        return "code"
-    if extension in ("txt", "md", "csv", "rst") or mime_type.startswith("text/"):
+    if extension in CODE_EXTENSIONS or extension in ("txt", "md", "csv", "rst") or mime_type.startswith("text/"):
         return "text"
     if extension:
         return "file"
@@ -240,9 +239,9 @@ def _code_blocks(task_id: str, output) -> list[Candidate]:
         extension = LANGUAGE_EXTENSIONS.get(language)
         if extension is None:
             extension = language if re.fullmatch(r"[a-z0-9]{1,10}", language) else "txt"
-        kind = "json" if extension == "json" else ("text" if extension in ("txt", "md") else "code")
         found.append(Candidate(task_id, f"code_{number}.{extension}", "code_block",
-                               data=code.encode("utf-8"), artifact_type=kind))
+                               data=code.encode("utf-8"), artifact_type="json" if extension == "json" else "text",
+                               language=language or None))
     return found
 
 
@@ -358,11 +357,11 @@ def store_candidate(candidate: Candidate, directory: Path, workspace: Path | Non
         size, sha256, textual = len(data), hashlib.sha256(data).hexdigest(), _looks_textual(data[:4096])
     name = target.name
     mime_type = mime_type_of(name, textual)
+    kind = CODE_MEANS_TEXT.get(candidate.artifact_type, candidate.artifact_type)
     return {
         "id": "art_" + hashlib.sha256(f"{candidate.task_id}\x00{relative}".encode()).hexdigest()[:16],
         "name": candidate.name,
-        "artifact_type": candidate.artifact_type if candidate.artifact_type in ARTIFACT_TYPES
-        else artifact_type_of(name, mime_type),
+        "artifact_type": kind if kind in ARTIFACT_TYPES else artifact_type_of(name, mime_type),
         "task_id": candidate.task_id,
         "path": relative,
         "size_bytes": size,
@@ -370,10 +369,14 @@ def store_candidate(candidate: Candidate, directory: Path, workspace: Path | Non
         "sha256": sha256,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "source": candidate.source,
+        "metadata": {"language": candidate.language} if candidate.language else None,
     }
 
 
-ARTIFACT_TYPES = frozenset(("file", "image", "text", "json", "log", "code", "other"))
+# The original runner's ArtifactType variants. Source code is text there (it maps .js,
+# .html and .css files to text); a code block's language goes in the artifact's metadata.
+ARTIFACT_TYPES = frozenset(("file", "image", "text", "json", "log", "other"))
+CODE_MEANS_TEXT = {"code": "text"}
 
 
 def extract_artifacts(task_results: dict, directory: Path, workspace=None, *, pool=None,

@@ -16,6 +16,8 @@ import subprocess
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from runner.last.reader import task_status
+
 STATUS_COLOURS = {
     "completed": "#c8e6c9", "failed": "#ffcdd2", "timeout": "#ffe0b2", "cancelled": "#e0e0e0",
     "skipped": "#f5f5f5", "pending": "#ffffff", "running": "#bbdefb",
@@ -68,10 +70,10 @@ def summarise(graph: dict, boxes: int = SUMMARY_BOXES) -> tuple[list[dict], list
     for node in nodes:
         band = node["level"] // width
         band_of[node["id"]] = band
-        counts[band][node["status"]] += 1
+        counts[band][task_status(node)] += 1
     # Into each band, from the band before it: how many dependencies cross into it from
     # any earlier band (edges that skip bands would make the drawing a thicket).
-    entering = Counter(band_of[e["to"]] for e in graph["edges"] if band_of[e["from"]] != band_of[e["to"]])
+    entering = Counter(band_of[e["target"]] for e in graph["edges"] if band_of[e["source"]] != band_of[e["target"]])
 
     def name(band: int) -> str:
         first, last = band * width, min(band * width + width, levels) - 1
@@ -86,7 +88,7 @@ def summarise(graph: dict, boxes: int = SUMMARY_BOXES) -> tuple[list[dict], list
         summary_nodes.append({"id": name(band), "label": f"{name(band)}: {total} tasks", "detail": detail,
                               "status": worst, "level": band})
     bands = sorted(counts)
-    summary_edges = [{"from": name(a), "to": name(b), "count": entering[b]}
+    summary_edges = [{"source": name(a), "target": name(b), "count": entering[b]}
                      for a, b in zip(bands, bands[1:]) if entering[b]]
     return summary_nodes, summary_edges
 
@@ -98,11 +100,12 @@ def to_dot(graph: dict, title: str = "execution") -> str:
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
              '  edge [color="#607d8b"];']
     for node in graph["nodes"]:
-        label = "\n".join(filter(None, (node["id"], node["status"], _duration_text(node.get("duration_ms")))))
-        colour = STATUS_COLOURS.get(node["status"], "#ffffff")
+        status = task_status(node)
+        label = "\n".join(filter(None, (node["id"], status, _duration_text(node.get("duration_ms")))))
+        colour = STATUS_COLOURS.get(status, "#ffffff")
         lines.append(f"  {_dot_string(node['id'])} [label={_dot_string(label)}, fillcolor=\"{colour}\"];")
     for edge in graph["edges"]:
-        lines.append(f"  {_dot_string(edge['from'])} -> {_dot_string(edge['to'])};")
+        lines.append(f"  {_dot_string(edge['source'])} -> {_dot_string(edge['target'])};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -117,7 +120,7 @@ def _summary_dot(nodes: list[dict], edges: list[dict], title: str) -> str:
     for edge in edges:
         # xlabel, not label: dot lays out labelled edges as extra nodes, which took
         # seconds here for ~100 long edges; an external label is placed afterwards.
-        lines.append(f"  {_dot_string(edge['from'])} -> {_dot_string(edge['to'])} "
+        lines.append(f"  {_dot_string(edge['source'])} -> {_dot_string(edge['target'])} "
                      f"[xlabel={_dot_string(str(edge['count']))}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -134,7 +137,7 @@ def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) ->
         columns[node["level"]].append(node)
     incoming: dict[str, list[str]] = defaultdict(list)
     for edge in edges:
-        incoming[edge["to"]].append(edge["from"])
+        incoming[edge["target"]].append(edge["source"])
     row: dict[str, float] = {}
     for level in sorted(columns):
         column = columns[level]
@@ -163,10 +166,10 @@ def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) ->
            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#607d8b"/></marker></defs>',
            '<g class="edges" fill="none" stroke="#607d8b" stroke-width="1.2">']
     for edge in edges:
-        if edge["from"] not in place or edge["to"] not in place:
+        if edge["source"] not in place or edge["target"] not in place:
             continue
-        x1, y1 = place[edge["from"]]
-        x2, y2 = place[edge["to"]]
+        x1, y1 = place[edge["source"]]
+        x2, y2 = place[edge["target"]]
         if vertical:
             x1, x2, y1 = x1 + box_width / 2, x2 + box_width / 2, y1 + BOX_HEIGHT
             out.append(f'<path d="M {x1} {y1} L {x2} {y2}" marker-end="url(#arrow)"/>')
@@ -182,10 +185,11 @@ def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) ->
     for node in nodes:
         x, y = place[node["id"]]
         label = node.get("label", node["id"])
-        second = node.get("detail") or " ".join(filter(None, (node["status"], _duration_text(node.get("duration_ms")))))
-        out.append(f'<g class="node status-{xml_escape(node["status"])}"><title>{xml_escape(node["id"])}</title>'
+        status = task_status(node)
+        second = node.get("detail") or " ".join(filter(None, (status, _duration_text(node.get("duration_ms")))))
+        out.append(f'<g class="node status-{xml_escape(status)}"><title>{xml_escape(node["id"])}</title>'
                    f'<rect x="{x}" y="{y}" width="{box_width}" height="{BOX_HEIGHT}" rx="6" '
-                   f'fill="{STATUS_COLOURS.get(node["status"], "#ffffff")}" stroke="#455a64"/>'
+                   f'fill="{STATUS_COLOURS.get(status, "#ffffff")}" stroke="#455a64"/>'
                    f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{xml_escape(_clip(label, box_width // 6 - 2))}</text>'
                    f'<text x="{x + 8}" y="{y + 34}" fill="#37474f">{xml_escape(_clip(second, box_width // 6 + 2))}</text></g>')
     out.append("</g></svg>")

@@ -72,3 +72,18 @@ def run_mode(record: dict):
     execution = record.get("execution")
     mode = execution.get("mode") if isinstance(execution, dict) else None
     return mode if isinstance(mode, str) else record.get("mode")
+
+
+def task_status(entry: dict):
+    """librunner's status of a task result or graph node. The file holds the original
+    runner's status (a skipped task is "cancelled" there) and marks skips with "skipped"."""
+    return "skipped" if entry.get("skipped") is True else entry.get("status")
+
+
+def skip_reason(entry: dict):
+    """Why a skipped task was skipped (the executor's reason, else its error), or None."""
+    if entry.get("skipped") is not True:
+        return None
+    metadata = entry.get("metadata")
+    reason = metadata.get("skipped_reason") if isinstance(metadata, dict) else None
+    return reason if isinstance(reason, str) else entry.get("error")

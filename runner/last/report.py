@@ -28,7 +28,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from runner.last.artifacts import is_stored_path
 from runner.last.graph_drawing import STATUS_COLOURS, STATUS_ORDER
-from runner.last.reader import run_mode
+from runner.last.reader import run_mode, skip_reason, task_status
 
 OUTPUT_LIMIT = 8000          # characters of one task's output shown
 TIMELINE_LIMIT = 400         # bars drawn in the timeline
@@ -38,6 +38,7 @@ AI_FIELDS = ("provider", "model", "prompt_tokens", "completion_tokens", "latency
 TOKEN_FIELDS = ("provider", "calls", "prompt_tokens", "completion_tokens")
 FAULT_FIELDS = ("task_id", "attempt", "kind", "detail")
 EXECUTION_ROWS = ("mode", "seed", "max_concurrency", "started_at", "ended_at", "wall_time_ms", "interrupted")
+RUN_STATUS_TEXT = {"success": "success", "partialsuccess": "partial success", "failure": "failure"}
 ATTENTION_ORDER = {"failed": 0, "timeout": 1, "cancelled": 2, "pending": 3, "running": 4, "skipped": 5, "completed": 6}
 
 _OPTIONS = dict(
@@ -135,16 +136,18 @@ def _uniform(stamps) -> bool:
 
 
 def timeline(record: dict, limit: int = TIMELINE_LIMIT) -> dict:
-    """Bars (task, start offset, length, status) for the tasks with both timestamps.
+    """Bars (task, start offset, length, status) for the tasks with both timestamps
+    (skipped tasks have the moment they were skipped as both: they get no bar).
 
     Above `limit` tasks the longest are drawn. Only the drawn bars' stamps are parsed
     when every stamp has the executor's uniform format: 100k parses cost more than the
     rest of the page.
     """
-    spans = [(result["started_at"], result["completed_at"], result["task_id"], result["status"],
+    spans = [(result["start_time"], result["end_time"], result["task_id"], result["status"],
               result.get("duration_ms"))
              for result in record["task_results"].values()
-             if isinstance(result.get("started_at"), str) and isinstance(result.get("completed_at"), str)]
+             if isinstance(result.get("start_time"), str) and isinstance(result.get("end_time"), str)
+             and result.get("skipped") is not True]
     timed = len(spans)
     if spans and _uniform([s[0] for s in spans] + [s[1] for s in spans]):
         origin, finish = _moment(min(s[0] for s in spans)), _moment(max(s[1] for s in spans))
@@ -199,7 +202,9 @@ def _run(record: dict) -> dict:
     return {
         "id": record["id"], "title": record.get("title") or "", "alt_file_id": record.get("alt_file_id"),
         "mode": run_mode(record), "created_at": record.get("created_at"), "summary": record.get("summary") or "",
-        "status": record.get("status") or "", "success_rate": _number(record.get("success_rate")) or 0.0,
+        "status": record.get("status") or "",
+        "status_text": RUN_STATUS_TEXT.get(record.get("status"), record.get("status") or ""),
+        "success_rate": _number(record.get("success_rate")) or 0.0,
         "execution_time_ms": _number(record.get("execution_time_ms")) or 0.0,
         "generator_version": generator.get("version") or "",
     }
@@ -238,7 +243,7 @@ def _descriptions(record: dict) -> dict:
 def _tasks(record: dict, artifacts: list[dict], limit: int) -> list[dict]:
     results = _dicts(list(record["task_results"].values()))
     if len(results) > limit:
-        results = sorted(results, key=lambda r: ATTENTION_ORDER.get(r.get("status"), 9))[:limit]
+        results = sorted(results, key=lambda r: ATTENTION_ORDER.get(task_status(r), 9))[:limit]
     artifacts_by_task: dict = {}
     for artifact in artifacts:
         artifacts_by_task.setdefault(artifact["task_id"], []).append(artifact)
@@ -247,16 +252,17 @@ def _tasks(record: dict, artifacts: list[dict], limit: int) -> list[dict]:
     for result in results:
         metadata = _dict(result.get("metadata"))
         ai = metadata.get("ai")
-        task_id, status = result.get("task_id"), result.get("status")
+        task_id, status = result.get("task_id"), task_status(result)
         shown.append({
             "id": task_id, "status": status, "colour": STATUS_COLOURS.get(status, "#fff"),
             "description": descriptions.get(task_id),
-            "duration_ms": _number(result.get("duration_ms")), "started_at": result.get("started_at"),
-            "completed_at": result.get("completed_at"), "output": _pretty(result.get("output")),
+            "duration_ms": _number(result.get("exact_duration_ms", result.get("duration_ms"))),
+            "started_at": result.get("start_time") if status != "skipped" else None,
+            "completed_at": result.get("end_time"), "output": _pretty(result.get("output")),
             "error": result.get("error"),
             "attempts": [_fields(a, ATTEMPT_FIELDS) for a in _dicts(metadata.get("attempts"))],
             "ai": _fields(ai, AI_FIELDS) if isinstance(ai, dict) else None,
-            "skipped_reason": metadata.get("skipped_reason"),
+            "skipped_reason": skip_reason(result),
             "artifacts": artifacts_by_task.get(task_id, []),
         })
     return shown
