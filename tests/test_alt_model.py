@@ -73,7 +73,7 @@ def test_unknown_fields_are_kept_and_reach_the_last_metadata(spec_alt):
     assert alt.tasks[1].extra == {"x_owner": "team-a"} and alt.tasks[0].extra == {}
     assert alt.to_dict()["x_planner"] == {"budget": 3}
     assert alt.tasks[1].to_dict()["x_owner"] == "team-a"
-    record = runner.build_last_record(alt, {}, "last_1", "exec_1", "2026-01-01T00:00:00.000Z")
+    record = runner.build_last_record(alt, {}, "0190a0b0-0000-7000-8000-000000000001", "0190a0b0-0000-7000-8000-000000000002", "2026-01-01T00:00:00.000Z")
     assert record["metadata"]["alt_extra_fields"] == {"x_planner": {"budget": 3}}
     assert record["metadata"]["task_extra_fields"] == {"task2": {"x_owner": "team-a"}}
 

@@ -26,7 +26,7 @@ def test_eight_threads_each_see_only_their_own_errors(stress, tmp_path):
     match = SUMMARY.fullmatch(completed.stdout)
     assert match and int(match[1]) == 4000, completed.stdout
     assert int(match[2]) > 8 * 4000  # every iteration checked something
-    assert len(list(tmp_path.glob("last_*/last.json"))) == 8
+    assert len(list(tmp_path.glob("*-*-*-*-*/last.json"))) == 8
 
 
 def memcheck(argv, environment=()) -> subprocess.CompletedProcess:

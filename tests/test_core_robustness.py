@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -108,7 +109,7 @@ def test_reparsing_during_a_run_keeps_the_new_version_and_drops_the_old_results(
     time.sleep(0.1)
     assert runner.runner_parse_alt_file(dumps({"id": "r", "title": "v2", "tasks": [{"id": "z"}]})) == 1
     run.join(30)
-    assert finished["last"].startswith("last_")
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", finished["last"]), finished
     last_id = runner.take(runner.runner_generate_last_file(b"r", str(tmp_path).encode()))
     assert last_id is not None, runner.last_error()
     record = json.loads((tmp_path / last_id / "last.json").read_bytes())

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import re
 import threading
 import time
 
@@ -28,7 +29,7 @@ def execute(lib, alt_id: str, output_dir) -> str | None:
 def test_execute_returns_a_last_id_whose_json_is_kept(lib, tmp_path, spec_alt):
     assert lib.runner_parse_alt_file(dumps(spec_alt)) == 1
     last_id = execute(lib, "test_alt_file", tmp_path)
-    assert last_id and last_id.startswith("last_"), lib.last_error()
+    assert last_id and re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", last_id), lib.last_error()
     record = json.loads(lib.take(lib.runner_get_last_file_json(last_id.encode())))
     assert record["alt_file_id"] == "test_alt_file"
     assert record["task_results"]["task2"]["output"]["text"] == "echo: Second task"
@@ -103,7 +104,7 @@ def test_cleanup_during_a_run_cancels_it_and_the_last_file_is_written(lib, tmp_p
     assert lib.runner_init() == 1
     # No LAST id is handed out (cleanup released every string): the error names the file.
     assert box["id"] is None and "interrupted by runner_cleanup" in box["error"]
-    (directory,) = [p for p in tmp_path.iterdir() if p.name.startswith("last_")]
+    (directory,) = [p for p in tmp_path.iterdir() if re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", p.name)]
     record = json.loads((directory / "last.json").read_bytes())
     assert record["task_results"]["wait"]["status"] == "cancelled"
     assert record["task_results"]["next"]["status"] == "cancelled"

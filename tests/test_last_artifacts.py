@@ -58,7 +58,8 @@ def test_fenced_code_blocks_in_ai_text_become_code_artifacts(tmp_path):
     assert set(artifacts) == {"artifacts/a/code_1.py", "artifacts/a/code_2.rs", "artifacts/a/code_3.txt",
                               "artifacts/b/code_1.json"}
     assert (written.directory / "artifacts/a/code_1.py").read_text() == "print('x')\n"
-    assert artifacts["artifacts/a/code_2.rs"]["artifact_type"] == "code"
+    assert artifacts["artifacts/a/code_2.rs"]["artifact_type"] == "text"
+    assert artifacts["artifacts/a/code_2.rs"]["metadata"] == {"language": "rust"}
     assert artifacts["artifacts/b/code_1.json"]["artifact_type"] == "json"
 
 

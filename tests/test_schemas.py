@@ -27,6 +27,25 @@ def test_cli_prints_each_schema(name):
     assert json.loads(done.stdout) == schemas.load(name)
 
 
+@pytest.mark.parametrize("name", schemas.NAMES)
+def test_each_schema_stands_alone(name):
+    """Every $ref points inside the schema itself, so a validator needs no other file."""
+    references = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                references.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schemas.load(name))
+    assert all(ref.startswith("#") for ref in references), references
+
+
 def test_cli_refuses_an_unknown_schema():
     done = subprocess.run([sys.executable, "-m", "runner", "schema", "nope"], capture_output=True, text=True)
     assert done.returncode == 2 and "invalid choice" in done.stderr
@@ -46,8 +65,13 @@ def test_task_result_schema_matches_the_parser():
             "metadata": {"ai": {"model": "m"}}, "x_extra": 1}
     validator.validate(good)
     runner.parse_task_result(dumps(good), alt)
+    original = {"task_id": "task1", "execution_id": "5f0c7a4e-3b7f-4c55-9d3e-2a1b0c9d8e7f", "status": "timeout",
+                "start_time": "2026-01-01T00:00:00Z", "end_time": None, "duration_ms": None, "output": None,
+                "error": "late", "metadata": None}
+    validator.validate(original)
+    assert runner.parse_task_result(dumps(original), alt).execution_id == original["execution_id"]
     for change in ({"status": "done"}, {"duration_ms": -1}, {"started_at": "noon"}, {"metadata": []},
-                   {"task_id": 5}, {"error": 3}):
+                   {"task_id": 5}, {"error": 3}, {"start_time": "noon"}, {"execution_id": 7}):
         bad = {**good, **change}
         assert not validator.is_valid(bad)
         with pytest.raises(runner.TaskResultError):
@@ -57,7 +81,7 @@ def test_task_result_schema_matches_the_parser():
 def last_record(alt_doc, results) -> dict:
     alt = runner.parse_alt_file(dumps(alt_doc))
     parsed = {r["task_id"]: runner.parse_task_result(dumps(r), alt) for r in results}
-    return runner.build_last_record(alt, parsed, "last_0001", "exec_0001", "2026-01-01T00:00:05.000Z")
+    return runner.build_last_record(alt, parsed, "0190a0b0-0000-7000-8000-000000000001", "0190a0b0-0000-7000-8000-000000000002", "2026-01-01T00:00:05.000Z")
 
 
 def test_generated_last_record_matches_the_last_schema():
