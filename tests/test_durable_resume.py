@@ -68,7 +68,7 @@ def test_a_run_killed_with_sigkill_resumes_without_repeating_completed_commands(
     assert results["read"]["output"]["content"] == "kept"
     assert results["ask"]["output"]["text"] == "echo: Summarise kept"
     old = json.loads((directory / "journal.jsonl").read_text().splitlines()[0])
-    assert results["count"]["started_at"] == RunState(directory).results["count"]["started_at"]
+    assert results["count"]["start_time"] == RunState(directory).results["count"]["started_at"]
     assert not Path(old["workspace"]).exists()      # the temporary workspace went with the resumed run
     assert {p.name for p in directory.iterdir()} == {"journal.jsonl", "alt.json"}
 

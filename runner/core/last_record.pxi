@@ -187,6 +187,14 @@ cdef inline dict result_dict(TaskResult result, str execution_id):
     return out
 
 
+cpdef dict recorded_task_result(TaskResult result, str execution_id, str run_start):
+    """`result` exactly as a LAST file of run `execution_id`, started at `run_start`, records it."""
+    cdef dict written = result_dict(result, execution_id)
+    if written["start_time"] is None:
+        written["start_time"] = run_start
+    return written
+
+
 cdef str describe_run(str title, Py_ssize_t total, dict counts, double success_rate, str status,
                       double wall_ms, list critical_ids, double critical_ms, Py_ssize_t retries):
     cdef Py_ssize_t completed = counts["completed"]

@@ -32,13 +32,16 @@ cdef class TaskResult:
     cdef readonly object execution_id     # as the reporter gave it (the original's TaskResult has one)
 
     def to_dict(self):
-        """As reported, times under the original's names (start_time, end_time)."""
-        cdef dict out = {"task_id": self.task_id, "execution_id": self.execution_id,
-                         "status": self.status, "start_time": self.started_at,
-                         "end_time": self.completed_at, "duration_ms": self.duration_ms,
-                         "output": self.output, "error": self.error, "metadata": self.metadata}
-        for key, value in (self.extra or {}).items():
-            out.setdefault(key, value)
+        """As reported, in librunner's names (the LAST file writes the original's:
+        recorded_task_result); execution_id only when the reporter gave one."""
+        cdef dict out = {"task_id": self.task_id, "status": self.status, "output": self.output,
+                         "error": self.error, "started_at": self.started_at,
+                         "completed_at": self.completed_at, "duration_ms": self.duration_ms,
+                         "metadata": self.metadata}
+        if self.execution_id is not None:
+            out["execution_id"] = self.execution_id
+        if self.extra:
+            out.update(self.extra)
         return out
 
     def __repr__(self):

@@ -119,7 +119,8 @@ int main(int argc, char **argv) {
     pthread_join(runner_thread, NULL);
 
     /* Everything of the new session survived the old cleanup. */
-    CHECK(last_id != NULL && strcmp(last_id, copy) == 0 && strncmp(copy, "last_", 5) == 0);
+    CHECK(last_id != NULL && strcmp(last_id, copy) == 0 && strlen(copy) == 36 /* a UUIDv7 */
+          && copy[8] == '-' && copy[13] == '-' && copy[14] == '7');
     runner_free_string(last_id);
     CHECK(runner_parse_alt_file("[]") == 0); /* a known error, to see that the free succeeds */
     runner_free_string(last_id);             /* a second time: refused only if the first was accepted */
