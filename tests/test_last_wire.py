@@ -182,15 +182,18 @@ def test_a_batch_and_extreme_values_load_with_the_original_model(library_path, t
         {"id": "a", "description": "a"}, {"id": "b", "description": "b"}, {"id": "c", "description": "c"}]}))
     results = {
         "a": {"task_id": "a", "status": "completed", "started_at": "0001-01-01T00:00:00Z",
-              "completed_at": "9999-12-31T23:59:59.999999Z", "duration_ms": 1e300},
-        "b": {"task_id": "b", "status": "skipped", "error": "dependency 'a' failed", "duration_ms": 2 ** 70},
+              "completed_at": "9999-12-31T23:59:59.999999Z", "duration_ms": 2 ** 53 - 1.5},
+        "b": {"task_id": "b", "status": "skipped", "error": "dependency 'a' failed", "duration_ms": 2 ** 53 - 1},
         "c": {"task_id": "c", "status": "running", "started_at": "2026-01-01 00:00:00.123456789z"},
     }
-    written = runner.write_last_file(alt, results, tmp_path, html_report=False, graph=False)
+    written = runner.write_last_file(alt, results, tmp_path, html_report=False, graph=False,
+                                     execution={"wall_time_ms": 1e300})
     schemas.validator("last").validate(written.record)
     task_results = written.record["task_results"]
-    assert task_results["a"]["duration_ms"] == 2 ** 64 - 1 and task_results["a"]["exact_duration_ms"] == 1e300
-    assert task_results["b"]["duration_ms"] == 2 ** 64 - 1 and task_results["b"]["skipped"] is True
+    assert task_results["a"]["duration_ms"] == 2 ** 53 - 2 and task_results["a"]["exact_duration_ms"] == 2 ** 53 - 1.5
+    assert task_results["b"]["duration_ms"] == 2 ** 53 - 1 and task_results["b"]["skipped"] is True
+    # A wall time beyond u64 (the execution facts are the caller's) is written as its largest value.
+    assert written.record["execution_time_ms"] == 2 ** 64 - 1
     assert task_results["c"]["start_time"] == "2026-01-01T00:00:00.123456Z"
     lib = bind(ctypes.CDLL(str(library_path)))
     assert lib.runner_init() == 1
