@@ -32,7 +32,8 @@ WIRE_ALT = {
             "task_type": "generic", "text": "Here:\n```python\nprint(1)\n```\n",
             "artifacts": [{"name": "notes.md", "text": "# notes"}, {"name": "data.json", "text": "{\"a\": 1}"}]}},
         {"id": "broken", "description": "fails",
-         "parameters": {"task_type": "data_processing", "input": [1], "operations": [{"op": "nope"}]}},
+         "parameters": {"task_type": "data_processing", "input": [{"k": 1}, {"k": "a"}],
+                        "operations": [{"op": "sort", "by": "k"}]}},      # int < str: fails at run time
         {"id": "slow", "description": "times out", "timeout_seconds": 0.3,
          "parameters": {"task_type": "system_command", "command": ["sleep", "30"]}},
         {"id": "after", "description": "needs broken", "dependencies": ["broken", "ok"],
@@ -182,7 +183,7 @@ def test_a_batch_and_extreme_values_load_with_the_original_model(library_path, t
         {"id": "a", "description": "a"}, {"id": "b", "description": "b"}, {"id": "c", "description": "c"}]}))
     results = {
         "a": {"task_id": "a", "status": "completed", "started_at": "0001-01-01T00:00:00Z",
-              "completed_at": "9999-12-31T23:59:59.999999Z", "duration_ms": 2 ** 53 - 1.5},
+              "completed_at": "9999-12-31T23:59:59.999999Z", "duration_ms": 2 ** 51 + 0.5},
         "b": {"task_id": "b", "status": "skipped", "error": "dependency 'a' failed", "duration_ms": 2 ** 53 - 1},
         "c": {"task_id": "c", "status": "running", "started_at": "2026-01-01 00:00:00.123456789z"},
     }
@@ -190,7 +191,7 @@ def test_a_batch_and_extreme_values_load_with_the_original_model(library_path, t
                                      execution={"wall_time_ms": 1e300})
     schemas.validator("last").validate(written.record)
     task_results = written.record["task_results"]
-    assert task_results["a"]["duration_ms"] == 2 ** 53 - 2 and task_results["a"]["exact_duration_ms"] == 2 ** 53 - 1.5
+    assert task_results["a"]["duration_ms"] == 2 ** 51 + 1 and task_results["a"]["exact_duration_ms"] == 2 ** 51 + 0.5
     assert task_results["b"]["duration_ms"] == 2 ** 53 - 1 and task_results["b"]["skipped"] is True
     # A wall time beyond u64 (the execution facts are the caller's) is written as its largest value.
     assert written.record["execution_time_ms"] == 2 ** 64 - 1

@@ -29,7 +29,10 @@ def test_cli_prints_each_schema(name):
 
 @pytest.mark.parametrize("name", schemas.NAMES)
 def test_each_schema_stands_alone(name):
-    """Every $ref points inside the schema itself, so a validator needs no other file."""
+    """Every $ref points inside the published schema: to its own $defs, or to a schema
+    embedded there under its $id (a Draft 2020-12 bundle), so a validator needs no other file."""
+    schema = schemas.load(name)
+    embedded = {d["$id"].rsplit("/", 1)[-1] for d in schema.get("$defs", {}).values() if "$id" in d}
     references = []
 
     def walk(node):
@@ -42,8 +45,17 @@ def test_each_schema_stands_alone(name):
             for value in node:
                 walk(value)
 
-    walk(schemas.load(name))
-    assert all(ref.startswith("#") for ref in references), references
+    walk(schema)
+    assert all(ref.startswith("#") or ref.split("#")[0] in embedded for ref in references), (references, embedded)
+
+
+def test_the_alt_schema_checks_task_parameters_without_a_registry():
+    validator = Draft202012Validator(json.loads(subprocess.run(
+        [sys.executable, "-m", "runner", "schema", "alt"], capture_output=True, text=True, check=True).stdout))
+    doc = json.loads((FIXTURES / "alt_las_example_alt_file.json").read_text())
+    validator.validate(doc)
+    doc["tasks"][0]["parameters"] = {"task_type": "data_processing", "operations": 5}
+    assert not validator.is_valid(doc)
 
 
 def test_cli_refuses_an_unknown_schema():
