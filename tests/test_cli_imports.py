@@ -25,14 +25,15 @@ TEMPLATES = {"jinja2"}
 GRPC = {"grpc"}
 
 
-def loaded_modules(tmp_path, *args, environ=None, exit_codes=(0,)) -> set[str]:
+def loaded_modules(tmp_path, *args, environ=None, exit_codes=(0,), packages=True) -> set[str]:
     record = tmp_path / "modules.json"
     env = {name: value for name, value in os.environ.items() if not name.startswith("RUNNER_")}
     env.update(environ or {})
     completed = subprocess.run([sys.executable, "-c", PROBE, str(record), *args], env=env,
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode in exit_codes, completed.stderr
-    return {name.split(".")[0] for name in json.loads(record.read_text())}
+    names = json.loads(record.read_text())
+    return {name.split(".")[0] for name in names} if packages else set(names)
 
 
 def one_task_file(tmp_path, prompt: str):
@@ -92,3 +93,15 @@ def test_an_http_provider_loads_requests(tmp_path, provider):
                              exit_codes=(1,))      # the task fails: nothing answers
     assert "requests" in modules
     assert not modules & GRPC
+
+
+def test_a_command_sets_up_only_its_own_parser(tmp_path):
+    modules = loaded_modules(tmp_path, "version", packages=False)
+    assert {name for name in modules if name.startswith("runner.commands.")} == {"runner.commands.version"}
+
+
+def test_the_usage_still_lists_every_command(tmp_path):
+    completed = subprocess.run([sys.executable, "-m", "runner", "bogus"], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 2
+    for command in ("batch", "report", "run", "schema", "show", "validate", "version"):
+        assert f"'{command}'" in completed.stderr
