@@ -13,14 +13,13 @@ import time
 import uuid
 from pathlib import Path
 
+import distributed          # the test extra installs it, so CI runs these tests
 import pytest
 
-distributed = pytest.importorskip("distributed")
-
-import runner  # noqa: E402
-from runner.cluster import on_worker  # noqa: E402
-from runner.cluster.placement import DaskPlacement  # noqa: E402
-from runner.execution import config, execute  # noqa: E402
+import runner
+from runner.cluster import on_worker
+from runner.cluster.placement import DaskPlacement
+from runner.execution import config, execute
 
 COMMANDS = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sleep,echo,true"}
 
@@ -47,6 +46,20 @@ def write_alt(directory: Path, name: str, tasks) -> Path:
 
 def record_of(directory) -> dict:
     return json.loads((Path(directory) / "last.json").read_text())
+
+
+def processes_running(*argv: str) -> list[int]:
+    """The pids of processes whose command line is exactly argv (read from /proc)."""
+    wanted = ("\0".join(argv) + "\0").encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == wanted:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
 
 
 def gone(pid: int, within: float = 5.0) -> bool:
@@ -152,8 +165,7 @@ def test_heavy_tasks_of_one_file_run_on_workers_under_the_local_scheduler(tmp_pa
     assert results["ask"]["status"] == "completed" and "worker" not in results["ask"]["metadata"]
     # The commands were killed on the worker when their attempts were abandoned.
     time.sleep(0.5)
-    leftovers = subprocess.run(["pgrep", "-f", "^sleep 29.37$"], capture_output=True, text=True).stdout.split()
-    assert leftovers == []
+    assert processes_running("sleep", "29.37") == []
 
 
 def start(argv, **kwargs):
@@ -242,7 +254,7 @@ def test_interrupting_a_run_on_the_cluster_stops_its_files_and_writes_what_finis
     assert all(o.error == NOT_STARTED for o in outcomes[1:] if o.directory is None)
     assert len(list((tmp_path / "out").iterdir())) == 1 + len(written)
     time.sleep(0.5)
-    assert subprocess.run(["pgrep", "-f", "^sleep 30.61$"], capture_output=True, text=True).stdout.split() == []
+    assert processes_running("sleep", "30.61") == []
 
 
 def test_a_heavy_task_whose_worker_dies_runs_again_on_another(tmp_path, cluster):
@@ -276,3 +288,19 @@ def test_a_heavy_task_whose_worker_dies_runs_again_on_another(tmp_path, cluster)
     assert result["metadata"]["worker"]["address"] != killed[0]
     assert len(result["metadata"]["attempts"]) == 1       # the same attempt, run again by Dask
     assert len(list((tmp_path / "out").iterdir())) == 1
+
+
+def test_one_file_with_dask_local_places_its_heavy_tasks_from_the_cli(tmp_path):
+    path = write_alt(tmp_path, "one", [
+        {"id": "data", "description": "x", "parameters": {"task_type": "data_processing", "input": [{"v": 3}, {"v": 1}],
+                                                        "operations": [{"op": "sort", "by": "v"}]}},
+        {"id": "ask", "description": "hello", "dependencies": ["data"]}])
+    done = subprocess.run([sys.executable, "-m", "runner", "run", str(path), "--out", str(tmp_path / "out"),
+                           "--dask", "local:1", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    directory = Path(done.stdout.strip().splitlines()[-1])       # one file: the LAST directory, as ever
+    record = record_of(directory)
+    assert record["task_results"]["data"]["output"]["result"] == [{"v": 1}, {"v": 3}]
+    assert record["task_results"]["data"]["metadata"]["worker"]["address"].startswith("tcp://127.0.0.1:")
+    assert "worker" not in record["task_results"]["ask"]["metadata"]
+    assert "worker" not in record["execution"]            # the file itself ran in the submitting process
