@@ -130,12 +130,13 @@ def fixed_cost(scratch: Path, files: int, environ) -> None:
         here, there = round_trips(paths, cluster, environ)
     finally:
         cluster.close()
-    print(f"fixed cost: {files} one-task files one at a time: local {local:.2f} s ({local / files * 1000:.1f} ms/file), "
-          f"dask {remote:.2f} s ({remote / files * 1000:.1f} ms/file); through Dask "
+    print(f"fixed cost: {files} one-task files one at a time: local {local:.2f} s "
+          f"({local / files * 1000:.1f} ms/file), dask {remote:.2f} s ({remote / files * 1000:.1f} ms/file); "
+          f"through Dask "
           f"{(remote - local) / files * 1000:+.1f} ms/file")
     print(f"round trip without LAST directories: in this process {here / files * 1000:.1f} ms/file, "
-          f"on the Dask worker {there / files * 1000:.1f} ms/file: Dask adds {(there - here) / files * 1000:.1f} ms/file "
-          f"(goal <= 50)")
+          f"on the Dask worker {there / files * 1000:.1f} ms/file: "
+          f"Dask adds {(there - here) / files * 1000:.1f} ms/file (goal <= 50)")
 
 
 def round_trips(paths, cluster, environ) -> tuple[float, float]:

@@ -257,11 +257,12 @@ def test_interrupting_a_run_on_the_cluster_stops_its_files_and_writes_what_finis
     assert processes_running("sleep", "30.61") == []
 
 
-def test_a_heavy_task_whose_worker_dies_runs_again_on_another(tmp_path, cluster):
+def test_a_heavy_task_whose_worker_dies_runs_again_within_its_retry_budget(tmp_path, cluster):
     """Last in this module: it kills one of the shared cluster's workers (its nanny restarts it)."""
     import threading
 
     alt = {"id": "dies", "title": "dies", "tasks": [{"id": "work", "description": "x", "timeout_seconds": 30,
+                                                     "retry_count": 1,
                                                      "parameters": {"task_type": "system_command",
                                                                     "command": ["sleep", "1.5"]}}]}
     killed = []
@@ -280,13 +281,16 @@ def test_a_heavy_task_whose_worker_dies_runs_again_on_another(tmp_path, cluster)
             time.sleep(0.02)
     killer = threading.Thread(target=kill_the_worker_running_it)
     killer.start()
-    outcome = execute(alt, tmp_path / "out", placement=DaskPlacement(cluster), environ={**os.environ, **COMMANDS})
+    outcome = execute(alt, tmp_path / "out", placement=DaskPlacement(cluster),
+                      environ={**os.environ, **COMMANDS, "RUNNER_RETRY_BASE_SECONDS": "0.01"})
     killer.join()
     assert killed, "no worker was seen running the task"
     result = outcome.results["work"].to_dict()
     assert result["status"] == "completed", result
     assert result["metadata"]["worker"]["address"] != killed[0]
-    assert len(result["metadata"]["attempts"]) == 1       # the same attempt, run again by Dask
+    first, second = result["metadata"]["attempts"]       # the death cost one attempt of the budget
+    assert first["outcome"] == "failed" and f"the Dask worker running it ({killed[0]}) died" in first["error"]
+    assert second["outcome"] == "completed"
     assert len(list((tmp_path / "out").iterdir())) == 1
 
 

@@ -57,7 +57,8 @@ def test_a_file_that_cannot_run_is_an_error_entry_and_exit_1(tmp_path):
     assert Path(mapping[str(good)]).is_dir() and Path(mapping[f"{good} (2)"]).is_dir()
     assert mapping[f"{good} (2)"] != mapping[str(good)]
     assert mapping[str(invalid)].startswith(f"ERROR: {invalid}: invalid (1 error)")
-    assert mapping[str(tmp_path / "missing.json")] == f"ERROR: {tmp_path / 'missing.json'}: cannot read: No such file or directory"
+    missing = tmp_path / "missing.json"
+    assert mapping[str(missing)] == f"ERROR: {missing}: cannot read: No such file or directory"
 
 
 def test_a_task_not_completed_in_any_file_exits_1(tmp_path):

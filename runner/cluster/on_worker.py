@@ -101,9 +101,14 @@ def run_attempt(spec: dict) -> dict:
     from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
     from runner.execution.handlers import handler_for
 
+    from distributed import get_worker
+
     identity = worker_identity()
     key = spec["key"]
     timeout = spec["timeout"]
+    if spec.get("topic"):
+        # Tells the submitter this attempt started here: a second start means a worker died.
+        get_worker().log_event(spec["topic"], {"key": key, "worker": identity["address"]})
     cancellation = Cancellation()
     finished = threading.Event()
     cancellation.on_cancel(finished.set)

@@ -8,9 +8,10 @@ executor also abandons the attempt at its deadline, and the cancellation then re
 worker by broadcast. AI calls stay here: they are I/O-bound and share this process's
 limiter.
 
-A worker that dies during an attempt: Dask reruns the attempt on another worker within
-the attempt's deadline; once Dask gives up (KilledWorker) the attempt fails and the
-task's own retry budget decides whether it runs again.
+A worker that dies during an attempt ends that attempt as failed, and the task's own
+retry budget (retry_count, with its backoff) decides whether it runs again: each attempt
+announces its start on a topic of this placement, and when Dask starts the same attempt
+a second time (its worker died), the rerun is cancelled and the attempt reported failed.
 """
 from __future__ import annotations
 
@@ -27,6 +28,25 @@ class DaskPlacement:
 
     def __init__(self, client):
         self.client = client
+        self.topic = f"runner-attempt-started-{uuid.uuid4().hex}"
+        self._lock = threading.Lock()
+        self._started: dict[str, list[str]] = {}        # attempt key -> workers that started it
+        self._changed: dict[str, threading.Event] = {}  # attempt key -> set when done or restarted
+        client.subscribe_topic(self.topic, self._attempt_started)
+
+    def _attempt_started(self, event) -> None:
+        """On the client's event loop: a worker began an attempt (see on_worker.run_attempt)."""
+        _, message = event
+        key = message["key"]
+        with self._lock:
+            workers = self._started.get(key)
+            if workers is None:
+                return                      # an attempt already over
+            workers.append(message["worker"])
+            restarted = len(workers) > 1
+            changed = self._changed.get(key)
+        if restarted and changed is not None:
+            changed.set()
 
     def run(self, ctx):
         from distributed import CancelledError
@@ -36,9 +56,26 @@ class DaskPlacement:
         key = f"runner-task-{uuid.uuid4().hex}"
         spec = {"key": key, "task_type": ctx.task.task_type, "parameters": ctx.parameters, "number": ctx.number,
                 "mode": ctx.mode, "dependencies": ctx.dependencies, "settings": ctx.settings,
-                "timeout": ctx.remaining()}
-        future = self.client.submit(on_worker.run_attempt, spec, key=key, pure=False)
-        ctx.cancellation.on_cancel(lambda: self._cancel(future, key))
+                "timeout": ctx.remaining(), "topic": self.topic}
+        changed = threading.Event()
+        with self._lock:
+            self._started[key] = []
+            self._changed[key] = changed
+        try:
+            future = self.client.submit(on_worker.run_attempt, spec, key=key, pure=False)
+            future.add_done_callback(lambda _: changed.set())
+            ctx.cancellation.on_cancel(lambda: self._cancel(future, key))
+            changed.wait()
+            if not future.done():
+                with self._lock:
+                    lost = self._started[key][0]
+                self._cancel(future, key)
+                raise TaskFailure(f"the Dask worker running it ({lost}) died; Dask started it again elsewhere, "
+                                  f"which counts against the task's retry budget")
+        finally:
+            with self._lock:
+                self._started.pop(key, None)
+                self._changed.pop(key, None)
         try:
             answer = future.result()
         except CancelledError:

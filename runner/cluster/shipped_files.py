@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from runner.workspace import WorkspaceRefused, open_directory, open_for_reading, open_regular_file, open_root, split_path
+from runner.workspace import (WorkspaceRefused, open_directory, open_for_reading, open_regular_file, open_root,
+                              split_path)
 
 
 def pack(results: dict, workspace: Path, limit: int) -> tuple[dict[str, bytes], list[dict]]:
