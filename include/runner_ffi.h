@@ -122,6 +122,12 @@ void runner_free_string(char *s);
  * fields and unused parameters are kept and listed by runner_get_warnings; with
  * RUNNER_STRICT=true they are errors.
  *
+ * The segmentation service's ALT files are accepted too: YAML or JSON with a "segments"
+ * list instead of "tasks" (README, "ALT files of the segmentation service"). Text that
+ * does not start like JSON is read as YAML, safely (no object-building tags, aliases
+ * counted as expanded) and under the same limits; errors then point at the segment,
+ * e.g. "segments[3].dependencies[0]: unknown segment 'x'".
+ *
  * Returns 1 on success. Returns 0 if json is NULL, not UTF-8, not JSON or not a valid
  * ALT file; the error names the first problem with its JSON-pointer path and the total
  * count, e.g. "runner_parse_alt_file: /tasks/1/dependencies/0: unknown task 'fetch_dta'

@@ -2,8 +2,9 @@
 """librunner's compiled core.
 
 The data path, one part per file in core/, read top to bottom:
-JSON bytes -> typed ALT model (alt_model, alt_parser) -> validated dependency graph
-(dependency_graph) -> ids (ids) -> task results (task_result) -> LAST record (last_record) ->
+JSON or YAML bytes -> typed ALT model (alt_model, alt_yaml, alt_dialects, alt_parser) ->
+validated dependency graph (dependency_graph) -> ids (ids) -> task results (task_result) ->
+LAST record (last_record) ->
 the run store that keeps them by id (run_store) -> the doors the C shim calls (ffi).
 
 It is one extension module assembled from those parts, the way uvloop builds its loop:
@@ -13,6 +14,8 @@ the C shim in csrc/ calls the `core_*` functions directly, and a C host and
 include "core/errors.pxi"
 include "core/alt_model.pxi"
 include "core/alt_limits.pxi"
+include "core/alt_yaml.pxi"
+include "core/alt_dialects.pxi"
 include "core/alt_parser.pxi"
 include "core/unknown_fields.pxi"
 include "core/task_parameters.pxi"

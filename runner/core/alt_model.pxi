@@ -80,6 +80,9 @@ cdef class AltFile:
     cdef readonly object source        # the JSON bytes it was parsed from (a run's journal keeps them)
     cdef readonly list warnings        # ValidationIssue of unknown fields and parameters (up to a cap)
     cdef readonly Py_ssize_t warning_total
+    # Chaos mode's fault rate when the file sets one (a segmentation document's chaos_level);
+    # None: RUNNER_CHAOS_FAULT_RATE.
+    cdef readonly object chaos_fault_rate
 
     def __len__(self):
         return len(self.tasks)

@@ -385,7 +385,7 @@ cpdef list validate_alt_document(object doc, Py_ssize_t max_issues=DEFAULT_MAX_I
     """
     cdef IssueList issues = IssueList(max_issues)
     cdef IssueList warnings = issues if strict_mode(strict) else IssueList(max_issues)
-    build_alt_file(doc, issues, limits if limits is not None else AltLimits(), warnings)
+    build_any_alt_file(doc, issues, limits if limits is not None else AltLimits(), warnings)
     return issues.issues
 
 
@@ -517,34 +517,41 @@ cdef bytes document_bytes(object data):
 
 
 cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSUES, limits=None, strict=None):
-    """JSON (bytes or str) -> a validated AltFile; AltValidationError lists what is wrong.
+    """JSON or YAML (bytes or str) -> a validated AltFile; AltValidationError lists what is wrong.
 
     `limits` (an AltLimits) bounds the document; by default the RUNNER_MAX_* environment
     variables or the built-in defaults. Duplicate keys in any object are an error.
     Unknown fields and task parameters are kept and listed in `alt.warnings`; with
     strict (default: RUNNER_STRICT=true) they are errors.
+    A document is YAML when it does not start like JSON (alt_yaml.pxi), and in the
+    segmentation service's dialect when it has `segments` rather than `tasks`
+    (alt_dialects.pxi).
     """
     cdef AltLimits bounds = limits if limits is not None else AltLimits()
     cdef IssueList issues = IssueList(max_issues)
     cdef IssueList warnings = issues if strict_mode(strict) else IssueList(max_issues)
     cdef bytes text = document_bytes(data)
-    cdef Py_ssize_t members = scan_json_text(text, bounds)
-    # The model holds hundreds of thousands of small containers and no reference cycles.
-    # With the cyclic GC on, each burst of allocations triggers a collection that rescans
-    # every young container, and the growing survivors trigger full collections: loading
-    # 100k tasks measured 2-3x slower. It is paused for the load only (not frozen:
-    # gc.freeze() would also pin whatever garbage the host had pending, forever). The
-    # pause is process-wide but short, and re-enabled only if it was on before.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        doc = load_json(text, AltValidationError)
-        if count_members(doc, 0) != members:
-            raise duplicate_key_error(text)
-        alt = build_alt_file(doc, issues, bounds, warnings)
-    finally:
-        if was_enabled:
-            gc.enable()
+    cdef Py_ssize_t members
+    if looks_like_yaml(text):
+        alt = build_any_alt_file(load_yaml_document(text, bounds), issues, bounds, warnings)
+    else:
+        members = scan_json_text(text, bounds)
+        # The model holds hundreds of thousands of small containers and no reference cycles.
+        # With the cyclic GC on, each burst of allocations triggers a collection that rescans
+        # every young container, and the growing survivors trigger full collections: loading
+        # 100k tasks measured 2-3x slower. It is paused for the load only (not frozen:
+        # gc.freeze() would also pin whatever garbage the host had pending, forever). The
+        # pause is process-wide but short, and re-enabled only if it was on before.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            doc = load_json(text, AltValidationError)
+            if count_members(doc, 0) != members:
+                raise duplicate_key_error(text)
+            alt = build_any_alt_file(doc, issues, bounds, warnings)
+        finally:
+            if was_enabled:
+                gc.enable()
     if alt is None:
         error = AltValidationError(issues.issues, issues.total)
         error.warnings = warnings.issues if warnings is not issues else []

@@ -87,7 +87,11 @@ class Execution:
         self.on_event = on_event
         self.stream = stream
         self.seed = seed if seed is not None else (modes.new_seed() if mode == "chaos" else None)
-        self.plan = modes.ChaosPlan(self.seed, settings.chaos_fault_rate) if mode == "chaos" else None
+        # A file's own chaos level (segmentation documents' chaos_level) is more specific
+        # than the environment's rate.
+        file_rate = getattr(alt, "chaos_fault_rate", None)
+        self.fault_rate = file_rate if file_rate is not None else settings.chaos_fault_rate
+        self.plan = modes.ChaosPlan(self.seed, self.fault_rate) if mode == "chaos" else None
         self.faults: list[dict] = []
         # journal: the run's journal.jsonl (runner.execution.journal), or None.
         # reuse: task index -> TaskResult of an earlier run, recorded instead of running (resume).
@@ -178,6 +182,7 @@ class Execution:
             "mode": self.mode,
             "seed": self.seed,
             "faults": self.faults,
+            "fault_rate": self.fault_rate if self.plan else None,
             "max_concurrency": self.cap,
             "started_at": started_at,
             "ended_at": self.core.utc_stamp(),

@@ -37,7 +37,8 @@ ATTEMPT_FIELDS = ("number", "started_at", "duration_ms", "outcome", "error", "fa
 AI_FIELDS = ("provider", "model", "prompt_tokens", "completion_tokens", "latency_ms")
 TOKEN_FIELDS = ("provider", "calls", "prompt_tokens", "completion_tokens")
 FAULT_FIELDS = ("task_id", "attempt", "kind", "detail")
-EXECUTION_ROWS = ("mode", "seed", "max_concurrency", "started_at", "ended_at", "wall_time_ms", "interrupted")
+EXECUTION_ROWS = ("mode", "seed", "fault_rate", "max_concurrency", "started_at", "ended_at", "wall_time_ms",
+                  "interrupted")
 RUN_STATUS_TEXT = {"success": "success", "partialsuccess": "partial success", "failure": "failure"}
 ATTENTION_ORDER = {"failed": 0, "timeout": 1, "cancelled": 2, "pending": 3, "running": 4, "skipped": 5, "completed": 6}
 
