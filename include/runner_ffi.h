@@ -183,6 +183,11 @@ int runner_add_task_result(const char *alt_id, const char *result_json);
  * Tasks without a result are recorded as "pending". The stored results are kept, so
  * generating again gives a second LAST file with a new id.
  *
+ * With RUNNER_NATS_URL set, the written file is then published to the archive on NATS
+ * (at most 3 attempts of RUNNER_NATS_TIMEOUT seconds; the outcome in delivery.json beside
+ * last.json). A failed publication is not a failure of this call, unless
+ * RUNNER_NATS_REQUIRED=true: then NULL, with an error naming the directory written.
+ *
  * Returns the new LAST id, a 36-character UUID (version 7: later ids sort later), which
  * the caller frees with runner_free_string; or NULL on failure: alt_id NULL or unknown,
  * output_dir empty or not writable.

@@ -4,9 +4,10 @@ Several files, or --dask, go through runner.cluster.command (one JSON object of 
 directories; files or heavy tasks on a Dask cluster).
 
 Exit 0 when every task completed, 1 when any did not (or the LAST file could not be
-written), 2 when the file or an option is unusable, 130 after Ctrl-C and 143 after
-SIGTERM (the LAST file of what finished is still written). Progress goes to stderr: a bar on a terminal, plain
-lines otherwise.
+written), 2 when the file or an option is unusable, 3 when the LAST file was written but
+not published to the archive and RUNNER_NATS_REQUIRED=true, 130 after Ctrl-C and 143
+after SIGTERM (the LAST file of what finished is still written). Progress goes to stderr:
+a bar on a terminal, plain lines otherwise; so does a publication that failed.
 """
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 INTERRUPTED = 130
 TERMINATED = 143
+NOT_DELIVERED = 3
 
 
 def main(args) -> int:
@@ -27,7 +29,7 @@ def main(args) -> int:
 
 
 def run_file(args, **execute_options) -> int:
-    from runner import AltValidationError, ConfigurationError, RunnerError, parse_alt_file
+    from runner import AltValidationError, ConfigurationError, DeliveryError, RunnerError, parse_alt_file
     from runner.execution import execute
     from runner.execution.progress import ProgressDisplay
 
@@ -51,6 +53,10 @@ def run_file(args, **execute_options) -> int:
     except ConfigurationError as error:
         print(f"configuration: {error}", file=sys.stderr)
         return 2
+    except DeliveryError as error:
+        print(f"delivery: {error}", file=sys.stderr)
+        print(error.written.directory)
+        return NOT_DELIVERED
     except RunnerError as error:
         print(f"run failed: {error}", file=sys.stderr)
         return 1
@@ -60,6 +66,10 @@ def run_file(args, **execute_options) -> int:
     print(outcome.record.get("summary", ""), file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: pending tasks were cancelled", file=sys.stderr)
+    if outcome.delivery is not None and not outcome.delivery["published"]:
+        from runner.last.delivery import RECORD_NAME, failure_text
+        print(f"delivery: {failure_text(outcome.delivery)} (recorded in {outcome.directory / RECORD_NAME})",
+              file=sys.stderr)
     if args.json:
         import orjson
         print(orjson.dumps(outcome_summary(outcome), option=orjson.OPT_INDENT_2).decode())

@@ -25,6 +25,17 @@ class LastFileError(RunnerError):
     """A LAST file could not be generated or written."""
 
 
+class DeliveryError(LastFileError):
+    """A LAST file was written but not published to the archive, with RUNNER_NATS_REQUIRED=true.
+
+    `written` is the LastWriteResult: the LAST directory is complete on disk.
+    """
+
+    def __init__(self, str message, written):
+        super().__init__(message)
+        self.written = written
+
+
 cdef class ValidationIssue:
     """One problem in a document: where it is (a JSON pointer), what was wrong, the value found."""
 

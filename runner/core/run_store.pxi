@@ -37,13 +37,17 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
     ...) replace single choices. output_dir None means RUNNER_OUTPUT_DIR, else ./output.
     last_id: the id of a run's journal directory, <output_dir>/<last_id>/, which exists
     already; the products are written into it, last.json last.
+    With RUNNER_NATS_URL the written file is then published to the archive
+    (runner.last.delivery); the outcome is in the result's `delivery`.
     """
     cdef dict checked = {}
     cdef TaskResult result
+    from runner.last import delivery
     try:
         chosen = options if options is not None else last_options.from_environment()
         if overrides:
             chosen = chosen.with_overrides(**overrides)
+        publication = delivery.settings_from_environment()
     except ValueError as error:
         raise ConfigurationError(str(error)) from None
     for task_id, value in results.items():
@@ -71,6 +75,12 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
         raise LastFileError(f"cannot write the LAST file of '{alt.id}' under '{directory}': "
                             f"{error.strerror or error}") from error
     log.info("wrote %s (%s)", written.directory, record["status"], extra={"alt_id": alt.id, "last_id": last_id})
+    if publication is not None:
+        # Only once the directory is complete: publication can add to a LAST file, never lose it.
+        written.delivery = delivery.deliver(written.record, written.directory, publication)
+        if publication.required and not written.delivery["published"]:
+            raise DeliveryError(f"{delivery.failure_text(written.delivery)}; the LAST file is written in "
+                                f"{written.directory} (RUNNER_NATS_REQUIRED=true)", written)
     return written
 
 

@@ -36,6 +36,7 @@ class RunOutcome:
     results: dict
     execution: dict
     workspace: Path
+    delivery: dict | None = None       # the publication to the archive (RUNNER_NATS_URL)
 
     @property
     def interrupted(self) -> bool:
@@ -238,7 +239,7 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
             written = librunner.write_last_file(alt, results, output_dir, execution=facts, workspace=workspace,
                                                 last_id=last_id)
             outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
-                                 results, facts, workspace)
+                                 results, facts, workspace, written.delivery)
     finally:
         if run_journal is not None:
             run_journal.close()

@@ -41,6 +41,7 @@ class LastWriteResult:
     json: bytes
     files: list[str] = field(default_factory=list)   # paths relative to the directory
     archive: Path | None = None
+    delivery: dict | None = None    # the publication to the archive, with RUNNER_NATS_URL (delivery.json)
 
 
 def _write_graph(record: dict, directory: Path, options: LastOptions):
