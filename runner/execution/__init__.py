@@ -78,6 +78,10 @@ def _prepare(alt, mode, max_concurrency, environ):
         raise TypeError(f"alt must be an AltFile, a dict or JSON, found {type(alt).__name__}")
     try:
         settings = config.load(environ)
+        # Checked again when the LAST file is written; here, so a bad setting stops the
+        # run before any work (and before its journal directory is made).
+        from runner.last import delivery
+        delivery.settings_from_environment()
     except ValueError as error:
         raise _configuration_error(str(error)) from None
     mode = mode or alt.mode
