@@ -11,6 +11,10 @@ from runner.last import options as last_options
 from runner.last.options import LastOptions
 from runner.last.reader import load_last
 from runner.last.directory import LastWriteResult
+# At load, not at the first generation: a module that defines dataclasses, imported by a C
+# host's thread while another thread is importing typing, fails (dataclasses reads a
+# half-initialised typing from sys.modules). It imports no NATS client by itself.
+from runner.last import delivery
 
 log = logging.getLogger("runner")
 
@@ -42,7 +46,6 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
     """
     cdef dict checked = {}
     cdef TaskResult result
-    from runner.last import delivery
     try:
         chosen = options if options is not None else last_options.from_environment()
         if overrides:

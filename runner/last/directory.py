@@ -139,6 +139,12 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
         directory.mkdir(parents=True, exist_ok=False)
     files = planned_files(options)
     record.setdefault("metadata", {})["files"] = files
+    # The writers import their modules on the pool's threads. dataclasses reads `typing`
+    # from sys.modules without waiting for its import: a writer defining a dataclass
+    # (graph_drawing) while another is importing typing (jinja2, for the report) failed
+    # with "partially initialized module 'typing'" (seen in tests/c/init_race.c). typing
+    # is imported here, on one thread, before they start.
+    import typing  # noqa: F401
     try:
         with ThreadPoolExecutor(options.workers, thread_name_prefix="last-writer") as pool:
             graph_future = pool.submit(_write_graph, record, directory, options) if options.graph else None
