@@ -278,6 +278,9 @@ char *runner_get_version(void);
  * Returns the new LAST id (caller frees with runner_free_string) whether or not every
  * task completed: the LAST file says which did. Returns NULL if alt_id is NULL, not
  * valid UTF-8 or not a stored ALT file, if a RUNNER_* variable has an unusable value,
+ * if the AI service check before the first task fails (provider kserve: the server is
+ * down or not ready, does not serve a model an AI task uses, or an AI task has no model;
+ * no task runs and no LAST file is written, and the error says which),
  * if the LAST file cannot be written, or if runner_cleanup interrupted the run (the
  * error then names the LAST file that was written: cleanup releases every outstanding
  * string, so no id is handed out).
