@@ -182,6 +182,7 @@ def stop(process):
 
 
 def test_a_worker_killed_mid_run_loses_no_file(tmp_path):
+    """(First, with the scheduler alone: a scheduler without workers is an error before anything runs.)"""
     dask = str(Path(sys.executable).with_name("dask"))
     scheduler_file = tmp_path / "scheduler.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
@@ -192,6 +193,14 @@ def test_a_worker_killed_mid_run_loses_no_file(tmp_path):
         while not scheduler_file.is_file() and time.monotonic() < deadline:
             time.sleep(0.05)
         address = json.loads(scheduler_file.read_text())["address"]
+        alone = write_alt(tmp_path, "alone", [{"id": "a", "description": "x", "parameters": {"task_type": "generic"}}])
+        no_worker = subprocess.run([sys.executable, "-m", "runner", "run", str(alone), str(alone),
+                                    "--out", str(tmp_path / "out"), "--dask", address],
+                                   capture_output=True, text=True, timeout=60,
+                                   env={**env, "RUNNER_DASK_CONNECT_TIMEOUT": "1"})
+        assert no_worker.returncode == 2
+        assert f"the Dask scheduler at {address} has no worker after 1 s" in no_worker.stderr
+        assert not (tmp_path / "out").exists()
         workers = {name: start([dask, "worker", address, "--nthreads", "1", "--name", name, "--no-dashboard",
                                 "--host", "127.0.0.1"], env=env) for name in ("doomed", "survivor")}
         processes += workers.values()

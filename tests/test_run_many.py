@@ -168,3 +168,34 @@ def test_sigterm_stops_the_files_and_still_writes_what_finished(tmp_path):
     assert all(r["task_results"]["s"]["status"] == "cancelled" for r in interrupted)
     assert [mapping[str(p)] for p in slow if mapping[str(p)].startswith("ERROR: ")] == \
         ["ERROR: interrupted before it started"] * (3 - len(interrupted))
+
+
+def test_ctrl_c_in_run_many_stops_the_files_and_raises_with_the_mapping(tmp_path):
+    quick = generic(tmp_path / "quick")
+    slow = alt(tmp_path, "slow", [{"id": "s", "description": "x", "timeout_seconds": 60,
+                                   "parameters": {"task_type": "system_command", "command": ["sleep", "30"]}}])
+    code = ("import json, sys, runner\n"
+            "from runner.cluster.many import FilesInterrupted\n"
+            "try:\n"
+            f"    runner.run_many([{str(quick)!r}, {str(slow)!r}], {str(tmp_path / 'out')!r}, jobs=2)\n"
+            "except FilesInterrupted as interrupted:\n"
+            "    print(json.dumps(interrupted.entries))\n"
+            "    sys.exit(130)\n")
+    env = {**os.environ, "RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sleep",
+           "RUNNER_GRACE_SECONDS": "0.3"}
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(list((tmp_path / "out").glob("*/journal.jsonl"))) < 2:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130, err
+    mapping = json.loads(out)
+    assert json.loads(Path(mapping[str(quick)], "last.json").read_text())["execution"]["interrupted"] is False
+    record = json.loads(Path(mapping[str(slow)], "last.json").read_text())
+    assert record["execution"]["interrupted"] is True and record["task_results"]["s"]["status"] == "cancelled"

@@ -15,7 +15,9 @@ def run_many(files, output_dir=None, **options) -> dict:
     Options: mode, max_concurrency, seed (as runner.run), jobs (files at once on this
     machine, default 4), dask (a scheduler address, "local:N", or None for
     $RUNNER_DASK_SCHEDULER / this machine), environ. ConfigurationError for unusable
-    options, before anything runs.
+    options, before anything runs. Ctrl-C stops the files (running ones get their grace
+    period, their LAST files are written) and then raises runner.cluster.many.FilesInterrupted
+    (a KeyboardInterrupt) whose `entries` is the mapping.
     """
     from runner.cluster.many import entries, run_files
 

@@ -48,6 +48,16 @@ class FileOutcome:
         return str(self.directory) if self.directory is not None else f"ERROR: {self.error}"
 
 
+class FilesInterrupted(KeyboardInterrupt):
+    """Ctrl-C during run_files/run_many: raised once the LAST files of what finished are
+    written; `outcomes` and `entries` are what the call would have returned."""
+
+    def __init__(self, outcomes: list[FileOutcome]):
+        super().__init__("the files were interrupted")
+        self.outcomes = outcomes
+        self.entries = entries(outcomes)
+
+
 @dataclass
 class _Loaded:
     path: str
@@ -182,8 +192,11 @@ def run_files(files, output_dir=None, *, mode: str | None = None, max_concurrenc
         else:
             with connection.connect(address, environ) as client:
                 _run_on_cluster(client, todo, output_dir, options, environ, stop, finished)
-    return [outcome or FileOutcome(path, error=NOT_STARTED, interrupted=True)
-            for path, outcome in zip(files, outcomes)]
+    outcomes = [outcome or FileOutcome(path, error=NOT_STARTED, interrupted=True)
+                for path, outcome in zip(files, outcomes)]
+    if stop.signal_name == "SIGINT" and not handle_signals:
+        raise FilesInterrupted(outcomes)
+    return outcomes
 
 
 # ---- on this machine ------------------------------------------------------------------
@@ -207,7 +220,11 @@ def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
         pending = {pool.submit(run_one, item): position for position, item in todo}
         while pending:
             # A bounded wait: signal handlers run on the main thread between waits.
-            done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            try:
+                done, _ = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            except KeyboardInterrupt:       # Ctrl-C without handle_signals: stop, then wind down
+                stop(signal.SIGINT)
+                continue
             for future in done:
                 finished(pending.pop(future), future.result())
 
@@ -252,6 +269,9 @@ def _run_on_cluster(client, todo, output_dir, options, environ, stop, finished) 
                 # A bounded wait: signal handlers run on the main thread between waits.
                 future = answers.get(timeout=POLL_SECONDS)
             except queue.Empty:
+                continue
+            except KeyboardInterrupt:       # Ctrl-C without handle_signals: stop, then wind down
+                stop(signal.SIGINT)
                 continue
             pending.discard(future)
             position, item = futures[future]
