@@ -7,6 +7,8 @@
    - librunner: runner.execution.execute (Cython scheduler + executor, no LAST file);
    - librunner + journal: the same with the run's journal (journal.jsonl and alt.json in a
      fresh LAST directory, every result appended and fsynced). Goal: within 1.5x of the above;
+   - for context, at 10k tasks: a whole run with its LAST directory written (last.json,
+     report, graph), with the journal and with journal=False (the all-at-the-end writer);
    - graphlib.TopologicalSorter walking the same DAG (prepare / get_ready / done);
    - dask's threaded scheduler (dask.threaded.get) on the same DAG, if dask is installed.
    Goals: at most 5 us per task, at least 15x faster than dask.
@@ -67,6 +69,11 @@ def run_librunner_journaled(alt, workspace: str, out: str) -> None:
     assert len(outcome.results) == len(alt.tasks) and outcome.all_completed
 
 
+def run_librunner_written(alt, workspace: str, out: str, journal: bool) -> None:
+    outcome = execute(alt, tempfile.mkdtemp(dir=out), journal=journal, workspace=workspace, environ={})
+    assert outcome.all_completed and (outcome.directory / "last.json").is_file()
+
+
 def run_graphlib(dependencies: dict) -> None:
     sorter = graphlib.TopologicalSorter(dependencies)
     sorter.prepare()
@@ -114,6 +121,11 @@ def no_op_dags(sizes: list[int], repeat: int) -> None:
             slow = best_of(1 if n > 20000 else repeat, lambda: run_dask(dask_graph))
             line += f"  dask threaded {slow * 1e6 / n:7.2f} us/task  dask/librunner {slow / ours:6.1f}x"
         print(line, flush=True)
+        if n <= 20000:
+            plain = best_of(repeat, lambda: run_librunner_written(alt, workspace, out, False))
+            journaled = best_of(repeat, lambda: run_librunner_written(alt, workspace, out, True))
+            print(f"{n:>7} tasks  with the LAST directory written: without journal {plain:.3f} s, "
+                  f"with journal {journaled:.3f} s, journal/none {journaled / plain:4.2f}x", flush=True)
 
 
 ANSWER = json.dumps({

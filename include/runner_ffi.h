@@ -332,8 +332,9 @@ char *runner_run_status(const char *run_id);
  * event's details: "attempt", "status" and "error" of a finished task, "text" of a
  * streamed piece (tasks with parameters.stream true), "total", "done", "running",
  * "failed", "skipped". Pass 0 for every event, then the last "seq" seen to poll for
- * newer ones; an empty array ("[]") means nothing new. Events are kept until
- * runner_cleanup, so several readers may each read them all.
+ * newer ones; an empty array ("[]") means nothing new. The latest 32768 to 65536 events
+ * of each run are kept until runner_cleanup (several readers may each read them); a
+ * reader that falls further behind sees a gap in "seq".
  *
  * Returns the JSON (caller frees with runner_free_string), or NULL if run_id is NULL or
  * unknown. Any thread may call it.

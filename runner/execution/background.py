@@ -13,6 +13,9 @@ import uuid
 from runner.execution import execute
 
 STATES = ("starting", "running", "completed", "interrupted", "failed")
+# Events kept per run; older ones are dropped (a reader that falls this far behind sees a
+# gap in "seq"), so a run of a million tasks does not hold millions of events.
+MAX_EVENTS = 65536
 
 
 class BackgroundRun:
@@ -23,6 +26,7 @@ class BackgroundRun:
         self.outcome = None             # the RunOutcome once it ended
         self._lock = threading.Lock()
         self._events: list[dict] = []
+        self._dropped = 0                       # events dropped from the front
         self._tasks = dict.fromkeys((t.id for t in alt.tasks), "pending")
         self._counts: dict = {}
         self._cancelled = False
@@ -76,8 +80,12 @@ class BackgroundRun:
                 self._tasks[task_id] = event.get("status")
             self._counts = event.get("counts") or self._counts
             kept = {k: v for k, v in event.items() if k not in ("counts", "elapsed_s")}
-            kept["seq"] = len(self._events) + 1
+            kept["seq"] = self._dropped + len(self._events) + 1
             self._events.append(kept)
+            if len(self._events) > MAX_EVENTS:
+                drop = len(self._events) // 2
+                del self._events[:drop]
+                self._dropped += drop
 
     # ---- what the C ABI asks -----------------------------------------------------
 
@@ -87,12 +95,12 @@ class BackgroundRun:
             for status in self._tasks.values():
                 counts[status] = counts.get(status, 0) + 1
             return {"run_id": self.id, "alt_id": self.alt_id, "state": self.state, "counts": counts,
-                    "tasks": dict(self._tasks), "events": len(self._events), "last_id": self.last_id,
+                    "tasks": dict(self._tasks), "events": self._dropped + len(self._events), "last_id": self.last_id,
                     "directory": self.directory, "error": self.error}
 
     def events_after(self, after: int) -> list[dict]:
         with self._lock:
-            return self._events[max(0, after):]
+            return self._events[max(0, after - self._dropped):]
 
     def cancel(self) -> None:
         with self._lock:
