@@ -174,3 +174,19 @@ def test_a_failed_product_write_keeps_the_journal(tmp_path, monkeypatch):
     (directory,) = list(tmp_path.iterdir())
     assert {p.name for p in directory.iterdir()} == {"journal.jsonl", "alt.json"}
     assert RunState(directory).results["x"]["status"] == "completed"
+
+
+def test_chaos_faults_and_ai_accounting_are_journaled(tmp_path):
+    alt = {"id": "chaos", "title": "Chaos", "mode": "chaos", "tasks": [
+        {"id": f"ask{i}", "description": f"question {i}", "retry_count": 2} for i in range(6)]}
+    outcome = execute(alt, tmp_path, seed=7, environ={"RUNNER_CHAOS_FAULT_RATE": "0.5", "RUNNER_RETRY_BASE_SECONDS": "0.01"})
+    records = read_records(outcome.directory / "journal.jsonl")
+    assert records[0]["mode"] == "chaos" and records[0]["seed"] == 7
+    faults = [{"task_id": r["task_id"], "attempt": r["attempt"], **{k: r["fault"][k] for k in ("kind", "detail")}}
+              for r in records if r["type"] == "attempt_started" and r["fault"]]
+    order = lambda f: (f["task_id"], f["attempt"])  # noqa: E731
+    assert faults and sorted(faults, key=order) == sorted(outcome.execution["faults"], key=order)
+    ended = [r for r in records if r["type"] == "attempt_ended"]
+    accounted = [r["ai"] for r in ended if r["outcome"] == "completed"]
+    assert len(accounted) == sum(1 for r in outcome.results.values() if r.status == "completed")
+    assert all(a["provider"] == "echo" and a["prompt_tokens"] == 2 for a in accounted)
