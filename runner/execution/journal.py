@@ -22,6 +22,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import hashlib
+import logging
 import os
 import threading
 from pathlib import Path
@@ -29,6 +30,8 @@ from pathlib import Path
 import orjson
 
 from runner.last.atomic_files import write_atomically
+
+log = logging.getLogger("runner")
 
 JOURNAL_NAME = "journal.jsonl"
 ALT_NAME = "alt.json"
@@ -82,6 +85,7 @@ class Journal:
                 write_atomically(self.directory / ALT_NAME, self._alt_json)
             except OSError as error:
                 self.error = error
+                log.warning("%s cannot be written (%s)", self.directory / ALT_NAME, error.strerror or error)
         while not self._stop.wait(COMMIT_SECONDS):
             self._commit_pending()
 
@@ -131,6 +135,8 @@ class Journal:
             os.fsync(self._fd)
         except OSError as error:
             self.error = error
+            log.warning("the journal %s cannot be written (%s): the run goes on, its LAST file is written "
+                        "at the end, but it cannot be resumed from here", self.path, error.strerror or error)
 
     def finish(self) -> None:
         """Commits every record written so far and stops the writer thread; the file stays
