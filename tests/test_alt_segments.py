@@ -496,3 +496,12 @@ def test_unused_parameters_of_a_librunner_type_are_warnings():
     doc["segments"][1]["parameters"] = [parameter("promt", "x")]
     [warning] = api.parse_alt_file(as_yaml(doc)).warnings
     assert str(warning) == "segments[1].parameters[0]: unknown parameter (did you mean 'prompt'?)"
+
+
+def test_the_example_in_examples_alt_runs(tmp_path):
+    path = Path(__file__).resolve().parent.parent / "examples" / "alt" / "segmentation.alt.yaml"
+    done = cli("run", path, "--out", tmp_path)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((Path(done.stdout.strip().splitlines()[-1]) / "last.json").read_text())
+    assert record["priority"] == "high"          # metadata.priority, copied to the top as the original does
+    assert all(r["status"] == "completed" for r in results_by_task(record).values())
