@@ -505,3 +505,31 @@ def test_the_example_in_examples_alt_runs(tmp_path):
     record = json.loads((Path(done.stdout.strip().splitlines()[-1]) / "last.json").read_text())
     assert record["priority"] == "high"          # metadata.priority, copied to the top as the original does
     assert all(r["status"] == "completed" for r in results_by_task(record).values())
+
+
+# ---- the YAML reader against PyYAML ------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# JSON's data model, as yaml.dump writes it; NUL is the one character the reader refuses.
+TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=8)
+VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1),
+              st.floats(allow_nan=False, allow_infinity=False), TEXT,
+              st.sampled_from(["null", "yes", "~", "<<", "1e3", "0x1F", "2026-01-01", "12:30:00", "- a", "&a", "*a"])),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(value=VALUES, flow=st.sampled_from([False, None]), unicode=st.booleans())
+def test_the_yaml_reader_reads_what_pyyaml_writes(value, flow, unicode):
+    # default_flow_style None writes leaf collections in flow style; True would start the
+    # document with "{", which is read as JSON (README).
+    doc = v1_document()
+    doc["segments"][0]["metadata"] = {"value": value}
+    data = yaml.dump(doc, sort_keys=False, default_flow_style=flow, allow_unicode=unicode).encode()
+    # What the service itself reads back (PyYAML loses some characters, e.g. a key '\x85').
+    read_by_pyyaml = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    assert api.parse_alt_file(data).tasks[0].extra["metadata"] == read_by_pyyaml["segments"][0]["metadata"]
