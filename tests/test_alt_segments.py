@@ -533,3 +533,18 @@ def test_the_yaml_reader_reads_what_pyyaml_writes(value, flow, unicode):
     # What the service itself reads back (PyYAML loses some characters, e.g. a key '\x85').
     read_by_pyyaml = yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     assert api.parse_alt_file(data).tasks[0].extra["metadata"] == read_by_pyyaml["segments"][0]["metadata"]
+
+
+PIECES = st.sampled_from([
+    "a: ", "- ", "&x ", "*x ", "!!python/object ", "!!str ", "{", "}", "[", "]", ", ", "\n", "  ", "segments:",
+    "id: s", "? ", ": ", "'q'", '"\\0"', "<<: ", "---\n", "...\n", "%YAML 1.1\n", "!t ", "|\n  x\n", "1e400",
+    ".nan", "0x10", "99999999999999999999", "\t", "#c\n", "é"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(PIECES, max_size=30))
+def test_any_yaml_text_is_an_alt_file_or_a_document_error(pieces):
+    try:
+        api.parse_alt_file(("x: 1\n" + "".join(pieces)).encode())
+    except api.AltValidationError as error:
+        assert error.issues and "internal" not in str(error)
