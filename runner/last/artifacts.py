@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import mimetypes
 import os
 import re
 from dataclasses import dataclass
@@ -124,6 +123,8 @@ def artifact_type_of(name: str, mime_type: str) -> str:
 
 
 def mime_type_of(name: str, data_is_text: bool | None) -> str:
+    import mimetypes        # here: its first use reads the system's type tables, and most runs have no artifact
+
     guessed, _ = mimetypes.guess_type(name, strict=False)
     if guessed:
         return guessed
