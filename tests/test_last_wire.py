@@ -130,6 +130,8 @@ def test_ids_are_time_ordered_uuids_that_fit_varchar_36(tmp_path):
         assert len(w.record["id"]) == 36 and w.directory.name == w.record["id"]
         assert runner.load_last(w.directory)["id"] == w.last_id
     assert sorted(ids) == ids and len(set(ids)) == 5      # directories list in creation order
+    many = [runner.librunner.new_uuid7() for _ in range(10_000)]   # many within one millisecond
+    assert sorted(many) == many and len(set(many)) == len(many) and all(UUID7.match(u) for u in many)
 
 
 ORIGINAL_ALT = {"id": "orig", "title": "Original results", "tasks": [
