@@ -18,7 +18,7 @@ _CORE_NAMES = frozenset((
     # task results
     "TaskResult", "parse_task_result", "task_result_from_dict",
     # LAST files
-    "build_last_record", "recorded_task_result", "write_last_file", "LastWriteResult", "LastOptions", "load_last",
+    "build_last_record", "recorded_task_result", "last_json", "write_last_file", "LastWriteResult", "LastOptions", "load_last",
     # the store behind the C ABI
     "RunStore",
 ))

@@ -5,6 +5,7 @@ import json
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 
 import runner
@@ -273,3 +274,36 @@ def test_the_record_gives_the_mode_that_ran_not_the_files_mode(tmp_path):
     assert "mode dream" in describe(older)
     from runner.last.report import render_report
     assert "mode dream &middot;" in render_report(older)
+
+
+def test_the_graph_json_written_by_the_core_is_what_orjson_writes_for_the_same_dicts(tmp_path):
+    # Descriptions that need escapes or are not ASCII take every path of the writer.
+    odd = ['a"quote', "back\\slash", "tab\there", "ünï", "emoji \U0001f600", "ctrl\x01", "plain"]
+    tasks = [{"id": f"t{n}", "description": name, "dependencies": [f"t{m}" for m in range(n)][-2:]}
+             for n, name in enumerate(odd)]
+    tasks.append({"id": "nodesc", "description": None, "dependencies": ["t0"]})
+    alt = runner.parse_alt_file(json.dumps({"id": "g", "title": "g", "tasks": tasks}).encode())
+    first, second = alt.tasks[0].id, alt.tasks[1].id
+    results = {first: runner.task_result_from_dict({"task_id": first, "status": "completed", "duration_ms": 2.5,
+                                                    "started_at": "2026-01-01T00:00:00Z",
+                                                    "completed_at": "2026-01-01T00:00:00.0025Z"}, alt),
+               second: runner.task_result_from_dict({"task_id": second, "status": "skipped",
+                                                     "completed_at": "2026-01-01T00:00:01Z", "duration_ms": 0}, alt)}
+    written = runner.write_last_file(alt, results, tmp_path, html_report=False, graph=False)
+    record = written.record
+    plain = {**record, "execution_graph": {"nodes": list(record["execution_graph"]["nodes"]),
+                                           "edges": list(record["execution_graph"]["edges"])}}
+    assert written.json == orjson.dumps(plain) == (written.directory / "last.json").read_bytes()
+    assert json.loads(json.dumps(record)) == json.loads(written.json)      # the standard library sees it all
+    assert runner.load_last(written.directory) == record
+    nodes = {node["task_id"]: node for node in record["execution_graph"]["nodes"]}
+    assert nodes[first]["duration_ms"] == 3 and nodes[second]["status"] == "cancelled" and nodes[second]["skipped"]
+    assert nodes["nodesc"]["start_time"] is None and record["task_results"]["nodesc"]["start_time"] == record["start_time"]
+
+
+def test_an_unread_graph_never_serialises_as_empty():
+    alt = diamond()
+    record = build(alt, diamond_results(alt))
+    with pytest.raises(TypeError):
+        orjson.dumps(record)            # not silently {"nodes": [], ...}: runner.last_json writes it
+    assert orjson.loads(runner.last_json(record))["execution_graph"]["edges"]

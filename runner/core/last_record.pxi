@@ -17,8 +17,6 @@ LAST_FORMAT_VERSION = "1.1"
 UNSUCCESSFUL_STATUSES = ("failed", "timeout", "cancelled")
 # Task statuses as the original's TaskStatus enum has them: a skipped task is written as
 # cancelled (it never ran, because of another task) and marked "skipped": true.
-cdef dict WIRE_STATUS = {status: status for status in TASK_STATUSES}
-WIRE_STATUS["skipped"] = "cancelled"
 cdef object U64_MAX = 2 ** 64 - 1
 cdef double U64_LIMIT = 18446744073709551615.0
 
@@ -44,6 +42,10 @@ cdef str overall_status(Py_ssize_t completed, Py_ssize_t total):
     if completed == total:
         return "success"
     return "failure" if completed == 0 else "partialsuccess"
+
+
+cdef inline bint is_skipped(str status):
+    return status is u"skipped" or status == u"skipped"
 
 
 cdef inline object wire_ms(object value):
@@ -172,13 +174,13 @@ cdef inline dict result_dict(TaskResult result, str execution_id):
     cdef object duration = result.duration_ms
     cdef dict out = {"task_id": result.task_id,
                      "execution_id": result.execution_id if result.execution_id is not None else execution_id,
-                     "status": WIRE_STATUS[result.status],
+                     "status": u"cancelled" if is_skipped(result.status) else result.status,
                      "start_time": result.started_at if result.started_at is not None else result.completed_at,
                      "end_time": result.completed_at, "duration_ms": wire_ms(duration),
                      "output": result.output, "error": result.error, "metadata": result.metadata}
     if type(duration) is float and duration != <double>out["duration_ms"]:
         out["exact_duration_ms"] = duration
-    if result.status is u"skipped" or result.status == u"skipped":
+    if is_skipped(result.status):
         out["skipped"] = True
     if result.extra:
         for key, value in result.extra.items():
@@ -239,6 +241,17 @@ cpdef dict build_last_record(AltFile alt, dict results, str last_id, str executi
 
 
 cdef dict STATUS_INDEX = {status: i for i, status in enumerate(TASK_STATUSES)}
+cdef tuple STATUS_ORDER = TASK_STATUSES
+
+
+cdef inline Py_ssize_t status_index(str status) except -1:
+    """Index of a status in TASK_STATUSES: results share those very strings (known_status),
+    so an identity test usually finds it without hashing."""
+    cdef Py_ssize_t i
+    for i in range(7):
+        if <object>status is STATUS_ORDER[i]:
+            return i
+    return <Py_ssize_t>STATUS_INDEX[status]
 
 
 cdef class TaskPass:
@@ -247,7 +260,7 @@ cdef class TaskPass:
     visit(v) needs every dependency of v visited first (topological order).
     """
     cdef DependencyGraph graph
-    cdef list nodes
+    cdef list results       # per task index: its TaskResult
     cdef list retried
     cdef TokenTally tokens
     cdef RunSpan span
@@ -262,7 +275,7 @@ cdef class TaskPass:
     def __cinit__(self, DependencyGraph graph):
         cdef Py_ssize_t n = graph.size
         self.graph = graph
-        self.nodes = [None] * n
+        self.results = [None] * n
         self.retried = []
         self.tokens = TokenTally()
         self.span = RunSpan()
@@ -278,13 +291,13 @@ cdef class TaskPass:
         PyMem_Free(self.previous)
         PyMem_Free(self.finish)
 
-    cdef void visit(self, int v, Task task, TaskResult result, dict written) except *:
+    cdef void visit(self, int v, Task task, TaskResult result) except *:
         cdef double duration = <double>result.duration_ms if result.duration_ms is not None else 0.0
         cdef double best = 0.0
         cdef int level = 0, best_dep = -1, d
         cdef Py_ssize_t k, attempts_count
         cdef dict metadata = result.metadata
-        self.counts[<Py_ssize_t>STATUS_INDEX[result.status]] += 1
+        self.counts[status_index(result.status)] += 1
         self.span.add(result.started_at, result.completed_at)
         self.task_time_ms += duration
         if metadata:
@@ -308,16 +321,78 @@ cdef class TaskPass:
             self.max_level = level
         self.previous[v] = best_dep
         self.finish[v] = best + duration
-        # The original's ExecutionNode (its id is the task id), sharing the values written
-        # in task_results, then librunner's: the description (nothing else in the record
-        # has it, and the report shows it), the task type and the dependency level.
-        node = {"id": task.id, "task_id": task.id, "status": written["status"],
-                "duration_ms": written["duration_ms"], "start_time": written["start_time"],
-                "end_time": written["end_time"], "description": task.description,
-                "task_type": task.parameters.get("task_type", "ai_prompt"), "level": level}
-        if "skipped" in written:
-            node["skipped"] = True
-        self.nodes[v] = node
+        self.results[v] = result
+
+    cdef bytes graph_json(self, list tasks):
+        """{"nodes": [...], "edges": [...]} as JSON text, nodes in the ALT file's order.
+
+        A node is the original's ExecutionNode (its id is the task id), with the values
+        written in the task's result (the same objects), then librunner's fields: the
+        description (nothing else in the record has it, and the report shows it), the
+        task type and the dependency level. An edge goes from a dependency (source) to
+        the task that needs it (target).
+        """
+        cdef JsonText out = JsonText(self.graph.size * 300 + self.graph.dep_start[self.graph.size] * 80 + 64)
+        cdef Py_ssize_t v, k, n = self.graph.size
+        cdef Task task
+        cdef TaskResult result
+        cdef list ids = self.graph.ids
+        cdef bint skipped
+        out.raw('{"nodes":[', 10)
+        for v in range(n):
+            task = <Task>tasks[v]
+            result = <TaskResult>self.results[v]
+            skipped = is_skipped(result.status)
+            out.raw('{"id":' if v == 0 else ',{"id":', 6 if v == 0 else 7)
+            out.string(task.id)
+            out.raw(',"task_id":', 11)
+            out.string(task.id)
+            out.raw(',"status":', 10)
+            if skipped:
+                out.raw('"cancelled"', 11)
+            else:
+                out.string(result.status)
+            out.raw(',"duration_ms":', 15)
+            out.integer(wire_ms(result.duration_ms))
+            # The same times as the task's result, except that a task with no time at all
+            # has null here (as the original's nodes without a result) where its result
+            # (which requires a start_time) has the run's start.
+            out.raw(',"start_time":', 14)
+            start = result.started_at if result.started_at is not None else result.completed_at
+            if start is None:
+                out.raw("null", 4)
+            else:
+                out.string(start)
+            out.raw(',"end_time":', 12)
+            if result.completed_at is None:
+                out.raw("null", 4)
+            else:
+                out.string(result.completed_at)
+            out.raw(',"description":', 15)
+            if task.description is None:
+                out.raw("null", 4)
+            else:
+                out.string(task.description)
+            out.raw(',"task_type":', 13)
+            out.string(task.parameters.get("task_type", "ai_prompt"))
+            out.raw(',"level":', 9)
+            out.integer(self.levels[v])
+            if skipped:
+                out.raw(',"skipped":true}', 16)
+            else:
+                out.raw("}", 1)
+        out.raw('],"edges":[', 11)
+        first = True
+        for v in range(n):
+            for k in range(self.graph.dep_start[v], self.graph.dep_start[v + 1]):
+                out.raw('{"source":' if first else ',{"source":', 10 if first else 11)
+                first = False
+                out.string(ids[self.graph.dep_list[k]])
+                out.raw(',"target":', 10)
+                out.string(ids[v])
+                out.raw(',"dependency_type":"required"}', 30)
+        out.raw("]}", 2)
+        return out.value()
 
     cdef dict status_counts(self):
         return {status: self.counts[i] for i, status in enumerate(TASK_STATUSES)}
@@ -377,19 +452,18 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
             result = pending_result(task.id)
         written = result_dict(result, execution_id)
         task_results[task.id] = written
-        if written["start_time"] is None:
+        if result.started_at is None and result.completed_at is None:
             unstarted.append(written)
         if task.extra:
             task_extra[task.id] = task.extra
         if file_order:
-            visits.visit(<int>i, task, result, written)
+            visits.visit(<int>i, task, result)
         else:
             by_index[i] = result
     if not file_order:
         for position in range(n):
             i = <Py_ssize_t>order[position]
-            task = <Task>tasks[i]
-            visits.visit(<int>i, task, <TaskResult>by_index[i], <dict>task_results[task.id])
+            visits.visit(<int>i, <Task>tasks[i], <TaskResult>by_index[i])
     critical_ids, critical_ms = visits.critical_path(order)
     counts = visits.status_counts()
     span = visits.span
@@ -397,7 +471,6 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     retries = visits.retries
     retried = visits.retried
     tokens = visits.tokens
-    nodes = visits.nodes
     max_level = visits.max_level
 
     earliest, latest = span.bounds()
@@ -415,15 +488,11 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     success_rate = <double>completed / total if total else 0.0
     status = overall_status(completed, total)
     parallelism = task_time_ms / execution_time_ms if execution_time_ms > 0 else (1.0 if task_time_ms == 0 else 0.0)
+    execution_graph = ExecutionGraph(visits.graph_json(tasks))
     run_start = rfc3339(start_time) if start_time is not None else generated_at
     run_end = rfc3339(end_time) if end_time is not None else generated_at
     for written in unstarted:
         written["start_time"] = run_start
-    cdef list ids = graph.ids
-    cdef list edges = []
-    for i in range(n):
-        for k in range(graph.dep_start[i], graph.dep_start[i + 1]):
-            edges.append({"source": ids[graph.dep_list[k]], "target": ids[i], "dependency_type": "required"})
     summary = describe_run(alt.title, total, counts, success_rate, status, execution_time_ms,
                            critical_ids, critical_ms, retries)
     execution.setdefault("mode", alt.mode)
@@ -462,7 +531,7 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
             "levels": (max_level + 1) if n else 0,
         },
         "artifacts": [],
-        "execution_graph": {"nodes": nodes, "edges": edges},
+        "execution_graph": execution_graph,
         "execution": execution,
         "summary": summary,
         "metadata": {

@@ -145,6 +145,7 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
     # with "partially initialized module 'typing'" (seen in tests/c/init_race.c). typing
     # is imported here, on one thread, before they start.
     import typing  # noqa: F401
+    from runner.librunner import last_json     # the graph goes in as the JSON the core wrote
     try:
         with ThreadPoolExecutor(options.workers, thread_name_prefix="last-writer") as pool:
             graph_future = pool.submit(_write_graph, record, directory, options) if options.graph else None
@@ -156,7 +157,7 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
                 record["artifacts"] = artifacts
                 if errors:
                     record["metadata"]["artifact_errors"] = errors
-            data = orjson.dumps(record)
+            data = last_json(record)
             futures = []
             if options.compression:
                 futures.append(pool.submit(_write_compressed, directory, data, options.compression_level))

@@ -1,0 +1,199 @@
+# The execution graph's JSON, written straight from the typed core. At 100k tasks, making
+# 250k dicts for the nodes and edges and then serialising them cost more than all the task
+# results; here each node and edge goes from the core's values to JSON text in one step.
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from libc.string cimport memcpy
+from libc.stdio cimport snprintf
+cimport cython
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
+
+@cython.final
+cdef class JsonText:
+    """JSON text written straight into a bytes object (no copy at the end); every value is
+    written exactly as orjson writes it."""
+    cdef object buffer          # a bytes object being filled, resized as it grows
+    cdef char *data
+    cdef Py_ssize_t size
+    cdef Py_ssize_t capacity
+
+    def __cinit__(self, Py_ssize_t capacity=65536):
+        self.buffer = PyBytes_FromStringAndSize(NULL, capacity)
+        self.data = PyBytes_AS_STRING(self.buffer)
+        self.capacity = capacity
+
+    cdef int reserve(self, Py_ssize_t extra) except -1:
+        cdef Py_ssize_t wanted = self.size + extra, capacity = self.capacity
+        cdef PyObject *grown
+        if wanted <= capacity:
+            return 0
+        while capacity < wanted:
+            capacity += capacity // 2 + 64
+        grown = <PyObject *>self.buffer
+        Py_INCREF(self.buffer)          # _PyBytes_Resize takes the reference it is given
+        self.buffer = None
+        if _PyBytes_Resize(&grown, capacity) < 0:
+            raise MemoryError()
+        self.buffer = <object>grown
+        Py_DECREF(self.buffer)
+        self.data = PyBytes_AS_STRING(self.buffer)
+        self.capacity = capacity
+        return 0
+
+    cdef inline int raw(self, const char *text, Py_ssize_t length) except -1:
+        if self.size + length > self.capacity:
+            self.reserve(length)
+        memcpy(self.data + self.size, text, length)
+        self.size += length
+        return 0
+
+    cdef int encoded(self, object value) except -1:
+        """Any JSON value, by orjson itself (strings needing escapes, odd types)."""
+        cdef bytes text = orjson.dumps(value)
+        return self.raw(text, len(text))
+
+    cdef int string(self, object value) except -1:
+        """A str as orjson writes it: UTF-8 as is; quotes, backslashes and control
+        characters (rare in ids and stamps) are left to orjson's own escaping."""
+        cdef Py_ssize_t length, i
+        cdef const unsigned char *utf8
+        if type(value) is not str:
+            return self.encoded(value)
+        try:
+            utf8 = <const unsigned char *>PyUnicode_AsUTF8AndSize(value, &length)
+        except UnicodeError:
+            return self.encoded(value)      # a lone surrogate: orjson's error, worded as elsewhere
+        for i in range(length):
+            if utf8[i] < 0x20 or utf8[i] == 0x22 or utf8[i] == 0x5C:
+                return self.encoded(value)
+        if self.size + length + 2 > self.capacity:
+            self.reserve(length + 2)
+        self.data[self.size] = 0x22
+        memcpy(self.data + self.size + 1, utf8, length)
+        self.data[self.size + length + 1] = 0x22
+        self.size += length + 2
+        return 0
+
+    cdef int integer(self, object value) except -1:
+        """None or a Python int within 0..2^64-1 (what wire_ms and levels give)."""
+        cdef char digits[24]
+        cdef int length
+        if value is None:
+            return self.raw("null", 4)
+        if type(value) is not int:
+            return self.encoded(value)
+        length = snprintf(digits, sizeof(digits), "%llu", <unsigned long long>value)
+        return self.raw(digits, length)
+
+    cdef bytes value(self):
+        """The text written; the buffer is handed over (the JsonText is spent)."""
+        cdef PyObject *done = <PyObject *>self.buffer
+        Py_INCREF(self.buffer)
+        self.buffer = None
+        if _PyBytes_Resize(&done, self.size) < 0:
+            raise MemoryError()
+        result = <bytes>done
+        Py_DECREF(result)
+        self.data = NULL
+        self.capacity = self.size = 0
+        return result
+
+
+class NotReadYet:
+    """What the graph's entries hold until it is read: code that looks at a dict's storage
+    without calling its methods (orjson without runner.last_json) fails loudly
+    on it instead of writing an empty graph."""
+
+    def __repr__(self):
+        return "<execution graph entry, read on first use>"
+
+
+NOT_READ_YET = NotReadYet()
+
+
+class ExecutionGraph(dict):
+    """The record's execution_graph: {"nodes": [...], "edges": [...]} as a dict, made from
+    its JSON text on first use. The LAST writer puts `json` into the file as it is
+    (orjson.Fragment, see last_json); treat the dict as read-only (replace
+    record["execution_graph"] with a plain dict to change the graph)."""
+
+    def __init__(self, json=b'{"nodes":[],"edges":[]}'):
+        dict.__init__(self, nodes=NOT_READ_YET, edges=NOT_READ_YET)
+        self.json = json
+        self.filled = False
+
+    def fill(self):
+        if not self.filled:
+            self.filled = True
+            dict.update(self, orjson.loads(self.json))
+        return self
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self.fill(), key)
+
+    def get(self, key, default=None):
+        return dict.get(self.fill(), key, default)
+
+    def __contains__(self, key):
+        return dict.__contains__(self.fill(), key)
+
+    def __iter__(self):
+        return dict.__iter__(self.fill())
+
+    def __len__(self):
+        return dict.__len__(self.fill())
+
+    def keys(self):
+        return dict.keys(self.fill())
+
+    def values(self):
+        return dict.values(self.fill())
+
+    def items(self):
+        return dict.items(self.fill())
+
+    def copy(self):
+        return dict(self.fill())
+
+    def __eq__(self, other):
+        return dict.__eq__(self.fill(), other)
+
+    def __ne__(self, other):
+        return dict.__ne__(self.fill(), other)
+
+    def __repr__(self):
+        return dict.__repr__(self.fill())
+
+    def __reduce__(self):
+        return (dict, (dict(self.fill()),))
+
+    __hash__ = None
+
+
+cdef object FRAGMENT = orjson.Fragment
+
+
+cpdef object last_json_value(object value):
+    """orjson's default for a LAST record: the graph's own JSON; other subclasses of dict,
+    list, str and int (which OPT_PASSTHROUGH_SUBCLASS hands here) as their base type."""
+    if type(value) is ExecutionGraph:
+        return FRAGMENT((<object>value).json)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, int):
+        return int(value)
+    raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
+
+
+cpdef bytes last_json(dict record):
+    """The JSON text of a LAST record, as last.json holds it."""
+    return orjson.dumps(record, default=last_json_value, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
