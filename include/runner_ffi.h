@@ -275,6 +275,13 @@ char *runner_get_version(void);
  * grace period ($RUNNER_GRACE_SECONDS, default 2), the LAST file of what finished is
  * still written, and runner_cleanup waits (up to 30 s) until this call has returned.
  *
+ * Before the first task, the set-up is checked once (runner/execution/preflight.py):
+ * output_dir can be created and written, the RUNNER_AI_* configuration is usable when the
+ * file has AI tasks (URL form, provider, key form), and system_command tasks are enabled
+ * and their programs allowed. If a check fails, nothing runs and no AI call is made: the
+ * call returns NULL with an error naming every problem, e.g.
+ * "runner_execute_alt_file: cannot start the run: output directory 'out' is not a directory".
+ *
  * Returns the new LAST id (caller frees with runner_free_string) whether or not every
  * task completed: the LAST file says which did. Returns NULL if alt_id is NULL, not
  * valid UTF-8 or not a stored ALT file, if a RUNNER_* variable has an unusable value,

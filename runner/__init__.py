@@ -9,7 +9,7 @@ from __future__ import annotations
 _CORE_NAMES = frozenset((
     "__version__",
     # errors
-    "RunnerError", "ConfigurationError", "UnknownIdError", "LastFileError", "DeliveryError",
+    "RunnerError", "ConfigurationError", "PreflightError", "UnknownIdError", "LastFileError", "DeliveryError",
     "DocumentError", "AltValidationError", "TaskResultError", "ValidationIssue",
     # ALT files: model, validation, limits, graph, plan
     "AltFile", "Task", "EXECUTION_MODES", "PRIORITIES", "TASK_TYPES", "TASK_STATUSES",

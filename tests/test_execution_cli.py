@@ -37,10 +37,11 @@ def test_all_completed_exits_0_and_prints_the_last_directory_last(tmp_path):
 
 def test_a_task_not_completed_exits_1(tmp_path):
     path = write(tmp_path, {"id": "bad", "title": "bad", "tasks": [
-        {"id": "cmd", "description": "x", "parameters": {"task_type": "system_command", "command": ["true"]}}]})
+        {"id": "sum", "description": "x", "parameters": {"task_type": "data_processing", "input": ["a"],
+                                                          "operations": [{"op": "reduce", "function": "sum"}]}}]})
     done = cli(path, "--out", tmp_path / "out")
     assert done.returncode == 1
-    assert "system commands are disabled" in done.stderr
+    assert "sum failed: operations[0] (reduce): sum needs numbers" in done.stderr
     assert Path(done.stdout.strip().splitlines()[-1]).is_dir()
 
 

@@ -3,11 +3,13 @@
 Several files, or --dask, go through runner.cluster.command (one JSON object of LAST
 directories; files or heavy tasks on a Dask cluster).
 
-Exit 0 when every task completed, 1 when any did not (or the LAST file could not be
-written), 2 when the file or an option is unusable, 3 when the LAST file was written but
-not published to the archive and RUNNER_NATS_REQUIRED=true, 130 after Ctrl-C and 143
-after SIGTERM (the LAST file of what finished is still written). Progress goes to stderr:
-a bar on a terminal, plain lines otherwise; so does a publication that failed.
+Exit 0 when every task completed, 1 when any did not, 2 when the file, an option or the
+set-up is unusable (checked before the first task: runner.execution.preflight), 3 when the
+LAST file was written but not published to the archive and RUNNER_NATS_REQUIRED=true, 4
+when the LAST file could not be written at the end (the run's journal keeps the results),
+130 after Ctrl-C and 143 after SIGTERM (the LAST file of what finished is still written).
+Progress goes to stderr: a bar on a terminal, plain lines otherwise; so does a publication
+that failed.
 """
 import os
 import sys
@@ -16,6 +18,7 @@ from pathlib import Path
 INTERRUPTED = 130
 TERMINATED = 143
 NOT_DELIVERED = 3
+LAST_FILE_NOT_WRITTEN = 4
 
 
 def main(args) -> int:
@@ -29,7 +32,8 @@ def main(args) -> int:
 
 
 def run_file(args, **execute_options) -> int:
-    from runner import AltValidationError, ConfigurationError, DeliveryError, RunnerError, parse_alt_file
+    from runner import AltValidationError, ConfigurationError, DeliveryError, LastFileError, RunnerError, \
+        parse_alt_file
     from runner.execution import execute
     from runner.execution.progress import ProgressDisplay
 
@@ -45,9 +49,13 @@ def run_file(args, **execute_options) -> int:
         report_invalid(path, error)
         return 2
     report_warnings(path, alt)
+    environ = _cassette_environment(args)
+    # Tasks placed on a Dask cluster run with the workers' set-up, not this machine's.
+    if execute_options.get("placement") is None and not preflight_passes(path, alt, args.out, environ):
+        return 2
     display = None if args.quiet else ProgressDisplay(sys.stderr)
     try:
-        outcome = execute(alt, args.out, environ=_cassette_environment(args), mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
+        outcome = execute(alt, args.out, environ=environ, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
                           workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
                           alt_file=None if path == "-" else Path(path).resolve(), **execute_options)
     except ConfigurationError as error:
@@ -57,6 +65,9 @@ def run_file(args, **execute_options) -> int:
         print(f"delivery: {error}", file=sys.stderr)
         print(error.written.directory)
         return NOT_DELIVERED
+    except LastFileError as error:
+        print(f"run failed: {error}", file=sys.stderr)
+        return LAST_FILE_NOT_WRITTEN
     except RunnerError as error:
         print(f"run failed: {error}", file=sys.stderr)
         return 1
@@ -94,6 +105,19 @@ def _cassette_environment(args):
             environ["RUNNER_AI_REPLAY"] = str(Path(args.replay).resolve())
             environ["RUNNER_AI_REPLAY_SPEED"] = args.replay_speed
     return environ
+
+
+def preflight_passes(path: str, alt, out, environ) -> bool:
+    """runner.execution.preflight before the first task: False (printed) when the run cannot start."""
+    from runner import ConfigurationError
+    from runner.execution import preflight
+
+    try:
+        preflight.check(alt, out, environ)
+    except ConfigurationError as error:
+        print(f"{path}: {error}", file=sys.stderr)
+        return False
+    return True
 
 
 def outcome_summary(outcome) -> dict:

@@ -17,6 +17,10 @@ class ConfigurationError(RunnerError):
     """An environment variable or option has a value the library cannot use."""
 
 
+class PreflightError(ConfigurationError):
+    """What must hold before a run starts does not (runner.execution.preflight): nothing ran."""
+
+
 class UnknownIdError(RunnerError, LookupError):
     """An ALT, task or LAST id that the library does not hold."""
 

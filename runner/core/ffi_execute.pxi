@@ -21,6 +21,8 @@ cdef public object core_execute_alt_file(const char *alt_id, const char *output_
     abi_runs += 1   # before the import, which may release the GIL: cleanup must wait for us
     try:
         from runner import execution
+        from runner.execution import preflight
+        preflight.check(alt, directory)        # nothing runs, no AI call, if this fails
         outcome = execution.execute(alt, output_dir=directory)
         if generation != cleanup_generation:
             # runner_cleanup releases every string it finds outstanding: a LAST id handed

@@ -30,6 +30,16 @@ def _refuse(message: str):
     return TaskFailure(message, permanent=True)
 
 
+def allowed(name: str, allowlist) -> tuple[str | None, str | None]:
+    """(the path `name` resolves to, why it is refused or None): a bare name or an absolute
+    path that is, or resolves to, an entry of RUNNER_SYSTEM_COMMAND_ALLOWLIST."""
+    resolved = name if name.startswith("/") else shutil.which(name, path=os.environ.get("PATH") or SAFE_PATH)
+    if name not in allowlist and (resolved is None or resolved not in allowlist):
+        shown = ", ".join(allowlist) if allowlist else "empty"
+        return resolved, f"executable {name!r} is not in RUNNER_SYSTEM_COMMAND_ALLOWLIST ({shown})"
+    return resolved, None
+
+
 def checked_argv(ctx) -> list[str]:
     """The argv to run, with argv[0] resolved; TaskFailure if it is not allowed."""
     settings = ctx.settings
@@ -40,11 +50,9 @@ def checked_argv(ctx) -> list[str]:
     if problem is not None:
         raise _refuse(problem)
     name = argv[0]
-    resolved = name if name.startswith("/") else shutil.which(name, path=os.environ.get("PATH") or SAFE_PATH)
-    allowlist = settings.command_allowlist
-    if name not in allowlist and (resolved is None or resolved not in allowlist):
-        shown = ", ".join(allowlist) if allowlist else "empty"
-        raise _refuse(f"executable {name!r} is not in RUNNER_SYSTEM_COMMAND_ALLOWLIST ({shown})")
+    resolved, refusal = allowed(name, settings.command_allowlist)
+    if refusal is not None:
+        raise _refuse(refusal)
     if resolved is None or not os.access(resolved, os.X_OK):
         raise _refuse(f"executable {name!r} not found")
     return [resolved, *argv[1:]]

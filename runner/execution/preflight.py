@@ -1,0 +1,120 @@
+"""Preflight: what must hold before the first task of a run starts, checked once, up front.
+
+A mistake found here costs nothing: no task has run, no AI call has been paid for. Found
+later, the same mistake fails every task one by one, or loses a whole run's results at
+the end (an output "directory" that is a file). `run` and runner_execute_alt_file call
+check() before they start; a failure is one PreflightError listing every problem, and
+the CLI exits 2.
+
+Each check is a function of a Preflight (the ALT file, the output directory, the
+environment) returning the problems it found. Checks that need a service (an inference
+server's readiness, a client warm-up) are added to CHECKS the same way.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+
+@dataclass
+class Preflight:
+    """What the checks look at."""
+    alt: object                         # the AltFile about to run
+    output_dir: Path                    # where its LAST directory will be written
+    environ: object = field(default_factory=lambda: os.environ)
+
+    def tasks_of_type(self, *kinds: str) -> list:
+        return [task for task in self.alt.tasks if task.task_type in kinds]
+
+
+def output_directory(preflight: Preflight) -> list[str]:
+    """The output directory exists or can be created, and a file can be written in it."""
+    target = preflight.output_dir
+    if target.exists() and not target.is_dir():
+        return [f"output directory '{target}' is not a directory"]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return [f"output directory '{target}' cannot be created: {error.strerror or error}"]
+    try:
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".preflight-"):
+            pass
+    except OSError as error:
+        return [f"output directory '{target}' is not writable: {error.strerror or error}"]
+    return []
+
+
+def ai_configuration(preflight: Preflight) -> list[str]:
+    """The RUNNER_AI_* variables make a usable client: provider, URL form, key form."""
+    if not preflight.tasks_of_type("ai_prompt"):
+        return []
+    from runner.ai.config import config_from_environment
+
+    try:
+        config = config_from_environment(preflight.environ)
+    except ValueError as error:
+        return [f"AI configuration: {error}"]
+    if config.api_key is not None and any(c.isspace() for c in config.api_key.strip()):
+        position = next(i for i, c in enumerate(config.api_key.strip(), 1) if c.isspace())
+        return [f"AI configuration: RUNNER_AI_API_KEY contains a blank at position {position} "
+                f"(an API key has none: was it pasted with other text?)"]
+    if config.base_url:
+        parts = urlsplit(config.base_url)
+        try:
+            host, _ = parts.hostname, parts.port       # .port raises on a port that is not a number
+        except ValueError as error:
+            return [f"AI configuration: RUNNER_AI_SERVICE_URL: {error}"]
+        if not host:
+            return [f"AI configuration: RUNNER_AI_SERVICE_URL {parts.scheme}://{parts.path!r} names no host "
+                    f"(expected e.g. http://127.0.0.1:8000/v1)"]
+    return []
+
+
+def system_commands(preflight: Preflight) -> list[str]:
+    """A file with system_command tasks needs them enabled, and its programs allowed."""
+    tasks = preflight.tasks_of_type("system_command")
+    if not tasks:
+        return []
+    from runner.execution import config
+    from runner.execution.system_command import allowed
+
+    try:
+        settings = config.load(preflight.environ)
+    except ValueError as error:
+        return [str(error)]
+    ids = ", ".join(task.id for task in tasks[:5]) + (", ..." if len(tasks) > 5 else "")
+    if not settings.system_commands_enabled:
+        return [f"the file has {len(tasks)} system_command task{'s' if len(tasks) != 1 else ''} ({ids}) but "
+                "system commands are disabled (set RUNNER_ENABLE_SYSTEM_COMMANDS=true to enable them)"]
+    problems = []
+    for task in tasks:
+        _, refusal = allowed(task.parameters["command"][0], settings.command_allowlist)
+        if refusal is not None:
+            problems.append(f"task '{task.id}': {refusal}")
+    return problems
+
+
+CHECKS: list[Callable[[Preflight], list[str]]] = [output_directory, ai_configuration, system_commands]
+
+
+def problems(alt, output_dir=None, environ=os.environ) -> list[str]:
+    """Every problem the checks find (empty: the run may start)."""
+    from runner import settings
+
+    preflight = Preflight(alt, settings.output_dir(output_dir, environ), environ)
+    found: list[str] = []
+    for check in CHECKS:
+        found.extend(check(preflight))
+    return found
+
+
+def check(alt, output_dir=None, environ=os.environ) -> None:
+    """Raises PreflightError (a ConfigurationError) naming every problem; nothing has run."""
+    found = problems(alt, output_dir, environ)
+    if found:
+        from runner.librunner import PreflightError
+        raise PreflightError("cannot start the run: " + "; ".join(found))
