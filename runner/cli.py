@@ -15,6 +15,40 @@ import sys
 from runner import commands
 
 
+def version() -> str:
+    """'librunner 0.1.0', from the installed package's metadata (the library is not loaded)."""
+    from importlib import metadata
+
+    try:
+        return f"librunner {metadata.version('librunner')}"
+    except metadata.PackageNotFoundError:
+        return "librunner (version unknown: not installed)"
+
+
+class _Version(argparse.Action):
+    """--version, computed only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version())
+        parser.exit()
+
+
+def configure_logging() -> int | None:
+    """RUNNER_LOG_LEVEL drives the CLI's logging as it does a C host's (runner_init): None, or
+    2 (printed) for a value that is not a level."""
+    from runner import logs, settings
+
+    try:
+        logs.configure(settings.log_level())
+    except ValueError as error:
+        print(f"python -m runner: {error}", file=sys.stderr)
+        return 2
+    return None
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; given the name of a command, only that command's part.
 
@@ -23,6 +57,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     registered, so the usage and the error list them all.
     """
     parser = argparse.ArgumentParser(prog="python -m runner", description="The ALT_LAS Runner Service.")
+    parser.add_argument("--version", action=_Version)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
     for name in [command] if command in names else names:
@@ -36,4 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     # that takes a value.
     command = next((argument for argument in argv if not argument.startswith("-")), None)
     args = build_parser(command).parse_args(argv)
+    failed = configure_logging()
+    if failed is not None:
+        return failed
     return args.func(args)

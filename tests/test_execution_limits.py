@@ -225,7 +225,7 @@ def test_control_characters_from_ai_text_and_errors_never_reach_the_terminal():
     display(event("task_finished", status="failed", error="AI service: \x1b[31mred\x1b[0m\x00"))
     display(event("task_retrying", status="failed", attempt=1, delay=0.5, error="busy\x1b[1A"))
     written = stream.getvalue()
-    assert written == ("]0;ownedline\tone\n[2Jtwo31m\n"
+    assert written == ("t | ]0;ownedline\tone\nt | [2Jtwo31m\n"
                        "[1/2] t failed: AI service: [31mred[0m\n"
                        "[1/2] t attempt 1 failed: busy[1A; retrying in 0.50 s\n")
 

@@ -34,7 +34,8 @@ def describe(record: dict) -> str:
         lines.append(f"critical path  {critical['duration_ms'] / 1000:.3f} s: {path}")
     retries = statistics.get("retries") or {}
     if retries.get("total"):
-        lines.append(f"retries        {retries['total']} in {len(retries.get('tasks', []))} tasks")
+        count = len(retries.get("tasks", []))
+        lines.append(f"retries        {retries['total']} in {count} task{'s' if count != 1 else ''}")
     for model, usage in (statistics.get("tokens") or {}).items():
         lines.append(f"tokens         {model}: {usage.get('prompt_tokens')} prompt + "
                      f"{usage.get('completion_tokens')} completion in {usage.get('calls')} calls")
@@ -44,7 +45,36 @@ def describe(record: dict) -> str:
         lines.append(f"skipped        " + "; ".join(f"{task_id}: {why}" for task_id, why in skipped[:10])
                      + (f"; ... {len(skipped) - 10} more" if len(skipped) > 10 else ""))
     lines.append(f"artifacts      {len(record.get('artifacts') or [])}")
+    lines.extend(describe_not_completed(not_completed(record)))
     return "\n".join(lines)
+
+
+def not_completed(record: dict) -> list[dict]:
+    """The tasks that did not complete, each with its status and error: failed, timed out
+    and cancelled ones first, then skipped, then those never reported."""
+    from runner.last.report import ATTENTION_ORDER
+
+    results = [r for r in (record.get("task_results") or {}).values()
+               if isinstance(r, dict) and r.get("status") != "completed"]
+    results.sort(key=lambda r: ATTENTION_ORDER.get(r.get("status"), 9))
+    return [{"task_id": r.get("task_id"), "status": r.get("status"), "error": r.get("error")} for r in results]
+
+
+def describe_not_completed(tasks: list[dict]) -> list[str]:
+    if not tasks:
+        return []
+    lines = ["", f"not completed  {len(tasks)} task{'s' if len(tasks) != 1 else ''}:"]
+    for task in tasks[:FAILURES_SHOWN]:
+        error = f": {printable(task['error'])}" if task["error"] else ""
+        lines.append(f"  {task['status']:<9} {task['task_id']}{error}")
+    if len(tasks) > FAILURES_SHOWN:
+        lines.append(f"  ... and {len(tasks) - FAILURES_SHOWN} more (--json lists them all)")
+    return lines
+
+
+def printable(text) -> str:
+    from runner.execution.progress import printable as without_controls
+    return without_controls(str(text))
 
 
 def journal_summary(directory: Path) -> dict:
@@ -130,7 +160,9 @@ def main(args) -> int:
         return 2
     if args.json:
         keys = ("id", "alt_file_id", "title", "status", "success_rate", "execution_time_ms", "summary", "statistics")
-        print(orjson.dumps({k: record.get(k) for k in keys}, option=orjson.OPT_INDENT_2).decode())
+        shown = {k: record.get(k) for k in keys}
+        shown["not_completed"] = not_completed(record)
+        print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
     else:
         print(describe(record))
     return 0
@@ -139,5 +171,6 @@ def main(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("show", help="print the summary of a LAST directory")
     parser.add_argument("last_dir", metavar="LAST_DIR", help="a LAST directory, last.json or last.json.gz")
-    parser.add_argument("--json", action="store_true", help="the summary and statistics as JSON")
+    parser.add_argument("--json", action="store_true",
+                        help="the summary and statistics as JSON, with not_completed: [{task_id, status, error}]")
     parser.set_defaults(func=main)

@@ -203,7 +203,7 @@ cdef str describe_run(str title, Py_ssize_t total, dict counts, double success_r
     cdef Py_ssize_t unsuccessful = 0
     for name in UNSUCCESSFUL_STATUSES:
         unsuccessful += counts[name]
-    parts = [f"{title}: {completed} of {total} tasks completed"]
+    parts = [f"{title}: {completed} of {total} task{'s' if total != 1 else ''} completed"]
     if unsuccessful:
         detail = ", ".join(f"{counts[s]} {s}" for s in UNSUCCESSFUL_STATUSES if counts[s])
         parts.append(f", {unsuccessful} unsuccessful ({detail})")

@@ -306,6 +306,7 @@ class Execution:
         if self.journal is not None:
             self.journal.write({"type": "attempt_started", "task_id": task.id, "attempt": number, "started_at": stamp,
                                 "fault": self.faults[-1] if fault is not None else None})
+        log.debug("task %s: attempt %d started", task.id, number, extra={"alt_id": self.alt.id})
         self._emit("task_started", task.id, attempt=number)
 
     def _work(self, token: int, attempt: _Attempt) -> None:
@@ -432,6 +433,8 @@ class Execution:
             self.journal.write_result(result)
         self.counts[status] += 1
         skipped = self.scheduler.complete(index, status == "completed")
+        log.debug("task %s: %s after %d attempt%s%s", task.id, status, len(state.attempts),
+                  "" if len(state.attempts) == 1 else "s", f": {error}" if error else "", extra={"alt_id": self.alt.id})
         self._emit("task_finished", task.id, status=status, error=error, attempt=len(state.attempts))
         for w in skipped:
             self._record_skipped(w)

@@ -28,11 +28,35 @@ def clock(seconds: float) -> str:
 
 
 class ProgressDisplay:
+    """Streamed AI text (--stream) is written a whole line at a time, each line labelled with
+    its task's id ("summary | ..."), so the answers of tasks running at once never mix;
+    on a terminal the bar is cleared first and redrawn below the text."""
+
     def __init__(self, stream=None, terminal: bool | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.terminal = self.stream.isatty() if terminal is None else terminal
         self._drawn = 0.0
         self._last: dict | None = None
+        self._partial: dict[str, str] = {}      # task id -> streamed text after its last newline
+
+    def _text(self, task_id, text: str, final: bool = False) -> None:
+        """Writes the complete lines of a task's streamed text, labelled; keeps the rest."""
+        pending = self._partial.pop(task_id, "") + printable(text)
+        lines = pending.split("\n")
+        rest = lines.pop()
+        if final and rest:
+            lines.append(rest)
+        elif rest:
+            self._partial[task_id] = rest
+        if not lines:
+            return
+        label = printable(str(task_id))
+        if self.terminal and self._last is not None:
+            self.stream.write("\r\x1b[2K")
+        self.stream.write("".join(f"{label} | {line}\n" for line in lines))
+        if self.terminal and self._last is not None:
+            self.stream.write(self.line(self._last))
+        self.stream.flush()
 
     def line(self, event: dict) -> str:
         done, total = event["done"], event["total"]
@@ -45,11 +69,12 @@ class ProgressDisplay:
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
-        self._last = event
         if kind == "task_output":
-            self.stream.write(printable(event["text"]))
-            self.stream.flush()
+            self._text(event["task_id"], event["text"])
             return
+        if kind in ("task_finished", "task_retrying") and event["task_id"] in self._partial:
+            self._text(event["task_id"], "", final=True)
+        self._last = event
         if self.terminal:
             now = time.monotonic()
             if kind in ("run_finished", "run_started") or now - self._drawn >= REDRAW_SECONDS:
@@ -69,6 +94,8 @@ class ProgressDisplay:
         self.stream.flush()
 
     def close(self) -> None:
+        for task_id in list(self._partial):
+            self._text(task_id, "", final=True)
         if self.terminal and self._last is not None:
             self.stream.write("\n")
             self.stream.flush()

@@ -13,6 +13,21 @@ import tempfile
 from pathlib import Path
 
 
+def process_umask() -> int:
+    """The process's umask, read without changing it (os.umask can only set it, which would
+    race with other threads creating files); from /proc on Linux."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def fsync_directory(directory: Path) -> None:
     """Makes the renames done in `directory` durable."""
     fd = os.open(directory, os.O_RDONLY)
@@ -29,6 +44,9 @@ def atomic_file(path: Path, *, sync_directory: bool = True):
     path = Path(path)
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600; a LAST file gets the mode any tool gives a new file
+        # (0666 less the umask), so a web server running as another user can serve the report.
+        os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()

@@ -60,11 +60,14 @@ def _write_compressed(directory: Path, data: bytes, level: int) -> None:
     write_atomically(directory / "last.json.gz", zlib.compress(data, level, wbits=31), sync_directory=False)
 
 
-def render_html(record: dict, options: LastOptions, drawing=None) -> str:
-    """report.html for a record; draws the graph (built-in layout) when no drawing is given."""
+def render_html(record: dict, options: LastOptions, drawing=None, graph: bool = True) -> str:
+    """report.html for a record; draws the graph (built-in layout) when no drawing is given,
+    or none at all with graph=False."""
     from runner.last import graph_drawing
     from runner.last.report import render_report
 
+    if not graph:
+        return render_report(record, None, task_limit=options.report_task_limit)
     if drawing is None:
         drawing = graph_drawing.draw(record["execution_graph"], renderer="builtin",
                                     draw_limit=options.graph_draw_limit, with_dot=False)
