@@ -32,19 +32,26 @@ class Preflight:
 
 
 def output_directory(preflight: Preflight) -> list[str]:
-    """The output directory exists or can be created, and a file can be written in it."""
+    """The output directory exists and a file can be written in it, or it can be created:
+    its nearest existing ancestor is a directory we may write in. Nothing is created here
+    (a run refused by a later check leaves no directory behind)."""
     target = preflight.output_dir
-    if target.exists() and not target.is_dir():
-        return [f"output directory '{target}' is not a directory"]
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        return [f"output directory '{target}' cannot be created: {error.strerror or error}"]
-    try:
-        with tempfile.NamedTemporaryFile(dir=target, prefix=".preflight-"):
-            pass
-    except OSError as error:
-        return [f"output directory '{target}' is not writable: {error.strerror or error}"]
+    if target.exists():
+        if not target.is_dir():
+            return [f"output directory '{target}' is not a directory"]
+        try:
+            with tempfile.NamedTemporaryFile(dir=target, prefix=".preflight-"):
+                pass
+        except OSError as error:
+            return [f"output directory '{target}' is not writable: {error.strerror or error}"]
+        return []
+    ancestor = target.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return [f"output directory '{target}' cannot be created: '{ancestor}' is not a directory"]
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return [f"output directory '{target}' cannot be created: '{ancestor}' is not writable"]
     return []
 
 
