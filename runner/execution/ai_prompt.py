@@ -88,5 +88,6 @@ def run(ctx) -> dict:
         chosen = _call(ctx, client, prompt, model, sampling, stream)
         ai = chosen.accounting()
         ai["sampling"] = sampling
+    ai["prompt"] = prompt          # what was actually sent, template rendered: the report shows it
     ctx.metadata["ai"] = ai
     return {"text": chosen.text, "model": chosen.model, "provider": chosen.provider}
