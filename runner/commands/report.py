@@ -11,7 +11,7 @@ from pathlib import Path
 def main(args) -> int:
     from runner import LastFileError, load_last
     from runner.last import options as last_options
-    from runner.last.graph_drawing import draw
+    from runner.last.graph_drawing import critical_path_of, draw
     from runner.last.directory import render_html
     from runner.last.atomic_files import write_atomically
 
@@ -29,7 +29,8 @@ def main(args) -> int:
     drawing = None
     if options.graph:
         drawing = draw(record["execution_graph"], renderer=options.graph_renderer,
-                       draw_limit=options.graph_draw_limit, timeout=options.graph_timeout, with_dot=False)
+                       draw_limit=options.graph_draw_limit, timeout=options.graph_timeout, with_dot=False,
+                       critical=critical_path_of(record))
     source = Path(args.last_dir)
     target = Path(args.output) if args.output else (source if source.is_dir() else source.parent) / "report.html"
     try:

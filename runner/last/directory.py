@@ -49,7 +49,8 @@ def _write_graph(record: dict, directory: Path, options: LastOptions):
 
     drawing = graph_drawing.draw(record["execution_graph"], renderer=options.graph_renderer,
                                 draw_limit=options.graph_draw_limit, timeout=options.graph_timeout,
-                                title=record.get("alt_file_id") or "execution")
+                                title=record.get("alt_file_id") or "execution",
+                                critical=graph_drawing.critical_path_of(record))
     write_atomically(directory / "graph.dot", drawing.dot.encode("utf-8"), sync_directory=False)
     write_atomically(directory / "graph.svg", drawing.svg.encode("utf-8"), sync_directory=False)
     return drawing
@@ -70,7 +71,8 @@ def render_html(record: dict, options: LastOptions, drawing=None, graph: bool = 
         return render_report(record, None, task_limit=options.report_task_limit)
     if drawing is None:
         drawing = graph_drawing.draw(record["execution_graph"], renderer="builtin",
-                                    draw_limit=options.graph_draw_limit, with_dot=False)
+                                    draw_limit=options.graph_draw_limit, with_dot=False,
+                                    critical=graph_drawing.critical_path_of(record))
     note = "Summarised: one box per dependency level." if drawing.summarised else None
     return render_report(record, drawing.svg, task_limit=options.report_task_limit, graph_note=note)
 

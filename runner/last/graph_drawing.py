@@ -93,8 +93,22 @@ def summarise(graph: dict, boxes: int = SUMMARY_BOXES) -> tuple[list[dict], list
     return summary_nodes, summary_edges
 
 
-def to_dot(graph: dict, title: str = "execution") -> str:
-    """Every task and dependency as a GraphViz digraph, coloured by status."""
+def critical_path_of(record: dict) -> list[str]:
+    """The task ids of a LAST record's critical path (empty when it has none)."""
+    statistics = record.get("statistics") if isinstance(record.get("statistics"), dict) else {}
+    critical = statistics.get("critical_path") if isinstance(statistics.get("critical_path"), dict) else {}
+    ids = critical.get("task_ids")
+    return [str(i) for i in ids] if isinstance(ids, list) else []
+
+
+def _critical_edges(critical) -> set:
+    return set(zip(critical, critical[1:]))
+
+
+def to_dot(graph: dict, title: str = "execution", critical=()) -> str:
+    """Every task and dependency as a GraphViz digraph, coloured by status; the critical
+    path drawn thick."""
+    on_path, path_edges = set(critical), _critical_edges(list(critical))
     lines = [f"digraph {_dot_string(title)} {{",
              "  rankdir=LR;",
              '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
@@ -103,9 +117,11 @@ def to_dot(graph: dict, title: str = "execution") -> str:
         status = task_status(node)
         label = "\n".join(filter(None, (node["id"], status, _duration_text(node.get("duration_ms")))))
         colour = STATUS_COLOURS.get(status, "#ffffff")
-        lines.append(f"  {_dot_string(node['id'])} [label={_dot_string(label)}, fillcolor=\"{colour}\"];")
+        thick = ', penwidth=3, color="#263238"' if node["id"] in on_path else ""
+        lines.append(f"  {_dot_string(node['id'])} [label={_dot_string(label)}, fillcolor=\"{colour}\"{thick}];")
     for edge in graph["edges"]:
-        lines.append(f"  {_dot_string(edge['source'])} -> {_dot_string(edge['target'])};")
+        thick = ' [penwidth=2.5, color="#263238"]' if (edge["source"], edge["target"]) in path_edges else ""
+        lines.append(f"  {_dot_string(edge['source'])} -> {_dot_string(edge['target'])}{thick};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -126,11 +142,34 @@ def _summary_dot(nodes: list[dict], edges: list[dict], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) -> str:
+def _routed_edge(x1: float, y1: float, x2: float, y2: float, channel: float) -> str:
+    """An edge that skips columns: out into the gap after its source column, along the gap
+    between two rows (where no box is), and into the gap before its target: it never runs
+    under a box. Corners are rounded."""
+    xa, xb, r = x1 + COLUMN_GAP / 2, x2 - COLUMN_GAP / 2, 6.0
+
+    def turn(x, y_from, y_to):
+        step = r if y_to > y_from else -r
+        return x, y_from + (step if abs(y_to - y_from) > 2 * r else (y_to - y_from) / 2)
+
+    _, ya = turn(xa, y1, channel)
+    _, yb = turn(xb, channel, y2)
+    down_a = r if channel > y1 else -r
+    down_b = r if y2 > channel else -r
+    return (f"M {x1} {y1} L {xa - r} {y1} Q {xa} {y1} {xa} {y1 + down_a} L {xa} {channel - down_a} "
+            f"Q {xa} {channel} {xa + r} {channel} L {xb - r} {channel} Q {xb} {channel} {xb} {channel + down_b} "
+            f"L {xb} {y2 - down_b} Q {xb} {y2} {xb + r} {y2} L {x2} {y2}")
+
+
+def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False, critical=()) -> str:
     """The built-in layout: columns by level, rows ordered by the dependencies' mean row.
+    Edges between neighbouring columns are curves inside the gap between them; longer ones
+    are routed along the gaps between rows, so no edge runs under a box. The critical path
+    (its boxes and the edges between them) is drawn thick and dark, on top.
 
     vertical: levels go down the page instead (the summary, one box per level band).
     """
+    on_path, path_edges = set(critical), _critical_edges(list(critical))
     box_width = 340 if vertical else BOX_WIDTH
     columns: dict[int, list[dict]] = defaultdict(list)
     for node in nodes:
@@ -164,7 +203,10 @@ def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) ->
            "<!-- drawn by librunner's built-in layered layout -->",
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#607d8b"/></marker></defs>',
+           '<marker id="arrow-critical" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#263238"/></marker>',
            '<g class="edges" fill="none" stroke="#607d8b" stroke-width="1.2">']
+    critical_paths = []
     for edge in edges:
         if edge["source"] not in place or edge["target"] not in place:
             continue
@@ -172,15 +214,31 @@ def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) ->
         x2, y2 = place[edge["target"]]
         if vertical:
             x1, x2, y1 = x1 + box_width / 2, x2 + box_width / 2, y1 + BOX_HEIGHT
-            out.append(f'<path d="M {x1} {y1} L {x2} {y2}" marker-end="url(#arrow)"/>')
+            path = f"M {x1} {y1} L {x2} {y2}"
             label_x, label_y = x1 + 6, (y1 + y2) / 2 + 4
         else:
+            span = round((x2 - x1) / (box_width + COLUMN_GAP))      # columns the edge crosses
             x1, y1, y2 = x1 + box_width, y1 + BOX_HEIGHT / 2, y2 + BOX_HEIGHT / 2
             middle = (x1 + x2) / 2
-            out.append(f'<path d="M {x1} {y1} C {middle} {y1}, {middle} {y2}, {x2} {y2}" marker-end="url(#arrow)"/>')
-            label_x, label_y = middle, (y1 + y2) / 2 - 3
+            if span <= 1:
+                path = f"M {x1} {y1} C {middle} {y1}, {middle} {y2}, {x2} {y2}"
+                label_x, label_y = middle, (y1 + y2) / 2 - 3
+            else:
+                # The gap between rows nearest the middle of the two ends.
+                target = (y1 + y2) / 2 - MARGIN + ROW_GAP / 2
+                gap = max(0, round(target / (BOX_HEIGHT + ROW_GAP)))
+                channel = MARGIN + gap * (BOX_HEIGHT + ROW_GAP) - ROW_GAP / 2
+                path = _routed_edge(x1, y1, x2, y2, channel)
+                label_x, label_y = middle, channel - 3
+        if (edge["source"], edge["target"]) in path_edges:
+            critical_paths.append(path)
+        else:
+            out.append(f'<path d="{path}" marker-end="url(#arrow)"/>')
         if "count" in edge:
             out.append(f'<text x="{label_x}" y="{label_y}" fill="#37474f" stroke="none">{edge["count"]}</text>')
+    for path in critical_paths:
+        out.append(f'<path class="critical" d="{path}" stroke="#263238" stroke-width="2.6" '
+                   f'marker-end="url(#arrow-critical)"/>')
     out.append('</g><g class="nodes">')
     for node in nodes:
         x, y = place[node["id"]]
@@ -189,8 +247,9 @@ def layered_svg(nodes: list[dict], edges: list[dict], vertical: bool = False) ->
         second = node.get("detail") or " ".join(filter(None, (status, _duration_text(node.get("duration_ms")))))
         out.append(f'<g class="node status-{xml_escape(status)}"><title>{xml_escape(node["id"])}</title>'
                    f'<rect x="{x}" y="{y}" width="{box_width}" height="{BOX_HEIGHT}" rx="6" '
-                   f'fill="{STATUS_COLOURS.get(status, "#ffffff")}" stroke="#455a64"/>'
-                   f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{xml_escape(_clip(label, box_width // 6 - 2))}</text>'
+                   f'fill="{STATUS_COLOURS.get(status, "#ffffff")}" '
+                   + ('stroke="#263238" stroke-width="3"/>' if node["id"] in on_path else 'stroke="#455a64"/>')
+                   + f'<text x="{x + 8}" y="{y + 18}" font-weight="bold">{xml_escape(_clip(label, box_width // 6 - 2))}</text>'
                    f'<text x="{x + 8}" y="{y + 34}" fill="#37474f">{xml_escape(_clip(second, box_width // 6 + 2))}</text></g>')
     out.append("</g></svg>")
     return "\n".join(out) + "\n"
@@ -223,20 +282,24 @@ def run_dot(dot_text: str, timeout: float) -> str:
 
 
 def draw(graph: dict, *, renderer: str = "auto", draw_limit: int = 300, timeout: float = 10.0,
-         title: str = "execution", with_dot: bool = True) -> GraphDrawing:
-    """graph.dot text (every task; "" unless with_dot) and graph.svg text (summarised above draw_limit)."""
+         title: str = "execution", with_dot: bool = True, critical=()) -> GraphDrawing:
+    """graph.dot text (every task; "" unless with_dot) and graph.svg text (summarised above
+    draw_limit); `critical`, the critical path's task ids, is drawn thick."""
     summarised = len(graph["nodes"]) > draw_limit
     full_dot = to_dot(graph, title) if with_dot or not summarised else ""
     if summarised:
+        critical = ()
         nodes, edges = summarise(graph)
         drawing_dot = _summary_dot(nodes, edges, title)
     else:
         nodes, edges = graph["nodes"], graph["edges"]
-        drawing_dot = full_dot
+        # graph.dot stays the plain graph; the drawing marks the critical path.
+        drawing_dot = to_dot(graph, title, critical) if critical else full_dot
     note = None
     if renderer in ("auto", "dot") and (renderer == "dot" or dot_available()):
         try:
             return GraphDrawing(full_dot, run_dot(drawing_dot, timeout), "dot", summarised)
         except RuntimeError as error:
             note = f"{error}; drawn by the built-in layout"
-    return GraphDrawing(full_dot, layered_svg(nodes, edges, vertical=summarised), "builtin", summarised, note)
+    return GraphDrawing(full_dot, layered_svg(nodes, edges, vertical=summarised, critical=critical), "builtin",
+                        summarised, note)
