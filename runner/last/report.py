@@ -16,7 +16,9 @@ stored under; any other path is shown as text.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+import math
+import re
+from datetime import datetime, timedelta, timezone
 
 import hashlib
 import os
@@ -31,7 +33,13 @@ from runner.last.graph_drawing import STATUS_COLOURS, STATUS_ORDER
 from runner.last.reader import run_mode, skip_reason, task_status
 
 OUTPUT_LIMIT = 8000          # characters of one task's output shown
-TIMELINE_LIMIT = 400         # bars drawn in the timeline
+TIMELINE_LIMIT = 500         # rows drawn in the timeline
+PAGE_ROWS = 100              # rows per page of the timeline (pages after the first are folded)
+GANTT_WIDTH, LABEL_WIDTH, ROW_HEIGHT, LABEL_CHARACTERS = 760.0, 200, 20, 30
+ANSWER_FOLD_CHARACTERS, ANSWER_FOLD_LINES = 1200, 25   # longer answers are folded
+# Bars of attempts by outcome: stronger than the graph's pastel boxes, so they read as bars.
+BAR_COLOURS = {"completed": "#66bb6a", "failed": "#e53935", "timeout": "#fb8c00", "cancelled": "#9e9e9e",
+               "skipped": "#cfd8dc", "pending": "#eceff1", "running": "#42a5f5"}
 ARTIFACT_ERRORS_SHOWN = 500
 ATTEMPT_FIELDS = ("number", "started_at", "duration_ms", "outcome", "error", "fault")
 AI_FIELDS = ("provider", "model", "prompt_tokens", "completion_tokens", "latency_ms")
@@ -136,48 +144,145 @@ def _uniform(stamps) -> bool:
     return all(len(stamp) == first and stamp[-1] == "Z" for stamp in stamps)
 
 
-def timeline(record: dict, limit: int = TIMELINE_LIMIT) -> dict:
-    """Bars (task, start offset, length, status) for the tasks with both timestamps
-    (skipped tasks have the moment they were skipped as both: they get no bar).
+def _ms_between(start, end) -> float:
+    return (end - start).total_seconds() * 1000.0
 
-    Above `limit` tasks the longest are drawn. Only the drawn bars' stamps are parsed
-    when every stamp has the executor's uniform format: 100k parses cost more than the
-    rest of the page.
-    """
-    spans = [(result["start_time"], result["end_time"], result["task_id"], result["status"],
-              result.get("duration_ms"))
-             for result in record["task_results"].values()
-             if isinstance(result.get("start_time"), str) and isinstance(result.get("end_time"), str)
-             and result.get("skipped") is not True]
-    timed = len(spans)
-    if spans and _uniform([s[0] for s in spans] + [s[1] for s in spans]):
-        origin, finish = _moment(min(s[0] for s in spans)), _moment(max(s[1] for s in spans))
-        if len(spans) > limit:
-            spans = sorted(spans, key=lambda s: s[4] if isinstance(s[4], (int, float)) else 0.0,
-                           reverse=True)[:limit]
-        parsed = [(_moment(s[0]), _moment(s[1]), s[2], s[3]) for s in spans]
-    else:
-        parsed = [(_moment(s[0]), _moment(s[1]), s[2], s[3]) for s in spans]
-        parsed = [p for p in parsed if p[0] is not None and p[1] is not None]
-        origin = min((p[0] for p in parsed), default=None)
-        finish = max((p[1] for p in parsed), default=None)
-        if len(parsed) > limit:
-            parsed = sorted(parsed, key=lambda p: p[1] - p[0], reverse=True)[:limit]
-    parsed = [p for p in parsed if p[0] is not None and p[1] is not None and p[1] >= p[0]]
-    if not parsed or origin is None or finish is None:
-        return {"bars": [], "total": 0, "span_ms": 0.0}
-    span_ms = max((finish - origin).total_seconds() * 1000.0, 1e-3)
-    parsed.sort(key=lambda p: (p[0], p[2]))
-    width = 900.0
-    bars = [{"task_id": task_id, "status": status,
-             "x": (start - origin).total_seconds() * 1000.0 / span_ms * width,
-             "width": max((end - start).total_seconds() * 1000.0 / span_ms * width, 1.0),
-             "start_ms": (start - origin).total_seconds() * 1000.0,
-             "duration_ms": (end - start).total_seconds() * 1000.0,
-             "colour": STATUS_COLOURS.get(status, "#ffffff")}
-            for start, end, task_id, status in parsed]
-    row = max(3, min(14, 1200 // len(bars)))   # at most ~1200 px tall however many bars
-    return {"bars": bars, "total": max(timed, len(bars)), "span_ms": span_ms, "width": width, "row": row}
+
+def _nice_step(span_ms: float, ticks: int = 8) -> float:
+    """A round tick interval (1, 2 or 5 times a power of ten ms) giving at most `ticks` ticks."""
+    step = 10.0 ** math.floor(math.log10(max(span_ms / ticks, 1e-3)))
+    for factor in (1, 2, 5, 10):
+        if span_ms / (step * factor) <= ticks:
+            return step * factor
+    return step * 10
+
+
+def _row_order(results: list[dict], critical: set, limit: int) -> list[dict]:
+    """The results drawn when there are more than `limit`: unsuccessful ones, then the critical
+    path, then the longest; drawn in order of start."""
+    if len(results) <= limit:
+        return results
+
+    def weight(result):
+        duration = _number(result.get("duration_ms")) or 0.0
+        return (ATTENTION_ORDER.get(task_status(result), 9) >= 5, result.get("task_id") not in critical, -duration)
+
+    return sorted(results, key=weight)[:limit]
+
+
+def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict:
+    """A labelled Gantt chart: one row per task (every row names its task), its attempts as
+    segments of one bar, the time it waited drawn apart from the time it ran, the critical
+    path marked; rows in pages of PAGE_ROWS. Above `limit` tasks the unsuccessful, critical
+    and longest are drawn (a note says how many in all). Only drawn rows' stamps are parsed."""
+    critical = set(critical_ids)
+    results = [r for r in _dicts(list(_dict(record.get("task_results")).values()))
+               if isinstance(r.get("task_id"), str)]
+    total = len(results)
+    drawn = _row_order(results, critical, limit)
+    timed, untimed = [], []
+    for result in drawn:
+        # A skipped task has the moment it was skipped as start and end: it gets no bar.
+        start, end = _moment(result.get("start_time")), _moment(result.get("end_time"))
+        usable = start is not None and end is not None and end >= start and result.get("skipped") is not True
+        (timed if usable else untimed).append((start, end, result))
+    timed.sort(key=lambda row: (row[0], row[2]["task_id"]))
+    origin = _moment(record.get("start_time"))
+    starts = [row[0] for row in timed]
+    if starts and (origin is None or min(starts) < origin):
+        origin = min(starts)
+    finish = max([row[1] for row in timed], default=None)
+    if origin is None or finish is None:
+        return {"pages": [], "total": total, "drawn": 0, "span_ms": 0.0, "ticks": []}
+    span_ms = max(_ms_between(origin, finish), 1e-3)
+    scale = GANTT_WIDTH / span_ms
+    completed_at = {}
+    for result in results:
+        end = result.get("end_time")
+        if isinstance(end, str):
+            completed_at[result["task_id"]] = end
+    dependencies = _dependencies(record)
+    rows = []
+    for start, end, result in timed:
+        task_id = result["task_id"]
+        ready = origin
+        for dep in dependencies.get(task_id, ()):
+            moment = _moment(completed_at.get(dep))
+            if moment is not None and moment > ready:
+                ready = moment
+        segments = _segments(result, start, end)
+        first = min((s[0] for s in segments), default=start)
+        waits = []
+        if first > ready:
+            waits.append((ready, first, "waiting for a slot" if dependencies.get(task_id) or ready == origin
+                          else "waiting"))
+        for (a_start, a_end, *_), (b_start, *_) in zip(segments, segments[1:]):
+            if b_start > a_end:
+                waits.append((a_end, b_start, "waiting to retry"))
+        rows.append({
+            "task_id": task_id, "label": _short(task_id), "status": task_status(result),
+            "critical": task_id in critical,
+            "runs": [{"x": _ms_between(origin, s) * scale, "width": max(_ms_between(s, e) * scale, 1.5),
+                      "colour": BAR_COLOURS.get(outcome, "#90a4ae"),
+                      "title": f"{task_id}: attempt {number} {outcome}, {_ms_between(s, e):.1f} ms"
+                               f" from {_ms_between(origin, s):.1f} ms" + (f": {error}" if error else "")}
+                     for s, e, number, outcome, error in segments],
+            "waits": [{"x": _ms_between(origin, a) * scale, "width": _ms_between(a, b) * scale,
+                       "title": f"{task_id}: {what}, {_ms_between(a, b):.1f} ms"}
+                      for a, b, what in waits if _ms_between(a, b) * scale >= 0.5],
+            "note": None,
+        })
+    for _, _, result in untimed:
+        status = task_status(result)
+        reason = skip_reason(result) or result.get("error") or ""
+        rows.append({"task_id": result["task_id"], "label": _short(result["task_id"]), "status": status,
+                     "critical": result["task_id"] in critical, "runs": [], "waits": [],
+                     "note": f"{status}" + (f": {_short(str(reason), 90)}" if reason else "")})
+    step = _nice_step(span_ms)
+    ticks = [{"x": t * step * scale, "label": _ms_text(t * step)} for t in range(int(span_ms / step) + 1)]
+    pages = [{"first": number + 1, "last": min(number + PAGE_ROWS, len(rows)), "rows": rows[number:number + PAGE_ROWS]}
+             for number in range(0, len(rows), PAGE_ROWS)]
+    return {"pages": pages, "total": total, "drawn": len(rows), "span_ms": span_ms, "ticks": ticks,
+            "width": GANTT_WIDTH, "label_width": LABEL_WIDTH, "row": ROW_HEIGHT}
+
+
+def _segments(result: dict, start, end) -> list[tuple]:
+    """(start, end, number, outcome, error) of each attempt; one segment when none are recorded."""
+    out = []
+    for attempt in _dicts(_dict(result.get("metadata")).get("attempts")):
+        a_start, duration = _moment(attempt.get("started_at")), _number(attempt.get("duration_ms"))
+        if a_start is None or duration is None or duration < 0:
+            continue
+        a_end = a_start + timedelta(milliseconds=duration)
+        error = attempt.get("error")
+        out.append((a_start, a_end, attempt.get("number"), str(attempt.get("outcome") or "?"),
+                    _short(str(error), 120) if error else None))
+    if not out:
+        out.append((start, end, 1, str(task_status(result)), None))
+    return out
+
+
+def _dependencies(record: dict) -> dict:
+    """Task id -> the ids it depends on, from the execution graph's edges."""
+    out: dict = {}
+    for edge in _dicts(_dict(record.get("execution_graph")).get("edges")):
+        if isinstance(edge.get("target"), str) and isinstance(edge.get("source"), str):
+            out.setdefault(edge["target"], []).append(edge["source"])
+    return out
+
+
+def _short(text: str, limit: int = LABEL_CHARACTERS) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
+
+
+def _ms_text(value: float) -> str:
+    """An axis label: 0 ms, 250 ms, 1.5 s, 2 min 5 s."""
+    if value < 1000:
+        return f"{value:g} ms"
+    if value < 60_000:
+        return f"{value / 1000:g} s"
+    minutes, seconds = divmod(value / 1000, 60)
+    return f"{minutes:.0f} min {seconds:.0f} s"
 
 
 def _dict(value) -> dict:
@@ -241,28 +346,70 @@ def _descriptions(record: dict) -> dict:
     return {node.get("id"): node.get("description") for node in nodes}
 
 
-def _tasks(record: dict, artifacts: list[dict], limit: int) -> list[dict]:
-    results = _dicts(list(record["task_results"].values()))
-    if len(results) > limit:
-        results = sorted(results, key=lambda r: ATTENTION_ORDER.get(task_status(r), 9))[:limit]
+FENCE = re.compile(r"^```[ \t]*([\w+.#-]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def _answer(output) -> dict | None:
+    """An AI answer ({"text": ...}) as text and code blocks, for people: None for other outputs
+    (shown as JSON). Long answers are folded; past OUTPUT_LIMIT characters they are cut."""
+    if not isinstance(output, dict) or not isinstance(output.get("text"), str):
+        return None
+    text = output["text"]
+    cut = len(text) - OUTPUT_LIMIT if len(text) > OUTPUT_LIMIT else 0
+    if cut:
+        text = text[:OUTPUT_LIMIT]
+    blocks, position = [], 0
+    for match in FENCE.finditer(text):
+        if match.start() > position:
+            blocks.append({"code": False, "text": text[position:match.start()].strip("\n"), "language": ""})
+        blocks.append({"code": True, "text": match.group(2).rstrip("\n"), "language": match.group(1)})
+        position = match.end()
+    if position < len(text):
+        blocks.append({"code": False, "text": text[position:].strip("\n"), "language": ""})
+    lines = text.count("\n") + 1
+    first_line = text.strip().split("\n", 1)[0] if text.strip() else ""
+    return {"blocks": [b for b in blocks if b["text"] or b["code"]], "characters": len(output["text"]),
+            "lines": lines, "folded": len(text) > ANSWER_FOLD_CHARACTERS or lines > ANSWER_FOLD_LINES,
+            "first_line": _short(first_line, 100), "cut": cut}
+
+
+def _ai(ai) -> dict | None:
+    if not isinstance(ai, dict):
+        return None
+    prompt = ai.get("prompt")
+    return {**_fields(ai, AI_FIELDS), "ttft_ms": _number(ai.get("time_to_first_token_ms")),
+            "latency_ms": _number(ai.get("latency_ms")),
+            "prompt": _pretty(prompt) if isinstance(prompt, str) else None,
+            "prompt_characters": len(prompt) if isinstance(prompt, str) else 0,
+            "alternatives": len(ai["alternatives"]) if isinstance(ai.get("alternatives"), list) else None}
+
+
+def _tasks(record: dict, artifacts: list[dict], limit: int, critical: set) -> list[dict]:
+    """The task details, unsuccessful ones first (then in file order)."""
+    results = sorted(_dicts(list(record["task_results"].values())),
+                     key=lambda r: ATTENTION_ORDER.get(task_status(r), 9) >= 5)[:limit]
     artifacts_by_task: dict = {}
     for artifact in artifacts:
         artifacts_by_task.setdefault(artifact["task_id"], []).append(artifact)
     descriptions = _descriptions(record)
+    dependencies = _dependencies(record)
     shown = []
     for result in results:
         metadata = _dict(result.get("metadata"))
-        ai = metadata.get("ai")
         task_id, status = result.get("task_id"), task_status(result)
+        answer = _answer(result.get("output"))
         shown.append({
             "id": task_id, "status": status, "colour": STATUS_COLOURS.get(status, "#fff"),
-            "description": descriptions.get(task_id),
+            "description": descriptions.get(task_id), "critical": task_id in critical,
+            "dependencies": [str(d) for d in dependencies.get(task_id, [])],
             "duration_ms": _number(result.get("exact_duration_ms", result.get("duration_ms"))),
             "started_at": result.get("start_time") if status != "skipped" else None,
-            "completed_at": result.get("end_time"), "output": _pretty(result.get("output")),
+            "completed_at": result.get("end_time"),
+            "answer": answer, "output": "" if answer is not None else _pretty(result.get("output")),
             "error": result.get("error"),
-            "attempts": [_fields(a, ATTEMPT_FIELDS) for a in _dicts(metadata.get("attempts"))],
-            "ai": _fields(ai, AI_FIELDS) if isinstance(ai, dict) else None,
+            "attempts": [{**_fields(a, ATTEMPT_FIELDS), "duration_ms": _number(a.get("duration_ms"))}
+                         for a in _dicts(metadata.get("attempts"))],
+            "ai": _ai(metadata.get("ai")),
             "skipped_reason": skip_reason(result),
             "artifacts": artifacts_by_task.get(task_id, []),
         })
@@ -270,13 +417,56 @@ def _tasks(record: dict, artifacts: list[dict], limit: int) -> list[dict]:
 
 
 def _execution(execution: dict) -> dict:
-    return {"rows": [(key, execution[key]) for key in EXECUTION_ROWS if execution.get(key) is not None],
+    return {"rows": [(key.replace("_", " "), _human(key, execution[key]))
+                     for key in EXECUTION_ROWS if execution.get(key) is not None],
             "faults": [_fields(f, FAULT_FIELDS) for f in _dicts(execution.get("faults"))[:1000]]}
 
 
 def report_template():
     """The compiled page (Jinja2 keeps it after the first call)."""
     return _environment.get_template("report.html.j2")
+
+
+def _human(key: str, value) -> str:
+    """A value for people: booleans as yes/no, durations in ms with one decimal."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if key.endswith("_ms") and _number(value) is not None:
+        return milliseconds(value)
+    return str(value)
+
+
+def milliseconds(value) -> str:
+    """1234.5678 -> '1234.6 ms'; from a minute on, '75000.0 ms (1 min 15 s)'."""
+    if _number(value) is None:
+        return "\u2013"
+    text = f"{value:.1f} ms"
+    if value >= 60_000:
+        minutes, seconds = divmod(value / 1000, 60)
+        text += f" ({minutes:.0f} min {seconds:.0f} s)"
+    return text
+
+
+def size(value) -> str:
+    """Bytes for people: 512 B, 1.5 KB, 2.3 MB (powers of 1024)."""
+    if _number(value) is None:
+        return "\u2013"
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value:.0f} B"
+
+
+def percent(value) -> str:
+    return "\u2013" if _number(value) is None else f"{value * 100:.1f}%"
+
+
+def count(value) -> str:
+    return "\u2013" if _number(value) is None else f"{value:,}"
+
+
+# The page formats numbers with these (passed with the data, so any environment renders it).
+FORMATS = {"ms": milliseconds, "size": size, "percent": percent, "count": count}
 
 
 def render_report(record: dict, graph_svg: str | None = None, *, task_limit: int = 1000,
@@ -291,12 +481,14 @@ def render_report(record: dict, graph_svg: str | None = None, *, task_limit: int
     graph_image = ("data:image/svg+xml;base64," + base64.b64encode(graph_svg.encode("utf-8")).decode("ascii")
                    if graph_svg else None)
     artifacts = [_artifact(a) for a in _dicts(record.get("artifacts"))]
-    tasks = _tasks(record, artifacts, task_limit)
+    shown_statistics = _statistics(statistics)
+    critical = (shown_statistics["critical_path"] or {}).get("task_ids") or []
+    tasks = _tasks(record, artifacts, task_limit, set(critical))
     return report_template().render(
-        run=_run(record), statistics=_statistics(statistics), total=total, status_bar=status_bar,
-        timeline=timeline(record), graph_image=graph_image, graph_note=graph_note, tasks=tasks,
+        run=_run(record), statistics=shown_statistics, total=total, status_bar=status_bar,
+        timeline=timeline(record, critical_ids=critical), graph_image=graph_image, graph_note=graph_note, tasks=tasks,
         hidden_tasks=max(len(record["task_results"]) - len(tasks), 0), artifacts=artifacts,
         artifact_errors=[_fields(e, ("task_id", "name", "error"))
                          for e in _dicts(_dict(record.get("metadata")).get("artifact_errors"))[:ARTIFACT_ERRORS_SHOWN]],
-        execution=_execution(_dict(record.get("execution"))),
+        execution=_execution(_dict(record.get("execution"))), **FORMATS,
     )
