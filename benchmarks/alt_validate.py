@@ -45,6 +45,22 @@ def text(rng: random.Random, low: int, high: int) -> str:
     return " ".join(out)[:size]
 
 
+
+def parameters(rng: random.Random, i: int) -> dict:
+    """Valid parameters of a random task type (they are checked since issue 13), with one
+    parameter the type does not read ("options"), as producers add: a warning, not an error."""
+    kind = rng.choice(TASK_TYPES)
+    extra = {"options": {"format": rng.choice(["json", "text"]), "retries": rng.randint(0, 3)}}
+    if kind == "data_processing":
+        return {"task_type": kind, "input": [], "operations": [{"op": "sort", "by": "x"}], **extra}
+    if kind == "file_operation":
+        return {"task_type": kind, "operation": "write", "path": f"out/{i}.txt", "content": text(rng, 100, 300),
+                **extra}
+    if kind == "system_command":
+        return {"task_type": kind, "command": ["echo", text(rng, 10, 30)], **extra}
+    return {"task_type": kind, "prompt": text(rng, 100, 300), "temperature": round(rng.random(), 2), **extra}
+
+
 def synthetic_alt(n: int, seed: int = 7) -> bytes:
     """An ALT file of n tasks whose dependencies point backwards (so it is a DAG)."""
     rng = random.Random(seed)
@@ -55,9 +71,7 @@ def synthetic_alt(n: int, seed: int = 7) -> bytes:
             "id": f"task_{i:06d}",
             "description": text(rng, 100, 300),
             "dependencies": [f"task_{d:06d}" for d in deps] or None,
-            "parameters": {"task_type": rng.choice(TASK_TYPES), "prompt": text(rng, 100, 300),
-                           "temperature": round(rng.random(), 2),
-                           "options": {"format": rng.choice(["json", "text"]), "retries": rng.randint(0, 3)}},
+            "parameters": parameters(rng, i),
             "timeout_seconds": rng.randint(10, 600),
             "retry_count": rng.randint(0, 3),
             "priority": rng.choice(["low", "medium", "high", "critical"]),
