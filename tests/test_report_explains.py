@@ -201,8 +201,9 @@ def test_the_builtin_layout_routes_edges_around_boxes_and_marks_the_critical_pat
 
     nodes = [{"id": f"n{level}_{row}", "status": "completed", "level": level, "duration_ms": 1.0}
              for level in range(4) for row in range(3)]
-    edges = [{"from": f"n{level}_{row}", "to": f"n{level + 1}_{row}"} for level in range(3) for row in range(3)]
-    edges += [{"from": "n0_0", "to": "n3_2"}, {"from": "n0_2", "to": "n2_0"}, {"from": "n1_1", "to": "n3_0"}]
+    edges = [{"source": f"n{level}_{row}", "target": f"n{level + 1}_{row}"} for level in range(3) for row in range(3)]
+    edges += [{"source": "n0_0", "target": "n3_2"}, {"source": "n0_2", "target": "n2_0"},
+              {"source": "n1_1", "target": "n3_0"}]
     svg = layered_svg(nodes, edges, critical=["n0_0", "n1_0", "n2_0", "n3_0"])
     boxes = [tuple(map(float, m)) for m in re.findall(r'<rect x="([\d.]+)" y="([\d.]+)" width', svg)]
     assert len(boxes) == 12

@@ -52,12 +52,14 @@ def describe(record: dict) -> str:
 def not_completed(record: dict) -> list[dict]:
     """The tasks that did not complete, each with its status and error: failed, timed out
     and cancelled ones first, then skipped, then those never reported."""
+    from runner.last.reader import skip_reason, task_status
     from runner.last.report import ATTENTION_ORDER
 
     results = [r for r in (record.get("task_results") or {}).values()
-               if isinstance(r, dict) and r.get("status") != "completed"]
-    results.sort(key=lambda r: ATTENTION_ORDER.get(r.get("status"), 9))
-    return [{"task_id": r.get("task_id"), "status": r.get("status"), "error": r.get("error")} for r in results]
+               if isinstance(r, dict) and task_status(r) != "completed"]
+    results.sort(key=lambda r: ATTENTION_ORDER.get(task_status(r), 9))
+    return [{"task_id": r.get("task_id"), "status": task_status(r), "error": skip_reason(r) or r.get("error")}
+            for r in results]
 
 
 def describe_not_completed(tasks: list[dict]) -> list[str]:
