@@ -6,8 +6,9 @@ One JSON object per line, each with "type":
                     workspace, temporary_workspace, resumed_from, pid, started_at
     attempt_started task_id, attempt, started_at, fault (chaos) or null
     attempt_ended   task_id, attempt, outcome, error, duration_ms, ai (accounting) or null
-    task_results    results: task results that ended in one commit window, each exactly
-                    as the core produces it (TaskResult.to_dict())
+    task_results    fields, rows: the task results that ended in one commit window, each a
+                    row of the core's JOURNAL_ROW_FIELDS (journal_row_dict gives back exactly
+                    TaskResult.to_dict())
     run_ended       interrupted, ended_at
 The ALT document itself is beside it, alt.json, so an interrupted run can be resumed
 from its directory alone. The file is held under an exclusive flock for the run's life:
@@ -44,8 +45,8 @@ class Journal:
 
     Records are queued on a plain list (appending is atomic under the GIL, so the run's
     loop takes no lock); the writer thread takes what is there every COMMIT_SECONDS.
-    Task results finished in one commit window share one line ("task_results"), because
-    one serialisation of a list costs a tenth of one per result.
+    Task results finished in one commit window share one line ("task_results"), as rows
+    made by the core: one serialisation of a list of tuples costs a fraction of one dict per result.
     """
 
     def __init__(self, directory: Path, alt_json: bytes | None = None, before=None):
@@ -110,28 +111,28 @@ class Journal:
             docs[0]["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
         ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
         if results:
-            # Many small dicts and no cycles: with the cyclic GC on, their allocation would
+            # Many small tuples and no cycles: with the cyclic GC on, their allocation would
             # trigger collections that walk the whole ALT model again and again (measured:
             # 20 us per result at 100k tasks instead of 0.3). Paused, as the core does.
             collecting = gc.isenabled()
             gc.disable()
             try:
-                docs.append({"type": "task_results", "results": [r.to_dict() for r in results]})
+                from runner import librunner
+                docs.append({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
+                             "rows": librunner.journal_rows(results)})
             finally:
                 if collecting:
                     gc.enable()
         docs += ended
         if self.error is not None:
             return
+        newline = orjson.OPT_APPEND_NEWLINE     # no copy of a line to add its end
         try:
-            data = b"".join([orjson.dumps(d) + b"\n" for d in docs])
+            lines = [orjson.dumps(d, option=newline) for d in docs]
         except TypeError:   # a value JSON cannot hold: the line records its text instead
-            data = b"".join([orjson.dumps(d, default=str) + b"\n" for d in docs])
+            lines = [orjson.dumps(d, option=newline, default=str) for d in docs]
         try:
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            _write_all(self._fd, lines)
             os.fsync(self._fd)
         except OSError as error:
             self.error = error
@@ -155,6 +156,19 @@ class Journal:
     def close(self) -> None:
         self.finish()
         self.release()
+
+
+def _write_all(fd: int, lines: list) -> None:
+    """Writes every line, in order, without joining them into one copy first."""
+    pending = [memoryview(line) for line in lines]
+    while pending:
+        written = os.writev(fd, pending[:1024])     # IOV_MAX is 1024 on Linux
+        while written and pending:
+            if written >= len(pending[0]):
+                written -= len(pending.pop(0))
+            else:
+                pending[0] = pending[0][written:]
+                written = 0
 
 
 def is_locked(path: Path) -> bool:
@@ -190,6 +204,16 @@ def read_records(path: Path) -> list[dict]:
     return records
 
 
+def _results_of(record: dict) -> list:
+    """The task results of a task_results line, each as TaskResult.to_dict() gave it."""
+    from runner import librunner
+
+    if record.get("fields") != list(librunner.JOURNAL_ROW_FIELDS):
+        raise ValueError(f"a task_results line with unknown fields {record.get('fields')!r}")
+    return [librunner.journal_row_dict(row) for row in record.get("rows") or () if isinstance(row, list)
+            and len(row) == len(librunner.JOURNAL_ROW_FIELDS)]
+
+
 class RunState:
     """What a run's journal says: how it started, each task's latest result, what was running.
 
@@ -212,7 +236,7 @@ class RunState:
         for record in records[1:]:
             kind = record.get("type")
             if kind == "task_results":
-                for result in record.get("results") or ():
+                for result in _results_of(record):
                     if isinstance(result, dict) and isinstance(result.get("task_id"), str):
                         self.results[result["task_id"]] = result
                         self.running.pop(result["task_id"], None)
