@@ -128,9 +128,11 @@ class ExecutionGraph(dict):
         self.filled = False
 
     def fill(self):
+        # Marked filled only once filled: two threads may both read the JSON (the same
+        # content), but none ever sees the placeholders through these methods.
         if not self.filled:
-            self.filled = True
             dict.update(self, orjson.loads(self.json))
+            self.filled = True
         return self
 
     def __getitem__(self, key):
