@@ -231,11 +231,14 @@ char *runner_batch_process(const char *alt_ids_json, const char *output_dir);
  * Runs in progress are interrupted first (runner_execute_alt_file, runner_resume, and
  * every run started by runner_run_start, which is cancelled and waited for until its
  * LAST file is written; run ids become unknown). Then discards every stored ALT file,
- * task result and LAST file (files on disk stay) and releases every string still outstanding: pointers returned earlier become invalid. The
- * interpreter is not finalised, and runner_init() may be called again afterwards. Call it
- * when no other thread is using the library's strings: a call that overlaps it on another
- * thread may fail with the "not initialised" error, and a string such a call does return
- * is released with the others. Safe without runner_init.
+ * task result and LAST file (files on disk stay) and releases every string still
+ * outstanding: pointers returned earlier become invalid. The interpreter is not
+ * finalised, and runner_init() may be called again afterwards. Call it when no other
+ * thread is using the library's strings. A call that overlaps it on another thread
+ * either completes before it, or fails with the "not initialised" error, or fails with
+ * "runner_cleanup ran during this call: nothing was kept" (it began before the cleanup
+ * and stored nothing after it); a string such a call does return is released with the
+ * others. Safe without runner_init.
  *
  * Returns 1 on success, 0 on failure.
  */
