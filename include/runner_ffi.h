@@ -389,7 +389,8 @@ char *runner_run_wait(const char *run_id, int timeout_ms);
  * not NULL, is an edited version of the ALT file: exactly the changed tasks (prompt
  * after templating, model, sampling, parameters, type) and their dependents re-run.
  * Completed system_command and file_operation tasks are never repeated. The run uses
- * the earlier run's mode, seed and (if it still exists) workspace, and writes a new
+ * the earlier run's mode, seed and (if it still exists and is a temporary workspace the
+ * library made; never another path a journal names) workspace, and writes a new
  * LAST directory under output_dir (NULL: beside last_dir) whose execution.resumed_from
  * is the earlier LAST id; reused results carry metadata.reused_from. Blocks until the
  * run ends; runner_cleanup interrupts it as it does runner_execute_alt_file.

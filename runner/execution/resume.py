@@ -10,12 +10,15 @@ that produced them; the new LAST file records execution.resumed_from.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.execution import task_keys
 from runner.execution.journal import RunState
+
+log = logging.getLogger("runner")
 
 SIDE_EFFECT_TYPES = frozenset({"system_command", "file_operation"})
 STATUS_REASONS = {"failed": "failed", "timeout": "timed out", "cancelled": "cancelled", "skipped": "skipped",
@@ -197,9 +200,10 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
            from_task: str | None = None, force=(), workspace=None, alt_file=None, environ=os.environ,
            **options):
     """Runs the plan: a new LAST directory (a new id) beside the old one unless output_dir says
-    otherwise; returns the RunOutcome. Runs in the earlier run's workspace when it still exists."""
+    otherwise; returns the RunOutcome. Runs in the earlier run's workspace when it still exists
+    and this library made it (runner.execution.run_directory.library_workspace)."""
     from runner.execution import execute
-    from runner.execution.run_directory import clean_dead_run
+    from runner.execution.run_directory import clean_dead_run, library_workspace
 
     directory = Path(directory)
     chosen = plan(directory, alt_source, only_failed=only_failed, from_task=from_task, force=force,
@@ -207,9 +211,13 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
     clean_dead_run(directory, keep_workspace=True)
     temporary = None
     if workspace is None:
+        # The journal is not trusted with a path: only a workspace this library made is
+        # adopted (and removed at the end); otherwise the run gets a new temporary one.
+        workspace, temporary = library_workspace(chosen.source.start), True
         earlier = chosen.source.start.get("workspace")
-        if earlier and Path(earlier).is_dir():
-            workspace, temporary = Path(earlier), bool(chosen.source.start.get("temporary_workspace"))
+        if workspace is None and chosen.source.start.get("temporary_workspace") is False and earlier:
+            log.warning("resume works in a new temporary workspace: the earlier run's %s was chosen by its "
+                        "caller (name it with --workspace to work there)", earlier)
     return execute(chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
                    seed=chosen.seed, workspace=workspace, temporary_workspace=temporary,
                    reuse=chosen.reuse, resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ,

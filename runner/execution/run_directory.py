@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ from runner.execution import journal as journal_file
 log = logging.getLogger("runner")
 
 WORKSPACE_PREFIX = "runner-workspace-"
+# What tempfile.mkdtemp(prefix=WORKSPACE_PREFIX) makes (executor.default_workspace).
+WORKSPACE_NAME = re.compile(re.escape(WORKSPACE_PREFIX) + r"[a-z0-9_]{8}")
 # An empty directory younger than this may be another run's, between its mkdir and its journal.
 EMPTY_DIRECTORY_AGE_SECONDS = 60.0
 # Names of LAST directories (last_<stamp>_<hex> or a UUID): only those are removed when empty.
@@ -45,8 +48,30 @@ def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes, workspac
         raise
 
 
+def library_workspace(start) -> Path | None:
+    """The temporary workspace a run's first journal record (`start`) names, when this library
+    made it and so may work in it and remove it: a real directory (not a symlink) named
+    runner-workspace-XXXXXXXX directly in the temporary folder, owned by this user. None for
+    anything else a journal, which may have been edited, could name."""
+    if not isinstance(start, dict) or start.get("temporary_workspace") is not True:
+        return None
+    named = start.get("workspace")
+    if not isinstance(named, str):
+        return None
+    workspace = Path(named)
+    if workspace.parent != Path(tempfile.gettempdir()) or not WORKSPACE_NAME.fullmatch(workspace.name):
+        return None
+    try:
+        info = os.lstat(workspace)
+    except (OSError, ValueError):
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        return None
+    return workspace
+
+
 def _dead_run_workspace(directory: Path) -> Path | None:
-    """The temporary workspace the dead run in `directory` recorded, if it was one."""
+    """The temporary workspace the dead run in `directory` recorded, if this library made it."""
     try:
         with open(directory / journal_file.JOURNAL_NAME, "rb") as handle:
             first = handle.readline()
@@ -54,13 +79,7 @@ def _dead_run_workspace(directory: Path) -> Path | None:
         start = orjson.loads(first)
     except (OSError, ValueError):
         return None
-    if not isinstance(start, dict) or not start.get("temporary_workspace"):
-        return None
-    workspace = Path(str(start.get("workspace") or ""))
-    # Only a directory this library made in the temporary folder, never anything else.
-    if workspace.parent != Path(tempfile.gettempdir()) or not workspace.name.startswith(WORKSPACE_PREFIX):
-        return None
-    return workspace
+    return library_workspace(start)
 
 
 def clean_dead_run(directory: Path, *, keep_workspace: bool = False) -> None:

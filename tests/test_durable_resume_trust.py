@@ -1,0 +1,65 @@
+"""resume trusts nothing its source directory says about where to work: a journal names a
+workspace, but only one this library made (a real directory runner-workspace-XXXXXXXX in
+the temporary folder, owned by this user) is adopted and removed at the end. Real runs on
+the echo provider, real files, a real symlink."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from runner.execution import execute
+from runner.execution.resume import resume
+
+WRITE = {"id": "w", "title": "W", "tasks": [
+    {"id": "ask", "description": "question"},
+    {"id": "w1", "description": "w", "parameters": {
+        "task_type": "file_operation", "operation": "write", "path": "planted.txt", "content": "x"}}]}
+
+
+def _rewrite_start(directory: Path, **changes) -> None:
+    journal = directory / "journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    start = json.loads(lines[0])
+    start.update(changes)
+    journal.write_bytes(json.dumps(start).encode() + b"\n" + b"".join(lines[1:]))
+
+
+def _victim() -> Path:
+    victim = Path(tempfile.mkdtemp(prefix="victim-"))
+    (victim / "precious.txt").write_text("mine")
+    return victim
+
+
+def test_a_tampered_journal_cannot_make_resume_remove_or_write_a_directory(tmp_path):
+    first = execute(WRITE, tmp_path, environ={})
+    victim = _victim()
+    try:
+        for named in (victim, tmp_path):
+            _rewrite_start(first.directory, workspace=str(named), temporary_workspace=True)
+            outcome = resume(first.directory, force=["w1"], environ={})
+            assert outcome.all_completed
+            assert outcome.workspace != named and not outcome.workspace.exists()
+            assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]
+        assert (tmp_path / first.directory.name).is_dir()
+    finally:
+        shutil.rmtree(victim, ignore_errors=True)
+
+
+def test_a_workspace_replaced_by_a_symlink_is_not_adopted(tmp_path):
+    first = execute(WRITE, tmp_path, environ={})
+    recorded = Path(json.loads((first.directory / "journal.jsonl").read_bytes().splitlines()[0])["workspace"])
+    assert recorded.name.startswith("runner-workspace-") and not recorded.exists()
+    victim = _victim()
+    try:
+        os.symlink(victim, recorded)
+        outcome = resume(first.directory, force=["w1"], environ={})
+        assert outcome.all_completed and outcome.workspace != recorded
+        assert sorted(p.name for p in victim.iterdir()) == ["precious.txt"]
+        assert os.path.islink(recorded)
+    finally:
+        if os.path.islink(recorded):
+            os.unlink(recorded)
+        shutil.rmtree(victim, ignore_errors=True)
