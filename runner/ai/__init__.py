@@ -18,7 +18,8 @@ from runner.ai.selection import model_for
 
 __all__ = [
     "AIClient", "AIConfig", "AIServiceError", "Completion", "DEFAULT_MODELS", "PROVIDERS", "VARIABLES",
-    "client_from_environment", "config_from_environment", "model_for", "recording", "replaying",
+    "check_record_path", "client_from_environment", "config_from_environment", "model_for", "recording",
+    "replay_client", "replaying",
     "retry_after_seconds", "sent_sampling",
 ]
 
@@ -31,12 +32,18 @@ def client_from_environment(environ=os.environ) -> AIClient:
     """
     config = config_from_environment(environ)
     if replaying(environ):
-        from runner import settings
-        from runner.ai.cassette import ReplayClient
-        return ReplayClient(settings.text("RUNNER_AI_REPLAY", environ), provider=config.provider,
-                            default_model=config.default_model,
-                            speed=settings.text("RUNNER_AI_REPLAY_SPEED", environ) or "instant")
+        return replay_client(config, environ)
     return recording(AIClient(config), environ)
+
+
+def replay_client(config: AIConfig, environ=os.environ):
+    """The client answering from RUNNER_AI_REPLAY's cassette, loaded and checked line by line
+    (ValueError naming the file and line)."""
+    from runner import settings
+    from runner.ai.cassette import ReplayClient
+    return ReplayClient(settings.text("RUNNER_AI_REPLAY", environ), provider=config.provider,
+                        default_model=config.default_model,
+                        speed=settings.text("RUNNER_AI_REPLAY_SPEED", environ) or "instant")
 
 
 def replaying(environ=os.environ) -> bool:
@@ -62,3 +69,16 @@ def recording(client, environ=os.environ):
     except OSError as error:
         client.close()
         raise ValueError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None
+
+
+def check_record_path(environ=os.environ) -> None:
+    """ValueError when RUNNER_AI_RECORD names a cassette that cannot be opened for appending,
+    so a run refuses it before any task rather than failing every AI task."""
+    from runner import settings
+
+    record = settings.text("RUNNER_AI_RECORD", environ)
+    if record:
+        try:
+            open(record, "ab").close()
+        except OSError as error:
+            raise ValueError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None

@@ -13,18 +13,22 @@ Both wrap the client at the level of `complete`, so they cover any transport. A 
 
 No header is recorded, and the writer refuses a line that contains the configured API key.
 Calls with the same key are replayed in the order they were recorded (a failure, then the
-retry's answer); past the last one, the last one answers again.
+retry's answer); past the last one, the last one answers again. Every line is checked when
+the cassette is loaded (a regular file of at most MAX_CASSETTE_BYTES; answers bounded like
+live ones), so a bad one is refused before the run, naming the file and the line.
 """
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import threading
 import time
 from pathlib import Path
 
 import orjson
 
-from runner.ai.completion import Completion
+from runner.ai.completion import MAX_ANSWER_BYTES, Completion
 from runner.ai.errors import AIServiceError
 from runner.ai.sampling import checked_sampling
 
@@ -32,6 +36,9 @@ REPLAY_SPEEDS = ("instant", "realtime")
 # Failures that are the caller's or the moment's, not the service's answer: never recorded.
 LOCAL_KINDS = frozenset({"cancelled", "closed", "deadline"})
 REQUEST_FIELDS = ("provider", "model", "prompt", "sampling")
+# Largest cassette loaded: it is read whole into memory before the run.
+MAX_CASSETTE_BYTES = 256 * 1024 * 1024
+MAX_TOKENS = 2 ** 53 - 1
 
 
 def canonical_request(provider: str, model: str, prompt: str, sampling: dict | None) -> dict:
@@ -65,7 +72,10 @@ class RecordingClient:
     def close(self) -> None:
         self.inner.close()
         with self._lock:
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError:
+                pass        # the failed write already failed its task; the run goes on
 
     def complete(self, prompt: str, *, model: str | None = None, sampling: dict | None = None,
                  stream: bool = False, on_text=None, cancel=None, timeout: float | None = None) -> Completion:
@@ -106,8 +116,12 @@ class RecordingClient:
             raise AIServiceError(f"cassette {self.path}: refusing to record a call whose text contains the "
                                  "API key (RUNNER_AI_API_KEY)", retryable=False, kind="cassette")
         with self._lock:
-            self._handle.write(line)
-            self._handle.flush()
+            try:
+                self._handle.write(line)
+                self._handle.flush()
+            except OSError as error:
+                raise AIServiceError(f"cassette {self.path}: cannot record the call: {error.strerror or error}",
+                                     retryable=False, kind="cassette") from None
 
 
 class ReplayClient:
@@ -121,21 +135,8 @@ class ReplayClient:
         self.default_model = default_model
         self.speed = speed
         self._lock = threading.Lock()
-        self._calls: dict[str, list] = {}
         self._served: dict[str, int] = {}
-        try:
-            lines = self.path.read_bytes().splitlines()
-        except OSError as error:
-            raise ValueError(f"RUNNER_AI_REPLAY={self.path}: cannot read: {error.strerror or error}") from None
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = orjson.loads(line)
-                self._calls.setdefault(entry["key"], []).append(entry)
-                entry["request"]["prompt"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"RUNNER_AI_REPLAY={self.path}: line {number} is not a recorded call") from None
+        self._calls = load_cassette(self.path)
 
     def close(self) -> None:
         pass
@@ -156,7 +157,7 @@ class ReplayClient:
             entry = entries[min(served, len(entries) - 1)]
         if "error" in entry:
             error = entry["error"]
-            raise AIServiceError(f"{error.get('message')} (replayed)", retryable=bool(error.get("retryable")),
+            raise AIServiceError(f"{error['message']} (replayed)", retryable=error.get("retryable") is True,
                                  kind=error.get("kind") or "http", status=error.get("status"),
                                  retry_after=error.get("retry_after"))
         answer = entry["response"]
@@ -200,6 +201,105 @@ class ReplayClient:
                 parts.append(f"{field} ({_shown(request.get(field))} where the recording has "
                              f"{_shown(recorded.get(field))})")
         return "the nearest recorded request differs in " + "; ".join(parts)
+
+
+def load_cassette(path: Path) -> dict[str, list]:
+    """The cassette's calls by request key; ValueError naming the file, and the line when one
+    is not a well-formed recorded call."""
+    where = f"RUNNER_AI_REPLAY={path}"
+    try:
+        with open(path, "rb") as handle:
+            status = os.fstat(handle.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise ValueError(f"{where}: not a regular file")
+            too_large = status.st_size > MAX_CASSETTE_BYTES
+            data = b"" if too_large else handle.read(MAX_CASSETTE_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"{where}: cannot read: {error.strerror or error}") from None
+    if too_large or len(data) > MAX_CASSETTE_BYTES:
+        raise ValueError(f"{where}: larger than {MAX_CASSETTE_BYTES} bytes, the largest cassette loaded")
+    calls: dict[str, list] = {}
+    for number, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError as error:
+            raise ValueError(f"{where}: line {number}: not JSON: {error}") from None
+        problem = _entry_problem(entry)
+        if problem is not None:
+            raise ValueError(f"{where}: line {number}: not a recorded call: {problem}")
+        calls.setdefault(entry["key"], []).append(entry)
+    return calls
+
+
+def _entry_problem(entry) -> str | None:
+    """What is wrong with one cassette line, or None: the shape RecordingClient writes."""
+    if not isinstance(entry, dict):
+        return f"expected an object, found {_type(entry)}"
+    if not isinstance(entry.get("key"), str):
+        return f"key: expected a string, found {_type(entry.get('key'))}"
+    request = entry.get("request")
+    if not isinstance(request, dict):
+        return f"request: expected an object, found {_type(request)}"
+    for field in ("provider", "model", "prompt"):
+        if not isinstance(request.get(field), str):
+            return f"request.{field}: expected a string, found {_type(request.get(field))}"
+    if request.get("sampling") is not None and not isinstance(request["sampling"], dict):
+        return f"request.sampling: expected an object or null, found {_type(request['sampling'])}"
+    if "stream" in entry and not isinstance(entry["stream"], bool):
+        return f"stream: expected true or false, found {_type(entry['stream'])}"
+    if "error" in entry:
+        return _error_problem(entry["error"])
+    response = entry.get("response")
+    if not isinstance(response, dict):
+        return f"response: expected an object (or an 'error' object), found {_type(response)}"
+    for field in ("text", "model", "provider"):
+        if not isinstance(response.get(field), str):
+            return f"response.{field}: expected a string, found {_type(response.get(field))}"
+    if len(response["text"].encode("utf-8", "surrogatepass")) > MAX_ANSWER_BYTES:
+        return f"response.text: more than {MAX_ANSWER_BYTES} bytes, the largest answer accepted"
+    for field in ("prompt_tokens", "completion_tokens"):
+        value = response.get(field)
+        if value is not None and (type(value) is not int or not 0 <= value <= MAX_TOKENS):
+            return f"response.{field}: expected an integer from 0 to 2^53-1 or null, found {_shown(value)}"
+    for field in ("latency_ms", "time_to_first_token_ms"):
+        value = response.get(field)
+        if value is not None and not _non_negative(value):
+            return f"response.{field}: expected a number >= 0 or null, found {_shown(value)}"
+    pieces = entry.get("pieces")
+    if pieces is not None:
+        if not isinstance(pieces, list):
+            return f"pieces: expected a list of [offset_ms, text], found {_type(pieces)}"
+        for index, piece in enumerate(pieces):
+            if not (isinstance(piece, list) and len(piece) == 2 and _non_negative(piece[0])
+                    and isinstance(piece[1], str)):
+                return f"pieces[{index}]: expected [offset_ms >= 0, text], found {_shown(piece)}"
+    return None
+
+
+def _error_problem(error) -> str | None:
+    if not isinstance(error, dict):
+        return f"error: expected an object, found {_type(error)}"
+    if not isinstance(error.get("message"), str):
+        return f"error.message: expected a string, found {_type(error.get('message'))}"
+    if error.get("kind") is not None and not isinstance(error["kind"], str):
+        return f"error.kind: expected a string, found {_type(error['kind'])}"
+    if "retryable" in error and not isinstance(error["retryable"], bool):
+        return f"error.retryable: expected true or false, found {_type(error['retryable'])}"
+    if error.get("status") is not None and type(error["status"]) is not int:
+        return f"error.status: expected an integer or null, found {_shown(error['status'])}"
+    if error.get("retry_after") is not None and not _non_negative(error["retry_after"]):
+        return f"error.retry_after: expected a number >= 0 or null, found {_shown(error['retry_after'])}"
+    return None
+
+
+def _non_negative(value) -> bool:
+    return type(value) in (int, float) and 0 <= value < float("inf")
+
+
+def _type(value) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def _common_prefix(a: str, b: str) -> int:

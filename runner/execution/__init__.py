@@ -177,12 +177,23 @@ def _checked_ai_client(alt, ai_client, environ):
     """The AI service check before any task runs (runner.ai.preflight); the client it made, if any."""
     if not any(task.task_type == "ai_prompt" for task in alt.tasks):
         return None         # runs without AI tasks do not even import the AI client
-    from runner.ai import recording, replaying
+    from runner.ai import check_record_path, recording, replay_client, replaying
+    from runner.ai.config import config_from_environment
     from runner.ai.preflight import check_ai_service
     try:
         if replaying(environ):
-            return None     # a replay makes no connection, not even to check the service
+            # A replay makes no connection, not even to check the service; its cassette
+            # is loaded and checked now, so a bad one is refused before any task.
+            if ai_client is not None:
+                return None
+            try:
+                config = config_from_environment(environ)
+            except ValueError:
+                return None     # each AI task reports it, as it always did
+            return replay_client(config, environ)
         made = check_ai_service(alt, ai_client, environ)
+        if made is None and ai_client is None:
+            check_record_path(environ)
         return recording(made, environ) if made is not None else None
     except ValueError as error:
         raise _configuration_error(str(error)) from None
