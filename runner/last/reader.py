@@ -36,7 +36,56 @@ def load_last(path: str | os.PathLike) -> dict:
     if not isinstance(record, dict) or not isinstance(record.get("task_results"), dict) \
             or not isinstance(record.get("id"), str):
         raise LastFileError(f"{path}: not a LAST file (expected an object with 'id' and 'task_results')")
+    problem = _shape_problem(record)
+    if problem is not None:
+        raise LastFileError(f"malformed LAST file: {path}: {problem}")
     return record
+
+
+def _shape_problem(record: dict) -> str | None:
+    """What in the record does not have the shape the commands read (show, report), or None.
+
+    Checked once here, so the readers of a loaded record can rely on the types of what
+    they use instead of guarding each use; values' contents are theirs to judge.
+    """
+    for name, value in record["task_results"].items():
+        if not isinstance(value, dict):
+            return f"task_results.{name}: expected an object, found {_kind(value)}"
+        for field in ("task_id", "status", "error", "start_time", "end_time"):
+            if value.get(field) is not None and not isinstance(value[field], str):
+                return f"task_results.{name}.{field}: expected a string, found {_kind(value[field])}"
+        if value.get("metadata") is not None and not isinstance(value["metadata"], dict):
+            return f"task_results.{name}.metadata: expected an object, found {_kind(value['metadata'])}"
+    for field in ("status", "title", "summary", "alt_file_id", "mode", "start_time", "end_time", "created_at"):
+        if record.get(field) is not None and not isinstance(record[field], str):
+            return f"{field}: expected a string, found {_kind(record[field])}"
+    for field in ("success_rate", "execution_time_ms"):
+        value = record.get(field)
+        if value is not None and type(value) not in (int, float):
+            return f"{field}: expected a number, found {_kind(value)}"
+    for field in ("statistics", "execution", "metadata", "execution_graph"):
+        if record.get(field) is not None and not isinstance(record[field], dict):
+            return f"{field}: expected an object, found {_kind(record[field])}"
+    if record.get("artifacts") is not None and not _objects(record["artifacts"]):
+        return "artifacts: expected a list of objects"
+    statistics = record.get("statistics") or {}
+    for field in ("status_counts", "critical_path", "retries", "tokens"):
+        if statistics.get(field) is not None and not isinstance(statistics[field], dict):
+            return f"statistics.{field}: expected an object, found {_kind(statistics[field])}"
+    graph = record.get("execution_graph") or {}
+    for field in ("nodes", "edges"):
+        if graph.get(field) is not None and not _objects(graph[field]):
+            return f"execution_graph.{field}: expected a list of objects"
+    return None
+
+
+def _objects(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, dict) for item in value)
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _read_capped(path: Path, limit: int) -> bytes:
