@@ -3,16 +3,20 @@
 Each command is a module of runner.commands with a `register(subparsers)` function that
 adds its parser and sets `func`; the modules are discovered, so adding a command touches
 no other file. Exit codes: 0 success, 1 a negative outcome (invalid file, failed task),
-2 unusable input.
+2 unusable input, 141 (128 + SIGPIPE, as a shell reports it) when standard output was
+closed by its reader.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 from runner import commands
+
+BROKEN_PIPE = 141
 
 
 def version() -> str:
@@ -74,4 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = configure_logging()
     if failed is not None:
         return failed
-    return args.func(args)
+    try:
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader of the output went away (`show DIR | head -2`): nothing more to say,
+        # and Python's own flush at exit must not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE

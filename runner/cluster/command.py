@@ -29,6 +29,10 @@ def run_several(args) -> int:
         if given:
             print(f"{option} applies to one file; several were given", file=sys.stderr)
             return 2
+    if "-" in args.files:
+        print("- (the ALT file on standard input) can only be run alone; several files were given",
+              file=sys.stderr)
+        return 2
     stop = Stop()
     try:
         outcomes = run_files(args.files, args.out, mode=args.mode, max_concurrency=args.max_concurrency,

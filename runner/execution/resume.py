@@ -129,8 +129,10 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
         raise ResumeError(f"{directory}: the run was killed before its journal's first record: nothing to resume")
     old_alt = librunner.parse_alt_file(old_source)
     alt = librunner.parse_alt_file(alt_source) if alt_source is not None else old_alt
-    for name, wanted in (("--from", [from_task] if from_task else []), ("--force", list(force))):
+    for name, wanted in (("--from", [] if from_task is None else [from_task]), ("--force", list(force))):
         for task_id in wanted:
+            if task_id == "":
+                raise ResumeError(f"{name}: an empty task id names no task")
             if task_id not in alt.task_index:
                 raise ResumeError(f"{name} {task_id}: no such task in ALT file '{alt.id}'")
     mode = source.start.get("mode") or alt.mode
