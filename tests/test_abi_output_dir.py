@@ -32,3 +32,20 @@ def test_an_empty_output_dir_is_refused(stored, tmp_path, function, first):
     # NULL still means the default, ./output here.
     assert stored.take(getattr(stored.lib, function)(first, None))
     assert (tmp_path / "output").is_dir()
+
+
+def test_run_start_and_resume_refuse_an_empty_output_dir_too(stored, tmp_path):
+    lib = stored.lib
+    lib.runner_run_start.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    lib.runner_run_start.restype = ctypes.c_void_p
+    lib.runner_resume.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+    lib.runner_resume.restype = ctypes.c_void_p
+    assert lib.runner_run_start(b"test_alt_file", b"") is None
+    error = stored.last_error()
+    assert error.startswith("runner_run_start: ") and "output_dir" in error and "empty" in error
+    last_id = stored.take(lib.runner_execute_alt_file(b"test_alt_file", str(tmp_path / "runs").encode()))
+    assert last_id
+    assert lib.runner_resume(str(tmp_path / "runs" / last_id).encode(), None, b"") is None
+    error = stored.last_error()
+    assert error.startswith("runner_resume: ") and "output_dir" in error and "empty" in error
+    assert not (tmp_path / "output").exists()

@@ -19,7 +19,7 @@ cdef void keep_outcome(object outcome, str alt_key=None, AltFile alt=None):
 cdef public object core_run_start(const char *alt_id, const char *output_dir):
     cdef str key = c_text(alt_id, "alt_id")
     cdef AltFile alt = STORE.alt_file(key)
-    directory = None if output_dir == NULL else c_text(output_dir, "output_dir")
+    directory = c_output_dir(output_dir)
     from runner.execution.background import RUNS
     return RUNS.start(alt, directory).id.encode()
 
@@ -61,7 +61,7 @@ cdef public object core_resume(const char *last_dir, const char *alt_json, const
     global abi_runs
     cdef str directory = c_text(last_dir, "last_dir")
     source = None if alt_json == NULL else c_bytes(alt_json)
-    out = None if output_dir == NULL else c_text(output_dir, "output_dir")
+    out = c_output_dir(output_dir)
     cdef long generation = cleanup_generation
     abi_runs += 1
     try:
