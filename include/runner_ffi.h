@@ -145,8 +145,12 @@ int runner_parse_alt_file(const char *json);
  * here, each with the known name it most likely stands for:
  *     [{"path":"/tasks/1/depends_on","message":"unknown field (did you mean 'dependencies'?)"},
  *      {"path":"/task_results/a/cost","message":"unknown field"}]
- * The array is empty when there is nothing to report; at most 100 warnings of the ALT file
- * are listed, followed by one entry counting the rest. With RUNNER_STRICT=true in the
+ * Paths are JSON Pointers (RFC 6901: "~" is written "~0" and "/" "~1" in a key). The
+ * array is empty when there is nothing to report. At most 100 warnings of the ALT file
+ * and 100 of each task result are kept, and at most 1000 are listed in all; when any
+ * were left out, the last entry counts them:
+ *     {"path":"/","message":"... and 2000 more warnings"}
+ * With RUNNER_STRICT=true in the
  * environment, runner_parse_alt_file and runner_add_task_result refuse such input instead
  * (their error names the first unknown field).
  *
@@ -310,7 +314,7 @@ char *runner_execute_alt_file(const char *alt_id, const char *output_dir);
  *
  * Returns the run id ("run_" and 32 hex digits; caller frees with runner_free_string),
  * valid until runner_cleanup. Returns NULL if alt_id is NULL, not valid UTF-8 or not a
- * stored ALT file, or output_dir is not valid UTF-8. Problems met once the run goes
+ * stored ALT file, or output_dir is empty or not valid UTF-8. Problems met once the run goes
  * (a RUNNER_* variable with an unusable value, an unwritable output directory) are
  * reported by runner_run_wait and runner_run_status. Any thread may call it.
  */
@@ -396,8 +400,9 @@ char *runner_run_wait(const char *run_id, int timeout_ms);
  * run ends; runner_cleanup interrupts it as it does runner_execute_alt_file.
  *
  * Returns the new LAST id (caller frees with runner_free_string). Returns NULL if
- * last_dir is NULL or holds no journal (the error says why), if the run there is still
- * going, if alt_json is not a valid ALT file, or if the LAST file cannot be written.
+ * last_dir is NULL or holds no journal (the error says why), if output_dir is empty
+ * (pass NULL for the default), if the run there is still going, if alt_json is not a
+ * valid ALT file, or if the LAST file cannot be written.
  * Any thread may call it.
  */
 char *runner_resume(const char *last_dir, const char *alt_json, const char *output_dir);

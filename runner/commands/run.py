@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from runner.terminal import printable
+
 INTERRUPTED = 130
 TERMINATED = 143
 NOT_DELIVERED = 3
@@ -41,7 +43,7 @@ def run_file(args, **execute_options) -> int:
     try:
         data = read_alt_text(path)
     except OSError as error:
-        print(f"{path}: cannot read: {error.strerror or error}", file=sys.stderr)
+        print(printable(f"{path}: cannot read: {error.strerror or error}", escape=True), file=sys.stderr)
         return 2
     try:
         alt = parse_alt_file(data, strict=True if args.strict else None)
@@ -59,17 +61,17 @@ def run_file(args, **execute_options) -> int:
                           workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
                           alt_file=None if path == "-" else Path(path).resolve(), **execute_options)
     except ConfigurationError as error:
-        print(f"configuration: {error}", file=sys.stderr)
+        print(printable(f"configuration: {error}", escape=True), file=sys.stderr)
         return 2
     except DeliveryError as error:
-        print(f"delivery: {error}", file=sys.stderr)
+        print(printable(f"delivery: {error}", escape=True), file=sys.stderr)
         print(error.written.directory)
         return NOT_DELIVERED
     except LastFileError as error:
         print(f"run failed: {error}", file=sys.stderr)
         return LAST_FILE_NOT_WRITTEN
     except RunnerError as error:
-        print(f"run failed: {error}", file=sys.stderr)
+        print(printable(f"run failed: {error}", escape=True), file=sys.stderr)
         return 1
     finally:
         if display is not None:
@@ -144,19 +146,20 @@ def read_alt_text(name: str) -> bytes:
 def report_invalid(name: str, error) -> None:
     issues = getattr(error, "issues", None)
     if issues is None:     # RUNNER_STRICT with an unusable value
-        print(f"configuration: {error}", file=sys.stderr)
+        print(printable(f"configuration: {error}", escape=True), file=sys.stderr)
         return
-    print(f"{name}: invalid ({error.total} error{'s' if error.total != 1 else ''})", file=sys.stderr)
+    print(printable(f"{name}: invalid ({error.total} error{'s' if error.total != 1 else ''})", escape=True),
+          file=sys.stderr)
     for issue in issues:
-        print(f"  {issue}", file=sys.stderr)
+        print(printable(f"  {issue}", escape=True), file=sys.stderr)
     for issue in error.warnings:
-        print(f"  warning: {issue}", file=sys.stderr)
+        print(printable(f"  warning: {issue}", escape=True), file=sys.stderr)
 
 
 def report_warnings(name: str, alt) -> None:
     """Unknown fields and unused parameters, before anything runs (--strict refuses them)."""
     for issue in alt.warnings:
-        print(f"{name}: warning: {issue}", file=sys.stderr)
+        print(printable(f"{name}: warning: {issue}", escape=True), file=sys.stderr)
     if alt.warning_total > len(alt.warnings):
         print(f"{name}: ... and {alt.warning_total - len(alt.warnings)} more warnings", file=sys.stderr)
 

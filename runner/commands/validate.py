@@ -6,6 +6,8 @@ critical paths and the worst-case duration against expected_completion_time.
 import os
 import sys
 
+from runner.terminal import printable
+
 
 def read_limited(name: str, max_bytes: int) -> tuple[bytes, int]:
     """The file's bytes and its size, reading at most one byte past the limit: a huge file
@@ -104,25 +106,30 @@ def check_file(name: str, limits, args, strict) -> dict:
     return verdict
 
 
+def say(line: str, **options) -> None:
+    """print, escaped for the terminal: keys and messages come from the file."""
+    print(printable(line, escape=True), **options)
+
+
 def print_verdict(verdict: dict) -> None:
     name = verdict["file"]
     if not verdict["readable"]:
-        print(f"{name}: {verdict['errors'][0]['message']}", file=sys.stderr)
+        say(f"{name}: {verdict['errors'][0]['message']}", file=sys.stderr)
         return
     warnings = [f"  warning: {w['path']}: {w['message']}" for w in verdict["warnings"]]
     if verdict["warning_total"] > len(verdict["warnings"]):
         warnings.append(f"  ... and {verdict['warning_total'] - len(verdict['warnings'])} more warnings")
     if not verdict["valid"]:
-        print(f"{name}: invalid ({plural(verdict['error_total'], 'error')})")
+        say(f"{name}: invalid ({plural(verdict['error_total'], 'error')})")
         for line in [f"  {e['path']}: {e['message']}" for e in verdict["errors"]]:
-            print(line)
+            say(line)
         if verdict["error_total"] > len(verdict["errors"]):
-            print(f"  ... and {verdict['error_total'] - len(verdict['errors'])} more")
+            say(f"  ... and {verdict['error_total'] - len(verdict['errors'])} more")
     else:
-        print(f"{name}: valid ALT file '{verdict['alt_id']}' ({plural(verdict['tasks'], 'task')}, "
-              f"mode {verdict['mode']})")
+        say(f"{name}: valid ALT file '{verdict['alt_id']}' ({plural(verdict['tasks'], 'task')}, "
+            f"mode {verdict['mode']})")
     for line in warnings:
-        print(line)
+        say(line)
     if "plan" in verdict:
         print_plan(verdict["plan"])
 

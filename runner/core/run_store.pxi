@@ -99,6 +99,11 @@ def generate_or_error(RunStore store, output_dir, str alt_id):
         return f"ERROR: internal error: {type(error).__name__}: {error}"
 
 
+# runner_get_warnings lists at most this many warnings in all (ALT file and task results),
+# then one "... and N more warnings" entry: a host printing them is not flooded.
+MAX_LISTED_WARNINGS = 1000
+
+
 cdef class RunStore:
     """Parsed ALT files, their task results and generated LAST files, by id.
 
@@ -148,9 +153,11 @@ cdef class RunStore:
         cdef long since = self.generation
         cdef AltFile alt = self.alt_file(alt_id)
         cdef TaskResult result = parse_task_result(data, alt)
-        cdef list warnings = result_warnings(result) if result.extra else None
-        if warnings and strict_from_environment():
-            raise TaskResultError(warnings)
+        cdef IssueList warnings = result_warnings(result) if result.extra else None
+        if warnings is not None and not warnings.total:
+            warnings = None
+        if warnings is not None and strict_from_environment():
+            raise TaskResultError(warnings.issues, warnings.total)
         self.check_generation(since)
         cdef dict results = self.results.get(alt_id)
         if results is None:
@@ -165,15 +172,18 @@ cdef class RunStore:
         return result
 
     cpdef list warnings(self, str alt_id):
-        """The warnings of a stored ALT file and of its task results: [{"path", "message"}]."""
+        """The warnings of a stored ALT file and of its task results: [{"path", "message"}],
+        at most MAX_LISTED_WARNINGS of them, then one entry counting those left out."""
         cdef AltFile alt = self.alt_file(alt_id)
+        cdef IssueList listed
+        cdef Py_ssize_t total = max(alt.warning_total, len(alt.warnings))
         found = list(alt.warnings)
-        for issues in (self.result_warnings.get(alt_id) or {}).values():
-            found.extend(issues)
-        out = [{"path": issue.path or "/", "message": issue.message} for issue in found]
-        if alt.warning_total > len(alt.warnings):
-            out.insert(len(alt.warnings), {"path": "/", "message": f"... and {alt.warning_total - len(alt.warnings)} "
-                                                                  "more warnings in the ALT file"})
+        for listed in (self.result_warnings.get(alt_id) or {}).values():
+            found.extend(listed.issues)
+            total += listed.total
+        out = [{"path": issue.path or "/", "message": issue.message} for issue in found[:MAX_LISTED_WARNINGS]]
+        if total > len(out):
+            out.append({"path": "/", "message": f"... and {total - len(out)} more warnings"})
         return out
 
     cpdef str generate_last(self, str alt_id, object output_dir):

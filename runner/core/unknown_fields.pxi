@@ -64,16 +64,17 @@ cdef void report_unknown_fields(dict doc, object known_set, tuple known, str bas
         if not hint and what == "field" and known is TASK_FIELD_NAMES and key in PARAMETER_NAMES_ON_TASK:
             name = "task_type" if key == "type" else key
             hint = f" (did you mean 'parameters.{name}'?)"
-        warnings.issues.append(ValidationIssue(f"{base}/{key}", f"unknown {what}{hint}", doc[key]))
+        warnings.issues.append(ValidationIssue(f"{base}/{pointer_token(key)}", f"unknown {what}{hint}", doc[key]))
 
 
-cdef list result_warnings(TaskResult result):
-    """Warnings for the fields of a task result the record does not know."""
+cdef IssueList result_warnings(TaskResult result):
+    """Warnings for the fields of a task result the record does not know (up to a cap,
+    all of them counted)."""
     cdef IssueList warnings = IssueList()
     if result.extra:
         report_unknown_fields(result.extra, RESULT_FIELDS, tuple(sorted(RESULT_FIELDS)),
-                              f"/task_results/{result.task_id}", warnings)
-    return warnings.issues
+                              f"/task_results/{pointer_token(result.task_id)}", warnings)
+    return warnings
 
 
 cdef bint strict_from_environment() except -1:

@@ -5,20 +5,13 @@ second so a run of 100k inline tasks is not slowed by its own display.
 """
 from __future__ import annotations
 
-import re
 import sys
 import time
 
+from runner.terminal import printable
+
 BAR_WIDTH = 24
 REDRAW_SECONDS = 0.1
-# C0 and C1 control characters (and DEL) but \t and \n: AI answers and error messages are
-# untrusted, and an ESC or CSI sequence would let them rewrite the user's terminal.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def printable(text: str) -> str:
-    """Untrusted text made safe to write to a terminal: control characters removed."""
-    return _CONTROL.sub("", text)
 
 
 def clock(seconds: float) -> str:

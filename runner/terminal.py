@@ -1,0 +1,25 @@
+"""Untrusted text made safe to write to a terminal: the one place that decides how.
+
+AI answers, error messages, ALT keys and ids come from outside; an ESC or CSI sequence
+among them would let them rewrite the user's terminal, and a line break in a key would
+forge a line of output.
+"""
+from __future__ import annotations
+
+import re
+
+# C0 and C1 control characters and DEL, but tab and line feed: what may be dropped from a
+# streamed text whose lines are its own.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Every control character: what is escaped in one line of a message.
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, *, escape: bool = False) -> str:
+    """`text` without control characters (tab and line feed kept), or, with escape=True,
+    on one line with every control character written as an escape (\\n, \\x1b, ...), so a
+    key or id can still be told apart from another."""
+    if escape:
+        return _ANY_CONTROL.sub(lambda found: _NAMED.get(found.group(), f"\\x{ord(found.group()):02x}"), text)
+    return _CONTROL.sub("", text)
