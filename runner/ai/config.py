@@ -69,6 +69,8 @@ class AIConfig:
             if self.ca_file is not None and scheme not in TLS_SCHEMES:
                 raise ValueError(f"RUNNER_AI_CA_FILE is set, but the service URL is plain {scheme}:// "
                                  "(the CA file verifies https:// and grpcs:// services)")
+            if self.ca_file is not None:
+                _check_ca_file(self.ca_file)
         if self.max_concurrency < 1:
             raise ValueError(f"AI max_concurrency {self.max_concurrency!r}: expected at least 1")
         if self.api_key is not None:
@@ -93,11 +95,19 @@ def _check_api_key(key: str) -> None:
                              f"found {kind} at position {position} of {len(key)}")
 
 
+# A CA bundle is a few hundred KiB (the system's is ~220 KiB); more is not one.
+MAX_CA_FILE_BYTES = 16 * 1024 * 1024
+PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
 def _service_url(environ) -> str | None:
     raw = settings.text("RUNNER_AI_SERVICE_URL", environ)
     if raw is None:
         return None
-    parts = urlsplit(raw)
+    try:
+        parts = urlsplit(raw)
+    except ValueError as error:      # "Invalid IPv6 URL": the value may hold credentials, not shown
+        raise ValueError(f"RUNNER_AI_SERVICE_URL: not a URL ({error})") from None
     if parts.scheme in GRPC_SCHEMES:
         try:
             port = parts.port
@@ -122,6 +132,21 @@ def _ca_file(environ) -> str | None:
     if path is not None and not os.path.isfile(path):
         raise ValueError(f"RUNNER_AI_CA_FILE={path!r}: expected a readable file of PEM certificates")
     return path
+
+
+def _check_ca_file(path: str) -> None:
+    """A CA file must hold a PEM certificate: refused at configuration, not by the TLS
+    library at the first call in its own words."""
+    expected = f"RUNNER_AI_CA_FILE={path!r}: expected a readable file of PEM certificates"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(MAX_CA_FILE_BYTES + 1)
+    except OSError as error:
+        raise ValueError(f"{expected}: cannot read: {error.strerror or error}") from None
+    if len(head) > MAX_CA_FILE_BYTES:
+        raise ValueError(f"{expected}, of at most {MAX_CA_FILE_BYTES} bytes")
+    if PEM_CERTIFICATE not in head:
+        raise ValueError(f"{expected}; it holds no '-----BEGIN CERTIFICATE-----' block")
 
 
 def config_from_environment(environ=os.environ) -> AIConfig:

@@ -168,20 +168,30 @@ class GRPCTransport:
     def check_ready(self, models: list[str], deadline: float) -> None:
         """ServerReady, then ModelReady and ModelMetadata of each model; AIServiceError naming what is not ready."""
         handle = _CallAbort(None, None)
+        limit = max(0.0, round(deadline - time.monotonic(), 3))     # what a timeout message names
+        try:
+            self._check_ready(models, handle, deadline, limit)
+        except AIServiceError as error:
+            if error.kind != "deadline":
+                raise
+            raise AIServiceError(f"{error} (RUNNER_AI_CONNECT_TIMEOUT, the limit of the check before a run)",
+                                 retryable=error.retryable, kind=error.kind) from None
+
+    def _check_ready(self, models: list[str], handle, deadline: float, limit: float) -> None:
         with WatchedRequest(self._watchdog, handle):
-            answer = self._call(self._stub.ServerReady, pb.ServerReadyRequest(), handle, deadline, None,
+            answer = self._call(self._stub.ServerReady, pb.ServerReadyRequest(), handle, deadline, limit,
                                 "ServerReady", None)
             if not answer.ready:
                 raise AIServiceError(f"{self.shown} ServerReady: the inference server is not ready",
                                      retryable=False, kind="grpc")
             for model in models:
                 answer = self._call(self._stub.ModelReady, pb.ModelReadyRequest(name=model), handle, deadline,
-                                    None, "ModelReady", model)
+                                    limit, "ModelReady", model)
                 if not answer.ready:
                     raise AIServiceError(f"{self.shown} ModelReady: model {model!r} is not ready (the server "
                                          "does not serve a model of that name, or it is still loading)",
                                          retryable=False, kind="grpc", code="NOT_FOUND")
-                self._signature(model, handle, deadline, None)
+                self._signature(model, handle, deadline, limit)
 
     def _stop_streaming(self, details: str) -> None:
         if self._streaming:

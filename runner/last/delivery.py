@@ -58,7 +58,11 @@ def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
     url = settings.text("RUNNER_NATS_URL", environ)
     if url is None:
         return None
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as error:     # "Invalid IPv6 URL"; the value may carry a password: not shown
+        raise ValueError(f"RUNNER_NATS_URL: not a URL ({error}); expected a NATS server URL such as "
+                         "nats://127.0.0.1:4222") from None
     if parts.scheme not in URL_SCHEMES or not parts.hostname:
         raise ValueError(f"RUNNER_NATS_URL={redacted(url)!r}: expected a NATS server URL such as "
                          "nats://127.0.0.1:4222")
