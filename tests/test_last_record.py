@@ -71,6 +71,7 @@ def test_statistics_count_time_parallelism_and_the_critical_path():
     assert record["start_time"] == "2026-01-01T00:00:00.000Z" and record["end_time"] == "2026-01-01T00:00:04.000Z"
     assert "2 of 4 tasks completed" in record["summary"] and "1 failed" in record["summary"]
     assert "1 skipped" in record["summary"] and "3 retries" in record["summary"]
+    assert "(50.00% success, partial success)" in record["summary"]   # prose, not the wire word
 
 
 def test_graph_nodes_carry_status_level_type_and_edges_their_dependency():

@@ -211,7 +211,9 @@ cdef str describe_run(str title, Py_ssize_t total, dict counts, double success_r
         parts.append(f", {counts['skipped']} skipped")
     if counts["pending"]:
         parts.append(f", {counts['pending']} never reported")
-    parts.append(f" ({success_rate:.2%} success, {status}) in {wall_ms / 1000.0:.3f} s")
+    # The summary is prose for people: the wire word partialsuccess reads as two words here.
+    parts.append(f" ({success_rate:.2%} success, {'partial success' if status == 'partialsuccess' else status})"
+                 f" in {wall_ms / 1000.0:.3f} s")
     if critical_ids:
         parts.append(f"; critical path {len(critical_ids)} task{'s' if len(critical_ids) != 1 else ''}"
                      f" ({critical_ms / 1000.0:.3f} s)")
