@@ -6,13 +6,18 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
 
-.PHONY: demo test system-deps proto clean
+.PHONY: demo test fuzz system-deps proto clean
 
 demo: $(INSTALLED)
 	$(PY) -m runner run examples/alt/demo.json --out output
 
 test: $(INSTALLED) system-deps
 	$(PY) -m pytest -q
+
+# A bounded fuzzing campaign: every target of fuzz/ for FUZZ_SECONDS (about 2.5 minutes in all).
+FUZZ_SECONDS ?= 30
+fuzz: $(INSTALLED)
+	$(PY) fuzz/campaign.py --seconds $(FUZZ_SECONDS)
 
 $(INSTALLED): $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
