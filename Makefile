@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
 
-.PHONY: demo test fuzz system-deps proto clean
+.PHONY: demo test fuzz sanitize system-deps proto clean
 
 demo: $(INSTALLED)
 	$(PY) -m runner run examples/alt/demo.json --out output
@@ -18,6 +18,10 @@ test: $(INSTALLED) system-deps
 FUZZ_SECONDS ?= 30
 fuzz: $(INSTALLED)
 	$(PY) fuzz/campaign.py --seconds $(FUZZ_SECONDS)
+
+# librunner.so and tests/c/ under AddressSanitizer + UBSan (build/sanitize/); see README.
+sanitize: $(INSTALLED)
+	scripts/sanitize
 
 $(INSTALLED): $(SOURCES)
 	$(PYTHON) -m venv $(VENV)
