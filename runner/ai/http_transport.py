@@ -11,9 +11,11 @@ import json
 import time
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import requests
 import urllib3
 
+from runner.ai.answer_memory import release_large_garbage
 from runner.ai.completion import MAX_ANSWER_BYTES, Completion
 from runner.ai.errors import AIServiceError, CallbackFailed, deliver, retry_after_seconds, scrub, scrubbed
 from runner.ai.sse import EventStreamError, EventStreamParser
@@ -140,17 +142,18 @@ class HTTPTransport:
                                   retryable=True, kind="connect")
         return AIServiceError(f"POST {self.shown}: connection failed ({cause})", retryable=True, kind="connect")
 
-    def _read_body(self, response) -> bytes:
-        pieces, size = [], 0
+    def _read_body(self, response) -> bytearray:
+        # One growing buffer, not a list of pieces joined at the end: the join held the
+        # answer twice (a 30 MB answer peaked at 4x its size by the end of the run).
+        body = bytearray()
         while True:
             piece = response.raw.read(_READ_SIZE, decode_content=True)
             if not piece:
-                return b"".join(pieces)
-            size += len(piece)
-            if size > MAX_ANSWER_BYTES:
+                return body
+            if len(body) + len(piece) > MAX_ANSWER_BYTES:
                 raise AIServiceError(f"POST {self.shown}: the answer is larger than {MAX_ANSWER_BYTES} bytes",
                                      retryable=False, kind="protocol")
-            pieces.append(piece)
+            body += piece
 
     @staticmethod
     def _drain(response) -> None:
@@ -204,12 +207,14 @@ class HTTPTransport:
     def _read_answer(self, response, model: str, on_text, started: float) -> Completion:
         raw = self._read_body(response)
         try:
-            doc = json.loads(raw)
+            doc = orjson.loads(raw)     # straight from the bytes: json.loads decoded them to a str first
+            del raw
             text, served, prompt_tokens, completion_tokens = self._protocol.parse_answer(doc)
         except ValueError as error:
-            reason = "not JSON" if isinstance(error, json.JSONDecodeError) else str(error)
+            reason = "not JSON" if isinstance(error, orjson.JSONDecodeError) else str(error)
             raise AIServiceError(scrub(self.config.api_key, f"POST {self.shown}: unexpected answer: {reason}"),
                                  retryable=False, kind="protocol") from None
+        release_large_garbage(len(text))
         latency = (time.perf_counter() - started) * 1000.0
         if on_text is not None and text:
             deliver(on_text, text)
@@ -254,7 +259,10 @@ class HTTPTransport:
             raise AIServiceError(
                 f"POST {self.shown}: the stream ended without its final event ({reader.final_event!r})",
                 retryable=True, kind="stream")
-        return Completion(text="".join(pieces), model=reader.model or model, provider=self.config.provider,
+        text = "".join(pieces)
+        del pieces
+        release_large_garbage(len(text))
+        return Completion(text=text, model=reader.model or model, provider=self.config.provider,
                           prompt_tokens=reader.prompt_tokens, completion_tokens=reader.completion_tokens,
                           latency_ms=(time.perf_counter() - started) * 1000.0,
                           time_to_first_token_ms=first_token_ms)

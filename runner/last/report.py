@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 
 import hashlib
 import os
+import reprlib
 import stat
 
 import orjson
@@ -113,18 +114,51 @@ _environment = SandboxedEnvironment(loader=PackageLoader("runner.last", "templat
                                     bytecode_cache=_compiled_page_cache(), **_OPTIONS)
 
 
+def _clipped(value, budget: list, depth: int = 0):
+    """value cut down to about budget[0] characters of strings, for display: a 30 MB output
+    must not be written out as JSON whole only to show its first 8000 characters."""
+    if budget[0] <= 0 or depth > 64:
+        budget[0] = -1
+        return "\u2026"
+    if isinstance(value, str):
+        budget[0] -= len(value) + 2
+        return value if budget[0] >= 0 else value[: len(value) + budget[0]]
+    if isinstance(value, dict):
+        clipped = {}
+        for key, item in value.items():
+            if budget[0] <= 0:
+                budget[0] = -1
+                break
+            budget[0] -= len(str(key)) + 4
+            clipped[key] = _clipped(item, budget, depth + 1)
+        return clipped
+    if isinstance(value, (list, tuple)):
+        clipped = []
+        for item in value:
+            if budget[0] <= 0:
+                budget[0] = -1
+                break
+            clipped.append(_clipped(item, budget, depth + 1))
+        return clipped
+    budget[0] -= 8
+    return value
+
+
 def _pretty(value) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        text = value
-    else:
-        try:
-            text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
-        except TypeError:
-            text = repr(value)
-    if len(text) > OUTPUT_LIMIT:
-        text = text[:OUTPUT_LIMIT] + f"\n\u2026 ({len(text) - OUTPUT_LIMIT} more characters in last.json)"
+        if len(value) <= OUTPUT_LIMIT:
+            return value
+        return value[:OUTPUT_LIMIT] + f"\n\u2026 ({len(value) - OUTPUT_LIMIT} more characters in last.json)"
+    budget = [OUTPUT_LIMIT]
+    shown = _clipped(value, budget)
+    try:
+        text = orjson.dumps(shown, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        text = reprlib.repr(value)
+    if budget[0] < 0 or len(text) > OUTPUT_LIMIT:
+        text = text[:OUTPUT_LIMIT] + "\n\u2026 (more characters in last.json)"
     return text
 
 
