@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-TARGETS = ("parse_alt_file", "add_task_result", "generate_last_file", "batch_process", "prompt_template")
+TARGETS = ("parse_alt_file", "segmentation_alt", "add_task_result", "generate_last_file", "batch_process",
+           "prompt_template")
 
 
 def run_target(target: str, work: Path, seconds: int, runs: int | None, seed: int) -> tuple[bool, str]:

@@ -1,5 +1,6 @@
-"""The seed corpus, built from the documents the tests use: the ALT fixtures and examples,
-and the ALT files, task results and prompt templates written as literals in tests/*.py.
+"""The seed corpus, built from the documents the tests use: the ALT fixtures and examples
+(the segmentation service's YAML files too), and the ALT files, task results and prompt
+templates written as literals in tests/*.py.
 
 `python fuzz/corpus.py DIR` writes DIR/<target>/seed-N for every target; the campaign
 builds it afresh each time, so it follows the tests as they change.
@@ -93,6 +94,11 @@ def seeds() -> dict[str, list[bytes]]:
         per_target["generate_last_file"].append(b"\n".join([document, *results]))
         partner = documents[(index + 1) % len(documents)]
         per_target["batch_process"].append(b"\n".join([document, *results[:3], partner]))
+    segmentation = [path.read_bytes() for path in sorted((REPO / "tests" / "fixtures" / "segmentation").glob("*.yaml"))]
+    segmentation += [v.encode() for v in literals if isinstance(v, str) and "segments" in v]
+    segmentation += [data for v in literals if isinstance(v, dict) and "segments" in v
+                     for data in [_json(v)] if data is not None]
+    per_target["segmentation_alt"] = list(dict.fromkeys(segmentation))
     templates = [v for v in literals if isinstance(v, str) and ("{{" in v or "{%" in v)]
     per_target["prompt_template"] = [t.encode() for t in dict.fromkeys(templates)]
     return {target: [s for s in found if len(s) <= MAX_SEED_BYTES][:MAX_SEEDS] for target, found in per_target.items()}
