@@ -234,11 +234,11 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
     with _ACTIVE_LOCK:
         _ACTIVE.add(execution)
     try:
-        try:
-            results, facts = execution.execute()
-        finally:
-            for number, previous in previous_handlers.items():
-                signal.signal(number, previous)
+        # The handlers stay until the LAST directory is written: a SIGTERM or Ctrl-C that
+        # arrives while it is written lets it finish (the run is over; the signal has nothing
+        # left to stop) instead of killing the process with no last.json and its workspace
+        # left behind (tests/test_kill_matrix.py).
+        results, facts = execution.execute()
         keyboard = facts.pop("keyboard_interrupt", False)
         if stopped_by:
             facts["interrupted_by"] = stopped_by[0]
@@ -256,6 +256,8 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
             outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
                                  results, facts, workspace, written.delivery)
     finally:
+        for number, previous in previous_handlers.items():
+            signal.signal(number, previous)
         if run_journal is not None:
             run_journal.close()
         with _ACTIVE_LOCK:
