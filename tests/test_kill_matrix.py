@@ -116,7 +116,7 @@ def test_a_stopped_run_leaves_no_torn_file_and_no_workspace(tmp_path, moment, si
     workspace = Path(run_started(directory)["workspace"])
     assert workspace.parent == temporary
     if not killed:
-        assert run.returncode in (0, 143), stderr
+        assert run.returncode in (0, 1, 143), stderr     # 1: a task failed, not a signal death
         assert (directory / "last.json").is_file()
         assert wait_until(lambda: not workspace.exists(), 5), f"{workspace} left behind"
         assert list(temporary.iterdir()) == []
