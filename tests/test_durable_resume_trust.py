@@ -63,3 +63,19 @@ def test_a_workspace_replaced_by_a_symlink_is_not_adopted(tmp_path):
         if os.path.islink(recorded):
             os.unlink(recorded)
         shutil.rmtree(victim, ignore_errors=True)
+
+
+def test_cleaning_dead_runs_touches_only_directories_runs_made(tmp_path):
+    """A tool's own directory with a journal.jsonl (and temporary files of its own) in the
+    output directory is not a dead run: the next run leaves it alone."""
+    project = tmp_path / "proj"
+    tool = project / "mytool"
+    (tool / "artifacts").mkdir(parents=True)
+    (tool / "journal.jsonl").write_text('{"event":"mine"}\n')
+    (tool / "artifacts" / "build.bin").write_text("precious")
+    (tool / ".cache.tmp").write_text("x")
+    (project / ".mytool.backup.tmp").write_text("y")
+    outcome = execute({"id": "n", "title": "N", "tasks": [{"id": "x", "description": "x"}]}, project, environ={})
+    assert outcome.all_completed
+    assert (tool / "artifacts" / "build.bin").read_text() == "precious"
+    assert (tool / ".cache.tmp").exists() and (project / ".mytool.backup.tmp").exists()

@@ -29,6 +29,9 @@ WORKSPACE_PREFIX = "runner-workspace-"
 WORKSPACE_NAME = re.compile(re.escape(WORKSPACE_PREFIX) + r"[a-z0-9_]{8}")
 # An empty directory younger than this may be another run's, between its mkdir and its journal.
 EMPTY_DIRECTORY_AGE_SECONDS = 60.0
+# The name of a run's directory: its LAST id (runner.core ids: a UUID).
+RUN_DIRECTORY_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+FIRST_RECORD_BYTES = 1 << 20
 # Names of LAST directories (last_<stamp>_<hex> or a UUID): only those are removed when empty.
 LAST_DIRECTORY_NAME = re.compile(r"last_[0-9A-Za-z_]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -70,16 +73,32 @@ def library_workspace(start) -> Path | None:
     return workspace
 
 
-def _dead_run_workspace(directory: Path) -> Path | None:
-    """The temporary workspace the dead run in `directory` recorded, if this library made it."""
+def run_start(directory: Path) -> dict | None:
+    """The run_started record of the run in `directory` when a run of this library made it:
+    named by a LAST id (a UUID), its journal a regular file whose first line is a run_started
+    record with that id. None for any other directory, which cleaning never touches (a
+    tool's own journal.jsonl in the output directory is not a dead run)."""
+    directory = Path(directory)
+    if not RUN_DIRECTORY_NAME.fullmatch(directory.name):
+        return None
     try:
-        with open(directory / journal_file.JOURNAL_NAME, "rb") as handle:
-            first = handle.readline()
+        fd = os.open(directory / journal_file.JOURNAL_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            first = handle.readline(FIRST_RECORD_BYTES)
         import orjson
         start = orjson.loads(first)
     except (OSError, ValueError):
         return None
-    return library_workspace(start)
+    if not isinstance(start, dict) or start.get("type") != "run_started" or start.get("last_id") != directory.name:
+        return None
+    return start
+
+
+def _dead_run_workspace(directory: Path) -> Path | None:
+    """The temporary workspace the dead run in `directory` recorded, if this library made it."""
+    return library_workspace(run_start(directory))
 
 
 def clean_dead_run(directory: Path, *, keep_workspace: bool = False) -> None:
@@ -101,7 +120,8 @@ def clean_dead_run(directory: Path, *, keep_workspace: bool = False) -> None:
 
 
 def clean_dead_runs(output_dir: Path, in_use=None) -> None:
-    """clean_dead_run for every unfinished, unlocked run directory in output_dir, and empty
+    """clean_dead_run for every unfinished, unlocked run directory in output_dir (run_start:
+    only directories a run of this library made), and empty
     directories left by a run killed before its journal existed. in_use: a workspace that
     stays whatever run it came from."""
     try:
@@ -116,7 +136,8 @@ def clean_dead_runs(output_dir: Path, in_use=None) -> None:
             directory = Path(entry.path)
             journal = directory / journal_file.JOURNAL_NAME
             if journal.is_file():
-                if (directory / "last.json").exists() or journal_file.is_locked(journal):
+                if run_start(directory) is None or (directory / "last.json").exists() \
+                        or journal_file.is_locked(journal):
                     continue
                 keep = in_use is not None and _dead_run_workspace(directory) == Path(in_use)
                 clean_dead_run(directory, keep_workspace=keep)
