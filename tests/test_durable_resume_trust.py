@@ -79,3 +79,16 @@ def test_cleaning_dead_runs_touches_only_directories_runs_made(tmp_path):
     assert outcome.all_completed
     assert (tool / "artifacts" / "build.bin").read_text() == "precious"
     assert (tool / ".cache.tmp").exists() and (project / ".mytool.backup.tmp").exists()
+
+
+def test_a_task_that_became_a_file_operation_runs_instead_of_reusing_the_old_result(tmp_path):
+    first = execute({"id": "t", "title": "T", "tasks": [
+        {"id": "w1", "description": "w", "parameters": {"task_type": "generic", "n": 1}}]}, tmp_path, environ={})
+    edited = {"id": "t", "title": "T", "tasks": [
+        {"id": "w1", "description": "w", "parameters": {
+            "task_type": "file_operation", "operation": "write", "path": "out.txt", "content": "written"}}]}
+    workspace = tmp_path / "ws"
+    outcome = resume(first.directory, json.dumps(edited).encode(), workspace=workspace, environ={})
+    result = outcome.results["w1"].to_dict()
+    assert result["status"] == "completed" and "reused_from" not in result["metadata"]
+    assert (workspace / "out.txt").read_text() == "written"

@@ -147,7 +147,10 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
         old = source.results.get(task.id) if task.id in old_alt.task_index else None
         action, reason = "run", ""
         rerun_deps = [d for d in task.dependencies if d in runs]
-        side_effect = task.task_type in SIDE_EFFECT_TYPES
+        # A completed command or file operation is kept even when edited, but only as the
+        # same type of task: one that was something else never had that effect.
+        side_effect = task.task_type in SIDE_EFFECT_TYPES and task.id in old_alt.task_index \
+            and old_alt.task_index[task.id].task_type == task.task_type
         if task.id in forced:
             reason = "--force"
         elif task.id == from_task:
