@@ -92,3 +92,37 @@ def test_a_task_that_became_a_file_operation_runs_instead_of_reusing_the_old_res
     result = outcome.results["w1"].to_dict()
     assert result["status"] == "completed" and "reused_from" not in result["metadata"]
     assert (workspace / "out.txt").read_text() == "written"
+
+
+def test_a_second_resume_of_the_same_directory_is_refused_while_the_first_runs(tmp_path):
+    """Two resumes of one directory at once: the second is refused (exit 2, naming the pid of
+    the first), which finishes in its workspace undisturbed. Real processes."""
+    import subprocess
+    import sys
+
+    from conftest import wait_until
+    from test_durable_journal import ENABLED
+
+    flag, release, started = tmp_path / "flag", tmp_path / "release", tmp_path / "started"
+    wait = f"test -f {flag} && touch {started} && while [ ! -f {release} ]; do sleep 0.05; done"
+    alt = {"id": "twice", "title": "Twice", "tasks": [
+        {"id": "wait", "description": "w", "parameters": {"task_type": "system_command", "command": ["sh", "-c", wait]}}]}
+    env = {**os.environ, **ENABLED}
+    first = execute(alt, tmp_path / "out", environ=env)
+    assert first.results["wait"].status == "failed"
+    flag.touch()
+    argv = [sys.executable, "-m", "runner", "resume", str(first.directory), "--quiet"]
+    one = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert wait_until(started.exists, 60)
+        two = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=20)
+        assert two.returncode == 2, two.stderr
+        assert f"being resumed by pid {one.pid}" in two.stderr
+        release.touch()
+        out, err = one.communicate(timeout=60)
+    finally:
+        release.touch()
+        one.kill()
+    assert one.returncode == 0, err
+    record = json.loads((Path(out.strip().splitlines()[-1]) / "last.json").read_bytes())
+    assert record["task_results"]["wait"]["status"] == "completed"

@@ -186,6 +186,38 @@ def is_locked(path: Path) -> bool:
     return False
 
 
+def claim(path: Path) -> int | None:
+    """Takes the exclusive lock of the journal at `path`, as its run held it, for a process
+    working on that run's behalf (a resume, for its whole run): no second resume and no
+    cleaning touches the directory meanwhile. Returns the fd holding it (closing it releases
+    the lock), None when there is no such file; BlockingIOError when someone holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def lock_holder(path: Path) -> int | None:
+    """The pid holding the journal's lock (Linux's /proc/locks); None when it cannot be told."""
+    try:
+        info = os.stat(path)
+        inode = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+        with open("/proc/locks") as locks:
+            for line in locks:
+                fields = line.split()       # "1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF"
+                if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == inode:
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def read_records(path: Path) -> list[dict]:
     """Every complete line of a journal; a last line cut short by a crash is left out,
     and so is a line that is not a JSON object."""

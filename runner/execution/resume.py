@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.execution import task_keys
+from runner.execution import journal as journal_file, task_keys
 from runner.execution.journal import RunState
 
 log = logging.getLogger("runner")
@@ -108,8 +108,9 @@ def _dependents(alt, start: str) -> set:
 
 
 def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = False, from_task: str | None = None,
-         force=(), environ=os.environ) -> ResumePlan:
-    """The plan of resuming the run in `directory`, with an edited ALT file when alt_source is given."""
+         force=(), environ=os.environ, _claimed: bool = False) -> ResumePlan:
+    """The plan of resuming the run in `directory`, with an edited ALT file when alt_source is given.
+    _claimed: the caller holds the journal's lock (resume), so a lock taken is not a live run."""
     from runner import librunner
     from runner.execution import _ai_facts
 
@@ -122,9 +123,8 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
         old_source = source.alt_source()
     except (OSError, ValueError) as error:
         raise ResumeError(f"{directory}: cannot read the run's journal or alt.json: {error}") from None
-    if source.live:
-        raise ResumeError(f"{directory}: the run is still going (pid {source.start.get('pid')}); "
-                          "stop it first or wait for its end")
+    if source.live and not _claimed:
+        raise ResumeError(_busy(directory, source.start))
     if not source.start:
         raise ResumeError(f"{directory}: the run was killed before its journal's first record: nothing to resume")
     old_alt = librunner.parse_alt_file(old_source)
@@ -190,6 +190,29 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
     return result
 
 
+def _busy(directory: Path, start: dict) -> str:
+    """Why a directory whose journal is locked cannot be resumed: its run, or a resume of it, is going."""
+    holder = journal_file.lock_holder(directory / journal_file.JOURNAL_NAME)
+    if holder is not None and holder != start.get("pid"):
+        return f"{directory}: the run is being resumed by pid {holder}; wait for its end"
+    return (f"{directory}: the run is still going (pid {holder or start.get('pid')}); "
+            "stop it first or wait for its end")
+
+
+def _claim(directory: Path) -> int | None:
+    """The lock of the run's journal, held by a resume for its whole run (journal.claim)."""
+    try:
+        return journal_file.claim(directory / journal_file.JOURNAL_NAME)
+    except BlockingIOError:
+        try:
+            start = RunState(directory).start
+        except (OSError, ValueError):
+            start = {}
+        raise ResumeError(_busy(directory, start)) from None
+    except OSError as error:
+        raise ResumeError(f"{directory}: cannot open the run's journal: {error.strerror or error}") from None
+
+
 def _reused(old: dict, last_id: str, alt):
     """The earlier result as this run records it: the same, with where it came from."""
     from runner import librunner
@@ -207,12 +230,23 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
     """Runs the plan: a new LAST directory (a new id) beside the old one unless output_dir says
     otherwise; returns the RunOutcome. Runs in the earlier run's workspace when it still exists
     and this library made it (runner.execution.run_directory.library_workspace)."""
+    directory = Path(directory)
+    held = _claim(directory)
+    try:
+        return _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file,
+                       environ, held is not None, options)
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file, environ,
+            claimed, options):
     from runner.execution import execute
     from runner.execution.run_directory import clean_dead_run, library_workspace
 
-    directory = Path(directory)
     chosen = plan(directory, alt_source, only_failed=only_failed, from_task=from_task, force=force,
-                  environ=environ)
+                  environ=environ, _claimed=claimed)
     clean_dead_run(directory, keep_workspace=True)
     temporary = None
     if workspace is None:
