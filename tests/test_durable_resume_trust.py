@@ -126,3 +126,31 @@ def test_a_second_resume_of_the_same_directory_is_refused_while_the_first_runs(t
     assert one.returncode == 0, err
     record = json.loads((Path(out.strip().splitlines()[-1]) / "last.json").read_bytes())
     assert record["task_results"]["wait"]["status"] == "completed"
+
+
+KILLED_AFTER_LAST_FILE = """
+import os, signal, sys
+import runner.execution as execution
+from runner.execution import execute
+execution._remove_workspace = lambda workspace: None     # the kill comes before the removal
+outcome = execute({"id": "k", "title": "K", "tasks": [{"id": "w", "description": "w", "parameters": {
+    "task_type": "file_operation", "operation": "write", "path": "f.txt", "content": "x"}}]}, sys.argv[1], environ={})
+print(outcome.workspace, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_workspace_of_a_run_killed_just_after_its_last_file_is_cleaned(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    child = subprocess.run([sys.executable, "-c", KILLED_AFTER_LAST_FILE, str(out)], capture_output=True,
+                           text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+    workspace = Path(child.stdout.strip())
+    (directory,) = out.iterdir()
+    assert (directory / "last.json").is_file() and (workspace / "f.txt").is_file()
+    execute({"id": "n", "title": "N", "tasks": [{"id": "x", "description": "x"}]}, out, environ={})
+    assert not workspace.exists()
+    assert (directory / "last.json").is_file()

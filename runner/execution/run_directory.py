@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from runner.execution import journal as journal_file
+from runner.workspace import remove_tree
 
 log = logging.getLogger("runner")
 
@@ -119,6 +120,29 @@ def clean_dead_run(directory: Path, *, keep_workspace: bool = False) -> None:
             workspace.rmdir()       # only when empty: files in it are what a resume needs
 
 
+def _clean_finished_run(start: dict, in_use) -> None:
+    """The temporary workspace of a finished run whose process died before removing it (killed
+    just after last.json): the files its tasks wrote are artifacts of the LAST directory
+    already, so it goes, as at the end of any run. Not while that process lives: abandoned
+    attempts may still work in it, and it removes it when they end."""
+    workspace = library_workspace(start)
+    if workspace is None or (in_use is not None and workspace == Path(in_use)) or _alive(start.get("pid")):
+        return
+    remove_tree(workspace)
+
+
+def _alive(pid) -> bool:
+    if type(pid) is not int or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True         # another user's process
+    return True
+
+
 def clean_dead_runs(output_dir: Path, in_use=None) -> None:
     """clean_dead_run for every unfinished, unlocked run directory in output_dir (run_start:
     only directories a run of this library made), and empty
@@ -136,8 +160,11 @@ def clean_dead_runs(output_dir: Path, in_use=None) -> None:
             directory = Path(entry.path)
             journal = directory / journal_file.JOURNAL_NAME
             if journal.is_file():
-                if run_start(directory) is None or (directory / "last.json").exists() \
-                        or journal_file.is_locked(journal):
+                start = run_start(directory)
+                if start is None or journal_file.is_locked(journal):
+                    continue
+                if (directory / "last.json").exists():
+                    _clean_finished_run(start, in_use)
                     continue
                 keep = in_use is not None and _dead_run_workspace(directory) == Path(in_use)
                 clean_dead_run(directory, keep_workspace=keep)
