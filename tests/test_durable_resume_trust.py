@@ -154,3 +154,21 @@ def test_the_workspace_of_a_run_killed_just_after_its_last_file_is_cleaned(tmp_p
     execute({"id": "n", "title": "N", "tasks": [{"id": "x", "description": "x"}]}, out, environ={})
     assert not workspace.exists()
     assert (directory / "last.json").is_file()
+
+
+def test_show_and_resume_agree_on_a_run_killed_before_its_first_journal_record(tmp_path):
+    """What a run killed in its first milliseconds leaves: alt.json and an empty journal."""
+    import subprocess
+    import sys
+
+    directory = tmp_path / "01a21700-0000-7000-8000-000000000000"
+    directory.mkdir()
+    (directory / "journal.jsonl").write_bytes(b"")
+    (directory / "alt.json").write_text(json.dumps(WRITE))
+    shown = subprocess.run([sys.executable, "-m", "runner", "show", str(directory)], capture_output=True,
+                           text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "nothing to resume" in shown.stdout and "None" not in shown.stdout, shown.stdout
+    resumed = subprocess.run([sys.executable, "-m", "runner", "resume", str(directory)], capture_output=True,
+                             text=True, timeout=60)
+    assert resumed.returncode == 2 and "nothing to resume" in resumed.stderr

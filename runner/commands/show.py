@@ -108,12 +108,20 @@ def journal_summary(directory: Path) -> dict:
 
 def describe_journal(summary: dict) -> str:
     total = summary["total"] if summary["total"] is not None else "?"
-    lines = [
-        f"LAST id        {summary['last_id']} ({summary['state']}: "
-        + ("no LAST file yet)" if summary["state"] == "running" else "no LAST file; `runner resume` finishes it)"),
-        f"ALT file       {summary['alt_id']}" + (f" ({summary['alt_file']})" if summary["alt_file"] else "")
-        + f", mode {summary['mode']}" + (f", seed {summary['seed']}" if summary["seed"] is not None else ""),
-        f"started        {summary['started_at']} (pid {summary['pid']})",
+    if summary["state"] == "running":
+        state = "no LAST file yet"
+    elif summary["started_at"] is None:
+        # As resume says: a journal without its first record names no workspace, mode or seed.
+        state = "killed before its journal's first record: nothing to resume"
+    else:
+        state = "no LAST file; `runner resume` finishes it"
+    lines = [f"LAST id        {summary['last_id']} ({summary['state']}: {state})"]
+    if summary["started_at"] is not None:
+        lines += [
+            f"ALT file       {summary['alt_id']}" + (f" ({summary['alt_file']})" if summary["alt_file"] else "")
+            + f", mode {summary['mode']}" + (f", seed {summary['seed']}" if summary["seed"] is not None else ""),
+            f"started        {summary['started_at']} (pid {summary['pid']})"]
+    lines += [
         f"tasks          {summary['done']} of {total} done"
         + "".join(f", {n} {status}" for status, n in summary["counts"].items())
         + f"; {len(summary['running'])} running, {summary['pending'] if summary['pending'] is not None else '?'} pending",
