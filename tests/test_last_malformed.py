@@ -43,12 +43,28 @@ def spoilt(record: dict, change: str) -> tuple[dict, str]:
     if change == "statistics list":
         record["statistics"] = [1]
         return record, "statistics: expected an object, found a list"
+    if change == "success rate null":
+        record["success_rate"] = None
+        return record, "success_rate: expected a number, found null"
+    if change == "graph list":
+        record["execution_graph"] = []
+        return record, "execution_graph: expected an object, found a list"
+    if change == "node without id":
+        record["execution_graph"]["nodes"].append({})
+        return record, "execution_graph.nodes[2].id: expected a string, found null"
+    if change == "tokens number":
+        record["statistics"]["tokens"] = {"m": 5}
+        return record, "statistics.tokens.m: expected an object, found a number"
+    if change == "critical ids number":
+        record["statistics"]["critical_path"] = {"task_ids": 5}
+        return record, "statistics.critical_path.task_ids: expected a list of strings"
     record["success_rate"] = "high"
     return record, "success_rate: expected a number, found a string"
 
 
 @pytest.mark.parametrize("change", ["result list", "status object", "metadata list", "nodes numbers",
-                                    "statistics list", "success rate text"])
+                                    "statistics list", "success rate text", "success rate null", "graph list",
+                                    "node without id", "tokens number", "critical ids number"])
 @pytest.mark.parametrize("command", [("show",), ("show", "--json"), ("report",)])
 def test_show_and_report_refuse_a_malformed_last_file(tmp_path, written, change, command):
     record, what = spoilt(written.record, change)

@@ -60,9 +60,8 @@ def _shape_problem(record: dict) -> str | None:
         if record.get(field) is not None and not isinstance(record[field], str):
             return f"{field}: expected a string, found {_kind(record[field])}"
     for field in ("success_rate", "execution_time_ms"):
-        value = record.get(field)
-        if value is not None and type(value) not in (int, float):
-            return f"{field}: expected a number, found {_kind(value)}"
+        if field in record and type(record[field]) not in (int, float):
+            return f"{field}: expected a number, found {_kind(record[field])}"
     for field in ("statistics", "execution", "metadata", "execution_graph"):
         if record.get(field) is not None and not isinstance(record[field], dict):
             return f"{field}: expected an object, found {_kind(record[field])}"
@@ -72,10 +71,19 @@ def _shape_problem(record: dict) -> str | None:
     for field in ("status_counts", "critical_path", "retries", "tokens"):
         if statistics.get(field) is not None and not isinstance(statistics[field], dict):
             return f"statistics.{field}: expected an object, found {_kind(statistics[field])}"
+    for model, usage in (statistics.get("tokens") or {}).items():
+        if not isinstance(usage, dict):
+            return f"statistics.tokens.{model}: expected an object, found {_kind(usage)}"
+    task_ids = (statistics.get("critical_path") or {}).get("task_ids")
+    if task_ids is not None and not (isinstance(task_ids, list) and all(isinstance(i, str) for i in task_ids)):
+        return "statistics.critical_path.task_ids: expected a list of strings"
     graph = record.get("execution_graph") or {}
     for field in ("nodes", "edges"):
         if graph.get(field) is not None and not _objects(graph[field]):
             return f"execution_graph.{field}: expected a list of objects"
+    for index, node in enumerate(graph.get("nodes") or ()):
+        if not isinstance(node.get("id"), str):
+            return f"execution_graph.nodes[{index}].id: expected a string, found {_kind(node.get('id'))}"
     return None
 
 
