@@ -172,3 +172,53 @@ def test_show_and_resume_agree_on_a_run_killed_before_its_first_journal_record(t
     resumed = subprocess.run([sys.executable, "-m", "runner", "resume", str(directory)], capture_output=True,
                              text=True, timeout=60)
     assert resumed.returncode == 2 and "nothing to resume" in resumed.stderr
+
+
+def _tamper_line(directory: Path, kind: str, change) -> None:
+    journal = directory / "journal.jsonl"
+    lines = journal.read_bytes().splitlines()
+    for number, line in enumerate(lines):
+        record = json.loads(line)
+        if record.get("type") == kind:
+            change(record)
+            lines[number] = json.dumps(record).encode()
+            break
+    else:
+        raise AssertionError(f"no {kind} line")
+    journal.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def test_a_tampered_run_directory_is_refused_with_the_line_never_a_traceback_or_a_hang(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*argv):
+        return subprocess.run([sys.executable, "-m", "runner", *map(str, argv)], capture_output=True, text=True,
+                              timeout=30)
+
+    def status_object(record):
+        record["rows"][0][record["fields"].index("status")] = {"x": 1}
+
+    def list_task_id(record):
+        record["task_id"] = ["w1"]
+
+    for kind, change in (("task_results", status_object), ("attempt_started", list_task_id)):
+        first = execute(WRITE, tmp_path / kind, environ={})
+        _tamper_line(first.directory, kind, change)
+        for argv in (("resume", first.directory), ("resume", first.directory, "--dry-run"),
+                     ("show", first.directory), ("show", first.directory, "--json")):
+            (first.directory / "last.json").unlink(missing_ok=True)
+            answer = cli(*argv)
+            assert answer.returncode == 2 and "line" in answer.stderr and "Traceback" not in answer.stderr, \
+                (argv, answer.stderr)
+    first = execute(WRITE, tmp_path / "alt", environ={})
+    (first.directory / "last.json").unlink()
+    alt = first.directory / "alt.json"
+    alt.unlink()
+    os.mkfifo(alt)
+    answer = cli("resume", first.directory, "--dry-run")
+    assert answer.returncode == 2 and "not a regular file" in answer.stderr, answer.stderr
+    alt.unlink()
+    os.symlink("/dev/zero", alt)
+    answer = cli("resume", first.directory, "--dry-run")
+    assert answer.returncode == 2 and "Traceback" not in answer.stderr, answer.stderr

@@ -25,6 +25,7 @@ import gc
 import hashlib
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -221,10 +222,25 @@ def lock_holder(path: Path) -> int | None:
 def read_records(path: Path) -> list[dict]:
     """Every complete line of a journal; a last line cut short by a crash is left out,
     and so is a line that is not a JSON object."""
-    data = Path(path).read_bytes()
+    return [record for _, record in _numbered_records(path)]
+
+
+def read_regular_file(path: Path, limit: int | None = None) -> bytes:
+    """The bytes of the regular file at `path` (at most limit + 1 of them): never through a
+    symlink, never blocking on a FIFO or reading a device, which a tampered run directory
+    may hold in place of its journal or alt.json. OSError or ValueError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        return handle.read() if limit is None else handle.read(limit + 1)
+
+
+def _numbered_records(path: Path) -> list[tuple[int, dict]]:
+    data = read_regular_file(path)
     end = data.rfind(b"\n")
     records = []
-    for line in data[:end + 1].splitlines():
+    for number, line in enumerate(data[:end + 1].splitlines(), 1):
         if not line:
             continue
         try:
@@ -232,8 +248,31 @@ def read_records(path: Path) -> list[dict]:
         except orjson.JSONDecodeError:
             continue
         if isinstance(record, dict):
-            records.append(record)
+            records.append((number, record))
     return records
+
+
+def _checked_result(path: Path, number: int, result) -> dict:
+    """A task result of a task_results line with the fields resume and show rely on of the
+    right type; ValueError naming the line otherwise (the journal may have been edited)."""
+    problem = None
+    if not isinstance(result, dict) or not isinstance(result.get("task_id"), str):
+        problem = "a task result without a string task_id"
+    elif not isinstance(result.get("status"), str):
+        problem = f"task {result['task_id']!r}: status is not a string"
+    elif not isinstance(result.get("metadata"), (dict, type(None))):
+        problem = f"task {result['task_id']!r}: metadata is not an object"
+    if problem:
+        raise ValueError(f"{path}: line {number}: {problem}")
+    return result
+
+
+def _checked_attempt(path: Path, number: int, record: dict) -> tuple:
+    task_id, attempt = record.get("task_id"), record.get("attempt")
+    if not isinstance(task_id, str) or type(attempt) is not int:
+        raise ValueError(f"{path}: line {number}: {record.get('type')} without a string task_id "
+                         "and a whole attempt number")
+    return task_id, attempt
 
 
 def _results_of(record: dict) -> list:
@@ -255,7 +294,8 @@ class RunState:
     def __init__(self, directory: Path):
         self.directory = Path(directory)
         path = self.directory / JOURNAL_NAME
-        records = read_records(path)
+        numbered = _numbered_records(path)
+        records = [record for _, record in numbered]
         if records and records[0].get("type") != "run_started":
             raise ValueError(f"{path}: not a run journal (its first line is not a run_started record)")
         # Empty for the first moments of a run (its first commit is COMMIT_SECONDS away).
@@ -265,19 +305,21 @@ class RunState:
         self.attempts = 0
         self.ai_calls = 0
         self.ended: dict | None = None
-        for record in records[1:]:
+        for number, record in numbered[1:]:
             kind = record.get("type")
             if kind == "task_results":
                 for result in _results_of(record):
-                    if isinstance(result, dict) and isinstance(result.get("task_id"), str):
-                        self.results[result["task_id"]] = result
-                        self.running.pop(result["task_id"], None)
+                    result = _checked_result(path, number, result)
+                    self.results[result["task_id"]] = result
+                    self.running.pop(result["task_id"], None)
             elif kind == "attempt_started":
-                self.running[record.get("task_id")] = record.get("attempt")
+                task_id, attempt = _checked_attempt(path, number, record)
+                self.running[task_id] = attempt
                 self.attempts += 1
             elif kind == "attempt_ended":
-                if self.running.get(record.get("task_id")) == record.get("attempt"):
-                    del self.running[record["task_id"]]
+                task_id, attempt = _checked_attempt(path, number, record)
+                if self.running.get(task_id) == attempt:
+                    del self.running[task_id]
                 if record.get("ai"):
                     self.ai_calls += 1
             elif kind == "run_ended":
@@ -298,7 +340,9 @@ class RunState:
         return "running" if self.live else "interrupted"
 
     def alt_source(self) -> bytes:
-        return (self.directory / ALT_NAME).read_bytes()
+        """alt.json: a regular file, read to at most RUNNER_MAX_ALT_BYTES + 1 (the parser refuses more)."""
+        from runner import librunner
+        return read_regular_file(self.directory / ALT_NAME, librunner.AltLimits().max_bytes)
 
     def counts(self) -> dict:
         counts: dict[str, int] = {}
