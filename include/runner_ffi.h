@@ -169,7 +169,9 @@ char *runner_get_warnings(const char *alt_id);
  * well: its "start_time"/"end_time" are the task's times (either name; both must name
  * the same instant), its "execution_id" is kept, and a missing duration_ms is computed
  * from the two times. The whole object nests at most 128 levels of arrays and objects
- * (itself the first), so every result stored can be written into a LAST file. A later
+ * (itself the first) and holds no integer beyond +-(2^53-1), so every result stored can be
+ * written into a LAST file exactly (the executor fails a task whose output breaks either
+ * rule, with the same error). A later
  * result for the same task replaces the earlier one.
  *
  * Returns 1 on success. Returns 0 if an argument is NULL, alt_id is not a stored ALT

@@ -1,6 +1,7 @@
 # Task results: what one task produced, checked against the ALT file it belongs to.
 
 from datetime import datetime, timezone
+from libc.stdint cimport uint16_t, uint32_t
 from libc.string cimport memcmp
 
 cdef extern from "Python.h":
@@ -8,6 +9,7 @@ cdef extern from "Python.h":
     int PyUnicode_KIND(object text)
     void *PyUnicode_DATA(object text)
     int PyUnicode_1BYTE_KIND
+    int PyUnicode_2BYTE_KIND
 
 # Both spellings of the times are read: librunner's (started_at, completed_at) and the
 # original Rust runner's TaskResult (start_time, end_time, with its execution_id).
@@ -220,10 +222,9 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
     if metadata is not None and "ai" in <dict>metadata:
         check_ai_metadata((<dict>metadata)["ai"], issues)
     if not issues.total:
-        too_deep = nesting_beyond(doc, MAX_DEPTH_LIMIT)
-        if too_deep is not None:
-            issues.add(too_deep, f"nested deeper than {MAX_DEPTH_LIMIT} levels of arrays and objects "
-                                 f"(the most a LAST file records; the result itself is the first)")
+        found = unrecordable(doc, MAX_DEPTH_LIMIT)
+        if found is not None:
+            issues.add(found[0], found[1])
     if issues.total:
         raise TaskResultError(issues.issues, issues.total)
     result.extra = {k: v for k, v in doc.items() if k not in RESULT_FIELDS}
@@ -267,14 +268,90 @@ cdef list members(object container):
     return list(enumerate(container))
 
 
-cdef object nesting_beyond(object root, Py_ssize_t limit):
-    """The JSON pointer of the first array or object nested deeper than `limit` levels
-    in `root` (itself level 1), or None. An explicit stack: no recursion, however deep."""
+cdef bint has_lone_surrogate(str text):
+    """Whether `text` holds a code point U+D800-U+DFFF (from surrogateescape, or a lone
+    \\ud800 escape): UTF-8 cannot encode it, so neither can a JSON writer. Only strings
+    stored with 2 or 4 bytes per character can; a C loop over those."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef Py_ssize_t i, n
+    cdef const uint16_t *two
+    cdef const uint32_t *four
+    if kind == PyUnicode_1BYTE_KIND:
+        return False
+    n = PyUnicode_GET_LENGTH(text)
+    if kind == PyUnicode_2BYTE_KIND:
+        two = <const uint16_t *>PyUnicode_DATA(text)
+        for i in range(n):
+            if 0xD800 <= two[i] <= 0xDFFF:
+                return True
+        return False
+    four = <const uint32_t *>PyUnicode_DATA(text)
+    for i in range(n):
+        if 0xD800 <= four[i] <= 0xDFFF:
+            return True
+    return False
+
+
+cdef object scalar_problem(object value):
+    """Why JSON (the journal, the LAST file) cannot hold `value` exactly, or None."""
+    cdef type kind = type(value)
+    if kind is str:
+        return "a string with a lone surrogate (not UTF-8)" if has_lone_surrogate(<str>value) else None
+    if kind is float or kind is bool or value is None:
+        return None
+    if kind is int or (isinstance(value, int) and not isinstance(value, bool)):
+        if -MAX_SAFE_INT <= value <= MAX_SAFE_INT:
+            return None
+        shown = shorten(int(value)) if int(value).bit_length() <= 200 else f"of {int(value).bit_length()} bits"
+        return (f"the integer {shown} is beyond +-(2^53-1): JSON readers do not hold it exactly "
+                f"(the LAST file and the journal refuse it)")
+    if isinstance(value, str):
+        return "a string with a lone surrogate (not UTF-8)" if has_lone_surrogate(str(value)) else None
+    if isinstance(value, (float, bool)):
+        return None
+    return f"a value of Python type {type(value).__name__}, which is not JSON"
+
+
+cdef object key_problem(object container):
+    """Why an object's keys cannot be JSON member names, or None."""
+    if not isinstance(container, dict):
+        return None
+    for key in container:
+        if not isinstance(key, str):
+            return f"an object key of Python type {type(key).__name__}: JSON names members with strings"
+        if has_lone_surrogate(str(key)):
+            return "an object key with a lone surrogate (not UTF-8)"
+    return None
+
+
+cdef str printable_pointer(list path):
+    """The JSON pointer of `path`, with long names cut and lone surrogates written as
+    escapes: it goes into an error message, which the journal and the LAST file record."""
+    cdef list tokens = []
+    for key in path:
+        token = str(key)
+        if len(token) > 40:
+            token = token[:40] + "\u2026"
+        if has_lone_surrogate(token):
+            token = token.encode("utf-8", "backslashreplace").decode("utf-8")
+        tokens.append(pointer_token(token))
+    return "/" + "/".join(tokens)
+
+
+cdef object unrecordable(object root, Py_ssize_t limit):
+    """(JSON pointer, why) of the first value in `root` that the journal and the LAST file
+    cannot write as JSON exactly: an array or object nested deeper than `limit` levels
+    (`root` is level 1), an integer beyond +-(2^53-1), a lone surrogate, a key that is not a
+    string, a value of no JSON type. None when all of it can be written. The one check every
+    task result passes, the executor's included. An explicit stack: no recursion."""
     cdef list levels = [members(root)]      # per open container: its members
     cdef list positions = [0]               # per open container: the next member to look at
     cdef list path = []
     cdef Py_ssize_t top, position
     cdef list current
+    why = key_problem(root)
+    if why is not None:
+        return "/", why
     while levels:
         top = len(levels) - 1
         current = <list>levels[top]
@@ -288,11 +365,17 @@ cdef object nesting_beyond(object root, Py_ssize_t limit):
         positions[top] = position + 1
         key, value = <tuple>current[position]
         if not is_container(value):
+            why = scalar_problem(value)
+            if why is not None:
+                return printable_pointer(path + [key]), why
             continue
         path.append(key)
         if top + 2 > limit:
-            return "/" + "/".join([pointer_token(k if type(k) is not str or len(<str>k) <= 40
-                                                 else (<str>k)[:40] + "\u2026") for k in path])
+            return printable_pointer(path), (f"nested deeper than {MAX_DEPTH_LIMIT} levels of arrays and objects "
+                                             f"(the most a LAST file records; the result itself is the first)")
+        why = key_problem(value)
+        if why is not None:
+            return printable_pointer(path), why
         levels.append(members(value))
         positions.append(0)
     return None

@@ -359,16 +359,29 @@ class Execution:
         index = attempt.index
         task = self.tasks[index]
         state = self.states[index]
+        error = _printable(error)
+        metadata = attempt.ctx.metadata
+        if output is not None or metadata:
+            # Where the attempt's result is made: what the journal and the LAST file could not
+            # encode (a sum beyond 2^53, a token count of -1 from a service) fails this task,
+            # named, before any writer sees it.
+            refusal = self._unrecordable(task, output, metadata)
+            if refusal is not None:
+                metadata = {}
+                if outcome == "completed":
+                    outcome, output, error, retryable = "failed", None, refusal, False
+                else:
+                    error = f"{error}; {refusal}" if error else refusal
         state.attempts.append({
             "number": attempt.number, "started_at": attempt.started_at, "duration_ms": elapsed * 1000.0,
             "outcome": outcome, "error": error,
             "fault": attempt.fault.kind if attempt.fault is not None else None,
         })
-        state.metadata.update(attempt.ctx.metadata)
+        state.metadata.update(metadata)
         if self.journal is not None:
             self.journal.write({"type": "attempt_ended", "task_id": task.id, "attempt": attempt.number,
                                 "outcome": outcome, "error": error, "duration_ms": elapsed * 1000.0,
-                                "ai": _ai_accounting(attempt.ctx.metadata.get("ai"))})
+                                "ai": _ai_accounting(metadata.get("ai"))})
         budget = task.retry_count or 0
         if (outcome in ("failed", "timeout") and retryable and not final and not self._interrupt.is_set()
                 and attempt.number <= budget):
@@ -384,6 +397,17 @@ class Execution:
             self._emit("task_retrying", task.id, attempt=attempt.number, status=outcome, error=error, delay=delay)
             return
         self._finish(index, outcome, output, error)
+
+    def _unrecordable(self, task, output, metadata: dict) -> str | None:
+        """Why the task result holding this output and metadata could not be recorded (the
+        core's checks of every task result: token counts, integers within +-(2^53-1), JSON
+        values only, depth), as the task's error; None when it can be."""
+        try:
+            self.core.task_result_from_dict({"task_id": task.id, "status": "completed", "output": output,
+                                             "metadata": metadata}, self.alt)
+        except self.core.TaskResultError as refused:
+            return _printable(f"the task's result cannot be recorded: {refused}")
+        return None
 
     def retry_delay(self, number: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter: uniform in [0, min(max, base * 2**(n-1))];
@@ -425,9 +449,12 @@ class Execution:
         try:
             self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
         except self.core.TaskResultError as refused:
-            # An output the LAST file could not record (nested too deep): the task failed.
-            status, error = "failed", f"the task's result cannot be recorded: {refused}"
-            doc.update(status=status, output=None, error=error)
+            # Checked at each attempt's end already; kept for what _finish itself adds. The
+            # task failed, and its result keeps only what the executor made.
+            status, error = "failed", _printable(f"the task's result cannot be recorded: {refused}")
+            doc.update(status=status, output=None, error=error,
+                       metadata={"task_type": task.task_type,
+                                 **({"attempts": state.attempts} if state.attempts else {})})
             self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
         if self.journal is not None:
             self.journal.write_result(result)
@@ -539,6 +566,14 @@ class Execution:
             self.on_event(event)
         except Exception:       # a progress listener must never break the run
             log.debug("progress listener raised", exc_info=True)
+
+
+def _printable(text: str | None) -> str | None:
+    """An error text the journal and the LAST file can write: a lone surrogate (a file name
+    that is not UTF-8, in an OSError) becomes a backslash escape."""
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _ai_accounting(ai) -> dict | None:
