@@ -102,10 +102,12 @@ def _check_options(mode, max_concurrency, seed, jobs, environ):
 def _load(path: str) -> _Loaded | FileOutcome:
     from runner import AltValidationError, RunnerError, parse_alt_file
 
+    from runner.alt_input import AltInputError, read_alt_input
+
     try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        return FileOutcome(path, error=f"{path}: cannot read: {error.strerror or error}")
+        data = read_alt_input(path)
+    except (AltInputError, RunnerError) as error:   # RunnerError: a bad RUNNER_MAX_ALT_BYTES
+        return FileOutcome(path, error=f"{path}: {error}")
     try:
         return _Loaded(path, data, parse_alt_file(data))
     except AltValidationError as error:

@@ -5,17 +5,18 @@ the others; its entry is "ERROR: <message>". Exit 0 if all succeeded, 1 otherwis
 unusable options.
 """
 import sys
-from pathlib import Path
 
 
 def generate(path: str, out, options):
     """(ALT id or the file name when it has none, LAST id or "ERROR: ...")."""
     from runner import RunnerError, parse_alt_file, write_last_file
 
+    from runner.alt_input import AltInputError, read_alt_input
+
     try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        return path, f"ERROR: {path}: cannot read: {error.strerror or error}"
+        data = read_alt_input(path)
+    except (AltInputError, RunnerError) as error:   # RunnerError: a bad RUNNER_MAX_ALT_BYTES
+        return path, f"ERROR: {path}: {error}"
     try:
         alt = parse_alt_file(data)
     except RunnerError as error:

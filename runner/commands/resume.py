@@ -16,10 +16,14 @@ def main(args) -> int:
 
     alt_source = None
     if args.alt is not None:
+        from runner.alt_input import AltInputError, read_alt_input
         try:
-            alt_source = Path(args.alt).read_bytes()
-        except OSError as error:
-            print(f"{args.alt}: cannot read: {error.strerror or error}", file=sys.stderr)
+            alt_source = read_alt_input(args.alt)
+        except AltInputError as error:
+            print(f"{args.alt}: {error}", file=sys.stderr)
+            return 2
+        except ConfigurationError as error:
+            print(f"configuration: {error}", file=sys.stderr)
             return 2
     options = dict(only_failed=args.only_failed, from_task=args.from_task, force=tuple(args.force or ()))
     try:

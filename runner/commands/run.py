@@ -36,14 +36,18 @@ def main(args) -> int:
 def run_file(args, **execute_options) -> int:
     from runner import AltValidationError, ConfigurationError, DeliveryError, LastFileError, RunnerError, \
         parse_alt_file
+    from runner.alt_input import AltInputError, read_alt_input
     from runner.execution import execute
     from runner.execution.progress import ProgressDisplay
 
     path = args.files[0]
     try:
-        data = read_alt_text(path)
-    except OSError as error:
-        print(printable(f"{path}: cannot read: {error.strerror or error}", escape=True), file=sys.stderr)
+        data = read_alt_input(path)
+    except AltInputError as error:
+        print(printable(f"{path}: {error}", escape=True), file=sys.stderr)
+        return 2
+    except ConfigurationError as error:
+        print(f"configuration: {error}", file=sys.stderr)
         return 2
     try:
         alt = parse_alt_file(data, strict=True if args.strict else None)
@@ -134,13 +138,6 @@ def outcome_summary(outcome) -> dict:
         "not_completed": [{"task_id": task_id, "status": r.status, "error": r.error}
                           for task_id, r in outcome.results.items() if r.status != "completed"],
     }
-
-
-def read_alt_text(name: str) -> bytes:
-    """The ALT file's bytes; "-" reads standard input."""
-    if name == "-":
-        return sys.stdin.buffer.read()
-    return Path(name).read_bytes()
 
 
 def report_invalid(name: str, error) -> None:

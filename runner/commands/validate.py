@@ -3,19 +3,9 @@
 With --plan, a valid file's graph facts follow: order, parallel levels, roots, leaves,
 critical paths and the worst-case duration against expected_completion_time.
 """
-import os
 import sys
 
 from runner.terminal import printable
-
-
-def read_limited(name: str, max_bytes: int) -> tuple[bytes, int]:
-    """The file's bytes and its size, reading at most one byte past the limit: a huge file
-    is refused by the parser's size check without being loaded whole."""
-    with open(name, "rb") as stream:
-        data = stream.read(max_bytes + 1)
-        size = os.fstat(stream.fileno()).st_size if len(data) > max_bytes else len(data)
-    return data, size
 
 
 def seconds(value: float) -> str:
@@ -79,18 +69,14 @@ def issue_data(issues) -> list[dict]:
 def check_file(name: str, limits, args, strict) -> dict:
     """One file's verdict as data: what `validate` prints, or gives as JSON with --json."""
     from runner import AltValidationError, parse_alt_file, plan_alt_file
+    from runner.alt_input import AltInputError, read_alt_input
 
     verdict = {"file": name, "valid": False, "readable": True, "errors": [], "error_total": 0,
                "warnings": [], "warning_total": 0}
     try:
-        data, size = read_limited(name, limits.max_bytes)
-    except OSError as error:
-        verdict.update(readable=False, errors=[{"path": "/", "message": f"cannot read: {error.strerror or error}"}],
-                       error_total=1)
-        return verdict
-    if size > limits.max_bytes:
-        verdict.update(errors=[{"path": "/", "message": f"document is {size} bytes, more than the limit of "
-                                                         f"{limits.max_bytes} (RUNNER_MAX_ALT_BYTES)"}], error_total=1)
+        data = read_alt_input(name, limits.max_bytes)
+    except AltInputError as error:
+        verdict.update(readable=error.too_large, errors=[{"path": "/", "message": str(error)}], error_total=1)
         return verdict
     try:
         alt = parse_alt_file(data, args.max_errors, limits, strict=strict)
