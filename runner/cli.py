@@ -74,6 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     # The command is the first argument that is not an option: the top level has no option
     # that takes a value.
     command = next((argument for argument in argv if not argument.startswith("-")), None)
+    undecodable = next((argument for argument in argv if not _is_utf8(argument)), None)
+    if undecodable is not None:
+        # Python keeps such bytes as lone surrogates, which the journal, the LAST file and
+        # --json (all UTF-8 JSON) cannot write: refused here, once for every command.
+        shown = os.fsencode(undecodable).decode("utf-8", "backslashreplace")
+        from runner.terminal import printable
+        print(printable(f"{shown}: not valid UTF-8: librunner records file names and ids as UTF-8 text; "
+                        f"rename it", escape=True), file=sys.stderr)
+        return 2
     args = build_parser(command).parse_args(argv)
     failed = configure_logging()
     if failed is not None:
@@ -87,3 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         # and Python's own flush at exit must not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
+
+
+def _is_utf8(argument: str) -> bool:
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
