@@ -60,6 +60,7 @@ def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
         return None
     try:
         parts = urlsplit(url)
+        parts.port      # a port that is not a number from 0 to 65535: ValueError
     except ValueError as error:     # "Invalid IPv6 URL"; the value may carry a password: not shown
         raise ValueError(f"RUNNER_NATS_URL: not a URL ({error}); expected a NATS server URL such as "
                          "nats://127.0.0.1:4222") from None
@@ -77,13 +78,16 @@ def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
 
 
 def redacted(url: str) -> str:
-    """The URL without user, password or token: it goes into logs and delivery.json."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    """The URL without user, password or token: it goes into logs and delivery.json.
+    Never raises: it words the errors about malformed URLs too (the port is kept as text)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:      # e.g. an unclosed IPv6 bracket: nothing in it can be trusted apart
+        return "***" if "@" in url else url
+    if "@" not in parts.netloc:
         return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    host_port = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, f"***@{host_port}", parts.path, parts.query, parts.fragment))
 
 
 def rfc3339_now() -> str:
