@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import stat
 
@@ -190,6 +191,14 @@ def remove_tree(path) -> None:
             os.close(fd)
         os.close(parent_fd)
 
+
+
+def remove_tree_quietly(path) -> None:
+    """remove_tree for clean-up paths that must not fail their caller: an error is logged."""
+    try:
+        remove_tree(path)
+    except OSError as error:
+        logging.getLogger("runner").warning("could not remove %s: %s", path, error)
 
 def _empty(fd: int, path) -> None:
     """Removes everything inside the directory fd; fd is that directory again on return."""

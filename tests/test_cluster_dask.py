@@ -317,3 +317,21 @@ def test_one_file_with_dask_local_places_its_heavy_tasks_from_the_cli(tmp_path):
     assert record["task_results"]["data"]["metadata"]["worker"]["address"].startswith("tcp://127.0.0.1:")
     assert "worker" not in record["task_results"]["ask"]["metadata"]
     assert "worker" not in record["execution"]            # the file itself ran in the submitting process
+
+
+def test_a_file_whose_workspace_nests_deeper_than_recursion_runs_on_a_worker(tmp_path, cluster):
+    # The worker removes its workspace and the submitter the files that came back: both
+    # with runner.workspace.remove_tree, as a local run does (shutil.rmtree raised
+    # RecursionError on either side and the file became an ERROR entry).
+    from runner.workspace import remove_tree
+
+    deep = write_alt(tmp_path, "deep", [{"id": "t", "description": "t", "parameters": {
+        "task_type": "file_operation", "operation": "write", "path": "a/" * 1200 + "f.txt", "content": "x"}}])
+    try:
+        outcome = runner.run_many([deep], tmp_path / "out", dask=cluster.scheduler.address)
+        assert not outcome[str(deep)].startswith("ERROR"), outcome
+        assert record_of(outcome[str(deep)])["task_results"]["t"]["status"] == "completed"
+    finally:
+        for child in tmp_path.iterdir():
+            if child.is_dir():
+                remove_tree(child)

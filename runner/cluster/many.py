@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import queue
-import shutil
 import signal
 import tempfile
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from runner.cluster import travelling_settings
+from runner.workspace import remove_tree_quietly
 
 DEFAULT_JOBS = 4
 POLL_SECONDS = 0.2
@@ -322,7 +322,7 @@ def _write_returned(future, item: _Loaded, output_dir, position: int, finished) 
         finished(position, FileOutcome(item.path, error=f"{item.path}: cannot write its LAST directory: {error}"))
         return
     finally:
-        shutil.rmtree(workspace, ignore_errors=True)
+        remove_tree_quietly(workspace)
     results = answer["results"]
     finished(position, FileOutcome(item.path, Path(written.directory),
                                    all_completed=all(r.get("status") == "completed" for r in results.values()),

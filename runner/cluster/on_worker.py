@@ -8,13 +8,13 @@ registries, keyed by the submission or the attempt.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from runner.cluster import travelling_settings
+from runner.workspace import remove_tree_quietly
 
 _LOCK = threading.Lock()
 _FILES: dict[str, set] = {}            # submission -> Executions running its files here
@@ -77,7 +77,7 @@ def run_file(data: bytes, mode, max_concurrency, seed, travelled: dict, submissi
                 running.difference_update(mine)
                 if not running:
                     _FILES.pop(submission, None)
-        shutil.rmtree(workspace, ignore_errors=True)
+        remove_tree_quietly(workspace)
 
 
 def interrupt_submission(submission: str) -> int:
@@ -149,9 +149,9 @@ def run_attempt(spec: dict) -> dict:
         with _LOCK:
             _ATTEMPTS.pop(key, None)
         if not thread.is_alive():
-            shutil.rmtree(workspace, ignore_errors=True)
+            remove_tree_quietly(workspace)
         else:       # the handler still winds down after its cancellation: the directory goes then
-            threading.Thread(target=lambda: (thread.join(), shutil.rmtree(workspace, ignore_errors=True)),
+            threading.Thread(target=lambda: (thread.join(), remove_tree_quietly(workspace)),
                              daemon=True).start()
 
 
