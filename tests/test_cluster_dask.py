@@ -308,9 +308,13 @@ def test_one_file_with_dask_local_places_its_heavy_tasks_from_the_cli(tmp_path):
         {"id": "data", "description": "x", "parameters": {"task_type": "data_processing", "input": [{"v": 3}, {"v": 1}],
                                                         "operations": [{"op": "sort", "by": "v"}]}},
         {"id": "ask", "description": "hello", "dependencies": ["data"]}])
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
     done = subprocess.run([sys.executable, "-m", "runner", "run", str(path), "--out", str(tmp_path / "out"),
-                           "--dask", "local:1", "--quiet"], capture_output=True, text=True, timeout=120)
+                           "--dask", "local:1", "--quiet"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TMPDIR": str(temporary)})
     assert done.returncode == 0, done.stderr
+    assert list(temporary.iterdir()) == []      # the local cluster's scratch space went with it
     directory = Path(done.stdout.strip().splitlines()[-1])       # one file: the LAST directory, as ever
     record = record_of(directory)
     assert record["task_results"]["data"]["output"]["result"] == [{"v": 1}, {"v": 3}]

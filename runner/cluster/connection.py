@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 from contextlib import contextmanager
 
 from runner import settings
+from runner.workspace import remove_tree_quietly
 
 SCHEDULER_VARIABLE = "RUNNER_DASK_SCHEDULER"
 CONNECT_TIMEOUT_VARIABLE = "RUNNER_DASK_CONNECT_TIMEOUT"
@@ -70,13 +72,20 @@ def connect(address: str, environ=os.environ):
     distributed = import_distributed()
     cluster = None
     client = None
+    scratch = None
     try:
         if count is not None:
+            # The workers' scratch space (dask-scratch-space, spilled data) goes in a directory
+            # of the command's own, removed with the cluster: a run leaves $TMPDIR as it found it.
+            scratch = tempfile.mkdtemp(prefix="runner-dask-")
             # One thread per worker: a worker runs one ALT file at a time (the file's own
             # tasks run on threads of its executor); more files at once means more workers.
-            cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                               host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                               silence_logs=logging.ERROR)
+            import dask
+
+            with dask.config.set({"temporary-directory": scratch}):   # the scheduler's too
+                cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                                   silence_logs=logging.ERROR, local_directory=scratch)
             client = distributed.Client(cluster, set_as_default=False, timeout=timeout)
         else:
             try:
@@ -95,3 +104,5 @@ def connect(address: str, environ=os.environ):
             client.close()
         if cluster is not None:
             cluster.close()
+        if scratch is not None:
+            remove_tree_quietly(scratch)
