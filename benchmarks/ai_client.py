@@ -18,6 +18,14 @@ can be cancelled (the executor's, with a cancel event) needs grpc's Future inste
 direct blocking path, so the bare stub's `.future().result()` is measured too: the floor
 of the cancellable calls.
 Rounds alternate between the runs so machine noise hits all; the best round of each counts.
+
+    .venv/bin/python benchmarks/ai_client.py --fan-in [--requests 600] [--concurrency 64] [--rounds 3]
+
+The fan-in DAG: one ALT file of `requests` ai_prompt tasks and one more ai_prompt task
+depending on them all, run by the executor (no LAST file written), against bare asyncio +
+aiohttp making the same calls (a semaphore of `concurrency`, then the one last call) and
+against the ideal (ceil(requests / concurrency) + 1) x delay. Goals: <= 1.06x ideal, and
+within 1% of asyncio + aiohttp. aiohttp is only a baseline here: pip install 'librunner[bench]'.
 """
 from __future__ import annotations
 
@@ -222,12 +230,103 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.2)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--transport", choices=("both", "http", "grpc"), default="both")
+    parser.add_argument("--fan-in", action="store_true",
+                        help="only the fan-in DAG against asyncio + aiohttp (defaults: 600 requests)")
     args = parser.parse_args()
+    if args.fan_in:
+        if args.requests == parser.get_default("requests"):
+            args.requests = 600
+        fan_in_benchmark(args)
+        return
     ideal = math.ceil(args.requests / args.concurrency) * args.delay
     if args.transport != "http":
         grpc_benchmark(args, ideal)
     if args.transport != "grpc":
         http_benchmark(args, ideal)
+
+
+def fan_in_alt(count: int) -> dict:
+    tasks = [{"id": f"task{i}", "description": f"prompt number {i}", "parameters": {"task_type": "ai_prompt"}}
+             for i in range(count)]
+    tasks.append({"id": "summary", "description": "prompt number summary", "dependencies": [t["id"] for t in tasks],
+                  "parameters": {"task_type": "ai_prompt"}})
+    return {"id": "ai_fan_in", "title": "AI fan-in benchmark", "tasks": tasks}
+
+
+def executor_fan_in(url: str, count: int, concurrency: int) -> float:
+    """Wall seconds of the fan-in ALT file run by the executor; every task must complete."""
+    from runner.execution import execute
+
+    alt = fan_in_alt(count)
+    environ = {"RUNNER_AI_SERVICE_URL": url, "RUNNER_AI_MAX_CONCURRENCY": str(concurrency)}
+    wall = time.perf_counter()
+    outcome = execute(alt, None, max_concurrency=concurrency, write=False, environ=environ)
+    wall = time.perf_counter() - wall
+    completed = sum(result.status == "completed" for result in outcome.results.values())
+    if completed != count + 1:
+        raise SystemExit(f"the executor completed {completed} of {count + 1} tasks")
+    return wall
+
+
+def aiohttp_fan_in(url: str, count: int, concurrency: int) -> float:
+    """Wall seconds of bare asyncio + aiohttp making the fan-in DAG's calls (a new loop and session,
+    as the executor makes a new client per run)."""
+    import asyncio
+
+    import aiohttp
+
+    endpoint = url + "/chat/completions"
+    headers = {"Authorization": "Bearer sk-bench"}
+
+    async def call(session, semaphore, prompt: str) -> None:
+        async with semaphore:
+            body = {"model": "bench", "messages": [{"role": "user", "content": prompt}]}
+            async with session.post(endpoint, json=body, headers=headers) as answer:
+                answer.raise_for_status()
+                doc = await answer.json()
+        assert doc["choices"][0]["message"]["content"] == f"reply to: {prompt}"
+
+    async def dag() -> None:
+        semaphore = asyncio.Semaphore(concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            await asyncio.gather(*(call(session, semaphore, f"prompt number {i}") for i in range(count)))
+            await call(session, semaphore, "prompt number summary")
+
+    wall = time.perf_counter()
+    asyncio.run(dag())
+    return time.perf_counter() - wall
+
+
+def fan_in_benchmark(args) -> None:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        raise SystemExit("the fan-in benchmark's baseline needs aiohttp: pip install 'librunner[bench]'") from None
+    ideal = (math.ceil(args.requests / args.concurrency) + 1) * args.delay
+    server, url = start_server(args.delay)
+    runs = (("asyncio+aiohttp", lambda: aiohttp_fan_in(url, args.requests, args.concurrency)),
+            ("librunner", lambda: executor_fan_in(url, args.requests, args.concurrency)))
+    walls: dict = {name: [] for name, _ in runs}
+    try:
+        executor_fan_in(url, args.concurrency, args.concurrency)      # warm up: imports, first connections
+        aiohttp_fan_in(url, args.concurrency, args.concurrency)
+        for round_number in range(1, args.rounds + 1):
+            for name, run in runs:
+                wall = run()
+                walls[name].append(wall)
+                print(f"round {round_number} {name:16s} wall {wall:6.3f} s ({wall / ideal:.3f}x ideal)")
+    finally:
+        server.stdin.close()
+        server.wait(timeout=10)
+    ours, bare = min(walls["librunner"]), min(walls["asyncio+aiohttp"])
+    print(f"\nfan-in DAG: {args.requests} ai_prompt tasks and one depending on them all, {args.concurrency} in "
+          f"flight, server answers after {args.delay * 1000:.0f} ms; ideal {ideal:.3f} s; best of {args.rounds}")
+    print(f"librunner        {ours:.3f} s = {ours / ideal:.3f}x ideal (goal <= 1.06x); "
+          f"range {min(walls['librunner']) / ideal:.3f}-{max(walls['librunner']) / ideal:.3f}x")
+    print(f"asyncio+aiohttp  {bare:.3f} s = {bare / ideal:.3f}x ideal; "
+          f"range {min(walls['asyncio+aiohttp']) / ideal:.3f}-{max(walls['asyncio+aiohttp']) / ideal:.3f}x")
+    print(f"librunner / asyncio+aiohttp = {ours / bare:.3f} (goal <= 1.01)")
 
 
 def http_benchmark(args, ideal: float) -> None:

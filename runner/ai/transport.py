@@ -84,6 +84,14 @@ class _AbortableAdapter(HTTPAdapter):
         return manager
 
 
+def _no_tls(url: str, proxies: dict) -> bool:
+    """True when requests to `url` use no TLS at all: http:// through no proxy or an http:// one."""
+    if not url.lower().startswith("http://"):
+        return False
+    proxy = proxies.get("http") or proxies.get("all")
+    return not proxy or proxy.lower().startswith("http://")
+
+
 def pooled_session(url: str, max_connections: int, ca_file: str | None = None) -> requests.Session:
     """A Session for `url`, keeping up to `max_connections` connections alive per host.
 
@@ -95,6 +103,10 @@ def pooled_session(url: str, max_connections: int, ca_file: str | None = None) -
     session = requests.Session()
     session.proxies = requests.utils.get_environ_proxies(url)
     session.verify = ca_file or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    if _no_tls(url, session.proxies):
+        # Nothing to verify on plain HTTP, and requests stats a CA path (os.path.isdir) on
+        # every request: a syscall, so the GIL changes hands once more per call.
+        session.verify = True
     session.trust_env = False
     adapter = _AbortableAdapter(pool_connections=4, pool_maxsize=max_connections, max_retries=0)
     session.mount("http://", adapter)
