@@ -14,7 +14,7 @@ import shutil
 import signal
 import select
 import subprocess
-import threading
+import time
 
 from runner.execution.attempt import TaskFailure
 from runner.librunner import command_problem
@@ -24,6 +24,8 @@ READ_CHUNK = 65536
 # How long output may still arrive once the command has exited. More is possible only from
 # a process that left its group (setsid) holding the pipes; it is not waited for.
 DRAIN_SECONDS = 1.0
+# Without pidfd_open (Linux < 5.3), how often the output reader asks whether the process exited.
+EXIT_POLL_SECONDS = 0.05
 
 
 def _refuse(message: str):
@@ -80,48 +82,62 @@ class _Output:
         return self.kept.decode("utf-8", "replace")
 
 
-class _Drain(threading.Thread):
-    """Drains stdout and stderr so the child never blocks on them, until both reach end of
-    file or stop() is called. A process that hands its pipes to a detached grandchild
-    (setsid) never closes them: finish() ends the drain anyway, through a wake-up pipe that
-    poll watches with the outputs; the pipes are closed when the thread ends."""
+def _collect(process: subprocess.Popen, cap: int) -> tuple[int, _Output, _Output]:
+    """(exit status, stdout, stderr) of `process`, read on this thread until both pipes end.
 
-    def __init__(self, pipes, cap: int):
-        super().__init__(name="runner-command-output", daemon=True)
-        self.pipes = pipes
-        self.outputs = [_Output(cap) for _ in pipes]
-        self._wake_read, self._wake_write = os.pipe()
-
-    def finish(self, drain_seconds: float) -> None:
-        """Lets output arrive for drain_seconds more, then ends the drain and waits for it."""
-        self.join(drain_seconds)
-        os.write(self._wake_write, b"x")    # the pipe has room: nothing else is ever written
-        self.join()
-        # Closed only now that the thread has ended, so no write can reach a reused fd.
-        os.close(self._wake_read)
-        os.close(self._wake_write)
-
-    def run(self) -> None:
-        poller = select.poll()
-        open_fds = {}
-        for pipe, output in zip(self.pipes, self.outputs):
-            open_fds[pipe.fileno()] = output
-            poller.register(pipe.fileno(), select.POLLIN)
-        poller.register(self._wake_read, select.POLLIN)
-        try:
-            while open_fds:
-                for fd, _ in poller.poll():
-                    if fd == self._wake_read:
-                        return
-                    chunk = os.read(fd, READ_CHUNK)
-                    if chunk:
-                        open_fds[fd].add(chunk)
-                    else:
-                        poller.unregister(fd)
-                        del open_fds[fd]
-        finally:
-            for pipe in self.pipes:
-                pipe.close()
+    No thread of its own: poll() watches both pipes and, where Linux has pidfd_open, the
+    process itself. Once the process has exited its group is killed (whatever it left
+    running), and output is read for DRAIN_SECONDS more at most: a process that handed its
+    pipes to a detached grandchild (setsid) would otherwise hold them open for ever.
+    Without a pidfd, poll wakes every EXIT_POLL_SECONDS to ask whether the process exited.
+    """
+    outputs = {process.stdout.fileno(): _Output(cap), process.stderr.fileno(): _Output(cap)}
+    out, err = outputs.values()
+    poller = select.poll()
+    for fd in outputs:
+        poller.register(fd, select.POLLIN)
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    else:
+        poller.register(pidfd, select.POLLIN)
+    code = None
+    drain_until = None
+    try:
+        while outputs:
+            if drain_until is not None:
+                left = drain_until - time.monotonic()
+                if left <= 0:
+                    break
+                timeout = left * 1000.0
+            else:
+                timeout = None if pidfd is not None else EXIT_POLL_SECONDS * 1000.0
+            events = poller.poll(timeout)
+            for fd, _ in events:
+                if fd == pidfd:
+                    poller.unregister(pidfd)
+                    continue
+                chunk = os.read(fd, READ_CHUNK)
+                if chunk:
+                    outputs[fd].add(chunk)
+                else:
+                    poller.unregister(fd)
+                    del outputs[fd]
+            if code is None and (pidfd is None or any(fd == pidfd for fd, _ in events)):
+                code = process.poll()
+                if code is not None:
+                    _kill_group(process.pid)      # whatever it left running in its group
+                    drain_until = time.monotonic() + DRAIN_SECONDS
+        if code is None:
+            code = process.wait()
+            _kill_group(process.pid)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+        process.stdout.close()
+        process.stderr.close()
+    return code, out, err
 
 
 def _kill_group(pid: int) -> None:
@@ -129,6 +145,16 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _started(ctx, process: subprocess.Popen, argv: list[str]) -> None:
+    """The command runs: from here its process group is known. It leads a session of its own
+    (start_new_session: setsid in the child, between vfork and exec), so its pgid is its
+    pid, and killing that group stops the children it started too. Whatever must learn of a
+    started command's group (cancellation, the task's metadata) learns it here."""
+    # The callback runs on the thread that cancels, at once.
+    ctx.cancellation.on_cancel(lambda: _kill_group(process.pid))
+    ctx.metadata["process"] = {"pid": process.pid, "argv": argv}
 
 
 def run(ctx) -> dict:
@@ -140,19 +166,13 @@ def run(ctx) -> dict:
                                    start_new_session=True, close_fds=True)
     except OSError as error:
         raise TaskFailure(f"cannot start {argv[0]!r}: {error.strerror or error}") from None
-    # The process leads its own group (start_new_session): killing the group stops the
-    # children it started too. The callback runs on the thread that cancels, at once.
-    ctx.cancellation.on_cancel(lambda: _kill_group(process.pid))
-    ctx.metadata["process"] = {"pid": process.pid, "argv": argv}
-    cap = ctx.settings.output_cap_bytes
-    drain = _Drain([process.stdout, process.stderr], cap)
-    drain.start()
+    _started(ctx, process, argv)
     try:
-        code = process.wait()
-    finally:
-        _kill_group(process.pid)      # whatever it left running in its group
-        drain.finish(DRAIN_SECONDS)
-    out, err = drain.outputs
+        code, out, err = _collect(process, ctx.settings.output_cap_bytes)
+    except BaseException:
+        _kill_group(process.pid)
+        process.wait()
+        raise
     if ctx.cancel.is_set():
         raise TaskFailure(f"{os.path.basename(argv[0])} was killed: the attempt was cancelled")
     result = {"exit_code": code, "stdout": out.text(), "stderr": err.text(),
