@@ -131,7 +131,7 @@ def test_cli_prints_every_error_with_exit_codes(tmp_path):
     done = subprocess.run([*cli, str(good), str(bad), "--max-errors", "5"], capture_output=True, text=True)
     assert done.returncode == 1
     assert f"{bad}: invalid (30 errors)" in done.stdout
-    assert "  /tasks/4/status: expected one of pending" in done.stdout
+    assert "  /tasks/4/status (task 't4'): expected one of pending" in done.stdout
     assert "/tasks/5/status" not in done.stdout and "... and 25 more" in done.stdout
     done = subprocess.run([*cli, str(bad), str(tmp_path / "missing.json")], capture_output=True, text=True)
     assert done.returncode == 2 and "missing.json: cannot read" in done.stderr
@@ -155,9 +155,13 @@ def test_each_error_through_the_cli(tmp_path):
     assert done.returncode == 1
     sections = done.stdout.split(str(tmp_path) + "/")[1:]
     assert len(sections) == len(CASES)
-    for section, (_, path, words) in zip(sections, CASES):
+    for section, (change, path, words) in zip(sections, CASES):
         assert ": invalid (" in section.splitlines()[0]
-        assert f"  {path}: " in section and words in section, section
+        # An error inside a task names the task when it has an id.
+        doc, parts = altered(change), path.split("/")
+        task = doc["tasks"][int(parts[2])] if len(parts) > 3 and parts[1] == "tasks" else None
+        label = f" (task '{task['id']}')" if isinstance(task, dict) and "id" in task else ""
+        assert f"  {path}{label}: " in section and words in section, section
 
 
 def test_many_unknown_dependencies_are_counted_with_few_suggestions():

@@ -278,7 +278,7 @@ def test_control_flow_is_refused_by_the_command_line_and_the_c_abi(runner, tmp_p
     path = tmp_path / "flow.alt.yaml"
     path.write_bytes(as_yaml(enhanced_example()))
     checked = cli("validate", path)
-    assert checked.returncode == 1 and "segments[1].loop: control flow 'loop'" in checked.stdout
+    assert checked.returncode == 1 and "segments[1].loop (task 'loop_segment'): control flow 'loop'" in checked.stdout
     done = cli("run", path, "--out", tmp_path / "out")
     assert done.returncode == 2 and not (tmp_path / "out").exists()
     assert runner.runner_parse_alt_file(path.read_bytes()) == 0
@@ -336,9 +336,10 @@ def test_segment_structure_errors():
         doc["mode"] = "Sleepy"
         doc["segments"].append("not a segment")
         doc["segments"].append({"id": "bad id", "task_type": "x", "content": "y"})
-    assert errors_of(altered(broken)) == [
-        "segments[0].task_type: expected string, found integer 3",
+    assert errors_of(altered(broken)) == [      # in the order of the document
+        'mode: expected one of Normal, Dream, Explore, Chaos (any case), found "Sleepy"',
         "segments[0]: a segment needs a 'content', the text of its task",
+        "segments[0].task_type: expected string, found integer 3",
         "segments[1].parameters[0]: a parameter needs a 'name'",
         "segments[1].parameters[2].name: parameter 'a' is given twice (first at segments[1].parameters[1])",
         "segments[1].parameters[3].name: the parameter name 'task_type' is reserved: the segment's task_type "
@@ -347,7 +348,6 @@ def test_segment_structure_errors():
         'segments[1].parameters[5]: expected a parameter object {name, value, ...}, found string "c"',
         'segments[1].parameters[6].required: expected boolean, found string "yes"',
         "segments[1].metadata: expected object, found array []",
-        'mode: expected one of Normal, Dream, Explore, Chaos (any case), found "Sleepy"',
         'segments[2]: a segment is a JSON object, found string "not a segment"',
         'segments[3].id: invalid id "bad id": use 1-128 characters from A-Z a-z 0-9 _ . : -, '
         "not starting with . : or -",
@@ -479,10 +479,10 @@ def test_unknown_fields_of_the_dialect_are_warnings_at_their_segment():
     doc["segments"][0]["parameters"][0]["requird"] = True
     doc["comand"] = "x"
     warnings = [str(w) for w in api.parse_alt_file(as_yaml(doc)).warnings]
-    assert warnings == [
-        "comand: unknown field (did you mean 'command'?)",
+    assert warnings == [      # in the order of the document: "comand" was added last
         "segments[0].parameters[0].requird: unknown field (did you mean 'required'?)",
         "segments[1].depends_on: unknown field (did you mean 'dependencies'?)",
+        "comand: unknown field (did you mean 'command'?)",
     ]
     with pytest.raises(api.AltValidationError) as caught:
         api.parse_alt_file(as_yaml(doc), strict=True)

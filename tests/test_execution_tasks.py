@@ -207,7 +207,8 @@ def test_prompt_templates_read_dependency_outputs(tmp_path):
 
 
 @pytest.mark.parametrize("template, message", [
-    ("{{ deps.nope.output }}", "prompt template: 'dict object' has no attribute 'nope'"),
+    # (deps.nope, not a dependency, is refused by validation: test_validate_every_error.py)
+    ("{{ task.nope }}", "prompt template: 'dict object' has no attribute 'nope'"),
     ("{{ ''.__class__.__mro__ }}", "prompt template"),
     ("{{ 'x' * 10**9 }}", "too large"),
     ("{{ 7 ** 999999 }}", "too large"),

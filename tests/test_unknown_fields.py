@@ -19,6 +19,9 @@ EXPECTED = [
     "/tasks/1/timeout: unknown field (did you mean 'timeout_seconds'?)",
     "/tasks/1/retries: unknown field (did you mean 'retry_count'?)",
 ]
+# As the command line prints them: an issue inside a task names the task.
+DESCRIBED = [w.replace(": unknown", " (task 'a'): unknown", 1)
+             if w.startswith("/tasks/1/") else w for w in EXPECTED]
 
 
 def cli(*args, env=None, stdin=None):
@@ -61,10 +64,10 @@ def test_validate_prints_warnings_and_strict_makes_them_errors(tmp_path):
     loose = cli("validate", path)
     assert loose.returncode == 0, loose.stderr
     assert f"{path}: valid ALT file 'uf' (2 tasks, mode normal)" in loose.stdout
-    assert [line.strip() for line in loose.stdout.splitlines()[1:]] == [f"warning: {w}" for w in EXPECTED]
+    assert [line.strip() for line in loose.stdout.splitlines()[1:]] == [f"warning: {w}" for w in DESCRIBED]
     for strict in (cli("validate", "--strict", path), cli("validate", path, env={"RUNNER_STRICT": "true"})):
         assert strict.returncode == 1
-        assert strict.stdout.splitlines() == [f"{path}: invalid (4 errors)", *(f"  {w}" for w in EXPECTED)]
+        assert strict.stdout.splitlines() == [f"{path}: invalid (4 errors)", *(f"  {w}" for w in DESCRIBED)]
     bad = cli("validate", path, env={"RUNNER_STRICT": "maybe"})
     assert bad.returncode == 2 and "RUNNER_STRICT='maybe': expected true or false" in bad.stderr
 
@@ -84,7 +87,7 @@ def test_run_warns_before_it_starts_and_strict_refuses(tmp_path):
     done = cli("run", "-", "--out", out, "--quiet", stdin=json.dumps(MISSPELT))
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "warning" in line]
-    assert warnings == [f"-: warning: {w}" for w in EXPECTED]
+    assert warnings == [f"-: warning: {w}" for w in DESCRIBED]
     refused = cli("run", "-", "--out", out, "--strict", stdin=json.dumps(MISSPELT))
     assert refused.returncode == 2 and "-: invalid (4 errors)" in refused.stderr
     assert len(list(out.iterdir())) == 1          # nothing ran the second time

@@ -121,7 +121,13 @@ def preflight_passes(path: str, alt, out, environ) -> bool:
     try:
         preflight.check(alt, out, environ)
     except ConfigurationError as error:
-        print(f"{path}: {error}", file=sys.stderr)
+        found = getattr(error, "problems", None)
+        if found and len(found) > 1:
+            print(printable(f"{path}: cannot start the run ({len(found)} problems):", escape=True), file=sys.stderr)
+            for problem in found:
+                print(printable(f"  - {problem}", escape=True), file=sys.stderr)
+        else:
+            print(printable(f"{path}: {error}", escape=True), file=sys.stderr)
         return False
     return True
 
@@ -148,15 +154,15 @@ def report_invalid(name: str, error) -> None:
     print(printable(f"{name}: invalid ({error.total} error{'s' if error.total != 1 else ''})", escape=True),
           file=sys.stderr)
     for issue in issues:
-        print(printable(f"  {issue}", escape=True), file=sys.stderr)
+        print(printable(f"  {issue.described()}", escape=True), file=sys.stderr)
     for issue in error.warnings:
-        print(printable(f"  warning: {issue}", escape=True), file=sys.stderr)
+        print(printable(f"  warning: {issue.described()}", escape=True), file=sys.stderr)
 
 
 def report_warnings(name: str, alt) -> None:
     """Unknown fields and unused parameters, before anything runs (--strict refuses them)."""
     for issue in alt.warnings:
-        print(printable(f"{name}: warning: {issue}", escape=True), file=sys.stderr)
+        print(printable(f"{name}: warning: {issue.described()}", escape=True), file=sys.stderr)
     if alt.warning_total > len(alt.warnings):
         print(f"{name}: ... and {alt.warning_total - len(alt.warnings)} more warnings", file=sys.stderr)
 

@@ -63,7 +63,15 @@ def issue_lines(kind: str, issues, total: int) -> list[str]:
 
 
 def issue_data(issues) -> list[dict]:
-    return [{"path": issue.path or "/", "message": issue.message} for issue in issues]
+    return [{"path": issue.path or "/", "message": issue.message,
+             **({"task_id": issue.task_id} if getattr(issue, "task_id", None) is not None else {})}
+            for issue in issues]
+
+
+def issue_text(issue: dict) -> str:
+    """`/tasks/4/parameters/prompt (task 'fetch'): ...`: where, in which task, what."""
+    task = f" (task '{issue['task_id']}')" if issue.get("task_id") is not None else ""
+    return f"{issue['path']}{task}: {issue['message']}"
 
 
 def check_file(name: str, limits, args, strict) -> dict:
@@ -102,12 +110,12 @@ def print_verdict(verdict: dict) -> None:
     if not verdict["readable"]:
         say(f"{name}: {verdict['errors'][0]['message']}", file=sys.stderr)
         return
-    warnings = [f"  warning: {w['path']}: {w['message']}" for w in verdict["warnings"]]
+    warnings = [f"  warning: {issue_text(w)}" for w in verdict["warnings"]]
     if verdict["warning_total"] > len(verdict["warnings"]):
         warnings.append(f"  ... and {verdict['warning_total'] - len(verdict['warnings'])} more warnings")
     if not verdict["valid"]:
         say(f"{name}: invalid ({plural(verdict['error_total'], 'error')})")
-        for line in [f"  {e['path']}: {e['message']}" for e in verdict["errors"]]:
+        for line in [f"  {issue_text(e)}" for e in verdict["errors"]]:
             say(line)
         if verdict["error_total"] > len(verdict["errors"]):
             say(f"  ... and {verdict['error_total'] - len(verdict['errors'])} more")

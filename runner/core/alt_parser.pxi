@@ -110,7 +110,9 @@ cdef class IssueList:
             self.issues.append(ValidationIssue(path, message, value))
 
     cdef void wrong_type(self, str path, str expected, object value):
-        self.add(path, f"expected {expected}, found {json_type(value)} {shorten(value)}", value)
+        found = json_type(value) if value is None or value is True or value is False else \
+            f"{json_type(value)} {shorten(value)}"
+        self.add(path, f"expected {expected}, found {found}", value)
 
     cdef object optional(self, dict doc, str key, str base, str expected):
         """doc[key] if it has the expected JSON type; None if absent, null or wrong."""
@@ -135,7 +137,8 @@ cdef class IssueList:
     cdef object choice(self, dict doc, str key, str base, frozenset allowed, tuple ordered):
         value = self.optional(doc, key, base, "string")
         if value is not None and value not in allowed:
-            self.add(f"{base}/{key}", f"expected one of {', '.join(ordered)}, found {shorten(value)}", value)
+            self.add(f"{base}/{key}", f"expected one of {', '.join(ordered)}, found {shorten(value)}"
+                     f"{did_you_mean(value, ordered)}", value)
             return None
         return value
 
@@ -241,6 +244,7 @@ cdef Task build_task(object raw, Py_ssize_t index, IssueList issues, IssueList w
     value = field(doc, "parameters", &known)
     if value is None:
         task.parameters = {}
+        check_parameters(task, None, issues, warnings)     # the description is the prompt
     elif isinstance(value, dict):
         task.parameters = value
         kind = (<dict>value).get("task_type")
@@ -386,7 +390,7 @@ cpdef list validate_alt_document(object doc, Py_ssize_t max_issues=DEFAULT_MAX_I
     cdef IssueList issues = IssueList(max_issues)
     cdef IssueList warnings = issues if strict_mode(strict) else IssueList(max_issues)
     build_any_alt_file(doc, issues, limits if limits is not None else AltLimits(), warnings)
-    return issues.issues
+    return sorted_issues(issues.issues, doc)
 
 
 cdef bint strict_mode(object strict) except -1:
@@ -470,15 +474,93 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
     alt.task_index = task_index
     alt.warnings = warnings.issues if warnings is not issues else []
     alt.warning_total = warnings.total if warnings is not issues else 0
-    if issues.total:
-        return None
-    cycle = (<DependencyGraph>alt.graph).find_cycle()
+    # A cycle is reported beside every other problem (a duplicate id or a missing title
+    # must not hide it): in a file with other errors, among the dependencies that resolve.
+    graph = alt.graph if alt.graph is not None else (partial_graph(tasks, task_index) if tasks else None)
+    cycle = (<DependencyGraph>graph).find_cycle() if graph is not None else None
     if cycle is not None:
         task = <Task>task_index[cycle[0]]
         issues.add(task_path(task.index, "dependencies"),
                    "dependency cycle: " + " -> ".join(cycle) + " (each task waits for the next)", cycle)
+    if issues.total:
         return None
     return alt
+
+
+cdef DependencyGraph partial_graph(list tasks, dict task_index):
+    """The graph of the tasks that have an id of their own (the first of a duplicate), over
+    the dependencies that name one of them, once, and not the task itself: what can still
+    be checked for a cycle in a file that has other errors (error path only)."""
+    cdef list kept = [task for task in tasks if task.id is not None and task_index.get(task.id) is task]
+    cdef dict position = {(<Task>task).id: i for i, task in enumerate(kept)}
+    cdef list edges = []
+    cdef Py_ssize_t i, k = 0
+    for task in kept:
+        listed = []
+        for dep in (<Task>task).dependencies:
+            if isinstance(dep, str) and dep in position and dep != (<Task>task).id and position[dep] not in listed:
+                listed.append(position[dep])
+        edges.append(listed)
+    cdef DependencyGraph graph = DependencyGraph.allocate(len(kept), sum(len(listed) for listed in edges))
+    for i in range(len(kept)):
+        graph.dep_start[i] = <int>k
+        for d in edges[i]:
+            graph.dep_list[k] = <int>d
+            k += 1
+    graph.dep_start[len(kept)] = <int>k
+    graph.ids = [(<Task>task).id for task in kept]
+    graph.index_dependents()
+    return graph
+
+
+cdef list issue_tokens(str path):
+    """A JSON pointer (/tasks/2/id) or a segment path (segments[2].id) as its keys and indexes."""
+    if path.startswith("/"):
+        return [int(token) if token.isdigit() else pointer_unescape(token) for token in path[1:].split("/")]
+    return [int(token[1:-1]) if token.startswith("[") else token
+            for token in re.findall(r"\[[0-9]+\]|[^.\[\]]+", path)]
+
+
+cdef tuple issue_position(list tokens, object doc):
+    """Where a path is in the document, as a sortable tuple: the place of each key in its
+    object as written, the index in each array; a key the document lacks sorts after the
+    keys it has (so a missing field comes after the fields given)."""
+    position = []
+    node = doc
+    for token in tokens:
+        if isinstance(node, dict):
+            keys = list((<dict>node).keys())
+            place = keys.index(token) if token in node else len(keys)
+            node = (<dict>node).get(token)
+        elif isinstance(node, list) and isinstance(token, int):
+            place = token
+            node = (<list>node)[token] if token < len(<list>node) else None
+        else:
+            place = 0
+            node = None
+        position.append(place)
+    return tuple(position)
+
+
+cdef list sorted_issues(list found, object doc):
+    """The issues in the order of the document, each knowing the id of the task (or segment)
+    it is in. Error path only: reads the document again, by the paths found."""
+    cdef ValidationIssue issue
+    keyed = []
+    for issue in found:
+        tokens = issue_tokens(issue.path) if issue.path else []
+        if issue.task_id is None and len(tokens) >= 2 and tokens[0] in ("tasks", "segments") \
+                and isinstance(tokens[1], int) and isinstance(doc, dict):
+            items = (<dict>doc).get(tokens[0])
+            entry = items[tokens[1]] if isinstance(items, list) and tokens[1] < len(<list>items) else None
+            task_id = entry.get("id") if isinstance(entry, dict) else None
+            if isinstance(task_id, str) and is_identifier(task_id):
+                issue.task_id = task_id
+            elif tokens[0] == "segments" and isinstance(entry, dict) and "id" not in entry:
+                issue.task_id = f"segment_{tokens[1] + 1}"
+        keyed.append((issue_position(tokens, doc), issue))
+    keyed.sort(key=lambda pair: pair[0])
+    return [pair[1] for pair in keyed]
 
 
 cdef void report_dependencies(list tasks, dict task_index, IssueList issues):
@@ -533,7 +615,8 @@ cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSU
     cdef bytes text = document_bytes(data)
     cdef Py_ssize_t members
     if looks_like_yaml(text):
-        alt = build_any_alt_file(load_yaml_document(text, bounds), issues, bounds, warnings)
+        doc = load_yaml_document(text, bounds)
+        alt = build_any_alt_file(doc, issues, bounds, warnings)
     else:
         members = scan_json_text(text, bounds)
         # The model holds hundreds of thousands of small containers and no reference cycles.
@@ -553,8 +636,10 @@ cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSU
             if was_enabled:
                 gc.enable()
     if alt is None:
-        error = AltValidationError(issues.issues, issues.total)
-        error.warnings = warnings.issues if warnings is not issues else []
+        error = AltValidationError(sorted_issues(issues.issues, doc), issues.total)
+        error.warnings = sorted_issues(warnings.issues, doc) if warnings is not issues else []
         raise error
+    if (<AltFile>alt).warnings:
+        (<AltFile>alt).warnings = sorted_issues((<AltFile>alt).warnings, doc)
     alt.source = text
     return alt

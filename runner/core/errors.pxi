@@ -46,11 +46,15 @@ cdef class ValidationIssue:
     cdef readonly str path
     cdef readonly str message
     cdef readonly object value
+    # The id of the task (or segment) the path is in, when the document gives it: set once
+    # the whole document has been checked (sorted_issues), for messages meant for people.
+    cdef public object task_id
 
-    def __init__(self, str path, str message, value=None):
+    def __init__(self, str path, str message, value=None, task_id=None):
         self.path = path
         self.message = message
         self.value = value
+        self.task_id = task_id
 
     def __str__(self):
         return f"{self.path or '/'}: {self.message}"
@@ -58,8 +62,17 @@ cdef class ValidationIssue:
     def __repr__(self):
         return f"ValidationIssue({self.path!r}, {self.message!r})"
 
+    def described(self):
+        """The issue for people: `/tasks/4/parameters/prompt (task 'fetch'): ...`."""
+        if self.task_id is None:
+            return str(self)
+        return f"{self.path or '/'} (task '{self.task_id}'): {self.message}"
+
     def to_dict(self):
-        return {"path": self.path or "/", "message": self.message, "value": shorten(self.value)}
+        found = {"path": self.path or "/", "message": self.message, "value": shorten(self.value)}
+        if self.task_id is not None:
+            found["task_id"] = self.task_id
+        return found
 
 
 class DocumentError(RunnerError, ValueError):

@@ -43,14 +43,15 @@ cdef dict TEMPLATE_VERDICTS = {}
 cdef Py_ssize_t TEMPLATE_VERDICTS_MAX = 1024
 
 
-cdef str template_problem(str text):
-    """Why a prompt template does not compile, or None. Jinja2 is imported only here, for
-    prompts that are templates (they contain '{{', '{%' or '{#')."""
-    verdict = TEMPLATE_VERDICTS.get(text, False)
-    if verdict is not False:
+cdef tuple template_facts(str text):
+    """(why a prompt template does not compile, or None; the dependencies it reads by name as
+    (name, line, column)). Jinja2 is imported only here, for prompts that are templates
+    (they contain '{{', '{%' or '{#')."""
+    verdict = TEMPLATE_VERDICTS.get(text)
+    if verdict is not None:
         return verdict
-    from runner.execution.templates import template_problem as compile_problem
-    verdict = compile_problem(text)
+    from runner.execution.templates import template_facts as compiled_facts
+    verdict = compiled_facts(text)
     if len(TEMPLATE_VERDICTS) >= TEMPLATE_VERDICTS_MAX:
         TEMPLATE_VERDICTS.clear()
     TEMPLATE_VERDICTS[text] = verdict
@@ -133,15 +134,11 @@ cdef class ParameterCheck:
             if "prompt" in params:
                 self.wrong_type("prompt", "string", prompt)
             elif is_template(self.task.description):
-                problem = template_problem(self.task.description)
-                if problem is not None:
-                    self.errors.add(task_path(self.task.index, "description"), problem, self.task.description)
+                self.prompt_template(task_path(self.task.index, "description"), self.task.description)
         elif not isinstance(prompt, str):
             self.wrong_type("prompt", "string", prompt)
         elif is_template(<str>prompt):
-            problem = template_problem(<str>prompt)
-            if problem is not None:
-                self.error("prompt", problem, prompt)
+            self.prompt_template(f"{self.base}/prompt", <str>prompt)
         model = params.get("model")
         if "model" in params and not isinstance(model, str):
             self.wrong_type("model", "string", model)
@@ -160,6 +157,25 @@ cdef class ParameterCheck:
         # Templates may read any parameter (task.parameters.x): then nothing is unused.
         if not (isinstance(prompt, str) and u"parameters" in <str>prompt):
             self.unknown(params, AI_PARAMETER_SET, AI_PARAMETERS, self.base)
+
+    cdef void prompt_template(self, str path, str text):
+        """A prompt template compiles, and each dependency it reads by name is one."""
+        problem, references = template_facts(text)
+        if problem is not None:
+            self.errors.add(path, problem, text)
+            return
+        dependencies = [dep for dep in self.task.dependencies if isinstance(dep, str)]
+        for name, line, column in references:
+            if name in dependencies:
+                continue
+            where = f"line {line}, column {column}" if column is not None else f"line {line}"
+            if dependencies:
+                hint = did_you_mean(name, tuple(dependencies)) or \
+                    f" (its dependencies: {', '.join(dependencies)}; or add '{name}' to them)"
+            else:
+                hint = f" (the task has no dependencies: add '{name}' to its dependencies)"
+            self.errors.add(path, f"prompt template at {where}: deps.{name}: '{name}' is not a dependency "
+                            f"of this task{hint}", name)
 
     cdef void field_name(self, dict step, str key, str base, bint required):
         if key not in step and not required:

@@ -65,20 +65,22 @@ def ai_configuration(preflight: Preflight) -> list[str]:
         config = config_from_environment(preflight.environ)
     except ValueError as error:
         return [f"AI configuration: {error}"]
+    found = []
     if config.api_key is not None and any(c.isspace() for c in config.api_key.strip()):
         position = next(i for i, c in enumerate(config.api_key.strip(), 1) if c.isspace())
-        return [f"AI configuration: RUNNER_AI_API_KEY contains a blank at position {position} "
-                f"(an API key has none: was it pasted with other text?)"]
+        found.append(f"AI configuration: RUNNER_AI_API_KEY contains a blank at position {position} "
+                     f"(an API key has none: was it pasted with other text?)")
     if config.base_url:
         parts = urlsplit(config.base_url)
         try:
             host, _ = parts.hostname, parts.port       # .port raises on a port that is not a number
         except ValueError as error:
-            return [f"AI configuration: RUNNER_AI_SERVICE_URL: {error}"]
-        if not host:
-            return [f"AI configuration: RUNNER_AI_SERVICE_URL {parts.scheme}://{parts.path!r} names no host "
-                    f"(expected e.g. http://127.0.0.1:8000/v1)"]
-    return []
+            found.append(f"AI configuration: RUNNER_AI_SERVICE_URL: {error}")
+        else:
+            if not host:
+                found.append(f"AI configuration: RUNNER_AI_SERVICE_URL {parts.scheme}://{parts.path!r} names no "
+                             f"host (expected e.g. http://127.0.0.1:8000/v1)")
+    return found
 
 
 def system_commands(preflight: Preflight) -> list[str]:
@@ -94,14 +96,19 @@ def system_commands(preflight: Preflight) -> list[str]:
     except ValueError as error:
         return [str(error)]
     ids = ", ".join(task.id for task in tasks[:5]) + (", ..." if len(tasks) > 5 else "")
-    if not settings.system_commands_enabled:
-        return [f"the file has {len(tasks)} system_command task{'s' if len(tasks) != 1 else ''} ({ids}) but "
-                "system commands are disabled (set RUNNER_ENABLE_SYSTEM_COMMANDS=true to enable them)"]
     problems = []
+    if not settings.system_commands_enabled:
+        problems.append(f"the file has {len(tasks)} system_command task{'s' if len(tasks) != 1 else ''} ({ids}) "
+                        "but system commands are disabled (set RUNNER_ENABLE_SYSTEM_COMMANDS=true to enable them)")
+    # The allowlist is checked even while commands are disabled: enabling them must not
+    # reveal the next problem only at the next attempt.
     for task in tasks:
-        _, refusal = allowed(task.parameters["command"][0], settings.command_allowlist)
+        name = task.parameters["command"][0]
+        resolved, refusal = allowed(name, settings.command_allowlist)
         if refusal is not None:
             problems.append(f"task '{task.id}': {refusal}")
+        elif resolved is None or not os.access(resolved, os.X_OK):
+            problems.append(f"task '{task.id}': executable {name!r} not found")
     return problems
 
 
@@ -124,4 +131,7 @@ def check(alt, output_dir=None, environ=os.environ) -> None:
     found = problems(alt, output_dir, environ)
     if found:
         from runner.librunner import PreflightError
-        raise PreflightError("cannot start the run: " + "; ".join(found))
+        error = PreflightError(("cannot start the run: " if len(found) == 1 else
+                                f"cannot start the run ({len(found)} problems): ") + "; ".join(found))
+        error.problems = found
+        raise error

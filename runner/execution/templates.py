@@ -487,12 +487,74 @@ def _failure(error: Exception) -> TemplateFailure:
     if isinstance(error, TemplateFailure):
         return error
     if isinstance(error, jinja2.TemplateSyntaxError):
-        return TemplateFailure(f"prompt template syntax error at line {error.lineno}: {error.message}")
+        return TemplateFailure(_syntax_error_text(error, error.source or ""))
     if isinstance(error, jinja2.exceptions.SecurityError):
         return TemplateFailure(f"prompt template refused by the sandbox: {error}")
     if isinstance(error, jinja2.UndefinedError):
         return TemplateFailure(f"prompt template: {error.message}")
     return TemplateFailure(f"prompt template failed: {type(error).__name__}: {error}")  # filters on untrusted data
+
+
+_TAG_OPENER = re.compile(r"\{[{%#]")
+
+
+def _syntax_error_text(error: jinja2.TemplateSyntaxError, template: str) -> str:
+    """'prompt template syntax error at line 2, column 7: ...': the column is that of the tag
+    the error is in when it is certain (the only tag on the line, or the tag left open at
+    the end of the template), else the line alone."""
+    line = error.lineno or 1
+    place = f"line {line}"
+    if "unexpected end of template" in (error.message or "") or "end of template" in (error.message or ""):
+        openers = list(_TAG_OPENER.finditer(template))
+        if openers:
+            start = openers[-1].start()
+            line = template.count("\n", 0, start) + 1
+            column = start - (template.rfind("\n", 0, start) + 1) + 1
+            place = f"line {line}, column {column} (the tag opened there is not closed)"
+    else:
+        lines = template.split("\n")
+        openers = list(_TAG_OPENER.finditer(lines[line - 1])) if line <= len(lines) else []
+        if len(openers) == 1:
+            place = f"line {line}, column {openers[0].start() + 1}"
+    return f"prompt template syntax error at {place}: {error.message}"
+
+
+def dependency_references(template: str) -> list[tuple[str, int, int | None]]:
+    """The dependencies a compiled template reads by name, `deps.x` or `deps['x']`, as
+    (name, line, column) in the order written; the column is None when it cannot be told."""
+    from jinja2 import nodes
+
+    tree = _ENVIRONMENT.parse(template)
+    lines = template.split("\n")
+    found = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "deps" and node.node.ctx == "load"):
+            continue
+        if isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            name = node.arg.value
+        else:
+            continue            # deps[some_variable]: known only when rendered
+        line = node.lineno or 1
+        text = lines[line - 1] if line <= len(lines) else ""
+        written = re.search(r"deps\s*(?:\.\s*" + re.escape(name) + r"\b|\[\s*(['\"])" + re.escape(name)
+                            + r"\1\s*\])", text)
+        found.append((name, line, written.start() + 1 if written else None))
+    return sorted(found, key=lambda reference: (reference[1], reference[2] or 0))
+
+
+def template_facts(template: str) -> tuple[str | None, list]:
+    """(why `template` cannot be compiled, or None; the dependencies it reads by name, as
+    dependency_references gives them). Used by validation, so a broken prompt, or one
+    reading a task that is not a dependency, is reported before anything runs."""
+    problem = template_problem(template)
+    if problem is not None:
+        return problem, []
+    try:
+        return None, dependency_references(template)
+    except Exception:           # compiled a moment ago: a parse cannot fail differently
+        return None, []
 
 
 def template_problem(template: str) -> str | None:
