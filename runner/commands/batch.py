@@ -7,6 +7,19 @@ unusable options.
 import sys
 
 
+DESCRIPTION = """\
+Write a LAST directory for each ALT file, in parallel, without running any task (every
+task is recorded as pending); prints a JSON object {file: LAST id or "ERROR: ..."}."""
+EPILOG = """\
+example:
+  python -m runner batch plans/*.json --out output
+
+exit codes:
+  0  every file got its LAST directory
+  1  a file did not
+  2  an option is unusable"""
+
+
 def generate(path: str, out, options):
     """(ALT id or the file name when it has none, LAST id or "ERROR: ...")."""
     from runner import RunnerError, parse_alt_file, write_last_file
@@ -64,8 +77,9 @@ def main(args) -> int:
 def register(subparsers) -> None:
     from runner.last import options as last_options
 
-    parser = subparsers.add_parser("batch", help="write a LAST directory for each ALT file (in parallel)")
-    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser = subparsers.add_parser("batch", help="write a LAST directory for each ALT file, without running it",
+                                   description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="ALT files (JSON or YAML)")
     parser.add_argument("--out", required=True, metavar="DIR", help="directory the LAST directories go to")
     last_options.add_arguments(parser)
     parser.set_defaults(func=main)

@@ -2,6 +2,16 @@
 from runner import buildinfo
 
 
+DESCRIPTION = """\
+Print what a C build needs to compile and link against librunner.so."""
+EPILOG = """\
+example:
+  cc app.c $(python -m runner config --cflags --libs) -o app
+
+exit codes:
+  0  printed"""
+
+
 def main(args) -> int:
     if args.pkg_config:
         print(buildinfo.pkg_config(), end="")
@@ -20,7 +30,8 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("config", help="print what a C build needs: flags and paths")
+    parser = subparsers.add_parser("config", help="print what a C build needs: flags and paths",
+                                   description=DESCRIPTION, epilog=EPILOG)
     for flag, text in (("--cflags", "compiler flags"), ("--libs", "linker flags, with an rpath"),
                        ("--libdir", "the directory of librunner.so"),
                        ("--includedir", "the directory of runner_ffi.h"),

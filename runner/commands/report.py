@@ -8,6 +8,18 @@ import sys
 from pathlib import Path
 
 
+DESCRIPTION = """\
+Rebuild report.html, the page of a run, from the LAST file of a LAST directory."""
+EPILOG = """\
+examples:
+  python -m runner report output/0190c7e2-...
+  python -m runner report output/0190c7e2-... --output /tmp/page.html --no-graph
+
+exit codes:
+  0  written
+  2  not a LAST directory, unreadable, or an option that cannot apply"""
+
+
 def main(args) -> int:
     from runner import LastFileError, load_last
     from runner.last import options as last_options
@@ -68,7 +80,8 @@ def register(subparsers) -> None:
 
     from runner.last.options import GRAPH_RENDERERS
 
-    parser = subparsers.add_parser("report", help="rebuild report.html of a LAST directory")
+    parser = subparsers.add_parser("report", help="rebuild report.html of a LAST directory",
+                                   description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("last_dir", metavar="LAST_DIR", help="a LAST directory, last.json or last.json.gz")
     parser.add_argument("--output", metavar="FILE", help="where to write (default LAST_DIR/report.html)")
     parser.add_argument("--graph-renderer", choices=GRAPH_RENDERERS,

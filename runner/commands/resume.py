@@ -8,6 +8,23 @@ import sys
 from pathlib import Path
 
 
+DESCRIPTION = """\
+Finish or redo a run from its LAST directory: completed results whose task is unchanged are
+kept (a completed command or file operation is never repeated unless --force), the rest runs
+into a new LAST directory, printed last. A finished run with nothing to redo is left as it is."""
+EPILOG = """\
+examples:
+  python -m runner resume output/0190c7e2-...
+  python -m runner resume output/0190c7e2-... --alt edited.json --dry-run
+  python -m runner resume output/0190c7e2-... --from summary
+
+exit codes:
+  0  every task completed, or there was nothing to do
+  1  a task did not complete
+  2  DIR is not a run's LAST directory, is being resumed, or an option is unusable
+  130, 143  interrupted by Ctrl-C, SIGTERM"""
+
+
 def main(args) -> int:
     from runner import AltValidationError, ConfigurationError, RunnerError
     from runner.commands.run import INTERRUPTED, TERMINATED
@@ -53,7 +70,9 @@ def main(args) -> int:
     except RunnerError as error:
         print(f"resume failed: {error}", file=sys.stderr)
         return 1
-    print(outcome.record.get("summary", ""), file=sys.stderr)
+    from runner.colour import Palette
+    print(Palette(sys.stderr).status(outcome.record.get("summary", ""), outcome.record.get("status")),
+          file=sys.stderr)
     print(outcome.directory)
     if outcome.interrupted:
         return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
@@ -61,8 +80,8 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("resume", help="re-run what did not complete (or changed) in a LAST directory; "
-                                                 "print the new LAST directory last")
+    parser = subparsers.add_parser("resume", help="finish or redo a run from its LAST directory, without paying twice",
+                                   description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("dir", metavar="DIR", help="a run's LAST directory, finished or interrupted")
     parser.add_argument("--alt", metavar="FILE", help="an edited ALT file: changed tasks and their dependents re-run")
     parser.add_argument("--out", metavar="OUT", help="where the new LAST directory goes (default: beside DIR)")
@@ -73,5 +92,5 @@ def register(subparsers) -> None:
                         help="re-run TASK even if it completed (also a system_command or file_operation)")
     parser.add_argument("--workspace", metavar="DIR", help="work here instead of the earlier run's workspace")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, task by task; run nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     parser.set_defaults(func=main)

@@ -17,6 +17,24 @@ from pathlib import Path
 
 from runner.terminal import printable
 
+DESCRIPTION = """\
+Execute an ALT file: check it and the set-up first (nothing runs if either is wrong), run its
+tasks, write its LAST directory and print that directory as the last line. Progress goes to
+standard error: a bar on a terminal, a line per event otherwise."""
+EPILOG = """\
+examples:
+  python -m runner run examples/alt/demo.json --out output
+  python -m runner run plan.yaml --replay calls.jsonl --json
+  python -m runner run a.json b.json c.json --out output --jobs 2
+
+exit codes:
+  0  every task completed
+  1  a task did not complete (show DIR names it and why)
+  2  the file, an option or the set-up is unusable (checked before the first task)
+  3  the LAST file was written but not published (RUNNER_NATS_REQUIRED=true)
+  4  the LAST file could not be written at the end (the journal keeps the results)
+  130, 143  interrupted by Ctrl-C, SIGTERM (the LAST file of what finished is written)"""
+
 INTERRUPTED = 130
 TERMINATED = 143
 NOT_DELIVERED = 3
@@ -80,7 +98,9 @@ def run_file(args, **execute_options) -> int:
     finally:
         if display is not None:
             display.close()
-    print(outcome.record.get("summary", ""), file=sys.stderr)
+    from runner.colour import Palette
+    print(Palette(sys.stderr).status(printable(outcome.record.get("summary", "")), outcome.record.get("status")),
+          file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: pending tasks were cancelled", file=sys.stderr)
     if outcome.delivery is not None and not outcome.delivery["published"]:
@@ -192,9 +212,11 @@ def _seed(text: str) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("run", help="execute ALT files; print the LAST directory last (several "
-                                              "files: a JSON object); exit 0 all completed, 1 not, 2 invalid input")
-    parser.add_argument("files", nargs="+", metavar="FILE", help="ALT files; - reads one from standard input")
+    parser = subparsers.add_parser("run", help="execute ALT files; print the LAST directory last",
+                                   description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="an ALT file (JSON or YAML); - reads one from standard input; several files run in "
+                             "parallel and print one JSON object {file: LAST directory}")
     parser.add_argument("--strict", action="store_true",
                         help="refuse unknown fields and parameters instead of warning (also RUNNER_STRICT=true)")
     parser.add_argument("--out", metavar="DIR", help="where the LAST directory goes (default $RUNNER_OUTPUT_DIR or ./output)")
@@ -205,7 +227,7 @@ def register(subparsers) -> None:
     parser.add_argument("--workspace", metavar="DIR", help="the directory file and command tasks work in "
                                                            "(default: a new temporary directory)")
     parser.add_argument("--stream", action="store_true", help="stream AI answers to stderr as they arrive")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     cassette = parser.add_mutually_exclusive_group()
     cassette.add_argument("--record", metavar="FILE", help="record every AI call in FILE (a JSON Lines cassette)")
     cassette.add_argument("--replay", metavar="FILE", help="answer every AI call from FILE; no connection is made")

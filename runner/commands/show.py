@@ -6,6 +6,20 @@ A directory with a journal but no last.json is a run still going or one interrup
 import sys
 from pathlib import Path
 
+DESCRIPTION = """\
+The summary of a run, finished or not: its outcome, its statistics and each task that did
+not complete with its status and error. A run still going or interrupted is read from its
+journal."""
+EPILOG = """\
+examples:
+  python -m runner show output/0190c7e2-...
+  python -m runner show output/0190c7e2-.../last.json --json
+
+exit codes:
+  0  shown
+  2  not a LAST directory, or unreadable"""
+
+
 FAILURES_SHOWN = 20
 
 
@@ -179,7 +193,8 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("show", help="print the summary of a LAST directory")
+    parser = subparsers.add_parser("show", help="print the summary of a run: finished, running or interrupted",
+                                   description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("last_dir", metavar="LAST_DIR", help="a LAST directory, last.json or last.json.gz")
     parser.add_argument("--json", action="store_true",
                         help="the summary and statistics as JSON, with not_completed: [{task_id, status, error}]")

@@ -8,6 +8,18 @@ from __future__ import annotations
 
 import sys
 
+DESCRIPTION = """\
+A self-test of librunner.so as a C caller sees it: a child process loads the library with
+ctypes and runs the documented flow; prints each step, then "smoke: ok"."""
+EPILOG = """\
+example:
+  python -m runner smoke
+
+exit codes:
+  0  the flow ran
+  1  it did not (the child's output says where)"""
+
+
 ALT_FILE = {
     "id": "smoke_alt",
     "title": "librunner smoke test",
@@ -104,7 +116,8 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("smoke", help="load librunner.so with ctypes in a child process and run the documented flow")
+    parser = subparsers.add_parser("smoke", help="self-test: load librunner.so with ctypes and run the documented flow",
+                                   description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--library", help="the librunner.so to test (default: the installed one)")
     parser.set_defaults(func=main)
 

@@ -7,6 +7,22 @@ import sys
 
 from runner.terminal import printable
 
+DESCRIPTION = """\
+Check ALT files without running them: every error of every kind (structure, fields, task
+parameters, prompt templates, ids, dependencies, cycles) in the order of the file, each with
+its place, its task and what was expected; then the warnings (unknown fields, unused
+parameters)."""
+EPILOG = """\
+examples:
+  python -m runner validate plan.json
+  python -m runner validate plans/*.yaml --strict --json
+  python -m runner validate plan.json --plan
+
+exit codes:
+  0  every file is valid
+  1  a file is invalid
+  2  a file cannot be read, or an option is unusable"""
+
 
 def seconds(value: float) -> str:
     """1234.0 -> '1234 s (20 min 34 s)': the raw figure, then a readable one."""
@@ -113,15 +129,19 @@ def print_verdict(verdict: dict) -> None:
     warnings = [f"  warning: {issue_text(w)}" for w in verdict["warnings"]]
     if verdict["warning_total"] > len(verdict["warnings"]):
         warnings.append(f"  ... and {verdict['warning_total'] - len(verdict['warnings'])} more warnings")
+    from runner.colour import Palette
+
+    colour = Palette(sys.stdout)
     if not verdict["valid"]:
-        say(f"{name}: invalid ({plural(verdict['error_total'], 'error')})")
+        print(f"{printable(name, escape=True)}: {colour.red('invalid')} ({plural(verdict['error_total'], 'error')})")
         for line in [f"  {issue_text(e)}" for e in verdict["errors"]]:
             say(line)
         if verdict["error_total"] > len(verdict["errors"]):
             say(f"  ... and {verdict['error_total'] - len(verdict['errors'])} more")
     else:
-        say(f"{name}: valid ALT file '{verdict['alt_id']}' ({plural(verdict['tasks'], 'task')}, "
-            f"mode {verdict['mode']})")
+        print(f"{printable(name, escape=True)}: {colour.green('valid')} ALT file "
+              f"'{printable(verdict['alt_id'], escape=True)}' ({plural(verdict['tasks'], 'task')}, "
+              f"mode {verdict['mode']})")
     for line in warnings:
         say(line)
     if "plan" in verdict:
@@ -161,8 +181,9 @@ def positive_int(text: str) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("validate", help="check ALT files; exit 0 valid, 1 invalid, 2 unreadable")
-    parser.add_argument("files", nargs="+", metavar="FILE")
+    parser = subparsers.add_parser("validate", help="check ALT files: every error and warning, nothing runs",
+                                   description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="ALT files (JSON or YAML); - reads standard input")
     parser.add_argument("--max-errors", type=positive_int, default=20, help="errors listed per file (default 20)")
     parser.add_argument("--strict", action="store_true",
                         help="unknown fields and parameters are errors, not warnings (also RUNNER_STRICT=true)")

@@ -1,6 +1,17 @@
 """`version`: the library's version information, as runner_get_version reports it."""
 
 
+DESCRIPTION = """\
+Print the library's version information as JSON (runner_get_version): library, Python and
+Cython versions."""
+EPILOG = """\
+example:
+  python -m runner version
+
+exit codes:
+  0  printed"""
+
+
 def main(args) -> int:
     from runner import abi, buildinfo
 
@@ -10,4 +21,5 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    subparsers.add_parser("version", help="print the library's version information (JSON)").set_defaults(func=main)
+    subparsers.add_parser("version", help="print the library's version information (JSON)",
+                          description=DESCRIPTION, epilog=EPILOG).set_defaults(func=main)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 import time
 
+from runner.colour import Palette
 from runner.terminal import printable
 
 BAR_WIDTH = 24
@@ -31,6 +32,7 @@ class ProgressDisplay:
         self._drawn = 0.0
         self._last: dict | None = None
         self._partial: dict[str, str] = {}      # task id -> streamed text after its last newline
+        self.colour = Palette(self.stream)
 
     def _text(self, task_id, text: str, final: bool = False) -> None:
         """Writes the complete lines of a task's streamed text, labelled; keeps the rest."""
@@ -56,9 +58,28 @@ class ProgressDisplay:
         elapsed = event["elapsed_s"]
         eta = "?" if not done else clock(elapsed / done * (total - done))
         filled = BAR_WIDTH * done // total if total else BAR_WIDTH
-        skipped = f", {event['skipped']} skipped" if event.get("skipped") else ""
+        skipped = self.colour.yellow(f", {event['skipped']} skipped") if event.get("skipped") else ""
+        failed = f"{event['failed']} failed"
         return (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} done, {event['running']} running, "
-                f"{event['failed']} failed{skipped}, {clock(elapsed)} elapsed, ETA {eta}")
+                f"{self.colour.red(failed) if event['failed'] else failed}{skipped}, {clock(elapsed)} elapsed, "
+                f"ETA {eta}")
+
+    def outcome_line(self, event: dict) -> str | None:
+        """The line naming a task that did not complete, or is retried, with its error; None
+        for the other events. The same on a terminal (above the bar) and in a pipe."""
+        kind = event["event"]
+        if kind == "task_finished":
+            if event["status"] == "completed" and self.terminal:
+                return None
+            error = f": {printable(event['error'])}" if event.get("error") else ""
+            return (f"[{event['done']}/{event['total']}] {event['task_id']} "
+                    f"{self.colour.status(event['status'])}{error}")
+        if kind == "task_retrying":
+            delay = f"{event['delay']:.2f}"
+            return (f"[{event['done']}/{event['total']}] {event['task_id']} attempt "
+                    f"{event['attempt']} {self.colour.status(event['status'])}: "
+                    f"{printable(event['error'] or '')}; " + self.colour.yellow(f"retrying in {delay} s"))
+        return None
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
@@ -69,18 +90,17 @@ class ProgressDisplay:
             self._text(event["task_id"], "", final=True)
         self._last = event
         if self.terminal:
+            # A task that failed, timed out or is retried is named above the bar, with its
+            # error, as a pipe shows it: the bar alone only counts them.
+            named = self.outcome_line(event) if kind in ("task_finished", "task_retrying") else None
             now = time.monotonic()
-            if kind in ("run_finished", "run_started") or now - self._drawn >= REDRAW_SECONDS:
+            if named is not None or kind in ("run_finished", "run_started") or now - self._drawn >= REDRAW_SECONDS:
                 self._drawn = now
-                self.stream.write("\r\x1b[2K" + self.line(event))
+                self.stream.write("\r\x1b[2K" + (named + "\n" if named is not None else "") + self.line(event))
                 self.stream.flush()
             return
-        if kind == "task_finished":
-            error = f": {printable(event['error'])}" if event.get("error") else ""
-            self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} {event['status']}{error}\n")
-        elif kind == "task_retrying":
-            self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} attempt {event['attempt']} "
-                              f"{event['status']}: {printable(event['error'] or '')}; retrying in {event['delay']:.2f} s\n")
+        if kind in ("task_finished", "task_retrying"):
+            self.stream.write(self.outcome_line(event) + "\n")
         elif kind == "task_started":
             again = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""
             self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} started{again}\n")
