@@ -25,8 +25,9 @@ _CORE_NAMES = frozenset((
 _EXECUTION_NAMES = frozenset(("run",))  # plain Python: runner.execution
 _RESUME_NAMES = frozenset(("resume",))  # plain Python: runner.execution.resume
 _CLUSTER_NAMES = frozenset(("run_many",))  # plain Python: runner.cluster (distributed only with dask=)
+_TASK_TYPE_NAMES = frozenset(("task_type", "register_task_type"))  # runner.execution.task_types
 
-__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES | _RESUME_NAMES | _CLUSTER_NAMES) - {"__version__"})
+__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES | _RESUME_NAMES | _CLUSTER_NAMES | _TASK_TYPE_NAMES) - {"__version__"})
 
 
 def __getattr__(name: str):
@@ -42,6 +43,10 @@ def __getattr__(name: str):
         from runner.execution import resume
 
         return getattr(resume, name)
+    if name in _TASK_TYPE_NAMES:
+        from runner.execution import task_types
+
+        return getattr(task_types, name)
     if name in _CLUSTER_NAMES:
         from runner import cluster
 

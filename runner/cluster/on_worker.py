@@ -99,7 +99,7 @@ def run_attempt(spec: dict) -> dict:
     a data task's cancellation flag set) and reported as timeout, as the local executor
     does. Returns {"outcome": completed|failed|timeout|cancelled, ...}."""
     from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
-    from runner.execution.handlers import handler_for
+    from runner.execution.task_types import handler_for
 
     from distributed import get_worker
 

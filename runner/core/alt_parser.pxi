@@ -249,7 +249,10 @@ cdef Task build_task(object raw, Py_ssize_t index, IssueList issues, IssueList w
         task.parameters = value
         kind = (<dict>value).get("task_type")
         if kind is not None and not (isinstance(kind, str) and kind in TASK_TYPE_SET):
-            issues.choice(<dict>value, "task_type", task_path(index, "parameters"), TASK_TYPE_SET, TASK_TYPES)
+            if isinstance(kind, str):
+                check_user_task_type(<dict>value, kind, task_path(index, "parameters"), issues, warnings)
+            else:
+                issues.choice(<dict>value, "task_type", task_path(index, "parameters"), TASK_TYPE_SET, TASK_TYPES)
         else:
             check_parameters(task, kind, issues, warnings)
     else:

@@ -296,6 +296,19 @@ cdef class ParameterCheck:
         self.unknown(params, COMMAND_PARAMETER_SET, COMMAND_PARAMETERS, self.base)
 
 
+cdef void check_user_task_type(dict params, str kind, str base, IssueList errors, IssueList warnings) except *:
+    """A type that is not built in: the registry of task types (runner.execution.task_types)
+    knows it (a registered function, an installed plugin, the run's handlers=) and checks
+    its parameters against the type's schema, or it is refused with suggestions. Imported
+    only for files that use such a type."""
+    from runner.execution.task_types import check_parameters as check_user_parameters
+    known, found_errors, found_warnings = check_user_parameters(kind, params, base)
+    for path, message, value in found_errors:
+        errors.add(path, message, value)
+    for path, message, value in found_warnings:
+        warnings.issues.append(ValidationIssue(path, message, value))
+
+
 cdef void check_parameters(Task task, object kind, IssueList errors, IssueList warnings) except *:
     """Checks task.parameters for its task type (generic takes anything)."""
     cdef ParameterCheck check = ParameterCheck.__new__(ParameterCheck)

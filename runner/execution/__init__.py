@@ -66,14 +66,17 @@ def _configuration_error(message: str):
     return librunner.ConfigurationError(message)
 
 
-def _prepare(alt, mode, max_concurrency, environ):
+def _prepare(alt, mode, max_concurrency, environ, handlers=None):
     from runner import librunner
+    from runner.execution.task_types import run_handlers
 
     if isinstance(alt, (bytes, str)):
-        alt = librunner.parse_alt_file(alt)
+        with run_handlers(handlers):        # the file may use the run's own task types
+            alt = librunner.parse_alt_file(alt)
     elif isinstance(alt, dict):
         import orjson
-        alt = librunner.parse_alt_file(orjson.dumps(alt))
+        with run_handlers(handlers):
+            alt = librunner.parse_alt_file(orjson.dumps(alt))
     elif not isinstance(alt, librunner.AltFile):
         raise TypeError(f"alt must be an AltFile, a dict or JSON, found {type(alt).__name__}")
     try:
@@ -127,6 +130,7 @@ def _start_journal(alt, alt_file, output_dir, execution, workspace, temporary_wo
         "alt_sha256": None,     # filled in by the journal's writer thread
         "mode": execution.mode, "seed": execution.seed, "max_concurrency": execution.cap,
         "settings": asdict(execution.settings), "ai": _ai_facts(environ),
+        "task_types": execution.user_type_facts(),
         "workspace": str(workspace), "temporary_workspace": temporary_workspace,
         "resumed_from": resumed_from, "pid": os.getpid(), "started_at": librunner.utc_stamp(),
     })
@@ -139,7 +143,7 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
             journal: bool | None = None, alt_file=None, environ=os.environ,
             reuse: dict | None = None, resumed_from: str | None = None,
             temporary_workspace: bool | None = None, placement=None,
-            on_execution: Callable | None = None) -> RunOutcome:
+            on_execution: Callable | None = None, handlers: dict | None = None) -> RunOutcome:
     """Runs every task of `alt` (an AltFile, dict or JSON) and writes its LAST directory.
 
     mode overrides the file's mode; max_concurrency defaults to RUNNER_MAX_CONCURRENT_TASKS;
@@ -156,9 +160,10 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
     (task index -> TaskResult), resumed_from and temporary_workspace serve resume
     (runner.execution.resume). placement runs some task types elsewhere (see Execution);
     on_execution(Execution) is called before the run starts, so another thread can
-    interrupt() it.
+    interrupt() it. handlers ({task type: function}) are task types of this run only
+    (runner.execution.task_types), found before those registered in the process.
     """
-    alt, settings, mode, cap = _prepare(alt, mode, max_concurrency, environ)
+    alt, settings, mode, cap = _prepare(alt, mode, max_concurrency, environ, handlers)
     if seed is not None and (type(seed) is not int or seed < 0):
         raise _configuration_error(f"seed {seed!r}: expected a whole number >= 0")
     checked_client = _checked_ai_client(alt, ai_client, environ)
@@ -167,7 +172,7 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
     try:
         return _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream,
                         ai_client or checked_client, handle_sigint, write, environ, placement, on_execution,
-                        **durable)
+                        handlers, **durable)
     finally:
         if checked_client is not None:
             checked_client.close()
@@ -200,7 +205,7 @@ def _checked_ai_client(alt, ai_client, environ):
 
 
 def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream, ai_client, handle_sigint,
-             write, environ, placement, on_execution, *, journal, alt_file, reuse, resumed_from,
+             write, environ, placement, on_execution, handlers, *, journal, alt_file, reuse, resumed_from,
              temporary_workspace) -> RunOutcome:
     from runner import librunner
 
@@ -210,7 +215,7 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
     workspace.mkdir(parents=True, exist_ok=True)
     execution = Execution(alt, settings=settings, mode=mode, max_concurrency=cap, seed=seed,
                           workspace=workspace, on_event=on_event, stream=stream, ai_client=ai_client,
-                          environ=environ, reuse=reuse, placement=placement)
+                          environ=environ, reuse=reuse, placement=placement, handlers=handlers)
     if on_execution is not None:
         on_execution(execution)
     run_journal = last_id = None

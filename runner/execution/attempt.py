@@ -81,6 +81,7 @@ class AttemptContext:
     stream: bool = False            # AI answers streamed to on_text as they arrive
     on_text: Callable[[str], None] | None = None
     metadata: dict = field(default_factory=dict)   # merged into the task result's metadata
+    seed: int | None = None         # the run's seed (chaos mode's faults), for user handlers
 
     @property
     def cancel(self) -> threading.Event:

@@ -24,7 +24,8 @@ from typing import Callable
 from runner.execution import modes
 from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
 from runner.execution.config import ExecutionSettings
-from runner.execution.handlers import HANDLERS, INLINE_TYPES, MODULES, handler_for
+from runner.execution import task_types
+from runner.execution.task_types import INLINE_TYPES
 from runner.execution.preparation import Preparation, prepare
 from runner.execution.workers import WorkerPool
 
@@ -70,8 +71,14 @@ class Execution:
     def __init__(self, alt, *, settings: ExecutionSettings, mode: str, max_concurrency: int,
                  seed: int | None, workspace: Path, on_event: Callable[[dict], None] | None = None,
                  stream: bool = False, ai_client=None, environ=None, journal=None,
-                 reuse: dict | None = None, placement=None):
+                 reuse: dict | None = None, placement=None, handlers: dict | None = None):
         core = _core()
+        # handlers: this run's own task types ({name: function or TaskType}), found before
+        # the process's registry and plugins (runner.execution.task_types).
+        self.handlers = task_types.run_types(handlers)
+        self.kinds: dict = {}                   # task type name -> TaskType, looked up once
+        self.kind_errors: dict = {}             # task type name -> why its plugin did not load
+        self.event_loop = None                  # the run's asyncio loop, made for the first async task
         # placement: an object with `task_types` (a set) and `run(ctx) -> output`, which runs
         # the attempts of those types elsewhere (a Dask worker) in place of their handler;
         # everything else (order, retries, faults, deadlines) stays in this loop.
@@ -156,7 +163,8 @@ class Execution:
         # What the tasks need is made ready before the run's clock starts, so no task's
         # duration carries the AI client's or the template engine's start-up.
         to_run = [task for index, task in enumerate(self.tasks) if index not in self.reuse] if self.reuse else self.tasks
-        self.preparation = prepare(to_run, environ=self.environ, ai_client=self._ai_client)
+        self.preparation = prepare(to_run, environ=self.environ, ai_client=self._ai_client,
+                                   load_type=lambda name: (kind := self._kind(name)) and kind.handler())
         if self._ai_client is None:
             self._ai_client = self.preparation.ai_client
         started_at = self.core.utc_stamp()
@@ -174,6 +182,8 @@ class Execution:
         finally:
             if self.pool is not None:
                 self.pool.close()
+            if self.event_loop is not None:
+                self.event_loop.close()
             if self._owned_client and self._ai_client is not None:
                 self._ai_client.close()
         wall_ms = (time.monotonic() - self.started) * 1000.0
@@ -292,27 +302,83 @@ class Execution:
             task=task, alt=self.alt, parameters=task.parameters, number=number, deadline=deadline,
             mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
-            preparation=self.preparation,
+            preparation=self.preparation, seed=self.seed,
             stream=self.stream,
             on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
         self._token += 1
         attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
         self.running[self._token] = attempt
-        if self.pool is None:
-            self.pool = WorkerPool()
+        kind = self._kind(task.task_type)
         with self._attempts_ended:
             self._attempts_live += 1
-        self.pool.submit(self._work, self._token, attempt)
+        if kind is not None and kind.is_async and not self._placed(task.task_type):
+            if self.event_loop is None:
+                from runner.execution.event_loop import RunLoop
+                self.event_loop = RunLoop()
+            self.event_loop.start(self._work_async(self._token, attempt, kind.handler()), cancellation)
+        else:
+            if self.pool is None:
+                self.pool = WorkerPool()
+            self.pool.submit(self._work, self._token, attempt)
         if self.journal is not None:
             self.journal.write({"type": "attempt_started", "task_id": task.id, "attempt": number, "started_at": stamp,
                                 "fault": self.faults[-1] if fault is not None else None})
         log.debug("task %s: attempt %d started", task.id, number, extra={"alt_id": self.alt.id})
         self._emit("task_started", task.id, attempt=number)
 
+    def _kind(self, name: str):
+        """The TaskType of `name` for this run (None: unknown), looked up once per run."""
+        try:
+            return self.kinds[name]
+        except KeyError:
+            try:
+                kind = task_types.lookup(name, self.handlers)
+            except task_types.TaskTypeError as error:     # a plugin that cannot be loaded
+                self.kind_errors[name] = str(error)
+                kind = None
+            self.kinds[name] = kind
+            return kind
+
+    def user_type_facts(self) -> dict:
+        """The user's task types this run uses, as its journal records them (resume keys)."""
+        return task_types.code_facts({task.task_type for task in self.tasks}, self.handlers)
+
+    def _placed(self, name: str) -> bool:
+        return self.placement is not None and name in self.placement.task_types
+
+    def _unknown_type(self, name: str) -> TaskFailure:
+        message = self.kind_errors.get(name) or task_types.unknown_type_message(name, self.handlers)
+        return TaskFailure(message, permanent=True)
+
+    async def _work_async(self, token: int, attempt: _Attempt, handler) -> None:
+        """Runs on the run's event loop: an async handler, after any injected fault."""
+        import asyncio
+        ctx = attempt.ctx
+        try:
+            fault = attempt.fault
+            if fault is not None:
+                if fault.kind == "failure":
+                    raise TaskFailure(f"chaos: {fault.detail}")
+                if fault.kind in ("latency", "timeout"):
+                    # A timeout fault stalls until the loop gives up on the attempt (which cancels this).
+                    await asyncio.sleep(fault.delay if fault.kind == "latency" else 1e9)
+            output = await handler(ctx)
+        except asyncio.CancelledError:
+            self.completions.put((token, "failed", None, TaskFailure("cancelled")))
+        except TaskFailure as failure:
+            self.completions.put((token, "failed", None, failure))
+        except Exception as error:     # a handler's bug: the attempt fails, the run goes on
+            log.debug("task %s raised", ctx.task.id, exc_info=True)
+            self.completions.put((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
+        else:
+            self.completions.put((token, "completed", output, None))
+        finally:
+            self._attempt_thread_ended()
+
     def _work(self, token: int, attempt: _Attempt) -> None:
         """Runs on a worker thread: the handler, after any injected fault."""
         ctx = attempt.ctx
-        handler = handler_for(ctx.task.task_type)
+        kind = self._kind(ctx.task.task_type)
         try:
             fault = attempt.fault
             if fault is not None:
@@ -323,14 +389,12 @@ class Execution:
                     ctx.cancel.wait(fault.delay if fault.kind == "latency" else None)
                     if ctx.cancel.is_set():
                         raise TaskFailure("cancelled")
-            if handler is None:
-                raise TaskFailure(f"unknown task_type {ctx.task.task_type!r} (expected one of {', '.join(MODULES)})",
-                                  permanent=True)
-            placement = self.placement
-            if placement is not None and ctx.task.task_type in placement.task_types:
-                output = placement.run(ctx)
+            if kind is None:
+                raise self._unknown_type(ctx.task.task_type)
+            if self._placed(ctx.task.task_type):
+                output = self.placement.run(ctx)
             else:
-                output = handler(ctx)
+                output = kind.handler()(ctx)
         except TaskFailure as failure:
             self.completions.put((token, "failed", None, failure))
         except Exception as error:     # a handler's bug or an unexpected OS error: may pass

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from runner.execution.handlers import handler_for
+from runner.execution.task_types import handler_for
 
 # Distinct prompt templates compiled before the run. A file with more compiles the rest
 # in their own tasks: compiled templates are kept for the whole run, so their number is
@@ -52,15 +52,19 @@ def _prompt_text(task):
     return task.parameters.get("prompt", task.description)
 
 
-def prepare(tasks, *, environ=None, ai_client=None) -> Preparation:
-    """Loads the handlers of the task types in `tasks`, makes the AI client (unless one is
+def prepare(tasks, *, environ=None, ai_client=None, load_type=handler_for) -> Preparation:
+    """Loads the handlers of the task types in `tasks` (load_type(name), default from the
+    process's registry: a plugin's module is imported here, not in its first task), makes the AI client (unless one is
     given) when any task is an AI prompt, and compiles their prompt templates."""
     preparation = Preparation(ai_client=ai_client)
     clock = time.perf_counter
     started = clock()
     task_types = {task.task_type for task in tasks}
     for task_type in task_types:
-        handler_for(task_type)
+        try:
+            load_type(task_type)
+        except Exception:       # its tasks fail with the reason when they run
+            pass
     preparation.durations_ms["handlers"] = (clock() - started) * 1000.0
     if "ai_prompt" not in task_types:
         return preparation

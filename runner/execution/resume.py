@@ -64,12 +64,12 @@ def _dependency_view(result: dict | None) -> dict:
     return {"status": result.get("status"), "output": result.get("output"), "error": result.get("error")}
 
 
-def _keys(alt, mode: str, results: dict, ai: dict) -> tuple[dict, dict]:
+def _keys(alt, mode: str, results: dict, ai: dict, code: dict) -> tuple[dict, dict]:
     """Each task's executed form and key as the run that produced `results` executed it."""
     forms, keys = {}, {}
     for task in _topological(alt):
         deps = {d: _dependency_view(results.get(d)) for d in task.dependencies}
-        forms[task.id] = form = task_keys.executed_form(task, alt, mode, deps, ai)
+        forms[task.id] = form = task_keys.executed_form(task, alt, mode, deps, ai, code)
         keys[task.id] = task_keys.task_key(form, [keys.get(d) for d in task.dependencies])
     return forms, keys
 
@@ -136,7 +136,9 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
             if task_id not in alt.task_index:
                 raise ResumeError(f"{name} {task_id}: no such task in ALT file '{alt.id}'")
     mode = source.start.get("mode") or alt.mode
-    old_forms, old_keys = _keys(old_alt, mode, source.results, source.start.get("ai") or {})
+    old_code = source.start.get("task_types")
+    old_forms, old_keys = _keys(old_alt, mode, source.results, source.start.get("ai") or {},
+                                old_code if isinstance(old_code, dict) else {})
     current_ai = _ai_facts(environ)
     rerun_from = _dependents(alt, from_task) if from_task else set()
     forced = set(force)
@@ -245,8 +247,10 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
     from runner.execution import execute
     from runner.execution.run_directory import clean_dead_run, library_workspace
 
-    chosen = plan(directory, alt_source, only_failed=only_failed, from_task=from_task, force=force,
-                  environ=environ, _claimed=claimed)
+    from runner.execution.task_types import run_handlers
+    with run_handlers(options.get("handlers")):      # the file may use the run's own task types
+        chosen = plan(directory, alt_source, only_failed=only_failed, from_task=from_task, force=force,
+                      environ=environ, _claimed=claimed)
     clean_dead_run(directory, keep_workspace=True)
     temporary = None
     if workspace is None:

@@ -13,15 +13,26 @@ from types import SimpleNamespace
 
 import orjson
 
+from runner.execution.task_types import BUILT_IN_MODULES, code_facts
+
 AI_TYPE = "ai_prompt"
 
 
-def executed_form(task, alt, mode: str, dependencies: dict, ai: dict) -> dict:
+def executed_form(task, alt, mode: str, dependencies: dict, ai: dict, code: dict | None = None) -> dict:
     """The task as it is executed. dependencies: id -> {status, output, error} (as handlers
-    see them); ai: the run's AI service, {"provider", "model"}."""
+    see them); ai: the run's AI service, {"provider", "model"}; code: the user's task types
+    as the run saw them (task_types.code_facts, recorded in its journal), None for now."""
     form = {"type": task.task_type, "parameters": task.parameters, "mode": mode}
     if task.task_type == AI_TYPE:
         form.update(_ai_form(task, alt, mode, dependencies, ai or {}))
+    elif task.task_type not in BUILT_IN_MODULES:
+        # The code that handles a user's type is part of what its tasks produce: its
+        # function's qualified name and version (a plugin's distribution's) are in the key,
+        # so a new version re-runs them on resume.
+        if code is None:
+            code = code_facts([task.task_type])
+        facts = code.get(task.task_type) or {}
+        form.update(handler=facts.get("handler"), version=facts.get("version"))
     return form
 
 
@@ -65,7 +76,8 @@ def task_key(form: dict, dependency_keys: list) -> str:
 
 def what_changed(old: dict, new: dict) -> str:
     """The reason a key changed, as `resume --dry-run` says it: 'prompt changed', ..."""
-    for field, words in (("type", "type changed"), ("mode", "mode changed"), ("prompt", "prompt changed"),
+    for field, words in (("type", "type changed"), ("handler", "handler changed"),
+                         ("version", "handler's version changed"), ("mode", "mode changed"), ("prompt", "prompt changed"),
                          ("model", "model changed"), ("provider", "AI provider changed"),
                          ("sampling", "sampling changed"), ("parameters", "parameters changed")):
         if old.get(field) != new.get(field):

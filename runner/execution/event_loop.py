@@ -1,0 +1,48 @@
+"""The run's event loop: where `async def` task handlers run, thousands in flight on one thread.
+
+Made for a run's first async attempt and closed at its end. The executor's loop stays on
+its own thread (it waits on the completion queue, as for threaded attempts); attempts
+reach this loop with call_soon_threadsafe. At an attempt's deadline its Cancellation
+cancels the coroutine's asyncio task, so an awaiting handler stops there.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+log = logging.getLogger("runner")
+
+
+class RunLoop:
+    def __init__(self, name: str = "runner-async"):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            # Attempts abandoned at the end of the run: cancelled, given one turn to unwind.
+            pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.close()
+
+    def start(self, coroutine, cancellation) -> None:
+        """Runs `coroutine` on the loop; cancellation.cancel() cancels it (from any thread)."""
+        def begin():
+            task = self.loop.create_task(coroutine)
+            cancellation.on_cancel(lambda: self.loop.call_soon_threadsafe(task.cancel))
+        self.loop.call_soon_threadsafe(begin)
+
+    def close(self) -> None:
+        """Stops the loop once what is queued ran; does not wait for it."""
+        try:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        except RuntimeError:        # closed already
+            pass

@@ -1,0 +1,165 @@
+"""What a user's task handler is given: one attempt of one task (`task` in the docs).
+
+    @runner.task_type("translate")
+    def translate(task):
+        task.log.info("translating %d words", len(task.parameters["text"].split()))
+        return {"text": ...}
+
+A plain function runs on one of the run's worker threads; an `async def` one on the run's
+event loop. Its return value (any JSON value) is the task's output; raising fails the
+attempt, and the task's retry_count and timeout_seconds apply as to any task. At the
+deadline the attempt is recorded as timeout and `task.cancelled` is set; a thread cannot
+be killed, so a function that ignores `cancelled` runs on, and what it returns is dropped.
+An async handler is cancelled (asyncio.CancelledError) at its deadline as well.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+_log = logging.getLogger("runner.task")
+MAX_LOG_LINES = 1000            # per attempt; the record says how many were left out
+
+
+class TaskLog:
+    """A logger whose lines land in the task's record (metadata.log) and in the runner's log."""
+
+    def __init__(self, task_id: str, metadata: dict):
+        self._task_id = task_id
+        self._metadata = metadata
+        self._lock = threading.Lock()
+
+    def _line(self, level: int, message, args) -> None:
+        try:
+            text = str(message) % args if args else str(message)
+        except (TypeError, ValueError):
+            text = f"{message} {args!r}"
+        _log.log(level, "task %s: %s", self._task_id, text)
+        with self._lock:
+            lines = self._metadata.setdefault("log", [])
+            if len(lines) < MAX_LOG_LINES:
+                lines.append(f"{logging.getLevelName(level)} {text}")
+            else:
+                self._metadata["log_lines_dropped"] = self._metadata.get("log_lines_dropped", 0) + 1
+
+    def debug(self, message, *args):
+        self._line(logging.DEBUG, message, args)
+
+    def info(self, message, *args):
+        self._line(logging.INFO, message, args)
+
+    def warning(self, message, *args):
+        self._line(logging.WARNING, message, args)
+
+    def error(self, message, *args):
+        self._line(logging.ERROR, message, args)
+
+
+class TaskWorkspace:
+    """The run's workspace, with file_operation's rules: relative paths only, no symbolic
+    link on the way, no FIFO or device, writes atomic, files written become artifacts."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+        self.path = Path(ctx.workspace)
+
+    def _do(self, operation: str, path: str, content: str | None = None):
+        from runner.execution import file_operation
+        parameters = {"operation": operation, "path": path}
+        if content is not None:
+            parameters["content"] = content
+        return file_operation.run(SimpleNamespace(parameters=parameters, workspace=self.path,
+                                                  metadata=self._ctx.metadata))
+
+    def read_text(self, path: str) -> str:
+        return self._do("read", path)["content"]
+
+    def write_text(self, path: str, content: str) -> int:
+        return self._do("write", path, content)["bytes_written"]
+
+    def append_text(self, path: str, content: str) -> int:
+        return self._do("append", path, content)["bytes_written"]
+
+    def delete(self, path: str) -> None:
+        self._do("delete", path)
+
+    def list(self, path: str = ".") -> list:
+        return self._do("list", path)["entries"]
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"TaskWorkspace({str(self.path)!r})"
+
+
+class UserTask:
+    """One attempt of a task, as its handler sees it.
+
+    id, parameters (without task_type), deps (dependency id -> its output), attempt (from
+    1), workspace (TaskWorkspace), cancelled (threading.Event set when the attempt should
+    stop: timeout, cancel, Ctrl-C), log (TaskLog), mode and seed (the run's).
+    """
+
+    __slots__ = ("_ctx", "id", "parameters", "attempt", "mode", "seed", "_deps", "_workspace", "_log")
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+        self.id = ctx.task.id if ctx.task is not None else None
+        parameters = ctx.parameters
+        if "task_type" in parameters:
+            parameters = {k: v for k, v in parameters.items() if k != "task_type"}
+        self.parameters = parameters
+        self.attempt = ctx.number
+        self.mode = ctx.mode
+        self.seed = getattr(ctx, "seed", None)
+        self._deps = self._workspace = self._log = None
+
+    @property
+    def deps(self) -> dict:
+        if self._deps is None:
+            self._deps = {k: v.get("output") for k, v in self._ctx.dependencies.items()}
+        return self._deps
+
+    @property
+    def cancelled(self) -> threading.Event:
+        return self._ctx.cancellation.event
+
+    @property
+    def workspace(self) -> TaskWorkspace:
+        if self._workspace is None:
+            self._workspace = TaskWorkspace(self._ctx)
+        return self._workspace
+
+    @property
+    def log(self) -> TaskLog:
+        if self._log is None:
+            self._log = TaskLog(self.id, self._ctx.metadata)
+        return self._log
+
+    @property
+    def dependencies(self) -> dict:
+        """dependency id -> {status, output, error}."""
+        return self._ctx.dependencies
+
+    def remaining(self) -> float:
+        """Seconds left before the attempt's deadline."""
+        return self._ctx.remaining()
+
+    def __repr__(self) -> str:
+        return f"UserTask(id={self.id!r}, attempt={self.attempt})"
+
+
+def handler_of(kind):
+    """The executor's run(ctx) for a user's TaskType: sync, or a coroutine for async ones."""
+    function = kind.function
+    if kind.is_async:
+        async def run_async(ctx):
+            return await function(UserTask(ctx))
+        return run_async
+
+    def run(ctx):
+        return function(UserTask(ctx))
+    return run
