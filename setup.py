@@ -73,6 +73,7 @@ librunner = Extension(
         "csrc/errors.c",
         "csrc/strings.c",
         "csrc/runner_ffi.c",
+        "csrc/task_types.c",
     ],
     include_dirs=["include", "csrc", "runner"],
     libraries=[f"python{LDVERSION}", "pthread", "dl"],

@@ -65,4 +65,24 @@ void runner_interpreter_mark_stopped(void);
 PyGILState_STATE runner_gil_enter(void);
 void runner_gil_leave(PyGILState_STATE state);
 
+/* ---- task_types.c: task types written in C (runner_register_task_type) ------------- */
+
+#include "runner_ffi.h"
+
+/* One attempt of a C task type. It lives inside a core object (runner/core/ffi_task_types.pxi)
+ * that the attempt's cancellation callback keeps alive, so `cancelled` may be set from
+ * another thread even after the handler returned. */
+struct runner_task {
+    const char *json;       /* the attempt as JSON: bytes owned by the core object */
+    PyObject *output;       /* a new reference set by runner_task_set_output, or NULL */
+    char *error;            /* malloc'd by runner_task_set_error, or NULL */
+    int cancelled;          /* atomic: set by runner_task_mark_cancelled */
+};
+
+/* Calls handler(task, user_data); the caller has released the GIL. Returns what it returns. */
+int runner_task_call(runner_task_handler handler, void *user_data, runner_task *task);
+
+/* Sets task->cancelled (atomically: the handler's thread reads it without a lock). */
+void runner_task_mark_cancelled(runner_task *task);
+
 #endif

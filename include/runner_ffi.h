@@ -409,6 +409,98 @@ char *runner_run_wait(const char *run_id, int timeout_ms);
  */
 char *runner_resume(const char *last_dir, const char *alt_json, const char *output_dir);
 
+/* ==== TASK TYPES WRITTEN IN C (issue 19) ==================================================
+ *
+ * A C host registers its own task type: a function librunner calls for each attempt of
+ * each task whose parameters.task_type names it, with the scheduling, dependencies,
+ * retries (retry_count), timeouts (timeout_seconds), journal, resume and LAST file of any
+ * task. Files stored by runner_parse_alt_file may use the type once it is registered,
+ * and runner_execute_alt_file, runner_run_start and runner_resume run it.
+ *
+ *     static int shout(runner_task *task, void *user_data) {
+ *         const char *json = runner_task_json(task);   // {"id", "parameters", "deps", "attempt"}
+ *         ...
+ *         if (failed) { runner_task_set_error(task, "no text given"); return 1; }
+ *         return runner_task_set_output(task, "{\"text\":\"HEY\"}") ? 0 : 1;
+ *     }
+ *     runner_register_task_type("shout", shout, NULL);
+ *
+ * examples/c/task_type.c is a whole host.
+ */
+
+/* One attempt of one task, as a handler sees it. Opaque; valid only during the handler
+ * call it is given to: keep no pointer to it, nor to what runner_task_json returns. */
+typedef struct runner_task runner_task;
+
+/* A task type's handler. Returns 0 when the attempt succeeded (its output is what
+ * runner_task_set_output last set, or null), non-zero when it failed (its error is what
+ * runner_task_set_error last set, else "handler returned N"). */
+typedef int (*runner_task_handler)(runner_task *task, void *user_data);
+
+/*
+ * runner_register_task_type -- make type_name a task type run by handler.
+ *
+ * handler is called as handler(task, user_data) once per attempt, on a librunner worker
+ * thread, WITHOUT the Python GIL held: handlers of different tasks run in parallel (up
+ * to the run's max_concurrency), so a handler and what it touches through user_data
+ * must be thread-safe. Calls into librunner from inside a handler are allowed (they take
+ * the GIL themselves). A handler should return soon after runner_task_cancelled turns 1:
+ * at its deadline the attempt is recorded as timeout and whatever the handler sets
+ * afterwards is dropped, but a thread cannot be killed, so the call goes on until it
+ * returns, and user_data must stay valid until it does.
+ *
+ * user_data is passed as it is and never freed or read by librunner. Registering a name
+ * again replaces its handler for the runs that start afterwards. The type lasts until
+ * runner_cleanup, which forgets every type registered in C.
+ *
+ * Returns 1, or 0 if the library is not initialised, type_name is NULL, empty, not
+ * UTF-8, longer than 128 bytes or the name of a built-in type (ai_prompt,
+ * data_processing, file_operation, system_command, generic), or handler is NULL. The
+ * thread's error says why. Any thread may call it.
+ */
+int runner_register_task_type(const char *type_name, runner_task_handler handler, void *user_data);
+
+/*
+ * runner_task_json -- the attempt, as JSON: {"id": task id, "parameters": the task's
+ * parameters without task_type, "deps": {dependency id: its output}, "attempt": 1, 2, ...}.
+ *
+ * Owned by librunner, valid until the handler returns; do not free it. Returns NULL (and
+ * sets the thread's error) if task is NULL. Needs no GIL; call it from the handler's thread.
+ */
+const char *runner_task_json(runner_task *task);
+
+/*
+ * runner_task_set_output -- the attempt's output (any JSON value: object, array, string,
+ * number, true, false, null).
+ *
+ * output_json is copied (parsed now); a later call replaces an earlier one. Returns 1, or
+ * 0 if task or output_json is NULL or output_json is not valid JSON within the limits of
+ * a task result (the thread's error says where it is wrong; an earlier output stays).
+ * Takes the GIL for the time it parses. Call it from the handler's thread, before the
+ * handler returns.
+ */
+int runner_task_set_output(runner_task *task, const char *output_json);
+
+/*
+ * runner_task_set_error -- the attempt's error message, recorded when the handler returns
+ * non-zero (then the attempt failed, and is retried if the task's retry_count allows).
+ *
+ * message (UTF-8; invalid bytes are replaced) is copied; a later call replaces an earlier
+ * one; NULL clears it. Returns 1, or 0 if task is NULL or memory runs out. Needs no GIL;
+ * call it from the handler's thread, before the handler returns.
+ */
+int runner_task_set_error(runner_task *task, const char *message);
+
+/*
+ * runner_task_cancelled -- 1 once the attempt should stop (its deadline passed, the run
+ * was cancelled or interrupted, runner_cleanup began), else 0. 0 for a NULL task.
+ *
+ * Needs no GIL and takes no lock (one atomic load): poll it in long loops.
+ */
+int runner_task_cancelled(const runner_task *task);
+
+/* ==== END OF TASK TYPES WRITTEN IN C ===================================================== */
+
 #ifdef __cplusplus
 }
 #endif

@@ -20,7 +20,7 @@ import pytest
 from conftest import wait_until
 
 from ai_server import AIServer, Status
-from runner.execution import execute, executor, templates
+from runner.execution import execute, executor, task_types, templates
 from runner.execution.attempt import Cancellation, TaskFailure
 from runner.execution.progress import ProgressDisplay
 from runner.execution.templates import TemplateFailure, render_prompt
@@ -271,7 +271,7 @@ def test_the_temporary_workspace_outlives_the_attempts_abandoned_in_it(monkeypat
             seen["wrote"] = error
         return {}
 
-    monkeypatch.setitem(executor.HANDLERS, "file_operation", stubborn)
+    monkeypatch.setattr(task_types.lookup("file_operation"), "run", stubborn)
     outcome = execute(one_task({"timeout_seconds": 0.3, "parameters": {"task_type": "file_operation", "operation": "list"}}), write=False,
                       environ={})
     assert outcome.results["t"].status == "timeout"

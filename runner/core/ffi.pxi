@@ -110,5 +110,6 @@ cdef public object core_cleanup():
     # none hands out a string after the shim has released them all.
     cancel_runs_for_cleanup()
     cancel_background_runs()
+    forget_c_task_types()
     STORE.clear()
     return None

@@ -192,6 +192,13 @@ def unregister(name: str) -> bool:
         return _REGISTRY.pop(name, None) is not None
 
 
+def unregister_origin(origin: str) -> None:
+    """Removes every type of one origin ("c": runner_cleanup forgets the host's handlers)."""
+    with _LOCK:
+        for name in [n for n, kind in _REGISTRY.items() if kind.origin == origin]:
+            del _REGISTRY[name]
+
+
 # ---- finding ------------------------------------------------------------------------
 
 @contextlib.contextmanager
