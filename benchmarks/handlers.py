@@ -1,0 +1,212 @@
+"""Users' own task types: what a handler costs, measured against baselines in one run.
+
+    .venv/bin/python benchmarks/handlers.py [--tasks 20000] [--async-tasks 1000] [--repeat 3]
+
+1. --tasks trivial Python handler tasks (`def handler(task): return 1`) against as many
+   generic tasks, both through runner.execution.execute (no LAST file), flat files of
+   independent tasks. Goals: at most 2x, and at most 20 us per task more than generic.
+2. --async-tasks `async def` handlers each awaiting 200 ms, all in flight at once
+   (max_concurrency = their number), against the ideal (200 ms). Goal: at most 1.1x.
+3. C handlers through the ABI against a C loop calling the same function (a C program
+   compiled here: `python -m runner config --cflags --libs`): the per-task overhead.
+4. The same trivial functions as a LangGraph graph (one node per task, all from START),
+   if langgraph is installed: librunner should be at least 20x faster end to end.
+
+Each figure is the best of --repeat runs (the machine is shared and noisy).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from runner import parse_alt_file
+from runner.execution import execute
+
+HERE = Path(__file__).resolve().parent
+
+
+def flat_document(n: int, task_type: str, **parameters) -> dict:
+    return {"id": f"bench_{task_type}_{n}", "title": f"{n} {task_type} tasks",
+            "tasks": [{"id": f"t{i}", "description": "x", "parameters": {"task_type": task_type, **parameters}}
+                      for i in range(n)]}
+
+
+def best_of(repeat: int, function) -> float:
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def trivial(task):
+    return 1
+
+
+async def wait_200ms(task):
+    await asyncio.sleep(0.2)
+    return 1
+
+
+def run(alt, workspace: str, **options) -> None:
+    outcome = execute(alt, write=False, workspace=workspace, environ={}, **options)
+    bad = [r for r in outcome.results.values() if r.status != "completed"]
+    if bad:
+        raise SystemExit(f"benchmark run failed: {bad[0].task_id}: {bad[0].error}")
+
+
+def python_handlers(n: int, repeat: int, workspace: str) -> dict:
+    import orjson
+    handlers = {"trivial": trivial}
+    generic = parse_alt_file(orjson.dumps(flat_document(n, "generic")))
+    from runner.execution.task_types import run_handlers
+    with run_handlers(handlers):
+        own = parse_alt_file(orjson.dumps(flat_document(n, "trivial")))
+    generic_s = best_of(repeat, lambda: run(generic, workspace))
+    own_s = best_of(repeat, lambda: run(own, workspace, handlers=handlers))
+    overhead_us = (own_s - generic_s) / n * 1e6
+    return {"generic_s": generic_s, "handler_s": own_s, "ratio": own_s / generic_s, "overhead_us": overhead_us}
+
+
+def async_handlers(n: int, repeat: int, workspace: str) -> dict:
+    import orjson
+    from runner.execution.task_types import run_handlers
+    handlers = {"wait_200ms": wait_200ms}
+    with run_handlers(handlers):
+        alt = parse_alt_file(orjson.dumps(flat_document(n, "wait_200ms")))
+    wall = best_of(repeat, lambda: run(alt, workspace, handlers=handlers, max_concurrency=n))
+    return {"wall_s": wall, "ideal_s": 0.2, "ratio": wall / 0.2}
+
+
+C_BENCH = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "runner_ffi.h"
+
+static volatile long sink;
+static int trivial(runner_task *task, void *user_data) {
+    sink += (long)(runner_task_json(task) != NULL);
+    return runner_task_set_output(task, "1") ? 0 : 1;
+}
+static int bare(void) { sink += 1; return 0; }   /* the same work, without librunner */
+
+static double now(void) {
+    struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+int main(int argc, char **argv) {
+    int n = atoi(argv[1]);
+    const char *out = argv[2];
+    if (!runner_init() || !runner_register_task_type("trivial_c", trivial, NULL)) return 1;
+    size_t size = 128 + (size_t)n * 96;
+    char *alt = malloc(size);
+    int used = snprintf(alt, size, "{\"id\":\"c_bench\",\"title\":\"c\",\"tasks\":[");
+    for (int i = 0; i < n; i++)
+        used += snprintf(alt + used, size - used, "%s{\"id\":\"t%d\",\"description\":\"x\","
+                         "\"parameters\":{\"task_type\":\"trivial_c\"}}", i ? "," : "", i);
+    snprintf(alt + used, size - used, "]}");
+    if (!runner_parse_alt_file(alt)) return 1;
+    double started = now();
+    for (int i = 0; i < n; i++) bare();
+    double loop = now() - started;
+    started = now();
+    char *last = runner_execute_alt_file("c_bench", out);
+    double through = now() - started;
+    if (last == NULL) { char *e = runner_get_last_error(); fprintf(stderr, "%s\n", e); return 1; }
+    printf("%.6f %.6f\n", loop, through);
+    runner_free_string(last);
+    runner_cleanup();
+    return 0;
+}
+"""
+
+
+def c_handlers(n: int) -> dict | None:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        source, program = Path(scratch) / "bench.c", Path(scratch) / "bench"
+        source.write_text(C_BENCH)
+        flags = subprocess.run([sys.executable, "-m", "runner", "config", "--cflags", "--libs"], check=True,
+                               capture_output=True, text=True).stdout.split()
+        subprocess.run([compiler, "-O2", str(source), *flags, "-o", str(program)], check=True)
+        # The whole run is timed by the C program, LAST file included; the generic run of
+        # the same size (below) tells what the run itself costs without handlers.
+        done = subprocess.run([str(program), str(n), str(Path(scratch) / "out")], capture_output=True, text=True,
+                              check=True)
+        loop_s, through_s = map(float, done.stdout.split())
+    return {"c_loop_s": loop_s, "through_abi_s": through_s, "per_task_us": (through_s - loop_s) / n * 1e6}
+
+
+def langgraph(n: int) -> dict | None:
+    try:
+        from langgraph.graph import END, START, StateGraph
+    except ImportError:
+        return None
+    from typing import Annotated, TypedDict
+    import operator
+
+    class State(TypedDict):
+        done: Annotated[list, operator.add]
+
+    builder = StateGraph(State)
+    for i in range(n):
+        builder.add_node(f"t{i}", lambda state: {"done": [1]})
+        builder.add_edge(START, f"t{i}")
+        builder.add_edge(f"t{i}", END)
+    started = time.perf_counter()
+    graph = builder.compile()
+    graph.invoke({"done": []})
+    return {"langgraph_s": time.perf_counter() - started}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=20000)
+    parser.add_argument("--async-tasks", type=int, default=1000)
+    parser.add_argument("--c-tasks", type=int, default=20000)
+    parser.add_argument("--langgraph-tasks", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workspace:
+        py = python_handlers(args.tasks, args.repeat, workspace)
+        print(f"{args.tasks} generic tasks:            {py['generic_s']:.3f} s")
+        print(f"{args.tasks} trivial Python handlers:  {py['handler_s']:.3f} s  "
+              f"ratio {py['ratio']:.2f}x (goal <= 2x), overhead {py['overhead_us']:.1f} us/task (goal <= 20)")
+        aio = async_handlers(args.async_tasks, args.repeat, workspace)
+        print(f"{args.async_tasks} async handlers awaiting 200 ms, all in flight: {aio['wall_s']:.3f} s  "
+              f"ratio {aio['ratio']:.3f}x the ideal 0.2 s (goal <= 1.1x)")
+    c = c_handlers(args.c_tasks)
+    if c is None:
+        print("C handlers: no C compiler")
+    else:
+        print(f"{args.c_tasks} C handlers through the ABI: {c['through_abi_s']:.3f} s (whole run, LAST file "
+              f"included), C loop {c['c_loop_s'] * 1e3:.3f} ms: {c['per_task_us']:.1f} us/task overhead")
+    lg = langgraph(args.langgraph_tasks)
+    if lg is None:
+        print("LangGraph: not installed (pip install langgraph to compare)")
+    else:
+        with tempfile.TemporaryDirectory() as workspace:
+            import orjson
+            from runner.execution.task_types import run_handlers
+            with run_handlers({"trivial": trivial}):
+                alt = parse_alt_file(orjson.dumps(flat_document(args.langgraph_tasks, "trivial")))
+            ours = best_of(1, lambda: run(alt, workspace, handlers={"trivial": trivial}))
+        print(f"{args.langgraph_tasks} trivial functions: LangGraph {lg['langgraph_s']:.3f} s, librunner {ours:.3f} s: "
+              f"{lg['langgraph_s'] / ours:.1f}x faster (goal >= 20x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
