@@ -6,6 +6,19 @@ their parameters) and types registered by the process (none, for the CLI).
 import dataclasses
 import json
 
+DESCRIPTION = """\
+List the task types a file may use: the five built-ins, those of installed plugins (entry
+points in the group librunner.task_types, imported here to show their parameters), each
+with where it comes from, the function that runs it and its parameters."""
+EPILOG = """\
+examples:
+  python -m runner task-types
+  python -m runner task-types --json
+
+exit codes:
+  0  every type listed
+  1  an installed plugin could not be loaded (it is listed with the reason)"""
+
 
 def built_in_parameters(name: str) -> dict | None:
     """A built-in's parameters as a schema naming them (the full rules: `schema task-parameters`)."""
@@ -43,6 +56,7 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("task-types", help="list the task types: built-in, from plugins, with parameters")
+    parser = subparsers.add_parser("task-types", help="list the task types: built-in, from plugins, with parameters",
+                                   description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--json", action="store_true", help="print them as JSON")
     parser.set_defaults(func=main)
