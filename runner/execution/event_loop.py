@@ -33,11 +33,13 @@ class RunLoop:
                 self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.close()
 
-    def start(self, coroutine, cancellation) -> None:
-        """Runs `coroutine` on the loop; cancellation.cancel() cancels it (from any thread)."""
+    def start_many(self, starts: list) -> None:
+        """Runs each (coroutine, cancellation) of `starts` on the loop, with one wake-up of its
+        thread; cancellation.cancel() cancels its coroutine (from any thread)."""
         def begin():
-            task = self.loop.create_task(coroutine)
-            cancellation.on_cancel(lambda: self.loop.call_soon_threadsafe(task.cancel))
+            for coroutine, cancellation in starts:
+                task = self.loop.create_task(coroutine)
+                cancellation.on_cancel(lambda task=task: self.loop.call_soon_threadsafe(task.cancel))
         self.loop.call_soon_threadsafe(begin)
 
     def close(self) -> None:

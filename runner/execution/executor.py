@@ -77,6 +77,8 @@ class Execution:
         # the process's registry and plugins (runner.execution.task_types).
         self.handlers = task_types.run_types(handlers)
         self.kinds: dict = {}                   # task type name -> TaskType, looked up once
+        self._async_starts: list = []           # (coroutine, Cancellation) not yet on the event loop
+        self._async_reports: list = []          # ended async attempts, sent once per turn of the event loop
         self.kind_errors: dict = {}             # task type name -> why its plugin did not load
         self.event_loop = None                  # the run's asyncio loop, made for the first async task
         # placement: an object with `task_types` (a set) and `run(ctx) -> output`, which runs
@@ -236,13 +238,23 @@ class Execution:
             return None
         return max(0.0, min(times) - now)
 
+    def _hand_over(self) -> None:
+        """Starts the async attempts begun since the last wait on the run's event loop."""
+        if self._async_starts:
+            starts, self._async_starts = self._async_starts, []
+            self.event_loop.start_many(starts)
+
     def _wait(self, timeout: float | None) -> None:
+        self._hand_over()
         try:
             item = self.completions.get(timeout=MAX_WAIT_SECONDS if timeout is None else min(timeout, MAX_WAIT_SECONDS))
         except queue.Empty:
             item = None
         while item is not None:
-            if item is not _WAKE:
+            if type(item) is list:
+                for report in item:
+                    self._attempt_reported(*report)
+            elif item is not _WAKE:
                 self._attempt_reported(*item)
             try:
                 item = self.completions.get_nowait()
@@ -315,7 +327,9 @@ class Execution:
             if self.event_loop is None:
                 from runner.execution.event_loop import RunLoop
                 self.event_loop = RunLoop()
-            self.event_loop.start(self._work_async(self._token, attempt, kind.handler()), cancellation)
+            # Handed to the loop in one call per wait (_hand_over): a wake-up of the loop's
+            # thread per attempt cost more than the attempt itself.
+            self._async_starts.append((self._work_async(self._token, attempt, kind.handler()), cancellation))
         else:
             if self.pool is None:
                 self.pool = WorkerPool()
@@ -364,16 +378,27 @@ class Execution:
                     await asyncio.sleep(fault.delay if fault.kind == "latency" else 1e9)
             output = await handler(ctx)
         except asyncio.CancelledError:
-            self.completions.put((token, "failed", None, TaskFailure("cancelled")))
+            self._async_report((token, "failed", None, TaskFailure("cancelled")))
         except TaskFailure as failure:
-            self.completions.put((token, "failed", None, failure))
+            self._async_report((token, "failed", None, failure))
         except Exception as error:     # a handler's bug: the attempt fails, the run goes on
             log.debug("task %s raised", ctx.task.id, exc_info=True)
-            self.completions.put((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
+            self._async_report((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
         else:
-            self.completions.put((token, "completed", output, None))
+            self._async_report((token, "completed", output, None))
         finally:
             self._attempt_thread_ended()
+
+    def _async_report(self, report: tuple) -> None:
+        """On the event loop: the reports of one turn of the loop reach the executor as one
+        list (one wake-up of its thread for hundreds of attempts that end together)."""
+        if not self._async_reports:
+            self.event_loop.loop.call_soon(self._send_async_reports)
+        self._async_reports.append(report)
+
+    def _send_async_reports(self) -> None:
+        reports, self._async_reports = self._async_reports, []
+        self.completions.put(reports)
 
     def _work(self, token: int, attempt: _Attempt) -> None:
         """Runs on a worker thread: the handler, after any injected fault."""
@@ -561,6 +586,7 @@ class Execution:
 
     def _wind_down(self) -> None:
         """Interruption: pending tasks cancelled; running ones get the grace period, then are cancelled."""
+        self._hand_over()
         for index in self.scheduler.cancel_pending():
             self._record_cancelled(index, "cancelled: the run was interrupted before the task started")
         for _, index in self.retries:
@@ -579,7 +605,10 @@ class Execution:
                 continue
             except KeyboardInterrupt:
                 break           # a second Ctrl-C: no more grace
-            if item is not _WAKE:
+            if type(item) is list:
+                for report in item:
+                    self._attempt_reported(*report)
+            elif item is not _WAKE:
                 self._attempt_reported(*item)
         now = time.monotonic()
         for token, attempt in list(self.running.items()):
