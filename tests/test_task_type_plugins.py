@@ -103,3 +103,15 @@ def test_an_unknown_type_without_its_plugin_is_refused_with_suggestions(plugin_p
     missing = cli(tmp_path, "run", typo, "--out", tmp_path / "out")
     assert missing.returncode != 0 and "is a plugin missing?" in missing.stdout + missing.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_a_plugin_that_cannot_be_imported_is_named_with_its_error(plugin_path, tmp_path):
+    (plugin_path / "shouting" / "__init__.py").write_text("raise ImportError('needs libshout')\n")
+    good = write_alt(tmp_path / "good.json", {"id": "s", "description": "s",
+                                              "parameters": {"task_type": "shout", "text": "hey"}})
+    refused = cli(plugin_path, "validate", good)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "the plugin shouting could not be loaded" in output and "needs libshout" in output
+    listed = cli(plugin_path, "task-types")
+    assert listed.returncode == 1 and "needs libshout" in listed.stdout

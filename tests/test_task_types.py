@@ -209,3 +209,21 @@ def test_resume_reuses_a_user_tasks_result_and_reruns_it_when_its_version_change
     assert reasons == {"a": ("run", "handler's version changed"), "b": ("run", "dependency a re-runs")}
     resume(first.directory, environ={})
     assert calls == ["a", "b", "a", "b"]
+
+
+def test_an_output_that_is_not_json_fails_the_task_and_says_why(tmp_path):
+    outcome = execute(alt(task("s", "odd")), tmp_path, environ={}, handlers={"odd": lambda t: {"x": {1, 2}}})
+    result = results_of(outcome)["s"]
+    assert result["status"] == "failed"
+    assert result["error"].startswith("the task's result cannot be recorded")
+
+
+def test_chaos_faults_reach_user_tasks_too(tmp_path):
+    ran = []
+    outcome = execute(alt(*[task(f"c{i}", "counted", retry_count=3) for i in range(20)]), tmp_path,
+                      environ={"RUNNER_CHAOS_FAULT_RATE": "0.5", "RUNNER_RETRY_BASE_SECONDS": "0.01"},
+                      mode="chaos", seed=7, handlers={"counted": lambda t: ran.append(t.id) or t.seed})
+    faults = outcome.execution["faults"]
+    assert faults and all(f["task_id"].startswith("c") for f in faults)
+    completed = [r for r in results_of(outcome).values() if r["status"] == "completed"]
+    assert completed and all(r["output"] == 7 for r in completed)
