@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import difflib
 import inspect
 import threading
 from dataclasses import dataclass, field
@@ -316,6 +315,7 @@ def code_facts(names, handlers: dict | None = None) -> dict:
 
 
 def unknown_type_message(name: str, handlers: dict | None = None) -> str:
+    import difflib
     known = known_names(handlers)
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
@@ -344,6 +344,7 @@ def check_parameters(name: str, parameters: dict, base: str) -> tuple[bool, list
     warnings = []
     properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else None
     if properties is not None and schema.get("additionalProperties", True) is not False:
+        import difflib
         known = tuple(properties)
         for key in given:
             if key not in properties:
