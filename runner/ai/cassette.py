@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from runner.ai.completion import MAX_ANSWER_BYTES, Completion
+from runner.ai.completion import MAX_ANSWER_BYTES, Completion, utc_stamp
 from runner.ai.errors import AIServiceError
 from runner.ai.sampling import checked_sampling
 
@@ -147,6 +147,7 @@ class ReplayClient:
             raise ValueError(f"prompt: expected a string, found {type(prompt).__name__}")
         request = canonical_request(self.provider, _model(self.default_model, model), prompt, sampling)
         key = request_key(request)
+        replayed_at = utc_stamp()
         with self._lock:
             entries = self._calls.get(key)
             if not entries:
@@ -177,7 +178,7 @@ class ReplayClient:
         return Completion(text=answer["text"], model=answer["model"], provider=answer["provider"],
                           prompt_tokens=answer.get("prompt_tokens"), completion_tokens=answer.get("completion_tokens"),
                           latency_ms=answer.get("latency_ms") or 0.0,
-                          time_to_first_token_ms=answer.get("time_to_first_token_ms"))
+                          time_to_first_token_ms=answer.get("time_to_first_token_ms"), started_at=replayed_at)
 
     def _nearest(self, request: dict) -> str:
         """How the request differs from the most similar recorded one."""

@@ -18,7 +18,7 @@ import time
 from typing import Callable
 
 from runner.ai import anthropic, echo, openai_compat
-from runner.ai.completion import Completion
+from runner.ai.completion import Completion, utc_stamp
 from runner.ai.config import AIConfig
 from runner.ai.errors import AIServiceError
 from runner.ai.limits import InFlightLimit, RateLimit
@@ -107,8 +107,11 @@ class AIClient:
             raise AIServiceError("the AI client is closed", retryable=False, kind="closed")
         transport = self._transport
         if transport is None:
-            return echo.complete(prompt, sampling=sampling, stream=stream, on_text=on_text,
-                                 cancel=cancel, deadline=deadline)
+            sent_at = utc_stamp()
+            completion = echo.complete(prompt, sampling=sampling, stream=stream, on_text=on_text,
+                                       cancel=cancel, deadline=deadline)
+            completion.started_at = sent_at
+            return completion
         model = model.strip() if model else self.default_model
         if model is None:
             raise AIServiceError(f"AI provider {self.provider!r} has no default model: name one (parameters.model, "
@@ -126,7 +129,9 @@ class AIClient:
                 charged = True
             if self._closed:    # closed while this call waited for its turn
                 raise AIServiceError("the AI client is closed", retryable=False, kind="closed")
+            sent_at = utc_stamp()
             completion = transport.send(request, model, stream, on_text, cancel, deadline, timeout)
+            completion.started_at = sent_at
         except BaseException as error:
             if charged:
                 self._tokens_per_minute.settle(estimate, 0)

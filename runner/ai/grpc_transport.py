@@ -28,6 +28,7 @@ from runner.ai.proto import grpc_service_pb2 as pb
 from runner.ai.proto import grpc_service_pb2_grpc as pb_grpc
 from runner.ai.proto import rpc_status_pb2
 from runner.ai.watchdog import AbortHandle, Watchdog, WatchedRequest
+from runner.trace.ids import trace_metadata
 
 log = logging.getLogger("runner.ai")
 
@@ -239,8 +240,8 @@ class GRPCTransport:
         time_left = self._time_left(deadline, handle, timeout, what)
         try:
             if handle.cancel is None:
-                return method(request, timeout=time_left, metadata=self._metadata)
-            future = method.future(request, timeout=time_left, metadata=self._metadata)
+                return method(request, timeout=time_left, metadata=trace_metadata(self._metadata))
+            future = method.future(request, timeout=time_left, metadata=trace_metadata(self._metadata))
             handle.attach(future)
             return future.result()
         except grpc.FutureCancelledError:
@@ -277,7 +278,7 @@ class GRPCTransport:
         what = "ModelStreamInfer"
         request = signature.request(prompt, sampling, True)
         call = self._stub.ModelStreamInfer(iter((request,)), timeout=self._time_left(deadline, handle, timeout, what),
-                                           metadata=self._metadata)
+                                           metadata=trace_metadata(self._metadata))
         handle.attach(call)
         pieces: list[str] = []
         first_token_ms = None

@@ -21,6 +21,7 @@ from runner.ai.errors import AIServiceError, CallbackFailed, deliver, retry_afte
 from runner.ai.sse import EventStreamError, EventStreamParser
 from runner.ai.transport import pooled_session
 from runner.ai.watchdog import AbortHandle, Watchdog, WatchedRequest
+from runner.trace.ids import with_trace_context
 
 _READ_SIZE = 64 * 1024
 _DRAIN_TIMEOUT = 0.25
@@ -93,7 +94,7 @@ class HTTPTransport:
                 # Never follow a redirect: the key travels in a header (x-api-key for
                 # Anthropic) that requests keeps on a 307/308 to another host.
                 response = self._session.post(
-                    self._url, data=body, headers=self._headers, stream=True, allow_redirects=False,
+                    self._url, data=body, headers=with_trace_context(self._headers), stream=True, allow_redirects=False,
                     timeout=(connect_timeout, self.config.read_timeout))
                 with response:
                     in_body = True

@@ -108,7 +108,7 @@ def _ai_facts(environ) -> dict:
 
 
 def _start_journal(alt, alt_file, output_dir, execution, workspace, temporary_workspace,
-                   resumed_from, environ):
+                   resumed_from, environ, tracing=None):
     """Creates the run's directory, alt.json and journal; returns (last id, journal)."""
     from runner import librunner, settings as runner_settings
     from runner.execution.run_directory import open_run_directory
@@ -124,7 +124,7 @@ def _start_journal(alt, alt_file, output_dir, execution, workspace, temporary_wo
     except OSError as error:
         raise librunner.LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
                                       f"{error.strerror or error}") from None
-    journal.write({
+    started = {
         "type": "run_started", "format": 1, "last_id": last_id, "alt_id": alt.id,
         "alt_file": None if alt_file is None else str(alt_file),
         "alt_sha256": None,     # filled in by the journal's writer thread
@@ -133,7 +133,10 @@ def _start_journal(alt, alt_file, output_dir, execution, workspace, temporary_wo
         "task_types": execution.user_type_facts(),
         "workspace": str(workspace), "temporary_workspace": temporary_workspace,
         "resumed_from": resumed_from, "pid": os.getpid(), "started_at": librunner.utc_stamp(),
-    })
+    }
+    if tracing is not None:
+        started["trace"] = tracing.ids.facts()      # the trace of an interrupted run (runner trace DIR)
+    journal.write(started)
     return last_id, journal
 
 
@@ -143,7 +146,8 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
             journal: bool | None = None, alt_file=None, environ=os.environ,
             reuse: dict | None = None, resumed_from: str | None = None,
             temporary_workspace: bool | None = None, placement=None,
-            on_execution: Callable | None = None, handlers: dict | None = None) -> RunOutcome:
+            on_execution: Callable | None = None, handlers: dict | None = None,
+            traceparent: str | None = None) -> RunOutcome:
     """Runs every task of `alt` (an AltFile, dict or JSON) and writes its LAST directory.
 
     mode overrides the file's mode; max_concurrency defaults to RUNNER_MAX_CONCURRENT_TASKS;
@@ -161,21 +165,35 @@ def execute(alt, output_dir=None, *, mode: str | None = None, max_concurrency: i
     (runner.execution.resume). placement runs some task types elsewhere (see Execution);
     on_execution(Execution) is called before the run starts, so another thread can
     interrupt() it. handlers ({task type: function}) are task types of this run only
-    (runner.execution.task_types), found before those registered in the process.
+    (runner.execution.task_types), found before those registered in the process. The run is
+    traced (runner.trace.live) when OTEL_* configures an OTLP endpoint or it joins a trace:
+    traceparent (a W3C header's value, e.g. from a service request), else the TRACEPARENT
+    variable.
     """
     alt, settings, mode, cap = _prepare(alt, mode, max_concurrency, environ, handlers)
     if seed is not None and (type(seed) is not int or seed < 0):
         raise _configuration_error(f"seed {seed!r}: expected a whole number >= 0")
+    tracing = _start_tracing(environ, traceparent)
     checked_client = _checked_ai_client(alt, ai_client, environ)
     durable = {"journal": journal, "alt_file": alt_file, "reuse": reuse, "resumed_from": resumed_from,
                "temporary_workspace": temporary_workspace}
     try:
         return _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream,
                         ai_client or checked_client, handle_sigint, write, environ, placement, on_execution,
-                        handlers, **durable)
+                        handlers, tracing=tracing, **durable)
     finally:
         if checked_client is not None:
             checked_client.close()
+
+
+def _start_tracing(environ, traceparent):
+    """The run's tracing (runner.trace.live), or None when it is not traced."""
+    from runner.trace import live
+
+    try:
+        return live.start(environ, traceparent)
+    except ValueError as error:
+        raise _configuration_error(str(error)) from None
 
 
 def _checked_ai_client(alt, ai_client, environ):
@@ -206,23 +224,27 @@ def _checked_ai_client(alt, ai_client, environ):
 
 def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, stream, ai_client, handle_sigint,
              write, environ, placement, on_execution, handlers, *, journal, alt_file, reuse, resumed_from,
-             temporary_workspace) -> RunOutcome:
+             temporary_workspace, tracing=None) -> RunOutcome:
     from runner import librunner
 
     if temporary_workspace is None:
         temporary_workspace = workspace is None
     workspace = default_workspace() if workspace is None else Path(workspace)
     workspace.mkdir(parents=True, exist_ok=True)
+    if tracing is not None and tracing.exporting:
+        from runner.trace.live import fan_out
+        on_event = fan_out(on_event, tracing)
     execution = Execution(alt, settings=settings, mode=mode, max_concurrency=cap, seed=seed,
                           workspace=workspace, on_event=on_event, stream=stream, ai_client=ai_client,
-                          environ=environ, reuse=reuse, placement=placement, handlers=handlers)
+                          environ=environ, reuse=reuse, placement=placement, handlers=handlers,
+                          trace=tracing.ids if tracing is not None else None)
     if on_execution is not None:
         on_execution(execution)
     run_journal = last_id = None
     if write if journal is None else journal:
         try:
             last_id, run_journal = _start_journal(alt, alt_file, output_dir, execution, workspace,
-                                                  temporary_workspace, resumed_from, environ)
+                                                  temporary_workspace, resumed_from, environ, tracing)
         except BaseException:
             if temporary_workspace:
                 _remove_workspace(workspace)
@@ -230,6 +252,7 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
         execution.journal = run_journal
     previous_handlers = {}
     stopped_by = []
+    facts = outcome = None
     if handle_sigint and threading.current_thread() is threading.main_thread():
         def stop(number, _frame):
             stopped_by.append(signal.Signals(number).name)
@@ -249,6 +272,8 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
             facts["interrupted_by"] = stopped_by[0]
         if resumed_from is not None:
             facts["resumed_from"] = resumed_from
+        if tracing is not None:
+            facts.update(tracing.ids.facts())
         if run_journal is not None:
             run_journal.write({"type": "run_ended", "interrupted": facts["interrupted"],
                                "ended_at": facts["ended_at"]})
@@ -261,6 +286,11 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
             outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
                                  results, facts, workspace, written.delivery)
     finally:
+        if tracing is not None and facts is not None:
+            # After the LAST file (a collector never holds it back), bounded by
+            # RUNNER_TRACE_FLUSH_SECONDS; a SIGTERM meanwhile still finds the run's handler.
+            tracing.finish(outcome.record if outcome is not None else None,
+                           {**facts, "alt_id": alt.id, "total": len(alt.tasks)}, dict(execution.counts))
         for number, previous in previous_handlers.items():
             signal.signal(number, previous)
         if run_journal is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from runner.execution import modes
 from runner.execution.attempt import AttemptTimeout, TaskFailure
+from runner.trace.ids import outgoing
 
 DEADLINE_MARGIN_SECONDS = 0.5
 
@@ -35,10 +36,15 @@ def prompt_of(ctx) -> str:
         raise TaskFailure(str(error), permanent=True) from None
 
 
-def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool):
+def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool, index: int = 0):
     from runner.ai import AIServiceError
 
     on_text = ctx.on_text if stream else None
+    trace = getattr(ctx, "trace", None)
+    # A traced run: the call carries its span's traceparent to the AI service (the transports
+    # read it on this thread), the id runner.trace.spans gives the call's span.
+    joined = outgoing.set(trace.traceparent(trace.ai_span_id(ctx.task.id, ctx.number, index))) \
+        if trace is not None else None
     try:
         # A little beyond the attempt's deadline: the executor's own clock ends the attempt
         # (and sets cancel, which aborts the request); the client's deadline is a backstop.
@@ -51,6 +57,9 @@ def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool):
             raise TaskFailure(f"task {ctx.task.id}: {error}", permanent=True) from None
         raise TaskFailure(f"AI service: {error}", permanent=not error.retryable,
                           retry_after=error.retry_after) from None
+    finally:
+        if joined is not None:
+            outgoing.reset(joined)
 
 
 def run(ctx) -> dict:
@@ -74,7 +83,7 @@ def run(ctx) -> dict:
         completions, samplings = [], []
         for sample in range(samples):
             sampling = modes.sampling_for("explore", ctx.parameters, sample, provider=client.provider)
-            completions.append(_call(ctx, client, prompt, model, sampling, stream))
+            completions.append(_call(ctx, client, prompt, model, sampling, stream, sample))
             samplings.append(sampling)
         selected = modes.select_alternative([c.text for c in completions])
         chosen = completions[selected]
@@ -89,5 +98,8 @@ def run(ctx) -> dict:
         ai = chosen.accounting()
         ai["sampling"] = sampling
     ai["prompt"] = prompt          # what was actually sent, template rendered: the report shows it
+    requested = model or getattr(client, "default_model", None)
+    if isinstance(requested, str):
+        ai["request_model"] = requested     # what was asked for; "model" is what answered
     ctx.metadata["ai"] = ai
     return {"text": chosen.text, "model": chosen.model, "provider": chosen.provider}

@@ -82,6 +82,7 @@ class AttemptContext:
     on_text: Callable[[str], None] | None = None
     metadata: dict = field(default_factory=dict)   # merged into the task result's metadata
     seed: int | None = None         # the run's seed (chaos mode's faults), for user handlers
+    trace: Any = None               # runner.trace.ids.TraceIds of a traced run: AI calls carry it on
 
     @property
     def cancel(self) -> threading.Event:

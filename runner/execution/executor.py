@@ -71,7 +71,7 @@ class Execution:
     def __init__(self, alt, *, settings: ExecutionSettings, mode: str, max_concurrency: int,
                  seed: int | None, workspace: Path, on_event: Callable[[dict], None] | None = None,
                  stream: bool = False, ai_client=None, environ=None, journal=None,
-                 reuse: dict | None = None, placement=None, handlers: dict | None = None):
+                 reuse: dict | None = None, placement=None, handlers: dict | None = None, trace=None):
         core = _core()
         # handlers: this run's own task types ({name: function or TaskType}), found before
         # the process's registry and plugins (runner.execution.task_types).
@@ -81,6 +81,9 @@ class Execution:
         self._async_reports: list = []          # ended async attempts, sent once per turn of the event loop
         self.kind_errors: dict = {}             # task type name -> why its plugin did not load
         self.event_loop = None                  # the run's asyncio loop, made for the first async task
+        # trace: the run's runner.trace.ids.TraceIds when it is traced (its AI calls carry
+        # the trace on to the AI service), else None.
+        self.trace = trace
         # placement: an object with `task_types` (a set) and `run(ctx) -> output`, which runs
         # the attempts of those types elsewhere (a Dask worker) in place of their handler;
         # everything else (order, retries, faults, deadlines) stays in this loop.
@@ -314,7 +317,7 @@ class Execution:
             task=task, alt=self.alt, parameters=task.parameters, number=number, deadline=deadline,
             mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
-            preparation=self.preparation, seed=self.seed,
+            preparation=self.preparation, seed=self.seed, trace=self.trace,
             stream=self.stream,
             on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
         self._token += 1
@@ -551,7 +554,7 @@ class Execution:
         skipped = self.scheduler.complete(index, status == "completed")
         log.debug("task %s: %s after %d attempt%s%s", task.id, status, len(state.attempts),
                   "" if len(state.attempts) == 1 else "s", f": {error}" if error else "", extra={"alt_id": self.alt.id})
-        self._emit("task_finished", task.id, status=status, error=error, attempt=len(state.attempts))
+        self._emit_finished(result, attempt=len(state.attempts))
         for w in skipped:
             self._record_skipped(w)
 
@@ -568,7 +571,7 @@ class Execution:
         if self.journal is not None:
             self.journal.write_result(result)
         self.counts["skipped"] += 1
-        self._emit("task_finished", task.id, status="skipped", error=reason)
+        self._emit_finished(result, status="skipped")
 
     def _record_cancelled(self, index: int, reason: str) -> None:
         task = self.tasks[index]
@@ -582,7 +585,7 @@ class Execution:
         if self.journal is not None:
             self.journal.write_result(result)
         self.counts["cancelled"] += 1
-        self._emit("task_finished", task.id, status="cancelled", error=reason)
+        self._emit_finished(result)
 
     def _wind_down(self) -> None:
         """Interruption: pending tasks cancelled; running ones get the grace period, then are cancelled."""
@@ -631,7 +634,7 @@ class Execution:
             self.journal.write_result(result)
         self.counts[result.status] += 1
         skipped = self.scheduler.complete(index, result.status == "completed")
-        self._emit("task_finished", result.task_id, status=result.status, reused=True)
+        self._emit_finished(result, reused=True)
         for w in skipped:
             self._record_skipped(w)
 
@@ -639,12 +642,23 @@ class Execution:
         self.counts["completed"] += 1
         if self.journal is not None:
             self.journal.write_result(result)
-        self._emit("task_finished", result.task_id, status="completed", attempt=1)
+        self._emit_finished(result, attempt=1)
 
     def _text_sink(self, task_id: str):
         def sink(text: str) -> None:
             self._emit("task_output", task_id, text=text)
         return sink
+
+    def _emit_finished(self, result, **details) -> None:
+        """task_finished, with what the LAST file records of the task: its attempts (each
+        with started_at and duration_ms) and AI accounting, for listeners such as traces."""
+        if self.on_event is None:
+            return
+        metadata = result.metadata or {}
+        details.setdefault("status", result.status)
+        self._emit("task_finished", result.task_id, error=result.error, task_type=metadata.get("task_type"),
+                   attempts=metadata.get("attempts"), ai=metadata.get("ai"), output=result.output,
+                   completed_at=result.completed_at, **details)
 
     def _emit(self, kind: str, task_id: str | None = None, **details) -> None:
         if self.on_event is None:

@@ -1,0 +1,122 @@
+"""The trace of a run as it goes: an on_event listener of the executor's events.
+
+start() decides, from the environment, whether a run is traced: it is when OTEL_*
+configures an OTLP endpoint (its spans are exported) or when it joins a trace
+(TRACEPARENT, or a service request's traceparent header: its AI calls carry the trace on).
+Each task's spans are made when its task_finished event arrives (the event carries the
+attempts and AI accounting the LAST file records) and handed to the exporter at once;
+the run's own span when the run ends, from its LAST record. finish() then waits a
+bounded time for the collector.
+
+Nothing here imports opentelemetry; runner.trace.export does, only for a run that exports.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from runner.trace import config
+from runner.trace.ids import TraceIds
+from runner.trace.spans import root_span, stamp_ns, task_spans
+
+log = logging.getLogger("runner")
+
+
+def traceparent_of(environ) -> str | None:
+    """The trace a run joins: the TRACEPARENT variable (the W3C header's value)."""
+    value = environ.get("TRACEPARENT") if environ is not None else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def start(environ=os.environ, traceparent: str | None = None) -> "RunTracing | None":
+    """The tracing of a run about to start, or None when it is not traced. traceparent (a
+    service request's header) wins over TRACEPARENT. ValueError naming an unusable OTEL_* variable."""
+    environ = os.environ if environ is None else environ
+    export = config.export_settings(environ)
+    joined = traceparent or traceparent_of(environ)
+    if export is None and joined is None:
+        return None
+    ids = TraceIds.for_run(joined)
+    sink = None
+    if export is not None:
+        parent_sampled = ids.sampled if ids.parent_span_id is not None else None
+        sampled = config.sampled(export, ids.trace_id, parent_sampled)
+        if sampled != ids.sampled:
+            ids = TraceIds(ids.trace_id, ids.span_id, ids.parent_span_id, sampled)
+        if sampled:
+            sink = _sink(export, environ)
+    return RunTracing(ids, sink, config.capture_content(environ))
+
+
+def _sink(export, environ):
+    try:
+        from runner.trace import export as exporting
+    except ImportError as error:
+        log.warning("traces: %s is configured but the OpenTelemetry SDK is not installed (%s): "
+                    "pip install 'librunner[otel]'; the run goes on without exporting its spans",
+                    export.shown_endpoint, error)
+        return None
+    from runner.cli import version
+    return exporting.SpanSink(export, environ, version().rpartition(" ")[2])
+
+
+class RunTracing:
+    """One run's trace: its ids (recorded in the journal and the LAST file, sent to AI
+    services) and, when it is exported, the listener that sends its spans."""
+
+    def __init__(self, ids: TraceIds, sink, capture_content: bool):
+        self.ids = ids
+        self.sink = sink
+        self.capture_content = capture_content
+        self.finished = False
+
+    @property
+    def exporting(self) -> bool:
+        return self.sink is not None
+
+    def __call__(self, event: dict) -> None:
+        """The on_event listener: a finished task's spans go to the exporter."""
+        if event.get("event") != "task_finished" or self.sink is None:
+            return
+        spans = task_spans(self.ids, event, capture_content=self.capture_content)
+        if spans:
+            self.sink.send(self.ids, spans)
+
+    def finish(self, record: dict | None, execution: dict, counts: dict | None = None) -> None:
+        """The run's span, from its LAST record (or, with none written, the execution facts),
+        then a bounded wait for the collector. Never raises."""
+        if self.finished or self.sink is None:
+            return
+        self.finished = True
+        try:
+            record = record or {}
+            start_ns = stamp_ns(record.get("start_time") or execution.get("started_at")) or 0
+            end_ns = stamp_ns(record.get("end_time") or execution.get("ended_at")) or start_ns
+            statistics = record.get("statistics") or {}
+            counts = statistics.get("status_counts") or counts or {}
+            root = root_span(self.ids, {
+                "alt_id": record.get("alt_file_id", execution.get("alt_id")), "last_id": record.get("id"),
+                "mode": record.get("mode", execution.get("mode")), "seed": execution.get("seed"),
+                "status": record.get("status", "unknown"), "counts": counts,
+                "total": statistics.get("total_tasks", execution.get("total")),
+                "interrupted": execution.get("interrupted"), "resumed_from": execution.get("resumed_from"),
+                "start_ns": start_ns, "end_ns": end_ns})
+            self.sink.send(self.ids, [root])
+            self.sink.flush()
+        except Exception:       # tracing never fails a run
+            log.debug("traces: the end of the run's trace raised", exc_info=True)
+
+
+def fan_out(*listeners):
+    """One on_event listener calling each of `listeners` that is not None."""
+    present = [listener for listener in listeners if listener is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    def each(event: dict) -> None:
+        for listener in present:
+            try:
+                listener(event)
+            except Exception:       # one listener's failure does not deprive the others
+                log.debug("an event listener raised", exc_info=True)
+    return each
