@@ -217,9 +217,11 @@ def trace_of_record(record: dict, *, capture_content: bool = False) -> RunTrace:
     execution = record.get("execution") if isinstance(record.get("execution"), dict) else {}
     statistics = record.get("statistics") if isinstance(record.get("statistics"), dict) else {}
     results = [r for r in record["task_results"].values() if isinstance(r, dict)]
-    counts: dict = {}
-    for result in results:
-        counts[task_status(result)] = counts.get(task_status(result), 0) + 1
+    counts = statistics.get("status_counts")
+    if not isinstance(counts, dict):
+        counts = {}
+        for result in results:
+            counts[task_status(result)] = counts.get(task_status(result), 0) + 1
     start = stamp_ns(record.get("start_time"))
     end = stamp_ns(record.get("end_time"))
     spans = []
@@ -238,8 +240,7 @@ def trace_of_journal(directory, *, capture_content: bool = False) -> RunTrace:
     """The trace of a run from its journal: one still going, one interrupted (killed) or
     one that ended without its LAST file. Attempts still open end at the last moment the
     journal records, marked unfinished. ValueError/OSError when there is no readable journal."""
-    import orjson
-
+    from runner import librunner
     from runner.execution.journal import JOURNAL_NAME, RunState, read_records
 
     run = RunState(directory)       # the journal's own checks (ValueError naming a bad line)
@@ -247,10 +248,10 @@ def trace_of_journal(directory, *, capture_content: bool = False) -> RunTrace:
         raise ValueError(f"{directory}: the run was killed before its journal's first record: nothing to trace")
     ids = TraceIds.recorded(run.last_id, run.start.get("trace"))
     try:
-        types = {t.get("id"): t.get("type", t.get("task_type")) for t in orjson.loads(run.alt_source()).get("tasks", [])
-                 if isinstance(t, dict)}
+        alt = librunner.parse_alt_file(run.alt_source())
+        types = {task.id: task.task_type for task in alt.tasks}
         total = len(types)
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, librunner.RunnerError):
         types, total = {}, None
     open_attempts: dict = {}       # task id -> attempt records in order
     latest = stamp_ns(run.start.get("started_at")) or 0
