@@ -431,3 +431,14 @@ def test_chrome_trace_of_a_500_task_run_loads_in_headless_chromium(tmp_path):
     page.write_text(CHECK_PAGE.format(data=trace_file.read_text().replace("</", "<\\/")))
     dom, console = chromium(page, tmp_path, "--dump-dom")
     assert f"OK slices={attempts + 1} " in dom, dom[-500:]
+
+
+def test_the_report_links_the_trace_when_a_url_template_is_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNNER_TRACE_URL_TEMPLATE", "http://localhost:16686/trace/{trace_id}")
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    outcome = execute(chaos_alt(2) | {"mode": "normal"}, tmp_path, environ={"TRACEPARENT": parent})
+    page = (outcome.directory / "report.html").read_text()
+    assert '<a href="http://localhost:16686/trace/4bf92f3577b34da6a3ce929d0e0e4736">' in page
+    monkeypatch.setenv("RUNNER_TRACE_URL_TEMPLATE", "javascript:alert(1)//{trace_id}")
+    again = execute(chaos_alt(2) | {"mode": "normal"}, tmp_path, environ={"TRACEPARENT": parent})
+    assert "javascript:" not in (again.directory / "report.html").read_text()

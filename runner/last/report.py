@@ -47,7 +47,7 @@ AI_FIELDS = ("provider", "model", "prompt_tokens", "completion_tokens", "latency
 TOKEN_FIELDS = ("provider", "calls", "prompt_tokens", "completion_tokens")
 FAULT_FIELDS = ("task_id", "attempt", "kind", "detail")
 EXECUTION_ROWS = ("mode", "seed", "fault_rate", "max_concurrency", "started_at", "ended_at", "wall_time_ms",
-                  "interrupted")
+                  "interrupted", "trace_id")
 RUN_STATUS_TEXT = {"success": "success", "partialsuccess": "partial success", "failure": "failure"}
 ATTENTION_ORDER = {"failed": 0, "timeout": 1, "cancelled": 2, "pending": 3, "running": 4, "skipped": 5, "completed": 6}
 
@@ -451,9 +451,14 @@ def _tasks(record: dict, artifacts: list[dict], limit: int, critical: set) -> li
 
 
 def _execution(execution: dict) -> dict:
+    from runner.trace.config import trace_url
+
+    trace_id = execution.get("trace_id")
     return {"rows": [(key.replace("_", " "), _human(key, execution[key]))
                      for key in EXECUTION_ROWS if execution.get(key) is not None],
-            "faults": [_fields(f, FAULT_FIELDS) for f in _dicts(execution.get("faults"))[:1000]]}
+            "faults": [_fields(f, FAULT_FIELDS) for f in _dicts(execution.get("faults"))[:1000]],
+            # RUNNER_TRACE_URL_TEMPLATE: the run's trace in the team's tracing UI (Jaeger, Tempo...)
+            "trace_url": trace_url(trace_id) if isinstance(trace_id, str) else None}
 
 
 def report_template():

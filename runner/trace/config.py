@@ -126,6 +126,7 @@ def capture_content(environ=os.environ) -> bool:
 def trace_url(trace_id: str | None, environ=os.environ) -> str | None:
     """RUNNER_TRACE_URL_TEMPLATE with the trace id, e.g. http://localhost:16686/trace/{trace_id}."""
     template = settings.text("RUNNER_TRACE_URL_TEMPLATE", environ)
-    if not template or not trace_id or "{trace_id}" not in template:
-        return None
+    if not template or not trace_id or "{trace_id}" not in template \
+            or not template.lower().startswith(("http://", "https://")):
+        return None         # only a web link goes into the page (no javascript: or file: URL)
     return template.replace("{trace_id}", trace_id)
