@@ -9,6 +9,22 @@ run or an option or variable is unusable.
 import sys
 from pathlib import Path
 
+DESCRIPTION = """\
+The trace of a run: a span for the run, one per task attempt (retries side by side) and one
+per AI call, at the times its LAST file records; from the run's journal when it has no LAST
+file (still going, or killed). As Chrome Trace Event JSON for Perfetto (ui.perfetto.dev) and
+chrome://tracing, or as an OTLP/HTTP JSON request body for an OpenTelemetry collector."""
+EPILOG = """\
+examples:
+  python -m runner trace output/0190c7e2-... -o run.trace.json
+  python -m runner trace output/0190c7e2-... --format otlp-json > spans.json
+  OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 python -m runner trace output/0190c7e2-... --send
+
+exit codes:
+  0  written (and sent)
+  1  not sent: the collector could not be reached or refused it
+  2  not a run directory, unreadable, or an unusable OTEL_* setting"""
+
 
 def load_trace(path: str, environ):
     """The RunTrace of the run at `path`; ValueError/OSError/LastFileError saying why not."""
@@ -80,8 +96,9 @@ def main(args) -> int:
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("trace", help="write the trace of a run (its LAST directory, or its journal "
-                                                 "if it has no LAST file) for Perfetto or an OTLP collector")
+    parser = subparsers.add_parser("trace", help="the trace of a run (its LAST file, or its journal) for Perfetto "
+                                                 "or an OpenTelemetry collector",
+                                   description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("dir", metavar="DIR", help="a LAST directory (last.json or last.json.gz), or a run directory "
                                                    "with only its journal (a run going on or interrupted)")
     parser.add_argument("--format", choices=("chrome", "otlp-json"), default="chrome",

@@ -94,11 +94,15 @@ class RunTracing:
             end_ns = stamp_ns(record.get("end_time") or execution.get("ended_at")) or start_ns
             statistics = record.get("statistics") or {}
             counts = statistics.get("status_counts") or counts or {}
+            total = statistics.get("total_tasks", execution.get("total"))
+            status = record.get("status")
+            if status is None:      # no LAST file written here (a Dask worker's run of a whole file)
+                completed = counts.get("completed", 0)
+                status = "success" if completed == total else "failure" if not completed else "partialsuccess"
             root = root_span(self.ids, {
                 "alt_id": record.get("alt_file_id", execution.get("alt_id")), "last_id": record.get("id"),
                 "mode": record.get("mode", execution.get("mode")), "seed": execution.get("seed"),
-                "status": record.get("status", "unknown"), "counts": counts,
-                "total": statistics.get("total_tasks", execution.get("total")),
+                "status": status, "counts": counts, "total": total,
                 "interrupted": execution.get("interrupted"), "resumed_from": execution.get("resumed_from"),
                 "start_ns": start_ns, "end_ns": end_ns})
             self.sink.send(self.ids, [root])
