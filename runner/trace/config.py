@@ -22,6 +22,7 @@ from runner import settings
 
 PROTOCOLS = ("http/protobuf", "http/json")
 DEFAULT_FLUSH_SECONDS = 5.0
+DEFAULT_QUEUE_SIZE = 65536      # spans waiting to be sent, per process (the SDK's default is 2048)
 SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
             "parentbased_traceidratio")
 
@@ -34,6 +35,7 @@ class ExportSettings:
     flush_seconds: float
     sampler: str
     sampler_ratio: float
+    queue_size: int = 65536
 
     @property
     def shown_endpoint(self) -> str:
@@ -101,7 +103,8 @@ def export_settings(environ=os.environ) -> ExportSettings | None:
     ratio = 1.0
     if sampler.endswith("traceidratio"):
         ratio = settings.number("OTEL_TRACES_SAMPLER_ARG", 1.0, environ, maximum=1.0)
-    return ExportSettings(endpoint, protocol, tuple(headers), flush, sampler, ratio)
+    queue = settings.integer("OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE_SIZE, environ)
+    return ExportSettings(endpoint, protocol, tuple(headers), flush, sampler, ratio, queue)
 
 
 def sampled(export: ExportSettings, trace_id: str, parent_sampled: bool | None) -> bool:

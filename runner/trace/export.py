@@ -35,6 +35,8 @@ SDK_LOGGERS = ("opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentel
 _KINDS = {"internal": trace_api.SpanKind.INTERNAL, "client": trace_api.SpanKind.CLIENT}
 _STATUS = {"unset": trace_api.StatusCode.UNSET, "ok": trace_api.StatusCode.OK, "error": trace_api.StatusCode.ERROR}
 
+_SAMPLED = trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED)
+_UNSET = trace_api.Status(trace_api.StatusCode.UNSET)
 _exporting = threading.local()
 _processors: dict = {}
 _processors_lock = threading.Lock()
@@ -167,7 +169,11 @@ def processor_for(settings: ExportSettings) -> BatchSpanProcessor:
         processor = _processors.get(settings)
         if processor is None:
             exporter = WarningOnce(_exporter(settings), settings.shown_endpoint)
-            processor = BatchSpanProcessor(exporter, schedule_delay_millis=500)
+            # The SDK's queue holds 2048 spans by default and drops what comes beyond: a run
+            # ends tasks faster than spans are sent, so its queue is larger (OTEL_BSP_MAX_QUEUE_SIZE
+            # still decides when set); what is dropped anyway is said once (WarningOnce).
+            processor = BatchSpanProcessor(exporter, schedule_delay_millis=500,
+                                           max_queue_size=settings.queue_size)
             processor.runner_exporter = exporter
             _processors[settings] = processor
         return processor
@@ -181,23 +187,32 @@ class SpanSink:
         self.processor = processor_for(settings)
         self.resource = Resource(resource_attributes(environ))
         self.scope = InstrumentationScope(SCOPE, version)
+        self._parents: dict = {}
 
     def send(self, trace_ids, spans) -> None:
-        flags = trace_api.TraceFlags(trace_api.TraceFlags.SAMPLED)
         trace_id = int(trace_ids.trace_id, 16)
+        parents = self._parents
+        if parents.get(None) != trace_id:       # a new trace: its parents' contexts are made anew
+            parents.clear()
+            parents[None] = trace_id
+        on_end, resource, scope = self.processor.on_end, self.resource, self.scope
         for span in spans:
-            context = trace_api.SpanContext(trace_id, int(span.span_id, 16), is_remote=False, trace_flags=flags)
+            context = trace_api.SpanContext(trace_id, int(span.span_id, 16), False, _SAMPLED)
             parent = None
             if span.parent_id:
-                parent = trace_api.SpanContext(trace_id, int(span.parent_id, 16),
-                                               is_remote=span.parent_id == trace_ids.parent_span_id,
-                                               trace_flags=flags)
-            self.processor.on_end(ReadableSpan(
-                span.name, context=context, parent=parent, resource=self.resource, attributes=span.attributes,
-                events=[Event(name, attributes, moment) for name, moment, attributes in span.events],
+                # Most spans share a parent (the run's span): its context is made once.
+                parent = parents.get(span.parent_id)
+                if parent is None:
+                    parent = parents[span.parent_id] = trace_api.SpanContext(
+                        trace_id, int(span.parent_id, 16), span.parent_id == trace_ids.parent_span_id, _SAMPLED)
+            on_end(ReadableSpan(
+                span.name, context=context, parent=parent, resource=resource, attributes=span.attributes,
+                events=[Event(name, attributes, moment) for name, moment, attributes in span.events]
+                if span.events else (),
                 kind=_KINDS.get(span.kind, trace_api.SpanKind.INTERNAL),
-                status=trace_api.Status(_STATUS[span.status], span.message if span.status == "error" else None),
-                start_time=span.start_ns, end_time=span.end_ns, instrumentation_scope=self.scope))
+                status=_UNSET if span.status == "unset" else
+                trace_api.Status(_STATUS[span.status], span.message if span.status == "error" else None),
+                start_time=span.start_ns, end_time=span.end_ns, instrumentation_scope=scope))
 
     def flush(self) -> bool:
         """Waits until what was handed over is sent (at most RUNNER_TRACE_FLUSH_SECONDS)."""

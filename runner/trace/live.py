@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 from runner.trace import config
 from runner.trace.ids import TraceIds
@@ -37,15 +38,14 @@ def start(environ=os.environ, traceparent: str | None = None) -> "RunTracing | N
     if export is None and joined is None:
         return None
     ids = TraceIds.for_run(joined)
-    sink = None
     if export is not None:
         parent_sampled = ids.sampled if ids.parent_span_id is not None else None
         sampled = config.sampled(export, ids.trace_id, parent_sampled)
         if sampled != ids.sampled:
             ids = TraceIds(ids.trace_id, ids.span_id, ids.parent_span_id, sampled)
-        if sampled:
-            sink = _sink(export, environ)
-    return RunTracing(ids, sink, config.capture_content(environ))
+        if not sampled:
+            export = None
+    return RunTracing(ids, export, environ, config.capture_content(environ))
 
 
 def _sink(export, environ):
@@ -62,30 +62,66 @@ def _sink(export, environ):
 
 class RunTracing:
     """One run's trace: its ids (recorded in the journal and the LAST file, sent to AI
-    services) and, when it is exported, the listener that sends its spans."""
+    services) and, when it is exported, the listener that sends its spans.
 
-    def __init__(self, ids: TraceIds, sink, capture_content: bool):
+    The OpenTelemetry SDK is imported and set up on a thread of its own while the run
+    starts (a quarter of a second of imports: a run waiting on its AI calls does not wait
+    for them too); spans made meanwhile wait in a list."""
+
+    def __init__(self, ids: TraceIds, export, environ, capture_content: bool):
         self.ids = ids
-        self.sink = sink
+        self.export = export
         self.capture_content = capture_content
         self.finished = False
+        self._lock = threading.Lock()
+        self._pending: list | None = []         # spans made before the SDK was ready
+        self._sink = None
+        self._ready = threading.Event()
+        if export is not None:
+            threading.Thread(target=self._prepare, args=(export, environ), name="runner-trace-setup",
+                             daemon=True).start()
 
     @property
     def exporting(self) -> bool:
-        return self.sink is not None
+        return self.export is not None
+
+    def _prepare(self, export, environ) -> None:
+        sink = None
+        try:
+            sink = _sink(export, environ)
+        except Exception:       # tracing never fails a run
+            log.warning("traces: the OpenTelemetry exporter could not be set up; the run goes on without it",
+                        exc_info=log.isEnabledFor(logging.DEBUG))
+        with self._lock:
+            self._sink = sink
+            pending, self._pending = self._pending, None
+        try:
+            if sink is not None and pending:
+                sink.send(self.ids, pending)
+        finally:
+            self._ready.set()
+
+    def _send(self, spans: list) -> None:
+        with self._lock:
+            if self._pending is not None:
+                self._pending.extend(spans)
+                return
+            sink = self._sink
+        if sink is not None:
+            sink.send(self.ids, spans)
 
     def __call__(self, event: dict) -> None:
         """The on_event listener: a finished task's spans go to the exporter."""
-        if event.get("event") != "task_finished" or self.sink is None:
+        if event.get("event") != "task_finished" or self.export is None:
             return
         spans = task_spans(self.ids, event, capture_content=self.capture_content)
         if spans:
-            self.sink.send(self.ids, spans)
+            self._send(spans)
 
     def finish(self, record: dict | None, execution: dict, counts: dict | None = None) -> None:
         """The run's span, from its LAST record (or, with none written, the execution facts),
         then a bounded wait for the collector. Never raises."""
-        if self.finished or self.sink is None:
+        if self.finished or self.export is None:
             return
         self.finished = True
         try:
@@ -105,8 +141,10 @@ class RunTracing:
                 "status": status, "counts": counts, "total": total,
                 "interrupted": execution.get("interrupted"), "resumed_from": execution.get("resumed_from"),
                 "start_ns": start_ns, "end_ns": end_ns})
-            self.sink.send(self.ids, [root])
-            self.sink.flush()
+            self._ready.wait(self.export.flush_seconds)
+            self._send([root])
+            if self._sink is not None:
+                self._sink.flush()
         except Exception:       # tracing never fails a run
             log.debug("traces: the end of the run's trace raised", exc_info=True)
 

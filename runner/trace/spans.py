@@ -47,10 +47,24 @@ class RunTrace:
         return [self.root, *self.spans]
 
 
+_SECONDS: dict = {}         # "2026-11-24T05:06:32" -> seconds since the epoch (stamps share seconds)
+
+
 def stamp_ns(text) -> int | None:
     """Nanoseconds since the epoch of an RFC 3339 stamp ("2026-11-24T05:06:32.123Z"), or None."""
     if not isinstance(text, str):
         return None
+    if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[20:23].isdigit():
+        # The LAST file's own form, the one every attempt has: parsed once per second.
+        seconds = _SECONDS.get(text[:19])
+        if seconds is None:
+            seconds = _whole_seconds(text[:19] + "+00:00")
+            if seconds is None:
+                return None
+            if len(_SECONDS) > 100_000:
+                _SECONDS.clear()
+            _SECONDS[text[:19]] = seconds
+        return seconds * 1_000_000_000 + int(text[20:23]) * 1_000_000
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -60,6 +74,13 @@ def stamp_ns(text) -> int | None:
     # Exact integer arithmetic: a float of seconds since 1970 cannot hold microseconds.
     whole = int(moment.replace(microsecond=0).timestamp())
     return whole * 1_000_000_000 + moment.microsecond * 1000
+
+
+def _whole_seconds(text: str) -> int | None:
+    try:
+        return int(datetime.fromisoformat(text).timestamp())
+    except ValueError:
+        return None
 
 
 def _ms_ns(value) -> int:
