@@ -1,6 +1,6 @@
 """ALT files of the segmentation service (a `segments` list, YAML or JSON, v1.0 and v2.0):
-validated, converted into tasks, run on the echo provider; control flow refused with its
-segment; errors pointed at the segment.
+validated, converted into tasks, run on the echo provider; control-flow errors at the
+segment (control flow itself: tests/test_control_flow.py); errors pointed at the segment.
 
 tests/fixtures/segmentation/ holds the example files of krozenking/ALT_LAS
 (proje_dosyalari/segmentation-service/benchmark_test_*.alt.yaml) as they are. The other
@@ -259,30 +259,25 @@ def enhanced_example() -> dict:
     return doc
 
 
-def test_control_flow_is_refused_naming_the_construct_and_the_segment():
+def test_control_flow_is_checked_in_its_own_terms():
+    """v2.0 control flow runs (tests/test_control_flow.py); this document's one problem is a
+    function body naming a segment it does not have."""
     errors = errors_of(as_yaml(enhanced_example()))
-    assert errors == [
-        "segments[1].loop: control flow 'loop' (ALT v2.0) is not supported yet: segment 'loop_segment' cannot run",
-        "segments[2].condition: control flow 'condition' (ALT v2.0) is not supported yet: segment 'check' cannot run",
-        "segments[3].function_call: control flow 'function_call' (ALT v2.0) is not supported yet: "
-        "segment 'call' cannot run",
-        "segments[4].function_def: control flow 'function_def' (ALT v2.0) is not supported yet: "
-        "segment 'define' cannot run",
-        "segments[5].variables: variables (ALT v2.0) are not supported yet: segment 'assign' cannot run",
-        "global_variables: global variables (ALT v2.0 control flow) are not supported yet: 1 given",
-        "functions: function definitions (ALT v2.0 control flow) are not supported yet: 1 given",
-    ]
+    assert errors == ["functions[0].body[0]: function 'save_result': unknown segment 'save'"]
+    doc = enhanced_example()
+    doc["segments"].append({"id": "save", "task_type": "generic", "content": "Save it"})
+    assert [t.id for t in api.parse_alt_file(as_yaml(doc)).tasks][:2] == ["search", "loop_segment"]
 
 
-def test_control_flow_is_refused_by_the_command_line_and_the_c_abi(runner, tmp_path):
+def test_control_flow_errors_reach_the_command_line_and_the_c_abi(runner, tmp_path):
     path = tmp_path / "flow.alt.yaml"
     path.write_bytes(as_yaml(enhanced_example()))
     checked = cli("validate", path)
-    assert checked.returncode == 1 and "segments[1].loop (task 'loop_segment'): control flow 'loop'" in checked.stdout
+    assert checked.returncode == 1 and "functions[0].body[0]: function 'save_result': unknown segment" in checked.stdout
     done = cli("run", path, "--out", tmp_path / "out")
     assert done.returncode == 2 and not (tmp_path / "out").exists()
     assert runner.runner_parse_alt_file(path.read_bytes()) == 0
-    assert runner.last_error().startswith("runner_parse_alt_file: segments[1].loop: control flow 'loop'")
+    assert runner.last_error().startswith("runner_parse_alt_file: functions[0].body[0]: function 'save_result'")
 
 
 # ---- errors point at the segment ---------------------------------------------------------

@@ -11,8 +11,6 @@ import hashlib
 import re
 
 SEGMENTATION_MODES = {"normal": "normal", "dream": "dream", "explore": "explore", "chaos": "chaos"}
-# v2.0 control flow, refused until the executor can run it.
-CONTROL_FLOW_FIELDS = ("condition", "loop", "function_def", "function_call")
 CHAOS_LEVELS = (1, 10)
 # The segment keys of the converted task's fields; the rest of a pointer follows them.
 SEGMENT_KEYS = {"description": "content", "dependencies": "dependencies", "id": "id",
@@ -68,12 +66,14 @@ cdef class SegmentConversion:
     cdef list parameter_index       # per segment: parameter name -> its index in the list
     cdef list descriptive           # per segment: its parameters describe an AI request, no task reads them
     cdef object chaos_fault_rate
+    cdef ControlPlan control        # v2.0 variables, branches, loops and functions (control_flow.pxi)
 
     cdef void convert(self, dict doc, IssueList issues, IssueList warnings) except *:
         raw_segments = doc.get("segments")
         self.parameter_index = []
         self.descriptive = []
         self.chaos_fault_rate = None
+        self.control = ControlPlan()
         cdef list tasks = []
         warn_unknown(doc, SEGMENTATION_FIELDS, "", warnings)
         if isinstance(raw_segments, list):
@@ -83,16 +83,16 @@ cdef class SegmentConversion:
         self.native["tasks"] = tasks if isinstance(raw_segments, list) else raw_segments
 
     cdef dict header(self, dict doc, IssueList issues):
-        for key in ("global_variables", "functions"):
-            value = doc.get(key)
-            if value is None or value == []:
-                continue
-            what = "global variables" if key == "global_variables" else "function definitions"
-            if isinstance(value, list):
-                issues.add(key, f"{what} (ALT v2.0 control flow) are not supported yet: "
-                           f"{len(<list>value)} given", value)
-            else:
-                issues.wrong_type(key, "an array", value)
+        cdef IssueList found = IssueList(issues.cap)
+        self.control.variables.update(read_variables_list(doc.get("global_variables"), "/global_variables",
+                                                          found, self.control.variable_paths))
+        functions = doc.get("functions")
+        if functions is not None and not isinstance(functions, list):
+            found.wrong_type("/functions", "an array of functions", functions)
+        elif functions:
+            for k, raw in enumerate(<list>functions):
+                self.add_function(read_function(raw, f"/functions/{k}", found), found)
+        self.relay(found, issues)
         command = doc.get("command")
         if not isinstance(command, str):
             if "command" not in doc:
@@ -171,15 +171,9 @@ cdef class SegmentConversion:
         warn_unknown(raw, SEGMENT_FIELDS, segment_path(index), warnings)
         segment_id = raw.get("id") if "id" in raw else f"segment_{index + 1}"
         label = segment_id if isinstance(segment_id, str) else f"#{index}"
-        for key in CONTROL_FLOW_FIELDS:
-            if raw.get(key) is not None:
-                issues.add(segment_path(index, f".{key}"),
-                           f"control flow '{key}' (ALT v2.0) is not supported yet: segment '{label}' cannot run",
-                           raw.get(key))
-        variables = raw.get("variables")
-        if variables is not None and variables != []:
-            issues.add(segment_path(index, ".variables"),
-                       f"variables (ALT v2.0) are not supported yet: segment '{label}' cannot run", variables)
+        cdef IssueList found = IssueList(issues.cap)
+        self.read_control(raw, index, label, found)
+        self.relay(found, issues)
         kind = raw.get("task_type")
         if not isinstance(kind, str):
             if "task_type" not in raw:
@@ -205,6 +199,47 @@ cdef class SegmentConversion:
                 "dependencies": raw.get("dependencies"),
                 # Kept in the record (metadata.task_extra_fields of the LAST file).
                 "segment_task_type": kind, "metadata": metadata if isinstance(metadata, dict) else {}}
+
+    cdef void read_control(self, dict raw, Py_ssize_t index, str label, IssueList issues) except *:
+        """A segment's v2.0 variables and construct (one of condition, loop, function_call),
+        and a function_def, into the plan, at pointers the validator maps back to the segment."""
+        base = f"/tasks/{index}"
+        variables = raw.get("variables")
+        if variables is not None and variables != []:
+            local = read_variables_list(variables, base + "/variables", issues, {})
+            if local:
+                self.control.local[label] = local
+        given = [key for key in ("condition", "loop", "function_call") if raw.get(key) is not None]
+        if len(given) > 1:
+            issues.add(segment_path(index, f".{given[1]}"), f"segment '{label}' has both '{given[0]}' and "
+                       f"'{given[1]}': one construct per segment", raw.get(given[1]))
+        elif given:
+            key = given[0]
+            if key == "condition":
+                construct = read_branch(raw[key], label, base + "/condition", issues)
+            elif key == "loop":
+                construct = read_loop(raw[key], label, base + "/loop", issues, False)
+            else:
+                construct = read_call(raw[key], label, base + "/function_call", issues)
+            add_construct(self.control, construct, issues)
+        if raw.get("function_def") is not None:
+            self.add_function(read_function(raw["function_def"], base + "/function_def", issues), issues)
+
+    cdef void relay(self, IssueList found, IssueList issues) except *:
+        """Issues of the control-flow readers (native pointers), pointed at the segment document."""
+        for issue in found.issues:
+            located = self.located(<ValidationIssue>issue)
+            issues.add(located.path, located.message, located.value)
+        issues.total += found.total - len(found.issues)
+
+    cdef void add_function(self, Function f, IssueList issues) except *:
+        if f is None:
+            return
+        if f.name in self.control.functions:
+            issues.add(f.path + "/name", f"function '{f.name}' is defined twice (first at "
+                       f"{(<Function>self.control.functions[f.name]).path})", f.name)
+            return
+        self.control.functions[f.name] = f
 
     cdef dict parameters(self, object raw, Py_ssize_t index, dict names, IssueList issues, IssueList warnings):
         """A segment's [{name, value, type, required, description}] -> {name: value}."""
@@ -316,7 +351,12 @@ cdef AltFile build_segmented_alt_file(dict doc, IssueList issues, AltLimits limi
     cdef IssueList native_issues = IssueList(max(issues.cap - len(issues.issues), 1))
     cdef IssueList native_warnings = IssueList(max(warnings.cap, 1))
     native_issues.suggestions_left = issues.suggestions_left
-    alt = build_alt_file(conversion.native, native_issues, limits, native_warnings)
+    control = conversion.control
+    if control.is_empty():
+        control = None
+    else:
+        control.substitutes = True
+    alt = build_alt_file(conversion.native, native_issues, limits, native_warnings, control)
     for issue in native_issues.issues:
         located = conversion.located(<ValidationIssue>issue)
         issues.add(located.path, located.message, located.value)

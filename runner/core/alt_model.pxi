@@ -17,6 +17,10 @@ TASK_FIELDS = frozenset((
     "priority", "tags", "status",
 ))
 
+# Control-flow fields of the native format (control_flow.pxi reads them; they stay in `extra`).
+CONTROL_TASK_FIELDS = frozenset(("when", "for_each"))
+CONTROL_ALT_FIELDS = frozenset(("variables",))
+
 
 cdef class Task:
     """One task of an ALT file. `dependencies` is a list (empty when the file said null)."""
@@ -32,6 +36,7 @@ cdef class Task:
     cdef readonly list tags
     cdef readonly object status
     cdef readonly dict extra
+    cdef readonly object control       # an instance's metadata.control (control flow), else None
 
     @property
     def task_type(self):
@@ -83,6 +88,8 @@ cdef class AltFile:
     # Chaos mode's fault rate when the file sets one (a segmentation document's chaos_level);
     # None: RUNNER_CHAOS_FAULT_RATE.
     cdef readonly object chaos_fault_rate
+    # Its ControlPlan (control_flow.pxi) when it uses variables, conditions, loops or functions.
+    cdef readonly object control
 
     def __len__(self):
         return len(self.tasks)

@@ -312,7 +312,7 @@ cdef Task build_task(object raw, Py_ssize_t index, IssueList issues, IssueList w
         task.extra = {}
     else:
         task.extra = {k: v for k, v in doc.items() if k not in TASK_FIELDS}
-        report_unknown_fields(task.extra, TASK_FIELDS, TASK_FIELD_NAMES, task_path(index, ""), warnings)
+        report_unknown_fields(task.extra, KNOWN_TASK_FIELDS, TASK_FIELD_NAMES, task_path(index, ""), warnings)
     return task
 
 
@@ -400,7 +400,8 @@ cdef bint strict_mode(object strict) except -1:
     return strict_from_environment() if strict is None else bool(strict)
 
 
-cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, IssueList warnings):
+cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, IssueList warnings,
+                            ControlPlan control=None):
     """The AltFile a document describes; None (with issues recorded) when it is not valid."""
     cdef AltFile alt
     cdef Task task
@@ -440,7 +441,7 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
     alt.expected_completion_time = expected
     alt.extra = {k: v for k, v in doc.items() if k not in ALT_FIELDS}
     if alt.extra:
-        report_unknown_fields(alt.extra, ALT_FIELDS, ALT_FIELD_NAMES, "", warnings)
+        report_unknown_fields(alt.extra, KNOWN_ALT_FIELDS, ALT_FIELD_NAMES, "", warnings)
 
     raw_tasks = doc.get("tasks")
     if not isinstance(raw_tasks, list):
@@ -475,6 +476,9 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
             report_dependencies(tasks, task_index, issues)
     alt.tasks = tasks
     alt.task_index = task_index
+    # Control flow: the dialect's reader gives its plan; a native document's is read here.
+    if control is None and ("variables" in doc or any_control_field(tasks)):
+        control = read_native_control(doc, tasks, issues)
     alt.warnings = warnings.issues if warnings is not issues else []
     alt.warning_total = warnings.total if warnings is not issues else 0
     # A cycle is reported beside every other problem (a duplicate id or a missing title
@@ -485,6 +489,8 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
         task = <Task>task_index[cycle[0]]
         issues.add(task_path(task.index, "dependencies"),
                    "dependency cycle: " + " -> ".join(cycle) + " (each task waits for the next)", cycle)
+    if control is not None:
+        finish_control_plan(alt, control, issues, cycle is None)
     if issues.total:
         return None
     return alt
@@ -564,6 +570,14 @@ cdef list sorted_issues(list found, object doc):
         keyed.append((issue_position(tokens, doc), issue))
     keyed.sort(key=lambda pair: pair[0])
     return [pair[1] for pair in keyed]
+
+
+cdef bint any_control_field(list tasks):
+    cdef Task task
+    for task in tasks:
+        if task.extra and ("when" in task.extra or "for_each" in task.extra):
+            return True
+    return False
 
 
 cdef void report_dependencies(list tasks, dict task_index, IssueList issues):

@@ -6,7 +6,7 @@
 # scheduler loop itself (run_inline): they take no time, so they take no concurrency slot,
 # and a thread-pool round trip would cost more than the task.
 
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Realloc
 from libc.stdio cimport snprintf
 from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME, CLOCK_MONOTONIC
 
@@ -65,6 +65,13 @@ cpdef str utc_stamp():
     stamp_cache_ms = ms
     stamp_cache_text = text.decode("ascii")
     return stamp_cache_text
+
+
+cdef void *grow_array(void *old, size_t size) except NULL:
+    cdef void *grown = PyMem_Realloc(old, size)
+    if grown == NULL:
+        raise MemoryError()
+    return grown
 
 
 # ---- the heaps
@@ -130,11 +137,23 @@ cdef class Scheduler:
     cdef Py_ssize_t inline_len
     cdef int *worker_heap
     cdef Py_ssize_t worker_len
+    # Control flow (control_flow.pxi): nodes added while the run goes on (instances), held
+    # nodes (branch bodies, released by their owner), and groups: the nodes a construct
+    # waits for; when a group's last node ends, its number is put on done_groups.
+    cdef Py_ssize_t capacity
+    cdef Py_ssize_t base_size              # nodes of the graph; later ones are added
+    cdef list added_needed                 # dependents of added nodes (index - base_size)
+    cdef int *group
+    cdef list group_left
+    cdef public list done_groups
+    cdef long long default_rank
 
     def __cinit__(self):
         self.waiting = NULL
+        self.group = NULL
 
     def __dealloc__(self):
+        PyMem_Free(self.group)
         PyMem_Free(self.waiting)
         PyMem_Free(self.state)
         PyMem_Free(self.cause)
@@ -144,9 +163,11 @@ cdef class Scheduler:
         PyMem_Free(self.worker_heap)
 
     def __init__(self, AltFile alt, DependencyGraph graph=None, object shuffle=None,
-                 object inline_types=frozenset()):
+                 object inline_types=frozenset(), object held=None, object not_inline=None):
         """shuffle: a random.Random whose permutation breaks ties among equal priorities
-        (chaos mode); None keeps file order. inline_types: task types run by run_inline."""
+        (chaos mode); None keeps file order. inline_types: task types run by run_inline.
+        held: indices that wait for release() besides their dependencies; not_inline:
+        indices never run inline (control flow decides how they start)."""
         cdef Py_ssize_t n = len(alt.tasks), i
         cdef Task task
         cdef long long rank
@@ -163,7 +184,13 @@ cdef class Scheduler:
         self.inline_flag = <char *>PyMem_Malloc(n + 1)
         self.inline_heap = <int *>PyMem_Malloc((n + 1) * sizeof(int))
         self.worker_heap = <int *>PyMem_Malloc((n + 1) * sizeof(int))
-        if not (self.waiting and self.state and self.cause and self.key and self.inline_flag
+        self.group = <int *>PyMem_Malloc((n + 1) * sizeof(int))
+        self.capacity = n + 1
+        self.base_size = n
+        self.added_needed = []
+        self.group_left = []
+        self.done_groups = []
+        if not (self.group and self.waiting and self.state and self.cause and self.key and self.inline_flag
                 and self.inline_heap and self.worker_heap):
             raise MemoryError()
         order = None
@@ -171,6 +198,7 @@ cdef class Scheduler:
             order = list(range(n))
             shuffle.shuffle(order)
         cdef long long default_rank = PRIORITY_RANKS[alt.priority or DEFAULT_PRIORITY]
+        self.default_rank = default_rank
         cdef bint any_inline = bool(inline_types)
         for i in range(n):
             task = <Task>alt.tasks[i]
@@ -180,6 +208,13 @@ cdef class Scheduler:
             self.state[i] = NODE_WAITING
             self.cause[i] = -1
             self.inline_flag[i] = any_inline and task.parameters.get("task_type", "ai_prompt") in inline_types
+            self.group[i] = -1
+        if held is not None:
+            for i in held:
+                self.waiting[i] += 1
+        if not_inline is not None:
+            for i in not_inline:
+                self.inline_flag[i] = 0
         for i in range(n):
             if self.waiting[i] == 0:
                 self.make_ready(<int>i)
@@ -228,8 +263,16 @@ cdef class Scheduler:
             raise ValueError(f"task index {i} is not running")
         self.running -= 1
         self.ended += 1
+        if self.group[i] >= 0:
+            self.group_ended(i)
         if succeeded:
             self.state[i] = NODE_COMPLETED
+            if i >= self.base_size:
+                for w in <list>self.added_needed[i - self.base_size]:
+                    self.waiting[w] -= 1
+                    if self.waiting[w] == 0 and self.state[w] == NODE_WAITING:
+                        self.make_ready(w)
+                return []
             for k in range(self.graph.needed_start[i], self.graph.needed_start[i + 1]):
                 w = self.graph.needed_list[k]
                 self.waiting[w] -= 1
@@ -239,6 +282,100 @@ cdef class Scheduler:
         self.state[i] = NODE_UNSUCCESSFUL
         return self.skip_dependents(i)
 
+    cdef inline void group_ended(self, int i):
+        cdef int g = self.group[i]
+        cdef Py_ssize_t left = <Py_ssize_t>self.group_left[g] - 1
+        self.group_left[g] = left
+        if left == 0:
+            self.done_groups.append(g)
+
+    cpdef int new_group(self):
+        """A group number for the nodes a construct waits for."""
+        self.group_left.append(0)
+        return len(self.group_left) - 1
+
+    cdef void grow(self, Py_ssize_t needed) except *:
+        cdef Py_ssize_t cap = self.capacity
+        if needed <= cap:
+            return
+        while cap < needed:
+            cap *= 2
+        self.waiting = <int *>grow_array(self.waiting, cap * sizeof(int))
+        self.state = <signed char *>grow_array(self.state, cap)
+        self.cause = <int *>grow_array(self.cause, cap * sizeof(int))
+        self.key = <long long *>grow_array(self.key, cap * sizeof(long long))
+        self.inline_flag = <char *>grow_array(self.inline_flag, cap)
+        self.inline_heap = <int *>grow_array(self.inline_heap, cap * sizeof(int))
+        self.worker_heap = <int *>grow_array(self.worker_heap, cap * sizeof(int))
+        self.group = <int *>grow_array(self.group, cap * sizeof(int))
+        self.capacity = cap
+
+    cpdef Py_ssize_t add(self, list tasks, list dependencies, list inline, list held, int group):
+        """Appends nodes (instances made while the run goes on): tasks[k] depends on the
+        node indices dependencies[k] (added ones only); inline[k] runs it by run_inline;
+        held[k] waits for release(). Nodes not held belong to `group`. Returns the index of
+        the first one."""
+        cdef Py_ssize_t first = self.size, n = len(tasks), k, i
+        cdef Task task
+        cdef long long rank
+        cdef int d
+        self.grow(first + n + 1)
+        for k in range(n):
+            i = first + k
+            task = <Task>tasks[k]
+            self.added_needed.append([])
+            rank = self.default_rank if task.priority is None else <long long>PRIORITY_RANKS[task.priority]
+            self.key[i] = (rank << 40) | <long long>i
+            self.state[i] = NODE_WAITING
+            self.cause[i] = -1
+            self.inline_flag[i] = 1 if inline[k] else 0
+            self.group[i] = -1 if held[k] else group
+            self.waiting[i] = len(<list>dependencies[k]) + (1 if held[k] else 0)
+            for d in <list>dependencies[k]:
+                (<list>self.added_needed[d - self.base_size]).append(<int>i)
+        cdef Py_ssize_t grouped = 0
+        for k in range(n):
+            if not held[k]:
+                grouped += 1
+        if group >= 0:
+            self.group_left[group] = <Py_ssize_t>self.group_left[group] + grouped
+        self.size = first + n
+        for k in range(n):
+            i = first + k
+            if self.waiting[i] == 0:
+                self.make_ready(<int>i)
+        return first
+
+    cpdef void release(self, int i, int group=-1):
+        """A held node may start once its dependencies have completed; it joins `group`."""
+        if group >= 0:
+            self.group[i] = group
+            self.group_left[group] = <Py_ssize_t>self.group_left[group] + 1
+        if self.state[i] != NODE_WAITING:
+            return
+        self.waiting[i] -= 1
+        if self.waiting[i] == 0:
+            self.make_ready(i)
+
+    cpdef list drop(self, int i):
+        """A waiting (held) node ends without running (a branch not taken); returns the
+        dependents that are skipped because of it."""
+        if i < 0 or i >= self.size or self.state[i] != NODE_WAITING:
+            return []
+        self.state[i] = NODE_SKIPPED
+        self.ended += 1
+        if self.group[i] >= 0:
+            self.group_ended(i)
+        return self.skip_dependents(i)
+
+    cpdef list dependents(self, int i):
+        if i >= self.base_size:
+            return list(<list>self.added_needed[i - self.base_size])
+        return [self.graph.needed_list[k] for k in range(self.graph.needed_start[i], self.graph.needed_start[i + 1])]
+
+    def is_waiting(self, Py_ssize_t i):
+        return 0 <= i < self.size and self.state[i] == NODE_WAITING
+
     cdef list skip_dependents(self, int root):
         """Depth-first over dependents: every waiting one is skipped, naming who caused it."""
         cdef list skipped = []
@@ -247,12 +384,13 @@ cdef class Scheduler:
         cdef Py_ssize_t k
         while stack:
             v = stack.pop()
-            for k in range(self.graph.needed_start[v], self.graph.needed_start[v + 1]):
-                w = self.graph.needed_list[k]
+            for w in self.dependents(v):
                 if self.state[w] == NODE_WAITING:
                     self.state[w] = NODE_SKIPPED
                     self.cause[w] = v
                     self.ended += 1
+                    if self.group[w] >= 0:
+                        self.group_ended(w)
                     skipped.append(w)
                     stack.append(w)
         return skipped
@@ -265,6 +403,8 @@ cdef class Scheduler:
             if self.state[i] == NODE_WAITING or self.state[i] == NODE_READY:
                 self.state[i] = NODE_UNSUCCESSFUL
                 self.ended += 1
+                if self.group[i] >= 0:
+                    self.group_ended(<int>i)
                 cancelled.append(i)
         self.inline_len = 0
         self.worker_len = 0
@@ -324,6 +464,8 @@ cdef class Scheduler:
                 "attempts": [{"number": 1, "started_at": stamp, "duration_ms": elapsed_ms,
                               "outcome": "completed", "error": None, "fault": None}],
             }
+            if task.control is not None:
+                result.metadata["control"] = task.control
             result.extra = {}
             results[task.id] = result
             self.complete(i, True)

@@ -34,8 +34,10 @@ cdef frozenset PARAMETER_NAMES_ON_TASK = frozenset((
     "content", "input", "input_from", "temperature",
 ))
 
-cdef tuple ALT_FIELD_NAMES = tuple(sorted(ALT_FIELDS))
-cdef tuple TASK_FIELD_NAMES = tuple(sorted(TASK_FIELDS))
+cdef tuple ALT_FIELD_NAMES = tuple(sorted(ALT_FIELDS | CONTROL_ALT_FIELDS))
+cdef tuple TASK_FIELD_NAMES = tuple(sorted(TASK_FIELDS | CONTROL_TASK_FIELDS))
+cdef frozenset KNOWN_ALT_FIELDS = ALT_FIELDS | CONTROL_ALT_FIELDS
+cdef frozenset KNOWN_TASK_FIELDS = TASK_FIELDS | CONTROL_TASK_FIELDS
 
 
 cdef str did_you_mean(str key, tuple known):

@@ -49,8 +49,11 @@ class RunOutcome:
 
     @property
     def all_completed(self) -> bool:
-        # Every task has a result once a run ends (skipped and cancelled ones included).
-        return all(r.status == "completed" for r in self.results.values())
+        # Every task has a result once a run ends (skipped and cancelled ones included). A
+        # task that control flow chose not to run (a condition false, a branch not taken,
+        # or a dependency of such) is done as written.
+        return all(r.status == "completed" or (r.status == "skipped" and r.metadata.get("skipped_by_condition") is True)
+                   for r in self.results.values())
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -281,7 +284,7 @@ def _execute(alt, output_dir, settings, mode, cap, seed, workspace, on_event, st
         if not write:
             outcome = RunOutcome(last_id or "", Path(), {}, b"", results, facts, workspace)
         else:
-            written = librunner.write_last_file(alt, results, output_dir, execution=facts, workspace=workspace,
+            written = librunner.write_last_file(execution.alt, results, output_dir, execution=facts, workspace=workspace,
                                                 last_id=last_id)
             outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
                                  results, facts, workspace, written.delivery)

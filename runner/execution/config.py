@@ -16,6 +16,8 @@ DEFAULT_RETRY_MAX_SECONDS = 30.0       # no backoff longer than this
 DEFAULT_GRACE_SECONDS = 2.0            # running tasks' time to stop on interruption
 DEFAULT_CHAOS_FAULT_RATE = 0.2         # fraction of attempts given a fault in chaos mode
 DEFAULT_OUTPUT_CAP_BYTES = 1 << 20     # stdout / stderr kept per system command
+DEFAULT_MAX_LOOP_ITERATIONS = 1000     # iterations of one loop (control flow)
+DEFAULT_MAX_CALL_DEPTH = 16            # nested function calls (control flow)
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class ExecutionSettings:
     system_commands_enabled: bool
     command_allowlist: tuple[str, ...]
     output_cap_bytes: int
+    max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS
+    max_call_depth: int = DEFAULT_MAX_CALL_DEPTH
 
 
 def load(environ=os.environ) -> ExecutionSettings:
@@ -47,4 +51,7 @@ def load(environ=os.environ) -> ExecutionSettings:
         command_allowlist=allowlist,
         output_cap_bytes=settings.integer("RUNNER_COMMAND_OUTPUT_CAP_BYTES", DEFAULT_OUTPUT_CAP_BYTES, environ,
                                           maximum=1 << 30),
+        max_loop_iterations=settings.integer("RUNNER_MAX_LOOP_ITERATIONS", DEFAULT_MAX_LOOP_ITERATIONS, environ,
+                                             maximum=100_000_000),
+        max_call_depth=settings.integer("RUNNER_MAX_CALL_DEPTH", DEFAULT_MAX_CALL_DEPTH, environ, maximum=10_000),
     )

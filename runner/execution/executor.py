@@ -110,8 +110,19 @@ class Execution:
         self.journal = journal
         self.reuse = reuse or {}
         inline = frozenset() if self.plan or self.reuse else INLINE_TYPES
-        self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline)
-        self.results: dict = {}
+        # Control flow (runner/execution/control.py): the run executes the plan's own AltFile,
+        # which grows with the instances its loops and calls make.
+        self.flow = None
+        held = not_inline = None
+        if getattr(alt, "control", None) is not None:
+            from runner.execution.control import Flow
+            self.flow = Flow(self, alt)
+            alt = self.alt = self.flow.run_alt
+            self.tasks = alt.tasks
+            held, not_inline = self.flow.held, self.flow.special
+        self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline,
+                                        held, not_inline)
+        self.results: dict = self.results if self.flow is not None else {}
         self.states: dict[int, _TaskState] = {}
         self.running: dict[int, _Attempt] = {}          # token -> attempt in flight
         self.retries: list[tuple[float, int]] = []       # (due, task index), unordered, small
@@ -216,8 +227,11 @@ class Execution:
         scheduler = self.scheduler
         on_inline = self._inline_finished if self.on_event is not None else \
             self.journal.inline_result if self.journal is not None else None
+        flow = self.flow
         while not scheduler.finished and not self._interrupt.is_set():
             scheduler.run_inline(self.results, on_inline)
+            if flow is not None and flow.poll():
+                continue
             now = time.monotonic()
             self._start_due_retries(now)
             free = self.cap - len(self.running)
@@ -228,7 +242,7 @@ class Execution:
                 break
             if not self.running and not self.retries and scheduler.ready_count == 0:
                 # Nothing in flight and nothing ready: only inline work can remain.
-                if scheduler.run_inline(self.results, on_inline) == 0:
+                if scheduler.run_inline(self.results, on_inline) == 0 and not (flow is not None and flow.poll()):
                     raise RuntimeError("scheduler stalled with unfinished tasks")  # a bug, not bad input
                 continue
             self._wait(self._next_wake(now))
@@ -297,6 +311,8 @@ class Execution:
     def _start_attempt(self, index: int) -> None:
         if index in self.reuse:
             self._record_reused(index)
+            return
+        if self.flow is not None and index in self.flow.special and self.flow.intercept(index):
             return
         task = self.tasks[index]
         state = self.states.setdefault(index, _TaskState())
@@ -523,11 +539,21 @@ class Execution:
 
     # ---- results ------------------------------------------------------------------
 
-    def _finish(self, index: int, status: str, output, error: str | None) -> None:
+    def _finish(self, index: int, status: str, output, error: str | None, *, final: bool = False,
+                control: dict | None = None) -> None:
+        flow = self.flow
+        if flow is not None and not final:
+            if status == "completed" and flow.has_construct(index):
+                if flow.begin(index, output):
+                    return      # the construct runs; finish_construct ends the task
+            elif status != "completed":
+                flow.carrier_unsuccessful(index)
         task = self.tasks[index]
         state = self.states.get(index) or _TaskState()
         now = time.monotonic()
         metadata = {"task_type": task.task_type, **state.metadata}
+        if task.control is not None or control is not None:
+            metadata["control"] = {**(task.control or {}), **(control or {})}
         if state.attempts:
             metadata["attempts"] = state.attempts
         doc = {
@@ -558,15 +584,55 @@ class Execution:
         for w in skipped:
             self._record_skipped(w)
 
-    def _record_skipped(self, index: int) -> None:
+    # ---- control flow (runner/execution/control.py) -------------------------------------
+
+    def finish_construct(self, index: int, status: str, output, error: str | None, control: dict | None) -> None:
+        """A carrier's construct has ended: the carrier ends with its outcome."""
+        self._finish(index, status, output, error, final=True, control=control)
+
+    def fail_by_control(self, index: int, error: str) -> None:
+        """A condition or a name could not be evaluated for a task about to start: it fails."""
+        self._finish(index, "failed", None, _printable(error), final=True)
+
+    def skip_by_condition(self, index: int, reason: str) -> None:
+        """A task about to start is skipped by a condition; its dependants are skipped too."""
+        self._record_skipped(index, reason, by_condition=True)
+        self.flow.carrier_unsuccessful(index)
+        for w in self.scheduler.complete(index, False):
+            self._record_skipped(w)
+
+    def drop_held(self, index: int, reason: str, by_condition: bool = False) -> None:
+        """A held body task that will never run (its branch was not taken, its owner failed)."""
+        if not self.scheduler.is_waiting(index):
+            return
+        skipped = self.scheduler.drop(index)
+        self._record_skipped(index, reason, by_condition)
+        if self.flow is not None:
+            self.flow.carrier_unsuccessful(index)
+        for w in skipped:
+            self._record_skipped(w)
+
+    def _record_skipped(self, index: int, reason: str | None = None, by_condition: bool = False) -> None:
         task = self.tasks[index]
-        cause = self.tasks[self.scheduler.cause_of(index)]
-        reason = f"dependency '{cause.id}' {UNSUCCESSFUL_WORDS[self.results[cause.id].status]}"
+        if reason is None:
+            cause = self.tasks[self.scheduler.cause_of(index)]
+            cause_result = self.results[cause.id]
+            reason = f"dependency '{cause.id}' {UNSUCCESSFUL_WORDS[cause_result.status]}"
+            by_condition = cause_result.metadata.get("skipped_by_condition") is True
+            if self.flow is not None:
+                self.flow.carrier_unsuccessful(index)
         stamp = self.core.utc_stamp()
+        metadata = {"task_type": task.task_type, "skipped_reason": reason}
+        if by_condition and self.flow is not None:
+            # Control flow chose not to run it (a condition, a branch, through dependencies):
+            # the run went as written (RunOutcome.all_completed).
+            metadata["skipped_by_condition"] = True
+        if task.control is not None:
+            metadata["control"] = task.control
         self.results[task.id] = result = self.core.task_result_from_dict({
             "task_id": task.id, "status": "skipped", "output": None, "error": reason,
             "completed_at": stamp, "duration_ms": 0.0,
-            "metadata": {"task_type": task.task_type, "skipped_reason": reason},
+            "metadata": metadata,
         }, self.alt)
         if self.journal is not None:
             self.journal.write_result(result)

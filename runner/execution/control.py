@@ -1,0 +1,567 @@
+"""Control flow at run time: the core's ControlPlan (runner/core/control_flow.pxi) driven
+by the executor's loop, as dynamic mapping.
+
+The run's AltFile holds the tasks that are not templates (loop and function bodies), with
+the dependencies the plan implies. The executor asks this Flow three things:
+- intercept(index) before a task starts: a `when` or a branch guard may skip it, a loop
+  whose body is the task itself expands it, and `$names` are replaced;
+- begin(index, output) once a carrier's own task has completed: its construct releases
+  or drops a branch's held body, or appends instances (an iteration, a call) to the run;
+- poll() when groups of instances have ended: a while loop goes on, or the construct ends
+  and its carrier completes (or fails) with the construct's output.
+"""
+from __future__ import annotations
+
+from collections import ChainMap
+from dataclasses import dataclass, field
+
+import orjson
+
+from runner.execution.handlers import INLINE_TYPES
+
+SKIPPED_CONDITION = "condition false"
+SKIPPED_BRANCH = "branch not taken"
+
+
+def _core():
+    from runner import librunner
+    return librunner
+
+
+class _Output:
+    """What a carrier's construct reads of the carrier's own completed task."""
+    status = "completed"
+
+    def __init__(self, output):
+        self.output = output
+
+
+@dataclass
+class _Instance:
+    template: str
+    scope: object                  # core Scope, None for a task of the file itself
+
+
+@dataclass
+class _Active:
+    """A construct under way: its carrier, and the instances it waits for."""
+    carrier: int
+    construct: object
+    output: object
+    scope: object
+    members: list = field(default_factory=list)      # indices of direct body instances
+    iteration: int = 0
+    values: list | None = None
+
+
+class Flow:
+    def __init__(self, execution, alt):
+        core = _core()
+        self.core = core
+        self.execution = execution
+        self.plan = plan = alt.control
+        self.max_iterations = execution.settings.max_loop_iterations
+        self.max_depth = execution.settings.max_call_depth
+        self.globals = dict(plan.variables)
+        for local in plan.local.values():
+            for name, value in local.items():
+                self.globals.setdefault(name, value)
+        self.order = {task.id: task.index for task in alt.tasks}       # file order of templates
+        self.templates = {task.id: task for task in alt.tasks}
+        tasks, held, special = [], [], set()
+        for task in alt.tasks:
+            if task.id in plan.templates:
+                continue
+            index = len(tasks)
+            owners = set(plan.enclosing(task.id))
+            deps = [d for d in list(task.dependencies) + plan.implied.get(task.id, []) if d not in owners]
+            deps = list(dict.fromkeys(deps))
+            tasks.append(core.task_instance(task, task.id, deps, task.description, task.parameters, None, index))
+            if self._is_special(task.id):
+                special.add(index)
+            if self._held(task.id):
+                held.append(index)
+        self.run_alt = core.run_alt_file(alt, tasks)
+        self.held = held
+        self.special = special
+        self.info: dict[int, _Instance] = {}
+        self.active: dict[int, _Active] = {}            # group -> construct under way
+        self.by_carrier: dict[int, int] = {}            # carrier index -> its group
+        self.condition_skips: set[int] = set()
+        self.mapped: set[int] = set()                   # iterations of a loop whose body is its carrier
+        self.substituted: set[int] = set()              # instances whose names were replaced when made
+        self.results = execution.results = {}
+
+    # ---- what each task is ------------------------------------------------------------
+
+    def _is_special(self, template: str) -> bool:
+        plan = self.plan
+        return (template in plan.when or template in plan.constructs or template in plan.references
+                or self._guard(template) is not None)
+
+    def _guard(self, template: str):
+        """The branch written on its own members that this task is in, or None."""
+        construct = self.plan.constructs.get(template)
+        if construct is not None and construct.kind == "branch" and construct.member:
+            return construct
+        owner = self.plan.owner.get(template)
+        if owner is not None and not owner.startswith("function:"):
+            c = self.plan.constructs.get(owner)
+            if c is not None and c.kind == "branch" and c.member:
+                return c
+        return None
+
+    def _held(self, template: str) -> bool:
+        """Owned by a branch that has a task of its own: it waits until that branch releases it."""
+        owner = self.plan.owner.get(template)
+        if owner is None or owner.startswith("function:"):
+            return False
+        c = self.plan.constructs.get(owner)
+        return c is not None and c.kind == "branch" and not c.member
+
+    def template_of(self, index: int) -> str:
+        info = self.info.get(index)
+        return info.template if info is not None else self.run_alt.tasks[index].id
+
+    def scope_of(self, index: int):
+        info = self.info.get(index)
+        scope = info.scope if info is not None else None
+        template = self.template_of(index)
+        local = {}
+        for carrier in reversed(self.plan.enclosing(template)):
+            local.update(self.plan.local.get(carrier, {}))
+        local.update(self.plan.local.get(template, {}))
+        if local:
+            return self.core.Scope(scope, local, {}, scope.prefix if scope else "", scope.suffix if scope else "",
+                                   scope.depth if scope else 0, scope.control if scope else None)
+        return scope
+
+    def lookup(self, scope, own=None):
+        """name -> value in this scope. own: (task id, output) of a carrier whose construct
+        starts, its result not yet written."""
+        core, plan, results, index = self.core, self.plan, self.results, self.templates
+        if own is not None:
+            results = ChainMap({own[0]: _Output(own[1])}, results)
+
+        def value_of(name: str):
+            return core.resolve_name(name, scope, plan, self.globals, results, index)
+        return value_of
+
+    # ---- before a task starts ------------------------------------------------------------
+
+    def intercept(self, index: int) -> bool:
+        """True when the flow has decided this task's start (skipped, failed, or expanded)."""
+        execution = self.execution
+        template = self.template_of(index)
+        scope = self.scope_of(index)
+        lookup = self.lookup(scope)
+        core = self.core
+        try:
+            mapped = index in self.mapped
+            when = self.plan.when.get(template) if not mapped else None
+            if when is not None and not core.evaluate_condition(when, lookup):
+                self.condition_skips.add(index)
+                execution.skip_by_condition(index, SKIPPED_CONDITION)
+                return True
+            guard = self._guard(template)
+            if guard is not None:
+                taken = core.evaluate_condition(guard.condition, lookup)
+                if (template in guard.if_body) != bool(taken):
+                    self.condition_skips.add(index)
+                    execution.skip_by_condition(index, SKIPPED_BRANCH)
+                    return True
+            construct = self.plan.constructs.get(template)
+            if construct is not None and construct.member and construct.kind != "branch" and not mapped:
+                self._start_loop(index, construct, None, scope)
+                return True
+            if template in self.plan.references and index not in self.substituted:
+                task = self.run_alt.tasks[index]
+                description = core.substitute(task.description, lookup)
+                parameters = core.substitute(task.parameters, lookup)
+                if not isinstance(description, str):
+                    description = orjson.dumps(description).decode()
+                if not isinstance(parameters, dict):
+                    raise core.ControlFlowError("the parameters are not an object once names are replaced")
+                core.replace_task(self.run_alt, index, core.task_instance(
+                    task, task.id, list(task.dependencies), description, parameters, task.control, index))
+        except core.ControlFlowError as error:
+            execution.fail_by_control(index, str(error))
+            return True
+        return False
+
+    # ---- after a carrier's own task --------------------------------------------------------
+
+    def has_construct(self, index: int) -> bool:
+        construct = self.plan.constructs.get(self.template_of(index))
+        return construct is not None and not construct.member and index not in self.mapped
+
+    def begin(self, index: int, output) -> bool:
+        """The carrier's own task completed: its construct starts. True while it runs (the
+        carrier completes later, through the executor's finish_construct)."""
+        template = self.template_of(index)
+        construct = self.plan.constructs[template]
+        scope = self.scope_of(index)
+        core = self.core
+        own = (self.run_alt.tasks[index].id, output)
+        try:
+            if construct.kind == "branch":
+                taken = core.evaluate_condition(construct.condition, self.lookup(scope, own))
+                return self._branch(index, construct, output, scope, bool(taken))
+            if construct.kind == "call":
+                return self._call(index, construct, output, scope)
+            return self._start_loop(index, construct, output, scope)
+        except core.ControlFlowError as error:
+            self.execution.finish_construct(index, "failed", None, str(error), None)
+            return True
+
+    def carrier_unsuccessful(self, index: int) -> None:
+        """A carrier failed or was skipped before its construct ran: its held body never runs."""
+        template = self.template_of(index)
+        construct = self.plan.constructs.get(template)
+        if construct is None or construct.kind != "branch" or construct.member:
+            return
+        for member in construct.if_body + construct.else_body:
+            target = self._index_in_scope(index, member)
+            if target is not None:
+                self.execution.drop_held(target, f"its branch owner '{self.run_alt.tasks[index].id}' did not run")
+
+    def _index_in_scope(self, carrier: int, template: str):
+        info = self.info.get(carrier)
+        scope = info.scope if info is not None else None
+        task_id = scope.instance_id(template) if scope is not None else template
+        task = self.run_alt.task_index.get(task_id)
+        return task.index if task is not None else None
+
+    def _branch(self, index, construct, output, scope, taken: bool) -> bool:
+        scheduler = self.execution.scheduler
+        group = scheduler.new_group()
+        active = _Active(index, construct, output, scope)
+        self.active[group] = active
+        self.by_carrier[index] = group
+        chosen = construct.if_body if taken else construct.else_body
+        other = construct.else_body if taken else construct.if_body
+        for member in other:
+            target = self._index_in_scope(index, member)
+            if target is not None:
+                self.condition_skips.add(target)
+                self.execution.drop_held(target, SKIPPED_BRANCH, by_condition=True)
+        for member in chosen:
+            target = self._index_in_scope(index, member)
+            if target is not None:
+                active.members.append(target)
+                scheduler.release(target, group)
+        active.values = [("branch", "if" if taken else "else")]
+        if not active.members:
+            del self.active[group]
+            self._end(active)
+        return True
+
+    # ---- loops ---------------------------------------------------------------------------
+
+    def _start_loop(self, index, construct, output, scope) -> bool:
+        kind = construct.kind
+        lookup = self.lookup(scope, None if construct.member else (self.run_alt.tasks[index].id, output))
+        active = _Active(index, construct, output, scope)
+        if kind == "for_each":
+            values = lookup(construct.iterable)
+            if not isinstance(values, list):
+                raise self.core.ControlFlowError(
+                    f"for_each over '{construct.iterable}': expected an array, found {_json_type(values)} "
+                    f"{self.core.shorten(values, 40)}")
+        elif kind == "for_range":
+            values = range(construct.start, construct.end, construct.step)
+        else:
+            values = None
+        if values is not None and len(values) > self.max_iterations:
+            self.execution.finish_construct(
+                index, "failed", None,
+                f"{kind} loop of {len(values)} iterations: more than RUNNER_MAX_LOOP_ITERATIONS "
+                f"({self.max_iterations})", {"loop": kind, "iterations": 0})
+            return True
+        active.values = list(values) if values is not None else None
+        group = self.execution.scheduler.new_group()
+        self.active[group] = active
+        self.by_carrier[index] = group
+        if kind == "while":
+            self._next_while(group, active)
+        else:
+            for i, value in enumerate(active.values):
+                self._expand(group, active, i, value)
+            if not active.members:
+                del self.active[group]
+                self._end(active)
+        return True
+
+    def _next_while(self, group, active) -> None:
+        construct = active.construct
+        variables = {construct.variable: active.iteration} if construct.variable else {}
+        probe = self.core.Scope(active.scope, variables)
+        own = None if construct.member else (self.run_alt.tasks[active.carrier].id, active.output)
+        try:
+            go_on = self.core.evaluate_condition(construct.condition, self.lookup(probe, own))
+        except self.core.ControlFlowError as error:
+            self.active.pop(group, None)
+            self.execution.finish_construct(active.carrier, "failed", None, f"while condition: {error}",
+                                            {"loop": "while", "iterations": active.iteration})
+            return
+        if not go_on:
+            self.active.pop(group, None)
+            self._end(active)
+            return
+        if active.iteration >= self.max_iterations:
+            self.active.pop(group, None)
+            self.execution.finish_construct(
+                active.carrier, "failed", None,
+                f"while loop still true after {active.iteration} iterations: stopped at "
+                f"RUNNER_MAX_LOOP_ITERATIONS ({self.max_iterations})",
+                {"loop": "while", "iterations": active.iteration})
+            return
+        before = len(active.members)
+        self._expand(group, active, active.iteration, active.iteration)
+        active.iteration += 1
+        if len(active.members) == before:       # an empty body: the condition must change by itself
+            self._next_while(group, active)
+
+    def _closure(self, construct) -> list[str]:
+        """Body templates of a construct, with what branches inside them own, in file order."""
+        body = [m for m in construct.all_body()]
+        if construct.member:
+            body = [construct.carrier]
+        seen = set(body)
+        queue = list(body)
+        while queue:
+            member = queue.pop()
+            c = self.plan.constructs.get(member)
+            if c is not None and c.kind == "branch" and not c.member and member not in (construct.carrier,):
+                for inner in c.all_body():
+                    if inner not in seen:
+                        seen.add(inner)
+                        queue.append(inner)
+        return sorted(seen, key=lambda t: self.order[t])
+
+    def _expand(self, group, active, iteration, value, *, call_function=None, arguments=None) -> None:
+        """Appends one instance of the construct's body: an iteration, or a call."""
+        core = self.core
+        construct = active.construct
+        carrier = self.run_alt.tasks[active.carrier]
+        scope = active.scope
+        prefix = scope.prefix if scope is not None else ""
+        suffix = scope.suffix if scope is not None else ""
+        depth = scope.depth if scope is not None else 0
+        if call_function is not None:
+            body = list(call_function.body)
+            closure = self._closure_of(body)
+            prefix = carrier.id + "/"
+            variables = dict(arguments)
+            control = {"call": carrier.id, "function": call_function.name}
+            depth += 1
+        else:
+            closure = self._closure(construct)
+            body = [construct.carrier] if construct.member else list(construct.body)
+            suffix = suffix + f"[{iteration}]"
+            variables = {construct.variable: value} if construct.variable else {}
+            control = {"loop": carrier.id, "iteration": iteration, "value": value}
+        if construct.member:
+            base_id = carrier.id
+            ids = {t: (base_id + f"[{iteration}]" if t == construct.carrier else prefix + t + suffix) for t in closure}
+        else:
+            ids = {t: prefix + t + suffix for t in closure}
+        inner = core.Scope(scope, variables, ids, prefix, suffix, depth, control)
+        first = len(self.run_alt.tasks)
+        position = {t: first + k for k, t in enumerate(closure)}
+        tasks, deps, inline, held, specials = [], [], [], [], []
+        lookup = self.lookup(inner)
+        execution = self.execution
+        inline_ok = not execution.plan and not execution.reuse
+        for k, template in enumerate(closure):
+            source = self.templates[template]
+            own_deps = [d for d in list(source.dependencies) + self.plan.implied.get(template, [])
+                        if d in position and d != template]
+            own_deps = list(dict.fromkeys(own_deps))
+            description, parameters = source.description, source.parameters
+            mapped = construct.member and call_function is None and template == construct.carrier
+            special = not mapped and (template in self.plan.when or self._guard(template) is not None
+                                      or template in self.plan.constructs)
+            substituted = False
+            if template in self.plan.references:
+                try:
+                    description = core.substitute(description, lookup)
+                    parameters = core.substitute(parameters, lookup)
+                    if not isinstance(description, str) or not isinstance(parameters, dict):
+                        raise core.ControlFlowError("")
+                    substituted = True
+                except core.ControlFlowError:
+                    description, parameters = source.description, source.parameters
+                    special = True      # replaced when it starts (it reads a sibling's output)
+            meta = dict(control)
+            meta["of"] = template
+            task = core.task_instance(source, ids[template], [ids[d] for d in own_deps], description, parameters,
+                                      meta, first + k)
+            tasks.append(task)
+            deps.append([position[d] for d in own_deps])
+            owner = self.plan.owner.get(template)
+            is_held = (template not in body and owner is not None and owner in position)
+            held.append(is_held)
+            if substituted:
+                self.substituted.add(first + k)
+            inline.append(inline_ok and not special and task.task_type in INLINE_TYPES)
+            if special:
+                specials.append(k)
+            self.info[first + k] = _Instance(template, inner)
+            if template in body:
+                active.members.append(first + k)
+        core.append_tasks(self.run_alt, tasks)
+        for k in specials:
+            self.special.add(first + k)
+        if construct.member and call_function is None:
+            self.mapped.add(position[construct.carrier])
+        execution.scheduler.add(tasks, deps, inline, held, group)
+
+    def _closure_of(self, body: list[str]) -> list[str]:
+        seen = set(body)
+        queue = list(body)
+        while queue:
+            member = queue.pop()
+            c = self.plan.constructs.get(member)
+            if c is not None and c.kind == "branch" and not c.member:
+                for inner in c.all_body():
+                    if inner not in seen:
+                        seen.add(inner)
+                        queue.append(inner)
+        return sorted(seen, key=lambda t: self.order[t])
+
+    # ---- calls ---------------------------------------------------------------------------
+
+    def _call(self, index, construct, output, scope) -> bool:
+        core = self.core
+        function = self.plan.functions[construct.function]
+        depth = scope.depth if scope is not None else 0
+        if depth >= self.max_depth:
+            self.execution.finish_construct(
+                index, "failed", None,
+                f"call of '{function.name}' at depth {depth + 1}: more than RUNNER_MAX_CALL_DEPTH ({self.max_depth})",
+                {"call": self.run_alt.tasks[index].id, "function": function.name})
+            return True
+        lookup = self.lookup(scope, (self.run_alt.tasks[index].id, output))
+        arguments = {}
+        for name, default, required in function.parameters:
+            if name in construct.arguments:
+                arguments[name] = core.substitute(construct.arguments[name], lookup)
+            elif not required:
+                arguments[name] = default
+            else:
+                raise core.ControlFlowError(f"function '{function.name}' needs its argument '{name}'")
+        active = _Active(index, construct, output, scope)
+        active.values = [function]
+        group = self.execution.scheduler.new_group()
+        self.active[group] = active
+        self.by_carrier[index] = group
+        self._expand(group, active, 0, None, call_function=function, arguments=arguments)
+        if not active.members:
+            del self.active[group]
+            self._end(active)
+        return True
+
+    # ---- groups ended ----------------------------------------------------------------------
+
+    def poll(self) -> bool:
+        scheduler = self.execution.scheduler
+        if not scheduler.done_groups:
+            return False
+        done, scheduler.done_groups = scheduler.done_groups, []
+        for group in done:
+            active = self.active.get(group)
+            if active is None:
+                continue
+            if active.construct.kind == "while" and self._members_ok(active):
+                self._next_while(group, active)
+                continue
+            del self.active[group]
+            self._end(active)
+        return True
+
+    def _members_ok(self, active) -> bool:
+        return self._first_problem(active) is None
+
+    def _first_problem(self, active):
+        for index in active.members:
+            task = self.run_alt.tasks[index]
+            result = self.results.get(task.id)
+            if result is None:
+                return f"'{task.id}' did not run"
+            if result.status != "completed" and not (result.status == "skipped" and index in self.condition_skips):
+                return f"'{task.id}' {_words(result.status)}"
+        return None
+
+    def _end(self, active) -> None:
+        construct = active.construct
+        carrier = self.run_alt.tasks[active.carrier]
+        problem = self._first_problem(active)
+        kind = construct.kind
+        if kind == "branch":
+            meta = {"branch": active.values[0][1] if active.values else None}
+        elif kind == "call":
+            meta = {"call": carrier.id, "function": construct.function}
+        else:
+            count = active.iteration if kind == "while" else len(active.values or ())
+            meta = {"loop": kind, "iterations": count}
+        if problem is not None:
+            what = {"branch": "branch", "call": f"call of '{construct.function}'"}.get(kind, f"{kind} loop")
+            self.execution.finish_construct(active.carrier, "failed", None, f"{what}: {problem}", meta)
+            return
+        output = active.output
+        if construct.member and kind != "branch":
+            output = [self.results[self.run_alt.tasks[i].id].output for i in active.members]
+        elif kind == "call":
+            output = self._return_value(active)
+            function = self.plan.functions[construct.function]
+            found = self.core.type_of_value(output)
+            if function.return_type != "any" and output is not None and found != function.return_type:
+                self.execution.finish_construct(
+                    active.carrier, "failed", None,
+                    f"function '{function.name}' returns {function.return_type} (its return_type), its body's "
+                    f"last segment gave {found} {self.core.shorten(output, 40)}", meta)
+                return
+            if construct.result_variable:
+                self.globals[construct.result_variable] = output
+        self.execution.finish_construct(active.carrier, "completed", output, None, meta)
+
+    def _return_value(self, active):
+        """The output of the function body's last segment in dependency order."""
+        members = active.members
+        if not members:
+            return None
+        ids = {self.run_alt.tasks[i].id: i for i in members}
+        # Topological order of the body by its dependencies (file order among equals).
+        order, placed = [], set()
+        remaining = list(members)
+        while remaining:
+            progress = False
+            for i in list(remaining):
+                deps = [d for d in self.run_alt.tasks[i].dependencies if d in ids]
+                if all(ids[d] in placed for d in deps):
+                    order.append(i)
+                    placed.add(i)
+                    remaining.remove(i)
+                    progress = True
+            if not progress:
+                order.extend(remaining)
+                break
+        return self.results[self.run_alt.tasks[order[-1]].id].output
+
+
+def _words(status: str) -> str:
+    return {"failed": "failed", "timeout": "timed out", "cancelled": "was cancelled",
+            "skipped": "was skipped"}.get(status, status)
+
+
+def _json_type(value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
