@@ -332,8 +332,8 @@ def test_calls_of_unknown_functions_and_missing_arguments_are_refused():
              functions=[double_function()])
     assert errors_of(doc) == [
         "segments[0].function_call.function_name: unknown function 'piar' (did you mean 'pair'?)",
-        "segments[1].function_call.arguments.kk: function 'pair' has no parameter 'kk' (did you mean 'k'?)",
         "segments[1].function_call.arguments: function 'pair' needs its argument 'n'",
+        "segments[1].function_call.arguments.kk: function 'pair' has no parameter 'kk' (did you mean 'k'?)",
     ]
 
 
