@@ -52,6 +52,8 @@ class _Active:
     members: list = field(default_factory=list)      # indices of direct body instances
     iteration: int = 0
     values: list | None = None
+    checked: int = 0                                 # members found complete so far
+    problem: str | None = None
 
 
 class Flow:
@@ -90,6 +92,7 @@ class Flow:
         self.condition_skips: set[int] = set()
         self.mapped: set[int] = set()                   # iterations of a loop whose body is its carrier
         self.substituted: set[int] = set()              # instances whose names were replaced when made
+        self.shapes: dict = {}                          # construct -> what its instances share
         self.results = execution.results = {}
 
     # ---- what each task is ------------------------------------------------------------
@@ -285,8 +288,7 @@ class Flow:
         if kind == "while":
             self._next_while(group, active)
         else:
-            for i, value in enumerate(active.values):
-                self._expand(group, active, i, value)
+            self._expand(group, active, list(enumerate(active.values)))
             if not active.members:
                 del self.active[group]
                 self._end(active)
@@ -317,7 +319,7 @@ class Flow:
                 {"loop": "while", "iterations": active.iteration})
             return
         before = len(active.members)
-        self._expand(group, active, active.iteration, active.iteration)
+        self._expand(group, active, [(active.iteration, active.iteration)])
         active.iteration += 1
         if len(active.members) == before:       # an empty body: the condition must change by itself
             self._next_while(group, active)
@@ -339,83 +341,113 @@ class Flow:
                         queue.append(inner)
         return sorted(seen, key=lambda t: self.order[t])
 
-    def _expand(self, group, active, iteration, value, *, call_function=None, arguments=None) -> None:
-        """Appends one instance of the construct's body: an iteration, or a call."""
-        core = self.core
-        construct = active.construct
-        carrier = self.run_alt.tasks[active.carrier]
-        scope = active.scope
-        prefix = scope.prefix if scope is not None else ""
-        suffix = scope.suffix if scope is not None else ""
-        depth = scope.depth if scope is not None else 0
+    def _shape(self, construct, call_function=None):
+        """What every instance of a construct's body shares, computed once: its templates in
+        file order, which of them are the body proper, their dependencies inside it (by
+        position), and which need the flow when they start."""
+        key = (construct.carrier, call_function.name if call_function is not None else None)
+        shape = self.shapes.get(key)
+        if shape is not None:
+            return shape
+        plan = self.plan
         if call_function is not None:
-            body = list(call_function.body)
-            closure = self._closure_of(body)
-            prefix = carrier.id + "/"
-            variables = dict(arguments)
-            control = {"call": carrier.id, "function": call_function.name}
-            depth += 1
+            body = set(call_function.body)
+            closure = self._closure_of(list(call_function.body))
         else:
+            body = {construct.carrier} if construct.member else set(construct.body)
             closure = self._closure(construct)
-            body = [construct.carrier] if construct.member else list(construct.body)
-            suffix = suffix + f"[{iteration}]"
-            variables = {construct.variable: value} if construct.variable else {}
-            control = {"loop": carrier.id, "iteration": iteration, "value": value}
-        if construct.member:
-            base_id = carrier.id
-            ids = {t: (base_id + f"[{iteration}]" if t == construct.carrier else prefix + t + suffix) for t in closure}
-        else:
-            ids = {t: prefix + t + suffix for t in closure}
-        inner = core.Scope(scope, variables, ids, prefix, suffix, depth, control)
-        first = len(self.run_alt.tasks)
-        position = {t: first + k for k, t in enumerate(closure)}
-        tasks, deps, inline, held, specials = [], [], [], [], []
-        lookup = self.lookup(inner)
+        position = {t: k for k, t in enumerate(closure)}
         execution = self.execution
         inline_ok = not execution.plan and not execution.reuse
+        entries = []
         for k, template in enumerate(closure):
             source = self.templates[template]
-            own_deps = [d for d in list(source.dependencies) + self.plan.implied.get(template, [])
-                        if d in position and d != template]
-            own_deps = list(dict.fromkeys(own_deps))
-            description, parameters = source.description, source.parameters
+            local = [d for d in list(source.dependencies) + plan.implied.get(template, [])
+                     if d in position and d != template]
+            local = list(dict.fromkeys(local))
             mapped = construct.member and call_function is None and template == construct.carrier
-            special = not mapped and (template in self.plan.when or self._guard(template) is not None
-                                      or template in self.plan.constructs)
-            substituted = False
-            if template in self.plan.references:
-                try:
-                    description = core.substitute(description, lookup)
-                    parameters = core.substitute(parameters, lookup)
-                    if not isinstance(description, str) or not isinstance(parameters, dict):
-                        raise core.ControlFlowError("")
-                    substituted = True
-                except core.ControlFlowError:
-                    description, parameters = source.description, source.parameters
-                    special = True      # replaced when it starts (it reads a sibling's output)
-            meta = dict(control)
-            meta["of"] = template
-            task = core.task_instance(source, ids[template], [ids[d] for d in own_deps], description, parameters,
-                                      meta, first + k)
-            tasks.append(task)
-            deps.append([position[d] for d in own_deps])
-            owner = self.plan.owner.get(template)
-            is_held = (template not in body and owner is not None and owner in position)
-            held.append(is_held)
-            if substituted:
-                self.substituted.add(first + k)
-            inline.append(inline_ok and not special and task.task_type in INLINE_TYPES)
-            if special:
-                specials.append(k)
-            self.info[first + k] = _Instance(template, inner)
-            if template in body:
-                active.members.append(first + k)
+            special = not mapped and (template in plan.when or self._guard(template) is not None
+                                      or template in plan.constructs)
+            owner = plan.owner.get(template)
+            held = template not in body and owner is not None and owner in position
+            entries.append((template, source, local, [position[d] for d in local], special,
+                            template in plan.references, held, template in body, mapped,
+                            inline_ok and source.task_type in INLINE_TYPES, template in plan.constructs))
+        shape = self.shapes[key] = (closure, entries)
+        return shape
+
+    def _expand(self, group, active, iterations, *, call_function=None, arguments=None) -> None:
+        """Appends instances of the construct's body: one per (iteration, value), or a call."""
+        core = self.core
+        construct = active.construct
+        carrier_id = self.run_alt.tasks[active.carrier].id
+        scope = active.scope
+        prefix = scope.prefix if scope is not None else ""
+        outer_suffix = scope.suffix if scope is not None else ""
+        depth = scope.depth if scope is not None else 0
+        closure, entries = self._shape(construct, call_function)
+        width = len(closure)
+        first = start = len(self.run_alt.tasks)
+        tasks, deps, inline, held = [], [], [], []
+        info, special_set, substituted_set, members = self.info, self.special, self.substituted, active.members
+        task_instance, substitute, Scope = core.task_instance, core.substitute, core.Scope
+        if call_function is not None:
+            prefix = carrier_id + "/"
+            iterations = [(None, None)]
+        for iteration, value in iterations:
+            if call_function is not None:
+                suffix = outer_suffix
+                variables = dict(arguments)
+                control = {"call": carrier_id, "function": call_function.name}
+                inner_depth = depth + 1
+            else:
+                suffix = f"{outer_suffix}[{iteration}]"
+                variables = {construct.variable: value} if construct.variable else {}
+                control = {"loop": carrier_id, "iteration": iteration, "value": value}
+                inner_depth = depth
+            ids = {}
+            for entry in entries:
+                template = entry[0]
+                ids[template] = f"{carrier_id}[{iteration}]" if entry[8] else prefix + template + suffix
+            inner = Scope(scope, variables, ids, prefix, suffix, inner_depth, control)
+            lookup = None
+            for k, (template, source, local, local_at, special, refs, is_held, in_body, mapped, inline_type,
+                    carrier) in enumerate(entries):
+                index = start + k
+                description, parameters = source.description, source.parameters
+                substituted = False
+                if refs:
+                    if lookup is None:
+                        lookup = self.lookup(inner)
+                    try:
+                        description = substitute(description, lookup)
+                        parameters = substitute(parameters, lookup)
+                        if not isinstance(description, str) or not isinstance(parameters, dict):
+                            raise core.ControlFlowError("")
+                        substituted = True
+                    except core.ControlFlowError:
+                        description, parameters = source.description, source.parameters
+                        special = True      # replaced when it starts (it reads a sibling's output)
+                meta = dict(control)
+                meta["of"] = template
+                tasks.append(task_instance(source, ids[template], [ids[d] for d in local], description, parameters,
+                                           meta, index))
+                deps.append([start + d for d in local_at])
+                held.append(is_held)
+                inline.append(inline_type and not special)
+                if special or carrier or is_held:
+                    info[index] = _Instance(template, inner)
+                if special:
+                    special_set.add(index)
+                    if substituted:
+                        substituted_set.add(index)
+                if mapped:
+                    self.mapped.add(index)
+                if in_body:
+                    members.append(index)
+            start += width
         core.append_tasks(self.run_alt, tasks)
-        for k in specials:
-            self.special.add(first + k)
-        if construct.member and call_function is None:
-            self.mapped.add(position[construct.carrier])
-        execution.scheduler.add(tasks, deps, inline, held, group)
+        self.execution.scheduler.add(tasks, deps, inline, held, group)
 
     def _closure_of(self, body: list[str]) -> list[str]:
         seen = set(body)
@@ -456,7 +488,7 @@ class Flow:
         group = self.execution.scheduler.new_group()
         self.active[group] = active
         self.by_carrier[index] = group
-        self._expand(group, active, 0, None, call_function=function, arguments=arguments)
+        self._expand(group, active, None, call_function=function, arguments=arguments)
         if not active.members:
             del self.active[group]
             self._end(active)
@@ -484,13 +516,23 @@ class Flow:
         return self._first_problem(active) is None
 
     def _first_problem(self, active):
-        for index in active.members:
-            task = self.run_alt.tasks[index]
-            result = self.results.get(task.id)
+        """The first body instance that did not complete (one skipped by a condition did its
+        part); members already looked at are not looked at again (a while loop's grow)."""
+        if active.problem is not None:
+            return active.problem
+        tasks, results, members = self.run_alt.tasks, self.results, active.members
+        for position in range(active.checked, len(members)):
+            index = members[position]
+            task_id = tasks[index].id
+            result = results.get(task_id)
             if result is None:
-                return f"'{task.id}' did not run"
-            if result.status != "completed" and not (result.status == "skipped" and index in self.condition_skips):
-                return f"'{task.id}' {_words(result.status)}"
+                active.problem = f"'{task_id}' did not run"
+            elif result.status != "completed" and not (result.status == "skipped"
+                                                       and index in self.condition_skips):
+                active.problem = f"'{task_id}' {_words(result.status)}"
+            if active.problem is not None:
+                return active.problem
+        active.checked = len(members)
         return None
 
     def _end(self, active) -> None:

@@ -240,6 +240,8 @@ class Execution:
                     self._start_attempt(index)
             if scheduler.finished:
                 break
+            if not self.running and scheduler.ready_count:
+                continue        # ready tasks made by control flow while this loop went round
             if not self.running and not self.retries and scheduler.ready_count == 0:
                 # Nothing in flight and nothing ready: only inline work can remain.
                 if scheduler.run_inline(self.results, on_inline) == 0 and not (flow is not None and flow.poll()):
