@@ -346,3 +346,28 @@ def test_recursion_stops_at_the_call_depth_limit(tmp_path):
     assert results["start/inner/inner/inner"] == (
         "failed", None, "call of 'again' at depth 4: more than RUNNER_MAX_CALL_DEPTH (3)")
     assert results["start"][0] == "failed"
+
+
+# ---- resume --------------------------------------------------------------------------------
+
+def test_resume_reuses_completed_instances_and_reruns_the_failed_one(tmp_path):
+    from runner.execution.resume import resume
+
+    counter, flag = tmp_path / "counter.txt", tmp_path / "flag"
+    doc = native([{"id": "m", "for_each": {"variable": "x", "iterable": "items"}, "parameters": {
+                      "task_type": "system_command",
+                      "command": ["sh", "-c", f"echo $x >> {counter}; test $x != 2 || test -e {flag}"]}},
+                  generic("after", ["m"])],
+                 variables={"items": [1, 2, 3]})
+    env = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sh"}
+    first = execute(runner.parse_alt_file(dumps(doc)), tmp_path / "out", environ=env)
+    assert outcome(first)["m[1]"][0] == "failed" and outcome(first)["m"][0] == "failed"
+    assert outcome(first)["after"][0] == "skipped"
+    flag.write_text("")
+    again = resume(first.directory, environ=env)
+    results = outcome(again)
+    assert [results[f"m[{i}]"][0] for i in range(3)] == ["completed"] * 3
+    assert again.results["m[0]"].metadata["reused_from"] == first.last_id
+    assert "reused_from" not in again.results["m[1]"].metadata
+    assert results["m"][0] == "completed" and results["after"][0] == "completed"
+    assert sorted(counter.read_text().split()) == ["1", "2", "2", "3"]      # 1 and 3 ran once

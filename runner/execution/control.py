@@ -93,6 +93,7 @@ class Flow:
         self.mapped: set[int] = set()                   # iterations of a loop whose body is its carrier
         self.substituted: set[int] = set()              # instances whose names were replaced when made
         self.shapes: dict = {}                          # construct -> what its instances share
+        self.earlier: dict = {}                         # resume: earlier results by task id
         self.results = execution.results = {}
 
     # ---- what each task is ------------------------------------------------------------
@@ -139,6 +140,15 @@ class Flow:
                                    scope.depth if scope else 0, scope.control if scope else None)
         return scope
 
+    def plain_lookup(self, variables: dict):
+        """name -> value for a task with no scope but these variables over the globals."""
+        core, plan, results, index = self.core, self.plan, self.results, self.templates
+        names = {**self.globals, **variables}
+
+        def value_of(name: str):
+            return core.resolve_name(name, None, plan, names, results, index)
+        return value_of
+
     def lookup(self, scope, own=None):
         """name -> value in this scope. own: (task id, output) of a carrier whose construct
         starts, its result not yet written."""
@@ -149,6 +159,49 @@ class Flow:
         def value_of(name: str):
             return core.resolve_name(name, scope, plan, self.globals, results, index)
         return value_of
+
+    # ---- resume ---------------------------------------------------------------------------
+
+    def resumed(self, reuse: dict, tasks: list) -> dict:
+        """The executor's reuse (run index -> TaskResult) from resume's (file index ->
+        TaskResult, and instance id -> earlier result dict); instances are kept for later."""
+        by_id = {}
+        for key, result in reuse.items():
+            if isinstance(key, int):
+                by_id[result.task_id] = result
+            else:
+                by_id[key] = result
+        self.earlier = by_id
+        return {task.index: by_id[task.id] for task in tasks if task.id in by_id and not isinstance(by_id[task.id], dict)}
+
+    def replays(self, index: int) -> bool:
+        """A reused carrier's construct runs again from its recorded output (its conditions and
+        loops re-evaluated, its instances reused): True when the flow has taken it over."""
+        construct = self.plan.constructs.get(self.template_of(index))
+        if construct is None or index in self.mapped:
+            return False
+        result = self.execution.reuse.pop(index)
+        if construct.member:
+            return True         # a mapped task: it expands again (intercept)
+        self.execution.finish_reused_carrier(index, result)
+        return True
+
+    def _reuse_instances(self, tasks: list) -> None:
+        earlier = getattr(self, "earlier", None)
+        if not earlier:
+            return
+        reuse = self.execution.reuse
+        for task in tasks:
+            old = earlier.get(task.id)
+            if not isinstance(old, dict):
+                continue
+            control = (old.get("metadata") or {}).get("control") or {}
+            if task.control is not None and control.get("value", None) != task.control.get("value", None):
+                continue        # the iteration's value changed: it runs
+            try:
+                reuse[task.index] = self.core.task_result_from_dict(old, self.run_alt)
+            except self.core.RunnerError:
+                continue
 
     # ---- before a task starts ------------------------------------------------------------
 
@@ -358,7 +411,7 @@ class Flow:
             closure = self._closure(construct)
         position = {t: k for k, t in enumerate(closure)}
         execution = self.execution
-        inline_ok = not execution.plan and not execution.reuse
+        inline_ok = not execution.plan and not execution.reuse and not getattr(self, "earlier", None)
         entries = []
         for k, template in enumerate(closure):
             source = self.templates[template]
@@ -372,7 +425,7 @@ class Flow:
             held = template not in body and owner is not None and owner in position
             entries.append((template, source, local, [position[d] for d in local], special,
                             template in plan.references, held, template in body, mapped,
-                            inline_ok and source.task_type in INLINE_TYPES, template in plan.constructs))
+                            inline_ok and source.task_type in INLINE_TYPES, template in plan.constructs and not mapped))
         shape = self.shapes[key] = (closure, entries)
         return shape
 
@@ -394,6 +447,9 @@ class Flow:
         if call_function is not None:
             prefix = carrier_id + "/"
             iterations = [(None, None)]
+        entry = entries[0]
+        plain = (scope is None and call_function is None and width == 1
+                 and not (entry[4] or entry[6] or entry[10]))
         for iteration, value in iterations:
             if call_function is not None:
                 suffix = outer_suffix
@@ -409,8 +465,12 @@ class Flow:
             for entry in entries:
                 template = entry[0]
                 ids[template] = f"{carrier_id}[{iteration}]" if entry[8] else prefix + template + suffix
-            inner = Scope(scope, variables, ids, prefix, suffix, inner_depth, control)
+            # A body of one plain task at the top of the run (dynamic mapping's usual case)
+            # needs no scope object: its names are the loop variable over the globals.
+            inner = Scope(scope, variables, ids, prefix, suffix, inner_depth, control) if not plain else None
             lookup = None
+            if plain and entries[0][5]:
+                lookup = self.plain_lookup(variables)
             for k, (template, source, local, local_at, special, refs, is_held, in_body, mapped, inline_type,
                     carrier) in enumerate(entries):
                 index = start + k
@@ -428,6 +488,8 @@ class Flow:
                     except core.ControlFlowError:
                         description, parameters = source.description, source.parameters
                         special = True      # replaced when it starts (it reads a sibling's output)
+                        if inner is None:
+                            inner = Scope(scope, variables, ids, prefix, suffix, inner_depth, control)
                 meta = dict(control)
                 meta["of"] = template
                 tasks.append(task_instance(source, ids[template], [ids[d] for d in local], description, parameters,
@@ -437,16 +499,17 @@ class Flow:
                 inline.append(inline_type and not special)
                 if special or carrier or is_held:
                     info[index] = _Instance(template, inner)
+                    if mapped:
+                        self.mapped.add(index)
                 if special:
                     special_set.add(index)
                     if substituted:
                         substituted_set.add(index)
-                if mapped:
-                    self.mapped.add(index)
                 if in_body:
                     members.append(index)
             start += width
         core.append_tasks(self.run_alt, tasks)
+        self._reuse_instances(tasks)
         self.execution.scheduler.add(tasks, deps, inline, held, group)
 
     def _closure_of(self, body: list[str]) -> list[str]:

@@ -120,6 +120,10 @@ class Execution:
             alt = self.alt = self.flow.run_alt
             self.tasks = alt.tasks
             held, not_inline = self.flow.held, self.flow.special
+            if self.reuse:
+                # Resume: earlier results by task id, for the run's own tasks now and for
+                # the instances its loops and calls make again.
+                self.reuse = self.flow.resumed(self.reuse, self.tasks)
         self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline,
                                         held, not_inline)
         self.results: dict = self.results if self.flow is not None else {}
@@ -311,7 +315,7 @@ class Execution:
         return out
 
     def _start_attempt(self, index: int) -> None:
-        if index in self.reuse:
+        if index in self.reuse and (self.flow is None or not self.flow.replays(index)):
             self._record_reused(index)
             return
         if self.flow is not None and index in self.flow.special and self.flow.intercept(index):
@@ -591,6 +595,13 @@ class Execution:
     def finish_construct(self, index: int, status: str, output, error: str | None, control: dict | None) -> None:
         """A carrier's construct has ended: the carrier ends with its outcome."""
         self._finish(index, status, output, error, final=True, control=control)
+
+    def finish_reused_carrier(self, index: int, result) -> None:
+        """Resume: a carrier whose earlier result completed starts its construct again from
+        that output (its instances are reused as they are made again)."""
+        state = self.states.setdefault(index, _TaskState())
+        state.first_started, state.first_started_at = time.monotonic(), result.started_at
+        self._finish(index, "completed", result.output, None)
 
     def fail_by_control(self, index: int, error: str) -> None:
         """A condition or a name could not be evaluated for a task about to start: it fails."""

@@ -42,7 +42,9 @@ class ResumePlan:
     mode: str
     seed: int | None
     tasks: list[PlannedTask] = field(default_factory=list)
-    reuse: dict = field(default_factory=dict)      # task index -> TaskResult
+    # task index -> TaskResult; control flow: also instance id (s[2], c/s) -> its earlier
+    # result (a dict), for the instances the run makes again (runner/execution/control.py)
+    reuse: dict = field(default_factory=dict)
 
     @property
     def resumed_from(self) -> str:
@@ -187,6 +189,16 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
         else:
             runs.add(task.id)
         result.tasks.append(PlannedTask(task.id, action, reason))
+    if getattr(alt, "control", None) is not None and alt.source == old_alt.source and not forced \
+            and from_task is None:
+        # Control flow: instances exist only once their loop or call has made them; the run
+        # re-evaluates conditions and loops and reuses the completed instances it makes again
+        # (same id, same loop value). Only when the ALT file is the one that ran.
+        for task_id, old in source.results.items():
+            if task_id not in alt.task_index and isinstance(old, dict) and old.get("status") == "completed":
+                doc = dict(old)
+                doc["metadata"] = {**(doc.get("metadata") or {}), "reused_from": source.last_id}
+                result.reuse[task_id] = doc
     order = {t.id: i for i, t in enumerate(alt.tasks)}
     result.tasks.sort(key=lambda t: order[t.task_id])
     return result
