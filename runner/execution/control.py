@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from runner.execution.handlers import INLINE_TYPES
+from runner.execution.task_types import INLINE_TYPES
 
 SKIPPED_CONDITION = "condition false"
 SKIPPED_BRANCH = "branch not taken"
