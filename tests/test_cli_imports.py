@@ -23,6 +23,7 @@ runpy.run_module("runner", run_name="__main__", alter_sys=True)
 HTTP = {"requests", "urllib3"}
 TEMPLATES = {"jinja2"}
 GRPC = {"grpc"}
+SERVER = {"starlette", "uvicorn", "sse_starlette", "prometheus_client", "anyio"}
 
 
 def loaded_modules(tmp_path, *args, environ=None, exit_codes=(0,), packages=True) -> set[str]:
@@ -69,6 +70,15 @@ def test_a_run_on_the_echo_provider_imports_no_http_library(tmp_path):
     assert (next((tmp_path / "out").iterdir()) / "report.html").is_file()
 
 
+def test_a_run_imports_nothing_of_the_service(tmp_path):
+    modules = loaded_modules(tmp_path, "run", str(one_task_file(tmp_path, "Say hello")),
+                             "--out", str(tmp_path / "out"), "--quiet")
+    assert not modules & SERVER
+    names = loaded_modules(tmp_path, "run", str(one_task_file(tmp_path, "Say hello")),
+                           "--out", str(tmp_path / "out2"), "--quiet", packages=False)
+    assert not {name for name in names if name.startswith("runner.service")}
+
+
 def test_a_plain_prompt_without_a_report_loads_no_template_engine(tmp_path):
     modules = loaded_modules(tmp_path, "run", str(one_task_file(tmp_path, "Say hello")),
                              "--out", str(tmp_path / "out"), "--quiet", environ={"RUNNER_HTML_REPORT": "false"})
@@ -103,5 +113,5 @@ def test_a_command_sets_up_only_its_own_parser(tmp_path):
 def test_the_usage_still_lists_every_command(tmp_path):
     completed = subprocess.run([sys.executable, "-m", "runner", "bogus"], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2
-    for command in ("batch", "report", "run", "schema", "show", "validate", "version"):
+    for command in ("batch", "report", "run", "schema", "serve", "show", "validate", "version"):
         assert f"'{command}'" in completed.stderr

@@ -18,6 +18,14 @@ STATES = ("starting", "running", "completed", "interrupted", "failed")
 MAX_EVENTS = 65536
 
 
+def published_event(event: dict, seq: int) -> dict:
+    """An on_event event as runner_run_events and the service's event streams give it:
+    numbered, without the running counts and clock a progress display uses."""
+    kept = {k: v for k, v in event.items() if k not in ("counts", "elapsed_s")}
+    kept["seq"] = seq
+    return kept
+
+
 class BackgroundRun:
     def __init__(self, alt, output_dir, environ=None):
         self.id = f"run_{uuid.uuid4().hex}"
@@ -79,9 +87,7 @@ class BackgroundRun:
             elif kind == "task_finished":
                 self._tasks[task_id] = event.get("status")
             self._counts = event.get("counts") or self._counts
-            kept = {k: v for k, v in event.items() if k not in ("counts", "elapsed_s")}
-            kept["seq"] = self._dropped + len(self._events) + 1
-            self._events.append(kept)
+            self._events.append(published_event(event, self._dropped + len(self._events) + 1))
             if len(self._events) > MAX_EVENTS:
                 drop = len(self._events) // 2
                 del self._events[:drop]

@@ -1,0 +1,42 @@
+"""`serve`: the Runner Service over HTTP (runner.service), until SIGTERM or Ctrl-C.
+
+Prints one line with the URL it listens on. Exit 2 when it cannot start: a bad option
+or variable, a non-loopback address without RUNNER_API_TOKEN, another service on the
+same --out, or the [server] extra not installed.
+"""
+import sys
+
+
+def main(args) -> int:
+    try:
+        from runner.service import config, server
+    except ImportError as error:
+        print(f"serve: needs the server packages ({error}): pip install 'librunner[server]'", file=sys.stderr)
+        return 2
+    try:
+        service = config.load(args.host, args.port, args.out, args.alt_dir)
+        return server.serve(service)
+    except ValueError as error:
+        print(f"serve: {error}", file=sys.stderr)
+        return 2
+
+
+def _port(text: str) -> int:
+    import argparse
+
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, found {text!r}")
+    return int(text)
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="the Runner Service over HTTP: accept ALT files as runs, "
+                                                 "report their progress and LAST files (pip install 'librunner[server]')")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or RUNNER_BIND_ADDRESS's host); "
+                                       "another than the loopback needs RUNNER_API_TOKEN")
+    parser.add_argument("--port", type=_port, help="port (default 8080, or RUNNER_BIND_ADDRESS's port; 0: any free one)")
+    parser.add_argument("--out", metavar="DIR", help="where runs and their LAST directories go "
+                                                     "(default $RUNNER_OUTPUT_DIR or ./output)")
+    parser.add_argument("--alt-dir", metavar="DIR", help="the ALT files /api/v1/process and POST /run may name "
+                                                         "(default $RUNNER_ALT_FILES_DIR)")
+    parser.set_defaults(func=main)

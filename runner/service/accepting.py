@@ -1,0 +1,161 @@
+"""Accepting a run, whichever route it came by: bounded body, validation, preflight, room,
+idempotency, then the durable record (Registry.accept) before the 202.
+
+    413  the document is over RUNNER_MAX_ALT_BYTES
+    422  the document is invalid (the validator's own pointers and messages), or a
+         preflight check refuses it (system commands disabled, AI configuration...)
+    429  RUNNER_MAX_QUEUED_RUNS runs wait already (Retry-After)
+    409  the Idempotency-Key names a run accepted with another request
+    503  the service is stopping
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+
+from runner.service.answers import Refusal
+
+# A document this large is parsed on a worker thread, not on the event loop.
+PARSE_INLINE_BYTES = 64 * 1024
+RETRY_AFTER_SECONDS = "5"
+MAX_KEY_LENGTH = 255
+ALT_SUFFIXES = ("", ".json", ".yaml", ".yml", ".alt", ".alt.json", ".alt.yaml", ".alt.yml")
+
+
+def max_alt_bytes() -> int:
+    from runner import AltLimits
+    return AltLimits().max_bytes
+
+
+async def read_body(request, limit: int) -> bytes:
+    """The request's body, refused (413) as soon as it is known to exceed `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Refusal(413, f"document is {declared} bytes, more than the limit of {limit} (RUNNER_MAX_ALT_BYTES)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Refusal(413, f"document is over {limit} bytes, more than the limit of {limit} (RUNNER_MAX_ALT_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(document: bytes):
+    from runner import AltValidationError, ConfigurationError, parse_alt_file
+
+    try:
+        return parse_alt_file(document)
+    except AltValidationError as error:
+        issues = [{"path": issue.path or "/", "message": issue.message} for issue in error.issues]
+        more = error.total - len(issues)
+        if more > 0:
+            issues.append({"path": "/", "message": f"... and {more} more"})
+        raise Refusal(422, f"invalid ALT file ({error.total} error{'s' if error.total != 1 else ''})", issues) from None
+    except ConfigurationError as error:
+        raise Refusal(422, f"configuration: {error}") from None
+
+
+async def parse_document(document: bytes):
+    """The validated AltFile (JSON or YAML, either dialect); Refusal 422 listing every error."""
+    if len(document) > PARSE_INLINE_BYTES:
+        return await run_in_threadpool(_parse, document)
+    return _parse(document)
+
+
+def _preflight(registry, alt) -> None:
+    from runner.execution import preflight
+
+    found = preflight.problems(alt, registry.folder, registry.environ)
+    if found:
+        raise Refusal(422, "the run cannot start: " + "; ".join(found),
+                      [{"path": "/", "message": problem} for problem in found])
+
+
+def digest_of(*parts) -> str:
+    hashed = hashlib.sha256()
+    for part in parts:
+        hashed.update(part if isinstance(part, bytes) else repr(part).encode())
+        hashed.update(b"\0")
+    return hashed.hexdigest()
+
+
+def idempotency_key(request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in key):
+        raise Refusal(400, f"Idempotency-Key: expected 1 to {MAX_KEY_LENGTH} printable ASCII characters")
+    return key
+
+
+def check_open(registry) -> None:
+    if registry.draining:
+        raise Refusal(503, "the service is stopping; accepted runs resume at its next start",
+                      headers={"Retry-After": RETRY_AFTER_SECONDS})
+
+
+async def accept(registry, document: bytes, *, key: str | None, digest: str, origin: str, mode=None, seed=None,
+                 priority=None, metadata=None, alt_file=None, edit=None):
+    """(run, created): the run accepted for this request, or the one its Idempotency-Key
+    already names (created False). edit(alt) -> bytes | None may rewrite the document
+    (persona of /api/v1/process)."""
+    check_open(registry)
+    if key is not None:
+        existing = registry.keys.get(key)
+        if existing is not None:
+            if existing.digest != digest:
+                raise Refusal(409, f"Idempotency-Key {key!r} was used for another request (run {existing.id})")
+            return existing, False
+    alt = await parse_document(document)
+    if edit is not None:
+        edited = edit(alt)
+        if edited is not None:
+            document = edited
+            alt = await parse_document(document)
+    _preflight(registry, alt)
+    if not registry.has_room():
+        raise Refusal(429, f"{registry.config.max_queued_runs} runs wait already (RUNNER_MAX_QUEUED_RUNS)",
+                      headers={"Retry-After": RETRY_AFTER_SECONDS})
+    try:
+        run = await registry.accept(alt, document, mode=mode, seed=seed, priority=priority, key=key, digest=digest,
+                                    origin=origin, metadata=metadata, alt_file=alt_file)
+    except OSError as error:
+        raise Refusal(507, f"the run could not be recorded: {error.strerror or error}") from None
+    return run, True
+
+
+def alt_dir_file(alt_dir: Path | None, name: str, suffixes=("",)) -> Path:
+    """The regular file `name` names inside the ALT files directory (symlinks resolved, each
+    of `suffixes` tried); Refusal 403 for anything outside it, 404 "File not found"."""
+    if alt_dir is None:
+        raise Refusal(404, "File not found: the service has no ALT files directory (--alt-dir, RUNNER_ALT_FILES_DIR)")
+    if not name or "\0" in name:
+        raise Refusal(404, "File not found")
+    for suffix in suffixes:
+        candidate = Path(alt_dir, name + suffix)
+        try:
+            resolved = candidate.resolve(strict=False)
+        except (OSError, RuntimeError):
+            raise Refusal(404, "File not found") from None
+        if resolved != alt_dir and alt_dir not in resolved.parents:
+            raise Refusal(403, "the file is outside the ALT files directory")
+        try:
+            if stat.S_ISREG(os.stat(resolved).st_mode):
+                return resolved
+        except OSError:
+            continue
+    raise Refusal(404, "File not found")
+
+
+async def read_alt_dir_file(path: Path) -> bytes:
+    from runner.alt_input import AltInputError, read_alt_input
+
+    try:
+        return await run_in_threadpool(read_alt_input, str(path))
+    except AltInputError as error:
+        raise Refusal(413 if error.too_large else 404, f"File not found: {error}" if not error.too_large else str(error))

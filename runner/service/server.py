@@ -1,0 +1,66 @@
+"""serve(config): the registry opened (recovering the runs of an earlier server), then uvicorn.
+
+SIGTERM or Ctrl-C: the service stops accepting runs (POSTs answer 503), interrupts the
+running ones (their tasks get the grace period, then each writes its LAST file and is
+resumed at the next start), and only then stops listening and exits. A second signal
+exits at once.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import uvicorn
+
+from runner.service.app import create_app
+from runner.service.config import ServiceConfig
+from runner.service.registry import Registry
+
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config, registry: Registry, service: ServiceConfig):
+        super().__init__(config)
+        self.registry = registry
+        self.service = service
+        self._draining = False
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if self.should_exit:
+            return
+        port = self.service.port
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets:
+                port = sock.getsockname()[1]
+                break
+        url = ServiceConfig(self.service.host, port, self.service.out, None).url
+        print(f"runner service listening on {url} (runs in {self.registry.folder})", file=sys.stderr, flush=True)
+
+    def handle_exit(self, sig, frame) -> None:
+        if self._draining:
+            self.force_exit = True
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        self._captured_signals.append(sig)
+        self.registry.begin_drain()
+
+        def stop_when_drained():
+            self.registry.wait_drained()
+            self.should_exit = True
+        threading.Thread(target=stop_when_drained, name="runner-service-drain", daemon=True).start()
+
+
+def serve(service: ServiceConfig, environ=os.environ) -> int:
+    """Runs the service until a signal stops it; ValueError when it cannot start."""
+    registry = Registry(service, environ)
+    registry.open()
+    app = create_app(registry)
+    config = uvicorn.Config(app, host=service.host, port=service.port, log_level="warning", access_log=False,
+                            lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+                            server_header=False)
+    _Server(config, registry, service).run()
+    return 0
