@@ -6,10 +6,14 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
 
-.PHONY: demo test fuzz sanitize system-deps proto clean
+.PHONY: demo serve test fuzz sanitize system-deps proto clean
 
 demo: $(INSTALLED)
 	$(PY) -m runner run examples/alt/demo.json --out output
+
+# The Runner Service on 127.0.0.1:8080 with the echo AI provider (no AI service needed); Ctrl-C stops it.
+serve: $(INSTALLED)
+	env -u RUNNER_AI_SERVICE_URL -u RUNNER_AI_PROVIDER $(PY) -m runner serve --out output --alt-dir examples/alt
 
 test: $(INSTALLED) system-deps
 	$(PY) -m pytest -q

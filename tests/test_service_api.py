@@ -289,3 +289,42 @@ def test_a_full_queue_is_429_and_runs_start_by_priority(tmp_path):
         assert high_view["status"] == low_view["status"] == "success"
     finally:
         server.stop()
+
+
+def test_serve_dask_places_the_heavy_tasks_of_each_run_on_the_cluster(tmp_path):
+    server = RunnerService(tmp_path / "out", extra_args=["--dask", "local:1"]).start(timeout=120)
+    try:
+        document = {"id": "heavy", "title": "heavy", "tasks": [
+            {"id": "data", "description": "sort", "parameters": {
+                "task_type": "data_processing", "input": [{"v": 3}, {"v": 1}, {"v": 2}],
+                "operations": [{"op": "sort", "by": "v"}]}},
+            {"id": "ask", "description": "hello", "dependencies": ["data"]}]}
+        run_id = post_run(server, document).json()["id"]
+        assert server.wait_for(run_id, timeout=120)["status"] == "success"
+        results = server.get(f"/api/v1/runs/{run_id}/last").json()["task_results"]
+        assert results["data"]["output"]["result"] == [{"v": 1}, {"v": 2}, {"v": 3}]
+        assert results["data"]["metadata"]["worker"]["address"].startswith("tcp://127.0.0.1:")
+        assert "worker" not in results["ask"]["metadata"]
+    finally:
+        server.stop()
+
+
+def test_each_last_file_of_the_service_is_published_to_nats(tmp_path):
+    from nats_server import NatsServer, Subscriber, decode_last_file_message
+
+    nats = NatsServer().start()
+    subscriber = None
+    server = RunnerService(tmp_path / "out", environ={"RUNNER_NATS_URL": nats.url,
+                                                      "RUNNER_NATS_SUBJECT": "service.last"}).start()
+    try:
+        subscriber = Subscriber(nats.url, "service.last")
+        ids = [post_run(server, one_task(f"published{n}")).json()["id"] for n in range(2)]
+        last_ids = {server.wait_for(run_id)["last_id"] for run_id in ids}
+        messages = [decode_last_file_message(data) for data in subscriber.until_sentinel()]
+        assert {message["ID"] for message in messages} == last_ids
+        assert len(messages) == 2
+    finally:
+        if subscriber is not None:
+            subscriber.close()
+        server.stop()
+        nats.stop()

@@ -13,10 +13,11 @@ def main(args) -> int:
     except ImportError as error:
         print(f"serve: needs the server packages ({error}): pip install 'librunner[server]'", file=sys.stderr)
         return 2
+    from runner import ConfigurationError
     try:
-        service = config.load(args.host, args.port, args.out, args.alt_dir)
+        service = config.load(args.host, args.port, args.out, args.alt_dir, args.dask)
         return server.serve(service)
-    except ValueError as error:
+    except (ValueError, ConfigurationError) as error:
         print(f"serve: {error}", file=sys.stderr)
         return 2
 
@@ -39,4 +40,7 @@ def register(subparsers) -> None:
                                                      "(default $RUNNER_OUTPUT_DIR or ./output)")
     parser.add_argument("--alt-dir", metavar="DIR", help="the ALT files /api/v1/process and POST /run may name "
                                                          "(default $RUNNER_ALT_FILES_DIR)")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="run the heavy tasks of every run on a Dask cluster, as run --dask: tcp://HOST:PORT of a "
+                             "scheduler, or local:N (default $RUNNER_DASK_SCHEDULER); needs pip install 'librunner[dask]'")
     parser.set_defaults(func=main)

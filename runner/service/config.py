@@ -84,5 +84,5 @@ def load(host: str | None = None, port: int | None = None, out=None, alt_dir=Non
         alt_dir=None if alt_dir is None else Path(alt_dir).resolve(), token=token,
         max_concurrent_runs=settings.integer("RUNNER_MAX_CONCURRENT_RUNS", DEFAULT_MAX_CONCURRENT_RUNS, environ),
         max_queued_runs=settings.integer("RUNNER_MAX_QUEUED_RUNS", DEFAULT_MAX_QUEUED_RUNS, environ),
-        dask=dask,
+        dask=dask or settings.text("RUNNER_DASK_SCHEDULER", environ),
     )

@@ -53,9 +53,10 @@ def latest_run_directory(folder: Path) -> Path | None:
 
 
 class Registry:
-    def __init__(self, config: ServiceConfig, environ=os.environ):
+    def __init__(self, config: ServiceConfig, environ=os.environ, placement=None):
         self.config = config
         self.environ = environ
+        self.placement = placement      # runner.cluster.placement.DaskPlacement with serve --dask
         self.folder = config.out / RUNS_FOLDER
         self.runs: dict[str, ServiceRun] = {}
         self.keys: dict[str, ServiceRun] = {}
@@ -213,7 +214,7 @@ class Registry:
             observe(event)
 
         options = {"on_event": on_event, "on_execution": lambda execution: self._attach(run, execution),
-                   "environ": self.environ}
+                   "environ": self.environ, "placement": self.placement}
         outcome = None
         try:
             previous = latest_run_directory(run.folder)

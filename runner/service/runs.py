@@ -83,9 +83,7 @@ class ServiceRun:
             self.document = None
             self.alt = None
             self.execution = None
-            if self._events_fd >= 0:
-                os.close(self._events_fd)
-                self._events_fd = -1
+            self._close_events()
         self.finished.set()
         self._notify()
 
@@ -94,11 +92,17 @@ class ServiceRun:
         with self._lock:
             self.status = status
             self.execution = None
-            if self._events_fd >= 0:
-                os.close(self._events_fd)
-                self._events_fd = -1
+            self._close_events()
         self.finished.set()
         self._notify()
+
+    def _close_events(self) -> None:
+        """The run stopped: its events are read back from events.jsonl when asked for, so a
+        server that ran many runs does not keep them all in memory."""
+        if self._events_fd >= 0:
+            os.close(self._events_fd)
+            self._events_fd = -1
+        self._events = None
 
     def end_facts(self, status: str, outcome=None, error: str | None = None, at: str | None = None) -> dict:
         facts = {"status": status, "at": at, "error": error, "done": self.done, "total": self.total,

@@ -55,8 +55,19 @@ class _Server(uvicorn.Server):
 
 
 def serve(service: ServiceConfig, environ=os.environ) -> int:
-    """Runs the service until a signal stops it; ValueError when it cannot start."""
-    registry = Registry(service, environ)
+    """Runs the service until a signal stops it; ValueError when it cannot start. With
+    service.dask, the heavy tasks of every run go to that Dask cluster (as `run --dask`)."""
+    if service.dask is None:
+        return _serve(service, environ, None)
+    from runner.cluster import connection
+    from runner.cluster.placement import DaskPlacement
+
+    with connection.connect(service.dask, environ) as client:
+        return _serve(service, environ, DaskPlacement(client))
+
+
+def _serve(service: ServiceConfig, environ, placement) -> int:
+    registry = Registry(service, environ, placement)
     registry.open()
     app = create_app(registry)
     config = uvicorn.Config(app, host=service.host, port=service.port, log_level="warning", access_log=False,
