@@ -328,3 +328,25 @@ def test_each_last_file_of_the_service_is_published_to_nats(tmp_path):
             subscriber.close()
         server.stop()
         nats.stop()
+
+
+def test_runs_share_one_ai_client_and_its_in_flight_limit(tmp_path):
+    from ai_server import AIServer
+
+    ai = AIServer(delay=0.2)
+    server = RunnerService(tmp_path / "out", environ={
+        "RUNNER_AI_SERVICE_URL": ai.base_url, "RUNNER_AI_PROVIDER": "openai", "RUNNER_AI_MAX_CONCURRENCY": "2",
+        "RUNNER_MAX_CONCURRENT_RUNS": "4"}).start()
+    try:
+        document = {"id": "wide", "title": "wide", "tasks": [
+            {"id": f"ask{n}", "description": f"Question {n}"} for n in range(4)]}
+        ids = [post_run(server, document).json()["id"] for _ in range(4)]
+        for run_id in ids:
+            assert server.wait_for(run_id)["status"] == "success"
+        assert len(ai.seen) == 16
+        # Four runs of four AI tasks at once, and never more than the service's limit in flight.
+        assert ai.max_in_flight == 2
+        assert ai.connections <= 2
+    finally:
+        server.stop()
+        ai.close()

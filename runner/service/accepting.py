@@ -68,9 +68,13 @@ async def parse_document(document: bytes):
 
 
 def _preflight(registry, alt) -> None:
+    """The checks `run` makes before the first task, but the output directory's: /ready
+    watches that one, and checking it (a file made and removed) on every POST costs."""
     from runner.execution import preflight
 
-    found = preflight.problems(alt, registry.folder, registry.environ)
+    checked = preflight.Preflight(alt, registry.folder, registry.environ)
+    found = [problem for check in preflight.CHECKS if check is not preflight.output_directory
+             for problem in check(checked)]
     if found:
         raise Refusal(422, "the run cannot start: " + "; ".join(found),
                       [{"path": "/", "message": problem} for problem in found])
