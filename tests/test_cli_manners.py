@@ -14,7 +14,8 @@ import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # The commands this suite knows; every command found is listed by the bare CLI.
-COMMANDS = ("batch", "config", "report", "resume", "run", "schema", "show", "smoke", "trace", "validate", "version")
+COMMANDS = ("batch", "config", "report", "resume", "run", "schema", "serve", "show", "smoke", "trace", "validate",
+            "version")
 SHARED_OPTIONS = {"--help", "--color", "--verbose"}     # every command has them (README: "Every command")
 
 

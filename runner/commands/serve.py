@@ -6,6 +6,21 @@ same --out, or the [server] extra not installed.
 """
 import sys
 
+DESCRIPTION = """\
+Serve the Runner Service over HTTP until SIGTERM or Ctrl-C: ALT documents posted to
+/api/v1/runs (or named in --alt-dir by the ALT_LAS routes /api/v1/process and POST /run) are
+accepted durably, queued by priority, run as `run` runs them, and resumed after a restart.
+Prints one line with the URL it listens on. Needs pip install 'librunner[server]'."""
+EPILOG = """\
+examples:
+  python -m runner serve --port 8080 --out output --alt-dir examples/alt
+  curl -s -d @examples/alt/demo.json http://127.0.0.1:8080/api/v1/runs
+
+exit codes:
+  0  stopped by a signal, every run recorded
+  2  cannot start: a bad option or variable, a non-loopback address without
+     RUNNER_API_TOKEN, another service on the same --out, the [server] extra missing"""
+
 
 def main(args) -> int:
     try:
@@ -32,7 +47,8 @@ def _port(text: str) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="the Runner Service over HTTP: accept ALT files as runs, "
-                                                 "report their progress and LAST files (pip install 'librunner[server]')")
+                                                 "report their progress and LAST files (pip install 'librunner[server]')",
+                                   description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1, or RUNNER_BIND_ADDRESS's host); "
                                        "another than the loopback needs RUNNER_API_TOKEN")
     parser.add_argument("--port", type=_port, help="port (default 8080, or RUNNER_BIND_ADDRESS's port; 0: any free one)")
