@@ -47,6 +47,19 @@ def wait_until_task_runs(service, run_id: str, task_id: str, timeout: float = 60
     raise AssertionError(f"task {task_id} never started")
 
 
+def wait_until_journaled(service, run_id: str, task_id: str, timeout: float = 60.0) -> None:
+    """Until the run's journal holds the task's result on disk (a line of task_results naming it)."""
+    needle = json.dumps(task_id).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for journal in (service.out / "runs" / run_id).glob("*/journal.jsonl"):
+            for line in journal.read_bytes().splitlines():
+                if b'"task_results"' in line and needle in line:
+                    return
+        time.sleep(0.02)
+    raise AssertionError(f"the result of {task_id} never reached the journal")
+
+
 def workspace_log(view) -> str:
     """log.txt as the final LAST directory's artifacts hold it."""
     from pathlib import Path
@@ -60,7 +73,7 @@ def test_kill_9_mid_run_then_a_restart_finishes_it_without_repeating_side_effect
     try:
         run_id = service.post("/api/v1/runs", data=json.dumps(side_effects(marker, 5))).json()["id"]
         wait_until_task_runs(service, run_id, "nap")
-        time.sleep(0.5)     # the journal commits A's results within 50 ms of their end
+        wait_until_journaled(service, run_id, "a_file")
         service.kill()
         assert marker.read_text() == "A\n"
         restarted = RunnerService(tmp_path / "out", environ=environ()).start()
@@ -110,14 +123,14 @@ def test_sigterm_refuses_new_runs_and_the_next_start_resumes_the_interrupted_one
     try:
         run_id = service.post("/api/v1/runs", data=json.dumps(side_effects(marker, 6))).json()["id"]
         wait_until_task_runs(service, run_id, "nap")
-        time.sleep(0.5)
+        wait_until_journaled(service, run_id, "a_file")
         service.process.send_signal(15)
         refused = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and service.process.poll() is None:
             try:
-                answer = requests.post(service.url + "/api/v1/runs", data=json.dumps(side_effects(marker, 1)),
-                                       timeout=10)
+                answer = requests.post(service.url + "/api/v1/runs", timeout=10, data=json.dumps(
+                    {"id": "late", "title": "late", "tasks": [{"id": "t", "description": "Say hi"}]}))
             except requests.ConnectionError:
                 break
             if answer.status_code == 503:
