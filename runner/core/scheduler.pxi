@@ -22,6 +22,9 @@ cdef extern from "<time.h>" nogil:
 
 import gc
 
+# How many inline tasks run_inline runs between offers of the GIL to other threads.
+cdef int INLINE_GIL_YIELD = 2048
+
 # critical runs first: rank 0.
 PRIORITY_RANKS = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
@@ -421,7 +424,9 @@ cdef class Scheduler:
 
         Inline tasks are generic tasks: the output is a copy of their parameters and they
         cannot fail. Results go into `results` (task id -> TaskResult);
-        on_finished(index, result) is called for each when given. Returns how many ran.
+        on_finished(index, result) is called for each when given; a list as on_finished has
+        each result appended instead (the journal's queue: no Python call per task). Returns
+        how many ran.
         """
         cdef Py_ssize_t count
         if self.inline_len == 0:
@@ -470,5 +475,15 @@ cdef class Scheduler:
             results[task.id] = result
             self.complete(i, True)
             count += 1
+            if count % INLINE_GIL_YIELD == 0:
+                # A long drain runs no bytecode, so Python never hands the GIL on meanwhile:
+                # the journal's writer would wait for the whole drain, then do all its work
+                # (its writes and fsyncs, which need no GIL, included) while this thread
+                # waits. Offered here, a waiting thread takes it; if none waits, this is free.
+                with nogil:
+                    pass
             if on_finished is not None:
-                on_finished(i, result)
+                if type(on_finished) is list:
+                    (<list>on_finished).append(result)
+                else:
+                    on_finished(i, result)

@@ -230,7 +230,7 @@ class Execution:
     def _loop(self) -> None:
         scheduler = self.scheduler
         on_inline = self._inline_finished if self.on_event is not None else \
-            self.journal.inline_result if self.journal is not None else None
+            self.journal.result_queue if self.journal is not None else None
         flow = self.flow
         while not scheduler.finished and not self._interrupt.is_set():
             scheduler.run_inline(self.results, on_inline)

@@ -67,6 +67,8 @@ class Journal:
         self._results: list = []
         self.write = self._records.append           # a record: a dict with "type"
         self.write_result = self._results.append    # a TaskResult
+        # The same queue, for the scheduler's run_inline to append to itself.
+        self.result_queue = self._results
         self._stop = threading.Event()
         self.error: OSError | None = None       # the first write error; the run goes on
         self._thread = threading.Thread(target=self._commit_loop, name="runner-journal", daemon=True)
