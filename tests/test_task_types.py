@@ -227,3 +227,26 @@ def test_chaos_faults_reach_user_tasks_too(tmp_path):
     assert faults and all(f["task_id"].startswith("c") for f in faults)
     completed = [r for r in results_of(outcome).values() if r["status"] == "completed"]
     assert completed and all(r["output"] == 7 for r in completed)
+
+
+def test_task_ai_calls_are_recorded_and_replayed_with_the_server_stopped(tmp_path):
+    from ai_server import AIServer
+
+    def summarise(t):
+        first = t.ai.complete(f"Summarise {t.parameters['topic']}", temperature=0.2)
+        return {"text": first, "again": t.ai.complete("Shorter: " + first, model="small-model")}
+
+    cassette = tmp_path / "calls.jsonl"
+    document = alt(task("s", "summarise", parameters={"topic": "cassettes"}))
+    with AIServer() as server:
+        env = {"RUNNER_AI_SERVICE_URL": server.base_url, "RUNNER_AI_PROVIDER": "openai", "RUNNER_AI_MODEL": "m"}
+        recorded = execute(document, tmp_path / "rec", environ={**env, "RUNNER_AI_RECORD": str(cassette)},
+                           handlers={"summarise": summarise})
+        assert len(server.seen) == 2
+    first = results_of(recorded)["s"]
+    assert first["status"] == "completed", first["error"]
+    assert first["metadata"]["ai"]["model"] == "small-model"
+    assert len(cassette.read_text().splitlines()) == 2
+    replayed = execute(document, tmp_path / "rep", environ={**env, "RUNNER_AI_REPLAY": str(cassette)},
+                       handlers={"summarise": summarise})
+    assert results_of(replayed)["s"]["output"] == first["output"]

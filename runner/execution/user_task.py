@@ -95,15 +95,46 @@ class TaskWorkspace:
         return f"TaskWorkspace({str(self.path)!r})"
 
 
+class TaskAI:
+    """The run's AI service, as an ai_prompt task uses it: RUNNER_AI_* configuration, rate
+    limits, the attempt's deadline and cancellation, and --record / --replay cassettes."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def complete(self, prompt: str, *, model: str | None = None, **sampling) -> str:
+        """The answer's text. Sampling: temperature, top_p, max_tokens, top_k, seed, stop.
+        A failure fails the attempt (retried if it may pass, as an ai_prompt task's)."""
+        from runner.execution.ai_prompt import _call
+        from runner.execution.attempt import TaskFailure
+        try:
+            client = self._ctx.client()
+        except ValueError as error:     # a RUNNER_AI_* variable with an unusable value
+            raise TaskFailure(f"AI configuration: {error}", permanent=True) from None
+        completion = _call(self._ctx, client, prompt, model, sampling, False)
+        self._account(completion.accounting())
+        return completion.text
+
+    def _account(self, call: dict) -> None:
+        """metadata.ai of the task: the last call's model and provider, the calls' tokens summed."""
+        metadata = self._ctx.metadata
+        total = metadata.get("ai")
+        if total is not None:
+            for key in ("prompt_tokens", "completion_tokens", "latency_ms"):
+                if total.get(key) is not None and call.get(key) is not None:
+                    call[key] += total[key]
+        metadata["ai"] = call
+
+
 class UserTask:
     """One attempt of a task, as its handler sees it.
 
     id, parameters (without task_type), deps (dependency id -> its output), attempt (from
     1), workspace (TaskWorkspace), cancelled (threading.Event set when the attempt should
-    stop: timeout, cancel, Ctrl-C), log (TaskLog), mode and seed (the run's).
+    stop: timeout, cancel, Ctrl-C), log (TaskLog), mode and seed (the run's), ai (TaskAI).
     """
 
-    __slots__ = ("_ctx", "id", "parameters", "attempt", "mode", "seed", "_deps", "_workspace", "_log")
+    __slots__ = ("_ctx", "id", "parameters", "attempt", "mode", "seed", "_deps", "_workspace", "_log", "_ai")
 
     def __init__(self, ctx):
         self._ctx = ctx
@@ -115,7 +146,7 @@ class UserTask:
         self.attempt = ctx.number
         self.mode = ctx.mode
         self.seed = getattr(ctx, "seed", None)
-        self._deps = self._workspace = self._log = None
+        self._deps = self._workspace = self._log = self._ai = None
 
     @property
     def deps(self) -> dict:
@@ -138,6 +169,14 @@ class UserTask:
         if self._log is None:
             self._log = TaskLog(self.id, self._ctx.metadata)
         return self._log
+
+    @property
+    def ai(self) -> TaskAI:
+        """The run's AI service: task.ai.complete(prompt) -> text (recorded and replayed by
+        --record / --replay like an ai_prompt task's calls)."""
+        if self._ai is None:
+            self._ai = TaskAI(self._ctx)
+        return self._ai
 
     @property
     def dependencies(self) -> dict:
