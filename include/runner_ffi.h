@@ -454,7 +454,7 @@ typedef int (*runner_task_handler)(runner_task *task, void *user_data);
  * runner_cleanup, which forgets every type registered in C.
  *
  * Returns 1, or 0 if the library is not initialised, type_name is NULL, empty, not
- * UTF-8, longer than 128 bytes or the name of a built-in type (ai_prompt,
+ * UTF-8, longer than 128 characters, not printable, or the name of a built-in type (ai_prompt,
  * data_processing, file_operation, system_command, generic), or handler is NULL. The
  * thread's error says why. Any thread may call it.
  */
