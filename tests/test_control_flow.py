@@ -371,3 +371,36 @@ def test_resume_reuses_completed_instances_and_reruns_the_failed_one(tmp_path):
     assert "reused_from" not in again.results["m[1]"].metadata
     assert results["m"][0] == "completed" and results["after"][0] == "completed"
     assert sorted(counter.read_text().split()) == ["1", "2", "2", "3"]      # 1 and 3 ran once
+
+
+def test_a_mapped_task_s_when_is_evaluated_per_item(tmp_path):
+    doc = native([generic("m", parameters={"x": "$x"}, for_each={"variable": "x", "iterable": "items"},
+                          when={"operator": "gt", "left": "x", "right": 1}),
+                  generic("after", ["m"], parameters={"all": "$m"})],
+                 variables={"items": [1, 2, 3]})
+    done = run(doc, tmp_path)
+    results = outcome(done)
+    assert results["m[0]"] == ("skipped", None, "condition false")
+    assert results["m[1]"][0] == results["m[2]"][0] == "completed"
+    assert results["m"][0] == "completed" and results["after"][0] == "completed"
+    assert results["after"][1]["all"] == [None, {"x": 2, "task_type": "generic"}, {"x": 3, "task_type": "generic"}]
+    assert done.all_completed
+
+
+def test_an_interrupted_run_cancels_the_constructs_under_way(tmp_path):
+    doc = v2([segment("w", loop={"type": "while", "variable": "j",
+                                 "condition": {"operator": "lt", "left": "j", "right": 3}, "body": ["nap"]}),
+              {"id": "nap", "task_type": "system_command", "content": "nap",
+               "parameters": [{"name": "command", "value": ["sleep", "30"]}]}])
+    env = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sleep",
+           "RUNNER_GRACE_SECONDS": "0.1"}
+    runs = []
+
+    def on_event(event):
+        if event["event"] == "task_started" and event["task_id"] == "nap[0]":
+            runs[0].interrupt()
+    done = run(doc, tmp_path, environ=env, on_execution=runs.append, on_event=on_event)
+    results = outcome(done)
+    assert results["nap[0]"][0] == "cancelled"
+    assert results["w"] == ("cancelled", None, "cancelled: the run was interrupted while its construct ran")
+    assert done.record["task_results"]["w"]["status"] == "cancelled"

@@ -214,7 +214,11 @@ class Flow:
         core = self.core
         try:
             mapped = index in self.mapped
-            when = self.plan.when.get(template) if not mapped else None
+            construct = self.plan.constructs.get(template)
+            # A mapped task's `when` is evaluated per instance (it may read the loop
+            # variable), not on the task that maps it.
+            carrier_of_map = construct is not None and construct.member and construct.kind != "branch" and not mapped
+            when = self.plan.when.get(template) if not carrier_of_map else None
             if when is not None and not core.evaluate_condition(when, lookup):
                 self.condition_skips.add(index)
                 execution.skip_by_condition(index, SKIPPED_CONDITION)
@@ -419,8 +423,8 @@ class Flow:
                      if d in position and d != template]
             local = list(dict.fromkeys(local))
             mapped = construct.member and call_function is None and template == construct.carrier
-            special = not mapped and (template in plan.when or self._guard(template) is not None
-                                      or template in plan.constructs)
+            special = template in plan.when or (not mapped and (self._guard(template) is not None
+                                                                or template in plan.constructs))
             owner = plan.owner.get(template)
             held = template not in body and owner is not None and owner in position
             entries.append((template, source, local, [position[d] for d in local], special,
@@ -556,6 +560,12 @@ class Flow:
             del self.active[group]
             self._end(active)
         return True
+
+    def under_way(self) -> list[int]:
+        """Carriers whose construct has not ended (an interrupted run cancels them)."""
+        carriers = sorted({active.carrier for active in self.active.values()})
+        self.active.clear()
+        return [index for index in carriers if self.run_alt.tasks[index].id not in self.results]
 
     # ---- groups ended ----------------------------------------------------------------------
 

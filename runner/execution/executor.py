@@ -702,6 +702,11 @@ class Execution:
         # Tasks that finished in the grace period may have readied dependents: they never start.
         for index in self.scheduler.cancel_pending():
             self._record_cancelled(index, "cancelled: the run was interrupted before the task started")
+        if self.flow is not None:
+            # Constructs under way (their segment's own task done, their body not): cancelled.
+            for index in self.flow.under_way():
+                self._finish(index, "cancelled", None, "cancelled: the run was interrupted while its construct ran",
+                             final=True)
 
     # ---- progress -----------------------------------------------------------------
 
