@@ -140,10 +140,12 @@ class Flow:
                                    scope.depth if scope else 0, scope.control if scope else None)
         return scope
 
-    def plain_lookup(self, variables: dict):
+    def plain_lookup(self, variables: dict, own=None):
         """name -> value for a task with no scope but these variables over the globals."""
         core, plan, results, index = self.core, self.plan, self.results, self.templates
         names = {**self.globals, **variables}
+        if own is not None:
+            results = ChainMap({own[0]: _Output(own[1])}, results)
 
         def value_of(name: str):
             return core.resolve_name(name, None, plan, names, results, index)
@@ -354,10 +356,13 @@ class Flow:
     def _next_while(self, group, active) -> None:
         construct = active.construct
         variables = {construct.variable: active.iteration} if construct.variable else {}
-        probe = self.core.Scope(active.scope, variables)
         own = None if construct.member else (self.run_alt.tasks[active.carrier].id, active.output)
+        if active.scope is None:
+            lookup = self.plain_lookup(variables, own)
+        else:
+            lookup = self.lookup(self.core.Scope(active.scope, variables), own)
         try:
-            go_on = self.core.evaluate_condition(construct.condition, self.lookup(probe, own))
+            go_on = self.core.evaluate_condition(construct.condition, lookup)
         except self.core.ControlFlowError as error:
             self.active.pop(group, None)
             self.execution.finish_construct(active.carrier, "failed", None, f"while condition: {error}",
