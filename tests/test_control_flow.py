@@ -404,3 +404,20 @@ def test_an_interrupted_run_cancels_the_constructs_under_way(tmp_path):
     assert results["nap[0]"][0] == "cancelled"
     assert results["w"] == ("cancelled", None, "cancelled: the run was interrupted while its construct ran")
     assert done.record["task_results"]["w"]["status"] == "cancelled"
+
+
+def test_a_function_defined_by_a_segment_s_function_def(tmp_path):
+    doc = v2([segment("define", function_def={"name": "shout", "parameters": [{"name": "word", "required": True}],
+                                              "body": ["loud"]}),
+              segment("loud", parameters={"text": "$word!"}),
+              segment("call", function_call={"function_name": "shout", "arguments": {"word": "$greeting"}},
+                      dependencies=["define"])],
+             global_variables=[variable("greeting", "hey", "string")])
+    results = outcome(run(doc, tmp_path))
+    assert results["define"][0] == "completed"          # its own task runs like any segment
+    assert results["call/loud"] == ("completed", {"text": "hey!"}, None)
+    assert results["call"] == ("completed", {"text": "hey!"}, None)
+    missing = v2([segment("define", function_def={"name": "shout", "parameters": [{"name": "word"}],
+                                                  "body": ["loud"]}),
+                  segment("loud"), segment("call", function_call={"function_name": "shout"})])
+    assert errors_of(missing) == ["segments[2].function_call.arguments: function 'shout' needs its argument 'word'"]
