@@ -421,3 +421,29 @@ def test_a_function_defined_by_a_segment_s_function_def(tmp_path):
                                                   "body": ["loud"]}),
                   segment("loud"), segment("call", function_call={"function_name": "shout"})])
     assert errors_of(missing) == ["segments[2].function_call.arguments: function 'shout' needs its argument 'word'"]
+
+
+def test_for_each_iterations_run_concurrently_within_the_cap_and_while_ones_in_turn(tmp_path):
+    from ai_server import AIServer
+
+    from runner.ai import AIClient, AIConfig
+
+    doc = native([{"id": "ask", "description": "describe $city", "for_each": {"variable": "city", "iterable": "cities"},
+                   "parameters": {"task_type": "ai_prompt"}}],
+                 variables={"cities": ["Ankara", "Izmir", "Bursa", "Konya", "Adana", "Kayseri"]})
+    with AIServer(delay=0.2) as server, \
+            AIClient(AIConfig(provider="openai", base_url=server.base_url, max_concurrency=8)) as client:
+        done = run(doc, tmp_path / "each", max_concurrency=3, ai_client=client, environ={})
+        assert all(r.status == "completed" for r in done.results.values())
+        prompts = sorted(seen.body["messages"][-1]["content"] for seen in server.seen)
+        assert prompts == sorted(f"describe {c}" for c in doc["variables"]["cities"])
+        assert 2 <= server.max_in_flight <= 3
+    loop = v2([segment("w", loop={"type": "while", "variable": "n",
+                                  "condition": {"operator": "lt", "left": "n", "right": 3}, "body": ["q"]}),
+               {"id": "q", "task_type": "ask", "content": "question $n"}])
+    with AIServer(delay=0.1) as server, \
+            AIClient(AIConfig(provider="openai", base_url=server.base_url, max_concurrency=8)) as client:
+        done = run(loop, tmp_path / "while", max_concurrency=3, ai_client=client, environ={})
+        assert [seen.body["messages"][-1]["content"] for seen in server.seen] == [
+            "question 0", "question 1", "question 2"]
+        assert server.max_in_flight == 1
