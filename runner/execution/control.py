@@ -95,6 +95,10 @@ class Flow:
         self.shapes: dict = {}                          # construct -> what its instances share
         self.earlier: dict = {}                         # resume: earlier results by task id
         self.results = execution.results = {}
+        # A mapped task's output is the list of its instances' outputs, made when it is read
+        # (the record keeps each output once: the instances', not a copy on the mapped task).
+        self.gathers: dict[str, list[int]] = {}
+        self.view = _ResultsView(self.results, self)
 
     # ---- what each task is ------------------------------------------------------------
 
@@ -142,7 +146,7 @@ class Flow:
 
     def plain_lookup(self, variables: dict, own=None):
         """name -> value for a task with no scope but these variables over the globals."""
-        core, plan, results, index = self.core, self.plan, self.results, self.templates
+        core, plan, results, index = self.core, self.plan, self.view, self.templates
         names = {**self.globals, **variables}
         if own is not None:
             results = ChainMap({own[0]: _Output(own[1])}, results)
@@ -154,7 +158,7 @@ class Flow:
     def lookup(self, scope, own=None):
         """name -> value in this scope. own: (task id, output) of a carrier whose construct
         starts, its result not yet written."""
-        core, plan, results, index = self.core, self.plan, self.results, self.templates
+        core, plan, results, index = self.core, self.plan, self.view, self.templates
         if own is not None:
             results = ChainMap({own[0]: _Output(own[1])}, results)
 
@@ -566,6 +570,14 @@ class Flow:
             self._end(active)
         return True
 
+    def output_of(self, task_id: str, result):
+        """What reading a task's output gives: a mapped task's instances' outputs in order."""
+        members = self.gathers.get(task_id)
+        if members is None or result.status != "completed":
+            return result.output
+        tasks, results = self.run_alt.tasks, self.results
+        return [results[tasks[i].id].output for i in members]
+
     def under_way(self) -> list[int]:
         """Carriers whose construct has not ended (an interrupted run cancels them)."""
         carriers = sorted({active.carrier for active in self.active.values()})
@@ -631,7 +643,8 @@ class Flow:
             return
         output = active.output
         if construct.member and kind != "branch":
-            output = [self.results[self.run_alt.tasks[i].id].output for i in active.members]
+            output = None
+            self.gathers[carrier.id] = list(active.members)
         elif kind == "call":
             output = self._return_value(active)
             function = self.plan.functions[construct.function]
@@ -668,6 +681,30 @@ class Flow:
                 order.extend(remaining)
                 break
         return self.results[self.run_alt.tasks[order[-1]].id].output
+
+
+class _ResultsView:
+    """The run's results as names read them: a mapped task's output is its instances' list."""
+
+    def __init__(self, results: dict, flow):
+        self.results = results
+        self.flow = flow
+
+    def get(self, task_id, default=None):
+        result = self.results.get(task_id, default)
+        if result is not None and result is not default and task_id in self.flow.gathers \
+                and result.status == "completed":
+            return _Output(self.flow.output_of(task_id, result))
+        return result
+
+    def __contains__(self, task_id) -> bool:
+        return task_id in self.results
+
+    def __getitem__(self, task_id):
+        result = self.get(task_id)
+        if result is None:
+            raise KeyError(task_id)
+        return result
 
 
 def _words(status: str) -> str:

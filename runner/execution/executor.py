@@ -309,9 +309,11 @@ class Execution:
 
     def _dependencies(self, task) -> dict:
         out = {}
+        flow = self.flow
         for dep_id in task.dependencies:
             result = self.results.get(dep_id)
-            out[dep_id] = {"status": result.status, "output": result.output, "error": result.error}
+            output = result.output if flow is None else flow.output_of(dep_id, result)
+            out[dep_id] = {"status": result.status, "output": output, "error": result.error}
         return out
 
     def _start_attempt(self, index: int) -> None:
