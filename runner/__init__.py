@@ -10,6 +10,7 @@ _CORE_NAMES = frozenset((
     "__version__",
     # errors
     "RunnerError", "ConfigurationError", "PreflightError", "UnknownIdError", "LastFileError", "DeliveryError",
+    "CancelledError", "RefusedError", "ParameterError", "InternalError",
     "DocumentError", "AltValidationError", "TaskResultError", "ValidationIssue",
     # ALT files: model, validation, limits, graph, plan
     "AltFile", "Task", "EXECUTION_MODES", "PRIORITIES", "TASK_TYPES", "TASK_STATUSES",
@@ -22,7 +23,7 @@ _CORE_NAMES = frozenset((
     # the store behind the C ABI
     "RunStore",
 ))
-_EXECUTION_NAMES = frozenset(("run",))  # plain Python: runner.execution
+_EXECUTION_NAMES = frozenset(("run", "RunRequest", "RunOutcome"))  # plain Python: runner.execution.run
 _RESUME_NAMES = frozenset(("resume",))  # plain Python: runner.execution.resume
 _CLUSTER_NAMES = frozenset(("run_many",))  # plain Python: runner.cluster (distributed only with dask=)
 _TASK_TYPE_NAMES = frozenset(("task_type", "register_task_type"))  # runner.execution.task_types
@@ -36,9 +37,9 @@ def __getattr__(name: str):
 
         return getattr(librunner, name)
     if name in _EXECUTION_NAMES:
-        from runner import execution
+        from runner.execution import run
 
-        return getattr(execution, name)
+        return getattr(run, name)
     if name in _RESUME_NAMES:
         from runner.execution import resume
 

@@ -8,10 +8,14 @@ import os
 import stat
 import sys
 
+from runner.errors import RunnerError
 
-class AltInputError(Exception):
+
+class AltInputError(RunnerError):
     """Why an ALT file is not read; the message does not repeat the file's name.
     `too_large`: it could be read, but is over the limit (validate calls that invalid)."""
+
+    category = "io"
 
     def __init__(self, message: str, too_large: bool = False):
         super().__init__(message)

@@ -17,6 +17,7 @@ import re
 import sys
 
 from runner import colour, commands
+from runner.errors import ConfigurationError
 
 BROKEN_PIPE = 141
 
@@ -55,7 +56,7 @@ def configure_logging(verbose: int = 0) -> int | None:
             wanted = logging.INFO if verbose == 1 else logging.DEBUG
             level = min(level, wanted) if isinstance(level, int) else wanted
         logs.configure(level)
-    except ValueError as error:
+    except ConfigurationError as error:
         print(f"python -m runner: {error}", file=sys.stderr)
         return 2
     return None

@@ -1,8 +1,8 @@
 """The Runner Service's configuration, read from RUNNER_* environment variables.
 
 Read anew at each use (not cached at import), so a C host can change the environment
-between calls. Invalid values raise ValueError with the variable, the value and what
-was expected. The readers (text, flag, integer, number, choice) serve every module that
+between calls. Invalid values raise ConfigurationError (runner.errors; also a ValueError) with the
+variable, the value and what was expected. The readers (text, flag, integer, number, choice) serve every module that
 has variables of its own (runner.ai.config, runner.execution.config, runner.last.options).
 """
 from __future__ import annotations
@@ -11,6 +11,8 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from runner.errors import ConfigurationError
 
 LOG_LEVELS = {"trace": 5, "debug": 10, "info": 20, "warn": 30, "error": 40}
 DEFAULT_LOG_LEVEL = "warn"
@@ -40,7 +42,7 @@ def flag(name: str, default: bool = False, environ=os.environ) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{name}={raw!r}: expected true or false")
+    raise ConfigurationError(f"{name}={raw!r}: expected true or false")
 
 
 def integer(name: str, default: int | None, environ=os.environ, *, minimum: int = 1,
@@ -54,7 +56,7 @@ def integer(name: str, default: int | None, environ=os.environ, *, minimum: int 
         value = None
     if value is None or value < minimum or (maximum is not None and value > maximum):
         bounds = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ValueError(f"{name}={raw!r}: expected a whole number {bounds}")
+        raise ConfigurationError(f"{name}={raw!r}: expected a whole number {bounds}")
     return value
 
 
@@ -73,7 +75,7 @@ def number(name: str, default: float, environ=os.environ, *, minimum: float = 0.
             bounds = f"{'greater than' if above_minimum else 'at least'} {minimum:g}"
         else:
             bounds = f"in {'(' if above_minimum else '['}{minimum:g}, {maximum:g}]"
-        raise ValueError(f"{name}={raw!r}: expected a number {bounds}")
+        raise ConfigurationError(f"{name}={raw!r}: expected a number {bounds}")
     return value
 
 
@@ -83,7 +85,7 @@ def choice(name: str, default: str, choices, environ=os.environ, aliases: dict |
         return default
     raw = (aliases or {}).get(raw, raw)
     if raw not in choices:
-        raise ValueError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+        raise ConfigurationError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
     return raw
 
 
@@ -99,7 +101,7 @@ def output_dir(explicit: str | os.PathLike | None = None, environ=os.environ) ->
 
 
 def load(environ=os.environ) -> Settings:
-    """Every setting, validated; ValueError names the first bad variable."""
+    """Every setting, validated; ConfigurationError names the first bad variable."""
     return Settings(
         log_level=log_level(environ),
         max_concurrent_tasks=integer("RUNNER_MAX_CONCURRENT_TASKS", DEFAULT_MAX_CONCURRENT_TASKS, environ),

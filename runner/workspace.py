@@ -19,13 +19,15 @@ import logging
 import os
 import stat
 
+from runner.errors import RefusedError
+
 _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISLNK, "a symbolic link"))
 
 
-class WorkspaceRefused(Exception):
+class WorkspaceRefused(RefusedError):
     """A path that could leave the workspace, does not exist, or is not a regular file."""
 
 

@@ -188,10 +188,10 @@ def test_chaos_level_sets_the_fault_rate_of_the_run(tmp_path):
     doc.update(mode="Chaos", chaos_level=10)
     from runner.execution import execute
     outcome = execute(as_yaml(doc), tmp_path, seed=3)
-    assert outcome.execution["fault_rate"] == 1.0
+    assert outcome.facts["fault_rate"] == 1.0
     # Every first attempt gets a fault at rate 1.0.
-    assert {f["attempt"] for f in outcome.execution["faults"]} >= {1}
-    assert {f["task_id"] for f in outcome.execution["faults"]} == {doc["segments"][0]["id"]} | (
+    assert {f["attempt"] for f in outcome.facts["faults"]} >= {1}
+    assert {f["task_id"] for f in outcome.facts["faults"]} == {doc["segments"][0]["id"]} | (
         {doc["segments"][1]["id"]} if outcome.results[doc["segments"][0]["id"]].status == "completed" else set())
 
 

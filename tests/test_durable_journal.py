@@ -185,7 +185,7 @@ def test_chaos_faults_and_ai_accounting_are_journaled(tmp_path):
     faults = [{"task_id": r["task_id"], "attempt": r["attempt"], **{k: r["fault"][k] for k in ("kind", "detail")}}
               for r in records if r["type"] == "attempt_started" and r["fault"]]
     order = lambda f: (f["task_id"], f["attempt"])  # noqa: E731
-    assert faults and sorted(faults, key=order) == sorted(outcome.execution["faults"], key=order)
+    assert faults and sorted(faults, key=order) == sorted(outcome.facts["faults"], key=order)
     ended = [r for r in records if r["type"] == "attempt_ended"]
     accounted = [r["ai"] for r in ended if r["outcome"] == "completed"]
     assert len(accounted) == sum(1 for r in outcome.results.values() if r.status == "completed")

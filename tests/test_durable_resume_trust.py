@@ -130,7 +130,7 @@ def test_a_second_resume_of_the_same_directory_is_refused_while_the_first_runs(t
 
 KILLED_AFTER_LAST_FILE = """
 import os, signal, sys
-import runner.execution as execution
+import runner.execution.run as execution
 from runner.execution import execute
 execution._remove_workspace = lambda workspace: None     # the kill comes before the removal
 outcome = execute({"id": "k", "title": "K", "tasks": [{"id": "w", "description": "w", "parameters": {

@@ -38,7 +38,7 @@ def test_the_ai_clients_start_up_is_recorded_apart_from_the_tasks(monkeypatch):
     outcome = execute(DEMO.read_bytes(), write=False, environ={})
     assert outcome.all_completed
     assert len(made) == 1                                       # one client for the run
-    preparation = outcome.execution["preparation"]
+    preparation = outcome.facts["preparation"]
     assert preparation["ai_client_ms"] >= SLOW_START_SECONDS * 1000
     assert preparation["duration_ms"] >= preparation["ai_client_ms"]
     tasks = ai_results(outcome)
@@ -48,7 +48,7 @@ def test_the_ai_clients_start_up_is_recorded_apart_from_the_tasks(monkeypatch):
         assert stamp_seconds(result.started_at) >= int(made[0] * 1000) / 1000
         assert result.metadata["ai"]["provider"] == "echo"
     # The run's own clock starts after the preparation too.
-    assert stamp_seconds(outcome.execution["started_at"]) >= int(made[0] * 1000) / 1000
+    assert stamp_seconds(outcome.facts["started_at"]) >= int(made[0] * 1000) / 1000
 
 
 def test_prompt_templates_are_compiled_before_their_tasks_start(monkeypatch):
@@ -65,7 +65,7 @@ def test_prompt_templates_are_compiled_before_their_tasks_start(monkeypatch):
     outcome = execute(document, write=False, environ={})
     assert outcome.all_completed
     prompts = {t["id"]: (t.get("parameters") or {}).get("prompt", t["description"]) for t in document["tasks"]}
-    assert "templates_ms" in outcome.execution["preparation"]
+    assert "templates_ms" in outcome.facts["preparation"]
     for result in ai_results(outcome):
         prompt = prompts[result.task_id]
         assert prompt in compiled, f"{result.task_id}: its template was compiled inside the task"
@@ -80,7 +80,7 @@ def test_a_run_without_ai_tasks_makes_no_client(monkeypatch):
     outcome = execute({"id": "no_ai", "title": "t", "tasks": [
         {"id": "a", "description": "a", "parameters": {"task_type": "generic"}}]}, write=False, environ={})
     assert outcome.all_completed
-    assert "ai_client_ms" not in outcome.execution["preparation"]
+    assert "ai_client_ms" not in outcome.facts["preparation"]
 
 
 def test_a_bad_ai_configuration_still_fails_each_ai_task_and_only_those():

@@ -223,7 +223,7 @@ def test_chaos_faults_reach_user_tasks_too(tmp_path):
     outcome = execute(alt(*[task(f"c{i}", "counted", retry_count=3) for i in range(20)]), tmp_path,
                       environ={"RUNNER_CHAOS_FAULT_RATE": "0.5", "RUNNER_RETRY_BASE_SECONDS": "0.01"},
                       mode="chaos", seed=7, handlers={"counted": lambda t: ran.append(t.id) or t.seed})
-    faults = outcome.execution["faults"]
+    faults = outcome.facts["faults"]
     assert faults and all(f["task_id"].startswith("c") for f in faults)
     completed = [r for r in results_of(outcome).values() if r["status"] == "completed"]
     assert completed and all(r["output"] == 7 for r in completed)

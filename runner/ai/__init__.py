@@ -15,6 +15,7 @@ from runner.ai.completion import Completion
 from runner.ai.config import DEFAULT_MODELS, PROVIDERS, VARIABLES, AIConfig, config_from_environment
 from runner.ai.errors import AIServiceError, retry_after_seconds
 from runner.ai.selection import model_for
+from runner.errors import ConfigurationError
 
 __all__ = [
     "AIClient", "AIConfig", "AIServiceError", "Completion", "DEFAULT_MODELS", "PROVIDERS", "VARIABLES",
@@ -25,7 +26,7 @@ __all__ = [
 
 
 def client_from_environment(environ=os.environ) -> AIClient:
-    """A client configured by the RUNNER_AI_* variables (ValueError naming a bad one).
+    """A client configured by the RUNNER_AI_* variables (ConfigurationError naming a bad one).
 
     RUNNER_AI_REPLAY replaces it by one that answers from a cassette without any connection;
     RUNNER_AI_RECORD wraps it to record its calls in one (runner.ai.cassette).
@@ -38,7 +39,7 @@ def client_from_environment(environ=os.environ) -> AIClient:
 
 def replay_client(config: AIConfig, environ=os.environ):
     """The client answering from RUNNER_AI_REPLAY's cassette, loaded and checked line by line
-    (ValueError naming the file and line)."""
+    (ConfigurationError naming the file and line)."""
     from runner import settings
     from runner.ai.cassette import ReplayClient
     return ReplayClient(settings.text("RUNNER_AI_REPLAY", environ), provider=config.provider,
@@ -52,7 +53,7 @@ def replaying(environ=os.environ) -> bool:
 
     replay = settings.text("RUNNER_AI_REPLAY", environ)
     if replay and settings.text("RUNNER_AI_RECORD", environ):
-        raise ValueError("RUNNER_AI_RECORD and RUNNER_AI_REPLAY are both set: a run records or replays, not both")
+        raise ConfigurationError("RUNNER_AI_RECORD and RUNNER_AI_REPLAY are both set: a run records or replays, not both")
     return bool(replay)
 
 
@@ -68,11 +69,11 @@ def recording(client, environ=os.environ):
         return RecordingClient(client, record, api_key=client.config.api_key)
     except OSError as error:
         client.close()
-        raise ValueError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None
+        raise ConfigurationError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None
 
 
 def check_record_path(environ=os.environ) -> None:
-    """ValueError when RUNNER_AI_RECORD names a cassette that cannot be opened for appending,
+    """ConfigurationError when RUNNER_AI_RECORD names a cassette that cannot be opened for appending,
     so a run refuses it before any task rather than failing every AI task."""
     from runner import settings
 
@@ -81,4 +82,4 @@ def check_record_path(environ=os.environ) -> None:
         try:
             open(record, "ab").close()
         except OSError as error:
-            raise ValueError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None
+            raise ConfigurationError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None

@@ -31,6 +31,7 @@ import orjson
 from runner.ai.completion import MAX_ANSWER_BYTES, Completion, utc_stamp
 from runner.ai.errors import AIServiceError
 from runner.ai.sampling import checked_sampling
+from runner.errors import ConfigurationError
 
 REPLAY_SPEEDS = ("instant", "realtime")
 # Failures that are the caller's or the moment's, not the service's answer: never recorded.
@@ -129,7 +130,7 @@ class ReplayClient:
 
     def __init__(self, path, *, provider: str, default_model: str, speed: str = "instant"):
         if speed not in REPLAY_SPEEDS:
-            raise ValueError(f"RUNNER_AI_REPLAY_SPEED={speed!r}: expected one of {', '.join(REPLAY_SPEEDS)}")
+            raise ConfigurationError(f"RUNNER_AI_REPLAY_SPEED={speed!r}: expected one of {', '.join(REPLAY_SPEEDS)}")
         self.path = Path(path)
         self.provider = provider
         self.default_model = default_model
@@ -205,20 +206,20 @@ class ReplayClient:
 
 
 def load_cassette(path: Path) -> dict[str, list]:
-    """The cassette's calls by request key; ValueError naming the file, and the line when one
+    """The cassette's calls by request key; ConfigurationError naming the file, and the line when one
     is not a well-formed recorded call."""
     where = f"RUNNER_AI_REPLAY={path}"
     try:
         with open(path, "rb") as handle:
             status = os.fstat(handle.fileno())
             if not stat.S_ISREG(status.st_mode):
-                raise ValueError(f"{where}: not a regular file")
+                raise ConfigurationError(f"{where}: not a regular file")
             too_large = status.st_size > MAX_CASSETTE_BYTES
             data = b"" if too_large else handle.read(MAX_CASSETTE_BYTES + 1)
     except OSError as error:
-        raise ValueError(f"{where}: cannot read: {error.strerror or error}") from None
+        raise ConfigurationError(f"{where}: cannot read: {error.strerror or error}") from None
     if too_large or len(data) > MAX_CASSETTE_BYTES:
-        raise ValueError(f"{where}: larger than {MAX_CASSETTE_BYTES} bytes, the largest cassette loaded")
+        raise ConfigurationError(f"{where}: larger than {MAX_CASSETTE_BYTES} bytes, the largest cassette loaded")
     calls: dict[str, list] = {}
     for number, line in enumerate(data.splitlines(), 1):
         if not line.strip():
@@ -226,10 +227,10 @@ def load_cassette(path: Path) -> dict[str, list]:
         try:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            raise ValueError(f"{where}: line {number}: not JSON: {error}") from None
+            raise ConfigurationError(f"{where}: line {number}: not JSON: {error}") from None
         problem = _entry_problem(entry)
         if problem is not None:
-            raise ValueError(f"{where}: line {number}: not a recorded call: {problem}")
+            raise ConfigurationError(f"{where}: line {number}: not a recorded call: {problem}")
         calls.setdefault(entry["key"], []).append(entry)
     return calls
 

@@ -23,6 +23,7 @@ from runner.ai.config import AIConfig
 from runner.ai.errors import AIServiceError
 from runner.ai.limits import InFlightLimit, RateLimit
 from runner.ai.sampling import checked_sampling
+from runner.errors import ConfigurationError
 from runner.ai.watchdog import Watchdog
 
 log = logging.getLogger("runner.ai")
@@ -31,7 +32,7 @@ PROTOCOLS = {"openai": openai_compat, "anthropic": anthropic}
 
 
 def sent_sampling(provider: str, sampling: dict | None) -> dict:
-    """The sampling settings `provider` receives of `sampling`: checked (ValueError naming a bad
+    """The sampling settings `provider` receives of `sampling`: checked (ParameterError naming a bad
     one), then what its API takes, within its ranges; the echo provider gets them as checked."""
     checked = checked_sampling(sampling)
     protocol = PROTOCOLS.get(provider)
@@ -154,7 +155,7 @@ def _transport_for(config: AIConfig, watchdog: Watchdog):
         try:
             from runner.ai.grpc_transport import GRPCTransport
         except ImportError as error:
-            raise ValueError(f"RUNNER_AI_PROVIDER='kserve' needs the grpcio and protobuf packages "
+            raise ConfigurationError(f"RUNNER_AI_PROVIDER='kserve' needs the grpcio and protobuf packages "
                              f"({error}): pip install 'librunner[grpc]'") from None
         return GRPCTransport(config, watchdog)
     protocol = PROTOCOLS.get(config.provider)

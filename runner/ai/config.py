@@ -1,6 +1,6 @@
 """The AI client's configuration, read from the RUNNER_AI_* environment variables.
 
-Invalid values raise ValueError naming the variable, the value and what was expected.
+Invalid values raise ConfigurationError (a ValueError too) naming the variable, the value and what was expected.
 The API key is kept out of the dataclass's repr so it cannot reach a log by accident.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from runner import settings
+from runner.errors import ConfigurationError
 
 PROVIDERS = ("openai", "anthropic", "kserve", "echo")
 # kserve has none: an inference server serves the models it was given, under their names.
@@ -57,22 +58,22 @@ class AIConfig:
 
     def __post_init__(self):
         if self.provider not in PROVIDERS:
-            raise ValueError(f"AI provider {self.provider!r}: expected one of {', '.join(PROVIDERS)}")
+            raise ConfigurationError(f"AI provider {self.provider!r}: expected one of {', '.join(PROVIDERS)}")
         if self.provider != "echo" and not self.base_url:
-            raise ValueError(f"AI provider {self.provider!r} needs a service URL (RUNNER_AI_SERVICE_URL)")
+            raise ConfigurationError(f"AI provider {self.provider!r} needs a service URL (RUNNER_AI_SERVICE_URL)")
         if self.base_url:
             scheme = urlsplit(self.base_url).scheme
             wanted = GRPC_SCHEMES if self.provider == "kserve" else HTTP_SCHEMES
             if self.provider != "echo" and scheme not in wanted:
-                raise ValueError(f"AI provider {self.provider!r} needs a {' or '.join(s + '://' for s in wanted)} "
+                raise ConfigurationError(f"AI provider {self.provider!r} needs a {' or '.join(s + '://' for s in wanted)} "
                                  f"service URL (RUNNER_AI_SERVICE_URL), found a {scheme}:// one")
             if self.ca_file is not None and scheme not in TLS_SCHEMES:
-                raise ValueError(f"RUNNER_AI_CA_FILE is set, but the service URL is plain {scheme}:// "
+                raise ConfigurationError(f"RUNNER_AI_CA_FILE is set, but the service URL is plain {scheme}:// "
                                  "(the CA file verifies https:// and grpcs:// services)")
             if self.ca_file is not None:
                 _check_ca_file(self.ca_file)
         if self.max_concurrency < 1:
-            raise ValueError(f"AI max_concurrency {self.max_concurrency!r}: expected at least 1")
+            raise ConfigurationError(f"AI max_concurrency {self.max_concurrency!r}: expected at least 1")
         if self.api_key is not None:
             _check_api_key(self.api_key)
 
@@ -91,7 +92,7 @@ def _check_api_key(key: str) -> None:
     for position, char in enumerate(key, 1):
         if not " " <= char <= "~":
             kind = "a control character" if char.isascii() or not char.isprintable() else "a non-ASCII character"
-            raise ValueError(f"RUNNER_AI_API_KEY: expected printable ASCII characters only, "
+            raise ConfigurationError(f"RUNNER_AI_API_KEY: expected printable ASCII characters only, "
                              f"found {kind} at position {position} of {len(key)}")
 
 
@@ -107,19 +108,19 @@ def _service_url(environ) -> str | None:
     try:
         parts = urlsplit(raw)
     except ValueError as error:      # "Invalid IPv6 URL": the value may hold credentials, not shown
-        raise ValueError(f"RUNNER_AI_SERVICE_URL: not a URL ({error})") from None
+        raise ConfigurationError(f"RUNNER_AI_SERVICE_URL: not a URL ({error})") from None
     if parts.scheme in GRPC_SCHEMES:
         try:
             port = parts.port
         except ValueError:
             port = None
         if not parts.hostname or port is None or parts.path.strip("/") or parts.query or parts.username:
-            raise ValueError("RUNNER_AI_SERVICE_URL: expected grpc://host:port or grpcs://host:port "
+            raise ConfigurationError("RUNNER_AI_SERVICE_URL: expected grpc://host:port or grpcs://host:port "
                              "(no path, no user), e.g. grpc://127.0.0.1:8001")
         return raw.rstrip("/")
     if parts.scheme not in HTTP_SCHEMES or not parts.hostname:
         # The value itself may carry credentials (user:pass@host); name only its scheme.
-        raise ValueError(
+        raise ConfigurationError(
             "RUNNER_AI_SERVICE_URL: expected an http:// or https:// base URL with a host, "
             "including the API version prefix (e.g. http://127.0.0.1:8000/v1), "
             "or grpc://host:port for a KServe v2 inference server"
@@ -130,7 +131,7 @@ def _service_url(environ) -> str | None:
 def _ca_file(environ) -> str | None:
     path = settings.text("RUNNER_AI_CA_FILE", environ)
     if path is not None and not os.path.isfile(path):
-        raise ValueError(f"RUNNER_AI_CA_FILE={path!r}: expected a readable file of PEM certificates")
+        raise ConfigurationError(f"RUNNER_AI_CA_FILE={path!r}: expected a readable file of PEM certificates")
     return path
 
 
@@ -142,11 +143,11 @@ def _check_ca_file(path: str) -> None:
         with open(path, "rb") as handle:
             head = handle.read(MAX_CA_FILE_BYTES + 1)
     except OSError as error:
-        raise ValueError(f"{expected}: cannot read: {error.strerror or error}") from None
+        raise ConfigurationError(f"{expected}: cannot read: {error.strerror or error}") from None
     if len(head) > MAX_CA_FILE_BYTES:
-        raise ValueError(f"{expected}, of at most {MAX_CA_FILE_BYTES} bytes")
+        raise ConfigurationError(f"{expected}, of at most {MAX_CA_FILE_BYTES} bytes")
     if PEM_CERTIFICATE not in head:
-        raise ValueError(f"{expected}; it holds no '-----BEGIN CERTIFICATE-----' block")
+        raise ConfigurationError(f"{expected}; it holds no '-----BEGIN CERTIFICATE-----' block")
 
 
 def config_from_environment(environ=os.environ) -> AIConfig:
@@ -155,9 +156,9 @@ def config_from_environment(environ=os.environ) -> AIConfig:
     inferred = "echo" if url is None else ("kserve" if urlsplit(url).scheme in GRPC_SCHEMES else "openai")
     provider = (settings.text("RUNNER_AI_PROVIDER", environ) or inferred).lower()
     if provider not in PROVIDERS:
-        raise ValueError(f"RUNNER_AI_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
+        raise ConfigurationError(f"RUNNER_AI_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
     if provider != "echo" and url is None:
-        raise ValueError(f"RUNNER_AI_PROVIDER={provider!r} needs RUNNER_AI_SERVICE_URL (the base URL, e.g. http://127.0.0.1:8000/v1)")
+        raise ConfigurationError(f"RUNNER_AI_PROVIDER={provider!r} needs RUNNER_AI_SERVICE_URL (the base URL, e.g. http://127.0.0.1:8000/v1)")
     return AIConfig(
         provider=provider,
         base_url=url,

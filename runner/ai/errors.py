@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 import time
 
+from runner.errors import RunnerError
+
 # What failed, for the executor's attempt record ("fault") and for tests.
 KINDS = (
     "connect",     # could not connect (refused, DNS, connect timeout)
@@ -27,8 +29,11 @@ KINDS = (
 )
 
 
-class AIServiceError(Exception):
-    """An AI request that did not produce a completion."""
+class AIServiceError(RunnerError):
+    """An AI request that did not produce a completion. (`kind` is the transport's failure,
+    "http", "deadline"...; `category`, as for every RunnerError, the C ABI's code.)"""
+
+    category = "ai_service"
 
     def __init__(self, message: str, *, retryable: bool, kind: str = "service",
                  retry_after: float | None = None, status: int | None = None, code: str | None = None):

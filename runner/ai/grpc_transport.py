@@ -24,6 +24,7 @@ from runner.ai import kserve
 from runner.ai import completion
 from runner.ai.completion import Completion
 from runner.ai.errors import AIServiceError, CallbackFailed, deliver, retry_after_seconds, scrub
+from runner.errors import ConfigurationError
 from runner.ai.proto import grpc_service_pb2 as pb
 from runner.ai.proto import grpc_service_pb2_grpc as pb_grpc
 from runner.ai.proto import rpc_status_pb2
@@ -122,7 +123,7 @@ class GRPCTransport:
                     with open(config.ca_file, "rb") as file:
                         roots = file.read()
                 except OSError as error:
-                    raise ValueError(f"RUNNER_AI_CA_FILE={config.ca_file!r}: cannot read: "
+                    raise ConfigurationError(f"RUNNER_AI_CA_FILE={config.ca_file!r}: cannot read: "
                                      f"{error.strerror or error}") from None
             self._channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=roots),
                                                 options=options)

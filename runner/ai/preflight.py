@@ -16,13 +16,14 @@ from runner.ai.client import AIClient
 from runner.ai.config import config_from_environment
 from runner.ai.errors import AIServiceError
 from runner.ai.selection import model_for
+from runner.errors import ConfigurationError, ParameterError
 
 PROVIDERS_WITH_READINESS = ("kserve",)
 
 
 def models_of(alt, client: AIClient) -> dict[str, str]:
     """model -> the first AI task that uses it, chosen as the tasks will choose (the task,
-    the persona, the ALT file, then the client's RUNNER_AI_MODEL); ValueError naming a task
+    the persona, the ALT file, then the client's RUNNER_AI_MODEL); ConfigurationError naming a task
     left without a model. A task whose own model setting is unusable is left to fail by itself."""
     models: dict[str, str] = {}
     for task in alt.tasks:
@@ -30,10 +31,10 @@ def models_of(alt, client: AIClient) -> dict[str, str]:
             continue
         try:
             model = model_for(task.parameters, alt.metadata or {}, alt.persona, environ={}) or client.default_model
-        except ValueError:
+        except ParameterError:
             continue
         if model is None:
-            raise ValueError(f"task {task.id!r}: AI provider {client.provider!r} has no default model: name one "
+            raise ConfigurationError(f"task {task.id!r}: AI provider {client.provider!r} has no default model: name one "
                              "(the task's parameters.model, the ALT file's metadata.model or "
                              "metadata.persona_models, or RUNNER_AI_MODEL)")
         models.setdefault(model, task.id)
@@ -45,7 +46,7 @@ def check_ai_service(alt, client: AIClient | None = None, environ=os.environ) ->
 
     `client` is the run's client, if the caller has one; else one is made from `environ`
     when its provider can be asked, and returned for the run to use (and close). Raises
-    ValueError with the one message the run fails with.
+    ConfigurationError with the one message the run fails with.
     """
     if not any(task.task_type == "ai_prompt" for task in alt.tasks):
         return None
@@ -53,11 +54,11 @@ def check_ai_service(alt, client: AIClient | None = None, environ=os.environ) ->
     if client is None:
         try:
             config = config_from_environment(environ)
-        except ValueError:
+        except ConfigurationError:
             return None     # each AI task reports it, as it always did
         if config.provider not in PROVIDERS_WITH_READINESS:
             return None
-        client = made = AIClient(config)        # ValueError (grpcio missing, CA file unreadable) goes up
+        client = made = AIClient(config)        # ConfigurationError (grpcio missing, CA file unreadable) goes up
     elif client.provider not in PROVIDERS_WITH_READINESS:
         return None
     try:
@@ -66,7 +67,7 @@ def check_ai_service(alt, client: AIClient | None = None, environ=os.environ) ->
     except AIServiceError as error:
         if made is not None:
             made.close()
-        raise ValueError(f"AI service check: {error}") from None
+        raise ConfigurationError(f"AI service check: {error}") from None
     except BaseException:
         if made is not None:
             made.close()

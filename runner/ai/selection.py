@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import os
 
+from runner.errors import ParameterError
+
 
 def _model_name(value, where: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{where}: expected a non-empty model name (string), found {value!r}")
+        raise ParameterError(f"{where}: expected a non-empty model name (string), found {value!r}")
     return value.strip()
 
 
@@ -21,7 +23,7 @@ def model_for(task_parameters: dict | None, alt_metadata: dict | None, persona: 
     """The model for one task, or None for the provider's default.
 
     Order: the task's parameters.model; the ALT file's metadata.persona_models[persona];
-    its metadata.model; RUNNER_AI_MODEL. A value of the wrong type is a ValueError naming
+    its metadata.model; RUNNER_AI_MODEL. A value of the wrong type is a ParameterError naming
     where it was found, not silently skipped: the ALT file asked for something.
     """
     parameters = task_parameters or {}
@@ -32,7 +34,7 @@ def model_for(task_parameters: dict | None, alt_metadata: dict | None, persona: 
     if persona is not None and "persona_models" in metadata:
         mapping = metadata["persona_models"]
         if not isinstance(mapping, dict):
-            raise ValueError(f"metadata.persona_models: expected an object mapping persona to model, found {type(mapping).__name__}")
+            raise ParameterError(f"metadata.persona_models: expected an object mapping persona to model, found {type(mapping).__name__}")
         model = _model_name(mapping.get(persona), f"metadata.persona_models.{persona}")
         if model:
             return model

@@ -64,11 +64,8 @@ def import_distributed():
 def connect(address: str, environ=os.environ):
     """A distributed.Client for `address`, closed (with its LocalCluster) on leaving."""
     count = local_workers(address)
-    try:
-        timeout = settings.number(CONNECT_TIMEOUT_VARIABLE, DEFAULT_CONNECT_TIMEOUT, environ,
-                                  maximum=3600, above_minimum=True)
-    except ValueError as error:
-        raise _error(str(error)) from None
+    timeout = settings.number(CONNECT_TIMEOUT_VARIABLE, DEFAULT_CONNECT_TIMEOUT, environ,
+                              maximum=3600, above_minimum=True)
     distributed = import_distributed()
     cluster = None
     client = None

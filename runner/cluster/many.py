@@ -87,11 +87,8 @@ def _check_options(mode, max_concurrency, seed, jobs, environ):
     from runner.execution import config
     from runner.last import options as last_options
 
-    try:
-        config.load(environ)
-        last_options.from_environment(environ)
-    except ValueError as error:
-        raise _error(str(error)) from None
+    config.load(environ)       # ConfigurationError names a bad variable
+    last_options.from_environment(environ)
     if mode is not None and mode not in librunner.EXECUTION_MODES:
         raise _error(f"mode {mode!r}: expected one of {', '.join(librunner.EXECUTION_MODES)}")
     for name, value, minimum in (("max_concurrency", max_concurrency, 1), ("seed", seed, 0), ("jobs", jobs, 1)):
@@ -205,14 +202,15 @@ def run_files(files, output_dir=None, *, mode: str | None = None, max_concurrenc
 
 def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
     from runner import RunnerError
-    from runner.execution import execute
+    from runner.execution.run import RunRequest, execute_request
 
     def run_one(item: _Loaded) -> FileOutcome:
         if stop.event.is_set():
             return FileOutcome(item.path, error=NOT_STARTED, interrupted=True)
         try:
-            outcome = execute(item.alt, output_dir, environ=environ, alt_file=Path(item.path).resolve(),
-                              on_execution=lambda execution: stop.on_stop(execution.interrupt), **options)
+            outcome = execute_request(RunRequest(
+                item.alt, output_dir, environ=environ, alt_file=Path(item.path).resolve(),
+                on_execution=lambda execution: stop.on_stop(execution.interrupt), **options))
         except RunnerError as error:
             return FileOutcome(item.path, error=f"{item.path}: {error}")
         return FileOutcome(item.path, outcome.directory, all_completed=outcome.all_completed,

@@ -37,7 +37,7 @@ def run_file(data: bytes, mode, max_concurrency, seed, travelled: dict, submissi
     needs to write it: {"results", "execution", "files"} or {"error"} or {"not_started"}."""
     from runner import RunnerError
     from runner.cluster.shipped_files import pack
-    from runner.execution import execute
+    from runner.execution.run import RunRequest, execute_request
     from runner.last.options import from_environment
 
     identity = worker_identity()
@@ -59,13 +59,14 @@ def run_file(data: bytes, mode, max_concurrency, seed, travelled: dict, submissi
 
     try:
         try:
-            outcome = execute(data, None, mode=mode, max_concurrency=max_concurrency, seed=seed,
-                              workspace=workspace, write=False, environ=environ, on_execution=register)
+            outcome = execute_request(RunRequest(data, None, mode=mode, max_concurrency=max_concurrency, seed=seed,
+                                                 workspace=workspace, write=False, environ=environ,
+                                                 on_execution=register))
         except RunnerError as error:
             return {"error": str(error), "worker": identity}
         results = {task_id: result.to_dict() for task_id, result in outcome.results.items()}
         files, refused = pack(results, workspace, from_environment(environ).artifact_max_bytes)
-        execution = dict(outcome.execution)
+        execution = dict(outcome.facts)
         execution["worker"] = identity
         if refused:
             execution["worker"]["files_refused"] = refused

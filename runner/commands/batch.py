@@ -6,6 +6,8 @@ unusable options.
 """
 import sys
 
+from runner.errors import ConfigurationError
+
 
 DESCRIPTION = """\
 Write a LAST directory for each ALT file, in parallel, without running any task (every
@@ -60,7 +62,7 @@ def main(args) -> int:
 
     try:
         options = last_options.from_arguments(args)
-    except ValueError as error:
+    except ConfigurationError as error:
         print(f"batch: {error}", file=sys.stderr)
         return 2
     # Each file's own writer gets one thread: the batch's parallelism is across files.

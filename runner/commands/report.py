@@ -7,6 +7,8 @@ name, those of a LAST generation that would have nothing to do here (--archive,
 import sys
 from pathlib import Path
 
+from runner.errors import ConfigurationError
+
 
 DESCRIPTION = """\
 Rebuild report.html, the page of a run, from the LAST file of a LAST directory."""
@@ -30,7 +32,7 @@ def main(args) -> int:
     try:
         options = last_options.from_environment().with_overrides(graph_renderer=args.graph_renderer,
                                                                  graph=args.graph)
-    except ValueError as error:
+    except ConfigurationError as error:
         print(f"report: {error}", file=sys.stderr)
         return 2
     try:

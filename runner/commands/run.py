@@ -55,7 +55,7 @@ def run_file(args, **execute_options) -> int:
     from runner import AltValidationError, ConfigurationError, DeliveryError, LastFileError, RunnerError, \
         parse_alt_file
     from runner.alt_input import AltInputError, read_alt_input
-    from runner.execution import execute
+    from runner.execution.run import RunRequest, execute_request
     from runner.execution.progress import ProgressDisplay
 
     path = args.files[0]
@@ -79,9 +79,10 @@ def run_file(args, **execute_options) -> int:
         return 2
     display = None if args.quiet else ProgressDisplay(sys.stderr)
     try:
-        outcome = execute(alt, args.out, environ=environ, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
-                          workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
-                          alt_file=None if path == "-" else Path(path).resolve(), **execute_options)
+        outcome = execute_request(RunRequest(
+            alt, args.out, environ=environ, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
+            workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
+            alt_file=None if path == "-" else Path(path).resolve(), **execute_options))
     except ConfigurationError as error:
         print(printable(f"configuration: {error}", escape=True), file=sys.stderr)
         return 2

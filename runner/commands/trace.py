@@ -9,6 +9,8 @@ run or an option or variable is unusable.
 import sys
 from pathlib import Path
 
+from runner.errors import ConfigurationError
+
 DESCRIPTION = """\
 The trace of a run: a span for the run, one per task attempt (retries side by side) and one
 per AI call, at the times its LAST file records; from the run's journal when it has no LAST
@@ -53,7 +55,7 @@ def main(args) -> int:
         from runner.trace.config import export_settings
         try:
             export = export_settings(environ)
-        except ValueError as error:
+        except ConfigurationError as error:
             print(printable(f"trace: {error}", escape=True), file=sys.stderr)
             return 2
         if export is None:

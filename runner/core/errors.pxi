@@ -5,39 +5,12 @@ import reprlib
 import orjson
 
 
-class RunnerError(Exception):
-    """Base of every error the library reports to its caller (not a bug in the library).
-
-    The C shim passes these messages on as they are; any other exception is reported as
-    an internal error with its type.
-    """
-
-
-class ConfigurationError(RunnerError):
-    """An environment variable or option has a value the library cannot use."""
-
-
-class PreflightError(ConfigurationError):
-    """What must hold before a run starts does not (runner.execution.preflight): nothing ran."""
-
-
-class UnknownIdError(RunnerError, LookupError):
-    """An ALT, task or LAST id that the library does not hold."""
-
-
-class LastFileError(RunnerError):
-    """A LAST file could not be generated or written."""
-
-
-class DeliveryError(LastFileError):
-    """A LAST file was written but not published to the archive, with RUNNER_NATS_REQUIRED=true.
-
-    `written` is the LastWriteResult: the LAST directory is complete on disk.
-    """
-
-    def __init__(self, str message, written):
-        super().__init__(message)
-        self.written = written
+# The exception classes are plain Python at the bottom of the package (runner/errors.py),
+# so every layer raises and catches the same family; the core re-exports them.
+from runner.errors import (
+    AltValidationError, CancelledError, ConfigurationError, DeliveryError, DocumentError, InternalError,
+    LastFileError, ParameterError, PreflightError, RefusedError, RunnerError, TaskResultError, UnknownIdError,
+    error_code, internal_error)
 
 
 cdef class ValidationIssue:
@@ -73,36 +46,6 @@ cdef class ValidationIssue:
         if self.task_id is not None:
             found["task_id"] = self.task_id
         return found
-
-
-class DocumentError(RunnerError, ValueError):
-    """A document (ALT file, task result) that is not valid; holds every issue found.
-
-    str() gives the first issue and the total count, which is what the C ABI reports.
-    """
-
-    def __init__(self, str kind, list issues, Py_ssize_t total=-1):
-        self.kind = kind
-        self.issues = issues
-        self.total = len(issues) if total < 0 else total
-        first = str(issues[0]) if issues else "invalid"
-        plural = "" if self.total == 1 else "s"
-        super().__init__(f"{first} ({self.total} error{plural} in {kind})")
-
-
-class AltValidationError(DocumentError):
-    """An ALT file that cannot be run: malformed JSON, wrong types, unknown ids, cycles."""
-
-    def __init__(self, list issues, Py_ssize_t total=-1):
-        super().__init__("ALT file", issues, total)
-        self.warnings = []      # unknown fields and parameters found beside the errors
-
-
-class TaskResultError(DocumentError):
-    """A task result that is malformed or names a task the ALT file does not have."""
-
-    def __init__(self, list issues, Py_ssize_t total=-1):
-        super().__init__("task result", issues, total)
 
 
 cdef str pointer_token(object key):

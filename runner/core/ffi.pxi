@@ -53,10 +53,7 @@ cdef str alt_id_text(const char *alt_id):
 
 
 cdef public object core_init():
-    try:
-        config = settings.load()
-    except ValueError as error:
-        raise ConfigurationError(str(error)) from None
+    config = settings.load()       # ConfigurationError names a bad variable
     logs.configure(config.log_level)
     return None
 

@@ -20,14 +20,14 @@ cdef public object core_execute_alt_file(const char *alt_id, const char *output_
     directory = c_output_dir(output_dir)
     abi_runs += 1   # before the import, which may release the GIL: cleanup must wait for us
     try:
-        from runner import execution
         from runner.execution import preflight
+        from runner.execution.run import RunRequest, execute_request
         preflight.check(alt, directory)        # nothing runs, no AI call, if this fails
-        outcome = execution.execute(alt, output_dir=directory)
+        outcome = execute_request(RunRequest(alt, directory))
         if generation != cleanup_generation:
             # runner_cleanup releases every string it finds outstanding: a LAST id handed
             # out now would dangle, so the caller gets an error that names the file instead.
-            raise RunnerError(f"interrupted by runner_cleanup: pending tasks were cancelled and the LAST "
+            raise CancelledError(f"interrupted by runner_cleanup: pending tasks were cancelled and the LAST "
                               f"file {outcome.last_id} was written to {outcome.directory}")
         if store.alt_files.get(key) is alt:
             # Re-parsing the id during the run replaced the file and dropped its results:
@@ -51,9 +51,9 @@ cdef object cancel_runs_for_cleanup():
     deadline = time.monotonic() + CLEANUP_WAIT_SECONDS
     cdef bint first_call = True    # it waits for the grace period; later calls do not wait
     while time.monotonic() < deadline:
-        # sys.modules holds runner.execution from the start of its import: a run that is
+        # sys.modules holds runner.execution.run from the start of its import: a run that is
         # still importing it has no cancel_active_runs yet, and registers itself later.
-        cancel = getattr(sys.modules.get("runner.execution"), "cancel_active_runs", None)
+        cancel = getattr(sys.modules.get("runner.execution.run"), "cancel_active_runs", None)
         if cancel is not None:
             if first_call:
                 cancel()

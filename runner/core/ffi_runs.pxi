@@ -46,7 +46,7 @@ cdef public object core_run_wait(const char *run_id, int timeout_ms):
         if not run.wait(None if timeout_ms < 0 else timeout_ms / 1000.0):
             raise RunnerError("still running")
         if generation != cleanup_generation:
-            raise RunnerError(f"interrupted by runner_cleanup: the run's LAST file is {run.directory}")
+            raise CancelledError(f"interrupted by runner_cleanup: the run's LAST file is {run.directory}")
         if run.last_id is None:
             raise RunnerError(f"the run failed: {run.error}")
         if run.outcome is not None:
@@ -65,13 +65,10 @@ cdef public object core_resume(const char *last_dir, const char *alt_json, const
     cdef long generation = cleanup_generation
     abi_runs += 1
     try:
-        from runner.execution.resume import ResumeError, resume
-        try:
-            outcome = resume(directory, source, out)
-        except ResumeError as error:
-            raise RunnerError(str(error)) from None
+        from runner.execution.resume import resume
+        outcome = resume(directory, source, out)       # a ResumeError is a RunnerError
         if generation != cleanup_generation:
-            raise RunnerError(f"interrupted by runner_cleanup: the LAST file {outcome.last_id} was written "
+            raise CancelledError(f"interrupted by runner_cleanup: the LAST file {outcome.last_id} was written "
                               f"to {outcome.directory}")
         keep_outcome(outcome)
         answer = outcome.last_id.encode()

@@ -46,13 +46,11 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
     """
     cdef dict checked = {}
     cdef TaskResult result
-    try:
-        chosen = options if options is not None else last_options.from_environment()
-        if overrides:
-            chosen = chosen.with_overrides(**overrides)
-        publication = delivery.settings_from_environment()
-    except ValueError as error:
-        raise ConfigurationError(str(error)) from None
+    # A bad RUNNER_* setting is a ConfigurationError naming the variable.
+    chosen = options if options is not None else last_options.from_environment()
+    if overrides:
+        chosen = chosen.with_overrides(**overrides)
+    publication = delivery.settings_from_environment()
     for task_id, value in results.items():
         if isinstance(value, TaskResult):
             result = <TaskResult>value
@@ -207,10 +205,7 @@ cdef class RunStore:
 
         The files are generated in parallel, at most RUNNER_LAST_WORKERS at a time.
         """
-        try:
-            workers = last_options.from_environment().workers
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from None
+        workers = last_options.from_environment().workers
         generate = partial(generate_or_error, self, output_dir)
         unique = list(dict.fromkeys(alt_ids))
         if len(unique) <= 1 or workers == 1:

@@ -81,7 +81,4 @@ cdef IssueList result_warnings(TaskResult result):
 
 cdef bint strict_from_environment() except -1:
     """RUNNER_STRICT: unknown fields and parameters are errors instead of warnings."""
-    try:
-        return settings.flag("RUNNER_STRICT")
-    except ValueError as error:
-        raise ConfigurationError(str(error)) from None
+    return settings.flag("RUNNER_STRICT")     # ConfigurationError for a value that is not a flag

@@ -9,6 +9,7 @@ gets the attempt's cancel event and remaining time, so a timeout aborts the HTTP
 from __future__ import annotations
 
 from runner.execution import modes
+from runner.errors import ConfigurationError, ParameterError
 from runner.execution.attempt import AttemptTimeout, TaskFailure
 from runner.trace.ids import outgoing
 
@@ -68,17 +69,17 @@ def run(ctx) -> dict:
     prompt = prompt_of(ctx)
     try:
         client = ctx.client()
-    except ValueError as error:     # a RUNNER_AI_* variable with an unusable value
+    except ConfigurationError as error:     # a RUNNER_AI_* variable with an unusable value
         raise TaskFailure(f"AI configuration: {error}", permanent=True) from None
     try:
         model = model_for(ctx.parameters, ctx.alt.metadata or {}, ctx.alt.persona)
-    except ValueError as error:
+    except ParameterError as error:
         raise TaskFailure(f"model selection: {error}", permanent=True) from None
     stream = bool(ctx.parameters.get("stream", ctx.stream))
     if ctx.mode == "explore":
         try:
             samples = modes.explore_samples(ctx.parameters)
-        except ValueError as error:
+        except ParameterError as error:
             raise TaskFailure(str(error), permanent=True) from None
         completions, samplings = [], []
         for sample in range(samples):

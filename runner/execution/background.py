@@ -10,7 +10,8 @@ from __future__ import annotations
 import threading
 import uuid
 
-from runner.execution import execute
+from runner.errors import RunnerError, internal_error
+from runner.execution.run import RunRequest, execute_request
 
 STATES = ("starting", "running", "completed", "interrupted", "failed")
 # Events kept per run; older ones are dropped (a reader that falls this far behind sees a
@@ -43,6 +44,7 @@ class BackgroundRun:
         self.last_id: str | None = None
         self.directory: str | None = None
         self.error: str | None = None
+        self.error_category: str | None = None  # runner.errors' category of the failure
         self.done = threading.Event()
         options = {} if environ is None else {"environ": environ}
         self._thread = threading.Thread(target=self._run, args=(alt, output_dir, options),
@@ -53,16 +55,16 @@ class BackgroundRun:
         return self
 
     def _run(self, alt, output_dir, options) -> None:
-        from runner import RunnerError
-
         try:
-            outcome = execute(alt, output_dir, on_event=self._event, on_execution=self._started, **options)
+            outcome = execute_request(RunRequest(alt, output_dir, on_event=self._event, on_execution=self._started,
+                                                 **options))
         except RunnerError as error:
             with self._lock:
-                self.state, self.error = "failed", str(error)
-        except Exception as error:     # a bug: the run's caller still gets an answer
+                self.state, self.error, self.error_category = "failed", str(error), error.category
+        except Exception as error:     # a bug: the run's caller still gets an answer, the log its traceback
             with self._lock:
-                self.state, self.error = "failed", f"internal error: {type(error).__name__}: {error}"
+                self.state, self.error = "failed", str(internal_error(error, f"run {self.id}"))
+                self.error_category = "internal"
         else:
             with self._lock:
                 self.outcome = outcome

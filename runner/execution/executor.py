@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from runner.errors import ConfigurationError
 from runner.execution import modes
 from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
 from runner.execution.config import ExecutionSettings
@@ -302,7 +303,7 @@ class Execution:
         with self._client_lock:
             if self._ai_client is None:
                 if self.preparation.ai_client_error is not None:
-                    raise ValueError(self.preparation.ai_client_error)
+                    raise ConfigurationError(self.preparation.ai_client_error)
                 from runner.ai import client_from_environment
                 self._ai_client = client_from_environment(*(() if self.environ is None else (self.environ,)))
             return self._ai_client

@@ -21,6 +21,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from runner.errors import ParameterError
+
 DREAM_SAMPLING = {"temperature": 1.2, "top_p": 0.95}
 EXPLORE_DEFAULT_SAMPLES = 3
 EXPLORE_MAX_SAMPLES = 10
@@ -43,7 +45,7 @@ def task_sampling(parameters: dict) -> dict:
 def sampling_for(mode: str, parameters: dict, sample: int = 0, provider: str | None = None) -> dict:
     """The sampling of one AI call in `mode`; the task's own parameters win.
 
-    With the provider: the settings it will be sent, within its ranges (ValueError
+    With the provider: the settings it will be sent, within its ranges (ParameterError
     naming a bad setting); without, the settings asked for.
     """
     own = task_sampling(parameters)
@@ -62,7 +64,7 @@ def sampling_for(mode: str, parameters: dict, sample: int = 0, provider: str | N
 def explore_samples(parameters: dict) -> int:
     raw = parameters.get("explore_samples", EXPLORE_DEFAULT_SAMPLES)
     if type(raw) is not int or not 1 <= raw <= EXPLORE_MAX_SAMPLES:
-        raise ValueError(f"parameters.explore_samples: expected an integer in [1, {EXPLORE_MAX_SAMPLES}], found {raw!r}")
+        raise ParameterError(f"parameters.explore_samples: expected an integer in [1, {EXPLORE_MAX_SAMPLES}], found {raw!r}")
     return raw
 
 

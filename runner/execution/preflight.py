@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from runner.errors import ConfigurationError
+
 
 @dataclass
 class Preflight:
@@ -63,7 +65,7 @@ def ai_configuration(preflight: Preflight) -> list[str]:
 
     try:
         config = config_from_environment(preflight.environ)
-    except ValueError as error:
+    except ConfigurationError as error:
         return [f"AI configuration: {error}"]
     found = []
     if config.api_key is not None and any(c.isspace() for c in config.api_key.strip()):
@@ -93,7 +95,7 @@ def system_commands(preflight: Preflight) -> list[str]:
 
     try:
         settings = config.load(preflight.environ)
-    except ValueError as error:
+    except ConfigurationError as error:
         return [str(error)]
     ids = ", ".join(task.id for task in tasks[:5]) + (", ..." if len(tasks) > 5 else "")
     problems = []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from runner.errors import ConfigurationError
 from runner.execution.task_types import handler_for
 
 # Distinct prompt templates compiled before the run. A file with more compiles the rest
@@ -73,7 +74,7 @@ def prepare(tasks, *, environ=None, ai_client=None, load_type=handler_for) -> Pr
         from runner.ai import client_from_environment
         try:
             preparation.ai_client = client_from_environment(*(() if environ is None else (environ,)))
-        except ValueError as error:
+        except ConfigurationError as error:
             preparation.ai_client_error = str(error)
         preparation.durations_ms["ai_client"] = (clock() - started) * 1000.0
     started = clock()

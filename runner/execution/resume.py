@@ -15,6 +15,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runner.errors import RunnerError
 from runner.execution import journal as journal_file, task_keys
 from runner.execution.journal import RunState
 
@@ -57,7 +58,7 @@ class ResumePlan:
         return "\n".join([head] + [t.line() for t in self.tasks])
 
 
-class ResumeError(ValueError):
+class ResumeError(RunnerError, ValueError):
     """The directory cannot be resumed (what, where, why)."""
 
 
@@ -114,7 +115,7 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
     """The plan of resuming the run in `directory`, with an edited ALT file when alt_source is given.
     _claimed: the caller holds the journal's lock (resume), so a lock taken is not a live run."""
     from runner import librunner
-    from runner.execution import _ai_facts
+    from runner.execution.run import ai_facts
 
     directory = Path(directory)
     if not (directory / "journal.jsonl").is_file():
@@ -141,7 +142,7 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
     old_code = source.start.get("task_types")
     old_forms, old_keys = _keys(old_alt, mode, source.results, source.start.get("ai") or {},
                                 old_code if isinstance(old_code, dict) else {})
-    current_ai = _ai_facts(environ)
+    current_ai = ai_facts(environ)
     rerun_from = _dependents(alt, from_task) if from_task else set()
     forced = set(force)
     result = ResumePlan(source, alt, mode, source.start.get("seed"))
@@ -256,7 +257,7 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
 
 def _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file, environ,
             claimed, options):
-    from runner.execution import execute
+    from runner.execution.run import RunRequest, execute_request
     from runner.execution.run_directory import clean_dead_run, library_workspace
 
     from runner.execution.task_types import run_handlers
@@ -273,7 +274,7 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
         if workspace is None and chosen.source.start.get("temporary_workspace") is False and earlier:
             log.warning("resume works in a new temporary workspace: the earlier run's %s was chosen by its "
                         "caller (name it with --workspace to work there)", earlier)
-    return execute(chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
-                   seed=chosen.seed, workspace=workspace, temporary_workspace=temporary,
-                   reuse=chosen.reuse, resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ,
-                   **options)
+    return execute_request(RunRequest(
+        chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
+        seed=chosen.seed, workspace=workspace, temporary_workspace=temporary, reuse=chosen.reuse,
+        resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, **options))

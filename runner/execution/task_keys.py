@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import orjson
 
+from runner.errors import ParameterError
 from runner.execution.task_types import BUILT_IN_MODULES, code_facts
 
 AI_TYPE = "ai_prompt"
@@ -53,7 +54,7 @@ def _ai_form(task, alt, mode: str, dependencies: dict, ai: dict) -> dict:
     try:
         # RUNNER_AI_MODEL is in ai["model"] (the run's default model), as the run saw it.
         out["model"] = model_for(task.parameters, alt.metadata or {}, alt.persona, environ={}) or ai.get("model")
-    except ValueError as error:
+    except ParameterError as error:
         out["model_error"] = str(error)
     try:
         if mode == "explore":
@@ -61,7 +62,7 @@ def _ai_form(task, alt, mode: str, dependencies: dict, ai: dict) -> dict:
                                for k in range(modes.explore_samples(task.parameters))]
         else:
             out["sampling"] = modes.sampling_for(mode, task.parameters, provider=provider)
-    except ValueError as error:
+    except ParameterError as error:
         out["sampling_error"] = str(error)
     out["provider"] = provider
     return out

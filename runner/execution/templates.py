@@ -31,6 +31,8 @@ from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
+from runner.errors import RunnerError
+
 MAX_TEMPLATE_CHARS = 200_000
 MAX_OUTPUT_CHARS = 1_000_000
 MAX_RENDER_SECONDS = 10.0
@@ -38,8 +40,10 @@ MAX_PRODUCT_BITS = 1 << 16          # int * int and int ** int: no result beyond
 GROWABLE = (str, bytes, bytearray, list, tuple)   # what + and * can make arbitrarily large
 
 
-class TemplateFailure(ValueError):
+class TemplateFailure(RunnerError, ValueError):
     """A prompt template that cannot be rendered; the message says where and why."""
+
+    category = "invalid_alt"
 
 
 # ---- measuring values ---------------------------------------------------------------------

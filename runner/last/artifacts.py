@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from runner.errors import RefusedError
 from runner.last.atomic_files import atomic_file
 from runner.workspace import WorkspaceRefused, open_for_reading
 
@@ -61,7 +62,7 @@ def is_stored_path(path) -> bool:
     return isinstance(path, str) and STORED_PATH.fullmatch(path) is not None
 
 
-class ArtifactRefused(Exception):
+class ArtifactRefused(RefusedError):
     """An artifact entry that cannot be stored; the message is recorded in the LAST file."""
 
 

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from runner import settings
+from runner.errors import ConfigurationError
 from runner.last.atomic_files import write_atomically
 
 log = logging.getLogger("runner")
@@ -54,7 +55,7 @@ class DeliverySettings:
 
 
 def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
-    """The delivery settings, None when RUNNER_NATS_URL is unset; ValueError names a bad variable."""
+    """The delivery settings, None when RUNNER_NATS_URL is unset; ConfigurationError names a bad variable."""
     url = settings.text("RUNNER_NATS_URL", environ)
     if url is None:
         return None
@@ -62,14 +63,14 @@ def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
         parts = urlsplit(url)
         parts.port      # a port that is not a number from 0 to 65535: ValueError
     except ValueError as error:     # "Invalid IPv6 URL"; the value may carry a password: not shown
-        raise ValueError(f"RUNNER_NATS_URL: not a URL ({error}); expected a NATS server URL such as "
+        raise ConfigurationError(f"RUNNER_NATS_URL: not a URL ({error}); expected a NATS server URL such as "
                          "nats://127.0.0.1:4222") from None
     if parts.scheme not in URL_SCHEMES or not parts.hostname:
-        raise ValueError(f"RUNNER_NATS_URL={redacted(url)!r}: expected a NATS server URL such as "
+        raise ConfigurationError(f"RUNNER_NATS_URL={redacted(url)!r}: expected a NATS server URL such as "
                          "nats://127.0.0.1:4222")
     subject = settings.text("RUNNER_NATS_SUBJECT", environ) or DEFAULT_SUBJECT
     if any(c in subject for c in " \t\r\n*>") or subject.startswith(".") or subject.endswith(".") or ".." in subject:
-        raise ValueError(f"RUNNER_NATS_SUBJECT={subject!r}: expected a NATS subject without wildcards, "
+        raise ConfigurationError(f"RUNNER_NATS_SUBJECT={subject!r}: expected a NATS subject without wildcards, "
                          "such as last.files")
     return DeliverySettings(url=url, subject=subject,
                             required=settings.flag("RUNNER_NATS_REQUIRED", False, environ),

@@ -1,7 +1,7 @@
 """What a LAST generation produces besides last.json, from RUNNER_* variables and overrides.
 
 Read anew at each generation (not cached), so a C host can switch products on and off
-between calls with setenv. Invalid values raise ConfigurationError-worthy ValueErrors
+between calls with setenv. Invalid values raise ConfigurationErrors
 that name the variable, the value and what was expected.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, fields, replace
 
 from runner import settings
+from runner.errors import ConfigurationError
 
 ARCHIVE_FORMATS = ("none", "zip", "tar.gz")
 ARCHIVE_ALIASES = {"tgz": "tar.gz", "tar_gz": "tar.gz", "targz": "tar.gz",
@@ -47,7 +48,7 @@ class LastOptions:
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
-            raise ValueError(f"unknown LAST option(s): {', '.join(sorted(unknown))}")
+            raise ConfigurationError(f"unknown LAST option(s): {', '.join(sorted(unknown))}")
         chosen = {k: v for k, v in overrides.items() if v is not None}
         options = replace(self, **chosen)
         options.check()
@@ -55,13 +56,13 @@ class LastOptions:
 
     def check(self) -> None:
         if self.archive not in ARCHIVE_FORMATS:
-            raise ValueError(f"archive {self.archive!r}: expected one of {', '.join(ARCHIVE_FORMATS)}")
+            raise ConfigurationError(f"archive {self.archive!r}: expected one of {', '.join(ARCHIVE_FORMATS)}")
         if self.graph_renderer not in GRAPH_RENDERERS:
-            raise ValueError(f"graph renderer {self.graph_renderer!r}: expected one of {', '.join(GRAPH_RENDERERS)}")
+            raise ConfigurationError(f"graph renderer {self.graph_renderer!r}: expected one of {', '.join(GRAPH_RENDERERS)}")
         if not 0 <= self.compression_level <= 9:
-            raise ValueError(f"compression level {self.compression_level}: expected 0 to 9")
+            raise ConfigurationError(f"compression level {self.compression_level}: expected 0 to 9")
         if self.workers < 1:
-            raise ValueError(f"workers {self.workers}: expected at least 1")
+            raise ConfigurationError(f"workers {self.workers}: expected at least 1")
 
 
 def from_environment(environ=os.environ) -> LastOptions:
@@ -99,7 +100,7 @@ def add_arguments(parser) -> None:
 
 
 def from_arguments(args, environ=os.environ) -> LastOptions:
-    """The environment's options with the CLI's choices applied; ValueError if one is invalid."""
+    """The environment's options with the CLI's choices applied; ConfigurationError if one is invalid."""
     return from_environment(environ).with_overrides(
         compression=args.compression, html_report=args.html_report, graph=args.graph, artifacts=args.artifacts,
         archive=args.archive, graph_renderer=args.graph_renderer, workers=args.workers)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import orjson
 
+from runner.errors import ConfigurationError, RunnerError
 from runner.service.config import ServiceConfig
 from runner.service.metrics import ServiceMetrics
 from runner.service.queue import RunQueue
@@ -109,7 +110,7 @@ class Registry:
         from runner.execution import config as execution_config
         try:
             grace = execution_config.load(self.environ).grace_seconds
-        except ValueError:
+        except ConfigurationError:
             grace = execution_config.DEFAULT_GRACE_SECONDS
         return self.queue.wait_idle(grace + DRAIN_EXTRA_SECONDS)
 
@@ -198,9 +199,9 @@ class Registry:
                                          at=_stamp()))
 
     def _execute(self, run: ServiceRun) -> None:
-        from runner import DeliveryError, RunnerError, librunner
-        from runner.execution import execute
-        from runner.execution.resume import ResumeError, resume
+        from runner import DeliveryError, librunner
+        from runner.execution.resume import resume
+        from runner.execution.run import RunRequest, execute_request
 
         with self._lock:
             run.status = "running"
@@ -227,7 +228,8 @@ class Registry:
                 outcome = resume(previous, None, run.folder, **options)
             else:
                 run.folder.mkdir(parents=True, exist_ok=True)
-                outcome = execute(alt, run.folder, mode=run.mode, seed=run.seed, alt_file=run.alt_file, **options)
+                outcome = execute_request(RunRequest(alt, run.folder, mode=run.mode, seed=run.seed,
+                                                     alt_file=run.alt_file, **options))
         except DeliveryError as error:
             written = error.written
             facts = run.end_facts(self._status_of(run, written.record), at=_stamp(), error=f"delivery: {error}")
@@ -235,7 +237,7 @@ class Registry:
                          success_rate=written.record.get("success_rate"))
             self._end(run, facts)
             return
-        except (RunnerError, ResumeError, ValueError) as error:
+        except RunnerError as error:        # ResumeError included; a bug goes to _work, with its traceback
             self._end(run, run.end_facts("cancelled" if run.cancel_requested else "failure", error=str(error),
                                          at=_stamp()))
             return

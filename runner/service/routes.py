@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from runner.errors import ConfigurationError
 from runner.service import accepting
 from runner.service.answers import JSONAnswer, Refusal, problem
 from runner.service.runs import STATUSES
@@ -134,7 +135,7 @@ def _readiness(registry) -> list[str]:
     try:
         from runner.ai.config import config_from_environment
         config = config_from_environment(registry.environ)
-    except ValueError as error:
+    except ConfigurationError as error:
         return problems + [f"AI configuration: {error}"]
     if config.provider != "echo":
         from runner.ai import AIServiceError

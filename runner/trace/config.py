@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from runner import settings
+from runner.errors import ConfigurationError
 
 PROTOCOLS = ("http/protobuf", "http/json")
 DEFAULT_FLUSH_SECONDS = 5.0
@@ -60,7 +61,7 @@ def _either(name: str, environ) -> str | None:
 
 def export_settings(environ=os.environ) -> ExportSettings | None:
     """Where spans go; None when no OTLP endpoint is configured (or export is turned off).
-    ValueError naming the variable when one is set to something unusable."""
+    ConfigurationError naming the variable when one is set to something unusable."""
     if (settings.text("OTEL_SDK_DISABLED", environ) or "").lower() == "true":
         return None
     exporters = (settings.text("OTEL_TRACES_EXPORTER", environ) or "otlp").lower()
@@ -81,10 +82,10 @@ def export_settings(environ=os.environ) -> ExportSettings | None:
     except ValueError:
         usable = False
     if not usable:
-        raise ValueError(f"{name}={shown_url(endpoint)!r}: expected an http:// or https:// URL of an OTLP collector")
+        raise ConfigurationError(f"{name}={shown_url(endpoint)!r}: expected an http:// or https:// URL of an OTLP collector")
     protocol = (_either("PROTOCOL", environ) or "http/protobuf").lower()
     if protocol not in PROTOCOLS:
-        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected one of {', '.join(PROTOCOLS)} "
+        raise ConfigurationError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected one of {', '.join(PROTOCOLS)} "
                          "(librunner sends OTLP over HTTP; grpc is not supported)")
     headers = []
     for item in (_either("HEADERS", environ) or "").split(","):
@@ -92,14 +93,14 @@ def export_settings(environ=os.environ) -> ExportSettings | None:
         if not item.strip():
             continue
         if not sep or not key.strip():
-            raise ValueError("OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs separated by commas "
+            raise ConfigurationError("OTEL_EXPORTER_OTLP_HEADERS: expected key=value pairs separated by commas "
                              "(the values are not shown: they may hold a key)")
         headers.append((key.strip().lower(), unquote(value.strip())))
     flush = settings.number("RUNNER_TRACE_FLUSH_SECONDS", DEFAULT_FLUSH_SECONDS, environ, maximum=600,
                             above_minimum=True)
     sampler = (settings.text("OTEL_TRACES_SAMPLER", environ) or "parentbased_always_on").lower()
     if sampler not in SAMPLERS:
-        raise ValueError(f"OTEL_TRACES_SAMPLER={sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        raise ConfigurationError(f"OTEL_TRACES_SAMPLER={sampler!r}: expected one of {', '.join(SAMPLERS)}")
     ratio = 1.0
     if sampler.endswith("traceidratio"):
         ratio = settings.number("OTEL_TRACES_SAMPLER_ARG", 1.0, environ, maximum=1.0)

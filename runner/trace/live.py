@@ -31,7 +31,7 @@ def traceparent_of(environ) -> str | None:
 
 def start(environ=os.environ, traceparent: str | None = None) -> "RunTracing | None":
     """The tracing of a run about to start, or None when it is not traced. traceparent (a
-    service request's header) wins over TRACEPARENT. ValueError naming an unusable OTEL_* variable."""
+    service request's header) wins over TRACEPARENT. ConfigurationError naming an unusable OTEL_* variable."""
     environ = os.environ if environ is None else environ
     export = config.export_settings(environ)
     joined = traceparent or traceparent_of(environ)

@@ -1,0 +1,349 @@
+"""One run of an ALT file: what is asked (RunRequest), what it produced (RunOutcome), and the
+steps between them (settings checked, AI service checked, journal started, signals handled,
+the executor run, the LAST directory written, the temporary workspace removed).
+
+Every door builds a RunRequest and calls `execute_request`: the CLI (runner.commands.run),
+the C ABI (runner_execute_alt_file, runner_run_start), resume (runner.execution.resume),
+many files (runner.cluster) and the HTTP service. `execute(alt, out, **options)` is the same
+call with the request's fields as keywords (tests, benchmarks, Python users), and
+`run(alt, out, **options)` is the public `runner.run`, which returns the LAST record.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import orjson
+
+from runner import librunner, settings as runner_settings
+from runner.ai import check_record_path, recording, replay_client, replaying
+from runner.ai.config import config_from_environment
+from runner.ai.preflight import check_ai_service
+from runner.errors import ConfigurationError, LastFileError
+from runner.execution import config
+from runner.execution.executor import Execution, default_workspace
+from runner.execution.run_directory import open_run_directory
+from runner.execution.task_types import run_handlers
+from runner.last import delivery
+from runner.trace import live
+from runner.workspace import remove_tree
+
+log = logging.getLogger("runner")
+
+# How long the end of a run waits for abandoned attempts before leaving the removal of
+# its temporary workspace to the last of them. They were cancelled, so most end at once.
+WORKSPACE_RELEASE_SECONDS = 0.5
+
+# The runs in progress in this process, for runner_cleanup (cancel_active_runs).
+_ACTIVE: set = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Everything one run is asked to do; built by each door, never changed after.
+
+    alt: an AltFile, a dict or JSON text/bytes. output_dir: where the LAST directory goes
+    (default RUNNER_OUTPUT_DIR, else ./output). mode overrides the file's mode;
+    max_concurrency defaults to RUNNER_MAX_CONCURRENT_TASKS; seed fixes chaos mode's faults.
+    workspace is where file_operation and system_command tasks work (default: a temporary
+    directory, removed once the LAST directory, which holds the files tasks wrote as
+    artifacts, is written and no abandoned attempt still works in it). on_event(dict)
+    receives the run's events; stream asks AI tasks to stream. ai_client replaces the one
+    made from RUNNER_AI_*. handle_sigint (main thread only): Ctrl-C and SIGTERM stop the
+    run cleanly instead of raising at once. write=False skips the LAST file (benchmarks, or
+    a Dask worker whose submitter writes it). journal (default: write) creates the LAST
+    directory at the start with journal.jsonl and alt.json (runner.execution.journal);
+    alt_file is the path the journal names. reuse (task index -> TaskResult), resumed_from
+    and temporary_workspace serve resume (runner.execution.resume). placement runs some
+    task types elsewhere (see Execution); on_execution(Execution) is called before the run
+    starts, so another thread can interrupt() it. environ: the RUNNER_* variables the run
+    reads (default os.environ). handlers ({task type: function}) are task types of this run
+    only (runner.execution.task_types), found before those registered in the process. The run
+    is traced (runner.trace.live) when OTEL_* configures an OTLP endpoint or it joins a trace:
+    traceparent (a W3C header's value, e.g. from a service request), else the TRACEPARENT
+    variable.
+    """
+
+    alt: Any
+    output_dir: str | os.PathLike | None = None
+    mode: str | None = None
+    max_concurrency: int | None = None
+    seed: int | None = None
+    workspace: str | os.PathLike | None = None
+    on_event: Callable[[dict], None] | None = None
+    stream: bool = False
+    ai_client: Any = None
+    handle_sigint: bool = False
+    write: bool = True
+    journal: bool | None = None
+    alt_file: str | os.PathLike | None = None
+    environ: Mapping[str, str] | None = None
+    reuse: dict | None = None
+    resumed_from: str | None = None
+    temporary_workspace: bool | None = None
+    placement: Any = None
+    on_execution: Callable[[Execution], None] | None = None
+    handlers: dict | None = None
+    traceparent: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    """What a run produced: the LAST file written, and the results and facts it records."""
+    last_id: str
+    directory: Path
+    record: dict
+    json: bytes
+    results: dict
+    # What the executor observed (started_at, ended_at, interrupted, faults, preparation
+    # timings...): the LAST record's "execution" section.
+    facts: dict
+    workspace: Path
+    delivery: dict | None = None       # the publication to the archive (RUNNER_NATS_URL)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.facts.get("interrupted"))
+
+    @property
+    def signal_name(self) -> str | None:
+        """"SIGTERM" when a SIGTERM stopped the run (the CLI then exits 143, not 130)."""
+        return self.facts.get("interrupted_by")
+
+    @property
+    def all_completed(self) -> bool:
+        # Every task has a result once a run ends (skipped and cancelled ones included). A
+        # task that control flow chose not to run (a condition false, a branch not taken,
+        # or a dependency of such) is done as written.
+        return all(r.status == "completed" or (r.status == "skipped" and r.metadata.get("skipped_by_condition") is True)
+                   for r in self.results.values())
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during run(): raised after the LAST file of what finished was written."""
+
+    def __init__(self, outcome: RunOutcome):
+        super().__init__("the run was interrupted")
+        self.outcome = outcome
+
+
+def execute(alt, output_dir=None, **options) -> RunOutcome:
+    """Runs every task of `alt` and writes its LAST directory; options are RunRequest's fields."""
+    return execute_request(RunRequest(alt, output_dir, **options))
+
+
+def run(alt, output_dir=None, **options) -> dict:
+    """runner.run: executes `alt` and returns its LAST record (options: RunRequest's fields)."""
+    return execute_request(RunRequest(alt, output_dir, **options)).record
+
+
+def execute_request(request: RunRequest) -> RunOutcome:
+    """Runs the request: settings and the AI service checked before the first task (a
+    ConfigurationError, nothing ran), then the run; returns its RunOutcome."""
+    environ = os.environ if request.environ is None else request.environ
+    alt, settings, mode, cap = _prepare(request, environ)
+    tracing = live.start(environ, request.traceparent)     # ConfigurationError for an unusable OTEL_*
+    checked_client = _checked_ai_client(alt, request.ai_client, environ)
+    try:
+        return _execute(request, alt, settings, mode, cap, environ, request.ai_client or checked_client, tracing)
+    finally:
+        if checked_client is not None:
+            checked_client.close()
+
+
+def _prepare(request: RunRequest, environ):
+    alt = request.alt
+    if isinstance(alt, (bytes, str)):
+        with run_handlers(request.handlers):        # the file may use the run's own task types
+            alt = librunner.parse_alt_file(alt)
+    elif isinstance(alt, dict):
+        with run_handlers(request.handlers):
+            alt = librunner.parse_alt_file(orjson.dumps(alt))
+    elif not isinstance(alt, librunner.AltFile):
+        raise TypeError(f"alt must be an AltFile, a dict or JSON, found {type(alt).__name__}")
+    settings = config.load(environ)
+    # Checked again when the LAST file is written; here, so a bad setting stops the run
+    # before any work (and before its journal directory is made).
+    delivery.settings_from_environment()
+    mode = request.mode or alt.mode
+    if mode not in librunner.EXECUTION_MODES:
+        raise ConfigurationError(f"mode {mode!r}: expected one of {', '.join(librunner.EXECUTION_MODES)}")
+    cap = settings.max_concurrency if request.max_concurrency is None else request.max_concurrency
+    if type(cap) is not int or cap < 1:
+        raise ConfigurationError(f"max_concurrency {cap!r}: expected a whole number of at least 1")
+    seed = request.seed
+    if seed is not None and (type(seed) is not int or seed < 0):
+        raise ConfigurationError(f"seed {seed!r}: expected a whole number >= 0")
+    return alt, settings, mode, cap
+
+
+def ai_facts(environ) -> dict:
+    """The AI service a run uses, as its journal records it: no URL (it may hold a password), no key."""
+    try:
+        ai = config_from_environment(environ)
+    except ConfigurationError as error:
+        return {"error": str(error)}
+    return {"provider": ai.provider, "model": ai.default_model}
+
+
+def _checked_ai_client(alt, ai_client, environ):
+    """The AI service check before any task runs (runner.ai.preflight); the client it made, if any.
+    A ConfigurationError (RUNNER_AI_*, the cassette, the service's answer) stops the run."""
+    if not any(task.task_type == "ai_prompt" for task in alt.tasks):
+        return None
+    if replaying(environ):
+        # A replay makes no connection, not even to check the service; its cassette is
+        # loaded and checked now, so a bad one is refused before any task.
+        if ai_client is not None:
+            return None
+        try:
+            ai_config = config_from_environment(environ)
+        except ConfigurationError:
+            return None     # each AI task reports it, as it always did
+        return replay_client(ai_config, environ)
+    made = check_ai_service(alt, ai_client, environ)
+    if made is None and ai_client is None:
+        check_record_path(environ)
+    return recording(made, environ) if made is not None else None
+
+
+def _start_journal(request: RunRequest, alt, execution, workspace, temporary_workspace, environ, tracing):
+    """Creates the run's directory, alt.json and journal; returns (last id, journal)."""
+    alt_json = alt.source
+    if alt_json is None:
+        alt_json = orjson.dumps(alt.to_dict())
+    last_id = librunner.next_last_id()
+    directory = runner_settings.output_dir(request.output_dir)
+    try:
+        journal = open_run_directory(directory, last_id, alt_json, workspace)
+    except OSError as error:
+        raise LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
+                            f"{error.strerror or error}") from None
+    started = {
+        "type": "run_started", "format": 1, "last_id": last_id, "alt_id": alt.id,
+        "alt_file": None if request.alt_file is None else str(request.alt_file),
+        "alt_sha256": None,     # filled in by the journal's writer thread
+        "mode": execution.mode, "seed": execution.seed, "max_concurrency": execution.cap,
+        "settings": asdict(execution.settings), "ai": ai_facts(environ),
+        "task_types": execution.user_type_facts(),
+        "workspace": str(workspace), "temporary_workspace": temporary_workspace,
+        "resumed_from": request.resumed_from, "pid": os.getpid(), "started_at": librunner.utc_stamp(),
+    }
+    if tracing is not None:
+        started["trace"] = tracing.ids.facts()      # the trace of an interrupted run (runner trace DIR)
+    journal.write(started)
+    return last_id, journal
+
+
+def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, tracing) -> RunOutcome:
+    temporary_workspace = request.temporary_workspace
+    if temporary_workspace is None:
+        temporary_workspace = request.workspace is None
+    workspace = default_workspace() if request.workspace is None else Path(request.workspace)
+    workspace.mkdir(parents=True, exist_ok=True)
+    on_event = request.on_event
+    if tracing is not None and tracing.exporting:
+        on_event = live.fan_out(on_event, tracing)
+    execution = Execution(alt, settings=settings, mode=mode, max_concurrency=cap, seed=request.seed,
+                          workspace=workspace, on_event=on_event, stream=request.stream,
+                          ai_client=ai_client, environ=environ, reuse=request.reuse, placement=request.placement,
+                          handlers=request.handlers, trace=tracing.ids if tracing is not None else None)
+    if request.on_execution is not None:
+        request.on_execution(execution)
+    write = request.write
+    run_journal = last_id = None
+    if write if request.journal is None else request.journal:
+        try:
+            last_id, run_journal = _start_journal(request, alt, execution, workspace, temporary_workspace, environ,
+                                                  tracing)
+        except BaseException:
+            if temporary_workspace:
+                _remove_workspace(workspace)
+            raise
+        execution.journal = run_journal
+    previous_handlers = {}
+    stopped_by = []
+    facts = outcome = None
+    if request.handle_sigint and threading.current_thread() is threading.main_thread():
+        def stop(number, _frame):
+            stopped_by.append(signal.Signals(number).name)
+            execution.interrupt()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous_handlers[number] = signal.signal(number, stop)
+    with _ACTIVE_LOCK:
+        _ACTIVE.add(execution)
+    try:
+        # The handlers stay until the LAST directory is written: a SIGTERM or Ctrl-C that
+        # arrives while it is written lets it finish (the run is over; the signal has nothing
+        # left to stop) instead of killing the process with no last.json and its workspace
+        # left behind (tests/test_kill_matrix.py).
+        results, facts = execution.execute()
+        keyboard = facts.pop("keyboard_interrupt", False)
+        if stopped_by:
+            facts["interrupted_by"] = stopped_by[0]
+        if request.resumed_from is not None:
+            facts["resumed_from"] = request.resumed_from
+        if tracing is not None:
+            facts.update(tracing.ids.facts())
+        if run_journal is not None:
+            run_journal.write({"type": "run_ended", "interrupted": facts["interrupted"],
+                               "ended_at": facts["ended_at"]})
+            run_journal.finish()
+        if not write:
+            outcome = RunOutcome(last_id or "", Path(), {}, b"", results, facts, workspace)
+        else:
+            written = librunner.write_last_file(execution.alt, results, request.output_dir, execution=facts,
+                                                workspace=workspace, last_id=last_id)
+            outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
+                                 results, facts, workspace, written.delivery)
+    finally:
+        if tracing is not None and facts is not None:
+            # After the LAST file (a collector never holds it back), bounded by
+            # RUNNER_TRACE_FLUSH_SECONDS; a SIGTERM meanwhile still finds the run's handler.
+            tracing.finish(outcome.record if outcome is not None else None,
+                           {**facts, "alt_id": alt.id, "total": len(alt.tasks)}, dict(execution.counts))
+        for number, previous in previous_handlers.items():
+            signal.signal(number, previous)
+        if run_journal is not None:
+            run_journal.close()
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(execution)
+        execution.written.set()     # cancel_active_runs waits for this, LAST file included
+        if temporary_workspace:
+            # The files tasks listed as written were copied into the LAST directory as
+            # artifacts; a temporary workspace is not left behind in /tmp. An attempt
+            # abandoned at its deadline may still be working in it (a thread cannot be
+            # killed): the directory goes when the last such thread ends, not under it.
+            execution.after_attempts(lambda: _remove_workspace(workspace),
+                                     WORKSPACE_RELEASE_SECONDS)
+    if keyboard:
+        raise RunInterrupted(outcome)
+    return outcome
+
+
+def _remove_workspace(workspace: Path) -> None:
+    """The end of a run's temporary workspace: a failure to remove it is logged, never the
+    run's outcome (every task has ended and the LAST file is written by now)."""
+    try:
+        remove_tree(workspace)
+    except OSError as error:
+        log.warning("could not remove the temporary workspace %s: %s", workspace, error.strerror or error)
+
+
+def cancel_active_runs(wait_seconds: float | None = None) -> int:
+    """Interrupts every run in this process (runner_cleanup); waits until their LAST files are
+    written, at most wait_seconds (default: the grace period plus 5 s). Returns how many."""
+    with _ACTIVE_LOCK:
+        active = list(_ACTIVE)
+    for execution in active:
+        execution.interrupt()
+    for execution in active:
+        limit = wait_seconds if wait_seconds is not None else execution.settings.grace_seconds + 5.0
+        execution.written.wait(limit)
+    return len(active)
