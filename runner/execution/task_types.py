@@ -28,6 +28,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
+from runner.errors import RunnerError
+
 BUILT_IN_MODULES = {
     "ai_prompt": "runner.execution.ai_prompt",
     "data_processing": "runner.execution.data_processing",
@@ -40,7 +42,7 @@ ENTRY_POINT_GROUP = "librunner.task_types"
 MAX_NAME_LENGTH = 128
 
 
-class TaskTypeError(ValueError):
+class TaskTypeError(RunnerError, ValueError):
     """A registration that cannot be made (a built-in's name, a name that is not one, ...)."""
 
 
