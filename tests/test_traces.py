@@ -442,3 +442,14 @@ def test_the_report_links_the_trace_when_a_url_template_is_set(tmp_path, monkeyp
     monkeypatch.setenv("RUNNER_TRACE_URL_TEMPLATE", "javascript:alert(1)//{trace_id}")
     again = execute(chaos_alt(2) | {"mode": "normal"}, tmp_path, environ={"TRACEPARENT": parent})
     assert "javascript:" not in (again.directory / "report.html").read_text()
+
+
+def test_a_dask_worker_gets_the_submitters_trace_settings():
+    from runner.cluster import travelling_settings
+
+    submitter = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "TRACEPARENT": "00-" + "1" * 32 + "-" + "2" * 16
+                 + "-01", "RUNNER_AI_MODEL": "m", "HOME": "/home/a"}
+    travelled = travelling_settings.of_submitter(submitter)
+    assert set(travelled) == {"OTEL_EXPORTER_OTLP_ENDPOINT", "TRACEPARENT", "RUNNER_AI_MODEL"}
+    worker = travelling_settings.on_worker(travelled, {"OTEL_SERVICE_NAME": "worker-own", "PATH": "/bin"})
+    assert worker == {**travelled, "PATH": "/bin"}
