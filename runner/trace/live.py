@@ -64,9 +64,9 @@ class RunTracing:
     """One run's trace: its ids (recorded in the journal and the LAST file, sent to AI
     services) and, when it is exported, the listener that sends its spans.
 
-    The OpenTelemetry SDK is imported and set up on a thread of its own while the run
-    starts (a quarter of a second of imports: a run waiting on its AI calls does not wait
-    for them too); spans made meanwhile wait in a list."""
+    The OpenTelemetry SDK is imported and set up on a thread of its own once the run's first
+    task has started (a quarter of a second of imports, made while a run waits on its first
+    AI calls rather than while it gets them going); spans made meanwhile wait in a list."""
 
     def __init__(self, ids: TraceIds, export, environ, capture_content: bool):
         self.ids = ids
@@ -77,13 +77,18 @@ class RunTracing:
         self._pending: list | None = []         # spans made before the SDK was ready
         self._sink = None
         self._ready = threading.Event()
-        if export is not None:
-            threading.Thread(target=self._prepare, args=(export, environ), name="runner-trace-setup",
-                             daemon=True).start()
+        self._environ = environ
+        self._set_up = False
 
     @property
     def exporting(self) -> bool:
         return self.export is not None
+
+    def _start_setting_up(self) -> None:
+        if not self._set_up:
+            self._set_up = True
+            threading.Thread(target=self._prepare, args=(self.export, self._environ), name="runner-trace-setup",
+                             daemon=True).start()
 
     def _prepare(self, export, environ) -> None:
         sink = None
@@ -112,8 +117,12 @@ class RunTracing:
 
     def __call__(self, event: dict) -> None:
         """The on_event listener: a finished task's spans go to the exporter."""
-        if event.get("event") != "task_finished" or self.export is None:
+        kind = event.get("event")
+        if kind == "task_started" and not self._set_up and self.export is not None:
+            self._start_setting_up()        # events of the run's own thread: no lock needed
+        if kind != "task_finished" or self.export is None:
             return
+        self._start_setting_up()
         spans = task_spans(self.ids, event, capture_content=self.capture_content)
         if spans:
             self._send(spans)
@@ -141,6 +150,7 @@ class RunTracing:
                 "status": status, "counts": counts, "total": total,
                 "interrupted": execution.get("interrupted"), "resumed_from": execution.get("resumed_from"),
                 "start_ns": start_ns, "end_ns": end_ns})
+            self._start_setting_up()
             self._ready.wait(self.export.flush_seconds)
             self._send([root])
             if self._sink is not None:
