@@ -6,7 +6,8 @@ loopback OTLP/HTTP receiver (tests/otlp_receiver.py, its own process) and withou
 
   * a 10k-task run (generic tasks, the executor's cheapest: the run is all overhead, so
     this is the worst case for tracing), end to end: process start, run, LAST directory,
-    spans sent and flushed. Goal: traced <= 1.3x untraced.
+    spans sent and flushed. Goal: traced <= 1.3x untraced. The same with 10k small
+    data_processing tasks (a sort and a count of 50 rows each, on worker threads).
   * an AI run bound by latency: `ai-tasks` ai_prompt tasks against tests/ai_server.py
     answering after `delay` s, `concurrency` at once. Goal: traced <= 1.02x untraced.
 Rounds alternate traced and untraced runs so machine noise hits both; the best round of
@@ -46,6 +47,17 @@ def generic_alt(count: int) -> dict:
     return {"id": "bench_generic", "title": "generic tasks", "tasks": [
         {"id": f"t{i}", "description": "d", "dependencies": [f"t{i - 1}"] if i % 10 else [],
          "parameters": {"task_type": "generic", "n": i}} for i in range(count)]}
+
+
+def data_alt(count: int) -> dict:
+    """Tasks that do a little work on worker threads: a sort and a reduce of 50 rows each."""
+    tasks = [{"id": "rows", "description": "rows", "parameters": {
+        "task_type": "generic", "rows": [{"x": (i * 37) % 101} for i in range(50)]}}]
+    tasks += [{"id": f"d{i}", "description": "d", "dependencies": ["rows"],
+               "parameters": {"task_type": "data_processing", "input_from": "rows", "input_path": "rows",
+                              "operations": [{"op": "sort", "by": "x"}, {"op": "reduce", "function": "count"}]}}
+              for i in range(count - 1)]
+    return {"id": "bench_data", "title": "data tasks", "tasks": tasks}
 
 
 def ai_alt(count: int) -> dict:
@@ -126,12 +138,14 @@ def main() -> int:
     parser.add_argument("--delay", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--protocol", choices=("http/protobuf", "http/json"), default="http/protobuf")
-    parser.add_argument("--only", choices=("generic", "ai"))
+    parser.add_argument("--only", choices=("generic", "data", "ai"))
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "RUNNER_")) and k != "TRACEPARENT"}
-    if args.only != "ai":
+    if args.only in (None, "generic"):
         compare(f"{args.tasks} generic tasks", generic_alt(args.tasks), base, args.rounds, args.protocol, 1.3)
-    if args.only != "generic":
+    if args.only in (None, "data"):
+        compare(f"{args.tasks} data_processing tasks", data_alt(args.tasks), base, args.rounds, args.protocol, 1.3)
+    if args.only in (None, "ai"):
         server, url = start("ai_server.py", "--delay", str(args.delay))
         try:
             environ = {**base, "RUNNER_AI_SERVICE_URL": url, "RUNNER_AI_MODEL": "bench",

@@ -453,3 +453,16 @@ def test_a_dask_worker_gets_the_submitters_trace_settings():
     assert set(travelled) == {"OTEL_EXPORTER_OTLP_ENDPOINT", "TRACEPARENT", "RUNNER_AI_MODEL"}
     worker = travelling_settings.on_worker(travelled, {"OTEL_SERVICE_NAME": "worker-own", "PATH": "/bin"})
     assert worker == {**travelled, "PATH": "/bin"}
+
+
+def test_send_to_an_unreachable_collector_exits_1_saying_so(tmp_path):
+    import socket
+
+    outcome = execute(chaos_alt(2) | {"mode": "normal"}, tmp_path, environ={})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = cli("trace", str(outcome.directory), "--send", environ={
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"http://127.0.0.1:{port}/v1/traces", "RUNNER_TRACE_FLUSH_SECONDS": "2"})
+    assert done.returncode == 1
+    assert f"not sent to http://127.0.0.1:{port}/v1/traces" in done.stderr and "Traceback" not in done.stderr
