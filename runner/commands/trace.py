@@ -32,8 +32,9 @@ def load_trace(path: str, environ):
     """The RunTrace of the run at `path`; ValueError/OSError/LastFileError saying why not."""
     from runner import load_last
     from runner.trace import spans
+    from runner.trace.config import capture_content
 
-    capture = spans.capture_content(environ)
+    capture = capture_content(environ)
     directory = Path(path)
     if directory.is_dir() and not (directory / "last.json").exists() and not (directory / "last.json.gz").exists() \
             and (directory / "journal.jsonl").exists():

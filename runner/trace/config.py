@@ -124,6 +124,7 @@ def sampled(export: ExportSettings, trace_id: str, parent_sampled: bool | None) 
 
 
 def capture_content(environ=os.environ) -> bool:
+    """OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true: prompts and answers go into AI spans."""
     return (settings.text("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", environ) or "").lower() == "true"
 
 

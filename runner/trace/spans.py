@@ -297,9 +297,8 @@ def trace_of_journal(directory, *, capture_content: bool = False) -> RunTrace:
         latest = max(latest, stamp_ns(result.get("completed_at")) or 0)
     end = stamp_ns((run.ended or {}).get("ended_at")) or latest
     spans = []
-    for task_id, result in run.results.items():
-        facts = task_facts_of_result(result)
-        spans += task_spans(ids, facts, capture_content=capture_content, open_end_ns=end)
+    for result in run.results.values():
+        spans += task_spans(ids, task_facts_of_result(result), capture_content=capture_content, open_end_ns=end)
     for task_id, attempts in open_attempts.items():
         if task_id in run.results:
             continue
@@ -328,8 +327,3 @@ def _bounds(start: int | None, end: int | None, spans: list) -> tuple[int, int]:
     if end is None:
         end = max((s.end_ns for s in spans), default=start)
     return start, max(start, end)
-
-
-def capture_content(environ) -> bool:
-    """OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true: prompts and answers go into AI spans."""
-    return str(environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "")).strip().lower() == "true"
