@@ -10,6 +10,9 @@ import ctypes
 import os
 
 _TEXT, _POINTER = ctypes.c_char_p, ctypes.c_void_p
+# runner_task_handler: int (*)(runner_task *task, void *user_data). Keep the object made
+# from a Python function alive as long as the type is registered.
+TASK_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 PROTOTYPES = (
     ("runner_init", [], ctypes.c_int),
     ("runner_get_last_error", [], _POINTER),
@@ -29,6 +32,11 @@ PROTOTYPES = (
     ("runner_resume", [_TEXT, _TEXT, _TEXT], _POINTER),
     ("runner_cleanup", [], ctypes.c_int),
     ("runner_get_version", [], _POINTER),
+    ("runner_register_task_type", [_TEXT, TASK_HANDLER, _POINTER], ctypes.c_int),
+    ("runner_task_json", [_POINTER], _TEXT),         # owned by the library: a copy is right
+    ("runner_task_set_output", [_POINTER, _TEXT], ctypes.c_int),
+    ("runner_task_set_error", [_POINTER, _TEXT], ctypes.c_int),
+    ("runner_task_cancelled", [_POINTER], ctypes.c_int),
 )
 
 
