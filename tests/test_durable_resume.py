@@ -50,7 +50,7 @@ def test_a_run_killed_with_sigkill_resumes_without_repeating_completed_commands(
     dry = cli("resume", directory, "--dry-run")
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
-    assert lines[1:] == ["reuse  count", "reuse  note", "run    wait  (never started)",
+    assert lines[1:] == ["reuse  count", "reuse  note", "run    wait  (interrupted: attempt 1 started, never finished)",
                          "run    read  (never started)", "run    ask  (never started)"]
     release.touch()
     resumed = cli("resume", directory, "--quiet")

@@ -22,7 +22,10 @@ def run_several(args) -> int:
 
     def progress(outcome) -> None:
         if not args.quiet:
-            print(f"{outcome.path}: {outcome.summary or outcome.entry}", file=sys.stderr, flush=True)
+            said = outcome.summary or outcome.entry
+            if said.startswith(f"ERROR: {outcome.path}: "):      # the error names the file already
+                said = "ERROR: " + said[len(f"ERROR: {outcome.path}: "):]
+            print(f"{outcome.path}: {said}", file=sys.stderr, flush=True)
 
     for option, given in (("--workspace", args.workspace), ("--stream", args.stream),
                           ("--record", getattr(args, "record", None)), ("--replay", getattr(args, "replay", None))):

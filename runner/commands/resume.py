@@ -44,8 +44,13 @@ def main(args) -> int:
             return 2
     options = dict(only_failed=args.only_failed, from_task=args.from_task, force=tuple(args.force or ()))
     try:
+        chosen = plan(args.dir, alt_source, **options)
         if args.dry_run:
-            print(plan(args.dir, alt_source, **options).describe())
+            print(chosen.describe())
+            return 0
+        if chosen.nothing_to_do:
+            print(f"resume: nothing to do: every task of {args.dir} completed and is unchanged; nothing was "
+                  f"written (--force TASK runs a task again)", file=sys.stderr)
             return 0
         display = None if args.quiet else ProgressDisplay(sys.stderr)
         try:
@@ -62,7 +67,7 @@ def main(args) -> int:
         print(f"{args.alt or args.dir}: invalid ALT file ({error.total} error{'s' if error.total != 1 else ''})",
               file=sys.stderr)
         for issue in error.issues:
-            print(f"  {issue}", file=sys.stderr)
+            print(f"  {issue.described()}", file=sys.stderr)
         return 2
     except ConfigurationError as error:
         print(f"configuration: {error}", file=sys.stderr)

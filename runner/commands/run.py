@@ -77,7 +77,10 @@ def run_file(args, **execute_options) -> int:
     # Tasks placed on a Dask cluster run with the workers' set-up, not this machine's.
     if execute_options.get("placement") is None and not preflight_passes(path, alt, args.out, environ):
         return 2
-    display = None if args.quiet else ProgressDisplay(sys.stderr)
+    from runner.execution.progress import task_labels
+    display = None if args.quiet else ProgressDisplay(sys.stderr, labels=task_labels(alt))
+    import logging
+    logging.getLogger("runner").addFilter(_said_by_the_command)
     try:
         outcome = execute_request(RunRequest(
             alt, args.out, environ=environ, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
@@ -116,6 +119,12 @@ def run_file(args, **execute_options) -> int:
     if outcome.interrupted:
         return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
     return 0 if outcome.all_completed else 1
+
+
+def _said_by_the_command(record) -> bool:
+    """A logging filter: a failed publication is printed by `run` itself (once, with where it
+    is recorded), not also by the library's log."""
+    return not getattr(record, "delivery_failure", False)
 
 
 def _cassette_environment(args):

@@ -52,7 +52,8 @@ def describe(record: dict) -> str:
         lines.append(f"retries        {retries['total']} in {count} task{'s' if count != 1 else ''}")
     for model, usage in (statistics.get("tokens") or {}).items():
         lines.append(f"tokens         {model}: {usage.get('prompt_tokens')} prompt + "
-                     f"{usage.get('completion_tokens')} completion in {usage.get('calls')} calls")
+                     f"{usage.get('completion_tokens')} completion in {usage.get('calls')} "
+                     f"call{'' if usage.get('calls') == 1 else 's'}")
     skipped = [(result.get("task_id"), skip_reason(result)) for result in record["task_results"].values()
                if isinstance(result, dict) and task_status(result) == "skipped"]
     if skipped:
@@ -113,9 +114,10 @@ def journal_summary(directory: Path) -> dict:
         "last_id": run.last_id, "state": run.state, "alt_id": run.start.get("alt_id"),
         "alt_file": run.start.get("alt_file"), "mode": run.start.get("mode"), "seed": run.start.get("seed"),
         "started_at": run.start.get("started_at"), "pid": run.start.get("pid"),
-        "resumed_from": run.start.get("resumed_from"),
+        "resumed_from": run.start.get("resumed_from"), "resumed_by": run.resumed_by,
         "total": len(tasks) if tasks is not None else None, "done": done,
-        "running": sorted(run.running), "pending": (len(tasks) - done - len(run.running)) if tasks is not None else None,
+        "running": sorted(run.running), "running_attempts": dict(sorted(run.running.items())),
+        "directory": str(directory), "pending": (len(tasks) - done - len(run.running)) if tasks is not None else None,
         "counts": counts, "attempts": run.attempts, "failures": unsuccessful,
     }
 
@@ -128,7 +130,10 @@ def describe_journal(summary: dict) -> str:
         # As resume says: a journal without its first record names no workspace, mode or seed.
         state = "killed before its journal's first record: nothing to resume"
     else:
-        state = "no LAST file; `runner resume` finishes it"
+        state = f"no LAST file; python -m runner resume {summary['directory']} finishes it"
+    if summary["resumed_by"]:
+        latest = summary["resumed_by"][-1]
+        state = f"no LAST file; resumed by {latest['last_id']}: python -m runner show {latest['directory']}"
     lines = [f"LAST id        {summary['last_id']} ({summary['state']}: {state})"]
     if summary["started_at"] is not None:
         lines += [
@@ -143,7 +148,12 @@ def describe_journal(summary: dict) -> str:
     if summary["resumed_from"]:
         lines.append(f"resumed from   {summary['resumed_from']}")
     if summary["running"]:
-        lines.append("running        " + ", ".join(summary["running"][:FAILURES_SHOWN]))
+        if summary["state"] == "running":
+            lines.append("running        " + ", ".join(summary["running"][:FAILURES_SHOWN]))
+        else:
+            from runner.execution.resume import interrupted_attempt
+            for task_id, attempt in list(summary["running_attempts"].items())[:FAILURES_SHOWN]:
+                lines.append(f"  interrupted {task_id}: {interrupted_attempt(attempt).split(': ', 1)[1]}")
     for failure in summary["failures"][:FAILURES_SHOWN]:
         lines.append(f"  {failure['status']:<9} {failure['task_id']}: {failure['error']}")
     return "\n".join(lines)
@@ -188,8 +198,22 @@ def main(args) -> int:
         shown["not_completed"] = not_completed(record)
         print(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode())
     else:
-        print(describe(record))
+        print(describe(record) + resumed_by_lines(Path(args.last_dir)))
     return 0
+
+
+def resumed_by_lines(path: Path) -> str:
+    """'resumed by ...' lines for a finished run that a resume took further, from its journal."""
+    from runner.execution.journal import JOURNAL_NAME, RunState
+
+    directory = path if path.is_dir() else path.parent
+    if not (directory / JOURNAL_NAME).is_file():
+        return ""
+    try:
+        resumes = RunState(directory).resumed_by
+    except (OSError, ValueError):
+        return ""
+    return "".join(f"\nresumed by     {r['last_id']}: python -m runner show {r['directory']}" for r in resumes)
 
 
 def register(subparsers) -> None:

@@ -229,8 +229,9 @@ cdef str describe_run(str title, Py_ssize_t total, dict counts, double success_r
     if counts["pending"]:
         parts.append(f", {counts['pending']} never reported")
     # The summary is prose for people: the wire word partialsuccess reads as two words here.
-    parts.append(f" ({success_rate:.2%} success, {'partial success' if status == 'partialsuccess' else status})"
-                 f" in {wall_ms / 1000.0:.3f} s")
+    # "(100.00% success)", not "(100.00% success, success)": the status is said when it adds to the rate.
+    outcome = "" if status == "success" else f", {'partial success' if status == 'partialsuccess' else status}"
+    parts.append(f" ({success_rate:.2%} success{outcome}) in {wall_ms / 1000.0:.3f} s")
     if critical_ids:
         parts.append(f"; critical path {len(critical_ids)} task{'s' if len(critical_ids) != 1 else ''}"
                      f" ({critical_ms / 1000.0:.3f} s)")

@@ -138,6 +138,9 @@ cdef class Scheduler:
     cdef char *inline_flag
     cdef int *inline_heap
     cdef Py_ssize_t inline_len
+    # time.monotonic() when the run's clock started (0: not told): inline attempts then
+    # record offset_ms, their exact start on that clock, for the timeline of a fast run.
+    cdef public double clock_origin
     cdef int *worker_heap
     cdef Py_ssize_t worker_len
     # Control flow (control_flow.pxi): nodes added while the run goes on (instances), held
@@ -464,11 +467,11 @@ cdef class Scheduler:
             result.completed_at = utc_stamp()
             elapsed_ms = (monotonic_seconds() - started) * 1000.0
             result.duration_ms = elapsed_ms
-            result.metadata = {
-                "task_type": "generic",
-                "attempts": [{"number": 1, "started_at": stamp, "duration_ms": elapsed_ms,
-                              "outcome": "completed", "error": None, "fault": None}],
-            }
+            attempt = {"number": 1, "started_at": stamp, "duration_ms": elapsed_ms,
+                       "outcome": "completed", "error": None, "fault": None}
+            if self.clock_origin > 0.0:
+                attempt["offset_ms"] = (started - self.clock_origin) * 1000.0
+            result.metadata = {"task_type": "generic", "attempts": [attempt]}
             if task.control is not None:
                 result.metadata["control"] = task.control
             result.extra = {}

@@ -37,7 +37,8 @@ def prompt_of(ctx) -> str:
         raise TaskFailure(str(error), permanent=True) from None
 
 
-def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool, index: int = 0):
+def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool, index: int = 0,
+          sample: int | None = None):
     from runner.ai import AIServiceError
 
     on_text = ctx.on_text if stream else None
@@ -46,6 +47,9 @@ def _call(ctx, client, prompt: str, model, sampling: dict, stream: bool, index: 
     # read it on this thread), the id runner.trace.spans gives the call's span.
     joined = outgoing.set(trace.traceparent(trace.ai_span_id(ctx.task.id, ctx.number, index))) \
         if trace is not None else None
+    if on_text is not None and sample is not None:
+        # Explore mode's samples each stream their own answer: told apart, not run together.
+        on_text = (lambda text, sink=on_text: sink(text, sample=sample))
     try:
         # A little beyond the attempt's deadline: the executor's own clock ends the attempt
         # (and sets cancel, which aborts the request); the client's deadline is a backstop.
@@ -84,7 +88,7 @@ def run(ctx) -> dict:
         completions, samplings = [], []
         for sample in range(samples):
             sampling = modes.sampling_for("explore", ctx.parameters, sample, provider=client.provider)
-            completions.append(_call(ctx, client, prompt, model, sampling, stream, sample))
+            completions.append(_call(ctx, client, prompt, model, sampling, stream, sample, sample + 1))
             samplings.append(sampling)
         selected = modes.select_alternative([c.text for c in completions])
         chosen = completions[selected]

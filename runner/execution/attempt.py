@@ -79,7 +79,7 @@ class AttemptContext:
     ai_client_factory: Callable[[], Any] | None = None
     preparation: Any = None         # runner.execution.preparation.Preparation of the run
     stream: bool = False            # AI answers streamed to on_text as they arrive
-    on_text: Callable[[str], None] | None = None
+    on_text: Callable[..., None] | None = None     # on_text(text), or on_text(text, sample=N) in explore mode
     metadata: dict = field(default_factory=dict)   # merged into the task result's metadata
     seed: int | None = None         # the run's seed (chaos mode's faults), for user handlers
     trace: Any = None               # runner.trace.ids.TraceIds of a traced run: AI calls carry it on

@@ -190,6 +190,7 @@ class Execution:
             self._ai_client = self.preparation.ai_client
         started_at = self.core.utc_stamp()
         self.started = time.monotonic()
+        self.scheduler.clock_origin = self.started     # inline attempts' offset_ms
         self._emit("run_started")
         keyboard = None
         try:
@@ -491,6 +492,9 @@ class Execution:
                     error = f"{error}; {refusal}" if error else refusal
         state.attempts.append({
             "number": attempt.number, "started_at": attempt.started_at, "duration_ms": elapsed * 1000.0,
+            # started_at is a whole millisecond; the timeline of a fast run needs the exact
+            # start, on the run's own clock (ms since it started).
+            "offset_ms": (attempt.started - self.started) * 1000.0,
             "outcome": outcome, "error": error,
             "fault": attempt.fault.kind if attempt.fault is not None else None,
         })
@@ -673,9 +677,9 @@ class Execution:
         """Interruption: pending tasks cancelled; running ones get the grace period, then are cancelled."""
         self._hand_over()
         for index in self.scheduler.cancel_pending():
-            self._record_cancelled(index, "cancelled: the run was interrupted before the task started")
+            self._record_cancelled(index, "the run was interrupted before the task started")
         for _, index in self.retries:
-            self._finish(index, "cancelled", None, "cancelled: the run was interrupted while the task waited to retry")
+            self._finish(index, "cancelled", None, "the run was interrupted while the task waited to retry")
         self.retries.clear()
         deadline = time.monotonic() + self.settings.grace_seconds
         while self.running:
@@ -700,15 +704,15 @@ class Execution:
             del self.running[token]
             attempt.cancellation.cancel()
             self._attempt_ended(attempt, "cancelled", None,
-                                "cancelled: the run was interrupted and the grace period ended",
+                                "the run was interrupted and the grace period ended",
                                 now - attempt.started, final=True)
         # Tasks that finished in the grace period may have readied dependents: they never start.
         for index in self.scheduler.cancel_pending():
-            self._record_cancelled(index, "cancelled: the run was interrupted before the task started")
+            self._record_cancelled(index, "the run was interrupted before the task started")
         if self.flow is not None:
             # Constructs under way (their segment's own task done, their body not): cancelled.
             for index in self.flow.under_way():
-                self._finish(index, "cancelled", None, "cancelled: the run was interrupted while its construct ran",
+                self._finish(index, "cancelled", None, "the run was interrupted while its construct ran",
                              final=True)
 
     # ---- progress -----------------------------------------------------------------
@@ -732,8 +736,11 @@ class Execution:
         self._emit_finished(result, attempt=1)
 
     def _text_sink(self, task_id: str):
-        def sink(text: str) -> None:
-            self._emit("task_output", task_id, text=text)
+        def sink(text: str, sample: int | None = None) -> None:
+            if sample is None:
+                self._emit("task_output", task_id, text=text)
+            else:       # explore mode: the answer of sample N (from 1)
+                self._emit("task_output", task_id, text=text, sample=sample)
         return sink
 
     def _emit_finished(self, result, **details) -> None:

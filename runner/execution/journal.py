@@ -10,6 +10,8 @@ One JSON object per line, each with "type":
                     row of the core's JOURNAL_ROW_FIELDS (journal_row_dict gives back exactly
                     TaskResult.to_dict())
     run_ended       interrupted, ended_at
+    resumed_by      last_id, directory, started_at: a resume of this run (appended by the
+                    resume, which holds the journal's lock; one line per resume)
 The ALT document itself is beside it, alt.json, so an interrupted run can be resumed
 from its directory alone. The file is held under an exclusive flock for the run's life:
 a journal whose lock can be taken belongs to a dead (or finished) run.
@@ -53,7 +55,8 @@ class Journal:
     def __init__(self, directory: Path, alt_json: bytes | None = None, before=None):
         self.directory = Path(directory)
         self.path = self.directory / JOURNAL_NAME
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        # 0o666 less the umask, as every other file of the LAST directory.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
         try:
             # Blocking: is_locked() in another run's cleaning may hold a shared lock on this
             # new file for an instant (a non-blocking attempt then failed the run).
@@ -221,6 +224,19 @@ def lock_holder(path: Path) -> int | None:
     return None
 
 
+def record_resume(directory: Path, last_id: str, run_directory: Path, started_at: str) -> None:
+    """Appends a resumed_by record to the journal of the run in `directory`, so that run
+    points at the one that resumed it (show). Called by a resume holding that journal's lock."""
+    line = orjson.dumps({"type": "resumed_by", "last_id": last_id, "directory": str(run_directory),
+                         "started_at": started_at}) + b"\n"
+    fd = os.open(directory / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        _write_all(fd, [line])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_records(path: Path) -> list[dict]:
     """Every complete line of a journal; a last line cut short by a crash is left out,
     and so is a line that is not a JSON object."""
@@ -307,6 +323,7 @@ class RunState:
         self.attempts = 0
         self.ai_calls = 0
         self.ended: dict | None = None
+        self.resumed_by: list[dict] = []            # the resumes of this run, oldest first
         for number, record in numbered[1:]:
             kind = record.get("type")
             if kind == "task_results":
@@ -326,6 +343,9 @@ class RunState:
                     self.ai_calls += 1
             elif kind == "run_ended":
                 self.ended = record
+            elif kind == "resumed_by" and isinstance(record.get("last_id"), str):
+                self.resumed_by.append({"last_id": record["last_id"], "directory": str(record.get("directory")),
+                                        "started_at": record.get("started_at")})
         self.live = is_locked(path)
         self.complete = (self.directory / "last.json").is_file()
 

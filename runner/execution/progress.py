@@ -5,6 +5,7 @@ second so a run of 100k inline tasks is not slowed by its own display.
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 
@@ -13,6 +14,23 @@ from runner.terminal import printable
 
 BAR_WIDTH = 24
 REDRAW_SECONDS = 0.1
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+LABEL_TEXT = 40
+
+
+def task_labels(alt) -> dict:
+    """How progress names the tasks whose id says nothing to a person (a UUID, as the
+    segmentation service gives its segments): the id's first 8 characters and the start of
+    the task's text, `3f2a1b2c "Open the browser and..."`. Other ids are their own name."""
+    labels = {}
+    for task in alt.tasks:
+        if _UUID.match(task.id) and task.description:
+            text = " ".join(task.description.split())
+            text = text if len(text) <= LABEL_TEXT else text[:LABEL_TEXT - 3] + "..."
+            labels[task.id] = f'{task.id[:8]} "{printable(text, escape=True)}"'
+    return labels
 
 
 def clock(seconds: float) -> str:
@@ -26,8 +44,9 @@ class ProgressDisplay:
     its task's id ("summary | ..."), so the answers of tasks running at once never mix;
     on a terminal the bar is cleared first and redrawn below the text."""
 
-    def __init__(self, stream=None, terminal: bool | None = None):
+    def __init__(self, stream=None, terminal: bool | None = None, labels: dict | None = None):
         self.stream = stream if stream is not None else sys.stderr
+        self.labels = labels or {}              # task id -> how lines name it (task_labels)
         self.terminal = self.stream.isatty() if terminal is None else terminal
         self._drawn = 0.0
         self._last: dict | None = None
@@ -45,13 +64,17 @@ class ProgressDisplay:
             self._partial[task_id] = rest
         if not lines:
             return
-        label = printable(str(task_id))
+        label = printable(self.name(task_id[0]) + f" #{task_id[1]}" if isinstance(task_id, tuple)
+                          else self.name(task_id))
         if self.terminal and self._last is not None:
             self.stream.write("\r\x1b[2K")
         self.stream.write("".join(f"{label} | {line}\n" for line in lines))
         if self.terminal and self._last is not None:
             self.stream.write(self.line(self._last))
         self.stream.flush()
+
+    def name(self, task_id) -> str:
+        return self.labels.get(task_id, str(task_id))
 
     def line(self, event: dict) -> str:
         done, total = event["done"], event["total"]
@@ -72,11 +95,11 @@ class ProgressDisplay:
             if event["status"] == "completed" and self.terminal:
                 return None
             error = f": {printable(event['error'])}" if event.get("error") else ""
-            return (f"[{event['done']}/{event['total']}] {event['task_id']} "
+            return (f"[{event['done']}/{event['total']}] {self.name(event['task_id'])} "
                     f"{self.colour.status(event['status'])}{error}")
         if kind == "task_retrying":
             delay = f"{event['delay']:.2f}"
-            return (f"[{event['done']}/{event['total']}] {event['task_id']} attempt "
+            return (f"[{event['done']}/{event['total']}] {self.name(event['task_id'])} attempt "
                     f"{event['attempt']} {self.colour.status(event['status'])}: "
                     f"{printable(event['error'] or '')}; " + self.colour.yellow(f"retrying in {delay} s"))
         return None
@@ -84,10 +107,16 @@ class ProgressDisplay:
     def __call__(self, event: dict) -> None:
         kind = event["event"]
         if kind == "task_output":
-            self._text(event["task_id"], event["text"])
+            sample = event.get("sample")
+            key = event["task_id"] if sample is None else (event["task_id"], sample)
+            if sample is not None and sample > 1 and (event["task_id"], sample - 1) in self._partial:
+                self._text((event["task_id"], sample - 1), "", final=True)     # the sample before ended
+            self._text(key, event["text"])
             return
-        if kind in ("task_finished", "task_retrying") and event["task_id"] in self._partial:
-            self._text(event["task_id"], "", final=True)
+        if kind in ("task_finished", "task_retrying"):
+            for key in [k for k in self._partial if k == event["task_id"]
+                        or (isinstance(k, tuple) and k[0] == event["task_id"])]:
+                self._text(key, "", final=True)
         self._last = event
         if self.terminal:
             # A task that failed, timed out or is retried is named above the bar, with its
@@ -103,7 +132,7 @@ class ProgressDisplay:
             self.stream.write(self.outcome_line(event) + "\n")
         elif kind == "task_started":
             again = f" (attempt {event['attempt']})" if event.get("attempt", 1) > 1 else ""
-            self.stream.write(f"[{event['done']}/{event['total']}] {event['task_id']} started{again}\n")
+            self.stream.write(f"[{event['done']}/{event['total']}] {self.name(event['task_id'])} started{again}\n")
         self.stream.flush()
 
     def close(self) -> None:

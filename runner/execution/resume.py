@@ -51,6 +51,12 @@ class ResumePlan:
     def resumed_from(self) -> str:
         return self.source.last_id
 
+    @property
+    def nothing_to_do(self) -> bool:
+        """The run finished (its last.json is written) and every task would be reused: a resume
+        would only copy it."""
+        return self.source.complete and all(task.action == "reuse" for task in self.tasks)
+
     def describe(self) -> str:
         runs = sum(1 for t in self.tasks if t.action == "run")
         head = (f"resume of {self.resumed_from}: {len(self.tasks) - runs} reused, {runs} to run "
@@ -161,7 +167,8 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
         elif task.id == from_task:
             reason = "--from"
         elif old is None:
-            reason = "not in the earlier run" if task.id not in old_alt.task_index else "never started"
+            reason = "not in the earlier run" if task.id not in old_alt.task_index else \
+                interrupted_attempt(source.running[task.id]) if task.id in source.running else "never started"
         elif old.get("status") != "completed":
             reason = STATUS_REASONS.get(old.get("status"), str(old.get("status")))
         elif side_effect:
@@ -203,6 +210,12 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
     order = {t.id: i for i, t in enumerate(alt.tasks)}
     result.tasks.sort(key=lambda t: order[t.task_id])
     return result
+
+
+def interrupted_attempt(attempt: int) -> str:
+    """What happened to a task whose attempt started and never ended, in an interrupted run:
+    `show` and `resume --dry-run` say it alike."""
+    return f"interrupted: attempt {attempt} started, never finished"
 
 
 def _busy(directory: Path, start: dict) -> str:
@@ -274,7 +287,15 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
         if workspace is None and chosen.source.start.get("temporary_workspace") is False and earlier:
             log.warning("resume works in a new temporary workspace: the earlier run's %s was chosen by its "
                         "caller (name it with --workspace to work there)", earlier)
-    return execute_request(RunRequest(
+    outcome = execute_request(RunRequest(
         chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
         seed=chosen.seed, workspace=workspace, temporary_workspace=temporary, reuse=chosen.reuse,
         resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, **options))
+    if outcome.directory is not None:
+        # The earlier run's directory points at this one: `show` of it says where it went.
+        from runner import librunner
+        try:
+            journal_file.record_resume(directory, outcome.last_id, outcome.directory, librunner.utc_stamp())
+        except OSError as error:
+            log.warning("could not record the resume in %s: %s", directory / journal_file.JOURNAL_NAME, error)
+    return outcome

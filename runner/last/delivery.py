@@ -228,7 +228,8 @@ def deliver(record: dict, directory: Path, chosen: DeliverySettings) -> dict:
         log.info("published %s on %s", message["id"], chosen.subject, extra=extra)
     else:
         log.warning("LAST file %s not published on %s at %s after %d attempts: %s", message["id"],
-                    chosen.subject, outcome["url"], len(attempts), attempts[-1]["error"], extra=extra)
+                    chosen.subject, outcome["url"], len(attempts), attempts[-1]["error"],
+                    extra={**extra, "delivery_failure": True})
     try:
         write_atomically(Path(directory) / RECORD_NAME, orjson.dumps(outcome, option=orjson.OPT_INDENT_2))
     except OSError as error:

@@ -215,13 +215,24 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
     total = len(results)
     drawn = _row_order(results, critical, limit)
     timed, untimed = [], []
+    run_start = _moment(_dict(record.get("execution")).get("started_at")) or _moment(record.get("start_time"))
     for result in drawn:
         # A skipped task has the moment it was skipped as start and end: it gets no bar.
         start, end = _moment(result.get("start_time")), _moment(result.get("end_time"))
         usable = start is not None and end is not None and end >= start and result.get("skipped") is not True
-        (timed if usable else untimed).append((start, end, result))
+        if usable:
+            segments = _segments(result, start, end, run_start)
+            # The attempts' exact times (offset_ms) place a fast task to the microsecond, where
+            # its stamps only say the millisecond.
+            first, last = min(s[0] for s in segments), max(s[1] for s in segments)
+            start, end = (first, last) if _exact(segments) else (min(start, first), max(end, last))
+            timed.append((start, end, result, segments))
+        else:
+            untimed.append((start, end, result))
     timed.sort(key=lambda row: (row[0], row[2]["task_id"]))
     origin = _moment(record.get("start_time"))
+    if run_start is not None and any(_exact(row[3]) for row in timed):
+        origin = run_start
     starts = [row[0] for row in timed]
     if starts and (origin is None or min(starts) < origin):
         origin = min(starts)
@@ -234,17 +245,18 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
     for result in results:
         end = result.get("end_time")
         if isinstance(end, str):
-            completed_at[result["task_id"]] = end
+            completed_at[result["task_id"]] = _moment(end)
+    for _, end, result, _ in timed:
+        completed_at[result["task_id"]] = end
     dependencies = _dependencies(record)
     rows = []
-    for start, end, result in timed:
+    for start, end, result, segments in timed:
         task_id = result["task_id"]
         ready = origin
         for dep in dependencies.get(task_id, ()):
-            moment = _moment(completed_at.get(dep))
+            moment = completed_at.get(dep)
             if moment is not None and moment > ready:
                 ready = moment
-        segments = _segments(result, start, end)
         first = min((s[0] for s in segments), default=start)
         waits = []
         if first > ready:
@@ -256,12 +268,14 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
         rows.append({
             "task_id": task_id, "label": _short(task_id), "status": task_status(result),
             "critical": task_id in critical,
-            "runs": [{"x": _ms_between(origin, s) * scale, "width": max(_ms_between(s, e) * scale, 1.5),
+            "runs": [{"x": _bar_x(_ms_between(origin, s) * scale),
+                      "width": _bar_width(_ms_between(origin, s) * scale, _ms_between(s, e) * scale),
                       "colour": BAR_COLOURS.get(outcome, "#90a4ae"),
                       "title": f"{task_id}: attempt {number} {outcome}, {_ms_between(s, e):.1f} ms"
                                f" from {_ms_between(origin, s):.1f} ms" + (f": {error}" if error else "")}
-                     for s, e, number, outcome, error in segments],
-            "waits": [{"x": _ms_between(origin, a) * scale, "width": _ms_between(a, b) * scale,
+                     for s, e, number, outcome, error, _ in segments],
+            "waits": [{"x": _bar_x(_ms_between(origin, a) * scale),
+                       "width": _bar_width(_ms_between(origin, a) * scale, _ms_between(a, b) * scale, 0.0),
                        "title": f"{task_id}: {what}, {_ms_between(a, b):.1f} ms"}
                       for a, b, what in waits if _ms_between(a, b) * scale >= 0.5],
             "note": None,
@@ -280,19 +294,40 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
             "width": GANTT_WIDTH, "label_width": LABEL_WIDTH, "row": ROW_HEIGHT}
 
 
-def _segments(result: dict, start, end) -> list[tuple]:
-    """(start, end, number, outcome, error) of each attempt; one segment when none are recorded."""
+def _bar_x(x: float) -> float:
+    return min(max(x, 0.0), GANTT_WIDTH)
+
+
+def _bar_width(x: float, width: float, least: float = 1.5) -> float:
+    """A bar's width, at least `least` to be seen, never past the plot's right edge."""
+    x = _bar_x(x)
+    return max(min(max(width, least), GANTT_WIDTH - x), 0.0)
+
+
+def _exact(segments: list[tuple]) -> bool:
+    return all(segment[5] for segment in segments)
+
+
+def _segments(result: dict, start, end, run_start=None) -> list[tuple]:
+    """(start, end, number, outcome, error, exact) of each attempt; one segment when none are
+    recorded. An attempt with offset_ms (ms after the run's start, on its clock) is exact."""
     out = []
     for attempt in _dicts(_dict(result.get("metadata")).get("attempts")):
         a_start, duration = _moment(attempt.get("started_at")), _number(attempt.get("duration_ms"))
         if a_start is None or duration is None or duration < 0:
             continue
+        offset = _number(attempt.get("offset_ms"))
+        # Exact when on this run's clock: a result reused by a resume keeps the offset of
+        # the run that made it, whose start was another.
+        exact = run_start is not None and offset is not None and offset >= 0 and             abs(_ms_between(a_start, run_start + timedelta(milliseconds=offset))) <= 2.0
+        if exact:
+            a_start = run_start + timedelta(milliseconds=offset)
         a_end = a_start + timedelta(milliseconds=duration)
         error = attempt.get("error")
         out.append((a_start, a_end, attempt.get("number"), str(attempt.get("outcome") or "?"),
-                    _short(str(error), 120) if error else None))
+                    _short(str(error), 120) if error else None, exact))
     if not out:
-        out.append((start, end, 1, str(task_status(result)), None))
+        out.append((start, end, 1, str(task_status(result)), None, False))
     return out
 
 
@@ -347,7 +382,18 @@ def _run(record: dict) -> dict:
         "success_rate": _number(record.get("success_rate")) or 0.0,
         "execution_time_ms": _number(record.get("execution_time_ms")) or 0.0,
         "generator_version": generator.get("version") or "",
+        "interrupted": _interruption(_dict(record.get("execution"))),
     }
+
+
+def _interruption(execution: dict) -> str | None:
+    """What the top of the page says of a run that was stopped before its end, or None."""
+    if execution.get("interrupted") is not True:
+        return None
+    by = execution.get("interrupted_by")
+    return ("Interrupted" + (f" by {by}" if isinstance(by, str) and by else "")
+            + ": the run was stopped before its end; pending tasks were cancelled. "
+              "python -m runner resume on its LAST directory runs the rest.")
 
 
 def _statistics(statistics: dict) -> dict:
