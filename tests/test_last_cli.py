@@ -67,7 +67,7 @@ def test_show_prints_the_summary_and_statistics(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Show me: 1 of 2 tasks completed")
     assert "critical path  1.500 s: a" in done.stdout
-    assert "echo: 2 prompt + 3 completion in 1 calls" in done.stdout
+    assert "echo: 2 prompt + 3 completion in 1 call\n" in done.stdout
     as_json = json.loads(cli("show", written.directory, "--json").stdout)
     assert as_json["statistics"]["status_counts"]["completed"] == 1
 

@@ -39,7 +39,7 @@ def test_a_broken_template_in_a_description_without_parameters_is_an_error(tmp_p
     assert checked.returncode == 1, checked.stdout
     assert error_lines(checked) == [
         "/tasks/0/description (task 'ask'): prompt template syntax error at line 1, column 7 (the tag opened there "
-        "is not closed): unexpected end of template, expected 'end of print statement'."]
+        "is not closed: end it with '}}'): unexpected end of template, expected 'end of print statement'."]
 
 
 def test_a_template_reading_a_task_that_is_not_a_dependency_is_an_error_with_its_place(tmp_path):

@@ -29,8 +29,9 @@ def describe(record: dict) -> str:
     statistics = record.get("statistics", {})
     counts = statistics.get("status_counts", {})
     critical = statistics.get("critical_path") or {}
+    colour = _palette()
     lines = [
-        record.get("summary", ""),
+        colour.status(printable(record.get("summary", "")), record.get("status")),
         "",
         f"LAST id        {record['id']}",
         f"ALT file       {record.get('alt_file_id')} ({record.get('title')}), mode {run_mode(record)}",
@@ -83,10 +84,17 @@ def describe_not_completed(tasks: list[dict]) -> list[str]:
     lines = ["", f"not completed  {len(tasks)} task{'s' if len(tasks) != 1 else ''}:"]
     for task in tasks[:FAILURES_SHOWN]:
         error = f": {printable(task['error'])}" if task["error"] else ""
-        lines.append(f"  {task['status']:<9} {task['task_id']}{error}")
+        lines.append(f"  {_palette().status(format(task['status'], '<9'), task['status'])} "
+                     f"{task['task_id']}{error}")
     if len(tasks) > FAILURES_SHOWN:
         lines.append(f"  ... and {len(tasks) - FAILURES_SHOWN} more (--json lists them all)")
     return lines
+
+
+def _palette():
+    """Colour for what show prints on standard output (runner.colour decides whether)."""
+    from runner.colour import Palette
+    return Palette(sys.stdout)
 
 
 def printable(text) -> str:
@@ -155,7 +163,9 @@ def describe_journal(summary: dict) -> str:
             for task_id, attempt in list(summary["running_attempts"].items())[:FAILURES_SHOWN]:
                 lines.append(f"  interrupted {task_id}: {interrupted_attempt(attempt).split(': ', 1)[1]}")
     for failure in summary["failures"][:FAILURES_SHOWN]:
-        lines.append(f"  {failure['status']:<9} {failure['task_id']}: {failure['error']}")
+        status = f"{failure['status']:<9}"
+        lines.append(f"  {_palette().status(status, failure['status'])} {failure['task_id']}: "
+                     f"{printable(failure['error'])}")
     return "\n".join(lines)
 
 

@@ -514,7 +514,8 @@ def _syntax_error_text(error: jinja2.TemplateSyntaxError, template: str) -> str:
             start = openers[-1].start()
             line = template.count("\n", 0, start) + 1
             column = start - (template.rfind("\n", 0, start) + 1) + 1
-            place = f"line {line}, column {column} (the tag opened there is not closed)"
+            closer = {"{{": "}}", "{%": "%}", "{#": "#}"}[openers[-1].group()]
+            place = f"line {line}, column {column} (the tag opened there is not closed: end it with '{closer}')"
     else:
         lines = template.split("\n")
         openers = list(_TAG_OPENER.finditer(lines[line - 1])) if line <= len(lines) else []
