@@ -134,8 +134,11 @@ document.getElementById('f').onload = function () {{
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no headless Chromium (apt-get install chromium)")
 def test_the_timeline_keeps_sub_millisecond_tasks_inside_the_plot_and_apart(tmp_path):
+    # Tasks of well under a millisecond each, one after the other: whole-millisecond stamps
+    # put them all at one place.
     chain = [{"id": f"t{i}", "description": "x", "dependencies": [f"t{i - 1}"] if i else None,
-              "parameters": {"task_type": "generic"}} for i in range(6)]
+              "parameters": {"task_type": "data_processing", "input": [{"n": i}],
+                             "operations": [{"op": "sort", "by": "n"}]}} for i in range(6)]
     ran = cli("run", write(tmp_path, chain), "--out", tmp_path / "out", "-q")
     assert ran.returncode == 0
     directory = Path(ran.stdout.strip())

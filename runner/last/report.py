@@ -268,14 +268,12 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
         rows.append({
             "task_id": task_id, "label": _short(task_id), "status": task_status(result),
             "critical": task_id in critical,
-            "runs": [{"x": _bar_x(_ms_between(origin, s) * scale),
-                      "width": _bar_width(_ms_between(origin, s) * scale, _ms_between(s, e) * scale),
+            "runs": [{**_bar(_ms_between(origin, s) * scale, _ms_between(s, e) * scale),
                       "colour": BAR_COLOURS.get(outcome, "#90a4ae"),
                       "title": f"{task_id}: attempt {number} {outcome}, {_ms_between(s, e):.1f} ms"
                                f" from {_ms_between(origin, s):.1f} ms" + (f": {error}" if error else "")}
                      for s, e, number, outcome, error, _ in segments],
-            "waits": [{"x": _bar_x(_ms_between(origin, a) * scale),
-                       "width": _bar_width(_ms_between(origin, a) * scale, _ms_between(a, b) * scale, 0.0),
+            "waits": [{**_bar(_ms_between(origin, a) * scale, _ms_between(a, b) * scale, 0.0),
                        "title": f"{task_id}: {what}, {_ms_between(a, b):.1f} ms"}
                       for a, b, what in waits if _ms_between(a, b) * scale >= 0.5],
             "note": None,
@@ -294,14 +292,11 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
             "width": GANTT_WIDTH, "label_width": LABEL_WIDTH, "row": ROW_HEIGHT}
 
 
-def _bar_x(x: float) -> float:
-    return min(max(x, 0.0), GANTT_WIDTH)
-
-
-def _bar_width(x: float, width: float, least: float = 1.5) -> float:
-    """A bar's width, at least `least` to be seen, never past the plot's right edge."""
-    x = _bar_x(x)
-    return max(min(max(width, least), GANTT_WIDTH - x), 0.0)
+def _bar(x: float, width: float, least: float = 1.5) -> dict:
+    """A bar's place and width in the plot: at least `least` wide to be seen, and inside the
+    plot (a bar at its right edge is drawn ending there, not past it)."""
+    width = min(max(width, least), GANTT_WIDTH)
+    return {"x": min(max(x, 0.0), GANTT_WIDTH - width), "width": width}
 
 
 def _exact(segments: list[tuple]) -> bool:
