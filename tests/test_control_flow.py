@@ -404,7 +404,7 @@ def test_an_interrupted_run_cancels_the_constructs_under_way(tmp_path):
     done = run(doc, tmp_path, environ=env, on_execution=runs.append, on_event=on_event)
     results = outcome(done)
     assert results["nap[0]"][0] == "cancelled"
-    assert results["w"] == ("cancelled", None, "cancelled: the run was interrupted while its construct ran")
+    assert results["w"] == ("cancelled", None, "the run was interrupted while its construct ran")
     assert done.record["task_results"]["w"]["status"] == "cancelled"
 
 
