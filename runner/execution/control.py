@@ -12,6 +12,7 @@ the dependencies the plan implies. The executor asks this Flow three things:
 """
 from __future__ import annotations
 
+import gc
 from collections import ChainMap
 from dataclasses import dataclass, field
 
@@ -444,6 +445,18 @@ class Flow:
 
     def _expand(self, group, active, iterations, *, call_function=None, arguments=None) -> None:
         """Appends instances of the construct's body: one per (iteration, value), or a call."""
+        # Instances hold no reference cycles. With the cyclic GC on, 100k of them made in a
+        # burst trigger collections that rescan the growing run again and again (measured
+        # 1.6-2x slower); paused here as the core's parser and run_inline pause it.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._make_instances(group, active, iterations, call_function, arguments)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _make_instances(self, group, active, iterations, call_function, arguments) -> None:
         core = self.core
         construct = active.construct
         carrier_id = self.run_alt.tasks[active.carrier].id
