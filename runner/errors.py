@@ -114,6 +114,14 @@ class ParameterError(RunnerError, ValueError):
     category = "invalid_alt"
 
 
+class ControlFlowError(RunnerError):
+    """A condition, a `$name` or a loop of a task's control flow could not be evaluated when
+    the task was to start (values of different types compared, a name with no value yet,
+    a for_each over what is not an array); that task fails with this message."""
+
+    category = "invalid_alt"
+
+
 class DocumentError(RunnerError, ValueError):
     """A document (ALT file, task result) that is not valid; holds every issue found.
 
@@ -174,5 +182,6 @@ def error_code(error: BaseException) -> int:
 
 
 __all__ = ["ERROR_CODES", "RunnerError", "ConfigurationError", "PreflightError", "UnknownIdError",
-           "LastFileError", "DeliveryError", "CancelledError", "RefusedError", "ParameterError", "DocumentError",
+           "LastFileError", "DeliveryError", "CancelledError", "RefusedError", "ParameterError", "ControlFlowError",
+           "DocumentError",
            "AltValidationError", "TaskResultError", "InternalError", "internal_error", "error_code"]

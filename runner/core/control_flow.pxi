@@ -45,10 +45,6 @@ cdef object VARIABLE_NAME = _re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 cdef object REFERENCE = _re.compile(r"\$(\$|[A-Za-z_][A-Za-z0-9_:\-]*(?:\.[A-Za-z0-9_:\-]+)*)")
 
 
-class ControlFlowError(RunnerError):
-    """A condition, substitution or loop could not be evaluated at run time; the task fails."""
-
-
 cdef class Condition:
     """operator with left (a name, or a Condition for and/or/not) and right (a literal, a
     name written "$name", or a Condition)."""

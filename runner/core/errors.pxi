@@ -8,7 +8,8 @@ import orjson
 # The exception classes are plain Python at the bottom of the package (runner/errors.py),
 # so every layer raises and catches the same family; the core re-exports them.
 from runner.errors import (
-    AltValidationError, CancelledError, ConfigurationError, DeliveryError, DocumentError, InternalError,
+    AltValidationError, CancelledError, ConfigurationError, ControlFlowError, DeliveryError, DocumentError,
+    InternalError,
     LastFileError, ParameterError, PreflightError, RefusedError, RunnerError, TaskResultError, UnknownIdError,
     error_code, internal_error)
 
