@@ -23,7 +23,7 @@ runpy.run_module("runner", run_name="__main__", alter_sys=True)
 HTTP = {"requests", "urllib3"}
 TEMPLATES = {"jinja2"}
 GRPC = {"grpc"}
-SERVER = {"starlette", "uvicorn", "sse_starlette", "prometheus_client", "anyio"}
+SERVER = {"starlette", "uvicorn", "sse_starlette", "prometheus_client", "anyio", "httptools", "uvloop"}
 
 
 def loaded_modules(tmp_path, *args, environ=None, exit_codes=(0,), packages=True) -> set[str]:

@@ -23,6 +23,7 @@ from runner.service.answers import Refusal
 PARSE_INLINE_BYTES = 64 * 1024
 RETRY_AFTER_SECONDS = "5"
 MAX_KEY_LENGTH = 255
+PREFLIGHT_CACHE_SIZE = 1024
 ALT_SUFFIXES = ("", ".json", ".yaml", ".yml", ".alt", ".alt.json", ".alt.yaml", ".alt.yml")
 
 
@@ -68,16 +69,28 @@ async def parse_document(document: bytes):
 
 
 def _preflight(registry, alt) -> None:
-    """The checks `run` makes before the first task, but the output directory's: /ready
-    watches that one, and checking it (a file made and removed) on every POST costs."""
+    """The checks `run` makes before the first task, but the output directory's (/ready
+    watches that one: checking it makes and removes a file). A server's environment does
+    not change, so each set of task types (and command names) is checked once."""
     from runner.execution import preflight
 
-    checked = preflight.Preflight(alt, registry.folder, registry.environ)
-    found = [problem for check in preflight.CHECKS if check is not preflight.output_directory
-             for problem in check(checked)]
+    kinds = frozenset((task.task_type, _program(task)) for task in alt.tasks)
+    found = registry.preflight_cache.get(kinds)
+    if found is None:
+        checked = preflight.Preflight(alt, registry.folder, registry.environ)
+        found = [problem for check in preflight.CHECKS if check is not preflight.output_directory
+                 for problem in check(checked)]
+        if len(registry.preflight_cache) >= PREFLIGHT_CACHE_SIZE:
+            registry.preflight_cache.clear()
+        registry.preflight_cache[kinds] = found
     if found:
         raise Refusal(422, "the run cannot start: " + "; ".join(found),
                       [{"path": "/", "message": problem} for problem in found])
+
+
+def _program(task) -> str | None:
+    command = task.parameters.get("command") if task.task_type == "system_command" else None
+    return command[0] if isinstance(command, list) and command and isinstance(command[0], str) else None
 
 
 def digest_of(*parts) -> str:

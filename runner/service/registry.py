@@ -17,7 +17,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -62,6 +61,7 @@ class Registry:
         self.runs: dict[str, ServiceRun] = {}
         self.keys: dict[str, ServiceRun] = {}
         self.last_directories: dict[str, str] = {}     # LAST id -> directory, of ended runs
+        self.preflight_cache: dict = {}                 # task kinds -> problems (accepting._preflight)
         self.draining = False
         self.started = time.monotonic()
         self._seq = 0
@@ -133,8 +133,11 @@ class Registry:
                      priority: str | None = None, key: str | None = None, digest: str | None = None,
                      origin: str = "api", metadata: dict | None = None, alt_file: str | None = None) -> ServiceRun:
         """Records the run durably (fsynced), then queues it. OSError when it cannot be recorded."""
+        from runner import librunner
+
         self._seq += 1
-        state = {"id": str(uuid.uuid4()), "seq": self._seq, "at": _stamp(), "alt_id": alt.id,
+        # A UUIDv7, as LAST ids: ids sort by acceptance.
+        state = {"id": librunner.next_last_id(), "seq": self._seq, "at": _stamp(), "alt_id": alt.id,
                  "priority": priority or alt.priority or "medium", "mode": mode, "seed": seed,
                  "tasks": len(alt.tasks), "key": key, "digest": digest, "origin": origin,
                  "metadata": metadata or {}, "alt_file": alt_file}
