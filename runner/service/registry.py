@@ -145,8 +145,9 @@ class Registry:
             state["document"] = document.decode("utf-8")
         except UnicodeDecodeError:      # the parser read it, so it is not text only in theory
             state["document"] = orjson.dumps(alt.to_dict()).decode()
+        # The run keeps its document, not the parsed model: thousands of queued models would be
+        # objects for every garbage collection to walk (long pauses of the event loop).
         run = ServiceRun(state, self.folder / state["id"])
-        run.alt = alt
         if key is not None:
             self.keys[key] = run        # before the wait: a second POST with the key finds it
         try:

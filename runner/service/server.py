@@ -7,6 +7,7 @@ exits at once.
 """
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -70,6 +71,10 @@ def _serve(service: ServiceConfig, environ, placement) -> int:
     registry = Registry(service, environ, placement)
     registry.open()
     app = create_app(registry)
+    # What the server holds from its start (modules, the recovered runs) is never garbage:
+    # out of the collector's sight, a full collection does not walk it and stall every request.
+    gc.collect()
+    gc.freeze()
     config = uvicorn.Config(app, host=service.host, port=service.port, log_level="warning", access_log=False,
                             lifespan="on", timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
                             server_header=False)
