@@ -7,11 +7,13 @@
  * another thread's message.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "runner_ffi.h"
 #include "runner_internal.h"
 
 typedef struct {
@@ -26,7 +28,10 @@ static pthread_once_t error_key_once = PTHREAD_ONCE_INIT;
  * initial-exec keeps the access a single load (the library is dlopen'ed, and a pointer
  * fits the static TLS that glibc reserves for that). */
 static __thread error_buffer *current __attribute__((tls_model("initial-exec")));
+/* The thread's runner_error_code: set with each message, RUNNER_OK after a success. */
+static __thread int current_code __attribute__((tls_model("initial-exec")));
 static PyObject *runner_error_family; /* borrowed for the process lifetime: the core is never unloaded */
+static PyObject *report_internal;     /* runner.errors.internal_error, the same */
 
 static void free_error_buffer(void *buffer) {
     /* At thread exit. The thread's TLS outlives its key destructors, so forget the pointer
@@ -76,7 +81,8 @@ static void store(const char *fn, const char *message, size_t message_length) {
     buffer->length = n;
 }
 
-void runner_error_set(const char *fn, const char *fmt, ...) {
+void runner_error_set(const char *fn, int code, const char *fmt, ...) {
+    current_code = code;
     char small[512];
     va_list args;
     va_start(args, fmt);
@@ -99,17 +105,28 @@ void runner_error_set(const char *fn, const char *fmt, ...) {
     free(whole);
 }
 
-void runner_error_set_family(PyObject *runner_error_type) { runner_error_family = runner_error_type; }
+void runner_error_set_family(PyObject *runner_error_type, PyObject *internal_error) {
+    runner_error_family = runner_error_type;
+    report_internal = internal_error;
+}
+
+void runner_error_succeeded(void) { current_code = RUNNER_OK; }
+
+int runner_error_code_now(void) { return current_code; }
 
 /* The pending Python exception, fetched and cleared: its type (a new reference, NULL when
- * there was none) and its message, which lives as long as *text (a new reference or NULL). */
-static PyObject *fetch_exception(const char **message, PyObject **text) {
+ * there was none) and its message, which lives as long as *text (a new reference or NULL).
+ * With exception != NULL, *exception is the exception object holding its traceback (a new
+ * reference or NULL). */
+static PyObject *fetch_exception(const char **message, PyObject **text, PyObject **exception) {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     *text = NULL;
+    if (exception != NULL) *exception = NULL;
     *message = "failed without a Python exception";
     if (type == NULL) return NULL;
     PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) PyException_SetTraceback(value, traceback);
     *text = value ? PyObject_Str(value) : NULL;
     *message = *text ? PyUnicode_AsUTF8(*text) : NULL;
     if (*message == NULL) {
@@ -117,39 +134,62 @@ static PyObject *fetch_exception(const char **message, PyObject **text) {
         *message = "(the error message could not be read)";
     }
     PyErr_Clear();
-    Py_XDECREF(value);
+    if (exception != NULL) *exception = value;
+    else Py_XDECREF(value);
     Py_XDECREF(traceback);
     return type;
+}
+
+/* The runner_error_code a RunnerError carries (its class's error_code, an int). */
+static int family_code(PyObject *exception, PyObject *type) {
+    PyObject *code = PyObject_GetAttrString(exception ? exception : type, "error_code");
+    long value = code && PyLong_Check(code) ? PyLong_AsLong(code) : -1;
+    Py_XDECREF(code);
+    PyErr_Clear();
+    return value > 0 && value <= INT32_MAX ? (int)value : RUNNER_ERROR_INTERNAL;
+}
+
+/* A bug: its traceback to the library's log, through runner.errors.internal_error. */
+static void log_internal(PyObject *exception, const char *fn) {
+    if (report_internal == NULL || exception == NULL) return;
+    PyObject *made = PyObject_CallFunction(report_internal, "Os", exception, fn);
+    Py_XDECREF(made);
+    PyErr_Clear(); /* logging must never turn into a second error */
 }
 
 static const char *type_name(PyObject *type) { return PyType_Check(type) ? ((PyTypeObject *)type)->tp_name : "?"; }
 
 void runner_error_from_python(const char *fn) {
     const char *message;
-    PyObject *text, *type = fetch_exception(&message, &text);
+    PyObject *text, *exception, *type = fetch_exception(&message, &text, &exception);
     if (type == NULL) {
-        runner_error_set(fn, "internal error: failed without a Python exception");
+        runner_error_set(fn, RUNNER_ERROR_INTERNAL, "internal error: failed without a Python exception");
         return;
     }
     int ours = runner_error_family && PyType_Check(type) &&
                PyObject_IsSubclass(type, runner_error_family) == 1;
+    PyErr_Clear();
     if (ours) {
+        current_code = family_code(exception, type);
         store(fn, message, strlen(message));
     } else if (PyErr_GivenExceptionMatches(type, PyExc_MemoryError)) {
-        runner_error_set(fn, "out of memory");
+        runner_error_set(fn, RUNNER_ERROR_OUT_OF_MEMORY, "out of memory");
     } else {
-        /* A bug in the library rather than bad input: say so, with the exception type. */
-        runner_error_set(fn, "internal error: %s: %.400s", type_name(type), message);
+        /* A bug in the library rather than bad input: say so, with the exception type; the
+         * log gets its traceback. */
+        runner_error_set(fn, RUNNER_ERROR_INTERNAL, "internal error: %s: %.400s", type_name(type), message);
+        log_internal(exception, fn);
     }
     PyErr_Clear();
     Py_XDECREF(text);
+    Py_XDECREF(exception);
     Py_DECREF(type);
 }
 
 void runner_error_from_python_in(const char *fn, const char *context, const char *advice) {
     const char *message;
-    PyObject *text, *type = fetch_exception(&message, &text);
-    runner_error_set(fn, "%s: %s%s%.400s; %s", context, type ? type_name(type) : "", type ? ": " : "", message,
+    PyObject *text, *type = fetch_exception(&message, &text, NULL);
+    runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s: %s%s%.400s; %s", context, type ? type_name(type) : "", type ? ": " : "", message,
                      advice);
     Py_XDECREF(text);
     Py_XDECREF(type);

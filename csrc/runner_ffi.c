@@ -14,11 +14,13 @@
 #include "runner_internal.h"
 
 #define NOT_INITIALISED "librunner is not initialised: call runner_init() first"
+#define RUNNER_STRINGIFY_(x) #x
+#define RUNNER_STRINGIFY(x) RUNNER_STRINGIFY_(x)
 
 #define REQUIRE_READY(fn, failure)                       \
     do {                                                 \
         if (!runner_interpreter_ready()) {               \
-            runner_error_set(fn, "%s", NOT_INITIALISED); \
+            runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s", NOT_INITIALISED); \
             return failure;                              \
         }                                                \
     } while (0)
@@ -26,7 +28,7 @@
 #define REQUIRE_ARGUMENT(fn, name, failure)                  \
     do {                                                     \
         if ((name) == NULL) {                                \
-            runner_error_set(fn, "argument '" #name "' is NULL"); \
+            runner_error_set(fn, RUNNER_ERROR_INVALID_ARGUMENT, "argument '" #name "' is NULL"); \
             return failure;                                  \
         }                                                    \
     } while (0)
@@ -40,7 +42,7 @@ static int enter_core(const char *fn, PyGILState_STATE *gil) {
     *gil = runner_gil_enter();
     if (runner_interpreter_ready()) return 1;
     runner_gil_leave(*gil);
-    runner_error_set(fn, "%s", NOT_INITIALISED);
+    runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s", NOT_INITIALISED);
     return 0;
 }
 
@@ -54,12 +56,14 @@ static char *hand_out(const char *fn, PyObject *result) {
          * then): it releases every string it finds, so one made now could be freed under
          * the caller. With the GIL held, a ready library means cleanup has not yet taken
          * the GIL: the copy is made before its work, like that of a call that returned. */
-        runner_error_set(fn, "%s", NOT_INITIALISED);
+        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s", NOT_INITIALISED);
     } else if (!PyBytes_Check(result)) {
-        runner_error_set(fn, "internal error: the core returned %s, not bytes", Py_TYPE(result)->tp_name);
+        runner_error_set(fn, RUNNER_ERROR_INTERNAL, "internal error: the core returned %s, not bytes",
+                         Py_TYPE(result)->tp_name);
     } else {
         copy = runner_string_new(PyBytes_AS_STRING(result), (size_t)PyBytes_GET_SIZE(result));
-        if (copy == NULL) runner_error_set(fn, "out of memory");
+        if (copy == NULL) runner_error_set(fn, RUNNER_ERROR_OUT_OF_MEMORY, "out of memory");
+        else runner_error_succeeded();
     }
     Py_XDECREF(result);
     return copy;
@@ -72,10 +76,15 @@ static int succeeded(const char *fn, PyObject *result) {
         return 0;
     }
     Py_DECREF(result);
+    runner_error_succeeded();
     return 1;
 }
 
-RUNNER_API int runner_init(void) { return runner_interpreter_start("runner_init"); }
+RUNNER_API int runner_init(void) {
+    int ok = runner_interpreter_start("runner_init");
+    if (ok) runner_error_succeeded();
+    return ok;
+}
 
 RUNNER_API char *runner_get_last_error(void) {
     size_t length;
@@ -83,10 +92,12 @@ RUNNER_API char *runner_get_last_error(void) {
     return runner_string_new(text, length);
 }
 
+RUNNER_API int runner_get_last_error_code(void) { return runner_error_code_now(); }
+
 RUNNER_API void runner_free_string(char *s) {
     if (s == NULL) return;
     if (!runner_string_release(s))
-        runner_error_set("runner_free_string",
+        runner_error_set("runner_free_string", RUNNER_ERROR_INVALID_ARGUMENT,
                          "refused %p: it was not handed out by librunner, or was freed already "
                          "(with ctypes, declare the restype c_void_p to free the original)",
                          (void *)s);
@@ -174,6 +185,7 @@ RUNNER_API int runner_cleanup(void) {
     }
     runner_string_release_all();
     runner_lifecycle_unlock();
+    if (ok) runner_error_succeeded();
     return ok;
 }
 
@@ -182,9 +194,11 @@ RUNNER_API char *runner_get_version(void) {
         "{\"name\":\"librunner\",\"version\":\"" RUNNER_VERSION "\","
         "\"python\":\"" RUNNER_BUILD_PYTHON_VERSION "\","
         "\"cython\":\"" RUNNER_BUILD_CYTHON_VERSION "\","
-        "\"abi\":1}";
+        "\"abi\":" RUNNER_STRINGIFY(RUNNER_ABI_VERSION_MAJOR) ","
+        "\"abi_version\":\"" RUNNER_ABI_VERSION "\"}";
     char *copy = runner_string_new(version, sizeof version - 1);
-    if (copy == NULL) runner_error_set("runner_get_version", "out of memory");
+    if (copy == NULL) runner_error_set("runner_get_version", RUNNER_ERROR_OUT_OF_MEMORY, "out of memory");
+    else runner_error_succeeded();
     return copy;
 }
 

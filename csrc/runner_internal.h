@@ -13,10 +13,21 @@
 
 /* ---- errors.c: the per-thread last error ------------------------------------------ */
 
-/* Sets this thread's error to "<fn>: <formatted message>". Needs no GIL. */
-void runner_error_set(const char *fn, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sets this thread's error to "<fn>: <formatted message>" and its code to `code` (a
+ * runner_error_code of runner_ffi.h). Needs no GIL. */
+void runner_error_set(const char *fn, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Sets this thread's error from the pending Python exception and clears it. Needs the GIL. */
+/* A call that succeeded: this thread's error code becomes RUNNER_OK (the message stays,
+ * as runner_ffi.h documents). Needs no GIL. */
+void runner_error_succeeded(void);
+
+/* This thread's error code: RUNNER_OK after a call that succeeded. Needs no GIL. */
+int runner_error_code_now(void);
+
+/* Sets this thread's error from the pending Python exception and clears it. Needs the GIL.
+ * A RunnerError gives its message and its class's error_code; MemoryError
+ * RUNNER_ERROR_OUT_OF_MEMORY; anything else is a bug, RUNNER_ERROR_INTERNAL, whose
+ * traceback goes to the log (runner.errors.internal_error). */
 void runner_error_from_python(const char *fn);
 
 /* The same for a failure that is not the library's bug but its surroundings' (a Python
@@ -27,8 +38,9 @@ void runner_error_from_python_in(const char *fn, const char *context, const char
  * that sets an error on this thread. Needs no GIL. */
 const char *runner_error_text(size_t *length);
 
-/* Remembers the core's RunnerError class so that its messages are passed on as they are. */
-void runner_error_set_family(PyObject *runner_error_type);
+/* Remembers the core's RunnerError class, so that its messages and codes are passed on as
+ * they are, and runner.errors.internal_error, which logs a bug's traceback. */
+void runner_error_set_family(PyObject *runner_error_type, PyObject *internal_error);
 
 /* ---- strings.c: the registry of strings handed to callers ------------------------- */
 

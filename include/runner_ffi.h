@@ -20,11 +20,21 @@
  *   Results. Functions returning int return 1 on success and 0 on failure. Functions
  *   returning char * return NULL on failure.
  *
- *   Errors. Every failure records a message for the calling thread, read with
- *   runner_get_last_error(). Messages start with the function's name and say what failed
- *   and where, e.g. "runner_add_task_result: unknown task 'x' in ALT file 'demo'". The
- *   message is per thread: a failure on one thread never changes another thread's. A
- *   successful call does NOT clear it (like errno): check the return value first.
+ *   Errors. Every failure records a message and a code for the calling thread, read with
+ *   runner_get_last_error() and runner_get_last_error_code(). Messages start with the
+ *   function's name and say what failed and where, e.g. "runner_add_task_result: unknown
+ *   task 'x' in ALT file 'demo'"; they are for people. The code (runner_error_code below)
+ *   is for programs: branch on it, never on the text. Both are per thread: a failure on
+ *   one thread never changes another thread's. A successful call sets the code to
+ *   RUNNER_OK but does NOT clear the message (like errno): check the return value first,
+ *   then the code, then the message. runner_get_last_error, runner_get_last_error_code
+ *   and a runner_free_string that succeeds leave both as they are, so the message can be
+ *   read and freed before the code is looked at.
+ *
+ *   Versions. RUNNER_ABI_VERSION ("MAJOR.MINOR.PATCH") and its parts below are the ABI
+ *   this header describes; runner_get_version() gives the same numbers for the library
+ *   actually loaded ("abi" is the major, "abi_version" the whole). A library with the
+ *   same major and a minor at least the header's has every function the header declares.
  *
  *   Strings in. Arguments are NUL-terminated UTF-8, borrowed for the duration of the call
  *   only; the library keeps no pointer to them. A NULL argument is an error unless the
@@ -56,6 +66,39 @@
 extern "C" {
 #endif
 
+/* ---- ABI version (issue 24) -------------------------------------------------------
+ * 1.0 the functions up to runner_resume; 1.1 C task types (runner_register_task_type,
+ * runner_task_*); 1.2 error codes (runner_error_code, runner_get_last_error_code) and these
+ * macros. RUNNER_ABI_VERSION_NUMBER is MAJOR * 1000000 + MINOR * 1000 + PATCH, for #if.
+ */
+#define RUNNER_ABI_VERSION_MAJOR 1
+#define RUNNER_ABI_VERSION_MINOR 2
+#define RUNNER_ABI_VERSION_PATCH 0
+#define RUNNER_ABI_VERSION "1.2.0"
+#define RUNNER_ABI_VERSION_NUMBER 1002000
+
+/* ---- error codes (issue 24) -------------------------------------------------------
+ * What runner_get_last_error_code() returns: RUNNER_OK after a call that succeeded, else
+ * the kind of the failure its message describes. New codes may be added in a minor
+ * version: treat an unknown one like RUNNER_ERROR_INTERNAL.
+ */
+typedef enum runner_error_code {
+    RUNNER_OK = 0,
+    RUNNER_ERROR_INVALID_ARGUMENT = 1,  /* NULL, not UTF-8, malformed JSON argument; a string not handed out */
+    RUNNER_ERROR_NOT_INITIALISED = 2,   /* no runner_init (or after runner_cleanup); runner_init could not start */
+    RUNNER_ERROR_INVALID_ALT = 3,       /* the ALT file is not valid (the message has the JSON pointer) */
+    RUNNER_ERROR_NOT_FOUND = 4,         /* no ALT file, task, LAST file or run with that id */
+    RUNNER_ERROR_CONFIGURATION = 5,     /* a RUNNER_* variable has an unusable value; a run's set-up failed its check */
+    RUNNER_ERROR_IO = 6,                /* a file or directory could not be read or written */
+    RUNNER_ERROR_CANCELLED = 7,         /* runner_cleanup stopped the call; what finished was written */
+    RUNNER_ERROR_INTERNAL = 8,          /* a bug in librunner: the log has its traceback */
+    RUNNER_ERROR_INVALID_TASK_RESULT = 9, /* a task result document that is not valid */
+    RUNNER_ERROR_DELIVERY = 10,         /* the LAST file is written but not published (RUNNER_NATS_REQUIRED) */
+    RUNNER_ERROR_TIMEOUT = 11,          /* runner_run_wait: the run was still running at the timeout */
+    RUNNER_ERROR_OUT_OF_MEMORY = 12     /* an allocation failed */
+} runner_error_code;
+/* ---- end of issue 24's declarations ------------------------------------------------ */
+
 /*
  * runner_init -- initialise the library.
  *
@@ -84,6 +127,15 @@ int runner_init(void);
  * Needs no runner_init and no GIL; never changes the stored message.
  */
 char *runner_get_last_error(void);
+
+/*
+ * runner_get_last_error_code -- the calling thread's most recent error code.
+ *
+ * Returns a runner_error_code: RUNNER_OK if the thread's most recent call succeeded (or
+ * none was made), otherwise the code of the failure whose message runner_get_last_error
+ * gives. Needs no runner_init and no GIL; never changes the stored code or message.
+ */
+int runner_get_last_error_code(void);
 
 /*
  * runner_free_string -- release a string returned by the library.
@@ -254,8 +306,10 @@ int runner_cleanup(void);
  * runner_get_version -- version information as JSON.
  *
  * Returns e.g. {"name":"librunner","version":"0.1.0","python":"3.11.7","cython":"3.3.1",
- * "abi":1}: the library version and the Python and Cython versions it was built with
- * (caller frees with runner_free_string). Needs no runner_init and no GIL.
+ * "abi":1,"abi_version":"1.2.0"}: the library version, the Python and Cython versions it
+ * was built with, and its ABI (RUNNER_ABI_VERSION_MAJOR and RUNNER_ABI_VERSION of the
+ * header it was built with) (caller frees with runner_free_string). Needs no runner_init
+ * and no GIL.
  */
 char *runner_get_version(void);
 

@@ -16,6 +16,7 @@ TASK_HANDLER = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
 PROTOTYPES = (
     ("runner_init", [], ctypes.c_int),
     ("runner_get_last_error", [], _POINTER),
+    ("runner_get_last_error_code", [], ctypes.c_int),
     ("runner_free_string", [_POINTER], None),
     ("runner_parse_alt_file", [_TEXT], ctypes.c_int),
     ("runner_add_task_result", [_TEXT, _TEXT], ctypes.c_int),

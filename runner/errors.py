@@ -32,24 +32,33 @@ ERROR_CODES = {
     "internal": 8,              # a bug in the library: its traceback is in the log
     "invalid_task_result": 9,   # a task result document that is not valid
     "delivery": 10,             # the LAST file is written but not published (RUNNER_NATS_REQUIRED)
-    "refused": 11,              # a path outside the workspace, an artifact that cannot be stored
-    "ai_service": 12,           # the AI service did not produce a completion
+    "timeout": 11,              # a wait ended before what it waited for (runner_run_wait)
+    "out_of_memory": 12,        # set by the C shim for a MemoryError or a failed allocation
 }
 
 
 class RunnerError(Exception):
     """Base of every error the library reports to its caller that is not a bug in the library.
 
-    The C shim passes the message on as it is, with the code of `category`.
+    The C shim passes the message on as it is, with `error_code`, the code of `category`
+    (each subclass gets it when it is defined). `category=` gives one error another
+    category than its class's (a run that failed says why it failed).
     """
 
     category = "invalid_argument"
+    error_code = ERROR_CODES["invalid_argument"]
     pointer: str | None = None
 
-    def __init__(self, message: str = "", *, pointer: str | None = None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.error_code = ERROR_CODES[cls.category]      # a KeyError here: a category with no code
+
+    def __init__(self, message: str = "", *, pointer: str | None = None, category: str | None = None):
         super().__init__(message)
         if pointer is not None:
             self.pointer = pointer
+        if category is not None:
+            self.category, self.error_code = category, ERROR_CODES[category]
 
     @property
     def message(self) -> str:
@@ -104,7 +113,7 @@ class CancelledError(RunnerError):
 class RefusedError(RunnerError):
     """A path or artifact the library refuses to touch (outside the workspace, not a regular file)."""
 
-    category = "refused"
+    category = "io"
 
 
 class ParameterError(RunnerError, ValueError):
@@ -162,6 +171,7 @@ class InternalError(Exception):
     """A bug in the library, as its caller sees it: not a RunnerError, its traceback is in the log."""
 
     category = "internal"
+    error_code = ERROR_CODES["internal"]
 
 
 def internal_error(error: BaseException, where: str) -> InternalError:
@@ -177,7 +187,9 @@ def internal_error(error: BaseException, where: str) -> InternalError:
 def error_code(error: BaseException) -> int:
     """The C ABI's runner_error_code of an exception: its category's, else internal."""
     if isinstance(error, RunnerError):
-        return ERROR_CODES.get(error.category, ERROR_CODES["internal"])
+        return error.error_code
+    if isinstance(error, MemoryError):
+        return ERROR_CODES["out_of_memory"]
     return ERROR_CODES["internal"]
 
 

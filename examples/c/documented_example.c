@@ -8,10 +8,23 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "runner_ffi.h"
+
+#if RUNNER_ABI_VERSION_MAJOR != 1 || RUNNER_ABI_VERSION_MINOR < 2
+#error "this example needs librunner's ABI 1.2 (error codes)"
+#endif
 
 int main(int argc, char **argv) {
     const char *output_dir = argc > 1 ? argv[1] : "/tmp/output";
+
+    // The library loaded must have the ABI this program was compiled against
+    char *version = runner_get_version();
+    if (version == NULL || strstr(version, "\"abi_version\":\"" RUNNER_ABI_VERSION "\"") == NULL) {
+        printf("Error: compiled against ABI %s, loaded %s\n", RUNNER_ABI_VERSION, version ? version : "(NULL)");
+        return 1;
+    }
+    runner_free_string(version);
 
     // Initialize the FFI layer
     if (!runner_init()) {
@@ -29,8 +42,11 @@ int main(int argc, char **argv) {
     int result = runner_parse_alt_file(alt_json);
 
     if (result == 0) {
+        // The code is for the program (an invalid ALT file is not a missing library),
+        // the message for people.
+        int code = runner_get_last_error_code();
         char* error = runner_get_last_error();
-        printf("Error: %s\n", error);
+        printf("Error %d%s: %s\n", code, code == RUNNER_ERROR_INVALID_ALT ? " (invalid ALT file)" : "", error);
         runner_free_string(error);
         return 1;
     }
@@ -56,8 +72,9 @@ int main(int argc, char **argv) {
 
         runner_free_string(last_id);
     } else {
+        int code = runner_get_last_error_code();
         char* error = runner_get_last_error();
-        printf("Error: %s\n", error);
+        printf("Error %d: %s\n", code, error);
         runner_free_string(error);
     }
 

@@ -25,13 +25,22 @@ ffi.cdef(header_declarations(buildinfo.include_dir() / "runner_ffi.h"))
 lib = ffi.dlopen(sys.argv[1] if len(sys.argv) > 1 else str(buildinfo.library_path()))
 
 
+class RunnerFailure(RuntimeError):
+    """A failed call: `code` is its runner_error_code (lib.RUNNER_ERROR_INVALID_ALT, ...)."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
 def take(pointer) -> str:
     """Copies a string the library returned, then gives it back to the library."""
     if pointer == ffi.NULL:
+        code = lib.runner_get_last_error_code()     # before anything else is called
         error = lib.runner_get_last_error()
         message = ffi.string(error).decode()
         lib.runner_free_string(error)
-        raise RuntimeError(message)
+        raise RunnerFailure(message, code)
     try:
         return ffi.string(pointer).decode()
     finally:
@@ -45,6 +54,14 @@ def check(ok: int) -> None:
 
 if not lib.runner_init():
     take(ffi.NULL)
+# The header read above and the library loaded describe the same ABI.
+loaded = json.loads(take(lib.runner_get_version()))
+declared = re.search(r'#define RUNNER_ABI_VERSION "([^"]+)"', (buildinfo.include_dir() / "runner_ffi.h").read_text())
+assert declared and loaded["abi_version"] == declared.group(1), (loaded, declared)
+try:
+    check(lib.runner_parse_alt_file(b'{"id": "broken"}'))
+except RunnerFailure as failure:
+    assert failure.code == lib.RUNNER_ERROR_INVALID_ALT, failure.code
 try:
     alt_file = {
         "id": "test_alt_file",

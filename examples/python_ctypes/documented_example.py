@@ -14,6 +14,8 @@ lib = ctypes.CDLL(str(LIBRARY))
 # Define function prototypes
 lib.runner_init.restype = ctypes.c_int
 lib.runner_get_last_error.restype = ctypes.c_char_p
+lib.runner_get_last_error_code.restype = ctypes.c_int  # a runner_error_code of runner_ffi.h (ABI 1.2)
+RUNNER_ERROR_INVALID_ALT = 3
 lib.runner_free_string.argtypes = [ctypes.c_char_p]
 lib.runner_parse_alt_file.argtypes = [ctypes.c_char_p]
 lib.runner_parse_alt_file.restype = ctypes.c_int
@@ -54,7 +56,9 @@ try:
     
     if result == 0:
         error = lib.runner_get_last_error()
-        print(f"Error: {error.decode('utf-8')}")
+        code = lib.runner_get_last_error_code()     # reading the message left it as it was
+        kind = " (invalid ALT file)" if code == RUNNER_ERROR_INVALID_ALT else ""
+        print(f"Error {code}{kind}: {error.decode('utf-8')}")
         lib.runner_free_string(error)
         exit(1)
     

@@ -31,9 +31,10 @@ KINDS = (
 
 class AIServiceError(RunnerError):
     """An AI request that did not produce a completion. (`kind` is the transport's failure,
-    "http", "deadline"...; `category`, as for every RunnerError, the C ABI's code.)"""
+    "http", "deadline"...; `category`, as for every RunnerError, the C ABI's code: a service
+    that does not answer is I/O that failed.)"""
 
-    category = "ai_service"
+    category = "io"
 
     def __init__(self, message: str, *, retryable: bool, kind: str = "service",
                  retry_after: float | None = None, status: int | None = None, code: str | None = None):

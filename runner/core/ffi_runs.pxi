@@ -44,11 +44,11 @@ cdef public object core_run_wait(const char *run_id, int timeout_ms):
     abi_runs += 1       # runner_cleanup waits for the waits to return
     try:
         if not run.wait(None if timeout_ms < 0 else timeout_ms / 1000.0):
-            raise RunnerError("still running")
+            raise RunnerError("still running", category="timeout")
         if generation != cleanup_generation:
             raise CancelledError(f"interrupted by runner_cleanup: the run's LAST file is {run.directory}")
         if run.last_id is None:
-            raise RunnerError(f"the run failed: {run.error}")
+            raise RunnerError(f"the run failed: {run.error}", category=run.error_category or "internal")
         if run.outcome is not None:
             keep_outcome(run.outcome, run.alt_id, run.alt)
         answer = run.last_id.encode()
