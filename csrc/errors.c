@@ -189,7 +189,8 @@ void runner_error_from_python(const char *fn) {
 void runner_error_from_python_in(const char *fn, const char *context, const char *advice) {
     const char *message;
     PyObject *text, *type = fetch_exception(&message, &text, NULL);
-    runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s: %s%s%.400s; %s", context, type ? type_name(type) : "", type ? ": " : "", message,
+    runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s: %s%s%.400s; %s", context,
+                     type ? type_name(type) : "", type ? ": " : "", message,
                      advice);
     Py_XDECREF(text);
     Py_XDECREF(type);

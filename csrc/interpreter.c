@@ -89,7 +89,8 @@ static int python_version_matches(const char *fn) {
     char expected[16];
     snprintf(expected, sizeof expected, "%d.%d.", PY_MAJOR_VERSION, PY_MINOR_VERSION);
     if (strncmp(running, expected, strlen(expected)) != 0) {
-        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "librunner was built for Python %s but is loaded into Python %.20s",
+        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED,
+                         "librunner was built for Python %s but is loaded into Python %.20s",
                          RUNNER_BUILD_PYTHON_VERSION, running);
         return 0;
     }
@@ -185,7 +186,8 @@ static int start_embedded_interpreter(const char *fn) {
      * dlopen()ed us with RTLD_LOCAL would leave them hidden. Promote libpython to global. */
     void *libpython = dlopen(RUNNER_LIBPYTHON_SONAME, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL);
     if (libpython == NULL) {
-        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "cannot make %s global: %s", RUNNER_LIBPYTHON_SONAME, dlerror());
+        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "cannot make %s global: %s", RUNNER_LIBPYTHON_SONAME,
+                         dlerror());
         return 0;
     }
     /* libpython stays loaded for the life of the process: no dlclose. */
@@ -193,7 +195,8 @@ static int start_embedded_interpreter(const char *fn) {
     const char *executable = environment_python;
     const char *origin = environment_origin = choose_python(environment_python, sizeof environment_python);
     if (access(executable, X_OK) != 0) {
-        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "cannot start Python: %s (%s) is not an executable file; set RUNNER_PYTHON "
+        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED,
+                         "cannot start Python: %s (%s) is not an executable file; set RUNNER_PYTHON "
                          "to the python of the environment librunner is installed in",
                          executable, origin);
         return 0;

@@ -31,7 +31,8 @@ RUNNER_API int runner_register_task_type(const char *type_name, runner_task_hand
         return 0;
     }
     if (handler == NULL) {
-        runner_error_set(fn, RUNNER_ERROR_INVALID_ARGUMENT, "argument 'handler' is NULL: give the function that runs the type's tasks");
+        runner_error_set(fn, RUNNER_ERROR_INVALID_ARGUMENT,
+                         "argument 'handler' is NULL: give the function that runs the type's tasks");
         return 0;
     }
     PyGILState_STATE gil = runner_gil_enter();
@@ -68,7 +69,8 @@ RUNNER_API int runner_task_set_output(runner_task *task, const char *output_json
         return 0;
     }
     if (output_json == NULL) {
-        runner_error_set(fn, RUNNER_ERROR_INVALID_ARGUMENT, "argument 'output_json' is NULL (for a null output, pass \"null\")");
+        runner_error_set(fn, RUNNER_ERROR_INVALID_ARGUMENT,
+                         "argument 'output_json' is NULL (for a null output, pass \"null\")");
         return 0;
     }
     /* A handler runs on a librunner worker thread, which CPython knows: taking the GIL
