@@ -350,3 +350,27 @@ def test_runs_share_one_ai_client_and_its_in_flight_limit(tmp_path):
     finally:
         server.stop()
         ai.close()
+
+
+def test_concurrent_posts_with_one_idempotency_key_make_one_run(service):
+    # A document over the inline-parse size is parsed on a worker thread: the requests
+    # interleave between the key's check and the run's record; still one run.
+    import threading
+    document = one_task("idem-race")
+    document["tasks"][0]["description"] = "d" * 70000
+    body, key = json.dumps(document), {"Idempotency-Key": "race-1"}
+    answers, barrier = [], threading.Barrier(6)
+
+    def post():
+        barrier.wait()
+        answer = post_run(service, body, headers=key)
+        answers.append((answer.status_code, answer.json().get("id")))
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len({run_id for _, run_id in answers}) == 1, answers
+    assert sorted(status for status, _ in answers) == [200] * 5 + [202], answers
+    listed = service.get("/api/v1/runs?limit=1000").json()
+    assert len([run for run in listed["runs"] if run["alt_id"] == "idem-race"]) == 1

@@ -116,18 +116,26 @@ def check_open(registry) -> None:
                       headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
+def _keyed(registry, key: str | None, digest: str):
+    """The run an Idempotency-Key already names (None: none); Refusal 409 when it was
+    accepted with another request."""
+    if key is None:
+        return None
+    existing = registry.keys.get(key)
+    if existing is not None and existing.digest != digest:
+        raise Refusal(409, f"Idempotency-Key {key!r} was used for another request (run {existing.id})")
+    return existing
+
+
 async def accept(registry, document: bytes, *, key: str | None, digest: str, origin: str, mode=None, seed=None,
                  priority=None, metadata=None, alt_file=None, edit=None):
     """(run, created): the run accepted for this request, or the one its Idempotency-Key
     already names (created False). edit(alt) -> bytes | None may rewrite the document
     (persona of /api/v1/process)."""
     check_open(registry)
-    if key is not None:
-        existing = registry.keys.get(key)
-        if existing is not None:
-            if existing.digest != digest:
-                raise Refusal(409, f"Idempotency-Key {key!r} was used for another request (run {existing.id})")
-            return existing, False
+    existing = _keyed(registry, key, digest)
+    if existing is not None:
+        return existing, False
     alt = await parse_document(document)
     if edit is not None:
         edited = edit(alt)
@@ -138,6 +146,11 @@ async def accept(registry, document: bytes, *, key: str | None, digest: str, ori
     if not registry.has_room():
         raise Refusal(429, f"{registry.config.max_queued_runs} runs wait already (RUNNER_MAX_QUEUED_RUNS)",
                       headers={"Retry-After": RETRY_AFTER_SECONDS})
+    # Again: a request with the same key may have been accepted while this one was parsed
+    # (a worker thread) or edited. Nothing awaits from here to registry.accept's keying.
+    existing = _keyed(registry, key, digest)
+    if existing is not None:
+        return existing, False
     try:
         run = await registry.accept(alt, document, mode=mode, seed=seed, priority=priority, key=key, digest=digest,
                                     origin=origin, metadata=metadata, alt_file=alt_file)
