@@ -250,3 +250,40 @@ def test_task_ai_calls_are_recorded_and_replayed_with_the_server_stopped(tmp_pat
     replayed = execute(document, tmp_path / "rep", environ={**env, "RUNNER_AI_REPLAY": str(cassette)},
                        handlers={"summarise": summarise})
     assert results_of(replayed)["s"]["output"] == first["output"]
+
+
+class _Odd(BaseException):
+    pass
+
+
+def _raise(error):
+    def handler(t):
+        raise error
+    return handler
+
+
+def _raise_async(error):
+    async def handler(t):
+        raise error
+    return handler
+
+
+def test_a_handler_raising_systemexit_keyboardinterrupt_or_a_baseexception_fails_its_task(tmp_path):
+    # Not a hang until the timeout (the attempt was never reported), not a dead worker or
+    # event loop: the task fails naming what was raised, and the run goes on.
+    errors = {"exit": SystemExit(3), "interrupt": KeyboardInterrupt(), "odd": _Odd("odd")}
+    handlers = {f"{name}_sync": _raise(error) for name, error in errors.items()}
+    handlers.update({f"{name}_async": _raise_async(error) for name, error in errors.items()})
+    handlers["fine"] = lambda t: "fine"
+    tasks = [task(name, name, timeout_seconds=120) for name in handlers if name != "fine"]
+    tasks.append(task("after", "fine", deps=()))
+    outcome = execute(alt(*tasks), tmp_path, environ={}, handlers=handlers)
+    results = results_of(outcome)
+    assert results["after"]["status"] == "completed"
+    for name in errors:
+        for way in ("sync", "async"):
+            result = results[f"{name}_{way}"]
+            assert result["status"] == "failed", (name, way, result)
+    assert results["exit_sync"]["error"] == "SystemExit: 3"
+    assert results["interrupt_async"]["error"].startswith("KeyboardInterrupt")
+    assert results["odd_sync"]["error"] == "_Odd: odd"

@@ -410,7 +410,8 @@ class Execution:
             self._async_report((token, "failed", None, TaskFailure("cancelled")))
         except TaskFailure as failure:
             self._async_report((token, "failed", None, failure))
-        except Exception as error:     # a handler's bug: the attempt fails, the run goes on
+        except BaseException as error:     # a handler's bug (SystemExit, KeyboardInterrupt... too:
+            # raised by a handler they are its failure, and would stop the run's event loop)
             log.debug("task %s raised", ctx.task.id, exc_info=True)
             self._async_report((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
         else:
@@ -451,7 +452,9 @@ class Execution:
                 output = kind.handler()(ctx)
         except TaskFailure as failure:
             self.completions.put((token, "failed", None, failure))
-        except Exception as error:     # a handler's bug or an unexpected OS error: may pass
+        except BaseException as error:     # a handler's bug or an unexpected OS error: may pass.
+            # SystemExit, KeyboardInterrupt... raised by a handler on a worker thread are its
+            # failure too (Ctrl-C reaches the main thread, not this one): else never reported.
             log.debug("task %s raised", ctx.task.id, exc_info=True)
             self.completions.put((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
         else:
