@@ -129,6 +129,7 @@ cdef class Scheduler:
     cdef readonly Py_ssize_t size
     cdef readonly Py_ssize_t running       # handed out and not completed
     cdef readonly Py_ssize_t ended         # completed, unsuccessful or skipped
+    cdef readonly Py_ssize_t settled_count # completed before the run (settled)
     cdef DependencyGraph graph
     cdef list tasks
     cdef int *waiting                      # dependencies not yet completed
@@ -169,12 +170,19 @@ cdef class Scheduler:
         PyMem_Free(self.worker_heap)
 
     def __init__(self, AltFile alt, DependencyGraph graph=None, object shuffle=None,
-                 object inline_types=frozenset(), object held=None, object not_inline=None):
+                 object inline_types=frozenset(), object held=None, object not_inline=None,
+                 object settled=None):
         """shuffle: a random.Random whose permutation breaks ties among equal priorities
         (chaos mode); None keeps file order. inline_types: task types run by run_inline.
         held: indices that wait for release() besides their dependencies; not_inline:
-        indices never run inline (control flow decides how they start)."""
-        cdef Py_ssize_t n = len(alt.tasks), i
+        indices never run inline (control flow decides how they start). settled: indices
+        of tasks that completed before this run (a resume reuses their results). Those whose
+        dependencies are all settled too are completed at once, before anything is handed
+        out (replaying them costs no round of the loop); the others wait for their
+        dependencies like any task, and are handed out as usual."""
+        cdef Py_ssize_t n = len(alt.tasks), i, k
+        cdef int v, w
+        cdef list stack
         cdef Task task
         cdef long long rank
         cdef object order
@@ -221,8 +229,21 @@ cdef class Scheduler:
         if not_inline is not None:
             for i in not_inline:
                 self.inline_flag[i] = 0
+        if settled:
+            settled = frozenset(settled)
+            stack = [j for j in settled if 0 <= j < n and self.waiting[j] == 0]
+            while stack:
+                v = stack.pop()
+                self.state[v] = NODE_COMPLETED
+                self.ended += 1
+                self.settled_count += 1
+                for k in range(graph.needed_start[v], graph.needed_start[v + 1]):
+                    w = graph.needed_list[k]
+                    self.waiting[w] -= 1
+                    if self.waiting[w] == 0 and w in settled:
+                        stack.append(w)
         for i in range(n):
-            if self.waiting[i] == 0:
+            if self.waiting[i] == 0 and self.state[i] == NODE_WAITING:
                 self.make_ready(<int>i)
 
     cdef inline void make_ready(self, int i):

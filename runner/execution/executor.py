@@ -125,8 +125,12 @@ class Execution:
                 # Resume: earlier results by task id, for the run's own tasks now and for
                 # the instances its loops and calls make again.
                 self.reuse = self.flow.resumed(self.reuse, self.tasks)
+        # Resume: reused results are recorded when the run starts (Journal.start wrote them as
+        # the journal's first lines) and the scheduler settles them at once. A control-flow
+        # run replays its constructs from them instead, as they are reached (control.py).
+        self.settled = frozenset(self.reuse) if self.reuse and self.flow is None else frozenset()
         self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline,
-                                        held, not_inline)
+                                        held, not_inline, self.settled or None)
         self.results: dict = self.results if self.flow is not None else {}
         self.states: dict[int, _TaskState] = {}
         self.running: dict[int, _Attempt] = {}          # token -> attempt in flight
@@ -192,6 +196,7 @@ class Execution:
         self.started = time.monotonic()
         self.scheduler.clock_origin = self.started     # inline attempts' offset_ms
         self._emit("run_started")
+        self._record_settled()
         keyboard = None
         try:
             try:
@@ -241,9 +246,12 @@ class Execution:
             now = time.monotonic()
             self._start_due_retries(now)
             free = self.cap - len(self.running)
-            if free > 0 and scheduler.ready_count:
+            while free > 0 and scheduler.ready_count:
+                # A reused task handed out ends at once and may ready others: taken in this
+                # round, never after a wait.
                 for index in scheduler.take(free):
                     self._start_attempt(index)
+                free = self.cap - len(self.running)
             if scheduler.finished:
                 break
             if not self.running and scheduler.ready_count:
@@ -319,6 +327,9 @@ class Execution:
         return out
 
     def _start_attempt(self, index: int) -> None:
+        if index in self.settled:
+            self._reused_reached(index)
+            return
         if index in self.reuse and (self.flow is None or not self.flow.replays(index)):
             self._record_reused(index)
             return
@@ -636,11 +647,16 @@ class Execution:
             self._record_skipped(w)
 
     def _record_skipped(self, index: int, reason: str | None = None, by_condition: bool = False) -> None:
+        if index in self.settled:
+            return          # its side effect happened in an earlier run: it stays reused
         task = self.tasks[index]
         if reason is None:
             cause = self.tasks[self.scheduler.cause_of(index)]
+            # Through reused tasks (which stay completed) to the one that did not succeed.
+            while cause.index in self.settled and self.scheduler.cause_of(cause.index) is not None:
+                cause = self.tasks[self.scheduler.cause_of(cause.index)]
             cause_result = self.results[cause.id]
-            reason = f"dependency '{cause.id}' {UNSUCCESSFUL_WORDS[cause_result.status]}"
+            reason = f"dependency '{cause.id}' {UNSUCCESSFUL_WORDS.get(cause_result.status, 'did not complete')}"
             by_condition = cause_result.metadata.get("skipped_by_condition") is True
             if self.flow is not None:
                 self.flow.carrier_unsuccessful(index)
@@ -663,6 +679,8 @@ class Execution:
         self._emit_finished(result, status="skipped")
 
     def _record_cancelled(self, index: int, reason: str) -> None:
+        if index in self.settled:
+            return          # recorded as reused at the start: an interruption changes nothing
         task = self.tasks[index]
         state = self.states.get(index)
         self.results[task.id] = result = self.core.task_result_from_dict({
@@ -720,8 +738,25 @@ class Execution:
 
     # ---- progress -----------------------------------------------------------------
 
+    def _record_settled(self) -> None:
+        """Resume: the results an earlier run made stand from the start, before any task runs,
+        whatever happens later (an interruption, a re-run dependency that now fails): the
+        journal holds them already (its first lines, Journal.start), and so does the record."""
+        for index in sorted(self.settled):
+            result = self.reuse[index]
+            self.results[result.task_id] = result
+            self.counts[result.status] += 1
+            self._emit_finished(result, reused=True)
+
+    def _reused_reached(self, index: int) -> None:
+        """A reused task whose dependencies have ended: its dependents may start (its result
+        was recorded at the start)."""
+        for w in self.scheduler.complete(index, self.reuse[index].status == "completed"):
+            self._record_skipped(w)
+
     def _record_reused(self, index: int) -> None:
-        """Resume: the task's result from an earlier run stands; the task does not run."""
+        """Resume of a control-flow run: the task's result from an earlier run stands; the
+        task does not run."""
         result = self.reuse[index]
         self.results[result.task_id] = result
         if self.journal is not None:

@@ -22,18 +22,20 @@ thread never waits for the disk.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import hashlib
 import logging
 import os
 import stat
+import tempfile
 import threading
 from pathlib import Path
 
 import orjson
 
-from runner.last.atomic_files import write_atomically
+from runner.last.atomic_files import fsync_directory, process_umask, write_atomically
 
 log = logging.getLogger("runner")
 
@@ -55,17 +57,22 @@ class Journal:
     def __init__(self, directory: Path, alt_json: bytes | None = None, before=None):
         self.directory = Path(directory)
         self.path = self.directory / JOURNAL_NAME
-        # 0o666 less the umask, as every other file of the LAST directory.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+        # Made under a temporary name and renamed to journal.jsonl by start(), once its first
+        # lines are on disk: a journal, when there is one, always starts with them whole.
+        self._fd, self._temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{JOURNAL_NAME}.", suffix=".tmp")
         try:
+            # 0o666 less the umask, as every other file of the LAST directory (mkstemp makes 0600).
+            os.fchmod(self._fd, 0o666 & ~process_umask())
+            os.set_inheritable(self._fd, False)
             # Blocking: is_locked() in another run's cleaning may hold a shared lock on this
-            # new file for an instant (a non-blocking attempt then failed the run).
+            # file for an instant (a non-blocking attempt then failed the run).
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError:
             os.close(self._fd)
+            os.unlink(self._temporary)
             raise
         self._alt_json = alt_json
-        self._before = before                   # run by the writer thread first (cleaning)
+        self._before = before                   # cleaning: on a thread of its own once started
         self._records: list[dict] = []
         self._results: list = []
         self.write = self._records.append           # a record: a dict with "type"
@@ -73,26 +80,75 @@ class Journal:
         # The same queue, for the scheduler's run_inline to append to itself.
         self.result_queue = self._results
         self._stop = threading.Event()
+        self._commit_lock = threading.Lock()
         self.error: OSError | None = None       # the first write error; the run goes on
+        self.warnings: list[str] = []           # what could not be written, for the LAST file
+        self._thread: threading.Thread | None = None
+        self._cleaning: threading.Thread | None = None
+
+    def start(self, first: dict, results=()) -> None:
+        """Makes the run durable before anything else happens: alt.json, then the journal's
+        first lines (`first`, the run_started record, and `results`, the results an earlier
+        run made that this one reuses) written, fsynced and renamed to journal.jsonl, all on
+        the caller's thread before it starts any task. Then the writer thread starts, and the
+        cleaning of dead runs (`before`) on a thread of its own. A disk that refuses these
+        writes is a warning (self.warnings), not the end of the run."""
+        if self._alt_json is not None:
+            if first.get("alt_sha256", 0) is None:
+                first["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
+            try:
+                write_atomically(self.directory / ALT_NAME, self._alt_json)
+            except OSError as error:
+                # The journal is still worth writing: `show` explains the run from it.
+                self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
+                           "the run cannot be resumed")
+        lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
+        if results:
+            lines.append(self._results_line(list(results)))
+        try:
+            _write_all(self._fd, lines)
+            os.fsync(self._fd)
+            os.rename(self._temporary, self.path)
+            self._temporary = None
+            fsync_directory(self.directory)
+        except OSError as error:
+            self._failed(error, self.path)
         self._thread = threading.Thread(target=self._commit_loop, name="runner-journal", daemon=True)
         self._thread.start()
+        if self._before is not None:
+            self._cleaning = threading.Thread(target=self._clean, name="runner-cleaning", daemon=True)
+            self._cleaning.start()
+
+    def _failed(self, error: OSError, path: Path) -> None:
+        """The first write error ends the journal's writes (what follows would not be a whole
+        journal); the run goes on and says so."""
+        if self.error is None:
+            self.error = error
+            self._warn(f"{path} cannot be written ({error.strerror or error}): the run goes on and its LAST "
+                       "file is written at the end if the disk allows, but the run's results from here on "
+                       "are not in its journal and it cannot be resumed from it")
+
+    def _warn(self, message: str) -> None:
+        """Said at once on the library's log (stderr for the CLI and, by default, any host) and
+        kept for the LAST file."""
+        self.warnings.append(message)
+        log.warning("%s", message)
+
+    def _clean(self) -> None:
+        try:
+            self._before()
+        except Exception:
+            log.debug("cleaning dead runs failed", exc_info=True)
 
     def inline_result(self, _index, result) -> None:
         """The scheduler's callback for a task it ran inline."""
         self._results.append(result)
 
+    def sync(self) -> None:
+        """Returns once everything written so far is on disk (or could not be written)."""
+        self._commit_pending()
+
     def _commit_loop(self) -> None:
-        if self._before is not None:
-            try:
-                self._before()
-            except Exception:
-                pass
-        if self._alt_json is not None:
-            try:
-                write_atomically(self.directory / ALT_NAME, self._alt_json)
-            except OSError as error:
-                self.error = error
-                log.warning("%s cannot be written (%s)", self.directory / ALT_NAME, error.strerror or error)
         while not self._stop.wait(COMMIT_SECONDS):
             self._commit_pending()
 
@@ -103,58 +159,66 @@ class Journal:
         del pending[:count]     # appends made meanwhile stay: they are past `count`
         return batch
 
+    @staticmethod
+    def _results_line(results: list) -> bytes:
+        # Many small tuples and no cycles: with the cyclic GC on, their allocation would
+        # trigger collections that walk the whole ALT model again and again (measured:
+        # 20 us per result at 100k tasks instead of 0.3). Paused, as the core does.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            from runner import librunner
+            return orjson.dumps({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
+                                 "rows": librunner.journal_rows(results)},
+                                option=orjson.OPT_APPEND_NEWLINE, default=str)
+        finally:
+            if collecting:
+                gc.enable()
+
     def _commit_pending(self) -> None:
         """Writes the queued records, then the queued results on one line, and fsyncs.
         Results are taken first: a task's attempt records, queued before its result, are then
         never behind it in the file."""
-        if not self._records and not self._results:
-            return
-        results = self._take(self._results)
-        docs = self._take(self._records)
-        if docs and docs[0].get("type") == "run_started" and docs[0].get("alt_sha256", 0) is None \
-                and self._alt_json is not None:
-            # Hashed here, off the run's own thread.
-            docs[0]["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
-        ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
-        if results:
-            # Many small tuples and no cycles: with the cyclic GC on, their allocation would
-            # trigger collections that walk the whole ALT model again and again (measured:
-            # 20 us per result at 100k tasks instead of 0.3). Paused, as the core does.
-            collecting = gc.isenabled()
-            gc.disable()
+        with self._commit_lock:
+            if not self._records and not self._results:
+                return
+            results = self._take(self._results)
+            docs = self._take(self._records)
+            if self.error is not None:
+                return
+            ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
+            newline = orjson.OPT_APPEND_NEWLINE     # no copy of a line to add its end
             try:
-                from runner import librunner
-                docs.append({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
-                             "rows": librunner.journal_rows(results)})
-            finally:
-                if collecting:
-                    gc.enable()
-        docs += ended
-        if self.error is not None:
-            return
-        newline = orjson.OPT_APPEND_NEWLINE     # no copy of a line to add its end
-        try:
-            lines = [orjson.dumps(d, option=newline) for d in docs]
-        except TypeError:   # a value JSON cannot hold: the line records its text instead
-            lines = [orjson.dumps(d, option=newline, default=str) for d in docs]
-        try:
-            _write_all(self._fd, lines)
-            os.fsync(self._fd)
-        except OSError as error:
-            self.error = error
-            log.warning("the journal %s cannot be written (%s): the run goes on, its LAST file is written "
-                        "at the end, but it cannot be resumed from here", self.path, error.strerror or error)
+                lines = [orjson.dumps(d, option=newline) for d in docs]
+            except TypeError:   # a value JSON cannot hold: the line records its text instead
+                lines = [orjson.dumps(d, option=newline, default=str) for d in docs]
+            if results:
+                lines.append(self._results_line(results))
+            lines += [orjson.dumps(d, option=newline, default=str) for d in ended]
+            try:
+                _write_all(self._fd, lines)
+                os.fsync(self._fd)
+            except OSError as error:
+                self._failed(error, self.path)
 
     def finish(self) -> None:
         """Commits every record written so far and stops the writer thread; the file stays
         locked (the run still writes its products) until release()."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join()
         self._commit_pending()
 
     def release(self) -> None:
-        """Closes the file, which releases its lock: the run is over."""
+        """Closes the file, which releases its lock: the run is over. Cleaning of dead runs,
+        started with the run, is waited for here (the run's caller sees a clean directory)."""
+        if self._cleaning is not None:
+            self._cleaning.join()
+            self._cleaning = None
+        if self._temporary is not None:        # never renamed: no journal.jsonl was made
+            with contextlib.suppress(OSError):
+                os.unlink(self._temporary)
+            self._temporary = None
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -311,7 +375,19 @@ class RunState:
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
-        path = self.directory / JOURNAL_NAME
+        # Many small dicts, no reference cycles: the cyclic GC, triggered again and again by
+        # their allocation, cost twice the reading itself at 100k results. Paused meanwhile.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._read(self.directory / JOURNAL_NAME)
+        finally:
+            if collecting:
+                gc.enable()
+        self.live = is_locked(self.directory / JOURNAL_NAME)
+        self.complete = (self.directory / "last.json").is_file()
+
+    def _read(self, path: Path) -> None:
         numbered = _numbered_records(path)
         records = [record for _, record in numbered]
         if records and records[0].get("type") != "run_started":
@@ -346,8 +422,6 @@ class RunState:
             elif kind == "resumed_by" and isinstance(record.get("last_id"), str):
                 self.resumed_by.append({"last_id": record["last_id"], "directory": str(record.get("directory")),
                                         "started_at": record.get("started_at")})
-        self.live = is_locked(path)
-        self.complete = (self.directory / "last.json").is_file()
 
     @property
     def last_id(self) -> str:

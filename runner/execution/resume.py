@@ -10,6 +10,8 @@ that produced them; the new LAST file records execution.resumed_from.
 """
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 import os
 from dataclasses import dataclass, field
@@ -73,10 +75,10 @@ def _dependency_view(result: dict | None) -> dict:
     return {"status": result.get("status"), "output": result.get("output"), "error": result.get("error")}
 
 
-def _keys(alt, mode: str, results: dict, ai: dict, code: dict) -> tuple[dict, dict]:
+def _keys(alt, mode: str, results: dict, ai: dict, code: dict, order=None) -> tuple[dict, dict]:
     """Each task's executed form and key as the run that produced `results` executed it."""
     forms, keys = {}, {}
-    for task in _topological(alt):
+    for task in order if order is not None else _topological(alt):
         deps = {d: _dependency_view(results.get(d)) for d in task.dependencies}
         forms[task.id] = form = task_keys.executed_form(task, alt, mode, deps, ai, code)
         keys[task.id] = task_keys.task_key(form, [keys.get(d) for d in task.dependencies])
@@ -85,20 +87,23 @@ def _keys(alt, mode: str, results: dict, ai: dict, code: dict) -> tuple[dict, di
 
 def _topological(alt) -> list:
     """Tasks in an order where dependencies come first (the ALT file is validated acyclic)."""
-    done, order = set(), []
-    for root in alt.tasks:
-        stack = [(root, False)]
-        while stack:
-            task, expanded = stack.pop()
-            if task.id in done:
-                continue
-            if expanded:
-                done.add(task.id)
-                order.append(task)
-                continue
-            stack.append((task, True))
-            stack.extend((alt.task_index[d], False) for d in task.dependencies if d not in done)
-    return order
+    from runner import librunner
+
+    tasks = alt.tasks
+    return [tasks[i] for i in librunner.DependencyGraph.of(alt).topological_order()]
+
+
+@contextlib.contextmanager
+def _collection_paused():
+    """Planning makes a few objects per task and no reference cycles: with the cyclic GC on,
+    a journal of 100k results paid more for collections walking them than for the plan."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def _dependents(alt, start: str) -> set:
@@ -120,6 +125,11 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
          force=(), environ=os.environ, _claimed: bool = False) -> ResumePlan:
     """The plan of resuming the run in `directory`, with an edited ALT file when alt_source is given.
     _claimed: the caller holds the journal's lock (resume), so a lock taken is not a live run."""
+    with _collection_paused():
+        return _plan(directory, alt_source, only_failed, from_task, force, environ, _claimed)
+
+
+def _plan(directory, alt_source, only_failed, from_task, force, environ, _claimed) -> ResumePlan:
     from runner import librunner
     from runner.execution.run import ai_facts
 
@@ -137,7 +147,8 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
     if not source.start:
         raise ResumeError(f"{directory}: the run was killed before its journal's first record: nothing to resume")
     old_alt = librunner.parse_alt_file(old_source)
-    alt = librunner.parse_alt_file(alt_source) if alt_source is not None else old_alt
+    edited = alt_source is not None and alt_source != old_source
+    alt = librunner.parse_alt_file(alt_source) if edited else old_alt
     for name, wanted in (("--from", [] if from_task is None else [from_task]), ("--force", list(force))):
         for task_id in wanted:
             if task_id == "":
@@ -146,15 +157,27 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
                 raise ResumeError(f"{name} {task_id}: no such task in ALT file '{alt.id}'")
     mode = source.start.get("mode") or alt.mode
     old_code = source.start.get("task_types")
-    old_forms, old_keys = _keys(old_alt, mode, source.results, source.start.get("ai") or {},
-                                old_code if isinstance(old_code, dict) else {})
+    old_code = old_code if isinstance(old_code, dict) else {}
     current_ai = ai_facts(environ)
+    order = _topological(alt)
+    # The same ALT document, AI service and task types' code as the earlier run: a task whose
+    # dependencies are all reused is executed exactly as it was, so its key is the earlier one
+    # without computing either (the keys of 100k tasks cost several times reading the journal).
+    same_inputs = not edited and current_ai == (source.start.get("ai") or {}) and \
+        task_keys.code_facts({task.task_type for task in alt.tasks}) == old_code
+    if same_inputs:
+        old_forms = old_keys = {}
+    else:
+        old_forms, old_keys = _keys(old_alt, mode, source.results, source.start.get("ai") or {}, old_code,
+                                    order if old_alt is alt else None)
     rerun_from = _dependents(alt, from_task) if from_task else set()
     forced = set(force)
     result = ResumePlan(source, alt, mode, source.start.get("seed"))
     runs: set = set()
     reused_results: dict = {}
-    for task in _topological(alt):
+    planned: list = [None] * len(alt.tasks)        # in file order
+    from_dict = librunner.task_result_from_dict
+    for task in order:
         old = source.results.get(task.id) if task.id in old_alt.task_index else None
         action, reason = "run", ""
         rerun_deps = [d for d in task.dependencies if d in runs]
@@ -173,8 +196,9 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
             reason = STATUS_REASONS.get(old.get("status"), str(old.get("status")))
         elif side_effect:
             action = "reuse"
-            deps = {d: _dependency_view(reused_results.get(d, source.results.get(d))) for d in task.dependencies}
-            if task_keys.executed_form(task, alt, mode, deps, current_ai) != old_forms.get(task.id):
+            if not same_inputs:
+                deps = {d: _dependency_view(reused_results.get(d, source.results.get(d))) for d in task.dependencies}
+            if not same_inputs and task_keys.executed_form(task, alt, mode, deps, current_ai) != old_forms.get(task.id):
                 reason = f"edited, but a completed {task.task_type} is not repeated without --force"
             elif rerun_deps or task.id in rerun_from:
                 reason = f"a completed {task.task_type} is not repeated without --force"
@@ -182,7 +206,7 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
             reason = f"--from {from_task}"
         elif rerun_deps:
             reason = f"dependency {rerun_deps[0]} re-runs"
-        elif only_failed:
+        elif only_failed or same_inputs:
             action = "reuse"
         else:
             deps = {d: _dependency_view(reused_results.get(d)) for d in task.dependencies}
@@ -193,10 +217,11 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
                 reason = task_keys.what_changed(old_forms.get(task.id, {}), form)
         if action == "reuse":
             reused_results[task.id] = old
-            result.reuse[task.index] = _reused(old, source.last_id, alt)
+            result.reuse[task.index] = _reused(old, source.last_id, alt, from_dict)
         else:
             runs.add(task.id)
-        result.tasks.append(PlannedTask(task.id, action, reason))
+        planned[task.index] = PlannedTask(task.id, action, reason)
+    result.tasks = planned
     if getattr(alt, "control", None) is not None and alt.source == old_alt.source and not forced \
             and from_task is None:
         # Control flow: instances exist only once their loop or call has made them; the run
@@ -207,8 +232,6 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
                 doc = dict(old)
                 doc["metadata"] = {**(doc.get("metadata") or {}), "reused_from": source.last_id}
                 result.reuse[task_id] = doc
-    order = {t.id: i for i, t in enumerate(alt.tasks)}
-    result.tasks.sort(key=lambda t: order[t.task_id])
     return result
 
 
@@ -241,15 +264,13 @@ def _claim(directory: Path) -> int | None:
         raise ResumeError(f"{directory}: cannot open the run's journal: {error.strerror or error}") from None
 
 
-def _reused(old: dict, last_id: str, alt):
-    """The earlier result as this run records it: the same, with where it came from."""
-    from runner import librunner
-
-    doc = dict(old)
-    metadata = dict(doc.get("metadata") or {})
-    metadata.setdefault("reused_from", last_id)
-    doc["metadata"] = metadata
-    return librunner.task_result_from_dict(doc, alt)
+def _reused(old: dict, last_id: str, alt, from_dict):
+    """The earlier result as this run records it: the same, with where it came from
+    (from_dict: the core's task_result_from_dict, which checks it as any result)."""
+    metadata = old.get("metadata")
+    if not metadata or "reused_from" not in metadata:
+        old = {**old, "metadata": {**(metadata or {}), "reused_from": last_id}}
+    return from_dict(old, alt)
 
 
 def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_failed: bool = False,

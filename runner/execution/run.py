@@ -214,7 +214,9 @@ def _checked_ai_client(alt, ai_client, environ):
 
 
 def _start_journal(request: RunRequest, alt, execution, workspace, temporary_workspace, environ, tracing):
-    """Creates the run's directory, alt.json and journal; returns (last id, journal)."""
+    """Creates the run's directory, alt.json and journal; returns (last id, journal). The
+    journal's first lines are on disk when this returns: the run_started record and the
+    results a resume reuses (recorded before any task runs, whatever happens later)."""
     alt_json = alt.source
     if alt_json is None:
         alt_json = orjson.dumps(alt.to_dict())
@@ -228,7 +230,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     started = {
         "type": "run_started", "format": 1, "last_id": last_id, "alt_id": alt.id,
         "alt_file": None if request.alt_file is None else str(request.alt_file),
-        "alt_sha256": None,     # filled in by the journal's writer thread
+        "alt_sha256": None,     # filled in by Journal.start
         "mode": execution.mode, "seed": execution.seed, "max_concurrency": execution.cap,
         "settings": asdict(execution.settings), "ai": ai_facts(environ),
         "task_types": execution.user_type_facts(),
@@ -237,7 +239,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     }
     if tracing is not None:
         started["trace"] = tracing.ids.facts()      # the trace of an interrupted run (runner trace DIR)
-    journal.write(started)
+    journal.start(started, [execution.reuse[index] for index in sorted(execution.reuse)])
     return last_id, journal
 
 
