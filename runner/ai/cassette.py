@@ -20,6 +20,7 @@ live ones), so a bad one is refused before the run, naming the file and the line
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -32,6 +33,8 @@ from runner.ai.completion import MAX_ANSWER_BYTES, Completion, utc_stamp
 from runner.ai.errors import AIServiceError
 from runner.ai.sampling import checked_sampling
 from runner.errors import ConfigurationError
+
+log = logging.getLogger("runner")
 
 REPLAY_SPEEDS = ("instant", "realtime")
 # Failures that are the caller's or the moment's, not the service's answer: never recorded.
@@ -64,7 +67,12 @@ class RecordingClient:
         self.path = Path(path)
         self._key = api_key
         self._lock = threading.Lock()
-        self._handle = open(self.path, "ab")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            _drop_partial_line(self._fd, self.path)
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     def __getattr__(self, name):
         # provider, default_model, config, check_ready, ...: the wrapped client's.
@@ -73,10 +81,9 @@ class RecordingClient:
     def close(self) -> None:
         self.inner.close()
         with self._lock:
-            try:
-                self._handle.close()
-            except OSError:
-                pass        # the failed write already failed its task; the run goes on
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     def complete(self, prompt: str, *, model: str | None = None, sampling: dict | None = None,
                  stream: bool = False, on_text=None, cancel=None, timeout: float | None = None) -> Completion:
@@ -117,10 +124,18 @@ class RecordingClient:
             raise AIServiceError(f"cassette {self.path}: refusing to record a call whose text contains the "
                                  "API key (RUNNER_AI_API_KEY)", retryable=False, kind="cassette")
         with self._lock:
+            # A line is whole or not there: what a full disk let through of it is cut off
+            # again, so the calls before it (and after, if room comes back) replay.
+            before = os.fstat(self._fd).st_size
             try:
-                self._handle.write(line)
-                self._handle.flush()
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(self._fd, view):]
             except OSError as error:
+                try:
+                    os.ftruncate(self._fd, before)
+                except OSError:
+                    pass        # replay ignores a last line cut short, with a warning
                 raise AIServiceError(f"cassette {self.path}: cannot record the call: {error.strerror or error}",
                                      retryable=False, kind="cassette") from None
 
@@ -205,6 +220,25 @@ class ReplayClient:
         return "the nearest recorded request differs in " + "; ".join(parts)
 
 
+def _drop_partial_line(fd: int, path: Path) -> None:
+    """A recording appends to a cassette whose last line a crash cut short (no newline): that
+    part is removed first, or the next call's line would be glued to it."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start = max(0, size - (1 << 20))
+    while True:
+        chunk = os.pread(fd, size - start, start)
+        end = chunk.rfind(b"\n")
+        if end >= 0 or start == 0:
+            keep = start + end + 1
+            break
+        start = max(0, start - (1 << 20))
+    log.warning("cassette %s: its last line was cut short (%d bytes, a crash while recording): removed",
+                path, size - keep)
+    os.ftruncate(fd, keep)
+
+
 def load_cassette(path: Path) -> dict[str, list]:
     """The cassette's calls by request key; ConfigurationError naming the file, and the line when one
     is not a well-formed recorded call."""
@@ -221,12 +255,19 @@ def load_cassette(path: Path) -> dict[str, list]:
     if too_large or len(data) > MAX_CASSETTE_BYTES:
         raise ConfigurationError(f"{where}: larger than {MAX_CASSETTE_BYTES} bytes, the largest cassette loaded")
     calls: dict[str, list] = {}
-    for number, line in enumerate(data.splitlines(), 1):
+    lines = data.splitlines()
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError as error:
+            if number == len(lines) and not data.endswith((b"\n", b"\r")):
+                # A recording stopped in the middle of its last line (a crash, a full disk):
+                # that call was never recorded whole; every one before it is used.
+                log.warning("%s: line %d is cut short (no end of line: a recording that stopped while "
+                            "writing it): ignored", where, number)
+                break
             raise ConfigurationError(f"{where}: line {number}: not JSON: {error}") from None
         problem = _entry_problem(entry)
         if problem is not None:

@@ -26,8 +26,8 @@ exit codes:
 
 
 def main(args) -> int:
-    from runner import AltValidationError, ConfigurationError, RunnerError
-    from runner.commands.run import INTERRUPTED, TERMINATED
+    from runner import AltValidationError, ConfigurationError, DeliveryError, LastFileError, RunnerError
+    from runner.commands.run import INTERRUPTED, NOT_DELIVERED, TERMINATED, last_file_failure
     from runner.execution.progress import ProgressDisplay
     from runner.execution.resume import ResumeError, plan, resume
 
@@ -72,6 +72,13 @@ def main(args) -> int:
     except ConfigurationError as error:
         print(f"configuration: {error}", file=sys.stderr)
         return 2
+    except DeliveryError as error:
+        print(f"delivery: {error}", file=sys.stderr)
+        print(error.written.directory)
+        return NOT_DELIVERED
+    except LastFileError as error:
+        print(f"resume failed: {error}", file=sys.stderr)
+        return last_file_failure(error)
     except RunnerError as error:
         print(f"resume failed: {error}", file=sys.stderr)
         return 1

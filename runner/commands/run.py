@@ -7,7 +7,7 @@ Exit 0 when every task completed, 1 when any did not, 2 when the file, an option
 set-up is unusable (checked before the first task: runner.execution.preflight), 3 when the
 LAST file was written but not published to the archive and RUNNER_NATS_REQUIRED=true, 4
 when the LAST file could not be written at the end (the run's journal keeps the results),
-130 after Ctrl-C and 143 after SIGTERM (the LAST file of what finished is still written).
+5 when neither the LAST file nor the journal could be written (the results are lost), 130 after Ctrl-C and 143 after SIGTERM (the LAST file of what finished is still written).
 Progress goes to stderr: a bar on a terminal, plain lines otherwise; so does a publication
 that failed.
 """
@@ -39,6 +39,13 @@ INTERRUPTED = 130
 TERMINATED = 143
 NOT_DELIVERED = 3
 LAST_FILE_NOT_WRITTEN = 4
+NOTHING_WRITTEN = 5
+
+
+def last_file_failure(error) -> int:
+    """4 when the run's journal keeps the results the LAST file could not hold, 5 when it
+    could not be written either (runner.execution marks that error journal_kept=False)."""
+    return LAST_FILE_NOT_WRITTEN if getattr(error, "journal_kept", True) else NOTHING_WRITTEN
 
 
 def main(args) -> int:
@@ -95,7 +102,7 @@ def run_file(args, **execute_options) -> int:
         return NOT_DELIVERED
     except LastFileError as error:
         print(f"run failed: {error}", file=sys.stderr)
-        return LAST_FILE_NOT_WRITTEN
+        return last_file_failure(error)
     except RunnerError as error:
         print(printable(f"run failed: {error}", escape=True), file=sys.stderr)
         return 1

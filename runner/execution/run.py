@@ -24,7 +24,7 @@ from runner import librunner, settings as runner_settings
 from runner.ai import check_record_path, recording, replay_client, replaying
 from runner.ai.config import config_from_environment
 from runner.ai.preflight import check_ai_service
-from runner.errors import ConfigurationError, LastFileError
+from runner.errors import ConfigurationError, DeliveryError, LastFileError
 from runner.execution import config
 from runner.execution.executor import Execution, default_workspace
 from runner.execution.run_directory import open_run_directory
@@ -297,11 +297,25 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             run_journal.write({"type": "run_ended", "interrupted": facts["interrupted"],
                                "ended_at": facts["ended_at"]})
             run_journal.finish()
+            if run_journal.warnings:
+                # What the journal could not keep, said in the LAST file too (and on the log at once).
+                facts["journal_warnings"] = list(run_journal.warnings)
         if not write:
             outcome = RunOutcome(last_id or "", Path(), {}, b"", results, facts, workspace)
         else:
-            written = librunner.write_last_file(execution.alt, results, request.output_dir, execution=facts,
-                                                workspace=workspace, last_id=last_id)
+            try:
+                written = librunner.write_last_file(execution.alt, results, request.output_dir, execution=facts,
+                                                    workspace=workspace, last_id=last_id)
+            except LastFileError as error:
+                if isinstance(error, DeliveryError) or run_journal is None or run_journal.error is None:
+                    raise
+                # Neither the LAST file nor a whole journal: the results are lost, and the
+                # error says so (the CLI's exit code too: 5, not 4).
+                lost = LastFileError(f"{error}; the run's journal could not be written either "
+                                     f"({run_journal.error.strerror or run_journal.error}): its results are "
+                                     "not on disk")
+                lost.journal_kept = False
+                raise lost from None
             outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
                                  results, facts, workspace, written.delivery)
     finally:
