@@ -246,10 +246,13 @@ class Execution:
             now = time.monotonic()
             self._start_due_retries(now)
             free = self.cap - len(self.running)
-            while free > 0 and scheduler.ready_count:
+            while free > 0:
                 # A reused task handed out ends at once and may ready others: taken in this
                 # round, never after a wait.
-                for index in scheduler.take(free):
+                taken = scheduler.take(free)
+                if not taken:
+                    break
+                for index in taken:
                     self._start_attempt(index)
                 free = self.cap - len(self.running)
             if scheduler.finished:
