@@ -239,7 +239,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     }
     if tracing is not None:
         started["trace"] = tracing.ids.facts()      # the trace of an interrupted run (runner trace DIR)
-    journal.start(started, [execution.reuse[index] for index in sorted(execution.reuse)])
+    journal.start(started, [execution.reuse[index] for index in sorted(execution.settled)])
     return last_id, journal
 
 
