@@ -55,6 +55,9 @@ TRTLLM = Model("ensemble", inputs=[
     ("text_input", "BYTES", [-1, 1]), ("max_tokens", "INT32", [-1, 1]), ("temperature", "FP32", [-1, 1]),
     ("random_seed", "UINT64", [-1, 1]), ("stream", "BOOL", [-1, 1])],
     outputs=[("text_output", "BYTES", [-1, -1])])
+# MLServer with a model-settings.json that lists no inputs or outputs (the common case for a
+# custom runtime; KServe's Python Model does the same): ModelMetadata declares none.
+UNDECLARED = Model("custom", inputs=[], outputs=[])
 # Not a text model at all.
 IMAGES = Model("resnet", inputs=[("input__0", "FP32", [3, 224, 224])], outputs=[("output__0", "FP32", [1000])])
 
@@ -157,10 +160,12 @@ class _Service(pb_grpc.GRPCInferenceServiceServicer):
         declared = {n: (d, s) for n, d, s in model.inputs}
         prompt = None
         for tensor in request.inputs:
-            if tensor.name not in declared:
+            if not declared:
+                pass            # MLServer: a model that declares no inputs takes any it is sent
+            elif tensor.name not in declared:
                 context.abort(Code.INVALID_ARGUMENT,
                               f"[request id: <id_unknown>] unexpected inference input '{tensor.name}' for model '{model.name}'")
-            datatype, shape = declared[tensor.name]
+            datatype, shape = declared.get(tensor.name, (tensor.datatype, tensor.shape))
             if tensor.datatype != datatype or len(tensor.shape) != len(shape):
                 context.abort(Code.INVALID_ARGUMENT, f"input '{tensor.name}': expected {datatype} of rank {len(shape)}")
             if tensor.name == "text_input":

@@ -157,3 +157,48 @@ def decode_last_file_message(data: bytes) -> dict:
             raise ValueError(f"parsing time {stamp!r} as RFC 3339: cannot parse")
         decoded["Timestamp"] = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     return decoded
+
+
+class DropOnPublish:
+    """A loopback socket server that speaks NATS's greeting (INFO, then PONG to each PING, so a
+    client connects) and closes the connection when a message (PUB) arrives: the message never
+    reaches a subscriber, and nothing confirms it."""
+
+    def __init__(self):
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.published = 0
+        self._stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self._stopped:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
+
+    def _talk(self, connection: socket.socket) -> None:
+        info = {"server_id": "drop-on-publish", "version": "2.10.0", "proto": 1, "host": "127.0.0.1",
+                "port": self.port, "max_payload": 1048576}
+        with connection:
+            connection.sendall(b"INFO " + json.dumps(info).encode() + b"\r\n")
+            pending = b""
+            while True:
+                data = connection.recv(65536)
+                if not data:
+                    return
+                pending += data
+                while b"\r\n" in pending:
+                    line, pending = pending.split(b"\r\n", 1)
+                    if line.startswith(b"PUB"):
+                        self.published += 1
+                        return          # closed on the message, unconfirmed
+                    if line.startswith(b"PING"):
+                        connection.sendall(b"PONG\r\n")
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._socket.close()

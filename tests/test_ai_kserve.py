@@ -9,7 +9,7 @@ import threading
 import grpc
 import pytest
 
-from kserve_server import PLAIN, TRTLLM, VLLM, Abort, KServeServer
+from kserve_server import IMAGES, PLAIN, TRTLLM, UNDECLARED, VLLM, Abort, KServeServer
 from runner.ai import AIClient, AIConfig, AIServiceError
 from runner.execution import cancel_active_runs, execute
 from tests.conftest import wait_until
@@ -73,6 +73,19 @@ def test_a_model_declaring_only_text_input_gets_only_text_input_and_raw_output_i
     assert set(server.inputs_of()) == {"text_input"}      # the strict server would refuse any other
     # No counts from this server: the whitespace pieces are counted instead.
     assert (answer.prompt_tokens, answer.completion_tokens) == (3, 5)
+
+
+def test_a_model_declaring_no_inputs_gets_the_conventional_text_input_and_its_text_output_is_read():
+    """MLServer-style metadata: a model whose settings list no inputs or outputs declares none,
+    and takes any input; it gets text_input (BYTES, [1]) and answers in text_output."""
+    with KServeServer(models=(UNDECLARED, IMAGES)) as server:
+        with client_for(server, model="custom") as client:
+            answer = client.complete("hello there", sampling={"temperature": 0.2, "max_tokens": 4})
+        assert answer.text == "reply to: hello there"
+        assert server.inputs_of() == {"text_input": ("BYTES", [1], b"hello there")}
+        with client_for(server, model="resnet") as client:
+            with pytest.raises(AIServiceError, match="not a text-generation model"):
+                client.complete("hello")      # declared inputs: today's checks stand
 
 
 def test_sampling_goes_to_inputs_of_its_own_in_the_declared_type_and_rank(server, client):

@@ -222,3 +222,118 @@ def test_a_tampered_run_directory_is_refused_with_the_line_never_a_traceback_or_
     os.symlink("/dev/zero", alt)
     answer = cli("resume", first.directory, "--dry-run")
     assert answer.returncode == 2 and "Traceback" not in answer.stderr, answer.stderr
+
+
+def test_two_threads_of_one_c_host_resuming_one_run_the_refused_one_is_told_it_is_being_resumed(runner, tmp_path):
+    """The run, and both resumes, in this one process (the C ABI through ctypes, two threads):
+    the lock's holder is this process's own pid, yet the refusal says "being resumed"."""
+    import ctypes
+    import threading
+
+    from conftest import wait_until
+    from test_durable_journal import ENABLED
+
+    flag, release, started = tmp_path / "flag", tmp_path / "release", tmp_path / "started"
+    wait = f"test -f {flag} && touch {started} && while [ ! -f {release} ]; do sleep 0.05; done"
+    alt = {"id": "threads", "title": "Threads", "tasks": [
+        {"id": "wait", "description": "w", "parameters": {"task_type": "system_command", "command": ["sh", "-c", wait]}}]}
+    for name, value in ENABLED.items():
+        os.environ[name] = value        # the library reads the process's environment, as a C host's
+    try:
+        first = execute(alt, tmp_path / "out", environ=dict(os.environ))
+        assert first.results["wait"].status == "failed"
+        flag.touch()
+        lib = runner.lib
+        lib.runner_resume.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p]
+        lib.runner_resume.restype = ctypes.c_void_p
+        made = []
+        one = threading.Thread(target=lambda: made.append(lib.runner_resume(str(first.directory).encode(), None, None)))
+        one.start()
+        try:
+            assert wait_until(started.exists, 60)
+            refused = []
+
+            def second():
+                refused.append(lib.runner_resume(str(first.directory).encode(), None, None))
+                refused.append(runner.last_error())
+            two = threading.Thread(target=second)
+            two.start()
+            two.join(60)
+            assert refused[0] is None
+            assert "being resumed" in refused[1] and "still going" not in refused[1], refused[1]
+        finally:
+            release.touch()
+            one.join(60)
+        assert made and made[0] is not None
+        runner.take(made[0])
+    finally:
+        for name in ENABLED:
+            os.environ.pop(name, None)
+
+
+def _caller_workspace_run(tmp_path: Path):
+    """`run --workspace W` of a file written by one task and read by the next, whose first
+    attempt fails (a command that needs a flag file): (the run's directory, W)."""
+    import subprocess
+    import sys
+
+    from test_durable_journal import ENABLED
+
+    workspace = tmp_path / "mine"
+    flag = tmp_path / "flag"
+    alt = {"id": "mine", "title": "Mine", "tasks": [
+        {"id": "write", "description": "w", "parameters": {
+            "task_type": "file_operation", "operation": "write", "path": "notes.txt", "content": "kept"}},
+        {"id": "gate", "description": "g", "dependencies": ["write"], "parameters": {
+            "task_type": "system_command", "command": ["sh", "-c", f"test -f {flag}"]}},
+        {"id": "read", "description": "r", "dependencies": ["gate"], "parameters": {
+            "task_type": "file_operation", "operation": "read", "path": "notes.txt"}}]}
+    (tmp_path / "alt.json").write_text(json.dumps(alt))
+    env = {**os.environ, **ENABLED}
+    first = subprocess.run([sys.executable, "-m", "runner", "run", str(tmp_path / "alt.json"), "--out",
+                            str(tmp_path / "out"), "--workspace", str(workspace), "--quiet"],
+                           capture_output=True, text=True, timeout=120, env=env)
+    assert first.returncode == 1, first.stderr
+    flag.touch()
+    return Path(first.stdout.strip().splitlines()[-1]), workspace, env
+
+
+def test_resume_continues_in_the_workspace_the_caller_gave_the_run_and_keeps_it(tmp_path):
+    import subprocess
+    import sys
+
+    directory, workspace, env = _caller_workspace_run(tmp_path)
+    resumed = subprocess.run([sys.executable, "-m", "runner", "resume", str(directory), "--quiet"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((Path(resumed.stdout.strip().splitlines()[-1]) / "last.json").read_bytes())
+    assert record["task_results"]["read"]["output"]["content"] == "kept"     # the earlier task's file, where it was
+    assert (workspace / "notes.txt").read_text() == "kept"                    # the caller's directory stays
+
+
+def test_a_journal_whose_workspace_is_not_a_directory_of_this_user_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    directory, workspace, env = _caller_workspace_run(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(workspace)
+    os.symlink(elsewhere, workspace)
+    refused = subprocess.run([sys.executable, "-m", "runner", "resume", str(directory), "--quiet"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert f"names the workspace '{workspace}', which is a symbolic link: refused" in refused.stderr
+    assert list(elsewhere.iterdir()) == []
+    os.unlink(workspace)
+    if os.geteuid() == 0:
+        workspace.mkdir()
+        os.chown(workspace, 65534, 65534)
+        named = workspace
+    else:
+        named = Path("/")           # root's: another user's directory
+        _rewrite_start(directory, workspace=str(named))
+    refused = subprocess.run([sys.executable, "-m", "runner", "resume", str(directory), "--quiet"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2, refused.stderr
+    assert f"names the workspace '{named}', which is owned by another user: refused" in refused.stderr

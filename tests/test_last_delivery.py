@@ -15,7 +15,7 @@ import pytest
 
 import runner as api
 from conftest import dumps
-from nats_server import NatsServer, Subscriber, decode_last_file_message, free_port
+from nats_server import DropOnPublish, NatsServer, Subscriber, decode_last_file_message, free_port
 
 ALT = {"id": "deliver", "title": "delivered", "tasks": [
     {"id": "a", "description": "hello", "parameters": {"task_type": "generic"}},
@@ -140,6 +140,23 @@ def test_required_delivery_changes_the_exit_status_but_keeps_the_file(tmp_path):
     assert (directory / "last.json").is_file() and (directory / "report.html").is_file()
     assert json.loads((directory / "delivery.json").read_text())["published"] is False
     assert "RUNNER_NATS_REQUIRED=true" in done.stderr
+
+
+def test_a_server_that_drops_the_connection_on_the_message_has_not_published_it(tmp_path):
+    """Published means confirmed by the server: one that closes the connection when the
+    message arrives never confirmed it (a flush whose ping got no reply)."""
+    dropping = DropOnPublish()
+    try:
+        done = cli("run", write_alt(tmp_path), "--out", tmp_path / "out",
+                   env={"RUNNER_NATS_URL": dropping.url, "RUNNER_NATS_REQUIRED": "true"})
+    finally:
+        dropping.stop()
+    assert dropping.published >= 1            # the message went out, and the server dropped it
+    assert done.returncode == 3, done.stderr
+    delivery = json.loads((Path(done.stdout.strip().splitlines()[-1]) / "delivery.json").read_text())
+    assert delivery["published"] is False
+    assert all("did not confirm" in attempt["error"] or "onnection" in attempt["error"]
+               for attempt in delivery["attempts"]), delivery["attempts"]
 
 
 def test_required_delivery_through_the_c_abi(runner, monkeypatch, tmp_path):

@@ -73,6 +73,12 @@ class ModelSignature:
         self.model = model
         self.inputs = {t.name: Tensor(t.name, t.datatype.upper(), tuple(t.shape)) for t in metadata.inputs}
         self.outputs = {t.name: Tensor(t.name, t.datatype.upper(), tuple(t.shape)) for t in metadata.outputs}
+        if not self.inputs:
+            # A model that declares no inputs (MLServer's model-settings.json without them, a
+            # KServe Python Model) takes what it is sent: the conventional text model's.
+            self.inputs = {TEXT_INPUT: Tensor(TEXT_INPUT, "BYTES", (1,))}
+            if not self.outputs:
+                self.outputs = {TEXT_OUTPUT: Tensor(TEXT_OUTPUT, "BYTES", (1,))}
         text = self.inputs.get(TEXT_INPUT)
         if text is None or text.datatype != "BYTES" or text.one_element_shape() is None:
             raise WireError(f"model {model!r} is not a text-generation model: it declares no {TEXT_INPUT} "

@@ -53,6 +53,11 @@ def local_workers(address: str) -> int | None:
 
 
 def import_distributed():
+    from runner import extras
+
+    missing = extras.problem("dask", "--dask")
+    if missing is not None:
+        raise _error(missing)
     try:
         import distributed
     except ImportError:

@@ -107,6 +107,7 @@ def journal_summary(directory: Path) -> dict:
     ValueError/OSError when the directory holds no readable journal."""
     import orjson
 
+    from runner.execution import processes
     from runner.execution.journal import RunState
 
     run = RunState(directory)
@@ -127,6 +128,10 @@ def journal_summary(directory: Path) -> dict:
         "running": sorted(run.running), "running_attempts": dict(sorted(run.running.items())),
         "directory": str(directory), "pending": (len(tasks) - done - len(run.running)) if tasks is not None else None,
         "counts": counts, "attempts": run.attempts, "failures": unsuccessful,
+        # Commands of a dead run still running (kill -9 could not stop them): resume waits for them.
+        "processes": [] if run.live else [
+            {"task_id": r.get("task_id"), "attempt": r.get("attempt"), "pgid": r.get("pgid")}
+            for r in processes.live(processes.recorded(directory))],
     }
 
 
@@ -162,6 +167,9 @@ def describe_journal(summary: dict) -> str:
             from runner.execution.resume import interrupted_attempt
             for task_id, attempt in list(summary["running_attempts"].items())[:FAILURES_SHOWN]:
                 lines.append(f"  interrupted {task_id}: {interrupted_attempt(attempt).split(': ', 1)[1]}")
+    for process in summary.get("processes") or ():
+        lines.append(f"still running  task {process['task_id']} (attempt {process['attempt']}, process group "
+                     f"{process['pgid']}): the run is dead but its command is not; `python -m runner resume` waits for it")
     for failure in summary["failures"][:FAILURES_SHOWN]:
         status = f"{failure['status']:<9}"
         lines.append(f"  {_palette().status(status, failure['status'])} {failure['task_id']}: "

@@ -82,6 +82,8 @@ class AttemptContext:
     on_text: Callable[..., None] | None = None     # on_text(text), or on_text(text, sample=N) in explore mode
     metadata: dict = field(default_factory=dict)   # merged into the task result's metadata
     seed: int | None = None         # the run's seed (chaos mode's faults), for user handlers
+    # Told the process group of a command the attempt started (the journal records it).
+    on_process: Callable[[int], None] | None = None
     trace: Any = None               # runner.trace.ids.TraceIds of a traced run: AI calls carry it on
 
     @property

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from runner.errors import ConfigurationError
-from runner.execution import modes
+from runner.execution import modes, processes
 from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
 from runner.execution.config import ExecutionSettings
 from runner.execution import task_types
@@ -358,7 +358,7 @@ class Execution:
             mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
             preparation=self.preparation, seed=self.seed, trace=self.trace,
-            stream=self.stream,
+            stream=self.stream, on_process=self._process_recorder(task.id, number),
             on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
         self._token += 1
         attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
@@ -740,6 +740,18 @@ class Execution:
                              final=True)
 
     # ---- progress -----------------------------------------------------------------
+
+    def _process_recorder(self, task_id: str, number: int):
+        """What an attempt calls with the process group of a command it started: a journal
+        line, so that after kill -9 `resume`, `show` and the next run know it may still run."""
+        journal = self.journal
+        if journal is None:
+            return None
+
+        def started(pgid: int) -> None:
+            journal.write({"type": processes.RECORD_TYPE, "task_id": task_id, "attempt": number,
+                           **processes.started(pgid)})
+        return started
 
     def _record_settled(self) -> None:
         """Resume: the results an earlier run made stand from the start, before any task runs,

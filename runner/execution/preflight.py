@@ -114,7 +114,29 @@ def system_commands(preflight: Preflight) -> list[str]:
     return problems
 
 
-CHECKS: list[Callable[[Preflight], list[str]]] = [output_directory, ai_configuration, system_commands]
+def optional_packages(preflight: Preflight) -> list[str]:
+    """The packages of the features the run is configured to use (runner/extras.py): a missing
+    one is a configuration mistake found now, not a failure at every task or delivery."""
+    from runner import extras, settings
+
+    wanted = []
+    if settings.text("RUNNER_NATS_URL", preflight.environ) is not None:
+        wanted.append(("nats", "RUNNER_NATS_URL"))
+    if preflight.tasks_of_type("ai_prompt"):
+        from runner.ai.config import config_from_environment
+        try:
+            provider = config_from_environment(preflight.environ).provider
+        except ValueError:
+            provider = None         # ai_configuration names that problem
+        if provider == "kserve":
+            wanted.append(("grpc", "RUNNER_AI_PROVIDER=kserve"))
+    if settings.text("RUNNER_DASK_SCHEDULER", preflight.environ) is not None:
+        wanted.append(("dask", "RUNNER_DASK_SCHEDULER"))
+    return [found for found in (extras.problem(extra, feature) for extra, feature in wanted) if found]
+
+
+CHECKS: list[Callable[[Preflight], list[str]]] = [output_directory, ai_configuration, system_commands,
+                                                  optional_packages]
 
 
 def problems(alt, output_dir=None, environ=os.environ) -> list[str]:

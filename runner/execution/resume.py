@@ -14,16 +14,19 @@ import contextlib
 import gc
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.errors import RunnerError
-from runner.execution import journal as journal_file, task_keys
+from runner.execution import journal as journal_file, processes, task_keys
 from runner.execution.journal import RunState
 
 log = logging.getLogger("runner")
 
 SIDE_EFFECT_TYPES = frozenset({"system_command", "file_operation"})
+RESUME_WAIT_VARIABLE = "RUNNER_RESUME_WAIT_SECONDS"
+DEFAULT_RESUME_WAIT_SECONDS = 30.0
 STATUS_REASONS = {"failed": "failed", "timeout": "timed out", "cancelled": "cancelled", "skipped": "skipped",
                   "pending": "never reported"}
 
@@ -241,9 +244,57 @@ def interrupted_attempt(attempt: int) -> str:
     return f"interrupted: attempt {attempt} started, never finished"
 
 
+def _stop_earlier_commands(directory: Path, environ) -> None:
+    """Commands the earlier run started that still run (killed with SIGKILL, it could not stop
+    them; the journal names their process groups): a second copy never starts beside one.
+    They are waited for, at most RUNNER_RESUME_WAIT_SECONDS, then their groups are killed;
+    either way the log says so. One that ended meanwhile never reported its outcome: its
+    task runs again, as the plan says."""
+    from runner import settings
+
+    live = processes.live(processes.recorded(directory))
+    if not live:
+        return
+    try:
+        wait = settings.number(RESUME_WAIT_VARIABLE, DEFAULT_RESUME_WAIT_SECONDS, environ, maximum=86400.0)
+    except ValueError as error:
+        raise ResumeError(str(error)) from None
+    for record in live:
+        log.warning("resume: %s of the interrupted run is still running; waiting up to %g s (%s) for it to end",
+                    processes.describe(record), wait, RESUME_WAIT_VARIABLE)
+    remaining = processes.wait_for(live, wait)
+    for record in live:
+        if record in remaining:
+            processes.kill([record])
+            log.warning("resume: killed %s after %g s: it runs again from the start", processes.describe(record),
+                        wait)
+        else:
+            log.warning("resume: %s ended; its outcome was never recorded, so its task runs again",
+                        processes.describe(record))
+
+
+# The journals resumed by this process now, by (device, inode): another thread's resume of the
+# same run finds the lock held by its own pid, which /proc/locks cannot tell from the run's.
+_RESUMING: set = set()
+_RESUMING_LOCK = threading.Lock()
+
+
+def _journal_key(directory: Path):
+    try:
+        info = os.stat(directory / journal_file.JOURNAL_NAME)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _busy(directory: Path, start: dict) -> str:
     """Why a directory whose journal is locked cannot be resumed: its run, or a resume of it, is going."""
     holder = journal_file.lock_holder(directory / journal_file.JOURNAL_NAME)
+    with _RESUMING_LOCK:
+        resumed_here = _journal_key(directory) in _RESUMING
+    if resumed_here:
+        return (f"{directory}: the run is being resumed by another thread of this process (pid {os.getpid()}); "
+                "wait for its end")
     if holder is not None and holder != start.get("pid"):
         return f"{directory}: the run is being resumed by pid {holder}; wait for its end"
     return (f"{directory}: the run is still going (pid {holder or start.get('pid')}); "
@@ -281,10 +332,17 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
     and this library made it (runner.execution.run_directory.library_workspace)."""
     directory = Path(directory)
     held = _claim(directory)
+    key = _journal_key(directory) if held is not None else None
+    if key is not None:
+        with _RESUMING_LOCK:
+            _RESUMING.add(key)
     try:
         return _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file,
                        environ, held is not None, options)
     finally:
+        if key is not None:
+            with _RESUMING_LOCK:
+                _RESUMING.discard(key)
         if held is not None:
             os.close(held)
 
@@ -292,22 +350,26 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
 def _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file, environ,
             claimed, options):
     from runner.execution.run import RunRequest, execute_request
-    from runner.execution.run_directory import clean_dead_run, library_workspace
+    from runner.execution.run_directory import callers_workspace, clean_dead_run, library_workspace
 
     from runner.execution.task_types import run_handlers
     with run_handlers(options.get("handlers")):      # the file may use the run's own task types
         chosen = plan(directory, alt_source, only_failed=only_failed, from_task=from_task, force=force,
                       environ=environ, _claimed=claimed)
-    clean_dead_run(directory, keep_workspace=True)
     temporary = None
     if workspace is None:
-        # The journal is not trusted with a path: only a workspace this library made is
-        # adopted (and removed at the end); otherwise the run gets a new temporary one.
+        # The journal is not trusted with a path: a temporary workspace this library made is
+        # adopted (and removed at the end); the caller's own workspace (run --workspace W) is
+        # continued in, never removed, when it is still a directory of this user.
         workspace, temporary = library_workspace(chosen.source.start), True
-        earlier = chosen.source.start.get("workspace")
-        if workspace is None and chosen.source.start.get("temporary_workspace") is False and earlier:
-            log.warning("resume works in a new temporary workspace: the earlier run's %s was chosen by its "
-                        "caller (name it with --workspace to work there)", earlier)
+        if workspace is None and chosen.source.start.get("temporary_workspace") is False:
+            try:
+                workspace = callers_workspace(directory, chosen.source.start)
+            except ValueError as error:
+                raise ResumeError(str(error)) from None
+            temporary = workspace is None
+    _stop_earlier_commands(directory, environ)
+    clean_dead_run(directory, keep_workspace=True)
     outcome = execute_request(RunRequest(
         chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
         seed=chosen.seed, workspace=workspace, temporary_workspace=temporary, reuse=chosen.reuse,

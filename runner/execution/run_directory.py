@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runner.execution import journal as journal_file
+from runner.execution import journal as journal_file, processes
 from runner.workspace import remove_tree
 
 log = logging.getLogger("runner")
@@ -71,6 +71,34 @@ def library_workspace(start) -> Path | None:
         return None
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
         return None
+    return workspace
+
+
+def callers_workspace(directory: Path, start) -> Path | None:
+    """The workspace the caller gave the run in `directory` (run --workspace W), when it still
+    exists, for a resume to go on working there (it is never removed: it is the caller's).
+    None when the journal names none or it is gone (a new temporary workspace, with a log
+    line). A path that is there but is not a directory owned by this user (a symlink, a
+    file, another user's directory: the journal may have been edited) is refused, with
+    ValueError, not followed."""
+    named = start.get("workspace") if isinstance(start, dict) else None
+    if not isinstance(named, str) or not named or "\0" in named:
+        return None
+    workspace = Path(named)
+    try:
+        info = os.lstat(workspace)
+    except FileNotFoundError:
+        log.warning("resume works in a new temporary workspace: the earlier run's workspace %s is gone", named)
+        return None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{directory}: the run's workspace {named!r} cannot be used: "
+                         f"{getattr(error, 'strerror', None) or error}") from None
+    if not workspace.is_absolute() or not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        what = ("not an absolute path" if not workspace.is_absolute() else
+                "a symbolic link" if stat.S_ISLNK(info.st_mode) else
+                "not a directory" if not stat.S_ISDIR(info.st_mode) else "owned by another user")
+        raise ValueError(f"{directory}: the run's journal names the workspace {named!r}, which is {what}: "
+                         "refused (name a workspace with --workspace)")
     return workspace
 
 
@@ -167,6 +195,10 @@ def clean_dead_runs(output_dir: Path, in_use=None) -> None:
                     _clean_finished_run(start, in_use)
                     continue
                 keep = in_use is not None and _dead_run_workspace(directory) == Path(in_use)
+                for record in processes.live(processes.recorded(directory)):
+                    # kill -9 could not stop it: said here, and `resume` waits for it.
+                    log.warning("the interrupted run %s still has %s running (`runner resume` waits for it)",
+                                directory, processes.describe(record))
                 clean_dead_run(directory, keep_workspace=keep)
             elif LAST_DIRECTORY_NAME.fullmatch(entry.name) and \
                     now - entry.stat(follow_symlinks=False).st_mtime > EMPTY_DIRECTORY_AGE_SECONDS:

@@ -155,6 +155,8 @@ def _started(ctx, process: subprocess.Popen, argv: list[str]) -> None:
     # The callback runs on the thread that cancels, at once.
     ctx.cancellation.on_cancel(lambda: _kill_group(process.pid))
     ctx.metadata["process"] = {"pid": process.pid, "argv": argv}
+    if ctx.on_process is not None:
+        ctx.on_process(process.pid)
 
 
 def run(ctx) -> dict:

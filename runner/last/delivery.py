@@ -68,6 +68,10 @@ def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
     if parts.scheme not in URL_SCHEMES or not parts.hostname:
         raise ConfigurationError(f"RUNNER_NATS_URL={redacted(url)!r}: expected a NATS server URL such as "
                          "nats://127.0.0.1:4222")
+    from runner import extras
+    missing = extras.problem("nats", "RUNNER_NATS_URL")
+    if missing is not None:
+        raise ConfigurationError(missing)       # a configuration mistake: refused before any task
     subject = settings.text("RUNNER_NATS_SUBJECT", environ) or DEFAULT_SUBJECT
     if any(c in subject for c in " \t\r\n*>") or subject.startswith(".") or subject.endswith(".") or ".." in subject:
         raise ConfigurationError(f"RUNNER_NATS_SUBJECT={subject!r}: expected a NATS subject without wildcards, "
@@ -164,8 +168,19 @@ class _Publisher:
     async def _publish(self, url: str, subject: str, payload: bytes, timeout: float) -> None:
         try:
             connection = await self._connection(url, timeout)
+            # Published means confirmed: the server's PONG to a PING sent after the message
+            # (it reads in order, so it has read the message). nats-py's flush() returns without
+            # one when its read loop has ended (a server that dropped the connection on the
+            # message), so the PONGs it counted tell whether one came. A flush first has every
+            # earlier PING (nats-py sends one of its own after connecting) answered, so the count
+            # moves after the message only for the PING that follows it.
+            await connection.flush(timeout=timeout)
+            pongs = getattr(connection, "_pongs_received", None)
             await connection.publish(subject, payload)
             await connection.flush(timeout=timeout)
+            if not connection.is_connected or (pongs is not None and connection._pongs_received <= pongs):
+                raise ConnectionError("the server did not confirm the message (the connection ended before "
+                                      "its reply to the ping after it)")
         except BaseException:
             dropped = self._connections.pop(url, None)
             if dropped is not None:

@@ -1,0 +1,133 @@
+"""Process groups a run started, as its journal records them, and whether they still live.
+
+A system_command leads a process group of its own (its pgid is its pid). When it starts,
+the journal records an `attempt_process` line: the group, the start time of its leader
+(field 22 of /proc/<pid>/stat, clock ticks since boot) and the boot id, so a pid the
+kernel has given to another process since is never taken for it. A group is the run's
+while its leader lives with that start time, or, once the leader has exited, while a
+process is still in the group (Linux never gives a live group's id to a new process).
+
+A run killed with SIGKILL cannot stop its commands: `resume` waits for the live groups of
+the run it resumes (RUNNER_RESUME_WAIT_SECONDS), then kills them and says so; `show`
+lists them; the next run in the output directory names them on the log.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import orjson
+
+RECORD_TYPE = "attempt_process"
+_BOOT_ID: list = []
+
+
+def boot_id() -> str | None:
+    if not _BOOT_ID:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as handle:
+                _BOOT_ID.append(handle.read().strip())
+        except OSError:
+            _BOOT_ID.append(None)
+    return _BOOT_ID[0]
+
+
+def _stat(pid) -> tuple[str, int, int] | None:
+    """(state, process group, start ticks) of a process from /proc/<pid>/stat; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    end = data.rfind(b")")
+    fields = data[end + 2:].split() if end > 0 else []
+    try:
+        return fields[0].decode("ascii", "replace"), int(fields[2]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def started(pgid: int) -> dict:
+    """What the journal records of a process group that has just started."""
+    found = _stat(pgid)
+    return {"pgid": pgid, "start_ticks": found[2] if found else None, "boot_id": boot_id()}
+
+
+def _groups_with_members() -> set:
+    """The process groups that hold a live (not zombie) process, from one pass over /proc."""
+    groups = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return groups
+    for name in entries:
+        if name.isdigit():
+            found = _stat(name)
+            if found is not None and found[0] != "Z":
+                groups.add(found[1])
+    return groups
+
+
+def live(records) -> list:
+    """The records (journal attempt_process lines) whose process group still runs."""
+    candidates = [r for r in records if isinstance(r, dict) and type(r.get("pgid")) is int and r["pgid"] > 1
+                  and (r.get("boot_id") is None or r.get("boot_id") == boot_id())]
+    if not candidates:
+        return []
+    groups = _groups_with_members()
+    out = []
+    for record in candidates:
+        pgid = record["pgid"]
+        leader = _stat(pgid)
+        if leader is not None and leader[2] != record.get("start_ticks"):
+            continue        # the pid is another process's now: the group it led is gone
+        if pgid in groups:
+            out.append(record)
+    return out
+
+
+def recorded(directory: Path) -> list:
+    """Every attempt_process record of the journal in `directory` (read without parsing the
+    other lines: cleaning asks this of each dead run)."""
+    from runner.execution.journal import JOURNAL_NAME, read_regular_file
+
+    try:
+        data = read_regular_file(Path(directory) / JOURNAL_NAME)
+    except (OSError, ValueError):
+        return []
+    marker = f'"type":"{RECORD_TYPE}"'.encode()
+    out = []
+    for line in data.splitlines():
+        if marker in line:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("type") == RECORD_TYPE:
+                out.append(record)
+    return out
+
+
+def describe(record: dict) -> str:
+    return f"task {record.get('task_id')!r} (attempt {record.get('attempt')}, process group {record.get('pgid')})"
+
+
+def kill(records) -> None:
+    """SIGKILL to each group that is still the run's."""
+    for record in live(records):
+        try:
+            os.killpg(record["pgid"], signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def wait_for(records, seconds: float, step: float = 0.05) -> list:
+    """Waits until every group has ended or `seconds` passed; returns those still alive."""
+    deadline = time.monotonic() + seconds
+    remaining = live(records)
+    while remaining and time.monotonic() < deadline:
+        time.sleep(min(step, max(0.0, deadline - time.monotonic())))
+        remaining = live(remaining)
+    return remaining

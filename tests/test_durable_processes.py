@@ -1,0 +1,113 @@
+"""kill -9 of a run cannot stop its commands: their process groups are in its journal, `show`
+lists those still running, the next run in the same place says so, and `resume` never
+starts a second copy beside one: it waits (RUNNER_RESUME_WAIT_SECONDS), then kills the
+group, and says which. Real processes, real signals; the command's log shows the order."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from conftest import wait_until
+from test_durable_journal import ENABLED
+
+ENV = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
+
+
+def gated_command(tmp_path: Path) -> list[str]:
+    """Appends "start <pid>", waits for the file gate, appends "end <pid>"."""
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    return ["sh", "-c", f"echo start $$ >> {log}; while ! test -f {gate}; do sleep 0.05; done; echo end $$ >> {log}"]
+
+
+def killed_run(tmp_path: Path) -> tuple[Path, int]:
+    """A run whose command waits at the gate, killed with SIGKILL: (its directory, the
+    command's pid, which still runs)."""
+    alt = {"id": "orphan", "title": "Orphan", "tasks": [
+        {"id": "effect", "description": "e", "parameters": {"task_type": "system_command",
+                                                              "command": gated_command(tmp_path)}}]}
+    (tmp_path / "alt.json").write_text(json.dumps(alt))
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", tmp_path / "alt.json", "--out",
+                              tmp_path / "out", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+    try:
+        assert wait_until(lambda: (tmp_path / "log").exists(), 60)
+        (directory,) = (tmp_path / "out").iterdir()
+        # The group is journaled when the command starts (group commit: within 50 ms).
+        assert wait_until(lambda: b"attempt_process" in (directory / "journal.jsonl").read_bytes(), 30)
+    finally:
+        child.kill()
+        child.wait(30)
+    pid = int((tmp_path / "log").read_text().split()[1])
+    os.kill(pid, 0)         # kill -9 of the run left its command running
+    return directory, pid
+
+
+def log_lines(tmp_path: Path) -> list[str]:
+    return [line.split()[0] for line in (tmp_path / "log").read_text().splitlines()]
+
+
+def start_resume(directory: Path, wait: str) -> tuple[subprocess.Popen, list[str]]:
+    """`resume DIR`, its stderr collected line by line as it comes."""
+    child = subprocess.Popen([sys.executable, "-m", "runner", "resume", directory, "--quiet"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**ENV, "RUNNER_RESUME_WAIT_SECONDS": wait})
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True).start()
+    return child, lines
+
+
+def test_show_and_the_next_run_name_a_dead_runs_command_still_running(tmp_path):
+    directory, pid = killed_run(tmp_path)
+    try:
+        shown = subprocess.run([sys.executable, "-m", "runner", "show", directory, "--json"],
+                               capture_output=True, text=True, timeout=60, env=ENV)
+        assert shown.returncode == 0, shown.stderr
+        summary = json.loads(shown.stdout)
+        assert summary["state"] == "interrupted"
+        assert summary["processes"] == [{"task_id": "effect", "attempt": 1, "pgid": pid}]
+        text = subprocess.run([sys.executable, "-m", "runner", "show", directory],
+                              capture_output=True, text=True, timeout=60, env=ENV).stdout
+        assert f"still running  task effect (attempt 1, process group {pid})" in text
+        (tmp_path / "other.json").write_text(json.dumps({"id": "other", "title": "O", "tasks": [
+            {"id": "g", "description": "g", "parameters": {"task_type": "generic"}}]}))
+        other = subprocess.run([sys.executable, "-m", "runner", "run", tmp_path / "other.json", "--out",
+                                tmp_path / "out", "--quiet"], capture_output=True, text=True, timeout=60, env=ENV)
+        assert other.returncode == 0, other.stderr
+        assert f"still has task 'effect' (attempt 1, process group {pid}) running" in other.stderr
+    finally:
+        os.killpg(pid, signal.SIGKILL)
+
+
+def test_resume_waits_for_the_dead_runs_command_and_then_runs_it_alone(tmp_path):
+    directory, pid = killed_run(tmp_path)
+    child, stderr = start_resume(directory, "120")
+    try:
+        assert wait_until(lambda: any("is still running; waiting up to 120 s" in line for line in stderr), 60), stderr
+        assert log_lines(tmp_path) == ["start"]          # no second copy while the first runs
+        (tmp_path / "gate").touch()
+        assert child.wait(120) == 0, "".join(stderr)
+    finally:
+        child.kill()
+    assert any("ended; its outcome was never recorded" in line for line in stderr)
+    # The first copy ended before the second started: never two at once.
+    assert log_lines(tmp_path) == ["start", "end", "start", "end"]
+
+
+def test_resume_kills_the_dead_runs_command_after_its_wait_and_says_so(tmp_path):
+    directory, pid = killed_run(tmp_path)
+    child, stderr = start_resume(directory, "0.5")
+    try:
+        assert wait_until(lambda: any(f"killed task 'effect' (attempt 1, process group {pid})" in line
+                                      for line in stderr), 60), stderr
+        assert wait_until(lambda: len(log_lines(tmp_path)) == 2, 60)
+        (tmp_path / "gate").touch()
+        assert child.wait(120) == 0, "".join(stderr)
+    finally:
+        child.kill()
+    assert log_lines(tmp_path) == ["start", "start", "end"]       # the first copy never reached its end
+    first, second = [int(line.split()[1]) for line in (tmp_path / "log").read_text().splitlines()[:2]]
+    assert first == pid and second != pid
