@@ -62,15 +62,6 @@ def test_a_nats_url_without_nats_py_is_refused_before_the_run_naming_the_extra(t
     assert not (tmp_path / "out").exists()          # nothing ran, nothing was written
 
 
-def test_the_kserve_provider_without_grpcio_is_refused_before_the_run_naming_the_extra(tmp_path):
-    env = {**without(tmp_path, "grpc"), "RUNNER_AI_PROVIDER": "kserve", "RUNNER_AI_SERVICE_URL": "grpc://127.0.0.1:9",
-           "RUNNER_AI_MODEL": "m"}
-    done = run(tmp_path, env, [{"id": "ask", "description": "hello"}])
-    assert done.returncode == 2, done.stderr
-    assert "RUNNER_AI_PROVIDER=kserve needs the [grpc] extra" in done.stderr
-    assert "pip install 'librunner[grpc]'" in done.stderr
-
-
 def test_dask_without_distributed_is_refused_naming_the_extra(tmp_path):
     done = run(tmp_path, without(tmp_path, "distributed"), GENERIC, "--dask", "local:1")
     assert done.returncode == 2, done.stderr

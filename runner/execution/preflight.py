@@ -122,14 +122,8 @@ def optional_packages(preflight: Preflight) -> list[str]:
     wanted = []
     if settings.text("RUNNER_NATS_URL", preflight.environ) is not None:
         wanted.append(("nats", "RUNNER_NATS_URL"))
-    if preflight.tasks_of_type("ai_prompt"):
-        from runner.ai.config import config_from_environment
-        try:
-            provider = config_from_environment(preflight.environ).provider
-        except ValueError:
-            provider = None         # ai_configuration names that problem
-        if provider == "kserve":
-            wanted.append(("grpc", "RUNNER_AI_PROVIDER=kserve"))
+    # The kserve provider without grpcio is refused as the AI service is checked (exit 2,
+    # naming the [grpc] extra) before any task: runner.ai.client.
     if settings.text("RUNNER_DASK_SCHEDULER", preflight.environ) is not None:
         wanted.append(("dask", "RUNNER_DASK_SCHEDULER"))
     return [found for found in (extras.problem(extra, feature) for extra, feature in wanted) if found]
