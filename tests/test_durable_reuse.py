@@ -188,8 +188,8 @@ def test_a_reused_task_behind_a_re_run_one_is_recorded_before_it_is_reached(tmp_
 
 
 def test_a_resume_with_nothing_to_run_replays_every_result_before_its_first_round(tmp_path):
-    """A 300-task chain resumed with every result reused: all are recorded in the journal's
-    first lines, in one pass (a scheduling round per task, each with its wait, made this a
+    """A 300-task chain resumed with every result but the last reused: all are recorded in the
+    journal's first lines, in one pass (a scheduling round per task, each with its wait, made this a
     minute)."""
     tasks = [{"id": "t0", "description": "d", "parameters": {"task_type": "generic"}}]
     tasks += [{"id": f"t{i}", "description": "d", "dependencies": [f"t{i - 1}"],
@@ -197,10 +197,14 @@ def test_a_resume_with_nothing_to_run_replays_every_result_before_its_first_roun
     (tmp_path / "alt.json").write_text(json.dumps({"id": "chain", "title": "C", "tasks": tasks}))
     first = cli("run", tmp_path / "alt.json", "--out", tmp_path / "out", "--quiet")
     assert first.returncode == 0, first.stderr
-    again = cli("resume", directory_of(first), "--quiet")
+    # A finished run with nothing to redo is not resumed at all (it writes nothing): the last
+    # task is forced, so the other 299 are replayed.
+    again = cli("resume", directory_of(first), "--force", "t299", "--quiet")
     assert again.returncode == 0, again.stderr
     records = read_records(directory_of(again) / "journal.jsonl")
-    assert [r["type"] for r in records] == ["run_started", "task_results", "run_ended"]
-    assert len(records[1]["rows"]) == 300
+    assert [r["type"] for r in records[:2]] == ["run_started", "task_results"]
+    assert records[-1]["type"] == "run_ended"
+    assert len(records[1]["rows"]) == 299
     record = json.loads((directory_of(again) / "last.json").read_bytes())
-    assert all(r["metadata"].get("reused_from") for r in record["task_results"].values())
+    reused = {task_id for task_id, r in record["task_results"].items() if r["metadata"].get("reused_from")}
+    assert reused == {f"t{i}" for i in range(299)}
