@@ -169,7 +169,7 @@ def describe_journal(summary: dict) -> str:
                 lines.append(f"  interrupted {task_id}: {interrupted_attempt(attempt).split(': ', 1)[1]}")
     for process in summary.get("processes") or ():
         lines.append(f"still running  task {process['task_id']} (attempt {process['attempt']}, process group "
-                     f"{process['pgid']}): the run is dead but its command is not; `python -m runner resume` waits for it")
+                     f"{process['pgid']}): the run is dead but its command is not; python -m runner resume waits for it")
     for failure in summary["failures"][:FAILURES_SHOWN]:
         status = f"{failure['status']:<9}"
         lines.append(f"  {_palette().status(status, failure['status'])} {failure['task_id']}: "

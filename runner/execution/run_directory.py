@@ -197,7 +197,7 @@ def clean_dead_runs(output_dir: Path, in_use=None) -> None:
                 keep = in_use is not None and _dead_run_workspace(directory) == Path(in_use)
                 for record in processes.live(processes.recorded(directory)):
                     # kill -9 could not stop it: said here, and `resume` waits for it.
-                    log.warning("the interrupted run %s still has %s running (`runner resume` waits for it)",
+                    log.warning("the interrupted run %s still has %s running (python -m runner resume waits for it)",
                                 directory, processes.describe(record))
                 clean_dead_run(directory, keep_workspace=keep)
             elif LAST_DIRECTORY_NAME.fullmatch(entry.name) and \
