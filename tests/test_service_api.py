@@ -374,3 +374,20 @@ def test_concurrent_posts_with_one_idempotency_key_make_one_run(service):
     assert sorted(status for status, _ in answers) == [200] * 5 + [202], answers
     listed = service.get("/api/v1/runs?limit=1000").json()
     assert len([run for run in listed["runs"] if run["alt_id"] == "idem-race"]) == 1
+
+
+def test_a_traceparent_header_makes_the_run_join_that_trace(service):
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    answer = post_run(service, one_task("traced"), headers={"traceparent": f"00-{trace_id}-{parent}-01"})
+    assert answer.status_code == 202, answer.text
+    view = service.wait_for(answer.json()["id"])
+    assert view["status"] == "success"
+    execution = service.get(f"/api/v1/runs/{view['id']}/last").json()["execution"]
+    assert execution["trace_id"] == trace_id
+    assert execution["trace_parent_span_id"] == parent
+    # A value that is not a traceparent is ignored, as the W3C text asks: the run is not traced.
+    ignored = post_run(service, one_task("untraced"), headers={"traceparent": "00-nothex-00f067aa0ba902b7-01"})
+    assert ignored.status_code == 202, ignored.text
+    view = service.wait_for(ignored.json()["id"])
+    assert view["status"] == "success"
+    assert "trace_id" not in service.get(f"/api/v1/runs/{view['id']}/last").json()["execution"]

@@ -110,6 +110,15 @@ def idempotency_key(request) -> str | None:
     return key
 
 
+def trace_parent(request) -> str | None:
+    """The request's W3C traceparent header when it is one: the run joins that trace. A value
+    that is not one is ignored, as the W3C text says a receiver should."""
+    from runner.trace.ids import parse_traceparent
+
+    value = request.headers.get("traceparent")
+    return value.strip() if parse_traceparent(value) is not None else None
+
+
 def check_open(registry) -> None:
     if registry.draining:
         raise Refusal(503, "the service is stopping; accepted runs resume at its next start",
@@ -128,7 +137,7 @@ def _keyed(registry, key: str | None, digest: str):
 
 
 async def accept(registry, document: bytes, *, key: str | None, digest: str, origin: str, mode=None, seed=None,
-                 priority=None, metadata=None, alt_file=None, edit=None):
+                 priority=None, metadata=None, alt_file=None, edit=None, traceparent=None):
     """(run, created): the run accepted for this request, or the one its Idempotency-Key
     already names (created False). edit(alt) -> bytes | None may rewrite the document
     (persona of /api/v1/process)."""
@@ -153,7 +162,7 @@ async def accept(registry, document: bytes, *, key: str | None, digest: str, ori
         return existing, False
     try:
         run = await registry.accept(alt, document, mode=mode, seed=seed, priority=priority, key=key, digest=digest,
-                                    origin=origin, metadata=metadata, alt_file=alt_file)
+                                    origin=origin, metadata=metadata, alt_file=alt_file, traceparent=traceparent)
     except OSError as error:
         raise Refusal(507, f"the run could not be recorded: {error.strerror or error}") from None
     return run, True

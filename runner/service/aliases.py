@@ -103,6 +103,7 @@ async def process(request):
     digest = accepting.digest_of(document, mode, priority, persona)
     run, created = await accepting.accept(registry, document, key=accepting.idempotency_key(request), digest=digest,
                                           origin="process", mode=mode, priority=priority, alt_file=str(path),
+                                          traceparent=accepting.trace_parent(request),
                                           edit=_persona_edit(persona))
     return JSONAnswer({"request_id": run.id, "alt_file_id": run.alt_id, "status": "processing",
                        "last_file_path": None}, status_code=202 if created else 200,
@@ -154,7 +155,8 @@ async def gateway_run(request):
     digest = accepting.digest_of(document, mode, priority, persona, orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS))
     run, created = await accepting.accept(registry, document, key=accepting.idempotency_key(request), digest=digest,
                                           origin="gateway", mode=mode, priority=priority, metadata=metadata,
-                                          alt_file=str(path), edit=_persona_edit(persona))
+                                          alt_file=str(path), edit=_persona_edit(persona),
+                                          traceparent=accepting.trace_parent(request))
     return JSONAnswer(runner_response(run), status_code=202 if created else 200,
                       headers={"Location": f"/tasks/{run.id}"})
 

@@ -131,7 +131,8 @@ class Registry:
 
     async def accept(self, alt, document: bytes, *, mode: str | None = None, seed: int | None = None,
                      priority: str | None = None, key: str | None = None, digest: str | None = None,
-                     origin: str = "api", metadata: dict | None = None, alt_file: str | None = None) -> ServiceRun:
+                     origin: str = "api", metadata: dict | None = None, alt_file: str | None = None,
+                     traceparent: str | None = None) -> ServiceRun:
         """Records the run durably (fsynced), then queues it. OSError when it cannot be recorded."""
         from runner import librunner
 
@@ -140,7 +141,7 @@ class Registry:
         state = {"id": librunner.next_last_id(), "seq": self._seq, "at": _stamp(), "alt_id": alt.id,
                  "priority": priority or alt.priority or "medium", "mode": mode, "seed": seed,
                  "tasks": len(alt.tasks), "key": key, "digest": digest, "origin": origin,
-                 "metadata": metadata or {}, "alt_file": alt_file}
+                 "metadata": metadata or {}, "alt_file": alt_file, "traceparent": traceparent}
         try:
             state["document"] = document.decode("utf-8")
         except UnicodeDecodeError:      # the parser read it, so it is not text only in theory
@@ -219,7 +220,7 @@ class Registry:
             observe(event)
 
         options = {"on_event": on_event, "on_execution": lambda execution: self._attach(run, execution),
-                   "environ": self.environ, "placement": self.placement}
+                   "environ": self.environ, "placement": self.placement, "traceparent": run.traceparent}
         outcome = None
         try:
             previous = latest_run_directory(run.folder)

@@ -74,7 +74,8 @@ async def post_run(request):
     key = accepting.idempotency_key(request)
     document = await accepting.read_body(request, accepting.max_alt_bytes())
     digest = accepting.digest_of(document, options["mode"], options["seed"], options["priority"])
-    run, created = await accepting.accept(registry, document, key=key, digest=digest, origin="api", **options)
+    run, created = await accepting.accept(registry, document, key=key, digest=digest, origin="api",
+                                          traceparent=accepting.trace_parent(request), **options)
     return accepted_answer(run, created)
 
 

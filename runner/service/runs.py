@@ -37,6 +37,7 @@ class ServiceRun:
         self.origin: str = state.get("origin") or "api"
         self.metadata: dict = state.get("metadata") or {}
         self.alt_file: str | None = state.get("alt_file")
+        self.traceparent: str | None = state.get("traceparent")    # the request's: the run joins its trace
         self.accepted_at: str = state.get("at")
         self.document: str | None = state.get("document")
         self.folder = folder
