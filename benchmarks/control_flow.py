@@ -73,7 +73,8 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    environ = {"RUNNER_MAX_LOOP_ITERATIONS": str(max(args.items, args.iterations))}
+    environ = {"RUNNER_MAX_LOOP_ITERATIONS": str(max(args.items, args.iterations)),
+               "RUNNER_MAX_TASK_INSTANCES": str(2 * max(args.items, args.iterations))}
     ok = True
 
     mapped = parse_alt_file(orjson.dumps(mapped_document(args.items)))

@@ -291,6 +291,38 @@ def test_a_loop_stops_at_the_iteration_limit_and_the_run_still_writes_its_last_f
     assert last["task_results"]["w"]["status"] == "failed"
 
 
+def test_nested_loops_stop_at_the_run_wide_instance_limit_and_the_run_still_writes_its_last_file(tmp_path):
+    # Each loop is within RUNNER_MAX_LOOP_ITERATIONS; together they would make 10 + 100 + 1000.
+    doc = v2([segment("a", loop={"type": "for_range", "variable": "i", "start": 0, "end": 10, "body": ["b"]}),
+              segment("b", loop={"type": "for_range", "variable": "j", "start": 0, "end": 10, "body": ["c"]}),
+              segment("c", loop={"type": "for_range", "variable": "k", "start": 0, "end": 10, "body": ["d"]}),
+              segment("d")])
+    done = run(doc, tmp_path, environ={"RUNNER_MAX_TASK_INSTANCES": "50"})
+    results = outcome(done)
+    made = [task_id for task_id in results if "[" in task_id]
+    assert len(made) <= 50
+    refused = {task_id: error for task_id, (status, _, error) in results.items()
+               if status == "failed" and error and "RUNNER_MAX_TASK_INSTANCES (50)" in error}
+    assert refused, results
+    assert all(error.endswith("in this run: more than RUNNER_MAX_TASK_INSTANCES (50)") for error in refused.values())
+    assert results["a"][0] == "failed"          # a loop fails when an iteration's body does not complete
+    assert json.loads((done.directory / "last.json").read_bytes())["task_results"]["a"]["status"] == "failed"
+
+
+def test_recursion_inside_loops_stops_at_the_run_wide_instance_limit(tmp_path):
+    # Every call runs a loop of 5 that calls again: 5^depth instances long before depth 16.
+    doc = v2([segment("start", function_call={"function_name": "fan", "arguments": {}}),
+              segment("loop", loop={"type": "for_range", "variable": "i", "start": 0, "end": 5, "body": ["again"]}),
+              segment("again", function_call={"function_name": "fan", "arguments": {}})],
+             functions=[{"name": "fan", "parameters": [], "body": ["loop"]}])
+    done = run(doc, tmp_path, environ={"RUNNER_MAX_TASK_INSTANCES": "200"})
+    results = outcome(done)
+    assert len(results) <= 200 + 3
+    assert any(error and "more than RUNNER_MAX_TASK_INSTANCES (200)" in error for _, _, error in results.values())
+    assert results["start"][0] == "failed"
+    assert (done.directory / "last.json").is_file()
+
+
 def test_nested_loops_name_their_instances_with_both_iterations(tmp_path):
     doc = v2([segment("outer", loop={"type": "for_range", "variable": "i", "start": 0, "end": 2,
                                      "body": ["inner"]}),

@@ -18,6 +18,10 @@ DEFAULT_CHAOS_FAULT_RATE = 0.2         # fraction of attempts given a fault in c
 DEFAULT_OUTPUT_CAP_BYTES = 1 << 20     # stdout / stderr kept per system command
 DEFAULT_MAX_LOOP_ITERATIONS = 1000     # iterations of one loop (control flow)
 DEFAULT_MAX_CALL_DEPTH = 16            # nested function calls (control flow)
+# Task instances that loops and calls may make in one run, all constructs together: the two
+# limits above bound one loop and one level each, not their product (three nested loops of
+# 1000 make a billion), and a service runs documents from callers it does not trust.
+DEFAULT_MAX_TASK_INSTANCES = 100_000
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class ExecutionSettings:
     output_cap_bytes: int
     max_loop_iterations: int = DEFAULT_MAX_LOOP_ITERATIONS
     max_call_depth: int = DEFAULT_MAX_CALL_DEPTH
+    max_task_instances: int = DEFAULT_MAX_TASK_INSTANCES
 
 
 def load(environ=os.environ) -> ExecutionSettings:
@@ -54,4 +59,6 @@ def load(environ=os.environ) -> ExecutionSettings:
         max_loop_iterations=settings.integer("RUNNER_MAX_LOOP_ITERATIONS", DEFAULT_MAX_LOOP_ITERATIONS, environ,
                                              maximum=100_000_000),
         max_call_depth=settings.integer("RUNNER_MAX_CALL_DEPTH", DEFAULT_MAX_CALL_DEPTH, environ, maximum=10_000),
+        max_task_instances=settings.integer("RUNNER_MAX_TASK_INSTANCES", DEFAULT_MAX_TASK_INSTANCES, environ,
+                                            maximum=100_000_000),
     )

@@ -65,6 +65,8 @@ class Flow:
         self.plan = plan = alt.control
         self.max_iterations = execution.settings.max_loop_iterations
         self.max_depth = execution.settings.max_call_depth
+        self.max_instances = execution.settings.max_task_instances
+        self.instances_made = 0                         # by every loop and call of the run so far
         self.globals = dict(plan.variables)
         for local in plan.local.values():
             for name, value in local.items():
@@ -345,6 +347,9 @@ class Flow:
                 f"{kind} loop of {len(values)} iterations: more than RUNNER_MAX_LOOP_ITERATIONS "
                 f"({self.max_iterations})", {"loop": kind, "iterations": 0})
             return True
+        if values is not None and self._over_budget(index, construct, len(values), None,
+                                                    {"loop": kind, "iterations": 0}):
+            return True
         active.values = list(values) if values is not None else None
         group = self.execution.scheduler.new_group()
         self.active[group] = active
@@ -384,6 +389,9 @@ class Flow:
                 f"while loop still true after {active.iteration} iterations: stopped at "
                 f"RUNNER_MAX_LOOP_ITERATIONS ({self.max_iterations})",
                 {"loop": "while", "iterations": active.iteration})
+            return
+        if self._over_budget(active.carrier, construct, 1, None, {"loop": "while", "iterations": active.iteration}):
+            self.active.pop(group, None)
             return
         before = len(active.members)
         self._expand(group, active, [(active.iteration, active.iteration)])
@@ -442,6 +450,20 @@ class Flow:
                             inline_ok and source.task_type in INLINE_TYPES, template in plan.constructs and not mapped))
         shape = self.shapes[key] = (closure, entries)
         return shape
+
+    def _over_budget(self, carrier: int, construct, iterations: int, call_function, control: dict) -> bool:
+        """Counts the instances `iterations` of the construct's body would make against the run's
+        RUNNER_MAX_TASK_INSTANCES; when they would pass it, fails the construct instead (the
+        run goes on to its end and its LAST file) and says so with True."""
+        wanted = iterations * len(self._shape(construct, call_function)[0])
+        if self.instances_made + wanted <= self.max_instances:
+            self.instances_made += wanted
+            return False
+        self.execution.finish_construct(
+            carrier, "failed", None,
+            f"{wanted} more task instances would make {self.instances_made + wanted} in this run: more than "
+            f"RUNNER_MAX_TASK_INSTANCES ({self.max_instances})", control)
+        return True
 
     def _expand(self, group, active, iterations, *, call_function=None, arguments=None) -> None:
         """Appends instances of the construct's body: one per (iteration, value), or a call."""
@@ -572,6 +594,9 @@ class Flow:
                 arguments[name] = default
             else:
                 raise core.ControlFlowError(f"function '{function.name}' needs its argument '{name}'")
+        if self._over_budget(index, construct, 1, function,
+                             {"call": self.run_alt.tasks[index].id, "function": function.name}):
+            return True
         active = _Active(index, construct, output, scope)
         active.values = [function]
         group = self.execution.scheduler.new_group()
