@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import best_of     # benchmarks/measure.py (run as a script: its folder is on sys.path)
+
 from runner import parse_alt_file
 from runner.execution import execute
 
@@ -37,16 +39,6 @@ def flat_document(n: int, task_type: str, **parameters) -> dict:
     return {"id": f"bench_{task_type}_{n}", "title": f"{n} {task_type} tasks",
             "tasks": [{"id": f"t{i}", "description": "x", "parameters": {"task_type": task_type, **parameters}}
                       for i in range(n)]}
-
-
-def best_of(repeat: int, function) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def trivial(task):

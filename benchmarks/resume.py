@@ -18,12 +18,12 @@ Goal: resume within 2x of reading the journal.
 from __future__ import annotations
 
 import argparse
-import gc
 import random
 import shutil
 import tempfile
-import time
 from pathlib import Path
+
+from measure import best_of     # benchmarks/measure.py (run as a script: its folder is on sys.path)
 
 from runner.execution import execute
 from runner.execution.journal import RunState
@@ -41,16 +41,6 @@ def document(n: int, shape: str, seed: int = 1) -> dict:
         tasks.append({"id": f"t{i}", "description": "no-op", "dependencies": deps,
                       "parameters": {"task_type": "generic"}})
     return {"id": f"resume_{n}", "title": f"{n} no-op tasks", "tasks": tasks}
-
-
-def best_of(repeat: int, function) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def measure(n: int, shape: str, repeat: int) -> float:

@@ -34,6 +34,8 @@ import time
 
 import orjson
 
+from measure import best_of     # benchmarks/measure.py (run as a script: its folder is on sys.path)
+
 from runner import parse_alt_file
 from runner.execution import execute
 
@@ -46,16 +48,6 @@ def dag_document(n: int, seed: int = 1) -> dict:
         tasks.append({"id": f"t{i}", "description": "no-op", "dependencies": deps,
                       "parameters": {"task_type": "generic"}})
     return {"id": f"bench_{n}", "title": f"{n} no-op tasks", "tasks": tasks}
-
-
-def best_of(repeat: int, function) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def run_librunner(alt, workspace: str) -> None:
