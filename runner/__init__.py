@@ -1,8 +1,9 @@
 """librunner: the ALT_LAS Runner Service, a Cython core shipped as librunner.so.
 
 The Python API re-exports the compiled core (`runner.librunner`, loaded from
-librunner.so). Names are resolved lazily: when a C host starts the core, the core
-imports this package while it is itself still being initialised.
+librunner.so), LAST files on disk (runner.last) and runs (runner.execution). Names are
+resolved lazily: when a C host starts the core, the core imports this package while it is
+itself still being initialised.
 """
 from __future__ import annotations
 
@@ -19,16 +20,19 @@ _CORE_NAMES = frozenset((
     # task results
     "TaskResult", "parse_task_result", "task_result_from_dict",
     # LAST files
-    "build_last_record", "recorded_task_result", "last_json", "write_last_file", "LastWriteResult", "LastOptions", "load_last",
+    "build_last_record", "recorded_task_result", "last_json",
     # the store behind the C ABI
     "RunStore",
 ))
+# LAST files on disk: plain Python, runner.last
+_LAST_NAMES = {"write_last_file": "write", "LastWriteResult": "directory", "LastOptions": "options",
+               "load_last": "reader"}
 _EXECUTION_NAMES = frozenset(("run", "RunRequest", "RunOutcome"))  # plain Python: runner.execution.run
 _RESUME_NAMES = frozenset(("resume",))  # plain Python: runner.execution.resume
 _CLUSTER_NAMES = frozenset(("run_many",))  # plain Python: runner.cluster (distributed only with dask=)
 _TASK_TYPE_NAMES = frozenset(("task_type", "register_task_type"))  # runner.execution.task_types
 
-__all__ = sorted((_CORE_NAMES | _EXECUTION_NAMES | _RESUME_NAMES | _CLUSTER_NAMES | _TASK_TYPE_NAMES) - {"__version__"})
+__all__ = sorted((_CORE_NAMES | _LAST_NAMES.keys() | _EXECUTION_NAMES | _RESUME_NAMES | _CLUSTER_NAMES | _TASK_TYPE_NAMES) - {"__version__"})
 
 
 def __getattr__(name: str):
@@ -36,6 +40,10 @@ def __getattr__(name: str):
         from runner import librunner
 
         return getattr(librunner, name)
+    if name in _LAST_NAMES:
+        from importlib import import_module
+
+        return getattr(import_module(f"runner.last.{_LAST_NAMES[name]}"), name)
     if name in _EXECUTION_NAMES:
         from runner.execution import run
 

@@ -3,6 +3,9 @@
 
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.string cimport memcmp, strlen
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
 from runner import logs
 
 
@@ -52,10 +55,56 @@ cdef str alt_id_text(const char *alt_id):
     return known
 
 
+# runner.last.write (writes LAST directories) and runner.last.options, imported by runner_init,
+# which runs before any other door: not when this module loads (runner.last imports it),
+# nor at a door's first call (a module defining dataclasses, imported by a C host's thread
+# while another thread imports typing, fails: dataclasses reads a half-initialised typing).
+cdef object last_writing = None
+cdef object last_options = None
+
+
 cdef public object core_init():
+    global last_writing, last_options
     config = settings.load()       # ConfigurationError names a bad variable
     logs.configure(config.log_level)
+    from runner.last import options, write
+    last_writing, last_options = write, options
     return None
+
+
+cdef str generate_last(RunStore store, str alt_id, object output_dir):
+    """Writes <output_dir>/<last id>/ from a stored ALT file and its results; the LAST id."""
+    cdef long since = store.generation
+    cdef AltFile alt = store.alt_file(alt_id)
+    written = last_writing.write_last_file(alt, store.results_of(alt_id), output_dir)
+    store.keep_last(written.last_id, written.json, since)
+    return written.last_id
+
+
+def generate_or_error(RunStore store, output_dir, str alt_id):
+    """One entry of a batch: a LAST id, or "ERROR: <message>"; never an exception, so one
+    file's failure, even a bug, cannot take the other files of the batch down with it."""
+    try:
+        return generate_last(store, alt_id, output_dir)
+    except RunnerError as error:
+        return f"ERROR: {error}"
+    except Exception as error:
+        log.exception("generating the LAST file failed", extra={"alt_id": alt_id})
+        return f"ERROR: internal error: {type(error).__name__}: {error}"
+
+
+cdef dict batch(RunStore store, list alt_ids, object output_dir):
+    """ALT id -> new LAST id, or "ERROR: <message>"; one failure does not stop the rest.
+
+    The files are generated in parallel, at most RUNNER_LAST_WORKERS at a time.
+    """
+    workers = last_options.from_environment().workers
+    generate = partial(generate_or_error, store, output_dir)
+    unique = list(dict.fromkeys(alt_ids))
+    if len(unique) <= 1 or workers == 1:
+        return {alt_id: generate(alt_id) for alt_id in unique}
+    with ThreadPoolExecutor(min(workers, len(unique)), thread_name_prefix="last-batch") as pool:
+        return dict(zip(unique, pool.map(generate, unique)))
 
 
 cdef public object core_parse_alt_file(const char *json):
@@ -80,7 +129,7 @@ cdef public object core_add_task_result(const char *alt_id, const char *result_j
 
 cdef public object core_generate_last_file(const char *alt_id, const char *output_dir):
     directory = c_output_dir(output_dir)
-    return STORE.generate_last(c_text(alt_id, "alt_id"), directory).encode()
+    return generate_last(<RunStore>STORE, c_text(alt_id, "alt_id"), directory).encode()
 
 
 cdef public object core_get_last_file_json(const char *last_id):
@@ -99,7 +148,7 @@ cdef public object core_batch_process(const char *alt_ids_json, const char *outp
     if not isinstance(alt_ids, list) or any(not isinstance(alt_id, str) for alt_id in alt_ids):
         raise RunnerError(f"alt_ids_json must be a JSON array of ALT ids (strings), found {shorten(alt_ids)}")
     directory = c_output_dir(output_dir)
-    return orjson.dumps(STORE.batch(alt_ids, directory))
+    return orjson.dumps(batch(<RunStore>STORE, alt_ids, directory))
 
 
 cdef public object core_cleanup():

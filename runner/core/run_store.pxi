@@ -1,20 +1,7 @@
 # The run store: what the C ABI keeps between calls, by id.
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from functools import partial
-
-from runner import settings
-from runner.last import options as last_options
-from runner.last.options import LastOptions
-from runner.last.reader import load_last
-from runner.last.directory import LastWriteResult
-# At load, not at the first generation: a module that defines dataclasses, imported by a C
-# host's thread while another thread is importing typing, fails (dataclasses reads a
-# half-initialised typing from sys.modules). It imports no NATS client by itself.
-from runner.last import delivery
 
 log = logging.getLogger("runner")
 
@@ -29,28 +16,17 @@ def next_last_id():
     return new_uuid7()
 
 
-def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=None, workspace=None,
-                    options=None, last_id=None, **overrides):
-    """Builds the LAST record of `alt` and writes its whole directory; returns a LastWriteResult.
+def checked_last_record(AltFile alt, dict results, execution=None, last_id=None):
+    """The LAST record of `alt` and its task results, as a dict; the files are written by
+    runner.last.write (write_last_file), which calls this.
 
-    `results` maps task ids to TaskResult (dicts are checked with task_result_from_dict).
-    `execution` holds the run's own facts (mode, seed, faults, max_concurrency, started_at,
-    ended_at, wall_time_ms, interrupted); `workspace` is where file_operation tasks wrote.
-    The products come from the RUNNER_* variables (runner.last.options), then `options`
-    (a LastOptions) replaces them, then keyword overrides (compression=True, archive="zip",
-    ...) replace single choices. output_dir None means RUNNER_OUTPUT_DIR, else ./output.
-    last_id: the id of a run's journal directory, <output_dir>/<last_id>/, which exists
-    already; the products are written into it, last.json last.
-    With RUNNER_NATS_URL the written file is then published to the archive
-    (runner.last.delivery); the outcome is in the result's `delivery`.
+    `results` maps task ids to TaskResult (dicts are checked with task_result_from_dict);
+    a value of another type is a TaskResultError, a task the file does not have an
+    UnknownIdError. `execution` holds the run's own facts (a dict, else LastFileError).
+    last_id None: a new UUIDv7.
     """
     cdef dict checked = {}
     cdef TaskResult result
-    # A bad RUNNER_* setting is a ConfigurationError naming the variable.
-    chosen = options if options is not None else last_options.from_environment()
-    if overrides:
-        chosen = chosen.with_overrides(**overrides)
-    publication = delivery.settings_from_environment()
     for task_id, value in results.items():
         if isinstance(value, TaskResult):
             result = <TaskResult>value
@@ -64,37 +40,9 @@ def write_last_file(AltFile alt, dict results, output_dir=None, *, execution=Non
         checked[result.task_id] = result
     if execution is not None and not isinstance(execution, dict):
         raise LastFileError(f"execution must be a dict, found {type(execution).__name__}")
-    journaled = last_id is not None
-    if not journaled:
+    if last_id is None:
         last_id = new_uuid7()
-    record = build_last_record(alt, checked, last_id, new_uuid7(), utc_now(), execution)
-    directory = settings.output_dir(output_dir)
-    from runner.last.directory import write_directory
-    try:
-        written = write_directory(record, directory, chosen, workspace, into_existing=journaled)
-    except OSError as error:
-        raise LastFileError(f"cannot write the LAST file of '{alt.id}' under '{directory}': "
-                            f"{error.strerror or error}") from error
-    log.info("wrote %s (%s)", written.directory, record["status"], extra={"alt_id": alt.id, "last_id": last_id})
-    if publication is not None:
-        # Only once the directory is complete: publication can add to a LAST file, never lose it.
-        written.delivery = delivery.deliver(written.record, written.directory, publication)
-        if publication.required and not written.delivery["published"]:
-            raise DeliveryError(f"{delivery.failure_text(written.delivery)}; the LAST file is written in "
-                                f"{written.directory} (RUNNER_NATS_REQUIRED=true)", written)
-    return written
-
-
-def generate_or_error(RunStore store, output_dir, str alt_id):
-    """One entry of a batch: a LAST id, or "ERROR: <message>"; never an exception, so one
-    file's failure, even a bug, cannot take the other files of the batch down with it."""
-    try:
-        return store.generate_last(alt_id, output_dir)
-    except RunnerError as error:
-        return f"ERROR: {error}"
-    except Exception as error:
-        log.exception("generating the LAST file failed", extra={"alt_id": alt_id})
-        return f"ERROR: internal error: {type(error).__name__}: {error}"
+    return build_last_record(alt, checked, last_id, new_uuid7(), utc_now(), execution)
 
 
 # runner_get_warnings lists at most this many warnings in all (ALT file and task results),
@@ -106,7 +54,7 @@ cdef class RunStore:
     """Parsed ALT files, their task results and generated LAST files, by id.
 
     Every method runs under the GIL and changes the dicts in single steps, so concurrent
-    callers need no further lock; generate_last works on a snapshot of the results.
+    callers need no further lock; a LAST file is built from a snapshot of the results.
     A call can still be paused mid-way (CPython switches threads every few milliseconds):
     `generation` counts clear() calls, and a call that began before a clear() stores nothing
     after it, so a runner_cleanup really leaves the next session empty.
@@ -184,34 +132,23 @@ cdef class RunStore:
             out.append({"path": "/", "message": f"... and {total - len(out)} more warnings"})
         return out
 
-    cpdef str generate_last(self, str alt_id, object output_dir):
-        """Builds the LAST record, writes <output_dir>/<last id>/last.json, returns the LAST id."""
-        cdef long since = self.generation
-        cdef AltFile alt = self.alt_file(alt_id)
-        cdef dict results = dict(self.results.get(alt_id) or {})
-        written = write_last_file(alt, results, output_dir)
+    cpdef dict results_of(self, str alt_id):
+        """A snapshot of the task results of a stored ALT file (what a LAST file is built from)."""
+        self.alt_file(alt_id)
+        return dict(self.results.get(alt_id) or {})
+
+    cpdef keep_last(self, str last_id, bytes data, long since=-1):
+        """Keeps a written LAST file's JSON for runner_get_last_file_json.
+
+        since: the generation the caller started in; nothing is kept if a clear() came between."""
         self.check_generation(since)
-        self.last_files[written.last_id] = written.json
-        return written.last_id
+        self.last_files[last_id] = data
 
     cpdef bytes last_json(self, str last_id):
         data = self.last_files.get(last_id)
         if data is None:
             raise UnknownIdError(f"unknown LAST file '{last_id}' (not generated since runner_init)")
         return data
-
-    cpdef dict batch(self, list alt_ids, object output_dir):
-        """ALT id -> new LAST id, or "ERROR: <message>"; one failure does not stop the rest.
-
-        The files are generated in parallel, at most RUNNER_LAST_WORKERS at a time.
-        """
-        workers = last_options.from_environment().workers
-        generate = partial(generate_or_error, self, output_dir)
-        unique = list(dict.fromkeys(alt_ids))
-        if len(unique) <= 1 or workers == 1:
-            return {alt_id: generate(alt_id) for alt_id in unique}
-        with ThreadPoolExecutor(min(workers, len(unique)), thread_name_prefix="last-batch") as pool:
-            return dict(zip(unique, pool.map(generate, unique)))
 
     cpdef clear(self):
         self.generation += 1

@@ -5,6 +5,8 @@
 # Only files that have unknown fields pay for this: the parser finds them while it reads
 # the known ones, and messages (and difflib) are built only for warnings that are kept.
 
+from runner import settings
+
 # Names people write for a field, with the field they mean. Tried before difflib, which
 # cannot see that "retries" means "retry_count".
 cdef dict FIELD_ALIASES = {

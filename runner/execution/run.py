@@ -30,6 +30,7 @@ from runner.execution.executor import Execution, default_workspace
 from runner.execution.run_directory import open_run_directory
 from runner.execution.task_types import run_handlers
 from runner.last import delivery
+from runner.last.write import write_last_file
 from runner.trace import live
 from runner.workspace import remove_tree
 
@@ -304,8 +305,8 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             outcome = RunOutcome(last_id or "", Path(), {}, b"", results, facts, workspace)
         else:
             try:
-                written = librunner.write_last_file(execution.alt, results, request.output_dir, execution=facts,
-                                                    workspace=workspace, last_id=last_id)
+                written = write_last_file(execution.alt, results, request.output_dir, execution=facts,
+                                          workspace=workspace, last_id=last_id)
             except LastFileError as error:
                 if isinstance(error, DeliveryError) or run_journal is None or run_journal.error is None:
                     raise

@@ -29,6 +29,7 @@ import orjson
 
 from runner.last.atomic_files import atomic_file, fsync_directory, write_atomically
 from runner.last.options import LastOptions
+from runner.librunner import last_json     # the graph goes in as the JSON the core wrote
 
 
 @dataclass
@@ -150,7 +151,6 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
     # with "partially initialized module 'typing'" (seen in tests/c/init_race.c). typing
     # is imported here, on one thread, before they start.
     import typing  # noqa: F401
-    from runner.librunner import last_json     # the graph goes in as the JSON the core wrote
     try:
         with ThreadPoolExecutor(options.workers, thread_name_prefix="last-writer") as pool:
             graph_future = pool.submit(_write_graph, record, directory, options) if options.graph else None

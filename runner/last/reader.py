@@ -8,6 +8,8 @@ from pathlib import Path
 
 import orjson
 
+from runner.errors import LastFileError
+
 GZIP_MAGIC = b"\x1f\x8b"
 # Largest LAST document read, after decompression: a few KiB of gzip can expand to
 # gigabytes, so last.json.gz is decompressed as a stream and stopped at this size.
@@ -17,10 +19,8 @@ MAX_LAST_BYTES = 1 << 30
 def load_last(path: str | os.PathLike) -> dict:
     """The LAST record at `path`: a last.json, a last.json.gz, or a LAST directory.
 
-    Raises LastFileError (from runner) naming the path and what is wrong with it.
+    Raises LastFileError naming the path and what is wrong with it.
     """
-    from runner import LastFileError
-
     path = Path(path)
     if path.is_dir():
         candidates = [path / "last.json", path / "last.json.gz"]
@@ -98,8 +98,6 @@ def _kind(value) -> str:
 
 def _read_capped(path: Path, limit: int) -> bytes:
     """The file's bytes, gunzipped when it is gzip; LastFileError past `limit` bytes."""
-    from runner import LastFileError
-
     try:
         handle = open(path, "rb")
     except OSError as error:
