@@ -81,7 +81,7 @@ cdef class AltFile:
     cdef readonly list tasks
     cdef readonly dict task_index      # task id -> Task
     cdef readonly dict extra           # fields the model does not know, kept as found
-    cdef readonly object graph         # its DependencyGraph, built while validating
+    cdef readonly DependencyGraph graph  # built while validating (None until then)
     cdef readonly object source        # the JSON bytes it was parsed from (a run's journal keeps them)
     cdef readonly list warnings        # ValidationIssue of unknown fields and parameters (up to a cap)
     cdef readonly Py_ssize_t warning_total

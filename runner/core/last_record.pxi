@@ -262,13 +262,15 @@ cpdef dict build_last_record(AltFile alt, dict results, str last_id, str executi
 
 cdef dict STATUS_INDEX = {status: i for i, status in enumerate(TASK_STATUSES)}
 cdef tuple STATUS_ORDER = TASK_STATUSES
+if len(STATUS_ORDER) > 16:      # TaskPass.counts holds one slot per status
+    raise ImportError(f"librunner: {len(STATUS_ORDER)} task statuses, TaskPass counts 16 at most")
 
 
 cdef inline Py_ssize_t status_index(str status) except -1:
     """Index of a status in TASK_STATUSES: results share those very strings (known_status),
     so an identity test usually finds it without hashing."""
     cdef Py_ssize_t i
-    for i in range(7):
+    for i in range(len(STATUS_ORDER)):
         if <object>status is STATUS_ORDER[i]:
             return i
     return <Py_ssize_t>STATUS_INDEX[status]
