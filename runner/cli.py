@@ -163,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         # Python keeps such bytes as lone surrogates, which the journal, the LAST file and
         # --json (all UTF-8 JSON) cannot write: refused here, once for every command.
         shown = os.fsencode(undecodable).decode("utf-8", "backslashreplace")
-        from runner.terminal import printable
-        print(printable(f"{shown}: not valid UTF-8: librunner records file names and ids as UTF-8 text; "
-                        f"rename it", escape=True), file=sys.stderr)
+        from runner.terminal import escape_controls
+        print(escape_controls(f"{shown}: not valid UTF-8: librunner records file names and ids as UTF-8 text; "
+                              f"rename it"), file=sys.stderr)
         return 2
     if command is None and not any(argument in ("-h", "--help", "--version") for argument in argv):
         colour_option = _colour_option(argv)

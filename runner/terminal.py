@@ -16,10 +16,13 @@ _ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def printable(text: str, *, escape: bool = False) -> str:
-    """`text` without control characters (tab and line feed kept), or, with escape=True,
-    on one line with every control character written as an escape (\\n, \\x1b, ...), so a
-    key or id can still be told apart from another."""
-    if escape:
-        return _ANY_CONTROL.sub(lambda found: _NAMED.get(found.group(), f"\\x{ord(found.group()):02x}"), text)
+def strip_controls(text: str) -> str:
+    """`text` without control characters, tab and line feed kept: for a streamed text (an
+    AI answer, a task's error) whose lines are its own."""
     return _CONTROL.sub("", text)
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line, every control character written as an escape (\\n, \\x1b, ...),
+    so a key or id can still be told apart from another: for one line of a message."""
+    return _ANY_CONTROL.sub(lambda found: _NAMED.get(found.group(), f"\\x{ord(found.group()):02x}"), text)

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from runner.terminal import printable
+from runner.terminal import escape_controls, strip_controls
 
 DESCRIPTION = """\
 Execute an ALT file: check it and the set-up first (nothing runs if either is wrong), run its
@@ -69,7 +69,7 @@ def run_file(args, **execute_options) -> int:
     try:
         data = read_alt_input(path)
     except AltInputError as error:
-        print(printable(f"{path}: {error}", escape=True), file=sys.stderr)
+        print(escape_controls(f"{path}: {error}"), file=sys.stderr)
         return 2
     except ConfigurationError as error:
         print(f"configuration: {error}", file=sys.stderr)
@@ -94,23 +94,23 @@ def run_file(args, **execute_options) -> int:
             workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
             alt_file=None if path == "-" else Path(path).resolve(), **execute_options))
     except ConfigurationError as error:
-        print(printable(f"configuration: {error}", escape=True), file=sys.stderr)
+        print(escape_controls(f"configuration: {error}"), file=sys.stderr)
         return 2
     except DeliveryError as error:
-        print(printable(f"delivery: {error}", escape=True), file=sys.stderr)
+        print(escape_controls(f"delivery: {error}"), file=sys.stderr)
         print(error.written.directory)
         return NOT_DELIVERED
     except LastFileError as error:
         print(f"run failed: {error}", file=sys.stderr)
         return last_file_failure(error)
     except RunnerError as error:
-        print(printable(f"run failed: {error}", escape=True), file=sys.stderr)
+        print(escape_controls(f"run failed: {error}"), file=sys.stderr)
         return 1
     finally:
         if display is not None:
             display.close()
     from runner.colour import Palette
-    print(Palette(sys.stderr).status(printable(outcome.record.get("summary", "")), outcome.record.get("status")),
+    print(Palette(sys.stderr).status(strip_controls(outcome.record.get("summary", "")), outcome.record.get("status")),
           file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: pending tasks were cancelled", file=sys.stderr)
@@ -160,11 +160,11 @@ def preflight_passes(path: str, alt, out, environ) -> bool:
     except ConfigurationError as error:
         found = getattr(error, "problems", None)
         if found and len(found) > 1:
-            print(printable(f"{path}: cannot start the run ({len(found)} problems):", escape=True), file=sys.stderr)
+            print(escape_controls(f"{path}: cannot start the run ({len(found)} problems):"), file=sys.stderr)
             for problem in found:
-                print(printable(f"  - {problem}", escape=True), file=sys.stderr)
+                print(escape_controls(f"  - {problem}"), file=sys.stderr)
         else:
-            print(printable(f"{path}: {error}", escape=True), file=sys.stderr)
+            print(escape_controls(f"{path}: {error}"), file=sys.stderr)
         return False
     return True
 
@@ -186,20 +186,20 @@ def outcome_summary(outcome) -> dict:
 def report_invalid(name: str, error) -> None:
     issues = getattr(error, "issues", None)
     if issues is None:     # RUNNER_STRICT with an unusable value
-        print(printable(f"configuration: {error}", escape=True), file=sys.stderr)
+        print(escape_controls(f"configuration: {error}"), file=sys.stderr)
         return
-    print(printable(f"{name}: invalid ({error.total} error{'s' if error.total != 1 else ''})", escape=True),
+    print(escape_controls(f"{name}: invalid ({error.total} error{'s' if error.total != 1 else ''})"),
           file=sys.stderr)
     for issue in issues:
-        print(printable(f"  {issue.described()}", escape=True), file=sys.stderr)
+        print(escape_controls(f"  {issue.described()}"), file=sys.stderr)
     for issue in error.warnings:
-        print(printable(f"  warning: {issue.described()}", escape=True), file=sys.stderr)
+        print(escape_controls(f"  warning: {issue.described()}"), file=sys.stderr)
 
 
 def report_warnings(name: str, alt) -> None:
     """Unknown fields and unused parameters, before anything runs (--strict refuses them)."""
     for issue in alt.warnings:
-        print(printable(f"{name}: warning: {issue.described()}", escape=True), file=sys.stderr)
+        print(escape_controls(f"{name}: warning: {issue.described()}"), file=sys.stderr)
     if alt.warning_total > len(alt.warnings):
         print(f"{name}: ... and {alt.warning_total - len(alt.warnings)} more warnings", file=sys.stderr)
 

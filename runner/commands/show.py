@@ -6,6 +6,8 @@ A directory with a journal but no last.json is a run still going or one interrup
 import sys
 from pathlib import Path
 
+from runner.terminal import strip_controls
+
 DESCRIPTION = """\
 The summary of a run, finished or not: its outcome, its statistics and each task that did
 not complete with its status and error. A run still going or interrupted is read from its
@@ -31,7 +33,7 @@ def describe(record: dict) -> str:
     critical = statistics.get("critical_path") or {}
     colour = _palette()
     lines = [
-        colour.status(printable(record.get("summary", "")), record.get("status")),
+        colour.status(strip_controls(str(record.get("summary", ""))), record.get("status")),
         "",
         f"LAST id        {record['id']}",
         f"ALT file       {record.get('alt_file_id')} ({record.get('title')}), mode {run_mode(record)}",
@@ -83,7 +85,7 @@ def describe_not_completed(tasks: list[dict]) -> list[str]:
         return []
     lines = ["", f"not completed  {len(tasks)} task{'s' if len(tasks) != 1 else ''}:"]
     for task in tasks[:FAILURES_SHOWN]:
-        error = f": {printable(task['error'])}" if task["error"] else ""
+        error = f": {strip_controls(str(task['error']))}" if task["error"] else ""
         lines.append(f"  {_palette().status(format(task['status'], '<9'), task['status'])} "
                      f"{task['task_id']}{error}")
     if len(tasks) > FAILURES_SHOWN:
@@ -95,11 +97,6 @@ def _palette():
     """Colour for what show prints on standard output (runner.colour decides whether)."""
     from runner.colour import Palette
     return Palette(sys.stdout)
-
-
-def printable(text) -> str:
-    from runner.execution.progress import printable as without_controls
-    return without_controls(str(text))
 
 
 def journal_summary(directory: Path) -> dict:
@@ -173,7 +170,7 @@ def describe_journal(summary: dict) -> str:
     for failure in summary["failures"][:FAILURES_SHOWN]:
         status = f"{failure['status']:<9}"
         lines.append(f"  {_palette().status(status, failure['status'])} {failure['task_id']}: "
-                     f"{printable(failure['error'])}")
+                     f"{strip_controls(str(failure['error']))}")
     return "\n".join(lines)
 
 

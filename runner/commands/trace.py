@@ -48,7 +48,7 @@ def main(args) -> int:
     import orjson
 
     from runner import LastFileError
-    from runner.terminal import printable
+    from runner.terminal import escape_controls
 
     environ = os.environ
     export = None
@@ -57,7 +57,7 @@ def main(args) -> int:
         try:
             export = export_settings(environ)
         except ConfigurationError as error:
-            print(printable(f"trace: {error}", escape=True), file=sys.stderr)
+            print(escape_controls(f"trace: {error}"), file=sys.stderr)
             return 2
         if export is None:
             print("trace: --send needs OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "
@@ -67,7 +67,7 @@ def main(args) -> int:
         trace = load_trace(args.dir, environ)
     except (LastFileError, ValueError, OSError) as error:
         text = getattr(error, "strerror", None) and f"{args.dir}: {error.strerror}" or str(error)
-        print(printable(f"trace: {text}", escape=True), file=sys.stderr)
+        print(escape_controls(f"trace: {text}"), file=sys.stderr)
         return 2
     if args.format == "chrome":
         from runner.trace.chrome import chrome_trace
@@ -82,7 +82,7 @@ def main(args) -> int:
         try:
             write_atomically(Path(args.output), data + b"\n")
         except OSError as error:
-            print(printable(f"trace: cannot write {args.output}: {error.strerror or error}", escape=True),
+            print(escape_controls(f"trace: cannot write {args.output}: {error.strerror or error}"),
                   file=sys.stderr)
             return 2
     elif not args.send:
@@ -91,7 +91,7 @@ def main(args) -> int:
         from runner.trace.export import send_trace
         sent, problem = send_trace(trace, export, environ)
         if not sent:
-            print(printable(f"trace: not sent to {export.shown_endpoint}: {problem}", escape=True), file=sys.stderr)
+            print(escape_controls(f"trace: not sent to {export.shown_endpoint}: {problem}"), file=sys.stderr)
             return 1
         print(f"trace: {len(trace.all_spans())} spans of trace {trace.ids.trace_id} sent to {export.shown_endpoint}",
               file=sys.stderr)

@@ -5,7 +5,7 @@ critical paths and the worst-case duration against expected_completion_time.
 """
 import sys
 
-from runner.terminal import printable
+from runner.terminal import escape_controls
 
 DESCRIPTION = """\
 Check ALT files without running them: every error of every kind (structure, fields, task
@@ -118,7 +118,7 @@ def check_file(name: str, limits, args, strict) -> dict:
 
 def say(line: str, **options) -> None:
     """print, escaped for the terminal: keys and messages come from the file."""
-    print(printable(line, escape=True), **options)
+    print(escape_controls(line), **options)
 
 
 def print_verdict(verdict: dict) -> None:
@@ -133,14 +133,14 @@ def print_verdict(verdict: dict) -> None:
 
     colour = Palette(sys.stdout)
     if not verdict["valid"]:
-        print(f"{printable(name, escape=True)}: {colour.red('invalid')} ({plural(verdict['error_total'], 'error')})")
+        print(f"{escape_controls(name)}: {colour.red('invalid')} ({plural(verdict['error_total'], 'error')})")
         for line in [f"  {issue_text(e)}" for e in verdict["errors"]]:
             say(line)
         if verdict["error_total"] > len(verdict["errors"]):
             say(f"  ... and {verdict['error_total'] - len(verdict['errors'])} more")
     else:
-        print(f"{printable(name, escape=True)}: {colour.green('valid')} ALT file "
-              f"'{printable(verdict['alt_id'], escape=True)}' ({plural(verdict['tasks'], 'task')}, "
+        print(f"{escape_controls(name)}: {colour.green('valid')} ALT file "
+              f"'{escape_controls(verdict['alt_id'])}' ({plural(verdict['tasks'], 'task')}, "
               f"mode {verdict['mode']})")
     for line in warnings:
         say(line)

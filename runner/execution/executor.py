@@ -494,7 +494,7 @@ class Execution:
         index = attempt.index
         task = self.tasks[index]
         state = self.states[index]
-        error = _printable(error)
+        error = _escape_surrogates(error)
         metadata = attempt.ctx.metadata
         if output is not None or metadata:
             # Where the attempt's result is made: what the journal and the LAST file could not
@@ -544,7 +544,7 @@ class Execution:
             self.core.task_result_from_dict({"task_id": task.id, "status": "completed", "output": output,
                                              "metadata": metadata}, self.alt)
         except self.core.TaskResultError as refused:
-            return _printable(f"the task's result cannot be recorded: {refused}")
+            return _escape_surrogates(f"the task's result cannot be recorded: {refused}")
         return None
 
     def retry_delay(self, number: int, retry_after: float | None) -> float:
@@ -599,7 +599,7 @@ class Execution:
         except self.core.TaskResultError as refused:
             # Checked at each attempt's end already; kept for what _finish itself adds. The
             # task failed, and its result keeps only what the executor made.
-            status, error = "failed", _printable(f"the task's result cannot be recorded: {refused}")
+            status, error = "failed", _escape_surrogates(f"the task's result cannot be recorded: {refused}")
             doc.update(status=status, output=None, error=error,
                        metadata={"task_type": task.task_type,
                                  **({"attempts": state.attempts} if state.attempts else {})})
@@ -629,7 +629,7 @@ class Execution:
 
     def fail_by_control(self, index: int, error: str) -> None:
         """A condition or a name could not be evaluated for a task about to start: it fails."""
-        self._finish(index, "failed", None, _printable(error), final=True)
+        self._finish(index, "failed", None, _escape_surrogates(error), final=True)
 
     def skip_by_condition(self, index: int, reason: str) -> None:
         """A task about to start is skipped by a condition; its dependants are skipped too."""
@@ -822,7 +822,7 @@ class Execution:
             log.debug("progress listener raised", exc_info=True)
 
 
-def _printable(text: str | None) -> str | None:
+def _escape_surrogates(text: str | None) -> str | None:
     """An error text the journal and the LAST file can write: a lone surrogate (a file name
     that is not UTF-8, in an OSError) becomes a backslash escape."""
     if text is None or text.isascii():

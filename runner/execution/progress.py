@@ -10,7 +10,7 @@ import sys
 import time
 
 from runner.colour import Palette
-from runner.terminal import printable
+from runner.terminal import escape_controls, strip_controls
 
 BAR_WIDTH = 24
 REDRAW_SECONDS = 0.1
@@ -29,7 +29,7 @@ def task_labels(alt) -> dict:
         if _UUID.match(task.id) and task.description:
             text = " ".join(task.description.split())
             text = text if len(text) <= LABEL_TEXT else text[:LABEL_TEXT - 3] + "..."
-            labels[task.id] = f'{task.id[:8]} "{printable(text, escape=True)}"'
+            labels[task.id] = f'{task.id[:8]} "{escape_controls(text)}"'
     return labels
 
 
@@ -55,7 +55,7 @@ class ProgressDisplay:
 
     def _text(self, task_id, text: str, final: bool = False) -> None:
         """Writes the complete lines of a task's streamed text, labelled; keeps the rest."""
-        pending = self._partial.pop(task_id, "") + printable(text)
+        pending = self._partial.pop(task_id, "") + strip_controls(text)
         lines = pending.split("\n")
         rest = lines.pop()
         if final and rest:
@@ -64,8 +64,8 @@ class ProgressDisplay:
             self._partial[task_id] = rest
         if not lines:
             return
-        label = printable(self.name(task_id[0]) + f" #{task_id[1]}" if isinstance(task_id, tuple)
-                          else self.name(task_id))
+        label = strip_controls(self.name(task_id[0]) + f" #{task_id[1]}" if isinstance(task_id, tuple)
+                               else self.name(task_id))
         if self.terminal and self._last is not None:
             self.stream.write("\r\x1b[2K")
         self.stream.write("".join(f"{label} | {line}\n" for line in lines))
@@ -94,14 +94,14 @@ class ProgressDisplay:
         if kind == "task_finished":
             if event["status"] == "completed" and self.terminal:
                 return None
-            error = f": {printable(event['error'])}" if event.get("error") else ""
+            error = f": {strip_controls(event['error'])}" if event.get("error") else ""
             return (f"[{event['done']}/{event['total']}] {self.name(event['task_id'])} "
                     f"{self.colour.status(event['status'])}{error}")
         if kind == "task_retrying":
             delay = f"{event['delay']:.2f}"
             return (f"[{event['done']}/{event['total']}] {self.name(event['task_id'])} attempt "
                     f"{event['attempt']} {self.colour.status(event['status'])}: "
-                    f"{printable(event['error'] or '')}; " + self.colour.yellow(f"retrying in {delay} s"))
+                    f"{strip_controls(event['error'] or '')}; " + self.colour.yellow(f"retrying in {delay} s"))
         return None
 
     def __call__(self, event: dict) -> None:
