@@ -1,16 +1,16 @@
-"""Fuzz target: prompt templates (runner/execution/templates.py). Any template text over a
+"""Fuzz target: prompt templates (runner/execution/prompt_templates.py). Any template text over a
 context of dependency outputs renders, or is refused with TemplateFailure; nothing else
 escapes (the executor turns TemplateFailure into the task's error)."""
 import atheris
 
 with atheris.instrument_imports():
-    from runner.execution import templates
-    from runner.execution.templates import TemplateFailure, render_prompt
+    from runner.execution import prompt_templates
+    from runner.execution.prompt_templates import TemplateFailure, render_prompt
 
 from host import main
 
 # The time limit is the same mechanism at any length: a shorter one fuzzes more inputs.
-templates.MAX_RENDER_SECONDS = 1.0
+prompt_templates.MAX_RENDER_SECONDS = 1.0
 CONTEXT = {
     "deps": {"task_001": {"status": "completed", "output": {"text": "first answer", "n": 3,
                                                            "items": [1, "two", {"three": 3.0}]},

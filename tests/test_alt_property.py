@@ -108,7 +108,7 @@ def documents(draw):
 
 def parameters_beyond_schema(task) -> bool:
     """A prompt template that does not compile, or input_from naming no dependency."""
-    from runner.execution.templates import template_problem
+    from runner.execution.prompt_templates import template_problem
 
     parameters = task.get("parameters")
     if not isinstance(parameters, dict):

@@ -20,10 +20,11 @@ import pytest
 from conftest import wait_until
 
 from ai_server import AIServer, Status
-from runner.execution import execute, executor, task_types, templates
+from runner.execution import execute, executor, task_types
+from runner.execution import prompt_templates as templates
 from runner.execution.attempt import Cancellation, TaskFailure
 from runner.execution.progress import ProgressDisplay
-from runner.execution.templates import TemplateFailure, render_prompt
+from runner.execution.prompt_templates import TemplateFailure, render_prompt
 
 
 def one_task(task: dict) -> dict:

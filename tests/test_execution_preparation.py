@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 
 import runner.ai
-from runner.execution import execute, templates
+from runner.execution import execute
+from runner.execution import prompt_templates as templates
 
 DEMO = Path(__file__).resolve().parent.parent / "examples" / "alt" / "demo.json"
 SLOW_START_SECONDS = 0.3

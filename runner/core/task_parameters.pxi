@@ -50,7 +50,7 @@ cdef tuple template_facts(str text):
     verdict = TEMPLATE_VERDICTS.get(text)
     if verdict is not None:
         return verdict
-    from runner.execution.templates import template_facts as compiled_facts
+    from runner.execution.prompt_templates import template_facts as compiled_facts
     verdict = compiled_facts(text)
     if len(TEMPLATE_VERDICTS) >= TEMPLATE_VERDICTS_MAX:
         TEMPLATE_VERDICTS.clear()

@@ -22,7 +22,7 @@ def prompt_of(ctx) -> str:
         raise TaskFailure(f"parameters.prompt must be a string, found {type(template).__name__}", permanent=True)
     if "{" not in template:       # a plain prompt: no template engine to load
         return template
-    from runner.execution.templates import TemplateFailure, render_prompt
+    from runner.execution.prompt_templates import TemplateFailure, render_prompt
 
     context = {
         "deps": ctx.dependencies,

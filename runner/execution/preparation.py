@@ -88,7 +88,7 @@ def prepare(tasks, *, environ=None, ai_client=None, load_type=handler_for) -> Pr
                 templated.append(text)
                 preparation.prompt_templates[text] = None
     if templated:
-        from runner.execution.templates import TemplateFailure, compile_prompt
+        from runner.execution.prompt_templates import TemplateFailure, compile_prompt
         for text in templated:
             try:
                 preparation.prompt_templates[text] = compile_prompt(text)
