@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -70,6 +71,23 @@ def test_show_prints_the_summary_and_statistics(tmp_path):
     assert "echo: 2 prompt + 3 completion in 1 call\n" in done.stdout
     as_json = json.loads(cli("show", written.directory, "--json").stdout)
     assert as_json["statistics"]["status_counts"]["completed"] == 1
+
+
+def test_show_creates_nothing_in_home_or_the_cache_directory(tmp_path):
+    # show only reads: the report's compiled-page cache (~/.cache/librunner) is not its to make.
+    alt = runner.parse_alt_file(dumps({"id": "quiet", "title": "Quiet", "tasks": [
+        {"id": "a", "description": "A", "dependencies": None},
+        {"id": "b", "description": "B", "dependencies": ["a"]}]}))
+    results = {"a": runner.task_result_from_dict({"task_id": "a", "status": "failed", "error": "broke"}, alt)}
+    written = runner.write_last_file(alt, results, tmp_path / "out", html_report=False, graph=False)
+    home, cache = tmp_path / "home", tmp_path / "cache"
+    home.mkdir()
+    cache.mkdir()
+    done = subprocess.run([sys.executable, "-m", "runner", "show", str(written.directory)], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(cache)})
+    assert done.returncode == 0, done.stderr
+    assert "not completed  2 tasks" in done.stdout
+    assert list(home.iterdir()) == [] and list(cache.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", ["show", "report"])

@@ -70,8 +70,7 @@ def describe(record: dict) -> str:
 def not_completed(record: dict) -> list[dict]:
     """The tasks that did not complete, each with its status and error: failed, timed out
     and cancelled ones first, then skipped, then those never reported."""
-    from runner.last.reader import skip_reason, task_status
-    from runner.last.report import ATTENTION_ORDER
+    from runner.last.reader import ATTENTION_ORDER, skip_reason, task_status
 
     results = [r for r in (record.get("task_results") or {}).values()
                if isinstance(r, dict) and task_status(r) != "completed"]

@@ -129,6 +129,11 @@ def run_mode(record: dict):
     return mode if isinstance(mode, str) else record.get("mode")
 
 
+# Statuses in the order a person should look at them: what went wrong first, completed last
+# (show's list of tasks not completed, the report's task details and timeline rows).
+ATTENTION_ORDER = {"failed": 0, "timeout": 1, "cancelled": 2, "pending": 3, "running": 4, "skipped": 5, "completed": 6}
+
+
 def task_status(entry: dict):
     """librunner's status of a task result or graph node. The file holds the original
     runner's status (a skipped task is "cancelled" there) and marks skips with "skipped"."""

@@ -31,7 +31,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from runner.last.artifacts import is_stored_path
 from runner.last.graph_drawing import STATUS_COLOURS, STATUS_ORDER
-from runner.last.reader import run_mode, skip_reason, task_status
+from runner.last.reader import ATTENTION_ORDER, run_mode, skip_reason, task_status
 
 OUTPUT_LIMIT = 8000          # characters of one task's output shown
 TIMELINE_LIMIT = 500         # rows drawn in the timeline
@@ -49,7 +49,6 @@ FAULT_FIELDS = ("task_id", "attempt", "kind", "detail")
 EXECUTION_ROWS = ("mode", "seed", "fault_rate", "max_concurrency", "started_at", "ended_at", "wall_time_ms",
                   "interrupted", "trace_id")
 RUN_STATUS_TEXT = {"success": "success", "partialsuccess": "partial success", "failure": "failure"}
-ATTENTION_ORDER = {"failed": 0, "timeout": 1, "cancelled": 2, "pending": 3, "running": 4, "skipped": 5, "completed": 6}
 
 _OPTIONS = dict(
     autoescape=True,
