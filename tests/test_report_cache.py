@@ -6,11 +6,11 @@ from jinja2 import PackageLoader
 from jinja2.sandbox import SandboxedEnvironment
 
 import runner
-from runner.last import report
+from runner.last import report, template_cache
 from test_report import attack_alt, attack_results
 
 
-class CountingCache(report._CompiledPageCache):
+class CountingCache(template_cache.CompiledPageCache):
     """The cache, in a directory of the test's own, counting the pages it supplied."""
 
     def __init__(self, directory):
@@ -25,7 +25,7 @@ class CountingCache(report._CompiledPageCache):
 
 def page(monkeypatch, record, cache) -> str:
     environment = SandboxedEnvironment(loader=PackageLoader("runner.last", "templates"), bytecode_cache=cache,
-                                       **report._OPTIONS)
+                                       **template_cache.PAGE_OPTIONS)
     monkeypatch.setattr(report, "_environment", environment)
     return report.render_report(record, "<svg></svg>")
 
@@ -59,18 +59,18 @@ def test_a_damaged_cache_entry_is_compiled_again(tmp_path, monkeypatch):
 
 
 def test_a_page_compiled_under_other_options_is_never_reused(monkeypatch):
-    pattern = report._CompiledPageCache().pattern
-    monkeypatch.setitem(report._OPTIONS, "autoescape", False)
-    assert report._CompiledPageCache().pattern != pattern
+    pattern = template_cache.CompiledPageCache().pattern
+    monkeypatch.setitem(template_cache.PAGE_OPTIONS, "autoescape", False)
+    assert template_cache.CompiledPageCache().pattern != pattern
 
 
 def test_the_cache_lives_in_the_users_cache_directory_and_only_if_no_one_else_can_write_it(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    cache = report._compiled_page_cache()
+    cache = template_cache.compiled_page_cache()
     assert cache is not None and cache.directory == str(tmp_path / "librunner")
     assert (tmp_path / "librunner").stat().st_mode & 0o777 == 0o700
     (tmp_path / "librunner").chmod(0o777)
-    assert report._compiled_page_cache() is None       # another user could plant code there
+    assert template_cache.compiled_page_cache() is None       # another user could plant code there
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/path")
     monkeypatch.setenv("HOME", "relative")
-    assert report._compiled_page_cache() is None
+    assert template_cache.compiled_page_cache() is None
