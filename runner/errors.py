@@ -104,6 +104,14 @@ class DeliveryError(LastFileError):
         self.written = written
 
 
+class JournalError(RunnerError):
+    """A run's journal (journal.jsonl) or its alt.json that cannot be read as one: not a
+    regular file, not a run's journal, or a line its readers cannot use (the file may have
+    been edited). `pointer` is the file and line at fault, e.g. "journal.jsonl:7"."""
+
+    category = "io"
+
+
 class CancelledError(RunnerError):
     """A call stopped by runner_cleanup or a cancel; what finished was written."""
 
@@ -194,6 +202,6 @@ def error_code(error: BaseException) -> int:
 
 
 __all__ = ["ERROR_CODES", "RunnerError", "ConfigurationError", "PreflightError", "UnknownIdError",
-           "LastFileError", "DeliveryError", "CancelledError", "RefusedError", "ParameterError", "ControlFlowError",
+           "LastFileError", "DeliveryError", "JournalError", "CancelledError", "RefusedError", "ParameterError", "ControlFlowError",
            "DocumentError",
            "AltValidationError", "TaskResultError", "InternalError", "internal_error", "error_code"]

@@ -224,6 +224,32 @@ def test_a_tampered_run_directory_is_refused_with_the_line_never_a_traceback_or_
     assert answer.returncode == 2 and "Traceback" not in answer.stderr, answer.stderr
 
 
+def test_a_journal_line_its_readers_cannot_use_is_a_journal_error_pointing_at_the_line(tmp_path):
+    import subprocess
+    import sys
+
+    from runner.errors import JournalError, RunnerError
+    from runner.execution.journal import RunState
+
+    first = execute(WRITE, tmp_path / "run", environ={})
+    (first.directory / "last.json").unlink()
+    _tamper_line(first.directory, "attempt_started", lambda record: record.update(task_id=["w1"]))
+    lines = (first.directory / "journal.jsonl").read_bytes().splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if b'"task_id": ["w1"]' in line)
+    try:
+        RunState(first.directory)
+    except JournalError as error:
+        raised = error
+    else:
+        raise AssertionError("RunState read a tampered journal")
+    assert isinstance(raised, RunnerError) and not isinstance(raised, ValueError)
+    assert raised.pointer == f"journal.jsonl:{number}" and f"line {number}:" in str(raised)
+    answer = subprocess.run([sys.executable, "-m", "runner", "trace", str(first.directory), "-o", str(tmp_path / "t")],
+                            capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2 and f"line {number}" in answer.stderr and "Traceback" not in answer.stderr, \
+        answer.stderr
+
+
 def test_two_threads_of_one_c_host_resuming_one_run_the_refused_one_is_told_it_is_being_resumed(runner, tmp_path):
     """The run, and both resumes, in this one process (the C ABI through ctypes, two threads):
     the lock's holder is this process's own pid, yet the refusal says "being resumed"."""

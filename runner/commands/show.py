@@ -6,6 +6,7 @@ A directory with a journal but no last.json is a run still going or one interrup
 import sys
 from pathlib import Path
 
+from runner.errors import JournalError
 from runner.terminal import strip_controls
 
 DESCRIPTION = """\
@@ -100,7 +101,7 @@ def _palette():
 
 def journal_summary(directory: Path) -> dict:
     """Progress of a run from its journal: state, counts, running tasks, failures so far.
-    ValueError/OSError when the directory holds no readable journal."""
+    JournalError/OSError when the directory holds no readable journal."""
     import orjson
 
     from runner.execution import processes
@@ -109,7 +110,7 @@ def journal_summary(directory: Path) -> dict:
     run = RunState(directory)
     try:
         tasks = [t.get("id") for t in orjson.loads(run.alt_source()).get("tasks", [])]
-    except (OSError, ValueError, AttributeError):
+    except (OSError, JournalError, orjson.JSONDecodeError, AttributeError):
         tasks = None
     counts = run.counts()
     done = len(run.results)
@@ -183,7 +184,7 @@ def _show_journal(args) -> int | None:
         return None
     try:
         summary = journal_summary(directory)
-    except (OSError, ValueError) as error:
+    except (OSError, JournalError) as error:
         print(f"show: {error}", file=sys.stderr)
         return 2
     if args.json:
@@ -225,7 +226,7 @@ def resumed_by_lines(path: Path) -> str:
         return ""
     try:
         resumes = RunState(directory).resumed_by
-    except (OSError, ValueError):
+    except (OSError, JournalError):
         return ""
     return "".join(f"\nresumed by     {r['last_id']}: python -m runner show {r['directory']}" for r in resumes)
 

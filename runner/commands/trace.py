@@ -9,7 +9,7 @@ run or an option or variable is unusable.
 import sys
 from pathlib import Path
 
-from runner.errors import ConfigurationError
+from runner.errors import ConfigurationError, JournalError
 
 DESCRIPTION = """\
 The trace of a run: a span for the run, one per task attempt (retries side by side) and one
@@ -29,7 +29,7 @@ exit codes:
 
 
 def load_trace(path: str, environ):
-    """The RunTrace of the run at `path`; ValueError/OSError/LastFileError saying why not."""
+    """The RunTrace of the run at `path`; ValueError/OSError/LastFileError/JournalError saying why not."""
     from runner import load_last
     from runner.trace import spans
     from runner.trace.config import capture_content
@@ -65,7 +65,7 @@ def main(args) -> int:
             return 2
     try:
         trace = load_trace(args.dir, environ)
-    except (LastFileError, ValueError, OSError) as error:
+    except (LastFileError, JournalError, ValueError, OSError) as error:
         text = getattr(error, "strerror", None) and f"{args.dir}: {error.strerror}" or str(error)
         print(escape_controls(f"trace: {text}"), file=sys.stderr)
         return 2

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import orjson
 
+from runner.errors import JournalError
 from runner.last.atomic_files import fsync_directory, process_umask, write_atomically
 
 log = logging.getLogger("runner")
@@ -310,11 +311,11 @@ def read_records(path: Path) -> list[dict]:
 def read_regular_file(path: Path, limit: int | None = None) -> bytes:
     """The bytes of the regular file at `path` (at most limit + 1 of them): never through a
     symlink, never blocking on a FIFO or reading a device, which a tampered run directory
-    may hold in place of its journal or alt.json. OSError or ValueError otherwise."""
+    may hold in place of its journal or alt.json. OSError or JournalError otherwise."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError(f"{path}: not a regular file")
+            raise JournalError(f"{path}: not a regular file", pointer=path.name)
         return handle.read() if limit is None else handle.read(limit + 1)
 
 
@@ -336,7 +337,7 @@ def _numbered_records(path: Path) -> list[tuple[int, dict]]:
 
 def _checked_result(path: Path, number: int, result) -> dict:
     """A task result of a task_results line with the fields resume and show rely on of the
-    right type; ValueError naming the line otherwise (the journal may have been edited)."""
+    right type; JournalError naming the line otherwise (the journal may have been edited)."""
     problem = None
     if not isinstance(result, dict) or not isinstance(result.get("task_id"), str):
         problem = "a task result without a string task_id"
@@ -345,24 +346,25 @@ def _checked_result(path: Path, number: int, result) -> dict:
     elif not isinstance(result.get("metadata"), (dict, type(None))):
         problem = f"task {result['task_id']!r}: metadata is not an object"
     if problem:
-        raise ValueError(f"{path}: line {number}: {problem}")
+        raise JournalError(f"{path}: line {number}: {problem}", pointer=f"{path.name}:{number}")
     return result
 
 
 def _checked_attempt(path: Path, number: int, record: dict) -> tuple:
     task_id, attempt = record.get("task_id"), record.get("attempt")
     if not isinstance(task_id, str) or type(attempt) is not int:
-        raise ValueError(f"{path}: line {number}: {record.get('type')} without a string task_id "
-                         "and a whole attempt number")
+        raise JournalError(f"{path}: line {number}: {record.get('type')} without a string task_id "
+                           "and a whole attempt number", pointer=f"{path.name}:{number}")
     return task_id, attempt
 
 
-def _results_of(record: dict) -> list:
+def _results_of(path: Path, number: int, record: dict) -> list:
     """The task results of a task_results line, each as TaskResult.to_dict() gave it."""
     from runner import librunner
 
     if record.get("fields") != list(librunner.JOURNAL_ROW_FIELDS):
-        raise ValueError(f"a task_results line with unknown fields {record.get('fields')!r}")
+        raise JournalError(f"a task_results line with unknown fields {record.get('fields')!r}",
+                           pointer=f"{path.name}:{number}")
     return [librunner.journal_row_dict(row) for row in record.get("rows") or () if isinstance(row, list)
             and len(row) == len(librunner.JOURNAL_ROW_FIELDS)]
 
@@ -391,7 +393,8 @@ class RunState:
         numbered = _numbered_records(path)
         records = [record for _, record in numbered]
         if records and records[0].get("type") != "run_started":
-            raise ValueError(f"{path}: not a run journal (its first line is not a run_started record)")
+            raise JournalError(f"{path}: not a run journal (its first line is not a run_started record)",
+                               pointer=f"{path.name}:{numbered[0][0]}")
         # Empty for the first moments of a run (its first commit is COMMIT_SECONDS away).
         self.start: dict = records[0] if records else {}
         self.results: dict[str, dict] = {}          # task id -> result dict, in finishing order
@@ -403,7 +406,7 @@ class RunState:
         for number, record in numbered[1:]:
             kind = record.get("type")
             if kind == "task_results":
-                for result in _results_of(record):
+                for result in _results_of(path, number, record):
                     result = _checked_result(path, number, result)
                     self.results[result["task_id"]] = result
                     self.running.pop(result["task_id"], None)

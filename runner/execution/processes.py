@@ -20,6 +20,8 @@ from pathlib import Path
 
 import orjson
 
+from runner.errors import JournalError
+
 RECORD_TYPE = "attempt_process"
 _BOOT_ID: list = []
 
@@ -95,7 +97,7 @@ def recorded(directory: Path) -> list:
 
     try:
         data = read_regular_file(Path(directory) / JOURNAL_NAME)
-    except (OSError, ValueError):
+    except (OSError, JournalError):
         return []
     marker = f'"type":"{RECORD_TYPE}"'.encode()
     out = []

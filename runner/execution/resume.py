@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.errors import RunnerError
+from runner.errors import JournalError, RunnerError
 from runner.execution import journal as journal_file, processes, task_keys
 from runner.execution.journal import RunState
 
@@ -143,7 +143,7 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
     try:
         source = RunState(directory)
         old_source = source.alt_source()
-    except (OSError, ValueError) as error:
+    except (OSError, JournalError) as error:
         raise ResumeError(f"{directory}: cannot read the run's journal or alt.json: {error}") from None
     if source.live and not _claimed:
         raise ResumeError(_busy(directory, source.start))
@@ -308,7 +308,7 @@ def _claim(directory: Path) -> int | None:
     except BlockingIOError:
         try:
             start = RunState(directory).start
-        except (OSError, ValueError):
+        except (OSError, JournalError):
             start = {}
         raise ResumeError(_busy(directory, start)) from None
     except OSError as error:

@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 from runner.execution import journal as journal_file, processes
 from runner.workspace import remove_tree
 
@@ -116,9 +118,8 @@ def run_start(directory: Path) -> dict | None:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 return None
             first = handle.readline(FIRST_RECORD_BYTES)
-        import orjson
         start = orjson.loads(first)
-    except (OSError, ValueError):
+    except (OSError, orjson.JSONDecodeError):
         return None
     if not isinstance(start, dict) or start.get("type") != "run_started" or start.get("last_id") != directory.name:
         return None

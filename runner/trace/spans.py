@@ -260,11 +260,11 @@ def trace_of_record(record: dict, *, capture_content: bool = False) -> RunTrace:
 def trace_of_journal(directory, *, capture_content: bool = False) -> RunTrace:
     """The trace of a run from its journal: one still going, one interrupted (killed) or
     one that ended without its LAST file. Attempts still open end at the last moment the
-    journal records, marked unfinished. ValueError/OSError when there is no readable journal."""
+    journal records, marked unfinished. ValueError/JournalError/OSError when there is no readable journal."""
     from runner import librunner
     from runner.execution.journal import JOURNAL_NAME, RunState, read_records
 
-    run = RunState(directory)       # the journal's own checks (ValueError naming a bad line)
+    run = RunState(directory)       # the journal's own checks (JournalError naming a bad line)
     if not run.start:
         raise ValueError(f"{directory}: the run was killed before its journal's first record: nothing to trace")
     ids = TraceIds.recorded(run.last_id, run.start.get("trace"))
@@ -272,7 +272,7 @@ def trace_of_journal(directory, *, capture_content: bool = False) -> RunTrace:
         alt = librunner.parse_alt_file(run.alt_source())
         types = {task.id: task.task_type for task in alt.tasks}
         total = len(types)
-    except (OSError, ValueError, librunner.RunnerError):
+    except (OSError, librunner.RunnerError):      # JournalError, AltValidationError
         types, total = {}, None
     open_attempts: dict = {}       # task id -> attempt records in order
     latest = stamp_ns(run.start.get("started_at")) or 0
