@@ -16,11 +16,11 @@ A template is also a program, so it is given limits:
   measured.
 - time: rendering stops when the attempt is cancelled (its timeout) or after
   MAX_RENDER_SECONDS, even inside a loop that produces nothing, through an exception
-  raised asynchronously in the rendering thread (_RenderGuard).
+  raised asynchronously in the rendering thread (_RenderGuard, with the core's
+  raise_in_thread: runner/core/thread_interrupt.pxi).
 """
 from __future__ import annotations
 
-import ctypes
 import functools
 import re
 import threading
@@ -31,6 +31,7 @@ from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import _PassArg
 
+from runner import librunner
 from runner.errors import RunnerError
 
 MAX_TEMPLATE_CHARS = 200_000
@@ -367,18 +368,6 @@ class _RenderStopped(BaseException):
     `except Exception` in a filter can swallow it."""
 
 
-def _set_async_exc_function(exception_argtype):
-    # Two prototypes of one C function: an exception class to raise, or NULL to clear.
-    function = ctypes.pythonapi["PyThreadState_SetAsyncExc"]
-    function.argtypes = (ctypes.c_ulong, exception_argtype)
-    function.restype = ctypes.c_int
-    return function
-
-
-_raise_in_thread = _set_async_exc_function(ctypes.py_object)
-_clear_in_thread = _set_async_exc_function(ctypes.c_void_p)
-
-
 class _RenderGuard:
     """Stops the render running in the current thread, from another thread: the attempt's
     cancellation or a timer calls stop(), which raises _RenderStopped in the rendering
@@ -398,7 +387,7 @@ class _RenderGuard:
         with self._lock:
             if self._armed and self.reason is None:
                 self.reason = reason
-                _raise_in_thread(self.thread_id, _RenderStopped)
+                librunner.raise_in_thread(self.thread_id, _RenderStopped)
 
     def __enter__(self):
         with self._lock:
@@ -409,7 +398,7 @@ class _RenderGuard:
         with self._lock:
             self._armed = False
             if self.reason is not None:
-                _clear_in_thread(self.thread_id, None)   # one set but not yet raised
+                librunner.clear_in_thread(self.thread_id)   # one set but not yet raised
 
 
 def compile_prompt(template: str):
