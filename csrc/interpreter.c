@@ -320,7 +320,8 @@ int runner_interpreter_start(const char *fn) {
         if (ok) {
             if (!python_started) ok = python_started = load_core_module(fn);
             if (ok) {
-                PyObject *result = core_init(); /* reads the configuration anew each init */
+                /* reads the configuration anew each init, from the environment as it is now */
+                PyObject *result = core_sync_environment() < 0 ? NULL : core_init();
                 if (result == NULL) {
                     runner_error_from_python(fn);
                     ok = 0;

@@ -33,17 +33,27 @@
         }                                                    \
     } while (0)
 
-/* Takes the GIL for a call into the core: 1, or 0 with the thread's error set.
+/* Takes the GIL for a call into the core and brings os.environ up to date with the C
+ * environment: 1, or 0 with the thread's error set.
  * REQUIRE_READY looked without the GIL, so a runner_cleanup may have begun since. Cleanup
  * marks the library stopped before it takes the GIL, so looking again with the GIL held
  * means no call starts on state that cleanup is discarding. One atomic load, no lock:
  * it cannot deadlock and costs nothing next to taking the GIL. */
 static int enter_core(const char *fn, PyGILState_STATE *gil) {
     *gil = runner_gil_enter();
-    if (runner_interpreter_ready()) return 1;
-    runner_gil_leave(*gil);
-    runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s", NOT_INITIALISED);
-    return 0;
+    if (!runner_interpreter_ready()) {
+        runner_gil_leave(*gil);
+        runner_error_set(fn, RUNNER_ERROR_NOT_INITIALISED, "%s", NOT_INITIALISED);
+        return 0;
+    }
+    /* The call reads its settings from the environment as it is now: a host's setenv since
+     * the last call is copied into os.environ (runner/core/host_environment.pxi). */
+    if (core_sync_environment() < 0) {
+        runner_error_from_python(fn);
+        runner_gil_leave(*gil);
+        return 0;
+    }
+    return 1;
 }
 
 /* Finishes a call whose core function returned a bytes object (or NULL on error). */

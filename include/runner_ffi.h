@@ -52,6 +52,15 @@
  *   after its calls return: the thread state and error buffer the library made for it are
  *   released when it exits.
  *
+ *   Environment. The settings (RUNNER_*, OTEL_* variables) are read from the process
+ *   environment as it is when a call starts, so a host may change them with setenv() or
+ *   unsetenv() between calls, after runner_init too. Not during a call, nor while a run it
+ *   started is going: setenv is not thread-safe in C, and a run's threads read the
+ *   environment. A run (runner_execute_alt_file, runner_run_start, runner_resume) reads
+ *   its settings when it starts and those of its LAST directory when it writes it: change
+ *   them between runs. putenv() of a string that is then changed in place is not
+ *   noticed: set a new one.
+ *
  *   Hosts. From a C program, runner_init starts an embedded CPython that finds the Python
  *   environment librunner was installed into (RUNNER_PYTHON overrides it with the path of
  *   another environment's python). The host's signal handlers are left alone. Loaded by

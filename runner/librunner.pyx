@@ -12,6 +12,7 @@ the C shim in csrc/ calls the `core_*` functions directly, and a C host and
 `import runner` share one copy of the code and one state.
 """
 include "core/errors.pxi"
+include "core/host_environment.pxi"
 include "core/thread_interrupt.pxi"
 include "core/alt_model.pxi"
 include "core/alt_limits.pxi"
