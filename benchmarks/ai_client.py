@@ -45,7 +45,7 @@ from requests.adapters import HTTPAdapter
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from runner.ai import AIClient, AIConfig  # noqa: E402
+from runner.ai import AIClient, AISettings  # noqa: E402
 
 
 def start_server(delay: float, script: str = "ai_server.py") -> tuple[subprocess.Popen, str]:
@@ -102,7 +102,7 @@ def bare_requests(url: str, concurrency: int):
 
 
 def ai_client(url: str, concurrency: int):
-    client = AIClient(AIConfig(provider="openai", base_url=url, model="bench", api_key="sk-bench",
+    client = AIClient(AISettings(provider="openai", base_url=url, model="bench", api_key="sk-bench",
                                max_concurrency=concurrency))
 
     def one(index: int):
@@ -146,7 +146,7 @@ def bare_grpc_stub(url: str):
 
 
 def kserve_client(url: str, concurrency: int):
-    client = AIClient(AIConfig(provider="kserve", base_url=url, model="plain", api_key="sk-bench",
+    client = AIClient(AISettings(provider="kserve", base_url=url, model="plain", api_key="sk-bench",
                                max_concurrency=concurrency))
     cancel = threading.Event()
 

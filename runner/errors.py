@@ -68,7 +68,7 @@ class RunnerError(Exception):
 class ConfigurationError(RunnerError, ValueError):
     """An environment variable or option has a value the library cannot use.
 
-    Also a ValueError: the settings readers (runner.settings, runner.ai.config) have
+    Also a ValueError: the settings readers (runner.settings, runner.ai.settings) have
     always raised one, and their callers' `except ValueError` keeps working.
     """
 

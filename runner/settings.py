@@ -1,9 +1,15 @@
-"""The Runner Service's configuration, read from RUNNER_* environment variables.
+"""The Runner Service's settings, read from RUNNER_* environment variables.
+
+The words: *settings* are what the environment says (RUNNER_*, OTEL_* variables), read by
+a `settings` module in each package that has variables of its own (runner.ai.settings,
+runner.execution.settings, runner.service.settings, runner.trace.settings); *options* are
+what a caller chooses for one run or one LAST directory (RunRequest, LastOptions in
+runner.last.options, command-line flags), over the settings.
 
 Read anew at each use (not cached at import), so a C host can change the environment
 between calls. Invalid values raise ConfigurationError (runner.errors; also a ValueError) with the
 variable, the value and what was expected. The readers (text, flag, integer, number, choice) serve every module that
-has variables of its own (runner.ai.config, runner.execution.config, runner.last.options).
+has variables of its own.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner.ai import AIClient, AIConfig, VARIABLES, client_from_environment, config_from_environment, model_for
+from runner.ai import AIClient, AISettings as AIConfig, VARIABLES, client_from_environment, model_for
+from runner.ai import settings_from_environment as config_from_environment
 
 URL = "http://127.0.0.1:8000/v1"
 

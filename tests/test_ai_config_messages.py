@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from runner import parse_alt_file
-from runner.ai.config import config_from_environment
+from runner.ai.settings import settings_from_environment as config_from_environment
 from runner.ai.preflight import check_ai_service
 from runner.last.delivery import settings_from_environment
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from ai_server import AIServer, CutStream, Redirect, Reply, Status
-from runner.ai import AIClient, AIConfig
+from runner.ai import AIClient, AISettings as AIConfig
 from runner.execution import execute, modes
 
 KEY = "sk-E2E-LEAKCHECK-31d9"

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ai_server import AIServer, CutStream, Raw, Redirect, Reply, Slow, SlowStream, Status, StreamError
-from runner.ai import AIClient, AIConfig, AIServiceError
+from runner.ai import AIClient, AIServiceError, AISettings as AIConfig
 
 KEY = "sk-LEAKCHECK-7f3a9c1e5b"
 

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from kserve_server import IMAGES, PLAIN, TRTLLM, UNDECLARED, VLLM, Abort, KServeServer
-from runner.ai import AIClient, AIConfig, AIServiceError
+from runner.ai import AIClient, AIServiceError, AISettings as AIConfig
 from runner.execution import cancel_active_runs, execute
 from tests.conftest import wait_until
 

@@ -19,7 +19,7 @@ import pytest
 import runner
 from runner.cluster import on_worker
 from runner.cluster.placement import DaskPlacement
-from runner.execution import config, execute
+from runner.execution import execute, settings as config
 
 COMMANDS = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sleep,echo,true"}
 

@@ -460,7 +460,7 @@ def test_a_function_defined_by_a_segment_s_function_def(tmp_path):
 def test_for_each_iterations_run_concurrently_within_the_cap_and_while_ones_in_turn(tmp_path):
     from ai_server import AIServer
 
-    from runner.ai import AIClient, AIConfig
+    from runner.ai import AIClient, AISettings as AIConfig
 
     doc = native([{"id": "ask", "description": "describe $city", "for_each": {"variable": "city", "iterable": "cities"},
                    "parameters": {"task_type": "ai_prompt"}}],

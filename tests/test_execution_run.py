@@ -118,7 +118,7 @@ def test_permanent_failures_are_not_retried(tmp_path):
 
 
 def test_backoff_is_full_jitter_below_an_exponential_cap():
-    from runner.execution.config import load
+    from runner.execution.settings import load
     from runner.execution.executor import Execution
     from runner import parse_alt_file
 

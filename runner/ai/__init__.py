@@ -12,14 +12,14 @@ import os
 
 from runner.ai.client import AIClient, sent_sampling
 from runner.ai.completion import Completion
-from runner.ai.config import DEFAULT_MODELS, PROVIDERS, VARIABLES, AIConfig, config_from_environment
+from runner.ai.settings import DEFAULT_MODELS, PROVIDERS, VARIABLES, AISettings, settings_from_environment
 from runner.ai.errors import AIServiceError, retry_after_seconds
 from runner.ai.selection import model_for
 from runner.errors import ConfigurationError
 
 __all__ = [
-    "AIClient", "AIConfig", "AIServiceError", "Completion", "DEFAULT_MODELS", "PROVIDERS", "VARIABLES",
-    "check_record_path", "client_from_environment", "config_from_environment", "model_for", "recording",
+    "AIClient", "AISettings", "AIServiceError", "Completion", "DEFAULT_MODELS", "PROVIDERS", "VARIABLES",
+    "check_record_path", "client_from_environment", "settings_from_environment", "model_for", "recording",
     "replay_client", "replaying",
     "retry_after_seconds", "sent_sampling",
 ]
@@ -31,13 +31,13 @@ def client_from_environment(environ=os.environ) -> AIClient:
     RUNNER_AI_REPLAY replaces it by one that answers from a cassette without any connection;
     RUNNER_AI_RECORD wraps it to record its calls in one (runner.ai.cassette).
     """
-    config = config_from_environment(environ)
+    config = settings_from_environment(environ)
     if replaying(environ):
         return replay_client(config, environ)
     return recording(AIClient(config), environ)
 
 
-def replay_client(config: AIConfig, environ=os.environ):
+def replay_client(config: AISettings, environ=os.environ):
     """The client answering from RUNNER_AI_REPLAY's cassette, loaded and checked line by line
     (ConfigurationError naming the file and line)."""
     from runner import settings

@@ -19,7 +19,7 @@ from typing import Callable
 
 from runner.ai import anthropic, echo, openai_compat
 from runner.ai.completion import Completion, utc_stamp
-from runner.ai.config import AIConfig
+from runner.ai.settings import AISettings
 from runner.ai.errors import AIServiceError
 from runner.ai.limits import InFlightLimit, RateLimit
 from runner.ai.sampling import checked_sampling
@@ -42,8 +42,8 @@ def sent_sampling(provider: str, sampling: dict | None) -> dict:
 class AIClient:
     """Thread-safe AI client: a transport (HTTP or gRPC), limits shared by all callers."""
 
-    def __init__(self, config: AIConfig | None = None):
-        self.config = config = config or AIConfig()
+    def __init__(self, config: AISettings | None = None):
+        self.config = config = config or AISettings()
         self._limit = InFlightLimit(config.max_concurrency)
         self._requests_per_minute = RateLimit(config.requests_per_minute) if config.requests_per_minute else None
         self._tokens_per_minute = RateLimit(config.tokens_per_minute) if config.tokens_per_minute else None
@@ -149,7 +149,7 @@ class AIClient:
 
 
 
-def _transport_for(config: AIConfig, watchdog: Watchdog):
+def _transport_for(config: AISettings, watchdog: Watchdog):
     """The transport of `config.provider`; None for the offline echo provider."""
     if config.provider == "kserve":
         try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from runner.ai.client import AIClient
-from runner.ai.config import config_from_environment
+from runner.ai.settings import settings_from_environment
 from runner.ai.errors import AIServiceError
 from runner.ai.selection import model_for
 from runner.errors import ConfigurationError, ParameterError
@@ -53,7 +53,7 @@ def check_ai_service(alt, client: AIClient | None = None, environ=os.environ) ->
     made = None
     if client is None:
         try:
-            config = config_from_environment(environ)
+            config = settings_from_environment(environ)
         except ConfigurationError:
             return None     # each AI task reports it, as it always did
         if config.provider not in PROVIDERS_WITH_READINESS:

@@ -84,10 +84,10 @@ def _error(message: str):
 def _check_options(mode, max_concurrency, seed, jobs, environ):
     """Every option and RUNNER_* setting, checked before any file runs."""
     from runner import librunner
-    from runner.execution import config
+    from runner.execution import settings as execution_settings
     from runner.last import options as last_options
 
-    config.load(environ)       # ConfigurationError names a bad variable
+    execution_settings.load(environ)       # ConfigurationError names a bad variable
     last_options.from_environment(environ)
     if mode is not None and mode not in librunner.EXECUTION_MODES:
         raise _error(f"mode {mode!r}: expected one of {', '.join(librunner.EXECUTION_MODES)}")
@@ -233,7 +233,7 @@ def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
 
 def _run_on_cluster(client, todo, output_dir, options, environ, stop, finished) -> None:
     from runner.cluster import on_worker
-    from runner.execution import config
+    from runner.execution import settings as execution_settings
     from runner.last import options as last_options
 
     submission = uuid.uuid4().hex
@@ -245,7 +245,7 @@ def _run_on_cluster(client, todo, output_dir, options, environ, stop, finished) 
                                key=f"runner-file-{position}-{submission}")
         futures[future] = (position, item)
     stop.on_stop(lambda: _interrupt_workers(client, submission))
-    grace = config.load(environ).grace_seconds
+    grace = execution_settings.load(environ).grace_seconds
     answers: queue.SimpleQueue = queue.SimpleQueue()
     for future in futures:
         future.add_done_callback(answers.put)

@@ -24,13 +24,13 @@ exit codes:
 
 def main(args) -> int:
     try:
-        from runner.service import config, server
+        from runner.service import server, settings
     except ImportError as error:
         print(f"serve: needs the server packages ({error}): pip install 'librunner[server]'", file=sys.stderr)
         return 2
     from runner import ConfigurationError
     try:
-        service = config.load(args.host, args.port, args.out, args.alt_dir, args.dask)
+        service = settings.load(args.host, args.port, args.out, args.alt_dir, args.dask)
         return server.serve(service)
     except (ValueError, ConfigurationError) as error:
         print(f"serve: {error}", file=sys.stderr)

@@ -32,7 +32,7 @@ def load_trace(path: str, environ):
     """The RunTrace of the run at `path`; ValueError/OSError/LastFileError/JournalError saying why not."""
     from runner import load_last
     from runner.trace import spans
-    from runner.trace.config import capture_content
+    from runner.trace.settings import capture_content
 
     capture = capture_content(environ)
     directory = Path(path)
@@ -53,7 +53,7 @@ def main(args) -> int:
     environ = os.environ
     export = None
     if args.send:
-        from runner.trace.config import export_settings
+        from runner.trace.settings import export_settings
         try:
             export = export_settings(environ)
         except ConfigurationError as error:

@@ -24,7 +24,7 @@ from typing import Callable
 from runner.errors import ConfigurationError
 from runner.execution import modes, processes
 from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
-from runner.execution.config import ExecutionSettings
+from runner.execution.settings import ExecutionSettings
 from runner.execution import task_types
 from runner.execution.task_types import INLINE_TYPES
 from runner.execution.preparation import Preparation, prepare

@@ -61,10 +61,10 @@ def ai_configuration(preflight: Preflight) -> list[str]:
     """The RUNNER_AI_* variables make a usable client: provider, URL form, key form."""
     if not preflight.tasks_of_type("ai_prompt"):
         return []
-    from runner.ai.config import config_from_environment
+    from runner.ai.settings import settings_from_environment
 
     try:
-        config = config_from_environment(preflight.environ)
+        config = settings_from_environment(preflight.environ)
     except ConfigurationError as error:
         return [f"AI configuration: {error}"]
     found = []
@@ -90,11 +90,11 @@ def system_commands(preflight: Preflight) -> list[str]:
     tasks = preflight.tasks_of_type("system_command")
     if not tasks:
         return []
-    from runner.execution import config
+    from runner.execution import settings as execution_settings
     from runner.execution.system_command import allowed
 
     try:
-        settings = config.load(preflight.environ)
+        settings = execution_settings.load(preflight.environ)
     except ConfigurationError as error:
         return [str(error)]
     ids = ", ".join(task.id for task in tasks[:5]) + (", ..." if len(tasks) > 5 else "")

@@ -22,10 +22,10 @@ import orjson
 
 from runner import librunner, settings as runner_settings
 from runner.ai import check_record_path, recording, replay_client, replaying
-from runner.ai.config import config_from_environment
 from runner.ai.preflight import check_ai_service
+from runner.ai.settings import settings_from_environment
 from runner.errors import ConfigurationError, DeliveryError, LastFileError
-from runner.execution import config
+from runner.execution import settings as execution_settings
 from runner.execution.executor import Execution, default_workspace
 from runner.execution.run_directory import open_run_directory
 from runner.execution.task_types import run_handlers
@@ -168,7 +168,7 @@ def _prepare(request: RunRequest, environ):
             alt = librunner.parse_alt_file(orjson.dumps(alt))
     elif not isinstance(alt, librunner.AltFile):
         raise TypeError(f"alt must be an AltFile, a dict or JSON, found {type(alt).__name__}")
-    settings = config.load(environ)
+    settings = execution_settings.load(environ)
     # Checked again when the LAST file is written; here, so a bad setting stops the run
     # before any work (and before its journal directory is made).
     delivery.settings_from_environment()
@@ -187,7 +187,7 @@ def _prepare(request: RunRequest, environ):
 def ai_facts(environ) -> dict:
     """The AI service a run uses, as its journal records it: no URL (it may hold a password), no key."""
     try:
-        ai = config_from_environment(environ)
+        ai = settings_from_environment(environ)
     except ConfigurationError as error:
         return {"error": str(error)}
     return {"provider": ai.provider, "model": ai.default_model}
@@ -204,7 +204,7 @@ def _checked_ai_client(alt, ai_client, environ):
         if ai_client is not None:
             return None
         try:
-            ai_config = config_from_environment(environ)
+            ai_config = settings_from_environment(environ)
         except ConfigurationError:
             return None     # each AI task reports it, as it always did
         return replay_client(ai_config, environ)

@@ -203,7 +203,7 @@ def _tasks(record: dict, artifacts: list[dict], limit: int, critical: set) -> li
 
 
 def _execution(execution: dict) -> dict:
-    from runner.trace.config import trace_url
+    from runner.trace.settings import trace_url
 
     trace_id = execution.get("trace_id")
     return {"rows": [(key.replace("_", " "), _human(key, execution[key]))

@@ -3,7 +3,7 @@
 Starlette under uvicorn (pip install 'librunner[server]'); nothing here is imported by
 runs that do not serve. One concept a module:
 
-    config      ServiceConfig: bind address, directories, token, limits (RUNNER_* variables)
+    settings    ServiceSettings: bind address, directories, token, limits (RUNNER_* variables)
     store       the durable log of accepted runs (group-committed fsync before each 202)
     runs        ServiceRun: one accepted run, its status and its numbered events
     queue       RunQueue: priority then arrival, at most RUNNER_MAX_CONCURRENT_RUNS at once

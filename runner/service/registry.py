@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from runner.errors import ConfigurationError, RunnerError
-from runner.service.config import ServiceConfig
+from runner.service.settings import ServiceSettings
 from runner.service.metrics import ServiceMetrics
 from runner.service.queue import RunQueue
 from runner.service.runs import ServiceRun
@@ -53,7 +53,7 @@ def latest_run_directory(folder: Path) -> Path | None:
 
 
 class Registry:
-    def __init__(self, config: ServiceConfig, environ=os.environ, placement=None):
+    def __init__(self, config: ServiceSettings, environ=os.environ, placement=None):
         self.config = config
         self.environ = environ
         self.placement = placement      # runner.cluster.placement.DaskPlacement with serve --dask
@@ -107,11 +107,11 @@ class Registry:
 
     def wait_drained(self) -> bool:
         """Waits for the interrupted runs to write their LAST files (the grace period and a little more)."""
-        from runner.execution import config as execution_config
+        from runner.execution import settings as execution_settings
         try:
-            grace = execution_config.load(self.environ).grace_seconds
+            grace = execution_settings.load(self.environ).grace_seconds
         except ConfigurationError:
-            grace = execution_config.DEFAULT_GRACE_SECONDS
+            grace = execution_settings.DEFAULT_GRACE_SECONDS
         return self.queue.wait_idle(grace + DRAIN_EXTRA_SECONDS)
 
     def close(self) -> None:

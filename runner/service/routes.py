@@ -134,8 +134,8 @@ def _readiness(registry) -> list[str]:
     problems = [] if not registry.draining else ["the service is stopping"]
     problems += output_directory(Preflight(None, registry.folder, registry.environ))
     try:
-        from runner.ai.config import config_from_environment
-        config = config_from_environment(registry.environ)
+        from runner.ai.settings import settings_from_environment
+        config = settings_from_environment(registry.environ)
     except ConfigurationError as error:
         return problems + [f"AI configuration: {error}"]
     if config.provider != "echo":

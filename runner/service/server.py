@@ -15,14 +15,14 @@ import threading
 import uvicorn
 
 from runner.service.app import create_app
-from runner.service.config import ServiceConfig
+from runner.service.settings import ServiceSettings
 from runner.service.registry import Registry
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 class _Server(uvicorn.Server):
-    def __init__(self, config, registry: Registry, service: ServiceConfig):
+    def __init__(self, config, registry: Registry, service: ServiceSettings):
         super().__init__(config)
         self.registry = registry
         self.service = service
@@ -37,7 +37,7 @@ class _Server(uvicorn.Server):
             for sock in server.sockets:
                 port = sock.getsockname()[1]
                 break
-        url = ServiceConfig(self.service.host, port, self.service.out, None).url
+        url = ServiceSettings(self.service.host, port, self.service.out, None).url
         print(f"runner service listening on {url} (runs in {self.registry.folder})", file=sys.stderr, flush=True)
 
     def handle_exit(self, sig, frame) -> None:
@@ -55,7 +55,7 @@ class _Server(uvicorn.Server):
         threading.Thread(target=stop_when_drained, name="runner-service-drain", daemon=True).start()
 
 
-def serve(service: ServiceConfig, environ=os.environ) -> int:
+def serve(service: ServiceSettings, environ=os.environ) -> int:
     """Runs the service until a signal stops it; ValueError when it cannot start. With
     service.dask, the heavy tasks of every run go to that Dask cluster (as `run --dask`)."""
     if service.dask is None:
@@ -67,7 +67,7 @@ def serve(service: ServiceConfig, environ=os.environ) -> int:
         return _serve(service, environ, DaskPlacement(client))
 
 
-def _serve(service: ServiceConfig, environ, placement) -> int:
+def _serve(service: ServiceSettings, environ, placement) -> int:
     registry = Registry(service, environ, placement)
     registry.open()
     app = create_app(registry)

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from runner.trace.config import ExportSettings
+from runner.trace.settings import ExportSettings
 from runner.trace.otlp_json import SCOPE, resource_attributes
 
 log = logging.getLogger("runner")

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 
-from runner.trace import config
+from runner.trace import settings as trace_settings
 from runner.trace.ids import TraceIds
 from runner.trace.spans import root_span, stamp_ns, task_spans
 
@@ -33,19 +33,19 @@ def start(environ=os.environ, traceparent: str | None = None) -> "RunTracing | N
     """The tracing of a run about to start, or None when it is not traced. traceparent (a
     service request's header) wins over TRACEPARENT. ConfigurationError naming an unusable OTEL_* variable."""
     environ = os.environ if environ is None else environ
-    export = config.export_settings(environ)
+    export = trace_settings.export_settings(environ)
     joined = traceparent or traceparent_of(environ)
     if export is None and joined is None:
         return None
     ids = TraceIds.for_run(joined)
     if export is not None:
         parent_sampled = ids.sampled if ids.parent_span_id is not None else None
-        sampled = config.sampled(export, ids.trace_id, parent_sampled)
+        sampled = trace_settings.sampled(export, ids.trace_id, parent_sampled)
         if sampled != ids.sampled:
             ids = TraceIds(ids.trace_id, ids.span_id, ids.parent_span_id, sampled)
         if not sampled:
             export = None
-    return RunTracing(ids, export, environ, config.capture_content(environ))
+    return RunTracing(ids, export, environ, trace_settings.capture_content(environ))
 
 
 def _sink(export, environ):

@@ -1,4 +1,4 @@
-"""The service's configuration: command-line options first, then RUNNER_* variables.
+"""The service's settings: command-line options first, then RUNNER_* variables.
 
     RUNNER_BIND_ADDRESS        host:port (default 127.0.0.1:8080)
     RUNNER_OUTPUT_DIR          where runs and their LAST directories go (default ./output)
@@ -26,7 +26,7 @@ DEFAULT_MAX_QUEUED_RUNS = 10000
 
 
 @dataclass(frozen=True)
-class ServiceConfig:
+class ServiceSettings:
     host: str
     port: int
     out: Path
@@ -63,8 +63,8 @@ def _bind_address(environ) -> tuple[str | None, int | None]:
 
 
 def load(host: str | None = None, port: int | None = None, out=None, alt_dir=None, dask: str | None = None,
-         environ=os.environ) -> ServiceConfig:
-    """The configuration of `serve`; ValueError names what is wrong."""
+         environ=os.environ) -> ServiceSettings:
+    """The settings of `serve`; ValueError names what is wrong."""
     bound_host, bound_port = _bind_address(environ)
     host = host or bound_host or DEFAULT_HOST
     port = port if port is not None else bound_port if bound_port is not None else DEFAULT_PORT
@@ -79,7 +79,7 @@ def load(host: str | None = None, port: int | None = None, out=None, alt_dir=Non
     alt_dir = alt_dir or settings.text("RUNNER_ALT_FILES_DIR", environ)
     if alt_dir is not None and not Path(alt_dir).is_dir():
         raise ValueError(f"ALT files directory '{alt_dir}' (--alt-dir, RUNNER_ALT_FILES_DIR) is not a directory")
-    return ServiceConfig(
+    return ServiceSettings(
         host=host, port=port, out=settings.output_dir(out, environ).absolute(),
         alt_dir=None if alt_dir is None else Path(alt_dir).resolve(), token=token,
         max_concurrent_runs=settings.integer("RUNNER_MAX_CONCURRENT_RUNS", DEFAULT_MAX_CONCURRENT_RUNS, environ),

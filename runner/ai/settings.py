@@ -1,4 +1,4 @@
-"""The AI client's configuration, read from the RUNNER_AI_* environment variables.
+"""The AI client's settings, read from the RUNNER_AI_* environment variables.
 
 Invalid values raise ConfigurationError (a ValueError too) naming the variable, the value and what was expected.
 The API key is kept out of the dataclass's repr so it cannot reach a log by accident.
@@ -44,7 +44,7 @@ VARIABLES = {
 
 
 @dataclass(frozen=True)
-class AIConfig:
+class AISettings:
     provider: str = "echo"
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
@@ -150,8 +150,8 @@ def _check_ca_file(path: str) -> None:
         raise ConfigurationError(f"{expected}; it holds no '-----BEGIN CERTIFICATE-----' block")
 
 
-def config_from_environment(environ=os.environ) -> AIConfig:
-    """The configuration the RUNNER_AI_* variables describe (read anew at each call)."""
+def settings_from_environment(environ=os.environ) -> AISettings:
+    """The settings the RUNNER_AI_* variables describe (read anew at each call)."""
     url = _service_url(environ)
     inferred = "echo" if url is None else ("kserve" if urlsplit(url).scheme in GRPC_SCHEMES else "openai")
     provider = (settings.text("RUNNER_AI_PROVIDER", environ) or inferred).lower()
@@ -159,7 +159,7 @@ def config_from_environment(environ=os.environ) -> AIConfig:
         raise ConfigurationError(f"RUNNER_AI_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
     if provider != "echo" and url is None:
         raise ConfigurationError(f"RUNNER_AI_PROVIDER={provider!r} needs RUNNER_AI_SERVICE_URL (the base URL, e.g. http://127.0.0.1:8000/v1)")
-    return AIConfig(
+    return AISettings(
         provider=provider,
         base_url=url,
         api_key=settings.text("RUNNER_AI_API_KEY", environ),
