@@ -234,8 +234,19 @@ def test_requests_without_the_token_are_401_except_the_probes(tmp_path):
         assert wrong.status_code == 401
         assert wrong.headers["WWW-Authenticate"].startswith("Bearer")
         assert bare.post(server.url + "/api/v1/runs", data=json.dumps(one_task()), timeout=30).status_code == 401
-        for path in ("/health", "/ready", "/metrics"):
+        for path in ("/health", "/ready", "/metrics", "/api/v1/health"):
             assert bare.get(server.url + path, timeout=30).status_code == 200, path
+        for scheme in ("bearer", "BEARER", "Bearer "):
+            answer = bare.get(server.url + "/api/v1/runs", headers={"Authorization": f"{scheme} s3cret-token"},
+                              timeout=30)
+            assert answer.status_code == 200, scheme
+        for value in ("Basic s3cret-token", "s3cret-token", "Bearer", "Bearers3cret-token"):
+            answer = bare.get(server.url + "/api/v1/runs", headers={"Authorization": value}, timeout=30)
+            assert answer.status_code == 401, value
+        spec = requests.get(server.url + "/openapi.json", headers={"Authorization": "Bearer s3cret-token"},
+                            timeout=30).json()
+        assert spec["paths"]["/health"]["get"]["security"] == []
+        assert "security" not in spec["paths"]["/api/v1/runs"]["get"]
         answer = post_run(server, one_task())
         assert answer.status_code == 202
         assert server.wait_for(answer.json()["id"])["status"] == "success"

@@ -2,6 +2,8 @@
 and the first line of each endpoint's docstring-free summary below."""
 from __future__ import annotations
 
+from runner.service.auth import OPEN_PATHS
+
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "errors": {
     "type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"},
                                                                  "message": {"type": "string"}}}}}}
@@ -40,7 +42,7 @@ OPERATIONS = {
     "ready": ("Ready: output writable, AI service and models reachable", "200", None, ("503",), None),
     "metrics": ("Prometheus metrics (runner_*)", "200", None, (), None),
     "openapi": ("This document", "200", None, ("401",), None),
-    "original_health": ("The original runner service's health", "200", None, ("401",), None),
+    "original_health": ("The original runner service's health (a probe: no token needed)", "200", None, (), None),
     "original_status": ("The original runner service's status", "200", None, ("401",), None),
     "original_process": ("Run an ALT file of --alt-dir ({file_path, priority, mode, persona})", "202", None,
                          ("400", "401", "403", "404", "413", "422", "429", "503"),
@@ -70,6 +72,8 @@ def document(app, version: str) -> dict:
                                             "schema": {"type": "string"}} for name in route.param_convertors]
             if body is not None:
                 operation["requestBody"] = body
+            if route.path in OPEN_PATHS:
+                operation["security"] = []  # the probes answer without the token
             paths.setdefault(route.path, {})[method.lower()] = operation
     return {"openapi": "3.1.0", "info": {"title": "librunner: the ALT_LAS Runner Service", "version": version},
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
