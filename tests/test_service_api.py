@@ -387,6 +387,32 @@ def test_concurrent_posts_with_one_idempotency_key_make_one_run(service):
     assert len([run for run in listed["runs"] if run["alt_id"] == "idem-race"]) == 1
 
 
+def test_a_run_named_by_an_idempotency_key_can_be_read_as_soon_as_it_is_answered(service):
+    # Requests with the key of a run whose record is still being fsynced wait for it: their
+    # answer never names a run that a GET cannot find yet.
+    import threading
+    seen = []
+
+    def post_then_read(key, barrier):
+        barrier.wait()
+        answer = post_run(service, one_task("idem-read"), headers={"Idempotency-Key": key})
+        run_id = answer.json().get("id")
+        seen.append((key, answer.status_code, run_id, service.get(f"/api/v1/runs/{run_id}").status_code))
+    for round_number in range(6):
+        barrier = threading.Barrier(8)
+        threads = [threading.Thread(target=post_then_read, args=(f"read-{round_number}", barrier)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert len(seen) == 48
+    assert [entry for entry in seen if entry[3] != 200] == []
+    for round_number in range(6):
+        answers = [entry for entry in seen if entry[0] == f"read-{round_number}"]
+        assert len({run_id for _, _, run_id, _ in answers}) == 1, answers
+        assert sorted(status for _, status, _, _ in answers) == [200] * 7 + [202], answers
+
+
 def test_a_traceparent_header_makes_the_run_join_that_trace(service):
     trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     answer = post_run(service, one_task("traced"), headers={"traceparent": f"00-{trace_id}-{parent}-01"})

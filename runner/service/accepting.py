@@ -125,15 +125,20 @@ def check_open(registry) -> None:
                       headers={"Retry-After": RETRY_AFTER_SECONDS})
 
 
-def _keyed(registry, key: str | None, digest: str):
-    """The run an Idempotency-Key already names (None: none); Refusal 409 when it was
-    accepted with another request."""
+async def _keyed(registry, key: str | None, digest: str):
+    """The run an Idempotency-Key already names, once it is on disk (None: none, or the
+    request that held the key could not record its run); Refusal 409 when it was accepted
+    with another request."""
     if key is None:
         return None
-    existing = registry.keys.get(key)
-    if existing is not None and existing.digest != digest:
-        raise Refusal(409, f"Idempotency-Key {key!r} was used for another request (run {existing.id})")
-    return existing
+    while True:
+        existing = registry.keys.get(key)
+        if existing is None:
+            return None
+        if existing.digest != digest:
+            raise Refusal(409, f"Idempotency-Key {key!r} was used for another request (run {existing.id})")
+        if await existing.recorded():
+            return existing
 
 
 async def accept(registry, document: bytes, *, key: str | None, digest: str, origin: str, mode=None, seed=None,
@@ -142,7 +147,7 @@ async def accept(registry, document: bytes, *, key: str | None, digest: str, ori
     already names (created False). edit(alt) -> bytes | None may rewrite the document
     (persona of /api/v1/process)."""
     check_open(registry)
-    existing = _keyed(registry, key, digest)
+    existing = await _keyed(registry, key, digest)
     if existing is not None:
         return existing, False
     alt = await parse_document(document)
@@ -156,8 +161,9 @@ async def accept(registry, document: bytes, *, key: str | None, digest: str, ori
         raise Refusal(429, f"{registry.config.max_queued_runs} runs wait already (RUNNER_MAX_QUEUED_RUNS)",
                       headers={"Retry-After": RETRY_AFTER_SECONDS})
     # Again: a request with the same key may have been accepted while this one was parsed
-    # (a worker thread) or edited. Nothing awaits from here to registry.accept's keying.
-    existing = _keyed(registry, key, digest)
+    # (a worker thread) or edited. From this check to registry.accept's keying nothing awaits
+    # unless another request holds the key, and then this one answers with that run.
+    existing = await _keyed(registry, key, digest)
     if existing is not None:
         return existing, False
     try:

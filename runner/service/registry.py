@@ -13,6 +13,8 @@ started, one whose LAST file was written before the crash is adopted as it is.
 """
 from __future__ import annotations
 
+import asyncio
+
 import logging
 import os
 import threading
@@ -150,14 +152,20 @@ class Registry:
         # objects for every garbage collection to walk (long pauses of the event loop).
         run = ServiceRun(state, self.folder / state["id"])
         if key is not None:
-            self.keys[key] = run        # before the wait: a second POST with the key finds it
+            # Before the wait: a second POST with the key finds it, and waits for run.recorded().
+            run.recording = asyncio.get_running_loop().create_future()
+            self.keys[key] = run
         try:
             await self.store.append_durably({"t": "accepted", **state})
-        except OSError:
+        except BaseException:
             if key is not None:
                 self.keys.pop(key, None)
+                run.recording.set_result(False)
             raise
         self.runs[run.id] = run
+        if key is not None:
+            run.recording.set_result(True)
+            run.recording = None
         self.metrics.accepted.inc()
         self.queue.push(run)
         return run

@@ -8,6 +8,8 @@ after a restart replays them and goes on with the next numbers.
 """
 from __future__ import annotations
 
+import asyncio
+
 import os
 import threading
 from pathlib import Path
@@ -57,9 +59,18 @@ class ServiceRun:
         self._events: list[dict] | None = None      # loaded from events.jsonl when first needed
         self._events_fd = -1
         self._listeners: set = set()                # (loop, asyncio.Event) of open streams
+        self.recording = None           # a Future while its accepted record is being fsynced
         ended = state.get("ended")
         if ended is not None:
             self.end(ended, persist=False)
+
+    async def recorded(self) -> bool:
+        """True once the run's accepted record is on disk; False when recording it failed
+        (the run does not exist). A second request with the same Idempotency-Key waits here,
+        so it never answers with a run that a GET could not find yet, or ever."""
+        if self.recording is None:
+            return True
+        return await asyncio.shield(self.recording)
 
     @property
     def rank(self) -> tuple:
