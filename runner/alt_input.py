@@ -17,14 +17,34 @@ class AltInputError(RunnerError):
 
     category = "io"
 
-    def __init__(self, message: str, too_large: bool = False):
+    def __init__(self, message: str, too_large: bool = False, outside: bool = False):
         super().__init__(message)
         self.too_large = too_large
+        self.outside = outside
 
 
-def read_alt_input(name: str, max_bytes: int | None = None) -> bytes:
+def _check_inside(fd: int, name: str, root: str) -> None:
+    """Refuses the opened file unless it really is inside directory `root` (resolved).
+
+    Checked on the open file, not its name: a directory of the path swapped for a symlink
+    after the caller resolved it cannot lead the read outside. /proc/self/fd names the file
+    the descriptor holds; without /proc the name is resolved again and must be that file.
+    """
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        real = os.path.realpath(name)
+        opened, named = os.fstat(fd), os.stat(real)
+        if (opened.st_dev, opened.st_ino) != (named.st_dev, named.st_ino):
+            raise AltInputError("cannot read: the file changed while it was opened") from None
+    if os.path.commonpath([real, root]) != root:
+        raise AltInputError("the file is outside the ALT files directory", outside=True)
+
+
+def read_alt_input(name: str, max_bytes: int | None = None, inside: str | None = None) -> bytes:
     """The bytes of ALT file `name` ("-": standard input), at most `max_bytes`
-    (default: RUNNER_MAX_ALT_BYTES, whose bad value is a ConfigurationError)."""
+    (default: RUNNER_MAX_ALT_BYTES, whose bad value is a ConfigurationError).
+    `inside`: a resolved directory the opened file must be in (the service's --alt-dir)."""
     if max_bytes is None:
         from runner import AltLimits
         max_bytes = AltLimits().max_bytes
@@ -38,6 +58,8 @@ def read_alt_input(name: str, max_bytes: int | None = None) -> bytes:
             raise AltInputError(f"cannot read: {error.strerror or error}") from None
         with os.fdopen(fd, "rb") as stream:
             try:
+                if inside is not None:
+                    _check_inside(fd, name, inside)
                 info = os.fstat(fd)
                 if not stat.S_ISREG(info.st_mode):
                     raise AltInputError("cannot read: not a regular file (an ALT file is a file or -)")

@@ -131,3 +131,28 @@ def test_the_gateway_cancels_a_task(service):
 def test_files_last_answers_404_for_anything_but_a_known_last_id(service, last_id):
     assert service.get(f"/files/last/{last_id}").status_code == 404
     assert service.get("/tasks/unknown").status_code == 404
+
+
+def test_a_directory_swapped_for_a_symlink_after_the_check_is_still_refused(tmp_path):
+    # alt_dir_file resolved the path while `sub` was a directory of --alt-dir; by the time the
+    # file is opened, `sub` is a symlink to a directory outside. The opened file is refused.
+    from runner.alt_input import AltInputError, read_alt_input
+    from runner.service.accepting import alt_dir_file
+
+    alt_dir, outside = tmp_path / "alt", tmp_path / "outside"
+    (alt_dir / "sub").mkdir(parents=True)
+    outside.mkdir()
+    document = json.dumps({"id": "x", "title": "x", "tasks": [{"id": "t", "description": "x"}]}).encode()
+    (alt_dir / "sub" / "run.json").write_bytes(document)
+    (outside / "run.json").write_bytes(b'{"id": "secret"}')
+    (alt_dir / "inner.json").symlink_to(alt_dir / "sub" / "run.json")
+    checked = alt_dir_file(alt_dir.resolve(), "sub/run.json")
+    assert read_alt_input(str(checked), None, str(alt_dir.resolve())) == document
+    assert read_alt_input(str(alt_dir_file(alt_dir.resolve(), "inner.json")), None,
+                          str(alt_dir.resolve())) == document
+    (alt_dir / "sub").rename(tmp_path / "moved")
+    (alt_dir / "sub").symlink_to(outside)
+    with pytest.raises(AltInputError) as refused:
+        read_alt_input(str(checked), None, str(alt_dir.resolve()))
+    assert refused.value.outside
+    assert "outside the ALT files directory" in str(refused.value)

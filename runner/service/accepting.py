@@ -197,10 +197,14 @@ def alt_dir_file(alt_dir: Path | None, name: str, suffixes=("",)) -> Path:
     raise Refusal(404, "File not found")
 
 
-async def read_alt_dir_file(path: Path) -> bytes:
+async def read_alt_dir_file(alt_dir: Path, path: Path) -> bytes:
+    """The bytes of `path` (from alt_dir_file), checked again on the opened file: a directory
+    swapped for a symlink since alt_dir_file resolved it is 403 too."""
     from runner.alt_input import AltInputError, read_alt_input
 
     try:
-        return await run_in_threadpool(read_alt_input, str(path))
+        return await run_in_threadpool(read_alt_input, str(path), None, str(alt_dir))
     except AltInputError as error:
+        if error.outside:
+            raise Refusal(403, str(error)) from None
         raise Refusal(413 if error.too_large else 404, f"File not found: {error}" if not error.too_large else str(error))

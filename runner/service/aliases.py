@@ -99,7 +99,7 @@ async def process(request):
     if errors:
         raise Refusal(422, "invalid request", errors)
     path = accepting.alt_dir_file(registry.config.alt_dir, file_path)
-    document = await accepting.read_alt_dir_file(path)
+    document = await accepting.read_alt_dir_file(registry.config.alt_dir, path)
     digest = accepting.digest_of(document, mode, priority, persona)
     run, created = await accepting.accept(registry, document, key=accepting.idempotency_key(request), digest=digest,
                                           origin="process", mode=mode, priority=priority, alt_file=str(path),
@@ -151,7 +151,7 @@ async def gateway_run(request):
     if "/" in alt_file_id or "\\" in alt_file_id or alt_file_id.startswith("."):
         raise Refusal(404, "File not found")
     path = accepting.alt_dir_file(registry.config.alt_dir, alt_file_id, accepting.ALT_SUFFIXES)
-    document = await accepting.read_alt_dir_file(path)
+    document = await accepting.read_alt_dir_file(registry.config.alt_dir, path)
     digest = accepting.digest_of(document, mode, priority, persona, orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS))
     run, created = await accepting.accept(registry, document, key=accepting.idempotency_key(request), digest=digest,
                                           origin="gateway", mode=mode, priority=priority, metadata=metadata,
