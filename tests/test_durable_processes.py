@@ -1,5 +1,6 @@
-"""kill -9 of a run cannot stop its commands: their process groups are in its journal, `show`
-lists those still running, the next run in the same place says so, and `resume` never
+"""kill -9 of a run and of its watchdog (which otherwise kills the run's commands, see
+test_durable_watchdog.py) cannot stop its commands: their process groups are in its journal,
+`show` lists those still running, the next run in the same place says so, and `resume` never
 starts a second copy beside one: it waits (RUNNER_RESUME_WAIT_SECONDS), then kills the
 group, and says which. Real processes, real signals; the command's log shows the order."""
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from conftest import wait_until
 from test_durable_journal import ENABLED
+from test_durable_watchdog import watchdog_of
 
 ENV = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
 
@@ -25,8 +27,8 @@ def gated_command(tmp_path: Path) -> list[str]:
 
 
 def killed_run(tmp_path: Path) -> tuple[Path, int]:
-    """A run whose command waits at the gate, killed with SIGKILL: (its directory, the
-    command's pid, which still runs)."""
+    """A run whose command waits at the gate, killed with SIGKILL after its watchdog: (its
+    directory, the command's pid, which still runs)."""
     alt = {"id": "orphan", "title": "Orphan", "tasks": [
         {"id": "effect", "description": "e", "parameters": {"task_type": "system_command",
                                                               "command": gated_command(tmp_path)}}]}
@@ -38,6 +40,7 @@ def killed_run(tmp_path: Path) -> tuple[Path, int]:
         (directory,) = (tmp_path / "out").iterdir()
         # The group is journaled when the command starts (group commit: within 50 ms).
         assert wait_until(lambda: b"attempt_process" in (directory / "journal.jsonl").read_bytes(), 30)
+        os.kill(watchdog_of(child.pid), signal.SIGKILL)
     finally:
         child.kill()
         child.wait(30)

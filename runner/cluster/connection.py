@@ -14,6 +14,7 @@ import tempfile
 from contextlib import contextmanager
 
 from runner import settings
+from runner.execution import watchdog
 from runner.workspace import remove_tree_quietly
 
 SCHEDULER_VARIABLE = "RUNNER_DASK_SCHEDULER"
@@ -75,11 +76,14 @@ def connect(address: str, environ=os.environ):
     cluster = None
     client = None
     scratch = None
+    workers: list[int] = []
     try:
         if count is not None:
             # The workers' scratch space (dask-scratch-space, spilled data) goes in a directory
             # of the command's own, removed with the cluster: a run leaves $TMPDIR as it found it.
             scratch = tempfile.mkdtemp(prefix="runner-dask-")
+            # A kill -9 of this process: its watchdog kills the workers and removes the scratch.
+            watchdog.guard_path(scratch)
             # One thread per worker: a worker runs one ALT file at a time (the file's own
             # tasks run on threads of its executor); more files at once means more workers.
             import dask
@@ -88,6 +92,9 @@ def connect(address: str, environ=os.environ):
                 cluster = distributed.LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
                                                    host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                                    silence_logs=logging.ERROR, local_directory=scratch)
+            workers = _worker_processes(cluster)
+            for pid in workers:
+                watchdog.guard_process(pid)
             client = distributed.Client(cluster, set_as_default=False, timeout=timeout)
         else:
             try:
@@ -106,5 +113,20 @@ def connect(address: str, environ=os.environ):
             client.close()
         if cluster is not None:
             cluster.close()
+        for pid in workers:
+            watchdog.release_process(pid)
         if scratch is not None:
             remove_tree_quietly(scratch)
+            watchdog.release_path(scratch)
+
+
+def _worker_processes(cluster) -> list[int]:
+    """The pids of a LocalCluster's worker processes (its scheduler runs in this process).
+    Each also ends by itself when this process dies (distributed's own pipe to its parent);
+    the watchdog makes sure, and removes the scratch they leave."""
+    pids = []
+    for nanny in cluster.workers.values():
+        pid = getattr(nanny, "pid", None)
+        if isinstance(pid, int) and pid > 1:
+            pids.append(pid)
+    return pids

@@ -297,6 +297,7 @@ def _write_returned(future, item: _Loaded, output_dir, position: int, finished) 
     """Writes the LAST directory of one file a worker ran (this process, once per file)."""
     from runner import RunnerError, write_last_file
     from runner.cluster.shipped_files import unpack
+    from runner.execution import watchdog
     from runner.workspace import WorkspaceRefused
 
     try:
@@ -312,6 +313,7 @@ def _write_returned(future, item: _Loaded, output_dir, position: int, finished) 
         finished(position, FileOutcome(item.path, error=f"{item.path}: {answer['error']}"))
         return
     workspace = Path(tempfile.mkdtemp(prefix="runner-returned-"))
+    watchdog.guard_path(workspace)
     try:
         unpack(answer["files"], workspace)
         written = write_last_file(item.alt, answer["results"], output_dir, execution=answer["execution"],
@@ -321,6 +323,7 @@ def _write_returned(future, item: _Loaded, output_dir, position: int, finished) 
         return
     finally:
         remove_tree_quietly(workspace)
+        watchdog.release_path(workspace)
     results = answer["results"]
     finished(position, FileOutcome(item.path, Path(written.directory),
                                    all_completed=all(r.get("status") == "completed" for r in results.values()),

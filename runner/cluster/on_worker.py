@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from runner.cluster import travelling_settings
+from runner.execution import watchdog
 from runner.workspace import remove_tree_quietly
 
 _LOCK = threading.Lock()
@@ -45,7 +46,7 @@ def run_file(data: bytes, mode, max_concurrency, seed, travelled: dict, submissi
         if submission in _STOPPED:
             return {"not_started": True}
     environ = travelling_settings.on_worker(travelled)
-    workspace = Path(tempfile.mkdtemp(prefix="runner-worker-file-"))
+    workspace = _workspace("runner-worker-file-")
 
     mine = []
 
@@ -78,7 +79,20 @@ def run_file(data: bytes, mode, max_concurrency, seed, travelled: dict, submissi
                 running.difference_update(mine)
                 if not running:
                     _FILES.pop(submission, None)
-        remove_tree_quietly(workspace)
+        _remove(workspace)
+
+
+def _workspace(prefix: str) -> Path:
+    """A scratch directory of this worker process, removed by its watchdog if the process
+    dies first (a worker exits at once when its nanny's process dies)."""
+    workspace = Path(tempfile.mkdtemp(prefix=prefix))
+    watchdog.guard_path(workspace)
+    return workspace
+
+
+def _remove(workspace: Path) -> None:
+    remove_tree_quietly(workspace)
+    watchdog.release_path(workspace)
 
 
 def interrupt_submission(submission: str) -> int:
@@ -115,7 +129,7 @@ def run_attempt(spec: dict) -> dict:
     cancellation.on_cancel(finished.set)
     with _LOCK:
         _ATTEMPTS[key] = cancellation
-    workspace = Path(tempfile.mkdtemp(prefix="runner-worker-task-"))
+    workspace = _workspace("runner-worker-task-")
     ctx = AttemptContext(task=None, alt=None, parameters=spec["parameters"], number=spec["number"],
                          deadline=time.monotonic() + timeout, mode=spec["mode"], workspace=workspace,
                          dependencies=spec["dependencies"], settings=spec["settings"], cancellation=cancellation)
@@ -150,10 +164,9 @@ def run_attempt(spec: dict) -> dict:
         with _LOCK:
             _ATTEMPTS.pop(key, None)
         if not thread.is_alive():
-            remove_tree_quietly(workspace)
+            _remove(workspace)
         else:       # the handler still winds down after its cancellation: the directory goes then
-            threading.Thread(target=lambda: (thread.join(), remove_tree_quietly(workspace)),
-                             daemon=True).start()
+            threading.Thread(target=lambda: (thread.join(), _remove(workspace)), daemon=True).start()
 
 
 def cancel_attempt(key: str) -> bool:

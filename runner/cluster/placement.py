@@ -32,6 +32,7 @@ class DaskPlacement:
         self._lock = threading.Lock()
         self._started: dict[str, list[str]] = {}        # attempt key -> workers that started it
         self._changed: dict[str, threading.Event] = {}  # attempt key -> set when done or restarted
+        self._told: dict[str, object] = {}              # attempt key -> its ctx.on_worker
         client.subscribe_topic(self.topic, self._attempt_started)
 
     def _attempt_started(self, event) -> None:
@@ -45,8 +46,11 @@ class DaskPlacement:
             workers.append(message["worker"])
             restarted = len(workers) > 1
             changed = self._changed.get(key)
+            tell = self._told.get(key)
         if restarted and changed is not None:
             changed.set()
+        elif tell is not None:
+            tell(message["worker"])          # the journal records where the attempt runs
 
     def run(self, ctx):
         from distributed import CancelledError
@@ -61,6 +65,8 @@ class DaskPlacement:
         with self._lock:
             self._started[key] = []
             self._changed[key] = changed
+            if ctx.on_worker is not None:
+                self._told[key] = ctx.on_worker
         try:
             future = self.client.submit(on_worker.run_attempt, spec, key=key, pure=False)
             future.add_done_callback(lambda _: changed.set())
@@ -76,6 +82,7 @@ class DaskPlacement:
             with self._lock:
                 self._started.pop(key, None)
                 self._changed.pop(key, None)
+                self._told.pop(key, None)
         try:
             answer = future.result()
         except CancelledError:

@@ -125,6 +125,10 @@ def journal_summary(directory: Path) -> dict:
         "running": sorted(run.running), "running_attempts": dict(sorted(run.running.items())),
         "directory": str(directory), "pending": (len(tasks) - done - len(run.running)) if tasks is not None else None,
         "counts": counts, "attempts": run.attempts, "failures": unsuccessful,
+        # Attempts in flight that were placed on a Dask worker: where each was running.
+        "workers": [{"task_id": task_id, "attempt": attempt, "worker": run.workers[task_id][1]}
+                    for task_id, attempt in sorted(run.running.items())
+                    if run.workers.get(task_id, (None,))[0] == attempt],
         # Commands of a dead run still running (kill -9 could not stop them): resume waits for them.
         "processes": [] if run.live else [
             {"task_id": r.get("task_id"), "attempt": r.get("attempt"), "pgid": r.get("pgid")}
@@ -162,8 +166,10 @@ def describe_journal(summary: dict) -> str:
             lines.append("running        " + ", ".join(summary["running"][:FAILURES_SHOWN]))
         else:
             from runner.execution.resume import interrupted_attempt
+            workers = {w["task_id"]: w["worker"] for w in summary.get("workers") or ()}
             for task_id, attempt in list(summary["running_attempts"].items())[:FAILURES_SHOWN]:
-                lines.append(f"  interrupted {task_id}: {interrupted_attempt(attempt).split(': ', 1)[1]}")
+                where = f" (on Dask worker {workers[task_id]})" if task_id in workers else ""
+                lines.append(f"  interrupted {task_id}: {interrupted_attempt(attempt).split(': ', 1)[1]}{where}")
     for process in summary.get("processes") or ():
         lines.append(f"still running  task {process['task_id']} (attempt {process['attempt']}, process group "
                      f"{process['pgid']}): the run is dead but its command is not; python -m runner resume waits for it")

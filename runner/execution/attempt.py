@@ -84,6 +84,8 @@ class AttemptContext:
     seed: int | None = None         # the run's seed (chaos mode's faults), for user handlers
     # Told the process group of a command the attempt started (the journal records it).
     on_process: Callable[[int], None] | None = None
+    # Told the address of the Dask worker an attempt placed on a cluster started on (journaled too).
+    on_worker: Callable[[str], None] | None = None
     trace: Any = None               # runner.trace.ids.TraceIds of a traced run: AI calls carry it on
 
     @property

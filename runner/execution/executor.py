@@ -359,6 +359,7 @@ class Execution:
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
             preparation=self.preparation, seed=self.seed, trace=self.trace,
             stream=self.stream, on_process=self._process_recorder(task.id, number),
+            on_worker=self._worker_recorder(task.id, number) if self._placed(task.task_type) else None,
             on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
         self._token += 1
         attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
@@ -751,6 +752,18 @@ class Execution:
         def started(pgid: int) -> None:
             journal.write({"type": processes.RECORD_TYPE, "task_id": task_id, "attempt": number,
                            **processes.started(pgid)})
+        return started
+
+    def _worker_recorder(self, task_id: str, number: int):
+        """What an attempt placed on a Dask cluster calls with the worker it started on: a
+        journal line, so that `show` of a dead run names where its attempts were running."""
+        journal = self.journal
+        if journal is None:
+            return None
+
+        def started(address: str) -> None:
+            journal.write({"type": processes.WORKER_RECORD_TYPE, "task_id": task_id, "attempt": number,
+                           "worker": str(address)})
         return started
 
     def _record_settled(self) -> None:

@@ -403,6 +403,7 @@ class RunState:
         self.ai_calls = 0
         self.ended: dict | None = None
         self.resumed_by: list[dict] = []            # the resumes of this run, oldest first
+        self.workers: dict[str, tuple] = {}         # task id -> (attempt, Dask worker address) it started on
         for number, record in numbered[1:]:
             kind = record.get("type")
             if kind == "task_results":
@@ -422,6 +423,9 @@ class RunState:
                     self.ai_calls += 1
             elif kind == "run_ended":
                 self.ended = record
+            elif kind == "attempt_worker" and isinstance(record.get("worker"), str):
+                task_id, attempt = _checked_attempt(path, number, record)
+                self.workers[task_id] = (attempt, record["worker"])
             elif kind == "resumed_by" and isinstance(record.get("last_id"), str):
                 self.resumed_by.append({"last_id": record["last_id"], "directory": str(record.get("directory")),
                                         "started_at": record.get("started_at")})

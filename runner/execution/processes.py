@@ -7,7 +7,8 @@ kernel has given to another process since is never taken for it. A group is the 
 while its leader lives with that start time, or, once the leader has exited, while a
 process is still in the group (Linux never gives a live group's id to a new process).
 
-A run killed with SIGKILL cannot stop its commands: `resume` waits for the live groups of
+A run killed with SIGKILL cannot stop its commands, but its watchdog does (runner.execution.
+watchdog); if the watchdog was killed too, `resume` waits for the live groups of
 the run it resumes (RUNNER_RESUME_WAIT_SECONDS), then kills them and says so; `show`
 lists them; the next run in the output directory names them on the log.
 """
@@ -21,8 +22,11 @@ from pathlib import Path
 import orjson
 
 from runner.errors import JournalError
+from runner.execution.watchdog_process import group_is_alive, groups_with_members, stat as _stat
 
 RECORD_TYPE = "attempt_process"
+# An attempt placed on a Dask worker: the worker's address, journaled when it starts there.
+WORKER_RECORD_TYPE = "attempt_worker"
 _BOOT_ID: list = []
 
 
@@ -36,40 +40,10 @@ def boot_id() -> str | None:
     return _BOOT_ID[0]
 
 
-def _stat(pid) -> tuple[str, int, int] | None:
-    """(state, process group, start ticks) of a process from /proc/<pid>/stat; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    end = data.rfind(b")")
-    fields = data[end + 2:].split() if end > 0 else []
-    try:
-        return fields[0].decode("ascii", "replace"), int(fields[2]), int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
 def started(pgid: int) -> dict:
     """What the journal records of a process group that has just started."""
     found = _stat(pgid)
     return {"pgid": pgid, "start_ticks": found[2] if found else None, "boot_id": boot_id()}
-
-
-def _groups_with_members() -> set:
-    """The process groups that hold a live (not zombie) process, from one pass over /proc."""
-    groups = set()
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return groups
-    for name in entries:
-        if name.isdigit():
-            found = _stat(name)
-            if found is not None and found[0] != "Z":
-                groups.add(found[1])
-    return groups
 
 
 def live(records) -> list:
@@ -78,16 +52,8 @@ def live(records) -> list:
                   and (r.get("boot_id") is None or r.get("boot_id") == boot_id())]
     if not candidates:
         return []
-    groups = _groups_with_members()
-    out = []
-    for record in candidates:
-        pgid = record["pgid"]
-        leader = _stat(pgid)
-        if leader is not None and leader[2] != record.get("start_ticks"):
-            continue        # the pid is another process's now: the group it led is gone
-        if pgid in groups:
-            out.append(record)
-    return out
+    groups = groups_with_members()
+    return [record for record in candidates if group_is_alive(record["pgid"], record.get("start_ticks"), groups)]
 
 
 def recorded(directory: Path) -> list:

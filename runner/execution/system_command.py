@@ -16,6 +16,7 @@ import select
 import subprocess
 import time
 
+from runner.execution import watchdog
 from runner.execution.attempt import TaskFailure
 from runner.librunner import command_problem
 
@@ -162,19 +163,24 @@ def _started(ctx, process: subprocess.Popen, argv: list[str]) -> None:
 def run(ctx) -> dict:
     argv = checked_argv(ctx)
     env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": str(ctx.workspace), "TMPDIR": str(ctx.workspace)}
+    watchdog.start()        # before the fork: a kill -9 of this process kills the command's group
     try:
         process = subprocess.Popen(argv, cwd=ctx.workspace, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    start_new_session=True, close_fds=True)
     except OSError as error:
         raise TaskFailure(f"cannot start {argv[0]!r}: {error.strerror or error}") from None
-    _started(ctx, process, argv)
+    watchdog.guard_group(process.pid)
     try:
-        code, out, err = _collect(process, ctx.settings.output_cap_bytes)
-    except BaseException:
-        _kill_group(process.pid)
-        process.wait()
-        raise
+        _started(ctx, process, argv)
+        try:
+            code, out, err = _collect(process, ctx.settings.output_cap_bytes)
+        except BaseException:
+            _kill_group(process.pid)
+            process.wait()
+            raise
+    finally:
+        watchdog.release_group(process.pid)
     if ctx.cancel.is_set():
         raise TaskFailure(f"{os.path.basename(argv[0])} was killed: the attempt was cancelled")
     result = {"exit_code": code, "stdout": out.text(), "stderr": err.text(),

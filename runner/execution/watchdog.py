@@ -1,0 +1,138 @@
+"""What this process must not leave behind if it dies: told to a watchdog process.
+
+A process that starts a system_command, a Dask LocalCluster or a Dask worker's scratch
+directory registers it here (`guard_group`, `guard_process`, `guard_path`) and withdraws it
+when it has ended or been removed (`release_*`). The first registration starts the
+process's watchdog (runner/execution/watchdog_process.py): when this process dies, however
+it dies (kill -9 included), the watchdog kills the groups and processes still registered
+and removes the directories. A clean exit has withdrawn everything, so nothing happens.
+
+PR_SET_PDEATHSIG is not used: it fires when the *thread* that forked the child ends (the
+attempt threads of an executor come and go), and kills one process, not a command's group.
+
+A watchdog that cannot start (no Python executable known, no process left) or dies is a
+warning on the log once; the run goes on, and the journal's attempt_process records still
+let `resume` and `show` find what a dead run left running.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+log = logging.getLogger("runner.watchdog")
+
+SCRIPT = Path(__file__).with_name("watchdog_process.py")
+
+_lock = threading.Lock()
+_state: dict = {"fd": None, "owner": None, "process": None, "failed": False}
+
+
+def _python() -> str | None:
+    executable = sys.executable
+    if executable and os.access(executable, os.X_OK):
+        return executable
+    return None
+
+
+def _start_locked() -> int | None:
+    """The write end of the pipe to this process's watchdog (started now if need be)."""
+    if _state["owner"] == os.getpid() and _state["fd"] is not None:
+        return _state["fd"]
+    if _state["failed"] and _state["owner"] == os.getpid():
+        return None
+    _state.update(fd=None, owner=os.getpid(), process=None, failed=False)
+    python = _python()
+    if python is None:
+        _state["failed"] = True
+        log.warning("no watchdog: no Python executable is known (sys.executable), so a kill -9 of this "
+                    "process would leave its commands running")
+        return None
+    read_end, write_end = os.pipe()        # both close-on-exec: no child but the watchdog inherits them
+    try:
+        process = subprocess.Popen([python, "-I", "-S", str(SCRIPT)], stdin=read_end,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   close_fds=True, start_new_session=True, cwd="/")
+    except OSError as error:
+        os.close(write_end)
+        _state["failed"] = True
+        log.warning("no watchdog (%s): a kill -9 of this process would leave its commands running", error)
+        return None
+    finally:
+        os.close(read_end)
+    _state.update(fd=write_end, process=process)
+    return write_end
+
+
+def _send(line: str) -> None:
+    data = (line + "\n").encode("ascii")
+    with _lock:
+        fd = _start_locked()
+        if fd is None:
+            return
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError as error:       # the watchdog is gone
+            os.close(fd)
+            _state.update(fd=None, failed=True)
+            log.warning("the watchdog process ended (%s): a kill -9 of this process would leave its "
+                        "commands running", error)
+
+
+def _ticks(pid: int) -> str:
+    from runner.execution.watchdog_process import stat
+
+    found = stat(pid)
+    return "-" if found is None else str(found[2])
+
+
+def start() -> None:
+    """Starts the watchdog now (before a command's fork, so its first registration does not wait)."""
+    with _lock:
+        _start_locked()
+
+
+def guard_group(pgid: int) -> None:
+    """The process group `pgid` (its leader just started) dies if this process dies."""
+    _send(f"G {pgid} {_ticks(pgid)}")
+
+
+def release_group(pgid: int) -> None:
+    _send(f"g {pgid}")
+
+
+def guard_process(pid: int) -> None:
+    _send(f"P {pid} {_ticks(pid)}")
+
+
+def release_process(pid: int) -> None:
+    _send(f"p {pid}")
+
+
+def guard_path(path) -> None:
+    """The directory `path` is removed if this process dies before it does."""
+    _send(f"D {os.fsencode(os.path.abspath(path)).hex()}")
+
+
+def release_path(path) -> None:
+    _send(f"d {os.fsencode(os.path.abspath(path)).hex()}")
+
+
+def _forget_in_child() -> None:
+    """A child forked without exec has a copy of the pipe's write end: it is the parent's."""
+    global _lock
+    _lock = threading.Lock()        # another thread may have held it at the fork
+    fd = _state["fd"]
+    _state.update(fd=None, owner=None, process=None, failed=False)
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -1,0 +1,152 @@
+"""The watchdog process: what a librunner process leaves behind if it dies without cleaning up.
+
+Started by runner.execution.watchdog as `python -I -S <this file>` (it imports nothing of
+librunner, so it starts in a few milliseconds) in a session of its own, its standard input
+the read end of a pipe whose write end only the process it watches holds (close-on-exec:
+no command, worker or other child inherits it). That process tells it, one line each,
+what must not outlive it:
+
+    G <pgid> <start ticks>   a process group it leads (a system_command)   g <pgid>  ended
+    P <pid> <start ticks>    a process (a Dask worker process)              p <pid>   ended
+    D <hex of the path>      a directory of its own (cluster scratch)       d <hex>   removed
+
+End of file means the watched process is gone, however it went (kill -9 included: the
+kernel closes its descriptors). Then every group and process still registered is killed
+(SIGKILL), once it is certain it is the one registered: a process only while it has the
+start time it was registered with; a group while its leader has that start time or, its
+leader gone, while a process is still in it (Linux never gives a live group's id to a new
+process). When they are gone, the directories still registered are removed. A clean exit
+registers nothing at its end, so the watchdog has nothing to do.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+
+STOP_WAIT_SECONDS = 5.0
+
+
+def stat(pid) -> tuple[str, int, int] | None:
+    """(state, process group, start ticks) of a process from /proc/<pid>/stat; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    end = data.rfind(b")")
+    fields = data[end + 2:].split() if end > 0 else []
+    try:
+        return fields[0].decode("ascii", "replace"), int(fields[2]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def groups_with_members() -> set:
+    """The process groups that hold a live (not zombie) process, from one pass over /proc."""
+    groups = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return groups
+    for name in entries:
+        if name.isdigit():
+            found = stat(name)
+            if found is not None and found[0] != "Z":
+                groups.add(found[1])
+    return groups
+
+
+def group_is_alive(pgid: int, start_ticks, groups: set) -> bool:
+    """Whether the group `pgid` whose leader started at `start_ticks` still runs."""
+    leader = stat(pgid)
+    if leader is not None and leader[2] != start_ticks:
+        return False        # the pid is another process's now: the group it led is gone
+    return pgid in groups
+
+
+def process_is_alive(pid: int, start_ticks) -> bool:
+    found = stat(pid)
+    return found is not None and found[0] != "Z" and found[2] == start_ticks
+
+
+def _ticks(text: bytes):
+    return None if text == b"-" else int(text)
+
+
+def _read(groups: dict, pids: dict, paths: dict) -> None:
+    """Applies the lines of standard input until end of file."""
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(0, 65536)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not chunk:
+            return
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            parts = line.split()
+            try:
+                kind = parts[0]
+                if kind == b"G":
+                    groups[int(parts[1])] = _ticks(parts[2])
+                elif kind == b"g":
+                    groups.pop(int(parts[1]), None)
+                elif kind == b"P":
+                    pids[int(parts[1])] = _ticks(parts[2])
+                elif kind == b"p":
+                    pids.pop(int(parts[1]), None)
+                elif kind == b"D":
+                    paths[bytes.fromhex(parts[1].decode("ascii"))] = True
+                elif kind == b"d":
+                    paths.pop(bytes.fromhex(parts[1].decode("ascii")), None)
+            except (IndexError, ValueError):
+                continue        # not a line of ours: nothing to do with it
+
+
+def _clean_up(groups: dict, pids: dict, paths: dict) -> None:
+    members = groups_with_members() if groups else set()
+    doomed_groups = [pgid for pgid, ticks in groups.items() if pgid > 1 and group_is_alive(pgid, ticks, members)]
+    doomed_pids = [pid for pid, ticks in pids.items() if pid > 1 and process_is_alive(pid, ticks)]
+    for pgid in doomed_groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+    for pid in doomed_pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    # The directories go once nothing that was killed can write in them any more.
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        members = groups_with_members() if doomed_groups else set()
+        if not any(group_is_alive(pgid, groups[pgid], members) for pgid in doomed_groups) and \
+                not any(process_is_alive(pid, pids[pid]) for pid in doomed_pids):
+            break
+        time.sleep(0.02)
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def main() -> None:
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGQUIT, signal.SIGTSTP):
+        signal.signal(number, signal.SIG_IGN)
+    groups: dict = {}
+    pids: dict = {}
+    paths: dict = {}
+    _read(groups, pids, paths)
+    if groups or pids or paths:
+        _clean_up(groups, pids, paths)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

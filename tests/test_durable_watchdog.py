@@ -1,0 +1,189 @@
+"""kill -9 of `run` leaves nothing running and nothing in the temporary directory: its
+watchdog (runner.execution.watchdog) kills the commands it started, the Dask LocalCluster of
+`--dask local:N` (worker processes, the commands they started) and removes the cluster's
+directories. Real runs, real clusters on 127.0.0.1, real SIGKILL; each in a private TMPDIR."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import wait_until
+from test_durable_journal import ENABLED
+
+
+def stat(pid: int) -> tuple[int, int] | None:
+    """(parent pid, start ticks) of a live, not zombie, process; None otherwise."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2:].split()
+    return None if fields[0] == b"Z" else (int(fields[1]), int(fields[19]))
+
+
+def descendants(root: int) -> dict[int, int]:
+    """Every live process below `root`: pid -> start ticks."""
+    parents = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            found = stat(int(entry.name))
+            if found is not None:
+                parents[int(entry.name)] = found
+    found, frontier = {}, [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, ticks) in parents.items():
+            if ppid == parent and pid not in found:
+                found[pid] = ticks
+                frontier.append(pid)
+    return found
+
+
+def alive(processes: dict[int, int]) -> dict[int, int]:
+    """Those of `processes` still running (same pid, same start time)."""
+    return {pid: ticks for pid, ticks in processes.items() if (stat(pid) or (0, None))[1] == ticks}
+
+
+def watchdog_of(pid: int) -> int:
+    """The watchdog process a librunner process started."""
+    for child in descendants(pid):
+        try:
+            if b"watchdog_process.py" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return child
+        except OSError:
+            pass
+    raise AssertionError(f"process {pid} has no watchdog")
+
+
+def gated(tmp_path: Path, name: str) -> list[str]:
+    """Appends "<name> <its pid>" to the log, then waits for a gate that never opens."""
+    return ["sh", "-c", f"echo {name} $$ >> {tmp_path / 'log'}; "
+                        f"while ! test -f {tmp_path / 'gate'}; do sleep 0.05; done"]
+
+
+def started(tmp_path: Path) -> dict[str, int]:
+    log = tmp_path / "log"
+    return {line.split()[0]: int(line.split()[1]) for line in log.read_text().splitlines()} if log.exists() else {}
+
+
+def environment(tmp_path: Path) -> dict:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    return {**os.environ, **ENABLED, "TMPDIR": str(scratch), "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sh,sleep,test"}
+
+
+def write_alt(path: Path, name: str, tasks: list) -> Path:
+    path.write_text(json.dumps({"id": name, "title": name, "tasks": tasks}))
+    return path
+
+
+def commands(tmp_path: Path, *names: str) -> list:
+    return [{"id": name, "description": name,
+             "parameters": {"task_type": "system_command", "command": gated(tmp_path, name)}} for name in names]
+
+
+def kill_and_check(child: subprocess.Popen, tmp_path: Path) -> None:
+    """kill -9 of `child`: then none of the processes below it lives, their command groups
+    included, and the private temporary directory is empty."""
+    below = descendants(child.pid)
+    groups = list(started(tmp_path).values())
+    assert groups, "no command started"
+    try:
+        child.kill()
+        child.wait(30)
+        assert wait_until(lambda: not alive(below), 60), alive(below)
+        assert wait_until(lambda: not groups_alive(groups), 60), groups_alive(groups)
+        assert wait_until(lambda: not any((tmp_path / "tmp").iterdir()), 60), list((tmp_path / "tmp").iterdir())
+    finally:
+        for pid in alive(below):       # only if the test failed: its own processes
+            os.kill(pid, signal.SIGKILL)
+        for pgid in groups_alive(groups):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def groups_alive(groups: list[int]) -> set[int]:
+    """Those of the process groups `groups` that hold a live (not zombie) process."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                data = (entry / "stat").read_bytes()
+            except OSError:
+                continue
+            fields = data[data.rfind(b")") + 2:].split()
+            if fields[0] != b"Z" and int(fields[2]) in groups:
+                found.add(int(fields[2]))
+    return found
+
+
+def test_kill_9_of_a_run_kills_its_commands(tmp_path):
+    """The run's own commands (no cluster): its watchdog kills their process groups."""
+    env = environment(tmp_path)
+    alt = write_alt(tmp_path / "alt.json", "local", commands(tmp_path, "a", "b"))
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", alt, "--out", tmp_path / "out", "--quiet",
+                              "--workspace", tmp_path / "workspace"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert wait_until(lambda: len(started(tmp_path)) == 2, 120), started(tmp_path)
+    except BaseException:
+        child.kill()
+        raise
+    kill_and_check(child, tmp_path)
+    (directory,) = (tmp_path / "out").iterdir()
+    shown = subprocess.run([sys.executable, "-m", "runner", "show", directory, "--json"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert shown.returncode == 0, shown.stderr
+    summary = json.loads(shown.stdout)
+    assert summary["state"] == "interrupted" and summary["processes"] == []
+
+
+def test_kill_9_of_a_run_on_a_local_dask_cluster_leaves_no_process_and_no_directory(tmp_path):
+    """One file, its commands placed on the workers of `--dask local:2`: after kill -9 of the
+    submitter no worker, command or helper process lives and $TMPDIR is empty; `show` of the
+    dead run names the worker each interrupted attempt was running on."""
+    env = environment(tmp_path)
+    alt = write_alt(tmp_path / "alt.json", "placed", commands(tmp_path, "a", "b"))
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", alt, "--out", tmp_path / "out", "--quiet",
+                              "--workspace", tmp_path / "workspace", "--dask", "local:2"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert wait_until(lambda: len(started(tmp_path)) == 2, 120), started(tmp_path)
+        (directory,) = (tmp_path / "out").iterdir()
+        assert wait_until(lambda: (directory / "journal.jsonl").read_bytes().count(b'"attempt_worker"') == 2, 60)
+        assert list((tmp_path / "tmp").glob("runner-dask-*"))       # the cluster's scratch, removed below
+        assert len(list((tmp_path / "tmp").glob("runner-worker-task-*"))) == 2
+    except BaseException:
+        child.kill()
+        raise
+    kill_and_check(child, tmp_path)
+    shown = subprocess.run([sys.executable, "-m", "runner", "show", directory, "--json"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert shown.returncode == 0, shown.stderr
+    workers = json.loads(shown.stdout)["workers"]
+    assert sorted(w["task_id"] for w in workers) == ["a", "b"]
+    assert all(w["attempt"] == 1 and w["worker"].startswith("tcp://127.0.0.1:") for w in workers)
+    text = subprocess.run([sys.executable, "-m", "runner", "show", directory],
+                          capture_output=True, text=True, timeout=60, env=env).stdout
+    for worker in workers:
+        assert (f"interrupted {worker['task_id']}: attempt 1 started, never finished "
+                f"(on Dask worker {worker['worker']})") in text
+
+
+def test_kill_9_of_several_files_on_a_local_dask_cluster_leaves_no_process_and_no_directory(tmp_path):
+    """Whole files on the workers (runner-worker-file-* directories there)."""
+    env = environment(tmp_path)
+    files = [write_alt(tmp_path / f"{name}.json", name, commands(tmp_path, name)) for name in ("f", "g")]
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", *files, "--out", tmp_path / "out",
+                              "--quiet", "--dask", "local:2"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        assert wait_until(lambda: len(started(tmp_path)) == 2, 120), started(tmp_path)
+        assert len(list((tmp_path / "tmp").glob("runner-worker-file-*"))) == 2
+    except BaseException:
+        child.kill()
+        raise
+    kill_and_check(child, tmp_path)
