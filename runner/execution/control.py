@@ -185,13 +185,17 @@ class Flow:
 
     def replays(self, index: int) -> bool:
         """A reused carrier's construct runs again from its recorded output (its conditions and
-        loops re-evaluated, its instances reused): True when the flow has taken it over."""
+        loops re-evaluated, its instances reused): True when the flow has taken it over. The
+        task itself never runs again: its own work (a command, maybe) was done by the earlier
+        run. False: the task's result is recorded as reused (a task guarded by a branch written
+        on itself is such a task: it ran, its guard was taken)."""
         construct = self.plan.constructs.get(self.template_of(index))
-        if construct is None or index in self.mapped:
+        if construct is None or index in self.mapped or (construct.member and construct.kind == "branch"):
             return False
         result = self.execution.reuse.pop(index)
         if construct.member:
-            return True         # a mapped task: it expands again (intercept)
+            self.intercept(index)      # a mapped task: it expands again (or a condition skips it)
+            return True
         self.execution.finish_reused_carrier(index, result)
         return True
 

@@ -333,8 +333,11 @@ class Execution:
         if index in self.settled:
             self._reused_reached(index)
             return
-        if index in self.reuse and (self.flow is None or not self.flow.replays(index)):
-            self._record_reused(index)
+        if index in self.reuse:
+            # A control-flow carrier replays its construct (replays() is True); the task
+            # itself never runs again.
+            if self.flow is None or not self.flow.replays(index):
+                self._record_reused(index)
             return
         if self.flow is not None and index in self.flow.special and self.flow.intercept(index):
             return
