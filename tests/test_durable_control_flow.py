@@ -89,3 +89,123 @@ def test_a_reused_loop_segment_s_own_command_is_not_run_again(tmp_path):
     again = resume(first.directory, environ=ENV)
     assert again.results["last"].status == "completed"
     assert sorted(lines(workspace)) == ["b-0", "b-1", "last", "loop"]
+
+
+# ---- the reuse rule is structural for control flow too: recorded when the resume starts ----
+
+GATED = ("import os,sys,time\n"
+         "open('groups','a').write(str(os.getpid())+'\\n')\n"
+         "while not os.path.exists('gate'): time.sleep(0.02)\n"
+         "open('log','a').write(sys.argv[1]+'\\n')\n")
+
+
+def flow_with_a_gate() -> dict:
+    """m maps a command over three items (low priority); wait (critical) blocks on the file
+    `gate`; after needs both. One task at a time, a resume takes wait first and never reaches
+    m while wait blocks."""
+    return {"id": "gate-flow", "title": "g", "variables": {"items": [0, 1, 2]}, "tasks": [
+        {"id": "m", "description": "m", "priority": "low", "for_each": {"variable": "x", "iterable": "items"},
+         "parameters": {"task_type": "system_command", "command": command("m-$x")}},
+        {"id": "wait", "description": "w", "priority": "critical",
+         "parameters": {"task_type": "system_command", "command": [PYTHON, "-I", "-S", "-c", GATED, "wait"]}},
+        {"id": "after", "description": "a", "dependencies": ["m", "wait"],
+         "parameters": {"task_type": "system_command", "command": command("after")}}]}
+
+
+def start_cli(*argv, concurrency=4):
+    import subprocess
+    return subprocess.Popen([sys.executable, "-m", "runner", *map(str, argv), "--quiet"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**ENV, "RUNNER_MAX_CONCURRENT_TASKS": str(concurrency)})
+
+
+def stop(child, workspace: Path, how, gated: int) -> None:
+    """Stops a runner process (kill -9 or SIGTERM) once `gated` gated commands have started,
+    and the gated commands it left running."""
+    import signal
+    from conftest import wait_until
+    groups = workspace / "groups"
+    assert wait_until(lambda: groups.exists() and len(groups.read_text().split()) >= gated, 60)
+    child.send_signal(how)
+    child.communicate(timeout=60)
+    for group in (workspace / "groups").read_text().split() if (workspace / "groups").exists() else ():
+        try:
+            os.killpg(int(group), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def new_directory(out: Path, before: set, child) -> Path:
+    from conftest import wait_until
+    assert wait_until(lambda: any((d / "journal.jsonl").exists() for d in set(out.iterdir()) - before), 60), \
+        child.stderr.read() if child.poll() is not None else ""
+    (directory,) = set(out.iterdir()) - before
+    return directory
+
+
+def killed_while_waiting(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The first run, killed (SIGKILL) once m's instances completed while wait blocks."""
+    import signal
+    from conftest import wait_until
+    from runner.execution.journal import RunState
+    workspace, out = tmp_path / "workspace", tmp_path / "out"
+    workspace.mkdir()
+    out.mkdir()
+    (tmp_path / "alt.json").write_text(__import__("json").dumps(flow_with_a_gate()))
+    child = start_cli("run", tmp_path / "alt.json", "--out", out, "--workspace", workspace)
+    directory = new_directory(out, set(), child)
+    done = {"m[0]", "m[1]", "m[2]"}
+    assert wait_until(lambda: done <= set(RunState(directory).results) and "wait" in RunState(directory).running, 60)
+    stop(child, workspace, signal.SIGKILL, 1)
+    return directory, workspace, out
+
+
+def resumed_until_wait_runs(directory: Path, out: Path):
+    """A resume, one task at a time, once its journal says wait runs (m not reached)."""
+    from conftest import wait_until
+    from runner.execution.journal import RunState
+    before = set(out.iterdir())
+    child = start_cli("resume", directory, concurrency=1)
+    second = new_directory(out, before, child)
+    assert wait_until(lambda: "wait" in RunState(second).running, 60)
+    return child, second
+
+
+def test_a_control_flow_resume_killed_before_reaching_its_loop_keeps_the_loop_s_instances(tmp_path):
+    import signal
+    from runner.execution.journal import RunState, read_records
+    directory, workspace, out = killed_while_waiting(tmp_path)
+    assert sorted(lines(workspace)) == ["m-0", "m-1", "m-2"]
+    child, second = resumed_until_wait_runs(directory, out)
+    # The loop is not reached (wait blocks the only slot); its task and instances are in the
+    # journal's first lines all the same.
+    records = read_records(second / "journal.jsonl")
+    assert [r["type"] for r in records[:2]] == ["run_started", "task_results"]
+    state = RunState(second)
+    for task_id in ("m[0]", "m[1]", "m[2]"):
+        assert state.results[task_id]["status"] == "completed"
+        assert state.results[task_id]["metadata"]["reused_from"] == directory.name
+    stop(child, workspace, signal.SIGKILL, 2)
+    (workspace / "gate").touch()
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "runner", "resume", second, "--quiet"], capture_output=True,
+                          text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(lines(workspace)) == ["after", "m-0", "m-1", "m-2", "wait"]
+
+
+def test_sigterm_of_a_control_flow_resume_records_its_unreached_loop_as_reused(tmp_path):
+    import json
+    import signal
+    directory, workspace, out = killed_while_waiting(tmp_path)
+    child, second = resumed_until_wait_runs(directory, out)
+    stop(child, workspace, signal.SIGTERM, 2)
+    record = json.loads((second / "last.json").read_bytes())
+    assert record["task_results"]["m"]["status"] == "completed"
+    assert record["task_results"]["m"]["metadata"]["reused_from"] == directory.name
+    (workspace / "gate").touch()
+    import subprocess
+    done = subprocess.run([sys.executable, "-m", "runner", "resume", second, "--quiet"], capture_output=True,
+                          text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(lines(workspace)) == ["after", "m-0", "m-1", "m-2", "wait"]

@@ -183,6 +183,12 @@ class Flow:
         self.earlier = by_id
         return {task.index: by_id[task.id] for task in tasks if task.id in by_id and not isinstance(by_id[task.id], dict)}
 
+    def reused_at_start(self) -> tuple[list, list]:
+        """The earlier results this resume reuses, for its journal's first lines: the run's own
+        tasks' (TaskResults) and its instances' (result dicts), all completed."""
+        earlier = self.earlier.values()
+        return [r for r in earlier if not isinstance(r, dict)], [r for r in earlier if isinstance(r, dict)]
+
     def replays(self, index: int) -> bool:
         """A reused carrier's construct runs again from its recorded output (its conditions and
         loops re-evaluated, its instances reused): True when the flow has taken it over. The

@@ -125,10 +125,12 @@ class Execution:
                 # Resume: earlier results by task id, for the run's own tasks now and for
                 # the instances its loops and calls make again.
                 self.reuse = self.flow.resumed(self.reuse, self.tasks)
-        # Resume: reused results are recorded when the run starts (Journal.start wrote them as
-        # the journal's first lines) and the scheduler settles them at once. A control-flow
-        # run replays its constructs from them instead, as they are reached (control.py).
+        # Resume: reused results are recorded when the run starts (Journal.start writes them as
+        # the journal's first lines, reused_at_start) and the scheduler settles them at once. A
+        # control-flow run records them at the start too, its instances' included, but replays
+        # its constructs from them as they are reached (control.py).
         self.settled = frozenset(self.reuse) if self.reuse and self.flow is None else frozenset()
+        self.recorded_at_start: set = set()     # task ids whose reused result the journal holds
         self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline,
                                         held, not_inline, self.settled or None)
         self.results: dict = self.results if self.flow is not None else {}
@@ -688,6 +690,9 @@ class Execution:
     def _record_cancelled(self, index: int, reason: str) -> None:
         if index in self.settled:
             return          # recorded as reused at the start: an interruption changes nothing
+        if index in self.reuse and self.tasks[index].id in self.recorded_at_start:
+            self._keep_reused(self.reuse.pop(index))     # a control-flow run's, not reached
+            return
         task = self.tasks[index]
         state = self.states.get(index)
         self.results[task.id] = result = self.core.task_result_from_dict({
@@ -738,10 +743,21 @@ class Execution:
         for index in self.scheduler.cancel_pending():
             self._record_cancelled(index, "the run was interrupted before the task started")
         if self.flow is not None:
-            # Constructs under way (their segment's own task done, their body not): cancelled.
+            # Constructs under way (their segment's own task done, their body not): cancelled,
+            # but for a resume's reused segment, whose earlier result stands (its own task ran).
+            kept = False
             for index in self.flow.under_way():
+                earlier = self.flow.earlier.get(self.tasks[index].id)
+                if not isinstance(earlier, dict) and earlier is not None and \
+                        earlier.task_id in self.recorded_at_start:
+                    self.scheduler.complete(index, True)
+                    self._keep_reused(earlier)
+                    kept = True
+                    continue
                 self._finish(index, "cancelled", None, "the run was interrupted while its construct ran",
                              final=True)
+            for index in self.scheduler.cancel_pending() if kept else ():
+                self._record_cancelled(index, "the run was interrupted before the task started")
 
     # ---- progress -----------------------------------------------------------------
 
@@ -785,12 +801,31 @@ class Execution:
         for w in self.scheduler.complete(index, self.reuse[index].status == "completed"):
             self._record_skipped(w)
 
+    def reused_at_start(self) -> tuple[list, list]:
+        """What a resume records in its journal's first lines, before any task runs: the
+        earlier results it reuses (TaskResults), and for a control-flow run the completed
+        results of the instances its loops and calls will make again (result dicts: they are
+        not tasks yet). Whatever happens later, no later resume runs them again."""
+        if self.flow is None:
+            results, documents = [self.reuse[index] for index in sorted(self.settled)], []
+        else:
+            results, documents = self.flow.reused_at_start()
+        self.recorded_at_start = {r.task_id for r in results} | {d["task_id"] for d in documents}
+        return results, documents
+
+    def _keep_reused(self, result) -> None:
+        """An interrupted control-flow resume: a reused result recorded at the start stays what
+        the run records of its task (not cancelled: its work was done)."""
+        self.results[result.task_id] = result
+        self.counts[result.status] += 1
+        self._emit_finished(result, reused=True)
+
     def _record_reused(self, index: int) -> None:
         """Resume of a control-flow run: the task's result from an earlier run stands; the
-        task does not run."""
+        task does not run. Its journal holds it from its first lines."""
         result = self.reuse[index]
         self.results[result.task_id] = result
-        if self.journal is not None:
+        if self.journal is not None and result.task_id not in self.recorded_at_start:
             self.journal.write_result(result)
         self.counts[result.status] += 1
         skipped = self.scheduler.complete(index, result.status == "completed")

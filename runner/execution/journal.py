@@ -87,10 +87,11 @@ class Journal:
         self._thread: threading.Thread | None = None
         self._cleaning: threading.Thread | None = None
 
-    def start(self, first: dict, results=()) -> None:
+    def start(self, first: dict, results=(), documents=()) -> None:
         """Makes the run durable before anything else happens: alt.json, then the journal's
         first lines (`first`, the run_started record, and `results`, the results an earlier
-        run made that this one reuses) written, fsynced and renamed to journal.jsonl, all on
+        run made that this one reuses, TaskResults, and `documents`, more of them as result
+        dicts: control-flow instances not made yet) written, fsynced and renamed to journal.jsonl, all on
         the caller's thread before it starts any task. Then the writer thread starts, and the
         cleaning of dead runs (`before`) on a thread of its own. A disk that refuses these
         writes is a warning (self.warnings), not the end of the run."""
@@ -104,8 +105,8 @@ class Journal:
                 self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
                            "the run cannot be resumed")
         lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
-        if results:
-            lines.append(self._results_line(list(results)))
+        if results or documents:
+            lines.append(self._results_line(list(results), documents))
         try:
             _write_all(self._fd, lines)
             os.fsync(self._fd)
@@ -161,7 +162,7 @@ class Journal:
         return batch
 
     @staticmethod
-    def _results_line(results: list) -> bytes:
+    def _results_line(results: list, documents=()) -> bytes:
         # Many small tuples and no cycles: with the cyclic GC on, their allocation would
         # trigger collections that walk the whole ALT model again and again (measured:
         # 20 us per result at 100k tasks instead of 0.3). Paused, as the core does.
@@ -169,8 +170,10 @@ class Journal:
         gc.disable()
         try:
             from runner import librunner
+            rows = librunner.journal_rows(results)
+            rows += [_row_of(document) for document in documents]
             return orjson.dumps({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
-                                 "rows": librunner.journal_rows(results)},
+                                 "rows": rows},
                                 option=orjson.OPT_APPEND_NEWLINE, default=str)
         finally:
             if collecting:
@@ -227,6 +230,15 @@ class Journal:
     def close(self) -> None:
         self.finish()
         self.release()
+
+
+def _row_of(document: dict) -> tuple:
+    """A result dict (TaskResult.to_dict(), as a journal gave it back) as the row the core
+    makes of a TaskResult: journal_row_dict gives the same dict back."""
+    from runner import librunner
+    fields = librunner.JOURNAL_ROW_FIELDS
+    extra = {k: v for k, v in document.items() if k not in fields[:9]}
+    return (*(document.get(name) for name in fields[:8]), document.get("execution_id"), extra or None)
 
 
 def _write_all(fd: int, lines: list) -> None:

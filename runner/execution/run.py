@@ -240,7 +240,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     }
     if tracing is not None:
         started["trace"] = tracing.ids.facts()      # the trace of an interrupted run (runner trace DIR)
-    journal.start(started, [execution.reuse[index] for index in sorted(execution.settled)])
+    journal.start(started, *execution.reused_at_start())
     return last_id, journal
 
 
