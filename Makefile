@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
 
-.PHONY: demo serve test fuzz sanitize system-deps proto clean
+.PHONY: demo serve test fuzz soak sanitize system-deps proto clean
 
 demo: $(INSTALLED)
 	$(PY) -m runner run examples/alt/demo.json --out output
@@ -22,6 +22,13 @@ test: $(INSTALLED) system-deps
 FUZZ_SECONDS ?= 30
 fuzz: $(INSTALLED)
 	$(PY) fuzz/campaign.py --seconds $(FUZZ_SECONDS)
+
+# Kill/resume soak of durable runs (kill -9 and SIGTERM at random moments of runs and resumes,
+# resumed until done; no effect repeated outside the window after a kill) for SOAK_SECONDS.
+SOAK_SECONDS ?= 300
+SOAK_SEED ?= 1
+soak: $(INSTALLED)
+	$(PY) benchmarks/soak_resume.py --seconds $(SOAK_SECONDS) --seed $(SOAK_SEED)
 
 # librunner.so and tests/c/ under AddressSanitizer + UBSan (build/sanitize/); see README.
 sanitize: $(INSTALLED)
