@@ -26,7 +26,7 @@ from runner.execution import modes, processes
 from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
 from runner.execution.settings import ExecutionSettings
 from runner.execution import task_types
-from runner.execution.task_types import INLINE_TYPES
+from runner.execution.task_types import INLINE_TYPES, SIDE_EFFECT_TYPES
 from runner.execution.preparation import Preparation, prepare
 from runner.execution.workers import WorkerPool
 
@@ -612,6 +612,8 @@ class Execution:
             self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
         if self.journal is not None:
             self.journal.write_result(result)
+            if task.task_type in SIDE_EFFECT_TYPES:
+                self.journal.hurry()        # its effect happened: its record follows at once
         self.counts[status] += 1
         skipped = self.scheduler.complete(index, status == "completed")
         log.debug("task %s: %s after %d attempt%s%s", task.id, status, len(state.attempts),
@@ -771,6 +773,7 @@ class Execution:
         def started(pgid: int) -> None:
             journal.write({"type": processes.RECORD_TYPE, "task_id": task_id, "attempt": number,
                            **processes.started(pgid)})
+            journal.hurry()
         return started
 
     def _worker_recorder(self, task_id: str, number: int):

@@ -17,8 +17,12 @@ from its directory alone. The file is held under an exclusive flock for the run'
 a journal whose lock can be taken belongs to a dead (or finished) run.
 
 Group commit: a writer thread writes and fsyncs what was queued every COMMIT_SECONDS, so
-a task's result is on disk within COMMIT_SECONDS plus one fsync of its end. The run's own
-thread never waits for the disk.
+a task's result is on disk within COMMIT_SECONDS plus one fsync of its end. A result with
+an effect outside the record (a command, a file operation) and a command's process group
+hurry() the writer: it commits at once, with whatever else is queued, so the window between
+such an effect and its record is one commit (a write and an fsync) rather than a window
+of COMMIT_SECONDS (benchmarks/journal_window.py measures it). The run's own thread never
+waits for the disk.
 """
 from __future__ import annotations
 
@@ -81,6 +85,9 @@ class Journal:
         # The same queue, for the scheduler's run_inline to append to itself.
         self.result_queue = self._results
         self._stop = threading.Event()
+        # Set by hurry(): the writer commits now instead of at the end of its window.
+        self._hurry = threading.Event()
+        self.hurry = self._hurry.set
         self._commit_lock = threading.Lock()
         self.error: OSError | None = None       # the first write error; the run goes on
         self.warnings: list[str] = []           # what could not be written, for the LAST file
@@ -151,7 +158,12 @@ class Journal:
         self._commit_pending()
 
     def _commit_loop(self) -> None:
-        while not self._stop.wait(COMMIT_SECONDS):
+        hurry, stop = self._hurry, self._stop
+        while True:
+            hurry.wait(COMMIT_SECONDS)
+            if stop.is_set():
+                return
+            hurry.clear()       # a hurry() while this commit runs makes the next one at once
             self._commit_pending()
 
     @staticmethod
@@ -209,6 +221,7 @@ class Journal:
         """Commits every record written so far and stops the writer thread; the file stays
         locked (the run still writes its products) until release()."""
         self._stop.set()
+        self._hurry.set()
         if self._thread is not None and self._thread.is_alive():
             self._thread.join()
         self._commit_pending()

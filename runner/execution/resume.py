@@ -21,10 +21,10 @@ from pathlib import Path
 from runner.errors import JournalError, RunnerError
 from runner.execution import journal as journal_file, processes, task_keys
 from runner.execution.journal import RunState
+from runner.execution.task_types import SIDE_EFFECT_TYPES
 
 log = logging.getLogger("runner")
 
-SIDE_EFFECT_TYPES = frozenset({"system_command", "file_operation"})
 RESUME_WAIT_VARIABLE = "RUNNER_RESUME_WAIT_SECONDS"
 DEFAULT_RESUME_WAIT_SECONDS = 30.0
 STATUS_REASONS = {"failed": "failed", "timeout": "timed out", "cancelled": "cancelled", "skipped": "skipped",

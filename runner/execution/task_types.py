@@ -38,6 +38,9 @@ BUILT_IN_MODULES = {
     "generic": "runner.execution.generic",
 }
 INLINE_TYPES = frozenset({"generic"})   # run by the Scheduler itself outside chaos mode
+# Types whose effects are outside the record (a command ran, a file changed): resume never
+# repeats a completed one, and the journal commits their results at once.
+SIDE_EFFECT_TYPES = frozenset({"system_command", "file_operation"})
 ENTRY_POINT_GROUP = "librunner.task_types"
 MAX_NAME_LENGTH = 128
 
