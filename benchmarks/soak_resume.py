@@ -428,7 +428,7 @@ class Scenario:
             self.problems.append("the last cycle wrote no LAST file")
         duplicates_per_kill: dict[int, int] = {}
         duplicates = 0
-        window = {"effect before the kill": 0, "effect after the kill (the command ran on)": 0}
+        window = {"effect before the kill": 0, "effect after the kill (a command not stopped yet)": 0}
         for token, seen in by_token.items():
             task_id = expected.get(token, token)
             cycles = [e.cycle for e in seen]
@@ -462,7 +462,7 @@ class Scenario:
                         duplicates += 1
                         duplicates_per_kill[cycle.number] = duplicates_per_kill.get(cycle.number, 0) + 1
                         late = effect.kind == "cmd" and effect.appended > cycle.killed_at
-                        window["effect after the kill (the command ran on)" if late else "effect before the kill"] += 1
+                        window["effect after the kill (a command not stopped yet)" if late else "effect before the kill"] += 1
         return {"duplicates": duplicates, "per_kill": duplicates_per_kill, "window": window,
                 "kills": sum(1 for c in self.cycles if c.signal is not None), "cycles": len(self.cycles),
                 "effects": len(expected), "lines": len(effects)}
