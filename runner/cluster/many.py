@@ -214,7 +214,7 @@ def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
         except RunnerError as error:
             return FileOutcome(item.path, error=f"{item.path}: {error}")
         return FileOutcome(item.path, outcome.directory, all_completed=outcome.all_completed,
-                           interrupted=outcome.interrupted, summary=outcome.record.get("summary", ""))
+                           interrupted=outcome.interrupted, summary=outcome.lean_record.get("summary", ""))
 
     with ThreadPoolExecutor(max(1, min(jobs, len(todo) or 1)), thread_name_prefix="runner-file") as pool:
         pending = {pool.submit(run_one, item): position for position, item in todo}
@@ -328,4 +328,4 @@ def _write_returned(future, item: _Loaded, output_dir, position: int, finished) 
     finished(position, FileOutcome(item.path, Path(written.directory),
                                    all_completed=all(r.get("status") == "completed" for r in results.values()),
                                    interrupted=bool(answer["execution"].get("interrupted")),
-                                   summary=written.record.get("summary", "")))
+                                   summary=written.lean_record.get("summary", "")))

@@ -83,7 +83,7 @@ def main(args) -> int:
         print(f"resume failed: {error}", file=sys.stderr)
         return 1
     from runner.colour import Palette
-    print(Palette(sys.stderr).status(outcome.record.get("summary", ""), outcome.record.get("status")),
+    print(Palette(sys.stderr).status(outcome.lean_record.get("summary", ""), outcome.lean_record.get("status")),
           file=sys.stderr)
     print(outcome.directory)
     if outcome.interrupted:

@@ -110,7 +110,7 @@ def run_file(args, **execute_options) -> int:
         if display is not None:
             display.close()
     from runner.colour import Palette
-    print(Palette(sys.stderr).status(strip_controls(outcome.record.get("summary", "")), outcome.record.get("status")),
+    print(Palette(sys.stderr).status(strip_controls(outcome.lean_record.get("summary", "")), outcome.lean_record.get("status")),
           file=sys.stderr)
     if outcome.interrupted:
         print("interrupted: pending tasks were cancelled", file=sys.stderr)
@@ -176,7 +176,7 @@ def outcome_summary(outcome) -> dict:
         counts[result.status] = counts.get(result.status, 0) + 1
     return {
         "last_id": outcome.last_id, "directory": str(outcome.directory),
-        "status": outcome.record.get("status"), "success_rate": outcome.record.get("success_rate"),
+        "status": outcome.lean_record.get("status"), "success_rate": outcome.lean_record.get("success_rate"),
         "all_completed": outcome.all_completed, "interrupted": outcome.interrupted, "status_counts": counts,
         "not_completed": [{"task_id": task_id, "status": r.status, "error": r.error}
                           for task_id, r in outcome.results.items() if r.status != "completed"],

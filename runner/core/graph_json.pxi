@@ -5,7 +5,7 @@
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
-from libc.string cimport memcpy
+from libc.string cimport memcpy, strlen
 from libc.stdio cimport snprintf
 cimport cython
 
@@ -21,11 +21,13 @@ cdef class JsonText:
     cdef char *data
     cdef Py_ssize_t size
     cdef Py_ssize_t capacity
+    cdef int growth             # grows by capacity >> growth: 1 (half) by default
 
-    def __cinit__(self, Py_ssize_t capacity=65536):
+    def __cinit__(self, Py_ssize_t capacity=65536, int growth=1):
         self.buffer = PyBytes_FromStringAndSize(NULL, capacity)
         self.data = PyBytes_AS_STRING(self.buffer)
         self.capacity = capacity
+        self.growth = growth
 
     cdef int reserve(self, Py_ssize_t extra) except -1:
         cdef Py_ssize_t wanted = self.size + extra, capacity = self.capacity
@@ -33,7 +35,7 @@ cdef class JsonText:
         if wanted <= capacity:
             return 0
         while capacity < wanted:
-            capacity += capacity // 2 + 64
+            capacity += (capacity >> self.growth) + 4096
         grown = <PyObject *>self.buffer
         Py_INCREF(self.buffer)          # _PyBytes_Resize takes the reference it is given
         self.buffer = None
@@ -90,6 +92,16 @@ cdef class JsonText:
         length = snprintf(digits, sizeof(digits), "%llu", <unsigned long long>value)
         return self.raw(digits, length)
 
+    cdef inline int text(self, const char *text) except -1:
+        """A C string literal as it is."""
+        return self.raw(text, strlen(text))
+
+    cdef bytes take(self):
+        """A copy of the text written so far; the JsonText starts empty again (a chunk of a stream)."""
+        cdef bytes chunk = PyBytes_FromStringAndSize(self.data, self.size)
+        self.size = 0
+        return chunk
+
     cdef bytes value(self):
         """The text written; the buffer is handed over (the JsonText is spent)."""
         cdef PyObject *done = <PyObject *>self.buffer
@@ -118,14 +130,25 @@ NOT_READ_YET = NotReadYet()
 
 class ExecutionGraph(dict):
     """The record's execution_graph: {"nodes": [...], "edges": [...]} as a dict, made from
-    its JSON text on first use. The LAST writer puts `json` into the file as it is
-    (orjson.Fragment, see last_json); treat the dict as read-only (replace
-    record["execution_graph"] with a plain dict to change the graph)."""
+    its JSON text on first use; the text itself is made by the core from the typed results
+    when first asked for (`json`), or written straight into a streamed last.json. The LAST
+    writer puts the text into the file as it is (orjson.Fragment, see last_json); treat
+    the dict as read-only (replace record["execution_graph"] with a plain dict to change
+    the graph)."""
 
-    def __init__(self, json=b'{"nodes":[],"edges":[]}'):
+    def __init__(self, json=b'{"nodes":[],"edges":[]}', source=None):
         dict.__init__(self, nodes=NOT_READ_YET, edges=NOT_READ_YET)
-        self.json = json
+        self.text = json if source is None else None
+        self.source = source        # (TaskPass, tasks) the text is made from
         self.filled = False
+
+    @property
+    def json(self):
+        text = self.text
+        if text is None:
+            visits, tasks = self.source
+            text = self.text = (<TaskPass>visits).graph_json(tasks)
+        return text
 
     def fill(self):
         # Marked filled only once filled: two threads may both read the JSON (the same
@@ -196,6 +219,36 @@ cpdef object last_json_value(object value):
     raise TypeError(f"Type is not JSON serializable: {type(value).__name__}")
 
 
-cpdef bytes last_json(dict record):
-    """The JSON text of a LAST record, as last.json holds it."""
-    return orjson.dumps(record, default=last_json_value, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+cdef object DUMPS = orjson.dumps
+cdef object PASSTHROUGH = orjson.OPT_PASSTHROUGH_SUBCLASS
+cdef object U64_TOP = 2 ** 64 - 1
+
+
+cdef int record_value(JsonText out, object value) except -1:
+    """Any value of a LAST record as orjson.dumps(..., default=last_json_value,
+    option=OPT_PASSTHROUGH_SUBCLASS) writes it: the scalars of a task result directly,
+    containers by orjson."""
+    cdef type kind = type(value)
+    if value is None:
+        return out.raw("null", 4)
+    if kind is str:
+        return out.string(value)
+    if value is True:
+        return out.raw("true", 4)
+    if value is False:
+        return out.raw("false", 5)
+    if kind is int and 0 <= value <= U64_TOP:
+        return out.integer(value)
+    if kind is dict and not value:
+        return out.raw("{}", 2)
+    cdef bytes text = DUMPS(value, default=last_json_value, option=PASSTHROUGH)
+    return out.raw(text, len(text))
+
+
+cdef int record_key(JsonText out, object key) except -1:
+    """An object's member name, as orjson writes it (a str subclass as its text)."""
+    if type(key) is str:
+        return out.string(key)
+    if isinstance(key, str):
+        return out.string(str(key))
+    raise orjson.JSONEncodeError("Dict key must be str")

@@ -14,8 +14,8 @@ cdef extern from "Python.h":
 cdef extern from *:
     """
     /* A dict sized for n entries from the start: the record's task_results grows to one
-       entry per task, and each resize on the way rehashes every entry so far. The
-       function is CPython's own, public to extensions up to 3.12. */
+       entry per task (when it is made), and each resize on the way rehashes every entry
+       so far. The function is CPython's own, public to extensions up to 3.12. */
     #if PY_VERSION_HEX < 0x030D0000
     #define runner_presized_dict(n) _PyDict_NewPresized(n)
     #else
@@ -346,7 +346,14 @@ cdef class TaskPass:
         self.results[v] = result
 
     cdef bytes graph_json(self, list tasks):
-        """{"nodes": [...], "edges": [...]} as JSON text, nodes in the ALT file's order.
+        """{"nodes": [...], "edges": [...]} as JSON text, nodes in the ALT file's order."""
+        cdef JsonText out = JsonText(self.graph.size * 300 + self.graph.dep_start[self.graph.size] * 80 + 64)
+        self.write_graph(out, tasks, None, 0)
+        return out.value()
+
+    cdef int write_graph(self, JsonText out, list tasks, object sink, Py_ssize_t chunk) except -1:
+        """The graph's JSON into `out`, handing `sink` what is written every `chunk` bytes
+        (sink None: all of it stays in `out`).
 
         A node is the original's ExecutionNode (its id is the task id), with the values
         written in the task's result (the same objects), then librunner's fields: the
@@ -354,7 +361,6 @@ cdef class TaskPass:
         task type and the dependency level. An edge goes from a dependency (source) to
         the task that needs it (target).
         """
-        cdef JsonText out = JsonText(self.graph.size * 300 + self.graph.dep_start[self.graph.size] * 80 + 64)
         cdef Py_ssize_t v, k, n = self.graph.size
         cdef Task task
         cdef TaskResult result
@@ -403,6 +409,8 @@ cdef class TaskPass:
                 out.raw(',"skipped":true}', 16)
             else:
                 out.raw("}", 1)
+            if sink is not None and out.size >= chunk:
+                sink(out.take())
         out.raw('],"edges":[', 11)
         first = True
         for v in range(n):
@@ -413,8 +421,10 @@ cdef class TaskPass:
                 out.raw(',"target":', 10)
                 out.string(ids[v])
                 out.raw(',"dependency_type":"required"}', 30)
+            if sink is not None and out.size >= chunk:
+                sink(out.take())
         out.raw("]}", 2)
-        return out.value()
+        return 0
 
     cdef dict status_counts(self):
         return {status: self.counts[i] for i, status in enumerate(TASK_STATUSES)}
@@ -449,10 +459,7 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     cdef Py_ssize_t n = graph.size, i, k, position
     cdef list order = graph.topological_order()
     cdef list tasks = alt.tasks
-    cdef list by_index = None
-    cdef list unstarted = []
-    cdef dict written
-    cdef dict task_results = runner_presized_dict(n)
+    cdef list by_index
     cdef dict task_extra = {}
     cdef Task task
     cdef TaskResult result
@@ -467,10 +474,11 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
         if <Py_ssize_t>order[i] != i:
             file_order = False
             break
-    if not file_order:
-        by_index = [None] * n
-    # task_results keeps the ALT file's order. When that order is also topological (the
-    # usual case) one pass does everything, touching each result's memory once.
+    # The results stay typed: one TaskResult per task, in the ALT file's order (visits.results);
+    # the record's task_results makes their dicts only when something reads it as a dict,
+    # and last.json is written from them directly (write_task_results). When the file's
+    # order is also topological (the usual case) one pass does everything.
+    by_index = visits.results
     for i in range(n):
         task = <Task>tasks[i]
         # Results usually arrive in the file's order (the scheduler's): read in step with
@@ -485,10 +493,6 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
             result = results.get(task.id)
         if result is None:
             result = pending_result(task.id)
-        written = result_dict(result, execution_id)
-        task_results[task.id] = written
-        if result.started_at is None and result.completed_at is None:
-            unstarted.append(written)
         if task.extra:
             task_extra[task.id] = task.extra
         if file_order:
@@ -523,11 +527,10 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     success_rate = <double>completed / total if total else 0.0
     status = overall_status(completed, total)
     parallelism = task_time_ms / execution_time_ms if execution_time_ms > 0 else (1.0 if task_time_ms == 0 else 0.0)
-    execution_graph = ExecutionGraph(visits.graph_json(tasks))
+    execution_graph = ExecutionGraph(source=(visits, tasks))
     run_start = rfc3339(start_time) if start_time is not None else generated_at
     run_end = rfc3339(end_time) if end_time is not None else generated_at
-    for written in unstarted:
-        written["start_time"] = run_start
+    task_results = TaskResults(graph.ids, visits.results, execution_id, run_start)
     summary = describe_run(alt.title, total, counts, success_rate, status, execution_time_ms,
                            critical_ids, critical_ms, retries)
     execution.setdefault("mode", alt.mode)
@@ -576,3 +579,258 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
             "generator": {"name": "librunner", "version": __version__},
         },
     }
+
+
+
+# ---- the record's task results, kept typed; last.json written from them in chunks
+
+cdef frozenset RESULT_KEYS = frozenset(("task_id", "execution_id", "status", "start_time", "end_time",
+                                        "duration_ms", "output", "error", "metadata"))
+
+
+cdef dict recorded_results(list ids, list results, str execution_id, str run_start):
+    """task id -> the dict recorded_task_result gives, in the ALT file's order."""
+    cdef Py_ssize_t i, n = len(results)
+    cdef dict made = runner_presized_dict(n)
+    was_enabled = gc.isenabled()
+    gc.disable()        # fresh dicts with no cycles: nothing for the collector to find
+    try:
+        for i in range(n):
+            made[ids[i]] = recorded_task_result(<TaskResult>results[i], execution_id, run_start)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return made
+
+
+class TaskResults(dict):
+    """The record's task_results: task id -> the result as the LAST file records it
+    (recorded_task_result), kept as the run's TaskResults until read as a dict. Any
+    use as a dict makes all the dicts at once (and from then on it is an ordinary dict,
+    changes included); last.json is written from the typed results without them,
+    each() goes through them one at a time, and len() needs none."""
+
+    def __init__(self, list ids, list results, str execution_id, str run_start):
+        dict.__init__(self, {"": NOT_READ_YET})     # orjson without last_json fails loudly
+        self.ids = ids
+        self.results = results
+        self.execution_id = execution_id
+        self.run_start = run_start
+        self.filled = False
+
+    def fill(self):
+        # Marked filled only once filled: two threads may both make the dicts (the same
+        # content), but none sees the placeholder through these methods.
+        results = self.results
+        if not self.filled and results is not None:
+            made = recorded_results(self.ids, results, self.execution_id, self.run_start)
+            if not self.filled:
+                dict.clear(self)
+                dict.update(self, made)
+                self.filled = True
+                self.results = None
+        return self
+
+    def each(self):
+        """(task id, recorded dict) pairs in order, made one at a time (nothing kept)."""
+        results = self.results
+        if self.filled or results is None:
+            yield from dict.items(self.fill())
+            return
+        ids, execution_id, run_start = self.ids, self.execution_id, self.run_start
+        for i in range(len(<list>results)):
+            yield ids[i], recorded_task_result(<TaskResult>results[i], execution_id, run_start)
+
+    def __len__(self):
+        results = self.results
+        if not self.filled and results is not None:
+            return len(results)
+        return dict.__len__(self)
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self.fill(), key)
+
+    def get(self, key, default=None):
+        return dict.get(self.fill(), key, default)
+
+    def __contains__(self, key):
+        return dict.__contains__(self.fill(), key)
+
+    def __iter__(self):
+        return dict.__iter__(self.fill())
+
+    def __reversed__(self):
+        return dict.__reversed__(self.fill())
+
+    def keys(self):
+        return dict.keys(self.fill())
+
+    def values(self):
+        return dict.values(self.fill())
+
+    def items(self):
+        return dict.items(self.fill())
+
+    def copy(self):
+        return dict(self.fill())
+
+    def __setitem__(self, key, value):
+        dict.__setitem__(self.fill(), key, value)
+
+    def __delitem__(self, key):
+        dict.__delitem__(self.fill(), key)
+
+    def pop(self, *args):
+        return dict.pop(self.fill(), *args)
+
+    def popitem(self):
+        return dict.popitem(self.fill())
+
+    def setdefault(self, key, default=None):
+        return dict.setdefault(self.fill(), key, default)
+
+    def update(self, *args, **kwargs):
+        dict.update(self.fill(), *args, **kwargs)
+
+    def clear(self):
+        self.fill()
+        dict.clear(self)
+
+    def __or__(self, other):
+        return dict(self.fill()) | other
+
+    def __ror__(self, other):
+        return other | dict(self.fill())
+
+    def __ior__(self, other):
+        dict.update(self.fill(), other)
+        return self
+
+    def __eq__(self, other):
+        if isinstance(other, TaskResults):
+            other.fill()
+        return dict.__eq__(self.fill(), other)
+
+    def __ne__(self, other):
+        if isinstance(other, TaskResults):
+            other.fill()
+        return dict.__ne__(self.fill(), other)
+
+    def __repr__(self):
+        return dict.__repr__(self.fill())
+
+    def __reduce__(self):
+        return (dict, (dict(self.fill()),))
+
+    __hash__ = None
+
+
+cdef int write_result(JsonText out, TaskResult result, str execution_id, str run_start) except -1:
+    """`result` as JSON, exactly as orjson writes recorded_task_result(result, ...): the
+    original's TaskResult fields, then librunner's (see result_dict)."""
+    cdef object duration = result.duration_ms
+    cdef object wire = wire_ms(duration)
+    cdef bint skipped = is_skipped(result.status)
+    cdef bint exact
+    out.raw('{"task_id":', 11)
+    record_value(out, result.task_id)
+    out.raw(',"execution_id":', 16)
+    record_value(out, result.execution_id if result.execution_id is not None else execution_id)
+    out.raw(',"status":', 10)
+    if skipped:
+        out.raw('"cancelled"', 11)
+    else:
+        record_value(out, result.status)
+    out.raw(',"start_time":', 14)
+    start = result.started_at if result.started_at is not None else result.completed_at
+    record_value(out, start if start is not None else run_start)
+    out.raw(',"end_time":', 12)
+    record_value(out, result.completed_at)
+    out.raw(',"duration_ms":', 15)
+    record_value(out, wire)
+    out.raw(',"output":', 10)
+    record_value(out, result.output)
+    out.raw(',"error":', 9)
+    record_value(out, result.error)
+    out.raw(',"metadata":', 12)
+    record_value(out, result.metadata)
+    exact = type(duration) is float and duration != <double>wire
+    if exact:
+        out.raw(',"exact_duration_ms":', 21)
+        record_value(out, duration)
+    if skipped:
+        out.raw(',"skipped":true', 15)
+    if result.extra:
+        for key, value in (<dict>result.extra).items():
+            if key in RESULT_KEYS or (exact and key == "exact_duration_ms") or (skipped and key == "skipped"):
+                continue
+            out.raw(",", 1)
+            record_key(out, key)
+            out.raw(":", 1)
+            record_value(out, value)
+    out.raw("}", 1)
+    return 0
+
+
+cdef int write_task_results(JsonText out, object task_results, object sink, Py_ssize_t chunk) except -1:
+    cdef list results = task_results.results
+    cdef list ids = task_results.ids
+    cdef str execution_id = task_results.execution_id
+    cdef str run_start = task_results.run_start
+    cdef Py_ssize_t i
+    out.raw("{", 1)
+    for i in range(len(results)):
+        if i:
+            out.raw(",", 1)
+        record_key(out, ids[i])
+        out.raw(":", 1)
+        write_result(out, <TaskResult>results[i], execution_id, run_start)
+        if sink is not None and out.size >= chunk:
+            sink(out.take())
+    out.raw("}", 1)
+    return 0
+
+
+cdef int write_record(JsonText out, dict record, object sink, Py_ssize_t chunk) except -1:
+    """The LAST record's JSON, as orjson.dumps(record, default=last_json_value,
+    option=OPT_PASSTHROUGH_SUBCLASS) writes it, into `out`; sink (if not None) is handed
+    each chunk of about `chunk` bytes as it is made, and the rest at the end."""
+    cdef bint first = True
+    out.raw("{", 1)
+    for key, value in record.items():
+        if not first:
+            out.raw(",", 1)
+        first = False
+        record_key(out, key)
+        out.raw(":", 1)
+        kind = type(value)
+        if kind is TaskResults and not value.filled and value.results is not None:
+            write_task_results(out, value, sink, chunk)
+        elif kind is ExecutionGraph and value.text is None:
+            visits, tasks = value.source
+            (<TaskPass>visits).write_graph(out, tasks, sink, chunk)
+        elif kind is ExecutionGraph:
+            out.raw(value.text, len(value.text))
+        else:
+            record_value(out, value)
+        if sink is not None and out.size >= chunk:
+            sink(out.take())
+    out.raw("}", 1)
+    if sink is not None and out.size:
+        sink(out.take())
+    return 0
+
+
+cpdef bytes last_json(dict record):
+    """The JSON text of a LAST record, as last.json holds it, as one bytes object."""
+    cdef JsonText out = JsonText(1 << 20, 3)      # grown by an eighth: little unused room at the end
+    write_record(out, record, None, 0)
+    return out.value()
+
+
+cpdef write_last_json(dict record, object write, Py_ssize_t chunk=1 << 20):
+    """Writes the JSON text of a LAST record (the bytes last_json gives) by calling
+    write(bytes) with chunks of about `chunk` bytes, made one at a time from the typed
+    results: the whole text is never in memory."""
+    cdef JsonText out = JsonText(chunk + (chunk >> 2) + 65536)
+    write_record(out, record, write, chunk if chunk > 0 else 1)

@@ -99,14 +99,29 @@ class RunOutcome:
     """What a run produced: the LAST file written, and the results and facts it records."""
     last_id: str
     directory: Path
-    record: dict
-    json: bytes
+    # The LAST record as the core made it (see LastWriteResult): its summary fields are read
+    # here; `record` makes its task results as dicts when first asked for.
+    lean_record: dict
+    json_data: bytes | None     # None: last.json's bytes are read from the file when asked for (json)
     results: dict
     # What the executor observed (started_at, ended_at, interrupted, faults, preparation
     # timings...): the LAST record's "execution" section.
     facts: dict
     workspace: Path
     delivery: dict | None = None       # the publication to the archive (RUNNER_NATS_URL)
+
+    @property
+    def record(self) -> dict:
+        from runner.last.directory import full_record
+
+        return full_record(self.lean_record)
+
+    @property
+    def json(self) -> bytes:
+        """last.json's bytes (it is streamed to disk: read back from the file)."""
+        if self.json_data is not None:
+            return self.json_data
+        return (Path(self.directory) / "last.json").read_bytes()
 
     @property
     def interrupted(self) -> bool:
@@ -317,13 +332,13 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
                                      "not on disk")
                 lost.journal_kept = False
                 raise lost from None
-            outcome = RunOutcome(written.last_id, Path(written.directory), written.record, written.json,
+            outcome = RunOutcome(written.last_id, Path(written.directory), written.lean_record, written.json_data,
                                  results, facts, workspace, written.delivery)
     finally:
         if tracing is not None and facts is not None:
             # After the LAST file (a collector never holds it back), bounded by
             # RUNNER_TRACE_FLUSH_SECONDS; a SIGTERM meanwhile still finds the run's handler.
-            tracing.finish(outcome.record if outcome is not None else None,
+            tracing.finish(outcome.lean_record if outcome is not None else None,
                            {**facts, "alt_id": alt.id, "total": len(alt.tasks)}, dict(execution.counts))
         for number, previous in previous_handlers.items():
             signal.signal(number, previous)

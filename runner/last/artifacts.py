@@ -269,7 +269,9 @@ def collect_candidates(task_results: dict) -> tuple[list[Candidate], list[dict]]
     candidates: list[Candidate] = []
     errors: list[dict] = []
     directories: set[str] = set()
-    for task_id, result in task_results.items():
+    # A record's task results made one at a time when they are still the core's (each()).
+    each = getattr(task_results, "each", None)
+    for task_id, result in (each() if each is not None else task_results.items()):
         output = result.get("output")
         metadata = result.get("metadata")
         # Most results hold no artifact: reject them with the cheapest tests first.

@@ -8,10 +8,13 @@
     <out>/<last_id>.zip | .tar.gz      archive
 
 Independent outputs run concurrently on one bounded thread pool: the graph drawing
-(dot runs in a child process), artifact copies, the compressed copy (zlib releases the
-GIL) and the report, whose template is loaded while dot draws. Every file is written
-atomically and last.json last: its presence means the directory is complete (the
-products' renames are made durable by one directory fsync before it). If anything fails,
+(dot runs in a child process), artifact copies and the report, whose template is loaded
+while dot draws. last.json is streamed: the core makes its JSON in chunks from the typed
+results (runner.librunner.write_last_json), each written to last.json's temporary file
+and handed to a thread compressing last.json.gz (zlib releases the GIL): one pass, two
+outputs, the whole text never in memory. Every file is written atomically and last.json
+last: its presence means the directory is complete (the products' renames are made
+durable by one directory fsync before it). If anything fails,
 what was written is removed: the whole directory, or, for a run's journal directory
 (which exists from the run's start, holding journal.jsonl), the products only, so the
 journal stays for `show` and `resume`.
@@ -19,7 +22,9 @@ journal stays for `show` and `resume`.
 from __future__ import annotations
 
 import contextlib
+import queue
 import shutil
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,20 +34,44 @@ import orjson
 
 from runner.last.atomic_files import atomic_file, fsync_directory, write_atomically
 from runner.last.options import LastOptions
-from runner.librunner import last_json     # the graph goes in as the JSON the core wrote
+from runner.librunner import write_last_json     # last.json's chunks, made by the core
+
+
+def full_record(record: dict) -> dict:
+    """`record` with its task results made as dicts, if the core kept them typed (runner's
+    TaskResults): any JSON writer, orjson's own included, then sees all of it."""
+    fill = getattr(record.get("task_results"), "fill", None)
+    if fill is not None:
+        fill()
+    return record
 
 
 @dataclass
 class LastWriteResult:
-    """What write_last_file produced: the id, the directory, the record and its JSON."""
+    """What write_last_file produced: the id, the directory, the record and its JSON.
+
+    record: the LAST record, its task results made as dicts when it is first read;
+    lean_record: the same record as the core made it, for callers that read its summary
+    fields only (its task_results stays typed until used as a dict); json: last.json's
+    bytes, read from the file when asked for (it was streamed to disk)."""
 
     last_id: str
     directory: Path
-    record: dict
-    json: bytes
+    lean_record: dict
+    json_data: bytes | None = None
     files: list[str] = field(default_factory=list)   # paths relative to the directory
     archive: Path | None = None
     delivery: dict | None = None    # the publication to the archive, with RUNNER_NATS_URL (delivery.json)
+
+    @property
+    def record(self) -> dict:
+        return full_record(self.lean_record)
+
+    @property
+    def json(self) -> bytes:
+        if self.json_data is not None:
+            return self.json_data
+        return (Path(self.directory) / "last.json").read_bytes()
 
 
 def _write_graph(record: dict, directory: Path, options: LastOptions):
@@ -57,9 +86,78 @@ def _write_graph(record: dict, directory: Path, options: LastOptions):
     return drawing
 
 
-def _write_compressed(directory: Path, data: bytes, level: int) -> None:
-    # wbits=31: a gzip stream, readable by gzip/zcat, made in one zlib call.
-    write_atomically(directory / "last.json.gz", zlib.compress(data, level, wbits=31), sync_directory=False)
+def _write_compressed(directory: Path, chunks, level: int) -> None:
+    """last.json.gz: the gzip stream (wbits=31, readable by gzip/zcat) of `chunks`, the
+    pieces of last.json as they are made, written atomically."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
+    with atomic_file(directory / "last.json.gz", sync_directory=False) as handle:
+        for chunk in chunks:
+            handle.write(compressor.compress(chunk))
+        handle.write(compressor.flush())
+
+
+class _Abandoned(Exception):
+    """The stream the gzip copy was made from failed: the copy is not kept."""
+
+
+class _Compressing:
+    """last.json.gz made from the chunks of last.json as they are written, on a thread of
+    its own (zlib releases the GIL): at most a few chunks wait in between."""
+
+    def __init__(self, directory: Path, level: int):
+        self.directory, self.level = directory, level
+        self.chunks: queue.Queue = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.ended = False      # the None that ends the stream was taken
+        self.thread = threading.Thread(target=self._run, name="last-writer-gzip", daemon=True)
+        self.thread.start()
+
+    def _stream(self):
+        while (chunk := self.chunks.get()) is not None:
+            yield chunk
+        self.ended = True
+        if self.error is not None:
+            raise _Abandoned()      # last.json failed: the copy's temporary file goes
+
+    def _run(self) -> None:
+        try:
+            _write_compressed(self.directory, self._stream(), self.level)
+        except BaseException as error:      # handed to the writer, which raises it
+            if self.error is None:
+                self.error = error
+            while not self.ended:           # the writer may still be feeding chunks
+                self.ended = self.chunks.get() is None
+
+    def write(self, chunk: bytes) -> None:
+        if self.error is None:
+            self.chunks.put(chunk)
+
+    def close(self, failed: BaseException | None = None) -> None:
+        """Ends the stream: the file is renamed into place, unless the stream failed."""
+        if failed is not None and self.error is None:
+            self.error = failed
+        self.chunks.put(None)
+        self.thread.join()
+        if self.error is not None and failed is None:
+            raise self.error
+
+
+def _stream_last_json(record: dict, handle, compressing: _Compressing | None) -> None:
+    """last.json's bytes into `handle` (and the gzip copy) as the core makes them."""
+    if compressing is None:
+        write_last_json(record, handle.write)
+        return
+
+    def both(chunk: bytes) -> None:
+        handle.write(chunk)
+        compressing.write(chunk)
+
+    try:
+        write_last_json(record, both)
+    except BaseException as error:
+        compressing.close(failed=error)
+        raise
+    compressing.close()
 
 
 def render_html(record: dict, options: LastOptions, drawing=None, graph: bool = True) -> str:
@@ -162,16 +260,17 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
                 record["artifacts"] = artifacts
                 if errors:
                     record["metadata"]["artifact_errors"] = errors
-            data = last_json(record)
             futures = []
-            if options.compression:
-                futures.append(pool.submit(_write_compressed, directory, data, options.compression_level))
             if options.html_report:
                 futures.append(pool.submit(_write_report, record, directory, options, graph_future))
-            for future in futures + ([graph_future] if graph_future is not None else []):
-                future.result()
-            fsync_directory(directory)
-            write_atomically(directory / "last.json", data)
+            # last.json is renamed into place when this block ends: after every other
+            # product is in place and their renames are durable.
+            with atomic_file(directory / "last.json") as handle:
+                compressing = _Compressing(directory, options.compression_level) if options.compression else None
+                _stream_last_json(record, handle, compressing)
+                for future in futures + ([graph_future] if graph_future is not None else []):
+                    future.result()
+                fsync_directory(directory)
         archive = write_archive(directory, options.archive, options.compression_level) \
             if options.archive != "none" else None
     except BaseException:
@@ -181,4 +280,4 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
             shutil.rmtree(directory, ignore_errors=True)
         raise
     files = files + [artifact["path"] for artifact in record.get("artifacts") or ()]
-    return LastWriteResult(record["id"], directory, record, data, files, archive)
+    return LastWriteResult(record["id"], directory, record, None, files, archive)

@@ -49,7 +49,7 @@ def write_last_file(alt, results: dict, output_dir=None, *, execution=None, work
     log.info("wrote %s (%s)", written.directory, record["status"], extra={"alt_id": alt.id, "last_id": record["id"]})
     if publication is not None:
         # Only once the directory is complete: publication can add to a LAST file, never lose it.
-        written.delivery = delivery.deliver(written.record, written.directory, publication)
+        written.delivery = delivery.deliver(written.lean_record, written.directory, publication)
         if publication.required and not written.delivery["published"]:
             raise DeliveryError(f"{delivery.failure_text(written.delivery)}; the LAST file is written in "
                                 f"{written.directory} (RUNNER_NATS_REQUIRED=true)", written)

@@ -245,9 +245,9 @@ class Registry:
                                                      alt_file=run.alt_file, **options))
         except DeliveryError as error:
             written = error.written
-            facts = run.end_facts(self._status_of(run, written.record), at=_stamp(), error=f"delivery: {error}")
+            facts = run.end_facts(self._status_of(run, written.lean_record), at=_stamp(), error=f"delivery: {error}")
             facts.update(last_id=written.last_id, directory=str(written.directory),
-                         success_rate=written.record.get("success_rate"))
+                         success_rate=written.lean_record.get("success_rate"))
             self._end(run, facts)
             return
         except RunnerError as error:        # ResumeError included; a bug goes to _work, with its traceback
@@ -258,7 +258,7 @@ class Registry:
             # Drained: not an end. The next start resumes it from this LAST directory.
             run.stop_here("interrupted")
             return
-        self._end(run, run.end_facts(self._status_of(run, outcome.record), outcome, at=_stamp()), outcome.results)
+        self._end(run, run.end_facts(self._status_of(run, outcome.lean_record), outcome, at=_stamp()), outcome.results)
 
     def _adopt(self, run: ServiceRun, previous: Path) -> bool:
         """A run whose latest LAST file was written before the server stopped, and was not cut

@@ -121,7 +121,7 @@ class ServiceRun:
                  "last_id": None, "directory": None, "success_rate": None}
         if outcome is not None:
             facts.update(last_id=outcome.last_id, directory=str(outcome.directory),
-                         success_rate=outcome.record.get("success_rate"))
+                         success_rate=outcome.lean_record.get("success_rate"))
         return facts
 
     # ---- events -------------------------------------------------------------------
