@@ -150,6 +150,36 @@ class ExecutionGraph(dict):
             text = self.text = (<TaskPass>visits).graph_json(tasks)
         return text
 
+    # Reading only what is needed: a drawing of 100k tasks needs every node once, not a
+    # list of 100k dicts (nor their JSON text parsed back) held at once.
+
+    def node_count(self):
+        if self.source is not None and not self.filled:
+            return (<TaskPass>self.source[0]).graph.size
+        return len(self["nodes"])
+
+    def each_node(self):
+        """The nodes, as the "nodes" list has them, made one at a time."""
+        if self.source is None or self.filled:
+            yield from self["nodes"]
+            return
+        visits, tasks = self.source
+        for v in range((<TaskPass>visits).graph.size):
+            yield (<TaskPass>visits).node(v, <list>tasks)
+
+    def each_edge(self):
+        """The edges, as the "edges" list has them, made one at a time."""
+        if self.source is None or self.filled:
+            yield from self["edges"]
+            return
+        cdef TaskPass visits = <TaskPass>self.source[0]
+        cdef DependencyGraph graph = visits.graph
+        cdef list ids = graph.ids
+        cdef Py_ssize_t v, k
+        for v in range(graph.size):
+            for k in range(graph.dep_start[v], graph.dep_start[v + 1]):
+                yield {"source": ids[graph.dep_list[k]], "target": ids[v], "dependency_type": "required"}
+
     def fill(self):
         # Marked filled only once filled: two threads may both read the JSON (the same
         # content), but none ever sees the placeholders through these methods.

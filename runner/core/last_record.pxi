@@ -426,6 +426,21 @@ cdef class TaskPass:
         out.raw("]}", 2)
         return 0
 
+    cdef dict node(self, Py_ssize_t v, list tasks):
+        """Node v as the graph's JSON has it (write_graph), as a dict."""
+        cdef Task task = <Task>tasks[v]
+        cdef TaskResult result = <TaskResult>self.results[v]
+        cdef bint skipped = is_skipped(result.status)
+        cdef dict node = {"id": task.id, "task_id": task.id,
+                          "status": u"cancelled" if skipped else result.status,
+                          "duration_ms": wire_ms(result.duration_ms),
+                          "start_time": result.started_at if result.started_at is not None else result.completed_at,
+                          "end_time": result.completed_at, "description": task.description,
+                          "task_type": task.parameters.get("task_type", "ai_prompt"), "level": self.levels[v]}
+        if skipped:
+            node["skipped"] = True
+        return node
+
     cdef dict status_counts(self):
         return {status: self.counts[i] for i, status in enumerate(TASK_STATUSES)}
 

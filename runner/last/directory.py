@@ -81,9 +81,17 @@ def _write_graph(record: dict, directory: Path, options: LastOptions):
                                 draw_limit=options.graph_draw_limit, timeout=options.graph_timeout,
                                 title=record.get("alt_file_id") or "execution",
                                 critical=graph_drawing.critical_path_of(record))
-    write_atomically(directory / "graph.dot", drawing.dot.encode("utf-8"), sync_directory=False)
-    write_atomically(directory / "graph.svg", drawing.svg.encode("utf-8"), sync_directory=False)
+    _write_text(directory / "graph.dot", drawing.dot)
+    _write_text(directory / "graph.svg", drawing.svg)
     return drawing
+
+
+def _write_text(path: Path, text: str, piece: int = 1 << 20) -> None:
+    """Text as UTF-8, written atomically a piece at a time (graph.dot of a large run holds
+    every task: its bytes are not made whole besides the text)."""
+    with atomic_file(path, sync_directory=False) as handle:
+        for start in range(0, len(text), piece):
+            handle.write(text[start:start + piece].encode("utf-8"))
 
 
 def _write_compressed(directory: Path, chunks, level: int) -> None:

@@ -11,6 +11,7 @@ holds every task.
 """
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 from collections import Counter, defaultdict
@@ -56,24 +57,43 @@ def _duration_text(duration_ms) -> str:
 SUMMARY_BOXES = 24   # at most this many boxes in a summarised drawing
 
 
+# A record made by the core holds its graph as the core's typed data (runner's
+# ExecutionGraph): its nodes and edges are made one at a time here instead of as lists of
+# dicts held at once (a million of them for a large run). A graph read from a file is a dict.
+
+def graph_nodes(graph: dict):
+    each = getattr(graph, "each_node", None)
+    return each() if each is not None else graph["nodes"]
+
+
+def graph_edges(graph: dict):
+    each = getattr(graph, "each_edge", None)
+    return each() if each is not None else graph["edges"]
+
+
+def node_count(graph: dict) -> int:
+    count = getattr(graph, "node_count", None)
+    return count() if count is not None else len(graph["nodes"])
+
+
 def summarise(graph: dict, boxes: int = SUMMARY_BOXES) -> tuple[list[dict], list[dict]]:
     """One node per band of levels (with status counts) and the band-to-band dependency edges.
 
     A band is one level while there are at most `boxes` levels, else consecutive levels
     grouped so that there are at most `boxes` bands.
     """
-    nodes = graph["nodes"]
-    levels = max((node["level"] for node in nodes), default=0) + 1
+    levels = max((node["level"] for node in graph_nodes(graph)), default=0) + 1
     width = -(-levels // boxes)          # levels per band, rounded up
     band_of = {}
     counts: dict[int, Counter] = defaultdict(Counter)
-    for node in nodes:
+    for node in graph_nodes(graph):
         band = node["level"] // width
         band_of[node["id"]] = band
         counts[band][task_status(node)] += 1
     # Into each band, from the band before it: how many dependencies cross into it from
     # any earlier band (edges that skip bands would make the drawing a thicket).
-    entering = Counter(band_of[e["target"]] for e in graph["edges"] if band_of[e["source"]] != band_of[e["target"]])
+    entering = Counter(band_of[e["target"]] for e in graph_edges(graph)
+                       if band_of[e["source"]] != band_of[e["target"]])
 
     def name(band: int) -> str:
         first, last = band * width, min(band * width + width, levels) - 1
@@ -109,21 +129,23 @@ def to_dot(graph: dict, title: str = "execution", critical=()) -> str:
     """Every task and dependency as a GraphViz digraph, coloured by status; the critical
     path drawn thick."""
     on_path, path_edges = set(critical), _critical_edges(list(critical))
-    lines = [f"digraph {_dot_string(title)} {{",
-             "  rankdir=LR;",
-             '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];',
-             '  edge [color="#607d8b"];']
-    for node in graph["nodes"]:
+    text = io.StringIO()        # line by line: no list of a line per task and edge besides the text
+    write = text.write
+    write(f"digraph {_dot_string(title)} {{\n"
+          "  rankdir=LR;\n"
+          '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];\n'
+          '  edge [color="#607d8b"];\n')
+    for node in graph_nodes(graph):
         status = task_status(node)
         label = "\n".join(filter(None, (node["id"], status, _duration_text(node.get("duration_ms")))))
         colour = STATUS_COLOURS.get(status, "#ffffff")
         thick = ', penwidth=3, color="#263238"' if node["id"] in on_path else ""
-        lines.append(f"  {_dot_string(node['id'])} [label={_dot_string(label)}, fillcolor=\"{colour}\"{thick}];")
-    for edge in graph["edges"]:
+        write(f"  {_dot_string(node['id'])} [label={_dot_string(label)}, fillcolor=\"{colour}\"{thick}];\n")
+    for edge in graph_edges(graph):
         thick = ' [penwidth=2.5, color="#263238"]' if (edge["source"], edge["target"]) in path_edges else ""
-        lines.append(f"  {_dot_string(edge['source'])} -> {_dot_string(edge['target'])}{thick};")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+        write(f"  {_dot_string(edge['source'])} -> {_dot_string(edge['target'])}{thick};\n")
+    write("}\n")
+    return text.getvalue()
 
 
 def _summary_dot(nodes: list[dict], edges: list[dict], title: str) -> str:
@@ -285,7 +307,7 @@ def draw(graph: dict, *, renderer: str = "auto", draw_limit: int = 300, timeout:
          title: str = "execution", with_dot: bool = True, critical=()) -> GraphDrawing:
     """graph.dot text (every task; "" unless with_dot) and graph.svg text (summarised above
     draw_limit); `critical`, the critical path's task ids, is drawn thick."""
-    summarised = len(graph["nodes"]) > draw_limit
+    summarised = node_count(graph) > draw_limit
     full_dot = to_dot(graph, title) if with_dot or not summarised else ""
     if summarised:
         critical = ()

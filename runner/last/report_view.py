@@ -6,6 +6,7 @@ fails loudly instead of rendering nothing.
 from __future__ import annotations
 
 import base64
+import heapq
 import re
 import reprlib
 
@@ -14,7 +15,8 @@ import orjson
 from runner.last.artifacts import is_stored_path
 from runner.last.graph_drawing import STATUS_COLOURS, STATUS_ORDER
 from runner.last.reader import ATTENTION_ORDER, run_mode, skip_reason, task_status
-from runner.last.record_values import as_dict, as_number, dicts_in, picked, shortened, task_dependencies
+from runner.last.record_values import (as_dict, as_number, dicts_in, each_result, graph_nodes, picked, shortened,
+                                      task_dependencies)
 from runner.last.timeline import timeline
 
 OUTPUT_LIMIT = 8000          # characters of one task's output shown
@@ -126,10 +128,10 @@ def _artifact(artifact: dict) -> dict:
             "sha256": sha256[:16] if isinstance(sha256, str) else ""}
 
 
-def _descriptions(record: dict) -> dict:
-    """Task id -> its description, from the execution graph's nodes (the ALT file's text)."""
-    nodes = dicts_in(as_dict(record.get("execution_graph")).get("nodes"))
-    return {node.get("id"): node.get("description") for node in nodes}
+def _descriptions(record: dict, wanted: set) -> dict:
+    """Task id -> its description, from the execution graph's nodes (the ALT file's text),
+    for the tasks in `wanted`."""
+    return {node.get("id"): node.get("description") for node in graph_nodes(record) if node.get("id") in wanted}
 
 
 FENCE = re.compile(r"^```[ \t]*([\w+.#-]*)[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
@@ -172,13 +174,14 @@ def _ai(ai) -> dict | None:
 
 def _tasks(record: dict, artifacts: list[dict], limit: int, critical: set) -> list[dict]:
     """The task details, unsuccessful ones first (then in file order)."""
-    results = sorted(dicts_in(list(record["task_results"].values())),
-                     key=lambda r: ATTENTION_ORDER.get(task_status(r), 9) >= 5)[:limit]
+    # nsmallest is sorted(...)[:limit] (ties in file order), keeping `limit` results at most.
+    results = heapq.nsmallest(limit, each_result(record), key=lambda r: ATTENTION_ORDER.get(task_status(r), 9) >= 5)
     artifacts_by_task: dict = {}
     for artifact in artifacts:
         artifacts_by_task.setdefault(artifact["task_id"], []).append(artifact)
-    descriptions = _descriptions(record)
-    dependencies = task_dependencies(record)
+    wanted = {result.get("task_id") for result in results if isinstance(result.get("task_id"), str)}
+    descriptions = _descriptions(record, wanted)
+    dependencies = task_dependencies(record, wanted)
     shown = []
     for result in results:
         metadata = as_dict(result.get("metadata"))

@@ -2,11 +2,12 @@
 their places in the plot (the page draws them as inline SVG)."""
 from __future__ import annotations
 
+import heapq
 import math
 from datetime import datetime, timedelta, timezone
 
 from runner.last.reader import ATTENTION_ORDER, skip_reason, task_status
-from runner.last.record_values import as_dict, as_number, dicts_in, shortened, task_dependencies
+from runner.last.record_values import as_dict, as_number, dicts_in, each_result, shortened, task_dependencies
 
 TIMELINE_LIMIT = 500         # rows drawn in the timeline
 PAGE_ROWS = 100              # rows per page of the timeline (pages after the first are folded)
@@ -39,17 +40,28 @@ def _nice_step(span_ms: float, ticks: int = 8) -> float:
     return step * 10
 
 
-def _row_order(results: list[dict], critical: set, limit: int) -> list[dict]:
-    """The results drawn when there are more than `limit`: unsuccessful ones, then the critical
-    path, then the longest; drawn in order of start."""
-    if len(results) <= limit:
-        return results
-
-    def weight(result):
+def _row_order(results, critical: set, limit: int) -> tuple[list[dict], int]:
+    """(the results drawn, how many there are): all of them when there are at most `limit`,
+    else the unsuccessful ones, then the critical path, then the longest; drawn in order of
+    start. `results` is gone through once, keeping at most `limit` of them."""
+    def weight(numbered):
+        result = numbered[1]
         duration = as_number(result.get("duration_ms")) or 0.0
         return (ATTENTION_ORDER.get(task_status(result), 9) >= 5, result.get("task_id") not in critical, -duration)
 
-    return sorted(results, key=weight)[:limit]
+    total = 0
+
+    def counted():
+        nonlocal total
+        for numbered in enumerate(results):
+            total += 1
+            yield numbered
+
+    # nsmallest is sorted(...)[:limit], ties kept in the results' order.
+    kept = heapq.nsmallest(limit, counted(), key=weight)
+    if total <= limit:
+        kept.sort(key=lambda numbered: numbered[0])
+    return [result for _, result in kept], total
 
 
 def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict:
@@ -58,10 +70,7 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
     path marked; rows in pages of PAGE_ROWS. Above `limit` tasks the unsuccessful, critical
     and longest are drawn (a note says how many in all). Only drawn rows' stamps are parsed."""
     critical = set(critical_ids)
-    results = [r for r in dicts_in(list(as_dict(record.get("task_results")).values()))
-               if isinstance(r.get("task_id"), str)]
-    total = len(results)
-    drawn = _row_order(results, critical, limit)
+    drawn, total = _row_order((r for r in each_result(record) if isinstance(r.get("task_id"), str)), critical, limit)
     timed, untimed = [], []
     run_start = _moment(as_dict(record.get("execution")).get("started_at")) or _moment(record.get("start_time"))
     for result in drawn:
@@ -89,14 +98,17 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
         return {"pages": [], "total": total, "drawn": 0, "span_ms": 0.0, "ticks": []}
     span_ms = max(_ms_between(origin, finish), 1e-3)
     scale = GANTT_WIDTH / span_ms
+    dependencies = task_dependencies(record, {row[2]["task_id"] for row in timed})
+    needed = {dep for deps in dependencies.values() for dep in deps}
     completed_at = {}
-    for result in results:
-        end = result.get("end_time")
-        if isinstance(end, str):
-            completed_at[result["task_id"]] = _moment(end)
+    if needed:
+        for result in each_result(record):
+            task_id = result.get("task_id")
+            end = result.get("end_time")
+            if isinstance(task_id, str) and task_id in needed and isinstance(end, str):
+                completed_at[task_id] = _moment(end)
     for _, end, result, _ in timed:
         completed_at[result["task_id"]] = end
-    dependencies = task_dependencies(record)
     rows = []
     for start, end, result, segments in timed:
         task_id = result["task_id"]

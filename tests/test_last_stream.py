@@ -1,0 +1,113 @@
+"""last.json streamed from the typed results: the chunks the core makes are the bytes of
+the whole document (and of orjson writing the record's dicts), the record's task results
+are made as dicts only when read as a dict, and the report and the graph drawn from the
+typed record are those drawn from the record read back from last.json."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import orjson
+import pytest
+
+import runner
+from runner.last import graph_drawing
+from runner.last.directory import render_html
+from runner.last.options import LastOptions
+from runner.librunner import write_last_json
+
+from tests.test_last_golden import EXECUTION, fixture_results
+
+IDS = ("0190a0b0-0000-7000-8000-00000000000a", "0190a0b0-0000-7000-8000-00000000000b", "2026-03-01T10:06:00.000Z")
+
+
+def fixture_alt(tasks: int = 40):
+    """Tasks with dependencies, descriptions needing escapes, and a non-topological order."""
+    docs = []
+    for n in range(tasks):
+        deps = [f"t{m}" for m in (n - 1, n - 3) if m >= 0]
+        docs.append({"id": f"t{n}", "description": f"step \"{n}\" \u00fc\n", "dependencies": deps,
+                     "parameters": {"task_type": "generic"}})
+    docs.append({"id": "first", "description": None, "dependencies": []})
+    docs[0]["dependencies"] = ["first"]          # "first" comes last in the file but runs first
+    return runner.parse_alt_file(orjson.dumps({"id": "s", "title": "stream", "tasks": docs}))
+
+
+def record_of(alt):
+    return runner.build_last_record(alt, fixture_results(alt), *IDS, dict(EXECUTION))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 20])
+def test_the_chunks_are_the_whole_document(chunk):
+    alt = fixture_alt()
+    chunks = []
+    write_last_json(record_of(alt), chunks.append, chunk)
+    whole = runner.last_json(record_of(alt))
+    assert b"".join(chunks) == whole
+    if chunk < 64:
+        assert len(chunks) > len(alt.tasks)     # handed on as it was made, not at the end
+    full = record_of(alt)
+    plain = {**full, "task_results": dict(full["task_results"]),
+             "execution_graph": {"nodes": list(full["execution_graph"]["nodes"]),
+                                 "edges": list(full["execution_graph"]["edges"])}}
+    assert whole == orjson.dumps(plain)
+
+
+def test_task_results_are_made_when_read_and_changes_are_written():
+    alt = fixture_alt()
+    record = record_of(alt)
+    results = record["task_results"]
+    assert len(results) == len(alt.tasks)
+    assert not results.filled                   # len() made no dict
+    pairs = list(results.each())
+    assert not results.filled                   # nor did going through them one at a time
+    assert [task_id for task_id, _ in pairs] == [task.id for task in alt.tasks]
+    assert dict(pairs) == results               # == reads it as a dict
+    assert results.filled
+    results["t0"]["status"] = "failed"
+    assert orjson.loads(runner.last_json(record))["task_results"]["t0"]["status"] == "failed"
+    chunks = []
+    write_last_json(record, chunks.append, 16)
+    assert b"".join(chunks) == runner.last_json(record)
+    assert json.loads(json.dumps(record))["task_results"]["t0"]["status"] == "failed"
+
+
+def test_written_record_and_files_match(tmp_path):
+    alt = fixture_alt()
+    written = runner.write_last_file(alt, fixture_results(alt), tmp_path, execution=dict(EXECUTION),
+                                     compression=True, graph_renderer="builtin")
+    data = (written.directory / "last.json").read_bytes()
+    assert gzip.decompress((written.directory / "last.json.gz").read_bytes()) == data
+    assert written.json == data
+    assert not written.lean_record["task_results"].filled       # writing made no dict per result
+    assert orjson.dumps(written.record) == data                 # .record: all of it, as dicts
+    assert runner.load_last(written.directory) == written.record
+
+
+def test_report_and_graph_from_the_typed_record_are_those_from_the_file():
+    alt = fixture_alt()
+    typed = record_of(alt)
+    loaded = orjson.loads(runner.last_json(typed))
+    options = LastOptions(graph_renderer="builtin", report_task_limit=10, graph_draw_limit=5)
+    assert render_html(typed, options) == render_html(loaded, options)
+    assert not typed["task_results"].filled and not typed["execution_graph"].filled
+    for limit in (5, 1000):
+        ours = graph_drawing.draw(typed["execution_graph"], renderer="builtin", draw_limit=limit,
+                                  critical=graph_drawing.critical_path_of(typed))
+        theirs = graph_drawing.draw(loaded["execution_graph"], renderer="builtin", draw_limit=limit,
+                                    critical=graph_drawing.critical_path_of(loaded))
+        assert (ours.dot, ours.svg, ours.summarised) == (theirs.dot, theirs.svg, theirs.summarised)
+    assert list(typed["execution_graph"].each_node()) == loaded["execution_graph"]["nodes"]
+    assert list(typed["execution_graph"].each_edge()) == loaded["execution_graph"]["edges"]
+
+
+def test_timeline_rows_chosen_from_the_typed_record_are_those_from_the_file():
+    from runner.last.timeline import timeline
+
+    alt = fixture_alt()
+    typed = record_of(alt)
+    loaded = orjson.loads(runner.last_json(typed))
+    critical = graph_drawing.critical_path_of(loaded)
+    for limit in (3, 10, 500):
+        assert timeline(typed, limit=limit, critical_ids=critical) == timeline(loaded, limit=limit, critical_ids=critical)
+    assert not typed["task_results"].filled
