@@ -10,7 +10,7 @@ counts and the range is printed:
       what librunner gives too: output captured, a process group per command, a timeout;
   (b) librunner: one ALT file of `commands` system_command tasks (no dependencies) run by
       the executor at max_concurrency `concurrency` (no LAST file written);
-  (c) LangGraph, if installed: one node per command in a fan-out graph calling the same
+  (c) LangGraph, if installed (the [bench] extra): one node per command in a fan-out graph calling the same
       subprocess.run, max_concurrency `concurrency`.
 
 Goals: (b) <= 1.1x (a); (b) faster than (c).
