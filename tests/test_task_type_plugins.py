@@ -11,36 +11,12 @@ from pathlib import Path
 
 import pytest
 
-PLUGIN = '''
-import os
-LOADED = os.environ.get("PLUGIN_LOADED_MARK")
-if LOADED:
-    open(LOADED, "a").write("loaded\\n")
-
-PARAMETERS = {"type": "object", "properties": {"text": {"type": "string"}, "times": {"type": "integer"}},
-              "required": ["text"]}
-
-
-def shout(task):
-    task.log.info("shouting")
-    return {"text": task.parameters["text"].upper() * task.parameters.get("times", 1)}
-
-
-shout.task_parameters = PARAMETERS
-'''
+from task_type_plugin import install_shouting_plugin
 
 
 @pytest.fixture
 def plugin_path(tmp_path) -> Path:
-    site = tmp_path / "site"
-    (site / "shouting").mkdir(parents=True)
-    (site / "shouting" / "__init__.py").write_text(PLUGIN)
-    info = site / "shouting-1.2.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shouting\nVersion: 1.2.0\n")
-    (info / "entry_points.txt").write_text("[librunner.task_types]\nshout = shouting:shout\n")
-    (info / "RECORD").write_text("")
-    return site
+    return install_shouting_plugin(tmp_path / "site")
 
 
 def cli(site: Path, *argv, mark: Path | None = None) -> subprocess.CompletedProcess:
