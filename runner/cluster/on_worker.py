@@ -1,4 +1,5 @@
-"""What runs on a Dask worker: a whole ALT file, or one attempt of a CPU-bound task.
+"""What runs on a Dask worker: a whole ALT file, or one attempt of a CPU-bound task or of a
+user's task type.
 
 Both are plain functions the submitter sends by reference (librunner must be installed
 on the workers). They return plain dicts, never librunner objects or exceptions, so
@@ -8,10 +9,13 @@ registries, keyed by the submission or the attempt.
 """
 from __future__ import annotations
 
+import hashlib
+import inspect
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from runner.cluster import travelling_settings
 from runner.execution import watchdog
@@ -21,6 +25,8 @@ _LOCK = threading.Lock()
 _FILES: dict[str, set] = {}            # submission -> Executions running its files here
 _STOPPED: set[str] = set()             # submissions interrupted: their files not started never start
 _ATTEMPTS: dict[str, object] = {}      # attempt key -> its Cancellation
+_UNPICKLED: dict[bytes, object] = {}   # digest of a pickled user handler -> its TaskType (a run sends one per type)
+MAX_UNPICKLED = 256
 
 
 def worker_identity() -> dict:
@@ -106,10 +112,66 @@ def interrupt_submission(submission: str) -> int:
     return len(running)
 
 
-# ---- single attempts of heavy tasks ---------------------------------------------------
+# ---- single attempts of heavy tasks and users' types ----------------------------------
+
+def user_type_handler(spec: dict):
+    """The run(ctx) of the user's task type an attempt's spec names (see
+    placement.travelling_handler): the plugin installed here, loaded by its entry point's
+    name, or the pickled function. TaskFailure (permanent: another attempt here cannot do
+    better) when this worker cannot provide it."""
+    from runner.execution import task_types
+    from runner.execution.attempt import TaskFailure
+
+    name = spec["task_type"]
+    if "plugin" in spec:
+        try:
+            kind = task_types.lookup(name)
+        except task_types.TaskTypeError as error:
+            raise TaskFailure(f"on this worker: {error}", permanent=True) from None
+        if kind is None or kind.origin != "plugin":
+            raise TaskFailure(f"task type {name!r}: the plugin {spec['plugin'] or '?'} that provides it is not "
+                              f"installed on this Dask worker", permanent=True)
+        if kind.version != spec["version"]:
+            # The run's journal keys its results by the submitter's version (resume).
+            raise TaskFailure(f"task type {name!r}: this Dask worker has {kind.distribution} {kind.version}, the run "
+                              f"uses {spec['version']}; install the same version on the workers", permanent=True)
+        return kind.run
+    pickled = spec["pickled"]
+    digest = hashlib.sha256(pickled).digest()
+    with _LOCK:
+        kind = _UNPICKLED.get(digest)
+    if kind is None:
+        import pickle
+        try:
+            function = pickle.loads(pickled)
+        except Exception as error:      # its module missing here, a class that changed...
+            raise TaskFailure(f"task type {name!r}: its handler could not be unpickled on this Dask worker "
+                              f"({type(error).__name__}: {error}); is its module installed there?",
+                              permanent=True) from None
+        kind = task_types.user_type(name, function, origin="placed")
+        with _LOCK:
+            if len(_UNPICKLED) >= MAX_UNPICKLED:
+                _UNPICKLED.clear()
+            _UNPICKLED[digest] = kind
+    return kind.run
+
+
+def _await(coroutine, cancellation):
+    """An async handler's coroutine, run to its end on an event loop of this attempt's thread;
+    cancelled (asyncio.CancelledError in the handler) when the attempt is."""
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(coroutine)
+        cancellation.on_cancel(lambda: loop.call_soon_threadsafe(task.cancel))
+        return loop.run_until_complete(task)
+    finally:
+        loop.close()
+
 
 def run_attempt(spec: dict) -> dict:
-    """One attempt of a data_processing or system_command task, its deadline enforced here:
+    """One attempt of a data_processing, system_command or user's task, its deadline enforced here:
     at `spec["timeout"]` seconds the attempt is cancelled (a command's process group killed,
     a data task's cancellation flag set) and reported as timeout, as the local executor
     does. Returns {"outcome": completed|failed|timeout|cancelled, ...}."""
@@ -130,20 +192,28 @@ def run_attempt(spec: dict) -> dict:
     with _LOCK:
         _ATTEMPTS[key] = cancellation
     workspace = _workspace("runner-worker-task-")
-    ctx = AttemptContext(task=None, alt=None, parameters=spec["parameters"], number=spec["number"],
+    user = "pickled" in spec or "plugin" in spec
+    # A user's handler is told the task's id (UserTask.id); the built-ins need no task here.
+    task = SimpleNamespace(id=spec["task_id"], task_type=spec["task_type"], description="") if user else None
+    ctx = AttemptContext(task=task, alt=None, parameters=spec["parameters"], number=spec["number"],
                          deadline=time.monotonic() + timeout, mode=spec["mode"], workspace=workspace,
-                         dependencies=spec["dependencies"], settings=spec["settings"], cancellation=cancellation)
+                         dependencies=spec["dependencies"], settings=spec["settings"], cancellation=cancellation,
+                         seed=spec.get("seed"))
     report: dict = {}
 
     def work():
         try:
-            report.update(outcome="completed", output=handler_for(spec["task_type"])(ctx))
+            handler = user_type_handler(spec) if user else handler_for(spec["task_type"])
+            output = handler(ctx)
+            if inspect.iscoroutine(output):
+                output = _await(output, cancellation)
+            report.update(outcome="completed", output=output)
         except AttemptTimeout as failure:
             report.update(outcome="timeout", error=str(failure))
         except TaskFailure as failure:
             report.update(outcome="failed", error=str(failure), permanent=failure.permanent,
                           retry_after=failure.retry_after)
-        except Exception as error:       # a handler's bug or an unexpected OS error
+        except BaseException as error:   # a handler's bug (SystemExit... too: else never reported) or an OS error
             report.update(outcome="failed", error=f"{type(error).__name__}: {error}", permanent=False)
         finally:
             finished.set()

@@ -8,6 +8,13 @@ executor also abandons the attempt at its deadline, and the cancellation then re
 worker by broadcast. AI calls stay here: they are I/O-bound and share this process's
 limiter.
 
+Users' task types go to the workers too when their handler can travel: a plugin's by its
+entry point's name (the worker loads the same plugin, which must be installed there at the
+same version), a Python function by pickle (cloudpickle, as Dask sends functions: by
+reference when its module is importable on the workers, else by value). One that cannot
+(a function holding a lock or a connection, a type registered in C, whose handler lives in
+this process) is refused before the run starts (for_run, a ConfigurationError).
+
 A worker that dies during an attempt ends that attempt as failed, and the task's own
 retry budget (retry_count, with its backoff) decides whether it runs again: each attempt
 announces its start on a topic of this placement, and when Dask starts the same attempt
@@ -23,6 +30,44 @@ from runner.execution.attempt import AttemptTimeout, TaskFailure
 PLACED_TYPES = frozenset({"data_processing", "system_command"})
 
 
+def _configuration_error(message: str):
+    from runner import librunner
+    return librunner.ConfigurationError(message)
+
+
+def travelling_handler(kind) -> dict:
+    """How a user's TaskType reaches a worker: {"plugin": distribution, "version": ...} (the
+    worker loads the entry point by name) or {"pickled": bytes}; ConfigurationError naming
+    the type when it cannot."""
+    if kind.origin == "c":
+        raise _configuration_error(
+            f"task type {kind.name!r} is registered through the C ABI (runner_register_task_type): its handler "
+            f"lives in this process and cannot run on a Dask worker; run the file without --dask")
+    if kind.origin == "plugin":
+        return {"plugin": kind.distribution, "version": kind.version}
+    import cloudpickle
+    try:
+        pickled = cloudpickle.dumps(kind.function)
+    except Exception as error:      # TypeError, PicklingError, RecursionError...: whatever pickle says
+        raise _configuration_error(
+            f"task type {kind.name!r}: its handler {kind.qualified_name} cannot be sent to the Dask workers: it "
+            f"cannot be pickled ({type(error).__name__}: {error}); make it a module-level function that holds no "
+            f"lock, open file or connection, or run the file without --dask") from None
+    return {"pickled": pickled}
+
+
+class RunPlacement:
+    """A DaskPlacement for one run: the built-in heavy types and the run's user types that travel."""
+
+    def __init__(self, dask: "DaskPlacement", travelling: dict):
+        self.dask = dask
+        self.travelling = travelling
+        self.task_types = PLACED_TYPES | frozenset(travelling)
+
+    def run(self, ctx):
+        return self.dask.run(ctx, self.travelling.get(ctx.task.task_type))
+
+
 class DaskPlacement:
     task_types = PLACED_TYPES
 
@@ -34,6 +79,25 @@ class DaskPlacement:
         self._changed: dict[str, threading.Event] = {}  # attempt key -> set when done or restarted
         self._told: dict[str, object] = {}              # attempt key -> its ctx.on_worker
         client.subscribe_topic(self.topic, self._attempt_started)
+
+    def for_run(self, names, handlers: dict | None = None):
+        """What places the attempts of a run whose tasks use the task types `names`: this
+        placement, or one that also sends the run's user types to the workers.
+        ConfigurationError (before anything runs) for a user type whose handler cannot go."""
+        from runner.execution import task_types
+
+        handlers = task_types.run_types(handlers)
+        travelling = {}
+        for name in sorted(names):
+            if name in task_types.BUILT_IN_MODULES:
+                continue
+            try:
+                kind = task_types.lookup(name, handlers)
+            except task_types.TaskTypeError:
+                continue        # a plugin that does not load: the run reports it, as without --dask
+            if kind is not None:
+                travelling[name] = travelling_handler(kind)
+        return RunPlacement(self, travelling) if travelling else self
 
     def _attempt_started(self, event) -> None:
         """On the client's event loop: a worker began an attempt (see on_worker.run_attempt)."""
@@ -52,7 +116,8 @@ class DaskPlacement:
         elif tell is not None:
             tell(message["worker"])          # the journal records where the attempt runs
 
-    def run(self, ctx):
+    def run(self, ctx, handler: dict | None = None):
+        """One attempt on a worker; handler: a user type's travelling_handler()."""
         from distributed import CancelledError
 
         from runner.cluster import on_worker
@@ -61,6 +126,8 @@ class DaskPlacement:
         spec = {"key": key, "task_type": ctx.task.task_type, "parameters": ctx.parameters, "number": ctx.number,
                 "mode": ctx.mode, "dependencies": ctx.dependencies, "settings": ctx.settings,
                 "timeout": ctx.remaining(), "topic": self.topic}
+        if handler is not None:
+            spec.update(handler, task_id=ctx.task.id, seed=ctx.seed)
         changed = threading.Event()
         with self._lock:
             self._started[key] = []

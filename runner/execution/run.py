@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -164,6 +164,12 @@ def execute_request(request: RunRequest) -> RunOutcome:
     ConfigurationError, nothing ran), then the run; returns its RunOutcome."""
     environ = os.environ if request.environ is None else request.environ
     alt, settings, mode, cap = _prepare(request, environ)
+    if request.placement is not None:
+        # The run's own placement: its user types' handlers sent to the workers, or a
+        # ConfigurationError naming one that cannot go, before anything runs.
+        placed = request.placement.for_run({task.task_type for task in alt.tasks}, request.handlers)
+        if placed is not request.placement:
+            request = replace(request, placement=placed)
     tracing = live.start(environ, request.traceparent)     # ConfigurationError for an unusable OTEL_*
     checked_client = _checked_ai_client(alt, request.ai_client, environ)
     try:

@@ -111,6 +111,9 @@ class TaskAI:
             client = self._ctx.client()
         except ValueError as error:     # a RUNNER_AI_* variable with an unusable value
             raise TaskFailure(f"AI configuration: {error}", permanent=True) from None
+        if client is None:      # an attempt placed on a Dask worker: the AI service is the submitter's
+            raise TaskFailure("task.ai is not available to a task run on a Dask worker (its AI calls, limits and "
+                              "cassettes are the submitting process's); run the file without --dask", permanent=True)
         completion = _call(self._ctx, client, prompt, model, sampling, False)
         self._account(completion.accounting())
         return completion.text

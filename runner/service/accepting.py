@@ -72,6 +72,7 @@ def _preflight(registry, alt) -> None:
     """The checks `run` makes before the first task, but the output directory's (/ready
     watches that one: checking it makes and removes a file). A server's environment does
     not change, so each set of task types (and command names) is checked once."""
+    from runner import ConfigurationError
     from runner.execution import preflight
 
     kinds = frozenset((task.task_type, _program(task)) for task in alt.tasks)
@@ -80,6 +81,12 @@ def _preflight(registry, alt) -> None:
         checked = preflight.Preflight(alt, registry.folder, registry.environ)
         found = [problem for check in preflight.CHECKS if check is not preflight.output_directory
                  for problem in check(checked)]
+        if registry.placement is not None:
+            # serve --dask: a user type whose handler cannot go to the workers is refused here.
+            try:
+                registry.placement.for_run({task.task_type for task in alt.tasks})
+            except ConfigurationError as error:
+                found.append(str(error))
         if len(registry.preflight_cache) >= PREFLIGHT_CACHE_SIZE:
             registry.preflight_cache.clear()
         registry.preflight_cache[kinds] = found
