@@ -32,27 +32,47 @@ class Cancellation:
     """A cancel flag that also runs callbacks at once (kill a process group, close a socket).
 
     Callbacks run on the thread that cancels, so the work stops even if the attempt's own
-    thread is blocked in a system call.
+    thread is blocked in a system call. The threading.Event a handler may wait on is made
+    the first time it is asked for: most attempts end without anyone waiting on it, and an
+    Event (a Condition and two locks) per attempt was a measurable part of a short task.
     """
 
+    __slots__ = ("_set", "_event", "_lock", "_callbacks")
+
     def __init__(self):
-        self.event = threading.Event()
+        self._set = False
+        self._event: threading.Event | None = None
         self._lock = threading.Lock()
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], None]] | None = None
+
+    @property
+    def event(self) -> threading.Event:
+        if self._event is None:
+            with self._lock:
+                if self._event is None:
+                    event = threading.Event()
+                    if self._set:
+                        event.set()
+                    self._event = event
+        return self._event
 
     def on_cancel(self, callback: Callable[[], None]) -> None:
         with self._lock:
-            if not self.event.is_set():
+            if not self._set:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(callback)
                 return
         callback()
 
     def cancel(self) -> None:
         with self._lock:
-            if self.event.is_set():
+            if self._set:
                 return
-            self.event.set()
-            callbacks, self._callbacks = self._callbacks, []
+            self._set = True
+            if self._event is not None:
+                self._event.set()
+            callbacks, self._callbacks = self._callbacks or (), None
         for callback in callbacks:
             try:
                 callback()
@@ -60,10 +80,10 @@ class Cancellation:
                 pass
 
     def is_set(self) -> bool:
-        return self.event.is_set()
+        return self._set
 
 
-@dataclass
+@dataclass(slots=True)
 class AttemptContext:
     task: Any                       # runner.Task
     alt: Any                        # runner.AltFile

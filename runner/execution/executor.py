@@ -17,7 +17,6 @@ import random
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +37,7 @@ _WAKE = object()          # put on the completion queue to wake the loop (interr
 # and Python runs the handler only when the main thread next wakes: without a bound, a
 # signal caught by a worker thread waited for the next task deadline (minutes).
 MAX_WAIT_SECONDS = 0.2
+_MAX_SAFE_INTEGER = 2 ** 53 - 1
 
 
 def _core():
@@ -45,25 +45,30 @@ def _core():
     return librunner
 
 
-@dataclass
 class _Attempt:
-    index: int
-    number: int
-    started: float                     # monotonic
-    started_at: str
-    deadline: float
-    timeout: float
-    cancellation: Cancellation
-    ctx: AttemptContext
-    fault: modes.Fault | None
+    __slots__ = ("index", "number", "started", "started_at", "deadline", "timeout", "cancellation", "ctx", "fault")
+
+    def __init__(self, index: int, number: int, started: float, started_at: str, deadline: float, timeout: float,
+                 cancellation: Cancellation, ctx: AttemptContext, fault):
+        self.index = index
+        self.number = number
+        self.started = started              # monotonic
+        self.started_at = started_at
+        self.deadline = deadline
+        self.timeout = timeout
+        self.cancellation = cancellation
+        self.ctx = ctx
+        self.fault = fault                  # modes.Fault | None
 
 
-@dataclass
 class _TaskState:
-    attempts: list = field(default_factory=list)
-    first_started: float | None = None
-    first_started_at: str | None = None
-    metadata: dict = field(default_factory=dict)
+    __slots__ = ("attempts", "first_started", "first_started_at", "metadata")
+
+    def __init__(self):
+        self.attempts: list = []
+        self.first_started: float | None = None
+        self.first_started_at: str | None = None
+        self.metadata: dict = {}
 
 
 class Execution:
@@ -154,6 +159,8 @@ class Execution:
         self.written = threading.Event()    # set by the caller once the LAST file is written
         self.counts = {"completed": 0, "failed": 0, "timeout": 0, "cancelled": 0, "skipped": 0}
         self.started = time.monotonic()
+        # Per-attempt debug lines only when someone listens (building them cost every attempt).
+        self._debug = log.isEnabledFor(logging.DEBUG)
 
     # ---- public -------------------------------------------------------------------
 
@@ -386,7 +393,8 @@ class Execution:
         if self.journal is not None:
             self.journal.write({"type": "attempt_started", "task_id": task.id, "attempt": number, "started_at": stamp,
                                 "fault": self.faults[-1] if fault is not None else None})
-        log.debug("task %s: attempt %d started", task.id, number, extra={"alt_id": self.alt.id})
+        if self._debug:
+            log.debug("task %s: attempt %d started", task.id, number, extra={"alt_id": self.alt.id})
         self._emit("task_started", task.id, attempt=number)
 
     def _kind(self, name: str):
@@ -502,7 +510,7 @@ class Execution:
         state = self.states[index]
         error = _escape_surrogates(error)
         metadata = attempt.ctx.metadata
-        if output is not None or metadata:
+        if metadata or not _plainly_recordable(output):
             # Where the attempt's result is made: what the journal and the LAST file could not
             # encode (a sum beyond 2^53, a token count of -1 from a service) fails this task,
             # named, before any writer sees it.
@@ -616,8 +624,10 @@ class Execution:
                 self.journal.hurry()        # its effect happened: its record follows at once
         self.counts[status] += 1
         skipped = self.scheduler.complete(index, status == "completed")
-        log.debug("task %s: %s after %d attempt%s%s", task.id, status, len(state.attempts),
-                  "" if len(state.attempts) == 1 else "s", f": {error}" if error else "", extra={"alt_id": self.alt.id})
+        if self._debug:
+            log.debug("task %s: %s after %d attempt%s%s", task.id, status, len(state.attempts),
+                      "" if len(state.attempts) == 1 else "s", f": {error}" if error else "",
+                      extra={"alt_id": self.alt.id})
         self._emit_finished(result, attempt=len(state.attempts))
         for w in skipped:
             self._record_skipped(w)
@@ -874,6 +884,17 @@ class Execution:
             self.on_event(event)
         except Exception:       # a progress listener must never break the run
             log.debug("progress listener raised", exc_info=True)
+
+
+def _plainly_recordable(output) -> bool:
+    """An output the core's checks of a task result always accept (None, a bool, a float, an
+    ASCII string, an integer within +-(2^53-1)): no result needs building to see it."""
+    kind = type(output)
+    if output is None or kind is bool or kind is float:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INTEGER <= output <= _MAX_SAFE_INTEGER
+    return kind is str and output.isascii()
 
 
 def _escape_surrogates(text: str | None) -> str | None:

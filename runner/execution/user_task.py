@@ -137,19 +137,26 @@ class UserTask:
     stop: timeout, cancel, Ctrl-C), log (TaskLog), mode and seed (the run's), ai (TaskAI).
     """
 
-    __slots__ = ("_ctx", "id", "parameters", "attempt", "mode", "seed", "_deps", "_workspace", "_log", "_ai")
+    __slots__ = ("_ctx", "id", "attempt", "mode", "seed", "_parameters", "_deps", "_workspace", "_log", "_ai")
 
     def __init__(self, ctx):
+        # What costs anything (parameters without task_type, deps, the logger...) is made
+        # when the handler first asks: a short handler should not pay for what it never reads.
         self._ctx = ctx
         self.id = ctx.task.id if ctx.task is not None else None
-        parameters = ctx.parameters
-        if "task_type" in parameters:
-            parameters = {k: v for k, v in parameters.items() if k != "task_type"}
-        self.parameters = parameters
         self.attempt = ctx.number
         self.mode = ctx.mode
-        self.seed = getattr(ctx, "seed", None)
-        self._deps = self._workspace = self._log = self._ai = None
+        self.seed = ctx.seed
+        self._parameters = self._deps = self._workspace = self._log = self._ai = None
+
+    @property
+    def parameters(self) -> dict:
+        if self._parameters is None:
+            parameters = self._ctx.parameters
+            if "task_type" in parameters:
+                parameters = {k: v for k, v in parameters.items() if k != "task_type"}
+            self._parameters = parameters
+        return self._parameters
 
     @property
     def deps(self) -> dict:
