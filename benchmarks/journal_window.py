@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import runner  # noqa: E402
-from runner.execution import execute, file_operation, journal  # noqa: E402
+from runner.execution import execute, file_operation, journal, system_command  # noqa: E402
 
 PYTHON = os.path.realpath(sys.executable)
 COMMAND = ("import os,sys,time\n"
@@ -45,6 +45,7 @@ class Watch:
     def __init__(self):
         self.durable: dict[str, float] = {}
         self.queued: dict[str, float] = {}          # task id -> when its result was queued
+        self.exited: dict[int, float] = {}          # command pid -> when the runner saw it end
         self.file_effects: dict[str, float] = {}
         self.local = threading.local()
         self.commits = 0
@@ -52,7 +53,14 @@ class Watch:
     def install(self, hurry: bool):
         original_take, original_commit, original_append = journal.Journal._take, journal.Journal._commit_pending, \
             file_operation._append
+        original_collect = system_command._collect
         watch = self
+
+        def collect(process, cap):
+            out = original_collect(process, cap)
+            watch.exited[process.pid] = time.time()     # its exit seen, its pipes read to their end
+            return out
+        system_command._collect = collect
 
         def take(pending):
             batch = original_take(pending)
@@ -96,6 +104,7 @@ class Watch:
             journal.Journal._commit_pending = original_commit
             journal.Journal.__init__ = original_init
             file_operation._append = original_append
+            system_command._collect = original_collect
         return restore
 
 
@@ -134,7 +143,7 @@ def measure(hurry: bool, commands: int, files: int, concurrency: int) -> tuple[l
                            workspace=workspace, max_concurrency=concurrency, environ=environ)
         finally:
             restore()
-        assert done.all_completed if hasattr(done, "all_completed") else True
+        assert all(r.status == "completed" for r in done.results.values()), "a task did not complete"
         command_windows, command_queued, commit = [], [], []
         for line in (workspace / "effects.log").read_text().splitlines():
             task_id, at = line.split()
@@ -142,7 +151,10 @@ def measure(hurry: bool, commands: int, files: int, concurrency: int) -> tuple[l
             command_queued.append(watch.queued[task_id] - float(at))
         file_windows = [watch.durable[task_id] - at for task_id, at in watch.file_effects.items()]
         commit = [watch.durable[task_id] - at for task_id, at in watch.queued.items() if task_id in watch.durable]
+        ended = [watch.durable[task_id] - watch.exited[result.metadata["process"]["pid"]]
+                 for task_id, result in done.results.items() if task_id.startswith("c")]
         return {"system_command": command_windows, "  of which effect -> result queued": command_queued,
+                "  command's end (exit seen) -> fsynced": ended,
                 "file_operation": file_windows, "result queued -> fsynced (both)": commit}, watch.commits
 
 

@@ -457,7 +457,13 @@ char *runner_run_wait(const char *run_id, int timeout_ms);
  * kept; failed, timed-out, cancelled, skipped and never-started tasks run. alt_json, if
  * not NULL, is an edited version of the ALT file: exactly the changed tasks (prompt
  * after templating, model, sampling, parameters, type) and their dependents re-run.
- * Completed system_command and file_operation tasks are never repeated. The run uses
+ * Completed system_command and file_operation tasks are never repeated, and every result
+ * reused is in the new journal before any task runs (control-flow instances included), so
+ * a resume killed in turn loses none. The one exception is the window between a command's
+ * or file operation's effect and its result reaching the journal (a write and an fsync,
+ * started at once: from a command's end p50 4 ms, p99 16 ms on a loaded 2-core machine; see
+ * the README's "Durable runs"), and a command still running at a kill: such a task runs
+ * again, once per kill. The run uses
  * the earlier run's mode, seed and (if it still exists and is a temporary workspace the
  * library made; never another path a journal names) workspace, and writes a new
  * LAST directory under output_dir (NULL: beside last_dir) whose execution.resumed_from
