@@ -488,7 +488,7 @@ cdef class Scheduler:
             result.completed_at = utc_stamp()
             elapsed_ms = (monotonic_seconds() - started) * 1000.0
             result.duration_ms = elapsed_ms
-            attempt = {"number": 1, "started_at": stamp, "duration_ms": elapsed_ms,
+            attempt = {"number": 1, "started_at": stamp, "duration_ms": result.duration_ms,   # one float object
                        "outcome": "completed", "error": None, "fault": None}
             if self.clock_origin > 0.0:
                 attempt["offset_ms"] = (started - self.clock_origin) * 1000.0
