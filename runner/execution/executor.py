@@ -154,7 +154,10 @@ class Execution:
         # Attempt threads still running, abandoned ones included (a thread cannot be killed),
         # and what waits for them all to end (removing a temporary workspace).
         self._attempts_live = 0
-        self._attempts_ended = threading.Condition()
+        # The count is kept under the plain lock (twice per attempt); the Condition over the
+        # same lock is for after_attempts, which waits for it to reach 0.
+        self._attempts_lock = threading.Lock()
+        self._attempts_ended = threading.Condition(self._attempts_lock)
         self._after_attempts: list[Callable[[], None]] = []
         self.written = threading.Event()    # set by the caller once the LAST file is written
         self.counts = {"completed": 0, "failed": 0, "timeout": 0, "cancelled": 0, "skipped": 0}
@@ -181,7 +184,7 @@ class Execution:
         return True
 
     def _attempt_thread_ended(self) -> None:
-        with self._attempts_ended:
+        with self._attempts_lock:
             self._attempts_live -= 1
             if self._attempts_live:
                 return
@@ -370,14 +373,15 @@ class Execution:
             mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
             preparation=self.preparation, seed=self.seed, trace=self.trace,
-            stream=self.stream, on_process=self._process_recorder(task.id, number),
+            stream=self.stream,
+            on_process=self._process_recorder(task.id, number) if self.journal is not None else None,
             on_worker=self._worker_recorder(task.id, number) if self._placed(task.task_type) else None,
             on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
         self._token += 1
         attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
         self.running[self._token] = attempt
         kind = self._kind(task.task_type)
-        with self._attempts_ended:
+        with self._attempts_lock:
             self._attempts_live += 1
         if kind is not None and kind.is_async and not self._placed(task.task_type):
             if self.event_loop is None:
@@ -395,7 +399,8 @@ class Execution:
                                 "fault": self.faults[-1] if fault is not None else None})
         if self._debug:
             log.debug("task %s: attempt %d started", task.id, number, extra={"alt_id": self.alt.id})
-        self._emit("task_started", task.id, attempt=number)
+        if self.on_event is not None:
+            self._emit("task_started", task.id, attempt=number)
 
     def _kind(self, name: str):
         """The TaskType of `name` for this run (None: unknown), looked up once per run."""
@@ -628,7 +633,8 @@ class Execution:
             log.debug("task %s: %s after %d attempt%s%s", task.id, status, len(state.attempts),
                       "" if len(state.attempts) == 1 else "s", f": {error}" if error else "",
                       extra={"alt_id": self.alt.id})
-        self._emit_finished(result, attempt=len(state.attempts))
+        if self.on_event is not None:
+            self._emit_finished(result, attempt=len(state.attempts))
         for w in skipped:
             self._record_skipped(w)
 
