@@ -429,6 +429,7 @@ class RunState:
         self.ended: dict | None = None
         self.resumed_by: list[dict] = []            # the resumes of this run, oldest first
         self.workers: dict[str, tuple] = {}         # task id -> (attempt, Dask worker address) it started on
+        self.processes: list[dict] = []             # attempt_process records (runner.execution.processes)
         for number, record in numbered[1:]:
             kind = record.get("type")
             if kind == "task_results":
@@ -448,6 +449,8 @@ class RunState:
                     self.ai_calls += 1
             elif kind == "run_ended":
                 self.ended = record
+            elif kind == "attempt_process":
+                self.processes.append(record)
             elif kind == "attempt_worker" and isinstance(record.get("worker"), str):
                 task_id, attempt = _checked_attempt(path, number, record)
                 self.workers[task_id] = (attempt, record["worker"])

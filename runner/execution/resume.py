@@ -17,6 +17,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from runner.errors import JournalError, RunnerError
 from runner.execution import journal as journal_file, processes, task_keys
@@ -31,8 +32,7 @@ STATUS_REASONS = {"failed": "failed", "timeout": "timed out", "cancelled": "canc
                   "pending": "never reported"}
 
 
-@dataclass
-class PlannedTask:
+class PlannedTask(NamedTuple):
     task_id: str
     action: str             # "reuse" or "run"
     reason: str
@@ -178,12 +178,24 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
     result = ResumePlan(source, alt, mode, source.start.get("seed"))
     runs: set = set()
     reused_results: dict = {}
+    reused_at: list = []                            # task indexes of reused_results, in the same order
     planned: list = [None] * len(alt.tasks)        # in file order
-    from_dict = librunner.task_result_from_dict
+    # The common resume: the same inputs, nothing forced. A completed task none of whose
+    # dependencies re-runs is reused as it is, decided here without the general rules below.
+    plain = same_inputs and not forced and from_task is None
+    earlier = source.results
     for task in order:
+        if plain:
+            old = earlier.get(task.id)
+            if old is not None and old.get("status") == "completed" and \
+                    not (runs and any(d in runs for d in task.dependencies)):
+                reused_results[task.id] = old
+                reused_at.append(task.index)
+                planned[task.index] = PlannedTask(task.id, "reuse", "")
+                continue
         old = source.results.get(task.id) if task.id in old_alt.task_index else None
         action, reason = "run", ""
-        rerun_deps = [d for d in task.dependencies if d in runs]
+        rerun_deps = [d for d in task.dependencies if d in runs] if runs else ()
         # A completed command or file operation is kept even when edited, but only as the
         # same type of task: one that was something else never had that effect.
         side_effect = task.task_type in SIDE_EFFECT_TYPES and task.id in old_alt.task_index \
@@ -220,11 +232,14 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
                 reason = task_keys.what_changed(old_forms.get(task.id, {}), form)
         if action == "reuse":
             reused_results[task.id] = old
-            result.reuse[task.index] = _reused(old, source.last_id, alt, from_dict)
+            reused_at.append(task.index)
         else:
             runs.add(task.id)
         planned[task.index] = PlannedTask(task.id, action, reason)
     result.tasks = planned
+    # Checked by the core as any result, with where they came from, in one call.
+    result.reuse = dict(zip(reused_at, librunner.reused_task_results(list(reused_results.values()), alt,
+                                                                      source.last_id)))
     if getattr(alt, "control", None) is not None and alt.source == old_alt.source and not forced \
             and from_task is None:
         # Control flow: instances exist only once their loop or call has made them; the run
@@ -244,7 +259,7 @@ def interrupted_attempt(attempt: int) -> str:
     return f"interrupted: attempt {attempt} started, never finished"
 
 
-def _stop_earlier_commands(directory: Path, environ) -> None:
+def _stop_earlier_commands(records: list, environ) -> None:
     """Commands the earlier run started that still run (killed with SIGKILL, it could not stop
     them; the journal names their process groups): a second copy never starts beside one.
     They are waited for, at most RUNNER_RESUME_WAIT_SECONDS, then their groups are killed;
@@ -252,7 +267,7 @@ def _stop_earlier_commands(directory: Path, environ) -> None:
     task runs again, as the plan says."""
     from runner import settings
 
-    live = processes.live(processes.recorded(directory))
+    live = processes.live(records)
     if not live:
         return
     try:
@@ -315,15 +330,6 @@ def _claim(directory: Path) -> int | None:
         raise ResumeError(f"{directory}: cannot open the run's journal: {error.strerror or error}") from None
 
 
-def _reused(old: dict, last_id: str, alt, from_dict):
-    """The earlier result as this run records it: the same, with where it came from
-    (from_dict: the core's task_result_from_dict, which checks it as any result)."""
-    metadata = old.get("metadata")
-    if not metadata or "reused_from" not in metadata:
-        old = {**old, "metadata": {**(metadata or {}), "reused_from": last_id}}
-    return from_dict(old, alt)
-
-
 def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_failed: bool = False,
            from_task: str | None = None, force=(), workspace=None, alt_file=None, environ=os.environ,
            **options):
@@ -368,7 +374,7 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
             except ValueError as error:
                 raise ResumeError(str(error)) from None
             temporary = workspace is None
-    _stop_earlier_commands(directory, environ)
+    _stop_earlier_commands(chosen.source.processes, environ)     # read with the journal, once
     clean_dead_run(directory, keep_workspace=True)
     outcome = execute_request(RunRequest(
         chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
