@@ -111,3 +111,50 @@ def test_timeline_rows_chosen_from_the_typed_record_are_those_from_the_file():
     for limit in (3, 10, 500):
         assert timeline(typed, limit=limit, critical_ids=critical) == timeline(loaded, limit=limit, critical_ids=critical)
     assert not typed["task_results"].filled
+
+
+class Named(str):
+    pass
+
+
+class Ordered(dict):
+    pass
+
+
+def test_values_of_every_kind_are_written_as_orjson_writes_them():
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    deep: list = ["bottom", 1.25]
+    for _ in range(60):          # deeper than the writer goes itself: orjson writes the rest
+        deep = [deep, {"k": deep[-1] if isinstance(deep[-1], float) else None}]
+    outputs = [
+        {"floats": [0.1, 1e16, -0.0, 1.5e-7, 123456789.125, 2.0], "ints": [-1, 0, -9007199254740991, 2 ** 53 - 1]},
+        Ordered(b=1, a=[Named("named"), Level.HIGH, True, False, None]),
+        {"escapes": "quote\" back\\ nl\n tab\t ctl\x01 \u2028 \U0001f600", "k\"ey": {"\u00fc": []}},
+        [[], {}, [{}], {"": ""}],
+        deep,
+        Named("a str subclass"),
+        -5,
+        7.75,
+    ]
+    alt = fixture_alt(len(outputs) + 2)
+    results = {}
+    for i, output in enumerate(outputs):
+        task_id = f"t{i}"
+        results[task_id] = runner.task_result_from_dict(
+            {"task_id": task_id, "status": "completed", "output": output, "duration_ms": 3,
+             "metadata": {"task_type": "generic", "nested": Ordered(x=[Named("y")])},
+             "reporter_extra": {"list": [1, 2.5, "three"]}}, alt)
+    record = runner.build_last_record(alt, results, *IDS, dict(EXECUTION))
+    whole = runner.last_json(record)
+    chunks = []
+    write_last_json(record, chunks.append, 5)
+    assert b"".join(chunks) == whole
+    plain = {**record, "task_results": dict(record["task_results"]),
+             "execution_graph": {"nodes": list(record["execution_graph"]["nodes"]),
+                                 "edges": list(record["execution_graph"]["edges"])}}
+    assert whole == orjson.dumps(plain, default=runner.librunner.last_json_value,
+                                 option=orjson.OPT_PASSTHROUGH_SUBCLASS)

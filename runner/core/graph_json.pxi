@@ -254,11 +254,19 @@ cdef object PASSTHROUGH = orjson.OPT_PASSTHROUGH_SUBCLASS
 cdef object U64_TOP = 2 ** 64 - 1
 
 
-cdef int record_value(JsonText out, object value) except -1:
+# Containers written here, not by orjson, down to this many levels (then orjson writes the
+# rest: a result is at most 128 levels deep, so orjson's own limit of 255 is never nearer).
+cdef int DIRECT_DEPTH = 32
+
+
+cdef int record_value(JsonText out, object value, int depth=0) except -1:
     """Any value of a LAST record as orjson.dumps(..., default=last_json_value,
-    option=OPT_PASSTHROUGH_SUBCLASS) writes it: the scalars of a task result directly,
-    containers by orjson."""
+    option=OPT_PASSTHROUGH_SUBCLASS) writes it: dicts (with str keys), lists and scalars of
+    the exact JSON types directly (a call of orjson per value cost more than the value),
+    floats and anything else by orjson itself."""
     cdef type kind = type(value)
+    cdef Py_ssize_t mark, i
+    cdef bint first
     if value is None:
         return out.raw("null", 4)
     if kind is str:
@@ -269,9 +277,37 @@ cdef int record_value(JsonText out, object value) except -1:
         return out.raw("false", 5)
     if kind is int and 0 <= value <= U64_TOP:
         return out.integer(value)
-    if kind is dict and not value:
-        return out.raw("{}", 2)
-    cdef bytes text = DUMPS(value, default=last_json_value, option=PASSTHROUGH)
+    if kind is dict and depth < DIRECT_DEPTH:
+        mark = out.size
+        out.raw("{", 1)
+        first = True
+        for key, item in (<dict>value).items():
+            if type(key) is not str:
+                out.size = mark         # orjson writes (or refuses) the whole object
+                return orjson_value(out, value)
+            if not first:
+                out.raw(",", 1)
+            first = False
+            out.string(key)
+            out.raw(":", 1)
+            record_value(out, item, depth + 1)
+        return out.raw("}", 1)
+    if kind is list and depth < DIRECT_DEPTH:
+        out.raw("[", 1)
+        for i in range(len(<list>value)):
+            if i:
+                out.raw(",", 1)
+            record_value(out, (<list>value)[i], depth + 1)
+        return out.raw("]", 1)
+    return orjson_value(out, value)
+
+
+cdef int orjson_value(JsonText out, object value) except -1:
+    cdef bytes text
+    if type(value) is float:
+        text = DUMPS(value)         # the same text, without the options to parse
+    else:
+        text = DUMPS(value, default=last_json_value, option=PASSTHROUGH)
     return out.raw(text, len(text))
 
 
