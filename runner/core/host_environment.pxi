@@ -37,16 +37,18 @@ cdef public int core_sync_environment() except -1:
             count += 1
     if count == seen_count and (count == 0 or memcmp(entries, seen_entries, count * sizeof(char *)) == 0):
         return 0
-    cdef char **copy = <char **>malloc((count + 1) * sizeof(char *))
-    if copy == NULL:
-        raise MemoryError()
-    memcpy(copy, entries, count * sizeof(char *))
+    mirrored = getattr(os.environ, "_data", None)
+    if type(mirrored) is not dict:      # a Python host replaced os.environ: it is not CPython's copy
+        return 0
     current = {}
     for i in range(count):
         key, found, value = (<bytes>entries[i]).partition(b"=")
         if found:
             current.setdefault(key, value)      # the first of two entries wins, as in os.environ
-    mirrored = os.environ._data
+    cdef char **copy = <char **>malloc((count + 1) * sizeof(char *))
+    if copy == NULL:
+        raise MemoryError()
+    memcpy(copy, entries, count * sizeof(char *))
     for key in [key for key in mirrored if key not in current]:
         del mirrored[key]
     for key, value in current.items():
