@@ -209,3 +209,51 @@ def test_sigterm_of_a_control_flow_resume_records_its_unreached_loop_as_reused(t
                           text=True, env=ENV, timeout=120)
     assert done.returncode == 0, done.stderr
     assert sorted(lines(workspace)) == ["after", "m-0", "m-1", "m-2", "wait"]
+
+
+def test_a_loop_segment_s_own_command_is_not_repeated_when_its_body_failed(tmp_path):
+    """The segment's own command completed, then an instance of its body failed (so the
+    segment is recorded failed): the resume runs the loop again from the command's recorded
+    output, and the command once."""
+    doc = v2([segment("loop", loop={"type": "for_range", "variable": "i", "start": 0, "end": 2, "step": 1,
+                                    "body": ["b"]}),
+              segment("b", token="b-$i", gated=True)])
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    first = execute(runner.parse_alt_file(dumps(doc)), tmp_path / "out", workspace=workspace, environ=ENV)
+    assert first.results["loop"].status == "failed"
+    assert lines(workspace) == ["loop"]
+    (workspace / "flag").touch()
+    from runner.execution.resume import plan
+    assert "reuse  loop  (its own system_command completed; its construct runs again)" in \
+        plan(first.directory).describe().splitlines()
+    again = resume(first.directory, environ=ENV)
+    assert {k: r.status for k, r in again.results.items()} == {"loop": "completed", "b[0]": "completed",
+                                                               "b[1]": "completed"}
+    assert sorted(lines(workspace)) == ["b-0", "b-1", "loop"]
+
+
+def test_a_loop_segment_s_own_command_is_not_repeated_after_a_kill_during_its_loop(tmp_path):
+    import json
+    import signal
+    import subprocess
+    from conftest import wait_until
+    from runner.execution.journal import RunState
+    waiting = {"id": "w", "task_type": "system_command", "content": "w", "dependencies": [],
+               "parameters": [{"name": "command", "value": [PYTHON, "-I", "-S", "-c", GATED, "w-$i"]}]}
+    doc = v2([segment("loop", loop={"type": "for_range", "variable": "i", "start": 0, "end": 1, "step": 1,
+                                    "body": ["w"]}), waiting])
+    workspace, out = tmp_path / "workspace", tmp_path / "out"
+    workspace.mkdir()
+    out.mkdir()
+    (tmp_path / "alt.json").write_text(json.dumps(doc))
+    child = start_cli("run", tmp_path / "alt.json", "--out", out, "--workspace", workspace)
+    directory = new_directory(out, set(), child)
+    assert wait_until(lambda: "w[0]" in RunState(directory).running, 60)
+    stop(child, workspace, signal.SIGKILL, 1)
+    assert lines(workspace) == ["loop"]
+    (workspace / "gate").touch()
+    done = subprocess.run([sys.executable, "-m", "runner", "resume", directory, "--quiet"], capture_output=True,
+                          text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(lines(workspace)) == ["loop", "w-0"]

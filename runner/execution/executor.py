@@ -593,6 +593,13 @@ class Execution:
         flow = self.flow
         if flow is not None and not final:
             if status == "completed" and flow.has_construct(index):
+                task = self.tasks[index]
+                if self.journal is not None and task.task_type in SIDE_EFFECT_TYPES:
+                    # The segment's own command or file operation is done; its result waits for
+                    # the construct. Journaled now, so a resume replays the construct from this
+                    # output instead of doing the effect again (a kill or a failed body since).
+                    self.journal.write({"type": "segment_completed", "task_id": task.id, "output": output})
+                    self.journal.hurry()
                 if flow.begin(index, output):
                     return      # the construct runs; finish_construct ends the task
             elif status != "completed":

@@ -9,6 +9,8 @@ One JSON object per line, each with "type":
     task_results    fields, rows: the task results that ended in one commit window, each a
                     row of the core's JOURNAL_ROW_FIELDS (journal_row_dict gives back exactly
                     TaskResult.to_dict())
+    segment_completed task_id, output: the own task of a loop's or call's segment that is a
+                    command or file operation completed (its result follows when its construct ends)
     run_ended       interrupted, ended_at
     resumed_by      last_id, directory, started_at: a resume of this run (appended by the
                     resume, which holds the journal's lock; one line per resume)
@@ -428,6 +430,7 @@ class RunState:
         self.ai_calls = 0
         self.ended: dict | None = None
         self.resumed_by: list[dict] = []            # the resumes of this run, oldest first
+        self.segments: dict[str, object] = {}       # task id -> its own output (segment_completed)
         self.workers: dict[str, tuple] = {}         # task id -> (attempt, Dask worker address) it started on
         self.processes: list[dict] = []             # attempt_process records (runner.execution.processes)
         for number, record in numbered[1:]:
@@ -454,6 +457,8 @@ class RunState:
             elif kind == "attempt_worker" and isinstance(record.get("worker"), str):
                 task_id, attempt = _checked_attempt(path, number, record)
                 self.workers[task_id] = (attempt, record["worker"])
+            elif kind == "segment_completed" and isinstance(record.get("task_id"), str):
+                self.segments[record["task_id"]] = record.get("output")
             elif kind == "resumed_by" and isinstance(record.get("last_id"), str):
                 self.resumed_by.append({"last_id": record["last_id"], "directory": str(record.get("directory")),
                                         "started_at": record.get("started_at")})

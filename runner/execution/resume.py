@@ -204,6 +204,13 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
             reason = "--force"
         elif task.id == from_task:
             reason = "--from"
+        elif side_effect and task.id in source.segments and (old is None or old.get("status") != "completed"):
+            # A loop's or call's segment that is a command or a file operation: its own task
+            # completed (segment_completed), its construct did not. The effect stands; the
+            # construct runs again from the segment's output.
+            action, reason = "reuse", f"its own {task.task_type} completed; its construct runs again"
+            old = {"task_id": task.id, "status": "completed", "output": source.segments[task.id], "error": None,
+                   "metadata": {"task_type": task.task_type}}
         elif old is None:
             reason = "not in the earlier run" if task.id not in old_alt.task_index else \
                 interrupted_attempt(source.running[task.id]) if task.id in source.running else "never started"
