@@ -129,8 +129,8 @@ def for_each_document(rng: random.Random, number: int) -> Document:
 
 
 def v2_document(rng: random.Random, number: int) -> Document:
-    """A v2.0 file: a for_range loop whose body is two effects in a chain, and two calls of a
-    function whose body appends."""
+    """A v2.0 file: a for_range loop whose body is two effects in a chain (its own segment
+    generic or an effect too), and two calls of a function whose body appends."""
     def segment(segment_id, parameters, deps=(), **fields):
         kind = parameters.pop("task_type")
         return {"id": segment_id, "task_type": kind, "content": f"do {segment_id}",
@@ -144,9 +144,15 @@ def v2_document(rng: random.Random, number: int) -> Document:
         effects[f"b2-{i}"] = f"b2[{i}]"
     for call in ("c1", "c2"):
         effects[f"f1-{call}"] = f"{call}/f1"
+    # The loop's own segment: generic, or an effect itself (journaled as segment_completed
+    # when its loop starts, so a resume replays the loop without repeating it).
+    carrier = rng.choice(["generic", "cmd", "file"])
+    if carrier != "generic":
+        effects["loop"] = "loop"
     segments = [
         segment("first", effect_parameters("first", rng, "file")),
-        segment("loop", {"task_type": "generic"}, ["first"],
+        segment("loop", {"task_type": "generic"} if carrier == "generic" else effect_parameters("loop", rng, carrier),
+                ["first"],
                 loop={"type": "for_range", "variable": "i", "start": 0, "end": count, "step": 1, "body": ["b1", "b2"]}),
         segment("b1", effect_parameters("b1-$i", rng, "cmd")),
         segment("b2", effect_parameters("b2-$i", rng, "file"), ["b1"]),
