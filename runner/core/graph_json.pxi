@@ -5,12 +5,22 @@
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, _PyBytes_Resize
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy, memset, strlen
 from libc.stdio cimport snprintf
 cimport cython
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+
+
+# Bytes a JSON string cannot hold as they are (control characters, quote, backslash): a
+# string holding one is left to orjson's escaping.
+cdef unsigned char NEEDS_ESCAPE[256]
+memset(NEEDS_ESCAPE, 0, sizeof(NEEDS_ESCAPE))
+for _byte in range(0x20):
+    NEEDS_ESCAPE[_byte] = 1
+NEEDS_ESCAPE[0x22] = 1
+NEEDS_ESCAPE[0x5C] = 1
 
 
 @cython.final
@@ -71,7 +81,7 @@ cdef class JsonText:
         except UnicodeError:
             return self.encoded(value)      # a lone surrogate: orjson's error, worded as elsewhere
         for i in range(length):
-            if utf8[i] < 0x20 or utf8[i] == 0x22 or utf8[i] == 0x5C:
+            if NEEDS_ESCAPE[utf8[i]]:
                 return self.encoded(value)
         if self.size + length + 2 > self.capacity:
             self.reserve(length + 2)
@@ -81,16 +91,24 @@ cdef class JsonText:
         self.size += length + 2
         return 0
 
+    @cython.cdivision(True)
     cdef int integer(self, object value) except -1:
         """None or a Python int within 0..2^64-1 (what wire_ms and levels give)."""
         cdef char digits[24]
-        cdef int length
+        cdef int start = 24
+        cdef unsigned long long number
         if value is None:
             return self.raw("null", 4)
         if type(value) is not int:
             return self.encoded(value)
-        length = snprintf(digits, sizeof(digits), "%llu", <unsigned long long>value)
-        return self.raw(digits, length)
+        number = <unsigned long long>value
+        while True:             # the digits from the last: no snprintf per number
+            start -= 1
+            digits[start] = <char>(48 + number % 10)
+            number //= 10
+            if number == 0:
+                break
+        return self.raw(digits + start, 24 - start)
 
     cdef inline int text(self, const char *text) except -1:
         """A C string literal as it is."""
