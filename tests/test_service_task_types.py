@@ -1,6 +1,7 @@
 """Users' task types on a real `python -m runner serve` under uvicorn: a plugin installed into
 a directory on the server's PYTHONPATH (its entry point) runs the files that use it, posted
-or named in --alt-dir; an unknown type is refused with the normal 422 naming it."""
+or named in --alt-dir, also on the workers of `serve --dask local:1`; an unknown type is
+refused with the normal 422 naming it."""
 from __future__ import annotations
 
 import json
@@ -81,3 +82,23 @@ def test_a_plugins_parameters_are_checked_422_with_their_pointers(service):
     paths = {error["path"]: error["message"] for error in answer.json()["errors"]}
     assert set(paths) == {"/tasks/0/parameters/times"}
     assert "'many' is not of type 'integer'" in paths["/tasks/0/parameters/times"]
+
+
+def test_serve_with_dask_runs_a_plugins_tasks_on_a_worker(tmp_path):
+    site = install_shouting_plugin(tmp_path / "site")
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    # The local cluster's worker processes inherit the server's PYTHONPATH: the plugin is
+    # installed there too, and the worker loads it by its entry point's name.
+    server = RunnerService(tmp_path / "out", environ={"PYTHONPATH": path},
+                           extra_args=["--dask", "local:1"]).start(timeout=120)
+    try:
+        answer = server.post("/api/v1/runs", data=json.dumps(shouting("on_dask", times=2)))
+        assert answer.status_code == 202, answer.text
+        run_id = answer.json()["id"]
+        assert server.wait_for(run_id, timeout=120)["status"] == "success"
+        results = last_of(server, run_id)["task_results"]
+        assert results["first"]["output"] == {"text": "HEYHEY"}
+        assert results["first"]["metadata"]["worker"]["address"].startswith("tcp://127.0.0.1:")
+        assert results["second"]["metadata"]["log"] == ["INFO shouting"]
+    finally:
+        server.stop()
