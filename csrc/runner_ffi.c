@@ -2,7 +2,7 @@
  * The C ABI of include/runner_ffi.h: thin doors onto the Cython core.
  *
  * Each entry point checks its arguments, takes the GIL, calls one core_* function
- * (runner/core/ffi.pxi), turns a Python exception into this thread's error, and copies
+ * (runner/doors/ffi.pxi), turns a Python exception into this thread's error, and copies
  * a returned string into the registry. No logic of the Runner Service lives here.
  */
 #include <stdint.h>
@@ -223,7 +223,7 @@ RUNNER_API char *runner_execute_alt_file(const char *alt_id, const char *output_
     return last_id;
 }
 
-/* ---- runs a C host drives, and resume (runner/core/ffi_runs.pxi) ------------------- */
+/* ---- runs a C host drives, and resume (runner/doors/ffi_runs.pxi) ------------------- */
 
 RUNNER_API char *runner_run_start(const char *alt_id, const char *output_dir) {
     static const char fn[] = "runner_run_start";

@@ -81,7 +81,7 @@ void runner_gil_leave(PyGILState_STATE state);
 
 #include "runner_ffi.h"
 
-/* One attempt of a C task type. It lives inside a core object (runner/core/ffi_task_types.pxi)
+/* One attempt of a C task type. It lives inside a core object (runner/doors/ffi_task_types.pxi)
  * that the attempt's cancellation callback keeps alive, so `cancelled` may be set from
  * another thread even after the handler returned. */
 struct runner_task {

@@ -2,7 +2,7 @@
  * Task types written in C: the doors of runner_register_task_type and of the runner_task_*
  * functions a handler calls (include/runner_ffi.h).
  *
- * The core (runner/core/ffi_task_types.pxi) calls a handler through runner_task_call with
+ * The core (runner/doors/ffi_task_types.pxi) calls a handler through runner_task_call with
  * the GIL released, so C handlers of different tasks run in parallel. Hence the task_*
  * functions take no GIL, except runner_task_set_output, which parses the JSON with the
  * core's parser (the output must obey the same rules as any task result).

@@ -5,7 +5,12 @@ The data path, one part per file in core/, read top to bottom:
 JSON or YAML bytes -> typed ALT model (alt_model, alt_yaml, alt_dialects, alt_parser) ->
 validated dependency graph (dependency_graph) -> ids (ids) -> task results (task_result) ->
 LAST record (last_record) ->
-the run store that keeps them by id (run_store) -> the doors the C shim calls (ffi).
+the run store that keeps them by id (run_store). The core computes and imports nothing
+above it: runner.last writes LAST directories, runner.execution runs ALT files.
+
+Then the doors the C shim calls, one per ABI function (doors/): compiled into the same
+library, they call those layers, which they import inside their functions or at
+runner_init, never while this module loads (the layers import it).
 
 It is one extension module assembled from those parts, the way uvloop builds its loop:
 the C shim in csrc/ calls the `core_*` functions directly, and a C host and
@@ -30,7 +35,7 @@ include "core/graph_json.pxi"
 include "core/last_record.pxi"
 include "core/run_store.pxi"
 include "core/scheduler.pxi"
-include "core/ffi_execute.pxi"
-include "core/ffi_runs.pxi"
-include "core/ffi.pxi"
-include "core/ffi_task_types.pxi"
+include "doors/ffi_execute.pxi"
+include "doors/ffi_runs.pxi"
+include "doors/ffi.pxi"
+include "doors/ffi_task_types.pxi"

@@ -10,7 +10,7 @@ and the subprocess machinery). Users add theirs three ways:
 - Plugins: a distribution's entry point in the group `librunner.task_types`
   (`name = "pkg.module:function"`), loaded the first time a file uses that name, so
   installed plugins cost nothing to the runs that do not use them.
-- C: runner_register_task_type (runner/core/ffi_task_types.pxi).
+- C: runner_register_task_type (runner/doors/ffi_task_types.pxi).
 
 A user's function is called with a UserTask (runner.execution.user_task): plain functions
 on the run's worker threads, `async def` ones on the run's event loop.

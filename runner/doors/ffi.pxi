@@ -1,5 +1,7 @@
 # The doors the C shim (csrc/runner_ffi.c) calls, one per ABI function, with the GIL held.
 # They turn C strings into Python values and hand back bytes; the shim owns C memory.
+# Doors, not core: they call the layers above the core (runner.last, runner.execution),
+# which import this module, so those are imported inside the doors, never at load.
 
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.string cimport memcmp, strlen

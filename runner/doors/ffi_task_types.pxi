@@ -57,7 +57,7 @@ cdef class CTaskHandler:
         with nogil:
             returned = runner_task_call(self.handler, self.user_data, &attempt.task)
         if returned != 0:
-            from runner.execution.attempt import TaskFailure
+            from runner.execution.attempt import TaskFailure    # here: runner.execution imports this module
             if attempt.task.error != NULL:
                 message = (<bytes>attempt.task.error).decode("utf-8", "replace")
             else:
@@ -74,7 +74,7 @@ cdef public object core_register_task_type(const char *type_name, void *handler,
     run.handler = <runner_task_handler>handler
     run.user_data = user_data
     run.name = name
-    from runner.execution import task_types
+    from runner.execution import task_types     # here: runner.execution imports this module
     # A TaskTypeError (a built-in's name, a name that is not one) is a RunnerError.
     task_types.register(task_types.TaskType(name, "c", run=run, qualified_name=f"c:{name}"))
     return None

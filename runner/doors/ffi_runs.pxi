@@ -4,7 +4,7 @@
 
 
 cdef object background_run(const char *run_id):
-    from runner.execution.background import RUNS
+    from runner.execution.background import RUNS     # here: runner.execution imports this module
     return RUNS.get(c_text(run_id, "run_id"))
 
 
@@ -20,7 +20,7 @@ cdef public object core_run_start(const char *alt_id, const char *output_dir):
     cdef str key = c_text(alt_id, "alt_id")
     cdef AltFile alt = STORE.alt_file(key)
     directory = c_output_dir(output_dir)
-    from runner.execution.background import RUNS
+    from runner.execution.background import RUNS     # here: runner.execution imports this module
     return RUNS.start(alt, directory).id.encode()
 
 
@@ -65,7 +65,7 @@ cdef public object core_resume(const char *last_dir, const char *alt_json, const
     cdef long generation = cleanup_generation
     abi_runs += 1
     try:
-        from runner.execution.resume import resume
+        from runner.execution.resume import resume     # here: runner.execution imports this module
         outcome = resume(directory, source, out)       # a ResumeError is a RunnerError
         if generation != cleanup_generation:
             raise CancelledError(f"interrupted by runner_cleanup: the LAST file {outcome.last_id} was written "

@@ -20,6 +20,7 @@ cdef public object core_execute_alt_file(const char *alt_id, const char *output_
     directory = c_output_dir(output_dir)
     abi_runs += 1   # before the import, which may release the GIL: cleanup must wait for us
     try:
+        # Here: runner.execution imports this module; its executor loads at the first run.
         from runner.execution import preflight
         from runner.execution.run import RunRequest, execute_request
         preflight.check(alt, directory)        # nothing runs, no AI call, if this fails
