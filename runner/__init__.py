@@ -3,7 +3,8 @@
 The Python API re-exports the compiled core (`runner.librunner`, loaded from
 librunner.so), LAST files on disk (runner.last) and runs (runner.execution). Names are
 resolved lazily: when a C host starts the core, the core imports this package while it is
-itself still being initialised.
+itself still being initialised. `runner.librunner` alone is the core without the layers
+above it (librunner.register_parameter_checks says what its validation then skips).
 """
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ __all__ = sorted((_CORE_NAMES | _LAST_NAMES.keys() | _EXECUTION_NAMES | _RESUME_
 def __getattr__(name: str):
     if name in _CORE_NAMES:
         from runner import librunner
+        # The package validates as the CLI does: prompt templates and task types that are not
+        # built in are checked through the execution layer, which registers the checks.
+        import runner.execution  # noqa: F401
 
         return getattr(librunner, name)
     if name in _LAST_NAMES:

@@ -7,6 +7,8 @@
 # that cannot work (wrong types, unknown operations, broken templates) are errors;
 # parameters nobody reads are warnings, like unknown fields (errors with RUNNER_STRICT).
 
+from runner.workspace import WorkspaceRefused, split_path
+
 AI_PARAMETERS = ("task_type", "prompt", "model", "stream", "explore_samples", "sampling",
                  "temperature", "top_p", "max_tokens", "top_k", "seed", "stop")
 SAMPLING_PARAMETERS = ("temperature", "top_p", "max_tokens", "top_k", "seed", "stop")
@@ -35,23 +37,53 @@ cdef frozenset COMMAND_PARAMETER_SET = frozenset(COMMAND_PARAMETERS)
 cdef dict DATA_OPERATION_SETS = {name: frozenset(keys) for name, keys in DATA_OPERATIONS.items()}
 cdef frozenset AGGREGATE_SET = frozenset(AGGREGATE_PARAMETERS)
 
+# Two checks validation borrows from the execution layer, which registers them
+# (register_parameter_checks, called by runner.execution.checks): the core imports nothing
+# above it. Without them (runner.librunner used alone) see register_parameter_checks.
+cdef object template_check = None       # prompt text -> (problem or None, [(name, line, column)])
+cdef object task_type_check = None      # (type, parameters, base) -> (known, errors, warnings)
+
+
+def register_parameter_checks(templates, task_types):
+    """Installs the checks validation asks the execution layer for; runner.execution.checks
+    calls it when the execution layer is imported (so do `import runner`'s names, the CLI,
+    the service and the C ABI's runner_init).
+
+    templates(text) -> (why the prompt template does not compile, or None; the dependencies
+    it reads by name as (name, line, column)). task_types(type, parameters, base) ->
+    (known, errors, warnings), each issue (json pointer, message, value), for a task type
+    that is not built in.
+
+    Until they are registered (the core used alone, runner.librunner imported by itself),
+    prompt templates are not compiled at validation (a broken one fails its task when it
+    runs), and a task type that is not built in is refused as unknown: no registry of task
+    types is loaded to know it.
+    """
+    global template_check, task_type_check
+    template_check = templates
+    task_type_check = task_types
+    TEMPLATE_VERDICTS.clear()
+
+
 # Compiling a template costs ~0.1-1 ms: the verdicts of recent templates are kept, so a
 # file repeating one template (or a host parsing the same file again) compiles it once.
 from libc.math cimport INFINITY
 
 cdef dict TEMPLATE_VERDICTS = {}
 cdef Py_ssize_t TEMPLATE_VERDICTS_MAX = 1024
+cdef tuple UNCHECKED_TEMPLATE = (None, [])
 
 
 cdef tuple template_facts(str text):
     """(why a prompt template does not compile, or None; the dependencies it reads by name as
-    (name, line, column)). Jinja2 is imported only here, for prompts that are templates
-    (they contain '{{', '{%' or '{#')."""
+    (name, line, column)), from the registered check; (None, []) without one. Jinja2 is
+    imported only by that check, for prompts that are templates (they contain '{{', '{%' or '{#')."""
     verdict = TEMPLATE_VERDICTS.get(text)
     if verdict is not None:
         return verdict
-    from runner.execution.prompt_templates import template_facts as compiled_facts
-    verdict = compiled_facts(text)
+    if template_check is None:
+        return UNCHECKED_TEMPLATE
+    verdict = template_check(text)
     if len(TEMPLATE_VERDICTS) >= TEMPLATE_VERDICTS_MAX:
         TEMPLATE_VERDICTS.clear()
     TEMPLATE_VERDICTS[text] = verdict
@@ -272,8 +304,6 @@ cdef class ParameterCheck:
         self.unknown(params, DATA_PARAMETER_SET, DATA_PARAMETERS, self.base)
 
     cdef void file_operation(self, dict params):
-        from runner.workspace import WorkspaceRefused, split_path
-
         operation = params.get("operation")
         if operation is None:
             self.error("operation", f"file_operation needs an 'operation' (one of {', '.join(FILE_OPERATIONS)})")
@@ -297,12 +327,15 @@ cdef class ParameterCheck:
 
 
 cdef void check_user_task_type(dict params, str kind, str base, IssueList errors, IssueList warnings) except *:
-    """A type that is not built in: the registry of task types (runner.execution.task_types)
-    knows it (a registered function, an installed plugin, the run's handlers=) and checks
-    its parameters against the type's schema, or it is refused with suggestions. Imported
-    only for files that use such a type."""
-    from runner.execution.task_types import check_parameters as check_user_parameters
-    known, found_errors, found_warnings = check_user_parameters(kind, params, base)
+    """A type that is not built in: the registry of task types (runner.execution.task_types,
+    through the registered check) knows it (a registered function, an installed plugin, the
+    run's handlers=) and checks its parameters against the type's schema, or it is refused
+    with suggestions. Without a registered check it is refused as unknown."""
+    if task_type_check is None:
+        errors.add(f"{base}/task_type", f"unknown task type {kind!r}: it is not built in, and no registry of "
+                   "task types is loaded (runner.librunner is used alone: import runner)", kind)
+        return
+    known, found_errors, found_warnings = task_type_check(kind, params, base)
     for path, message, value in found_errors:
         errors.add(path, message, value)
     for path, message, value in found_warnings:

@@ -61,6 +61,9 @@ cdef str alt_id_text(const char *alt_id):
 # which runs before any other door: not when this module loads (runner.last imports it),
 # nor at a door's first call (a module defining dataclasses, imported by a C host's thread
 # while another thread imports typing, fails: dataclasses reads a half-initialised typing).
+# runner_init imports the execution layer's package too: it registers validation's checks
+# (prompt templates, task types that are not built in; runner.execution.checks), so a C
+# host's runner_parse_alt_file validates as the CLI does. Its executor loads at the first run.
 cdef object last_writing = None
 cdef object last_options = None
 
@@ -70,6 +73,7 @@ cdef public object core_init():
     config = settings.load()       # ConfigurationError names a bad variable
     logs.configure(config.log_level)
     from runner.last import options, write
+    import runner.execution.checks      # registers validation's checks in the core
     last_writing, last_options = write, options
     return None
 
