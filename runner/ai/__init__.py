@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from runner import settings as runner_settings     # not runner.ai.settings, the AI service's
 from runner.ai.client import AIClient, sent_sampling
 from runner.ai.completion import Completion
 from runner.ai.settings import DEFAULT_MODELS, PROVIDERS, VARIABLES, AISettings, settings_from_environment
@@ -40,28 +41,23 @@ def client_from_environment(environ=os.environ) -> AIClient:
 def replay_client(config: AISettings, environ=os.environ):
     """The client answering from RUNNER_AI_REPLAY's cassette, loaded and checked line by line
     (ConfigurationError naming the file and line)."""
-    from runner import settings
     from runner.ai.cassette import ReplayClient
-    return ReplayClient(settings.text("RUNNER_AI_REPLAY", environ), provider=config.provider,
+    return ReplayClient(runner_settings.text("RUNNER_AI_REPLAY", environ), provider=config.provider,
                         default_model=config.default_model,
-                        speed=settings.text("RUNNER_AI_REPLAY_SPEED", environ) or "instant")
+                        speed=runner_settings.text("RUNNER_AI_REPLAY_SPEED", environ) or "instant")
 
 
 def replaying(environ=os.environ) -> bool:
     """RUNNER_AI_REPLAY is set: AI calls are answered from a cassette (and nothing connects)."""
-    from runner import settings
-
-    replay = settings.text("RUNNER_AI_REPLAY", environ)
-    if replay and settings.text("RUNNER_AI_RECORD", environ):
+    replay = runner_settings.text("RUNNER_AI_REPLAY", environ)
+    if replay and runner_settings.text("RUNNER_AI_RECORD", environ):
         raise ConfigurationError("RUNNER_AI_RECORD and RUNNER_AI_REPLAY are both set: a run records or replays, not both")
     return bool(replay)
 
 
 def recording(client, environ=os.environ):
     """`client`, wrapped to record its calls when RUNNER_AI_RECORD names a cassette."""
-    from runner import settings
-
-    record = settings.text("RUNNER_AI_RECORD", environ)
+    record = runner_settings.text("RUNNER_AI_RECORD", environ)
     if not record:
         return client
     from runner.ai.cassette import RecordingClient
@@ -75,9 +71,7 @@ def recording(client, environ=os.environ):
 def check_record_path(environ=os.environ) -> None:
     """ConfigurationError when RUNNER_AI_RECORD names a cassette that cannot be opened for appending,
     so a run refuses it before any task rather than failing every AI task."""
-    from runner import settings
-
-    record = settings.text("RUNNER_AI_RECORD", environ)
+    record = runner_settings.text("RUNNER_AI_RECORD", environ)
     if record:
         try:
             open(record, "ab").close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 
-from runner.errors import RunnerError, internal_error
+from runner.errors import RunnerError, UnknownIdError, internal_error
 from runner.execution.run import RunRequest, execute_request
 
 STATES = ("starting", "running", "completed", "interrupted", "failed")
@@ -138,7 +138,6 @@ class Runs:
         with self._lock:
             run = self._runs.get(run_id)
         if run is None:
-            from runner import UnknownIdError
             raise UnknownIdError(f"unknown run '{run_id}'")
         return run
 

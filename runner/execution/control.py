@@ -18,15 +18,11 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from runner import librunner
 from runner.execution.task_types import INLINE_TYPES
 
 SKIPPED_CONDITION = "condition false"
 SKIPPED_BRANCH = "branch not taken"
-
-
-def _core():
-    from runner import librunner
-    return librunner
 
 
 class _Output:
@@ -59,7 +55,7 @@ class _Active:
 
 class Flow:
     def __init__(self, execution, alt):
-        core = _core()
+        core = librunner
         self.core = core
         self.execution = execution
         self.plan = plan = alt.control

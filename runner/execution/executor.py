@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from runner import librunner
 from runner.errors import ConfigurationError
 from runner.execution import modes, processes
 from runner.execution.attempt import AttemptContext, AttemptTimeout, Cancellation, TaskFailure
@@ -38,11 +39,6 @@ _WAKE = object()          # put on the completion queue to wake the loop (interr
 # signal caught by a worker thread waited for the next task deadline (minutes).
 MAX_WAIT_SECONDS = 0.2
 _MAX_SAFE_INTEGER = 2 ** 53 - 1
-
-
-def _core():
-    from runner import librunner
-    return librunner
 
 
 class _Attempt:
@@ -78,7 +74,7 @@ class Execution:
                  seed: int | None, workspace: Path, on_event: Callable[[dict], None] | None = None,
                  stream: bool = False, ai_client=None, environ=None, journal=None,
                  reuse: dict | None = None, placement=None, handlers: dict | None = None, trace=None):
-        core = _core()
+        core = librunner
         # handlers: this run's own task types ({name: function or TaskType}), found before
         # the process's registry and plugins (runner.execution.task_types).
         self.handlers = task_types.run_types(handlers)

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import orjson
 
+from runner import librunner
 from runner.errors import JournalError
 from runner.last.atomic_files import fsync_directory, process_umask, write_atomically
 
@@ -183,7 +184,6 @@ class Journal:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            from runner import librunner
             rows = librunner.journal_rows(results)
             rows += [_row_of(document) for document in documents]
             return orjson.dumps({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
@@ -250,7 +250,6 @@ class Journal:
 def _row_of(document: dict) -> tuple:
     """A result dict (TaskResult.to_dict(), as a journal gave it back) as the row the core
     makes of a TaskResult: journal_row_dict gives the same dict back."""
-    from runner import librunner
     fields = librunner.JOURNAL_ROW_FIELDS
     extra = {k: v for k, v in document.items() if k not in fields[:9]}
     return (*(document.get(name) for name in fields[:8]), document.get("execution_id"), extra or None)
@@ -387,8 +386,6 @@ def _checked_attempt(path: Path, number: int, record: dict) -> tuple:
 
 def _results_of(path: Path, number: int, record: dict) -> list:
     """The task results of a task_results line, each as TaskResult.to_dict() gave it."""
-    from runner import librunner
-
     if record.get("fields") != list(librunner.JOURNAL_ROW_FIELDS):
         raise JournalError(f"a task_results line with unknown fields {record.get('fields')!r}",
                            pointer=f"{path.name}:{number}")
@@ -477,7 +474,6 @@ class RunState:
 
     def alt_source(self) -> bytes:
         """alt.json: a regular file, read to at most RUNNER_MAX_ALT_BYTES + 1 (the parser refuses more)."""
-        from runner import librunner
         return read_regular_file(self.directory / ALT_NAME, librunner.AltLimits().max_bytes)
 
     def counts(self) -> dict:

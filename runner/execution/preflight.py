@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from runner.errors import ConfigurationError
+from runner import extras, settings as runner_settings
+from runner.errors import ConfigurationError, PreflightError
 
 
 @dataclass
@@ -117,14 +118,12 @@ def system_commands(preflight: Preflight) -> list[str]:
 def optional_packages(preflight: Preflight) -> list[str]:
     """The packages of the features the run is configured to use (runner/extras.py): a missing
     one is a configuration mistake found now, not a failure at every task or delivery."""
-    from runner import extras, settings
-
     wanted = []
-    if settings.text("RUNNER_NATS_URL", preflight.environ) is not None:
+    if runner_settings.text("RUNNER_NATS_URL", preflight.environ) is not None:
         wanted.append(("nats", "RUNNER_NATS_URL"))
     # The kserve provider without grpcio is refused as the AI service is checked (exit 2,
     # naming the [grpc] extra) before any task: runner.ai.client.
-    if settings.text("RUNNER_DASK_SCHEDULER", preflight.environ) is not None:
+    if runner_settings.text("RUNNER_DASK_SCHEDULER", preflight.environ) is not None:
         wanted.append(("dask", "RUNNER_DASK_SCHEDULER"))
     return [found for found in (extras.problem(extra, feature) for extra, feature in wanted) if found]
 
@@ -135,9 +134,7 @@ CHECKS: list[Callable[[Preflight], list[str]]] = [output_directory, ai_configura
 
 def problems(alt, output_dir=None, environ=os.environ) -> list[str]:
     """Every problem the checks find (empty: the run may start)."""
-    from runner import settings
-
-    preflight = Preflight(alt, settings.output_dir(output_dir, environ), environ)
+    preflight = Preflight(alt, runner_settings.output_dir(output_dir, environ), environ)
     found: list[str] = []
     for check in CHECKS:
         found.extend(check(preflight))
@@ -148,7 +145,6 @@ def check(alt, output_dir=None, environ=os.environ) -> None:
     """Raises PreflightError (a ConfigurationError) naming every problem; nothing has run."""
     found = problems(alt, output_dir, environ)
     if found:
-        from runner.librunner import PreflightError
         error = PreflightError(("cannot start the run: " if len(found) == 1 else
                                 f"cannot start the run ({len(found)} problems): ") + "; ".join(found))
         error.problems = found

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from runner import librunner, settings as runner_settings
 from runner.errors import JournalError, RunnerError
 from runner.execution import journal as journal_file, processes, task_keys
 from runner.execution.journal import RunState
@@ -90,8 +91,6 @@ def _keys(alt, mode: str, results: dict, ai: dict, code: dict, order=None) -> tu
 
 def _topological(alt) -> list:
     """Tasks in an order where dependencies come first (the ALT file is validated acyclic)."""
-    from runner import librunner
-
     tasks = alt.tasks
     return [tasks[i] for i in librunner.DependencyGraph.of(alt).topological_order()]
 
@@ -133,7 +132,6 @@ def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = Fals
 
 
 def _plan(directory, alt_source, only_failed, from_task, force, environ, _claimed) -> ResumePlan:
-    from runner import librunner
     from runner.execution.run import ai_facts
 
     directory = Path(directory)
@@ -272,13 +270,11 @@ def _stop_earlier_commands(records: list, environ) -> None:
     They are waited for, at most RUNNER_RESUME_WAIT_SECONDS, then their groups are killed;
     either way the log says so. One that ended meanwhile never reported its outcome: its
     task runs again, as the plan says."""
-    from runner import settings
-
     live = processes.live(records)
     if not live:
         return
     try:
-        wait = settings.number(RESUME_WAIT_VARIABLE, DEFAULT_RESUME_WAIT_SECONDS, environ, maximum=86400.0)
+        wait = runner_settings.number(RESUME_WAIT_VARIABLE, DEFAULT_RESUME_WAIT_SECONDS, environ, maximum=86400.0)
     except ValueError as error:
         raise ResumeError(str(error)) from None
     for record in live:
@@ -389,7 +385,6 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
         resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, **options))
     if outcome.directory is not None:
         # The earlier run's directory points at this one: `show` of it says where it went.
-        from runner import librunner
         try:
             journal_file.record_resume(directory, outcome.last_id, outcome.directory, librunner.utc_stamp())
         except OSError as error:

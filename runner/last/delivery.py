@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from runner import settings
+from runner import extras, settings
 from runner.errors import ConfigurationError
 from runner.last.atomic_files import write_atomically
 
@@ -68,7 +68,6 @@ def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
     if parts.scheme not in URL_SCHEMES or not parts.hostname:
         raise ConfigurationError(f"RUNNER_NATS_URL={redacted(url)!r}: expected a NATS server URL such as "
                          "nats://127.0.0.1:4222")
-    from runner import extras
     missing = extras.problem("nats", "RUNNER_NATS_URL")
     if missing is not None:
         raise ConfigurationError(missing)       # a configuration mistake: refused before any task

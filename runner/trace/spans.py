@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from runner import librunner
 from runner.trace.ids import TraceIds
 
 UNSUCCESSFUL = ("failed", "timeout", "cancelled")
@@ -261,7 +262,6 @@ def trace_of_journal(directory, *, capture_content: bool = False) -> RunTrace:
     """The trace of a run from its journal: one still going, one interrupted (killed) or
     one that ended without its LAST file. Attempts still open end at the last moment the
     journal records, marked unfinished. ValueError/JournalError/OSError when there is no readable journal."""
-    from runner import librunner
     from runner.execution.journal import JOURNAL_NAME, RunState, read_records
 
     run = RunState(directory)       # the journal's own checks (JournalError naming a bad line)
