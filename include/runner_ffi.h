@@ -66,7 +66,11 @@
  *   another environment's python). The host's signal handlers are left alone. Loaded by
  *   ctypes or cffi into a running Python, librunner uses that interpreter. The
  *   interpreter is never finalised by the library. Do not fork() while other threads are
- *   inside a call; fork+exec and posix_spawn are fine.
+ *   inside a call; fork+exec and posix_spawn are fine. The first system_command or
+ *   `--dask local:N` cluster starts the library's one child process, its watchdog (it
+ *   kills what a killed host leaves running); runner_cleanup ends and reaps it, so a host
+ *   that waits for all its children is not kept waiting. A watchdog that died is a
+ *   warning on the log, never a SIGPIPE.
  */
 #ifndef RUNNER_FFI_H
 #define RUNNER_FFI_H

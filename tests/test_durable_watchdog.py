@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import wait_until
 from test_durable_journal import ENABLED
 
@@ -187,3 +189,65 @@ def test_kill_9_of_several_files_on_a_local_dask_cluster_leaves_no_process_and_n
         child.kill()
         raise
     kill_and_check(child, tmp_path)
+
+
+# ---- a C host: SIGPIPE left at its default, fork without exec, waiting for its children ----
+
+@pytest.fixture(scope="module")
+def watchdog_host(cc, tmp_path_factory):
+    return cc(Path(__file__).parent / "c" / "watchdog_host.c", tmp_path_factory.mktemp("watchdog-host") / "host")
+
+
+def host_environment(tmp_path: Path) -> dict:
+    return {**environment(tmp_path), "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "echo,sleep"}
+
+
+def test_a_c_host_whose_watchdog_died_still_runs_commands(watchdog_host, tmp_path):
+    """Writing to a dead watchdog is a warning, not a SIGPIPE that kills the host (exit 141)."""
+    done = subprocess.run([watchdog_host, tmp_path / "out", "dead-watchdog"], capture_output=True, text=True,
+                          timeout=300, env=host_environment(tmp_path))
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout == "second run: ok\n"
+    assert "the watchdog process ended" in done.stderr
+
+
+def test_runner_cleanup_ends_and_reaps_the_watchdog(watchdog_host, tmp_path):
+    """A host that waits for all its children after runner_cleanup is not kept waiting."""
+    done = subprocess.run([watchdog_host, tmp_path / "out", "cleanup"], capture_output=True, text=True,
+                          timeout=300, env=host_environment(tmp_path))
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout == "no children left\n"
+
+
+def test_kill_9_of_a_c_host_that_forked_without_exec_kills_its_command(watchdog_host, tmp_path):
+    """The forked child holds a copy of the watchdog's socket: the watchdog sees the host's
+    end on a pidfd, not only at end of file, and kills the command at once."""
+    host = subprocess.Popen([watchdog_host, tmp_path / "out", "fork"], stdout=subprocess.PIPE, text=True,
+                            env=host_environment(tmp_path))
+    helper, command = None, None
+    try:
+        ready = host.stdout.readline().split()
+        assert ready[:1] == ["ready"], ready
+        helper = int(ready[1])
+
+        def sleeping() -> dict[int, int]:
+            found = {}
+            for pid, ticks in descendants(host.pid).items():
+                try:
+                    if Path(f"/proc/{pid}/cmdline").read_bytes().endswith(b"sleep\x004242\x00"):
+                        found[pid] = ticks
+                except OSError:
+                    pass
+            return found
+        assert wait_until(lambda: sleeping(), 120)
+        command = sleeping()
+        host.kill()
+        host.wait(30)
+        assert wait_until(lambda: not alive(command), 60), alive(command)
+        assert stat(helper) is not None       # it still holds the socket's copy: end of file never came
+    finally:
+        host.kill()
+        for pid in alive(command or {}):
+            os.kill(pid, signal.SIGKILL)
+        if helper is not None and stat(helper) is not None:
+            os.kill(helper, signal.SIGKILL)

@@ -162,6 +162,11 @@ cdef public object core_cleanup():
     # none hands out a string after the shim has released them all.
     cancel_runs_for_cleanup()
     cancel_background_runs()
+    # The watchdog process (started by the first command or Dask cluster) is a child of the
+    # host: it is ended and reaped, so a host waiting for its children is not kept waiting.
+    watchdog = sys.modules.get("runner.execution.watchdog")
+    if watchdog is not None:
+        watchdog.stop()
     forget_c_task_types()
     STORE.clear()
     return None

@@ -10,6 +10,12 @@ and removes the directories. A clean exit has withdrawn everything, so nothing h
 PR_SET_PDEATHSIG is not used: it fires when the *thread* that forked the child ends (the
 attempt threads of an executor come and go), and kills one process, not a command's group.
 
+The line to the watchdog is a Unix socket, written with MSG_NOSIGNAL: a C host keeps
+SIGPIPE's default action, and a watchdog that died must be a warning, not the host killed.
+The watchdog also watches this process itself (a pidfd), so a child a C host forks without
+exec, holding a copy of the socket, cannot keep it waiting. `stop` (runner_cleanup) ends and
+reaps it: a host that waits for its children is not kept waiting by a library that is done.
+
 A watchdog that cannot start (no Python executable known, no process left) or dies is a
 warning on the log once; the run goes on, and the journal's attempt_process records still
 let `resume` and `show` find what a dead run left running.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -28,7 +35,7 @@ log = logging.getLogger("runner.watchdog")
 SCRIPT = Path(__file__).with_name("watchdog_process.py")
 
 _lock = threading.Lock()
-_state: dict = {"fd": None, "owner": None, "process": None, "failed": False}
+_state: dict = {"line": None, "owner": None, "process": None, "failed": False}
 
 
 def _python() -> str | None:
@@ -38,47 +45,50 @@ def _python() -> str | None:
     return None
 
 
-def _start_locked() -> int | None:
-    """The write end of the pipe to this process's watchdog (started now if need be)."""
-    if _state["owner"] == os.getpid() and _state["fd"] is not None:
-        return _state["fd"]
+def _start_locked() -> socket.socket | None:
+    """The line to this process's watchdog (started now if need be)."""
+    if _state["owner"] == os.getpid() and _state["line"] is not None:
+        return _state["line"]
     if _state["failed"] and _state["owner"] == os.getpid():
         return None
-    _state.update(fd=None, owner=os.getpid(), process=None, failed=False)
+    if _state["line"] is not None:      # a copy made by a fork without exec (a C host): the parent's
+        _state["line"].close()
+    _state.update(line=None, owner=os.getpid(), process=None, failed=False)
     python = _python()
     if python is None:
         _state["failed"] = True
         log.warning("no watchdog: no Python executable is known (sys.executable), so a kill -9 of this "
                     "process would leave its commands running")
         return None
-    read_end, write_end = os.pipe()        # both close-on-exec: no child but the watchdog inherits them
+    # Not inheritable, either end: no child but the watchdog (its standard input) gets one.
+    line, far_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        process = subprocess.Popen([python, "-I", "-S", str(SCRIPT)], stdin=read_end,
+        process = subprocess.Popen([python, "-I", "-S", str(SCRIPT), str(os.getpid())], stdin=far_end,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    close_fds=True, start_new_session=True, cwd="/")
     except OSError as error:
-        os.close(write_end)
+        line.close()
         _state["failed"] = True
         log.warning("no watchdog (%s): a kill -9 of this process would leave its commands running", error)
         return None
     finally:
-        os.close(read_end)
-    _state.update(fd=write_end, process=process)
-    return write_end
+        far_end.close()
+    _state.update(line=line, process=process)
+    return line
 
 
-def _send(line: str) -> None:
-    data = (line + "\n").encode("ascii")
+def _send(text: str) -> None:
+    data = (text + "\n").encode("ascii")
     with _lock:
-        fd = _start_locked()
-        if fd is None:
+        line = _start_locked()
+        if line is None:
             return
         try:
             while data:
-                data = data[os.write(fd, data):]
+                data = data[line.send(data, socket.MSG_NOSIGNAL):]
         except OSError as error:       # the watchdog is gone
-            os.close(fd)
-            _state.update(fd=None, failed=True)
+            line.close()
+            _state.update(line=None, failed=True)
             log.warning("the watchdog process ended (%s): a kill -9 of this process would leave its "
                         "commands running", error)
 
@@ -122,17 +132,31 @@ def release_path(path) -> None:
     _send(f"d {os.fsencode(os.path.abspath(path)).hex()}")
 
 
+def stop(timeout: float = 10.0) -> None:
+    """Ends this process's watchdog and reaps it (runner_cleanup). What is still registered
+    then (nothing, after runs that ended) is killed or removed by it, as at this process's
+    death; the next registration starts a new watchdog."""
+    with _lock:
+        line, process = _state["line"], _state["process"]
+        owner = _state["owner"]
+        _state.update(line=None, owner=None, process=None, failed=False)
+    if line is not None:
+        line.close()
+    if process is not None and owner == os.getpid():
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("the watchdog process %d did not end within %s s", process.pid, timeout)
+
+
 def _forget_in_child() -> None:
-    """A child forked without exec has a copy of the pipe's write end: it is the parent's."""
+    """A child forked without exec has a copy of the line: it is the parent's."""
     global _lock
     _lock = threading.Lock()        # another thread may have held it at the fork
-    fd = _state["fd"]
-    _state.update(fd=None, owner=None, process=None, failed=False)
-    if fd is not None:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    line = _state["line"]
+    _state.update(line=None, owner=None, process=None, failed=False)
+    if line is not None:
+        line.close()
 
 
 os.register_at_fork(after_in_child=_forget_in_child)

@@ -1,17 +1,18 @@
 """The watchdog process: what a librunner process leaves behind if it dies without cleaning up.
 
-Started by runner.execution.watchdog as `python -I -S <this file>` (it imports nothing of
-librunner, so it starts in a few milliseconds) in a session of its own, its standard input
-the read end of a pipe whose write end only the process it watches holds (close-on-exec:
-no command, worker or other child inherits it). That process tells it, one line each,
-what must not outlive it:
+Started by runner.execution.watchdog as `python -I -S <this file> <owner pid>` (it imports
+nothing of librunner, so it starts in a few milliseconds) in a session of its own, its
+standard input one end of a Unix socket whose other end only the process it watches holds
+(close-on-exec: no command, worker or other child inherits it). That process tells it, one
+line each, what must not outlive it:
 
     G <pgid> <start ticks>   a process group it leads (a system_command)   g <pgid>  ended
     P <pid> <start ticks>    a process (a Dask worker process)              p <pid>   ended
     D <hex of the path>      a directory of its own (cluster scratch)       d <hex>   removed
 
-End of file means the watched process is gone, however it went (kill -9 included: the
-kernel closes its descriptors). Then every group and process still registered is killed
+End of file, or the watched process's end seen on a pidfd of it, means it is gone, however
+it went (kill -9 included: the kernel closes its descriptors; the pidfd also catches a
+child a C host forked without exec, which holds a copy of the socket). Then every group and process still registered is killed
 (SIGKILL), once it is certain it is the one registered: a process only while it has the
 start time it was registered with; a group while its leader has that start time or, its
 leader gone, while a process is still in it (Linux never gives a live group's id to a new
@@ -21,6 +22,7 @@ registers nothing at its end, so the watchdog has nothing to do.
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
 import sys
@@ -76,38 +78,77 @@ def _ticks(text: bytes):
     return None if text == b"-" else int(text)
 
 
-def _read(groups: dict, pids: dict, paths: dict) -> None:
-    """Applies the lines of standard input until end of file."""
+def _apply(line: bytes, groups: dict, pids: dict, paths: dict) -> None:
+    parts = line.split()
+    try:
+        kind = parts[0]
+        if kind == b"G":
+            groups[int(parts[1])] = _ticks(parts[2])
+        elif kind == b"g":
+            groups.pop(int(parts[1]), None)
+        elif kind == b"P":
+            pids[int(parts[1])] = _ticks(parts[2])
+        elif kind == b"p":
+            pids.pop(int(parts[1]), None)
+        elif kind == b"D":
+            paths[bytes.fromhex(parts[1].decode("ascii"))] = True
+        elif kind == b"d":
+            paths.pop(bytes.fromhex(parts[1].decode("ascii")), None)
+    except (IndexError, ValueError):
+        pass        # not a line of ours: nothing to do with it
+
+
+def _owner_handle(owner: int | None):
+    """A pidfd of the watched process (our parent), or None (no pidfd here, or it is gone
+    already: then its end is seen by getppid() no longer being it)."""
+    if owner is None or not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        handle = os.pidfd_open(owner)
+    except OSError:
+        return None
+    if os.getppid() != owner:       # it died before the pidfd was made: the pid may be another's
+        os.close(handle)
+        return None
+    return handle
+
+
+def _read(groups: dict, pids: dict, paths: dict, owner: int | None = None) -> None:
+    """Applies the lines of standard input until end of file or the watched process's end."""
+    handle = _owner_handle(owner)
+    poller = select.poll()
+    poller.register(0, select.POLLIN)
+    if handle is not None:
+        poller.register(handle, select.POLLIN)
     pending = b""
     while True:
         try:
-            chunk = os.read(0, 65536)
+            ready = {fd for fd, _ in poller.poll(None if handle is not None else 1000)}
         except InterruptedError:
             continue
-        except OSError:
-            return
-        if not chunk:
-            return
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            parts = line.split()
+        owner_gone = (handle in ready) if handle is not None else (owner is not None and os.getppid() != owner)
+        if owner_gone:
+            os.set_blocking(0, False)       # what it wrote before it went is still read
+            ready.add(0)
+        if 0 not in ready:
+            continue
+        while True:
             try:
-                kind = parts[0]
-                if kind == b"G":
-                    groups[int(parts[1])] = _ticks(parts[2])
-                elif kind == b"g":
-                    groups.pop(int(parts[1]), None)
-                elif kind == b"P":
-                    pids[int(parts[1])] = _ticks(parts[2])
-                elif kind == b"p":
-                    pids.pop(int(parts[1]), None)
-                elif kind == b"D":
-                    paths[bytes.fromhex(parts[1].decode("ascii"))] = True
-                elif kind == b"d":
-                    paths.pop(bytes.fromhex(parts[1].decode("ascii")), None)
-            except (IndexError, ValueError):
-                continue        # not a line of ours: nothing to do with it
+                chunk = os.read(0, 65536)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                return          # the watched process is gone and all it wrote is read
+            except OSError:
+                return
+            if not chunk:
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                _apply(line, groups, pids, paths)
+            if os.get_blocking(0):
+                break           # back to waiting for either
 
 
 def _clean_up(groups: dict, pids: dict, paths: dict) -> None:
@@ -142,7 +183,8 @@ def main() -> None:
     groups: dict = {}
     pids: dict = {}
     paths: dict = {}
-    _read(groups, pids, paths)
+    owner = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else None
+    _read(groups, pids, paths, owner)
     if groups or pids or paths:
         _clean_up(groups, pids, paths)
 
