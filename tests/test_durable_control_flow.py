@@ -257,3 +257,57 @@ def test_a_loop_segment_s_own_command_is_not_repeated_after_a_kill_during_its_lo
                           text=True, env=ENV, timeout=120)
     assert done.returncode == 0, done.stderr
     assert sorted(lines(workspace)) == ["loop", "w-0"]
+
+
+def looped(bound: int = 3) -> dict:
+    """A command before a for_range loop of commands, a loop of a call of a function of two
+    commands, and a last command."""
+    return v2([segment("head"),
+               {"id": "loop", "task_type": "generic", "content": "loop", "dependencies": ["head"],
+                "loop": {"type": "for_range", "variable": "i", "start": 0, "end": bound, "step": 1, "body": ["b"]}},
+               segment("b", token="b-$i"),
+               {"id": "calls", "task_type": "generic", "content": "calls", "dependencies": ["loop"],
+                "loop": {"type": "for_range", "variable": "k", "start": 0, "end": 2, "step": 1, "body": ["call"]}},
+               {"id": "call", "task_type": "generic", "content": "call",
+                "function_call": {"function_name": "fn", "arguments": {"n": "c$k"}}},
+               segment("fa", token="fa-$n"),
+               segment("fb", ["fa"], token="fb-$n"),
+               segment("tail", ["calls"])],
+              functions=[{"name": "fn", "parameters": [{"name": "n", "type": "string", "required": True}],
+                          "body": ["fa", "fb"]}])
+
+
+def test_resume_with_force_from_or_an_edited_file_repeats_no_completed_instance_command(tmp_path):
+    """--force of another task, --from a loop and an edited loop bound: completed instance
+    commands are kept as flat ones are (before, any of these re-ran every loop's and call's
+    commands: only an unforced resume of the same file reused instances)."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    first = execute(runner.parse_alt_file(dumps(looped())), tmp_path / "out", workspace=workspace, environ=ENV)
+    assert {r.status for r in first.results.values()} == {"completed"}
+    done = ["head", "b-0", "b-1", "b-2", "fa-c0", "fb-c0", "fa-c1", "fb-c1", "tail"]
+    assert sorted(lines(workspace)) == sorted(done)
+    forced = resume(first.directory, force=["tail"], environ=ENV)
+    assert sorted(lines(workspace)) == sorted(done + ["tail"])
+    assert forced.results["b[1]"].metadata["reused_from"] == first.last_id
+    assert forced.results["call[1]/fb[1]"].metadata["reused_from"] == first.last_id
+    resume(forced.directory, from_task="loop", environ=ENV)
+    assert sorted(lines(workspace)) == sorted(done + ["tail"])
+    edited = resume(forced.directory, alt_source=dumps(looped(bound=5)), environ=ENV)
+    assert sorted(lines(workspace)) == sorted(done + ["tail", "b-3", "b-4"])
+    assert edited.results["b[4]"].status == "completed" and "reused_from" not in edited.results["b[4]"].metadata
+
+
+def test_forcing_a_loop_or_a_template_runs_its_instances_again(tmp_path):
+    """What the user forces runs again: a loop's instances with --force of the loop, a
+    function body's instances with --force of the body's segment."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    first = execute(runner.parse_alt_file(dumps(looped(bound=2))), tmp_path / "out", workspace=workspace,
+                    environ=ENV)
+    done = ["head", "b-0", "b-1", "fa-c0", "fb-c0", "fa-c1", "fb-c1", "tail"]
+    assert sorted(lines(workspace)) == sorted(done)
+    again = resume(first.directory, force=["loop"], environ=ENV)
+    assert sorted(lines(workspace)) == sorted(done + ["b-0", "b-1"])
+    resume(again.directory, force=["fb"], environ=ENV)
+    assert sorted(lines(workspace)) == sorted(done + ["b-0", "b-1", "fb-c0", "fb-c1"])

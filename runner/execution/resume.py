@@ -245,17 +245,48 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
     # Checked by the core as any result, with where they came from, in one call.
     result.reuse = dict(zip(reused_at, librunner.reused_task_results(list(reused_results.values()), alt,
                                                                       source.last_id)))
-    if getattr(alt, "control", None) is not None and alt.source == old_alt.source and not forced \
-            and from_task is None:
-        # Control flow: instances exist only once their loop or call has made them; the run
-        # re-evaluates conditions and loops and reuses the completed instances it makes again
-        # (same id, same loop value). Only when the ALT file is the one that ran.
-        for task_id, old in source.results.items():
-            if task_id not in alt.task_index and isinstance(old, dict) and old.get("status") == "completed":
-                doc = dict(old)
-                doc["metadata"] = {**(doc.get("metadata") or {}), "reused_from": source.last_id}
-                result.reuse[task_id] = doc
+    if getattr(alt, "control", None) is not None:
+        result.reuse.update(_reused_instances(source, alt, old_alt, forced, rerun_from, edited))
     return result
+
+
+def _constructs(task_id: str, results: dict) -> set:
+    """The template an instance was made from and every loop, call and template above it
+    (an instance of a function's body made by a call made by a loop names all three)."""
+    names, seen = set(), set()
+    while task_id is not None and task_id not in seen:
+        seen.add(task_id)
+        old = results.get(task_id)
+        control = ((old.get("metadata") or {}).get("control") if isinstance(old, dict) else None) or {}
+        names.update(name for name in (control.get("of"), control.get("loop")) if isinstance(name, str))
+        call = control.get("call")
+        task_id = call if isinstance(call, str) and call != task_id else None
+    return names
+
+
+def _reused_instances(source, alt, old_alt, forced: set, rerun_from: set, edited: bool) -> dict:
+    """The completed instances of loops and calls the resumed run reuses when it makes them
+    again (same id): instances exist only once their loop or call has made them, so the run
+    re-evaluates conditions and loops and finds these. A completed command or file operation
+    is reused unless it, its template, or a loop or call that made it is forced (--force),
+    as flat tasks are: even in an edited file, even after --from. Other instances are
+    reused unless the file was edited or --force/--from re-runs one of those."""
+    reused = {}
+    for task_id, old in source.results.items():
+        if task_id in alt.task_index or not isinstance(old, dict) or old.get("status") != "completed":
+            continue
+        names = _constructs(task_id, source.results)
+        if names & forced:
+            continue
+        task_type = (old.get("metadata") or {}).get("task_type")
+        template = alt.task_index.get(((old.get("metadata") or {}).get("control") or {}).get("of"))
+        side_effect = task_type in SIDE_EFFECT_TYPES and template is not None and template.task_type == task_type
+        if not side_effect and (edited or names & rerun_from):
+            continue
+        doc = dict(old)
+        doc["metadata"] = {**(doc.get("metadata") or {}), "reused_from": source.last_id}
+        reused[task_id] = doc
+    return reused
 
 
 def interrupted_attempt(attempt: int) -> str:
