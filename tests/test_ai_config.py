@@ -170,3 +170,15 @@ def test_a_grpc_url_chooses_the_kserve_provider_which_has_no_default_model():
 def test_kserve_settings_that_cannot_work_are_refused(environ, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config_from_environment(environ)
+
+
+def test_the_names_before_the_rename_still_import_with_a_deprecation_warning():
+    import runner.ai
+
+    with pytest.warns(DeprecationWarning, match="AISettings"):
+        from runner.ai import AIConfig as old_name
+    assert old_name is runner.ai.AISettings
+    with pytest.warns(DeprecationWarning, match="settings_from_environment"):
+        assert runner.ai.config_from_environment is runner.ai.settings_from_environment
+    with pytest.raises(AttributeError, match="no_such_name"):
+        runner.ai.no_such_name

@@ -77,3 +77,17 @@ def check_record_path(environ=os.environ) -> None:
             open(record, "ab").close()
         except OSError as error:
             raise ConfigurationError(f"RUNNER_AI_RECORD={record}: cannot open: {error.strerror or error}") from None
+
+
+# The names before settings and options got one word each (issue 24): still importable, with a
+# DeprecationWarning, so code written against them keeps working for a release.
+_RENAMED = {"AIConfig": "AISettings", "config_from_environment": "settings_from_environment"}
+
+
+def __getattr__(name: str):
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(f"runner.ai.{name} is runner.ai.{_RENAMED[name]} now", DeprecationWarning, stacklevel=2)
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module 'runner.ai' has no attribute {name!r}")
