@@ -40,6 +40,17 @@ def text(name: str, environ=os.environ) -> str | None:
     return environ.get(name, "").strip() or None
 
 
+SHOWN_VALUE_CHARACTERS = 80
+
+
+def shown(raw: str) -> str:
+    """A setting's value as an error message quotes it: whole when short, else its start and
+    its length (a megabyte-long value must not make a megabyte-long message)."""
+    if len(raw) <= SHOWN_VALUE_CHARACTERS:
+        return repr(raw)
+    return f"{raw[:SHOWN_VALUE_CHARACTERS]!r}... ({len(raw)} characters)"
+
+
 def flag(name: str, default: bool = False, environ=os.environ) -> bool:
     raw = environ.get(name, "").strip().lower()
     if not raw:
@@ -48,7 +59,7 @@ def flag(name: str, default: bool = False, environ=os.environ) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ConfigurationError(f"{name}={raw!r}: expected true or false")
+    raise ConfigurationError(f"{name}={shown(raw)}: expected true or false")
 
 
 def integer(name: str, default: int | None, environ=os.environ, *, minimum: int = 1,
@@ -62,7 +73,7 @@ def integer(name: str, default: int | None, environ=os.environ, *, minimum: int 
         value = None
     if value is None or value < minimum or (maximum is not None and value > maximum):
         bounds = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
-        raise ConfigurationError(f"{name}={raw!r}: expected a whole number {bounds}")
+        raise ConfigurationError(f"{name}={shown(raw)}: expected a whole number {bounds}")
     return value
 
 
@@ -81,7 +92,7 @@ def number(name: str, default: float, environ=os.environ, *, minimum: float = 0.
             bounds = f"{'greater than' if above_minimum else 'at least'} {minimum:g}"
         else:
             bounds = f"in {'(' if above_minimum else '['}{minimum:g}, {maximum:g}]"
-        raise ConfigurationError(f"{name}={raw!r}: expected a number {bounds}")
+        raise ConfigurationError(f"{name}={shown(raw)}: expected a number {bounds}")
     return value
 
 
@@ -91,7 +102,7 @@ def choice(name: str, default: str, choices, environ=os.environ, aliases: dict |
         return default
     raw = (aliases or {}).get(raw, raw)
     if raw not in choices:
-        raise ConfigurationError(f"{name}={raw!r}: expected one of {', '.join(choices)}")
+        raise ConfigurationError(f"{name}={shown(raw)}: expected one of {', '.join(choices)}")
     return raw
 
 

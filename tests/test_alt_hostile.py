@@ -58,6 +58,20 @@ def test_bad_limit_settings_are_configuration_errors(monkeypatch, value):
         api.AltLimits(max_depth=0)
 
 
+@pytest.mark.parametrize("variable", ["RUNNER_MAX_TASKS", "RUNNER_DEFAULT_TIMEOUT_SECONDS", "RUNNER_ENABLE_SYSTEM_COMMANDS"])
+def test_a_huge_bad_setting_is_quoted_by_its_start_and_length(monkeypatch, variable, tmp_path):
+    """A megabyte-long value makes a short message, not a megabyte-long one."""
+    from runner.execution import execute
+
+    monkeypatch.setenv(variable, "x" * 1_000_000)
+    with pytest.raises(api.ConfigurationError) as refused:
+        api.AltLimits()
+        execute(api.parse_alt_file(dumps(SPEC_ALT)), tmp_path / "out")
+    message = str(refused.value)
+    assert variable in message and "(1000000 characters)" in message
+    assert len(message) < 400, len(message)
+
+
 def test_document_size_limit():
     data = dumps(SPEC_ALT)
     message = error_of(data, max_bytes=len(data) - 1)

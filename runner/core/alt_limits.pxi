@@ -8,6 +8,8 @@ from libc.string cimport memchr
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 import os
 
+from runner import settings
+
 cdef extern from "string.h" nogil:
     void *memmem(const void *haystack, size_t haystacklen, const void *needle, size_t needlelen)
 
@@ -66,9 +68,11 @@ cdef class AltLimits:
                     try:
                         value = int(raw.strip().replace("_", ""))
                     except ValueError:
-                        raise ConfigurationError(f"{source}={raw!r}: expected a positive integer") from None
+                        raise ConfigurationError(f"{source}={settings.shown(raw)}: expected a positive integer") \
+                            from None
             if type(value) is not int or not (1 <= value <= 2**62):
-                raise ConfigurationError(f"{source}={value!r}: expected a positive integer")
+                shown = settings.shown(value) if isinstance(value, str) else shorten(value)
+                raise ConfigurationError(f"{source}={shown}: expected a positive integer")
             if name == "max_depth" and value > MAX_DEPTH_LIMIT:
                 raise ConfigurationError(f"{source}={value!r}: at most {MAX_DEPTH_LIMIT} "
                                          f"(deeper documents could not be written into a LAST file)")
