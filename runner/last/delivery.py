@@ -155,14 +155,37 @@ class _Publisher:
 
         # max_reconnect_attempts=0 would mean "no limit" to nats-py's first connection: 1
         # gives it two quick tries, and the retries of deliver() are the policy.
+        import asyncio
+
+        ended = asyncio.Event()
+
+        async def closed():         # nats-py leaves a flush waiting when the connection ends
+            ended.set()
+
         try:
             connection = await nats.connect(url, connect_timeout=timeout, allow_reconnect=False,
                                             max_reconnect_attempts=1, reconnect_time_wait=0.05,
-                                            error_cb=report, name="librunner")
+                                            error_cb=report, closed_cb=closed, disconnected_cb=closed,
+                                            name="librunner")
         except nats.errors.NoServersError:
             raise ConnectionError(f"cannot connect: {describe(seen[-1])}" if seen else "cannot connect") from None
+        connection.librunner_ended = ended
         self._connections[url] = connection
         return connection
+
+    @staticmethod
+    async def _confirmed(connection, timeout: float) -> None:
+        """flush(), or the connection's end, whichever comes first (flush() alone would wait
+        its whole timeout for the PONG of a connection that has ended)."""
+        import asyncio
+
+        flushed = asyncio.ensure_future(connection.flush(timeout=timeout))
+        ended = asyncio.ensure_future(connection.librunner_ended.wait())
+        done, waiting = await asyncio.wait({flushed, ended}, return_when=asyncio.FIRST_COMPLETED)
+        for task in waiting:
+            task.cancel()
+        if flushed in done:
+            flushed.result()
 
     async def _publish(self, url: str, subject: str, payload: bytes, timeout: float) -> None:
         try:
@@ -172,11 +195,17 @@ class _Publisher:
             # one when its read loop has ended (a server that dropped the connection on the
             # message), so the PONGs it counted tell whether one came. A flush first has every
             # earlier PING (nats-py sends one of its own after connecting) answered, so the count
-            # moves after the message only for the PING that follows it.
+            # moves after the message only for the PING that follows it. _pongs_received and
+            # _flush_pending (below) are nats-py internals, pinned by tests/test_last_delivery.py.
             await connection.flush(timeout=timeout)
             pongs = getattr(connection, "_pongs_received", None)
             await connection.publish(subject, payload)
-            await connection.flush(timeout=timeout)
+            # nats-py (2.16) writes flush()'s PING straight to the socket while the message
+            # still waits in its pending buffer for the flusher task: the PING could overtake
+            # the message, and its PONG "confirm" a message the server never read (1 in 40
+            # against a server that drops the connection on it). Written first, then pinged.
+            await connection._flush_pending(force_flush=True)
+            await self._confirmed(connection, timeout)
             if not connection.is_connected or (pongs is not None and connection._pongs_received <= pongs):
                 raise ConnectionError("the server did not confirm the message (the connection ended before "
                                       "its reply to the ping after it)")
