@@ -158,3 +158,45 @@ def test_values_of_every_kind_are_written_as_orjson_writes_them():
                                  "edges": list(record["execution_graph"]["edges"])}}
     assert whole == orjson.dumps(plain, default=runner.librunner.last_json_value,
                                  option=orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def test_an_output_list_emptied_while_it_is_written_is_not_read_past_its_end(tmp_path):
+    """A list subclass inside an output runs its own __iter__ when orjson writes it; one that
+    empties the list around it while the LAST file is written must not make the writer read
+    freed slots (it was a segmentation fault)."""
+    outer: list = []
+
+    class Emptying(list):
+        calls = 0
+
+        def __iter__(self):
+            Emptying.calls += 1
+            if Emptying.calls >= 3:
+                outer.clear()
+            return super().__iter__()
+
+    outer.extend([Emptying([1]), "a" * 10, 3, {"x": 1}, *range(1000)])
+    doc = {"id": "emptying", "title": "t", "tasks": [{"id": "a", "parameters": {"task_type": "odd"}}]}
+    record = runner.run(doc, tmp_path / "out", handlers={"odd": lambda task: outer})
+    (directory,) = (tmp_path / "out").iterdir()
+    written = json.loads((directory / "last.json").read_bytes())
+    assert written["task_results"]["a"]["status"] == record["task_results"]["a"]["status"] == "completed"
+
+
+@pytest.mark.parametrize("output, named", [
+    (lambda: [float.__new__(type("Float64", (float,), {}), 1.5)], "Float64 (a subclass of float)"),
+    (lambda: {__import__("enum").StrEnum("Key", ["A"]).A: 1}, "Key (a subclass of str)"),
+])
+def test_float_subclasses_and_str_subclass_keys_fail_their_task_not_the_run(tmp_path, output, named):
+    """numpy.float64 or a StrEnum key in an output: orjson (the journal, the LAST file) writes
+    neither, so the result check refuses them and the task fails with what to convert; the
+    run and its LAST file are whole (the run died with a raw TypeError and no last.json)."""
+    doc = {"id": "subclassed", "title": "t", "tasks": [{"id": "a", "parameters": {"task_type": "odd"}},
+                                                       {"id": "b", "dependencies": []}]}
+    value = output()
+    record = runner.run(doc, tmp_path / "out", handlers={"odd": lambda task: value})
+    results = record["task_results"]
+    assert results["a"]["status"] == "failed" and named in results["a"]["error"], results["a"]["error"]
+    assert results["b"]["status"] == "completed"
+    (directory,) = (tmp_path / "out").iterdir()
+    assert json.loads((directory / "last.json").read_bytes())["task_results"]["a"]["status"] == "failed"

@@ -283,7 +283,7 @@ cdef int record_value(JsonText out, object value, int depth=0) except -1:
     the exact JSON types directly (a call of orjson per value cost more than the value),
     floats and anything else by orjson itself."""
     cdef type kind = type(value)
-    cdef Py_ssize_t mark, i
+    cdef Py_ssize_t mark
     cdef bint first
     if value is None:
         return out.raw("null", 4)
@@ -312,10 +312,14 @@ cdef int record_value(JsonText out, object value, int depth=0) except -1:
         return out.raw("}", 1)
     if kind is list and depth < DIRECT_DEPTH:
         out.raw("[", 1)
-        for i in range(len(<list>value)):
-            if i:
+        first = True
+        # Iterated, not indexed up to a length read once: writing an item can run a subclass's
+        # code (orjson's default), which may shrink this list, and indexes are not checked.
+        for item in <list>value:
+            if not first:
                 out.raw(",", 1)
-            record_value(out, (<list>value)[i], depth + 1)
+            first = False
+            record_value(out, item, depth + 1)
         return out.raw("]", 1)
     return orjson_value(out, value)
 

@@ -307,8 +307,10 @@ cdef object scalar_problem(object value):
                 f"(the LAST file and the journal refuse it)")
     if isinstance(value, str):
         return "a string with a lone surrogate (not UTF-8)" if has_lone_surrogate(str(value)) else None
-    if isinstance(value, (float, bool)):
-        return None
+    if isinstance(value, float):
+        # numpy.float64, say: orjson (the journal, the LAST file) does not write float subclasses.
+        return (f"a value of Python type {type(value).__name__} (a subclass of float): "
+                f"the LAST file and the journal take float itself (convert it with float())")
     return f"a value of Python type {type(value).__name__}, which is not JSON"
 
 
@@ -317,7 +319,10 @@ cdef object key_problem(object container):
     if not isinstance(container, dict):
         return None
     for key in container:
-        if not isinstance(key, str):
+        if type(key) is not str:
+            if isinstance(key, str):    # a StrEnum, say: orjson refuses subclasses of str as keys
+                return (f"an object key of Python type {type(key).__name__} (a subclass of str): "
+                        f"JSON names members with plain strings (convert it with str())")
             return f"an object key of Python type {type(key).__name__}: JSON names members with strings"
         if has_lone_surrogate(str(key)):
             return "an object key with a lone surrogate (not UTF-8)"
