@@ -58,7 +58,8 @@ def test_bad_limit_settings_are_configuration_errors(monkeypatch, value):
         api.AltLimits(max_depth=0)
 
 
-@pytest.mark.parametrize("variable", ["RUNNER_MAX_TASKS", "RUNNER_DEFAULT_TIMEOUT_SECONDS", "RUNNER_ENABLE_SYSTEM_COMMANDS"])
+@pytest.mark.parametrize("variable", ["RUNNER_MAX_TASKS", "RUNNER_DEFAULT_TIMEOUT_SECONDS", "RUNNER_ENABLE_SYSTEM_COMMANDS",
+                                      "RUNNER_NATS_URL"])
 def test_a_huge_bad_setting_is_quoted_by_its_start_and_length(monkeypatch, variable, tmp_path):
     """A megabyte-long value makes a short message, not a megabyte-long one."""
     from runner.execution import execute
@@ -70,6 +71,21 @@ def test_a_huge_bad_setting_is_quoted_by_its_start_and_length(monkeypatch, varia
     message = str(refused.value)
     assert variable in message and "(1000000 characters)" in message
     assert len(message) < 400, len(message)
+
+
+@pytest.mark.parametrize("environ", [
+    {"RUNNER_AI_PROVIDER": "x" * 1_000_000},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_SAMPLER": "x" * 1_000_000},
+    {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "x" * 1_000_000},
+])
+def test_huge_ai_and_trace_settings_are_quoted_by_their_start_and_length(environ):
+    from runner.ai import settings_from_environment
+    from runner.trace.settings import export_settings
+
+    read = export_settings if any(name.startswith("OTEL_") for name in environ) else settings_from_environment
+    with pytest.raises(api.ConfigurationError) as refused:
+        read(environ)
+    assert "(1000000 characters)" in str(refused.value) and len(str(refused.value)) < 400
 
 
 def test_document_size_limit():

@@ -33,6 +33,7 @@ from runner.ai.completion import MAX_ANSWER_BYTES, Completion, utc_stamp
 from runner.ai.errors import AIServiceError
 from runner.ai.sampling import checked_sampling
 from runner.errors import ConfigurationError
+from runner.settings import shown
 
 log = logging.getLogger("runner")
 
@@ -145,7 +146,7 @@ class ReplayClient:
 
     def __init__(self, path, *, provider: str, default_model: str, speed: str = "instant"):
         if speed not in REPLAY_SPEEDS:
-            raise ConfigurationError(f"RUNNER_AI_REPLAY_SPEED={speed!r}: expected one of {', '.join(REPLAY_SPEEDS)}")
+            raise ConfigurationError(f"RUNNER_AI_REPLAY_SPEED={shown(speed)}: expected one of {', '.join(REPLAY_SPEEDS)}")
         self.path = Path(path)
         self.provider = provider
         self.default_model = default_model

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from runner import settings
 from runner.errors import ConfigurationError
+from runner.settings import shown
 
 PROVIDERS = ("openai", "anthropic", "kserve", "echo")
 # kserve has none: an inference server serves the models it was given, under their names.
@@ -58,14 +59,14 @@ class AISettings:
 
     def __post_init__(self):
         if self.provider not in PROVIDERS:
-            raise ConfigurationError(f"AI provider {self.provider!r}: expected one of {', '.join(PROVIDERS)}")
+            raise ConfigurationError(f"AI provider {shown(self.provider)}: expected one of {', '.join(PROVIDERS)}")
         if self.provider != "echo" and not self.base_url:
-            raise ConfigurationError(f"AI provider {self.provider!r} needs a service URL (RUNNER_AI_SERVICE_URL)")
+            raise ConfigurationError(f"AI provider {shown(self.provider)} needs a service URL (RUNNER_AI_SERVICE_URL)")
         if self.base_url:
             scheme = urlsplit(self.base_url).scheme
             wanted = GRPC_SCHEMES if self.provider == "kserve" else HTTP_SCHEMES
             if self.provider != "echo" and scheme not in wanted:
-                raise ConfigurationError(f"AI provider {self.provider!r} needs a {' or '.join(s + '://' for s in wanted)} "
+                raise ConfigurationError(f"AI provider {shown(self.provider)} needs a {' or '.join(s + '://' for s in wanted)} "
                                  f"service URL (RUNNER_AI_SERVICE_URL), found a {scheme}:// one")
             if self.ca_file is not None and scheme not in TLS_SCHEMES:
                 raise ConfigurationError(f"RUNNER_AI_CA_FILE is set, but the service URL is plain {scheme}:// "
@@ -156,9 +157,9 @@ def settings_from_environment(environ=os.environ) -> AISettings:
     inferred = "echo" if url is None else ("kserve" if urlsplit(url).scheme in GRPC_SCHEMES else "openai")
     provider = (settings.text("RUNNER_AI_PROVIDER", environ) or inferred).lower()
     if provider not in PROVIDERS:
-        raise ConfigurationError(f"RUNNER_AI_PROVIDER={provider!r}: expected one of {', '.join(PROVIDERS)}")
+        raise ConfigurationError(f"RUNNER_AI_PROVIDER={shown(provider)}: expected one of {', '.join(PROVIDERS)}")
     if provider != "echo" and url is None:
-        raise ConfigurationError(f"RUNNER_AI_PROVIDER={provider!r} needs RUNNER_AI_SERVICE_URL (the base URL, e.g. http://127.0.0.1:8000/v1)")
+        raise ConfigurationError(f"RUNNER_AI_PROVIDER={shown(provider)} needs RUNNER_AI_SERVICE_URL (the base URL, e.g. http://127.0.0.1:8000/v1)")
     return AISettings(
         provider=provider,
         base_url=url,

@@ -34,6 +34,7 @@ import orjson
 
 from runner import extras, settings
 from runner.errors import ConfigurationError
+from runner.settings import shown
 from runner.last.atomic_files import write_atomically
 
 log = logging.getLogger("runner")
@@ -66,7 +67,7 @@ def settings_from_environment(environ=os.environ) -> DeliverySettings | None:
         raise ConfigurationError(f"RUNNER_NATS_URL: not a URL ({error}); expected a NATS server URL such as "
                          "nats://127.0.0.1:4222") from None
     if parts.scheme not in URL_SCHEMES or not parts.hostname:
-        raise ConfigurationError(f"RUNNER_NATS_URL={redacted(url)!r}: expected a NATS server URL such as "
+        raise ConfigurationError(f"RUNNER_NATS_URL={shown(redacted(url))}: expected a NATS server URL such as "
                          "nats://127.0.0.1:4222")
     missing = extras.problem("nats", "RUNNER_NATS_URL")
     if missing is not None:

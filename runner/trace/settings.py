@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 from runner import settings
 from runner.errors import ConfigurationError
+from runner.settings import shown
 
 PROTOCOLS = ("http/protobuf", "http/json")
 DEFAULT_FLUSH_SECONDS = 5.0
@@ -82,10 +83,10 @@ def export_settings(environ=os.environ) -> ExportSettings | None:
     except ValueError:
         usable = False
     if not usable:
-        raise ConfigurationError(f"{name}={shown_url(endpoint)!r}: expected an http:// or https:// URL of an OTLP collector")
+        raise ConfigurationError(f"{name}={shown(shown_url(endpoint))}: expected an http:// or https:// URL of an OTLP collector")
     protocol = (_either("PROTOCOL", environ) or "http/protobuf").lower()
     if protocol not in PROTOCOLS:
-        raise ConfigurationError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: expected one of {', '.join(PROTOCOLS)} "
+        raise ConfigurationError(f"OTEL_EXPORTER_OTLP_PROTOCOL={shown(protocol)}: expected one of {', '.join(PROTOCOLS)} "
                          "(librunner sends OTLP over HTTP; grpc is not supported)")
     headers = []
     for item in (_either("HEADERS", environ) or "").split(","):
@@ -100,7 +101,7 @@ def export_settings(environ=os.environ) -> ExportSettings | None:
                             above_minimum=True)
     sampler = (settings.text("OTEL_TRACES_SAMPLER", environ) or "parentbased_always_on").lower()
     if sampler not in SAMPLERS:
-        raise ConfigurationError(f"OTEL_TRACES_SAMPLER={sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        raise ConfigurationError(f"OTEL_TRACES_SAMPLER={shown(sampler)}: expected one of {', '.join(SAMPLERS)}")
     ratio = 1.0
     if sampler.endswith("traceidratio"):
         ratio = settings.number("OTEL_TRACES_SAMPLER_ARG", 1.0, environ, maximum=1.0)
