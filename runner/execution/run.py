@@ -30,6 +30,7 @@ from runner.execution.executor import Execution, default_workspace
 from runner.execution.run_directory import open_run_directory
 from runner.execution.task_types import run_handlers
 from runner.last import delivery
+from runner.last.directory import WrittenLast
 from runner.last.write import write_last_file
 from runner.trace import live
 from runner.workspace import remove_tree
@@ -95,7 +96,7 @@ class RunRequest:
 
 
 @dataclass
-class RunOutcome:
+class RunOutcome(WrittenLast):
     """What a run produced: the LAST file written, and the results and facts it records."""
     last_id: str
     directory: Path
@@ -109,19 +110,6 @@ class RunOutcome:
     facts: dict
     workspace: Path
     delivery: dict | None = None       # the publication to the archive (RUNNER_NATS_URL)
-
-    @property
-    def record(self) -> dict:
-        from runner.last.directory import full_record
-
-        return full_record(self.lean_record)
-
-    @property
-    def json(self) -> bytes:
-        """last.json's bytes (it is streamed to disk: read back from the file)."""
-        if self.json_data is not None:
-            return self.json_data
-        return (Path(self.directory) / "last.json").read_bytes()
 
     @property
     def interrupted(self) -> bool:

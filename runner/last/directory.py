@@ -46,8 +46,25 @@ def full_record(record: dict) -> dict:
     return record
 
 
+class WrittenLast:
+    """The record and the bytes of a LAST directory already on disk, for a class with
+    `directory`, `lean_record` and `json_data` (LastWriteResult, RunOutcome)."""
+
+    @property
+    def record(self) -> dict:
+        """The LAST record, its task results made as dicts when first read."""
+        return full_record(self.lean_record)
+
+    @property
+    def json(self) -> bytes:
+        """last.json's bytes (it was streamed to disk: read back from the file)."""
+        if self.json_data is not None:
+            return self.json_data
+        return (Path(self.directory) / "last.json").read_bytes()
+
+
 @dataclass
-class LastWriteResult:
+class LastWriteResult(WrittenLast):
     """What write_last_file produced: the id, the directory, the record and its JSON.
 
     record: the LAST record, its task results made as dicts when it is first read;
@@ -62,16 +79,6 @@ class LastWriteResult:
     files: list[str] = field(default_factory=list)   # paths relative to the directory
     archive: Path | None = None
     delivery: dict | None = None    # the publication to the archive, with RUNNER_NATS_URL (delivery.json)
-
-    @property
-    def record(self) -> dict:
-        return full_record(self.lean_record)
-
-    @property
-    def json(self) -> bytes:
-        if self.json_data is not None:
-            return self.json_data
-        return (Path(self.directory) / "last.json").read_bytes()
 
 
 def _write_graph(record: dict, directory: Path, options: LastOptions):
