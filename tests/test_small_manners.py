@@ -49,22 +49,30 @@ def test_a_full_success_says_its_rate_once_and_one_call_is_one_call(tmp_path):
     assert re.search(r"completion in 1 call$", shown.stdout, re.M), shown.stdout
 
 
-def test_a_cancelled_task_says_cancelled_once(tmp_path):
-    tasks = [{"id": "nap", "description": "n", "parameters": {"task_type": "system_command",
-                                                              "command": ["sleep", "30"]}},
-             {"id": "later", "description": "l", "dependencies": ["nap"], "parameters": {"task_type": "generic"}}]
+def sigterm_during_nap(tmp_path, tasks, *options) -> subprocess.Popen:
+    """`run` of tasks whose "nap" sleeps, given SIGTERM once nap is running; the ended child,
+    its .stdout and .stderr read."""
     path, out = write(tmp_path, tasks), tmp_path / "out"
     environ = {key: value for key, value in os.environ.items() if not key.startswith("RUNNER_")}
-    child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(out)],
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(out), *options],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env={**environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.2"})
     try:
         assert wait_until(lambda: any(out.glob("*/journal.jsonl"))
                           and "nap" in RunState(next(out.glob("*/journal.jsonl")).parent).running, 30)
         child.send_signal(signal.SIGTERM)
-        stdout, stderr = child.communicate(timeout=60)
+        child.stdout_text, child.stderr_text = child.communicate(timeout=60)
     finally:
         child.kill()
+    return child
+
+
+def test_a_cancelled_task_says_cancelled_once(tmp_path):
+    tasks = [{"id": "nap", "description": "n", "parameters": {"task_type": "system_command",
+                                                              "command": ["sleep", "30"]}},
+             {"id": "later", "description": "l", "dependencies": ["nap"], "parameters": {"task_type": "generic"}}]
+    child = sigterm_during_nap(tmp_path, tasks)
+    stdout, stderr = child.stdout_text, child.stderr_text
     assert child.returncode == 143
     assert "cancelled: cancelled" not in stderr
     shown = cli("show", stdout.strip())
@@ -165,18 +173,7 @@ def test_the_timeline_keeps_sub_millisecond_tasks_inside_the_plot_and_apart(tmp_
 def test_the_top_of_an_interrupted_runs_report_says_so(tmp_path):
     tasks = [{"id": "nap", "description": "n", "parameters": {"task_type": "system_command",
                                                               "command": ["sleep", "30"]}}]
-    path, out = write(tmp_path, tasks), tmp_path / "out"
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("RUNNER_")}
-    child = subprocess.Popen([sys.executable, "-m", "runner", "run", str(path), "--out", str(out), "-q"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env={**environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.2"})
-    try:
-        assert wait_until(lambda: any(out.glob("*/journal.jsonl"))
-                          and "nap" in RunState(next(out.glob("*/journal.jsonl")).parent).running, 30)
-        child.send_signal(signal.SIGTERM)
-        stdout, _ = child.communicate(timeout=60)
-    finally:
-        child.kill()
+    stdout = sigterm_during_nap(tmp_path, tasks, "-q").stdout_text
     found = chromium_measure(tmp_path, Path(stdout.strip()) / "report.html", """
       var note = doc.getElementById('interrupted'), summary = doc.getElementById('summary');
       found.text = note ? note.textContent : null;
