@@ -4,7 +4,10 @@ instance is kept, so no command of theirs runs twice. Real commands (python, no 
 count their runs in a log of the workspace."""
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -113,7 +116,6 @@ def flow_with_a_gate() -> dict:
 
 
 def start_cli(*argv, concurrency=4):
-    import subprocess
     return subprocess.Popen([sys.executable, "-m", "runner", *map(str, argv), "--quiet"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             env={**ENV, "RUNNER_MAX_CONCURRENT_TASKS": str(concurrency)})
@@ -122,7 +124,6 @@ def start_cli(*argv, concurrency=4):
 def stop(child, workspace: Path, how, gated: int) -> None:
     """Stops a runner process (kill -9 or SIGTERM) once `gated` gated commands have started,
     and the gated commands it left running."""
-    import signal
     from conftest import wait_until
     groups = workspace / "groups"
     assert wait_until(lambda: groups.exists() and len(groups.read_text().split()) >= gated, 60)
@@ -145,7 +146,6 @@ def new_directory(out: Path, before: set, child) -> Path:
 
 def killed_while_waiting(tmp_path: Path) -> tuple[Path, Path, Path]:
     """The first run, killed (SIGKILL) once m's instances completed while wait blocks."""
-    import signal
     from conftest import wait_until
     from runner.execution.journal import RunState
     workspace, out = tmp_path / "workspace", tmp_path / "out"
@@ -171,8 +171,16 @@ def resumed_until_wait_runs(directory: Path, out: Path):
     return child, second
 
 
+def resumed_to_the_end(directory: Path, workspace: Path) -> None:
+    """Opens the gate and resumes `directory` from the CLI: every effect happened once."""
+    (workspace / "gate").touch()
+    done = subprocess.run([sys.executable, "-m", "runner", "resume", directory, "--quiet"], capture_output=True,
+                          text=True, env=ENV, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert sorted(lines(workspace)) == ["after", "m-0", "m-1", "m-2", "wait"]
+
+
 def test_a_control_flow_resume_killed_before_reaching_its_loop_keeps_the_loop_s_instances(tmp_path):
-    import signal
     from runner.execution.journal import RunState, read_records
     directory, workspace, out = killed_while_waiting(tmp_path)
     assert sorted(lines(workspace)) == ["m-0", "m-1", "m-2"]
@@ -186,29 +194,17 @@ def test_a_control_flow_resume_killed_before_reaching_its_loop_keeps_the_loop_s_
         assert state.results[task_id]["status"] == "completed"
         assert state.results[task_id]["metadata"]["reused_from"] == directory.name
     stop(child, workspace, signal.SIGKILL, 2)
-    (workspace / "gate").touch()
-    import subprocess
-    done = subprocess.run([sys.executable, "-m", "runner", "resume", second, "--quiet"], capture_output=True,
-                          text=True, env=ENV, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert sorted(lines(workspace)) == ["after", "m-0", "m-1", "m-2", "wait"]
+    resumed_to_the_end(second, workspace)
 
 
 def test_sigterm_of_a_control_flow_resume_records_its_unreached_loop_as_reused(tmp_path):
-    import json
-    import signal
     directory, workspace, out = killed_while_waiting(tmp_path)
     child, second = resumed_until_wait_runs(directory, out)
     stop(child, workspace, signal.SIGTERM, 2)
     record = json.loads((second / "last.json").read_bytes())
     assert record["task_results"]["m"]["status"] == "completed"
     assert record["task_results"]["m"]["metadata"]["reused_from"] == directory.name
-    (workspace / "gate").touch()
-    import subprocess
-    done = subprocess.run([sys.executable, "-m", "runner", "resume", second, "--quiet"], capture_output=True,
-                          text=True, env=ENV, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert sorted(lines(workspace)) == ["after", "m-0", "m-1", "m-2", "wait"]
+    resumed_to_the_end(second, workspace)
 
 
 def test_a_loop_segment_s_own_command_is_not_repeated_when_its_body_failed(tmp_path):
@@ -234,9 +230,6 @@ def test_a_loop_segment_s_own_command_is_not_repeated_when_its_body_failed(tmp_p
 
 
 def test_a_loop_segment_s_own_command_is_not_repeated_after_a_kill_during_its_loop(tmp_path):
-    import json
-    import signal
-    import subprocess
     from conftest import wait_until
     from runner.execution.journal import RunState
     waiting = {"id": "w", "task_type": "system_command", "content": "w", "dependencies": [],
