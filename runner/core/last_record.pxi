@@ -188,19 +188,20 @@ cdef inline dict result_dict(TaskResult result, str execution_id):
     filled in by the caller once the run's span is known. duration_ms is rounded to an
     integer; exact_duration_ms keeps the fraction when there was one.
     """
-    cdef object duration = result.duration_ms
+    cdef object duration = result.duration()
     cdef dict out = {"task_id": result.task_id,
                      "execution_id": result.execution_id if result.execution_id is not None else execution_id,
                      "status": u"cancelled" if is_skipped(result.status) else result.status,
                      "start_time": result.started_at if result.started_at is not None else result.completed_at,
                      "end_time": result.completed_at, "duration_ms": wire_ms(duration),
-                     "output": result.output, "error": result.error, "metadata": result.metadata}
+                     "output": result.transient_output(), "error": result.error,
+                     "metadata": result.transient_metadata()}
     if type(duration) is float and duration != <double>out["duration_ms"]:
         out["exact_duration_ms"] = duration
     if is_skipped(result.status):
         out["skipped"] = True
-    if result.extra:
-        for key, value in result.extra.items():
+    if result.stored_extra:
+        for key, value in result.stored_extra.items():
             if key not in out:
                 out[key] = value
     return out
@@ -314,11 +315,13 @@ cdef class TaskPass:
         PyMem_Free(self.finish)
 
     cdef void visit(self, int v, Task task, TaskResult result) except *:
-        cdef double duration = <double>result.duration_ms if result.duration_ms is not None else 0.0
+        cdef object given = result.duration()
+        cdef double duration = <double>given if given is not None else 0.0
         cdef double best = 0.0
         cdef int level = 0, best_dep = -1, d
         cdef Py_ssize_t k, attempts_count
-        cdef dict metadata = result.metadata
+        # An inline result's metadata, still typed (None here), has one attempt and no AI.
+        cdef dict metadata = result.stored_metadata
         self.counts[status_index(result.status)] += 1
         self.span.add(result.started_at, result.completed_at)
         self.task_time_ms += duration
@@ -381,7 +384,7 @@ cdef class TaskPass:
             else:
                 out.string(result.status)
             out.raw(',"duration_ms":', 15)
-            out.integer(wire_ms(result.duration_ms))
+            out.integer(wire_ms(result.duration()))
             # The same times as the task's result, except that a task with no time at all
             # has null here (as the original's nodes without a result) where its result
             # (which requires a start_time) has the run's start.
@@ -433,7 +436,7 @@ cdef class TaskPass:
         cdef bint skipped = is_skipped(result.status)
         cdef dict node = {"id": task.id, "task_id": task.id,
                           "status": u"cancelled" if skipped else result.status,
-                          "duration_ms": wire_ms(result.duration_ms),
+                          "duration_ms": wire_ms(result.duration()),
                           "start_time": result.started_at if result.started_at is not None else result.completed_at,
                           "end_time": result.completed_at, "description": task.description,
                           "task_type": task.parameters.get("task_type", "ai_prompt"), "level": self.levels[v]}
@@ -646,6 +649,17 @@ class TaskResults(dict):
                 self.results = None
         return self
 
+    def artifact_sources(self):
+        """(task id, output, metadata) of the results that may name an artifact
+        (may_name_artifacts), in order; the others are passed over in the core, their
+        dicts never made."""
+        results = self.results
+        if self.filled or results is None:
+            return [(task_id, result.get("output"), result.get("metadata"))
+                    for task_id, result in dict.items(self.fill())
+                    if may_name_artifacts(result.get("output"), result.get("metadata"))]
+        return typed_artifact_sources(self.ids, results)
+
     def each(self):
         """(task id, recorded dict) pairs in order, made one at a time (nothing kept)."""
         results = self.results
@@ -740,10 +754,70 @@ class TaskResults(dict):
     __hash__ = None
 
 
+# ---- which results may name an artifact (runner.last.artifacts takes it from there)
+
+# The output fields whose text may hold fenced code blocks, in the order they are looked at.
+ARTIFACT_TEXT_FIELDS = ("text", "content", "response")
+
+
+cpdef object artifact_text(object output):
+    """The text fenced code blocks are looked for in (runner.last.artifacts): the output if
+    it is a string, else its first string among ARTIFACT_TEXT_FIELDS."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, dict):
+        for key in ARTIFACT_TEXT_FIELDS:
+            value = output.get(key)
+            if isinstance(value, str):
+                return value
+    return None
+
+
+cpdef bint may_name_artifacts(object output, object metadata) except -1:
+    """Whether a result with this output and metadata may name an artifact: files it wrote
+    (metadata.files_written), explicit entries (output.artifacts or .files), or a fenced
+    code block in its text. False rules it out; True means look (most results are False)."""
+    if metadata and "files_written" in metadata:
+        return True
+    if output is None:
+        return False
+    if type(output) is dict:
+        if "artifacts" in output or "files" in output:
+            return True
+        text = artifact_text(output)
+        return text is not None and "```" in text
+    return type(output) is str and "```" in output
+
+
+cdef list typed_artifact_sources(list ids, list results):
+    """TaskResults.artifact_sources of typed results. An inline result's metadata names no
+    files and its output is a copy of its task's parameters: tested on those, made for
+    the few that pass."""
+    cdef list found = []
+    cdef Py_ssize_t i
+    cdef TaskResult result
+    cdef object parameters
+    for i in range(len(results)):
+        result = <TaskResult>results[i]
+        if result.typed_inline() and type(result.ran.parameters) is dict:
+            parameters = result.ran.parameters
+            if not ("artifacts" in parameters or "files" in parameters):
+                text = artifact_text(parameters)
+                if text is None or "```" not in text:
+                    continue
+            found.append((ids[i], result.inline_output(), result.inline_metadata()))
+            continue
+        output = result.transient_output()
+        metadata = result.transient_metadata()
+        if may_name_artifacts(output, metadata):
+            found.append((ids[i], output, metadata))
+    return found
+
+
 cdef int write_result(JsonText out, TaskResult result, str execution_id, str run_start) except -1:
     """`result` as JSON, exactly as orjson writes recorded_task_result(result, ...): the
     original's TaskResult fields, then librunner's (see result_dict)."""
-    cdef object duration = result.duration_ms
+    cdef object duration = result.duration()
     cdef object wire = wire_ms(duration)
     cdef bint skipped = is_skipped(result.status)
     cdef bint exact
@@ -764,19 +838,26 @@ cdef int write_result(JsonText out, TaskResult result, str execution_id, str run
     out.raw(',"duration_ms":', 15)
     record_value(out, wire)
     out.raw(',"output":', 10)
-    record_value(out, result.output)
-    out.raw(',"error":', 9)
-    record_value(out, result.error)
-    out.raw(',"metadata":', 12)
-    record_value(out, result.metadata)
+    if result.typed_inline():
+        # Typed: the parameters are the output's items; the metadata is written from the fields.
+        parameters = result.ran.parameters
+        record_value(out, parameters if type(parameters) is dict else dict(parameters))
+        out.raw(',"error":null,"metadata":', 25)
+        write_inline_metadata(out, result, False)
+    else:
+        record_value(out, result.transient_output())
+        out.raw(',"error":', 9)
+        record_value(out, result.error)
+        out.raw(',"metadata":', 12)
+        record_value(out, result.transient_metadata())
     exact = type(duration) is float and duration != <double>wire
     if exact:
         out.raw(',"exact_duration_ms":', 21)
         record_value(out, duration)
     if skipped:
         out.raw(',"skipped":true', 15)
-    if result.extra:
-        for key, value in (<dict>result.extra).items():
+    if result.stored_extra:
+        for key, value in result.stored_extra.items():
             if key in RESULT_KEYS or (exact and key == "exact_duration_ms") or (skipped and key == "skipped"):
                 continue
             out.raw(",", 1)

@@ -99,7 +99,7 @@ cdef class RunStore:
         cdef long since = self.generation
         cdef AltFile alt = self.alt_file(alt_id)
         cdef TaskResult result = parse_task_result(data, alt)
-        cdef IssueList warnings = result_warnings(result) if result.extra else None
+        cdef IssueList warnings = result_warnings(result) if result.stored_extra else None
         if warnings is not None and not warnings.total:
             warnings = None
         if warnings is not None and strict_from_environment():

@@ -472,7 +472,7 @@ cdef class Scheduler:
         cdef double started, elapsed_ms
         cdef Task task
         cdef TaskResult result
-        cdef str stamp
+        cdef str stamp, completed
         while True:
             i = self.take_inline()
             if i < 0:
@@ -480,22 +480,11 @@ cdef class Scheduler:
             task = <Task>self.tasks[i]
             started = monotonic_seconds()
             stamp = utc_stamp()
-            result = TaskResult.__new__(TaskResult)
-            result.task_id = task.id
-            result.status = "completed"
-            result.output = dict(task.parameters)
-            result.started_at = stamp
-            result.completed_at = utc_stamp()
+            # Typed (task_result.pxi): its output and metadata are made only if read as such.
+            completed = utc_stamp()
             elapsed_ms = (monotonic_seconds() - started) * 1000.0
-            result.duration_ms = elapsed_ms
-            attempt = {"number": 1, "started_at": stamp, "duration_ms": result.duration_ms,   # one float object
-                       "outcome": "completed", "error": None, "fault": None}
-            if self.clock_origin > 0.0:
-                attempt["offset_ms"] = (started - self.clock_origin) * 1000.0
-            result.metadata = {"task_type": "generic", "attempts": [attempt]}
-            if task.control is not None:
-                result.metadata["control"] = task.control
-            result.extra = {}
+            result = inline_result(task, stamp, completed, elapsed_ms, self.clock_origin > 0.0,
+                                   (started - self.clock_origin) * 1000.0)
             results[task.id] = result
             self.complete(i, True)
             count += 1

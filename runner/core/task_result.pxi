@@ -3,6 +3,7 @@
 from datetime import datetime, timezone
 from libc.stdint cimport uint16_t, uint32_t
 from libc.string cimport memcmp
+cimport cython
 
 cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object text)
@@ -19,35 +20,143 @@ RESULT_FIELDS = frozenset((
 ))
 
 
+@cython.no_gc
 cdef class TaskResult:
-    """The outcome of one task: status, output (any JSON), error text and timings."""
+    """The outcome of one task: status, output (any JSON), error text and timings.
+
+    An inline (generic) task's result is typed: the task it ran (`ran`), its stamps, and its
+    duration and offset as C doubles. Its output (a copy of the task's parameters) and its
+    metadata (one attempt) are made when first read as attributes, and kept from then on
+    (so they are the same objects on every read, changes included); the core's bulk readers
+    (last.json, the journal, the record, artifacts) write or test them from the typed
+    fields without making them. Not tracked by the cyclic GC: a result holds JSON values
+    only (every result is checked for that), which cannot refer back to it.
+    """
 
     cdef readonly str task_id
     cdef readonly str status
-    cdef readonly object output
+    cdef object stored_output           # as given; None for an inline result not yet read
     cdef readonly object error
     cdef readonly object started_at
     cdef readonly object completed_at
-    cdef readonly object duration_ms
-    cdef readonly dict metadata
-    cdef readonly dict extra
+    cdef object stored_duration         # as given; an inline result's is elapsed_ms
+    cdef dict stored_metadata           # as given; None for an inline result not yet read
+    cdef dict stored_extra              # fields beyond RESULT_FIELDS; None when there are none
     cdef readonly object execution_id     # as the reporter gave it (the original's TaskResult has one)
+    cdef Task ran                       # an inline result: the task it ran; else None
+    cdef double elapsed_ms              # an inline result: duration_ms
+    cdef double offset_ms               # an inline result: its attempt's offset_ms (when has_offset)
+    cdef bint has_offset
+
+    @property
+    def output(self):
+        if self.stored_output is None and self.ran is not None:
+            self.stored_output = self.inline_output()
+        return self.stored_output
+
+    @property
+    def metadata(self):
+        if self.stored_metadata is None and self.ran is not None:
+            self.stored_metadata = self.inline_metadata()
+        return self.stored_metadata
+
+    @property
+    def extra(self):
+        """The result's fields beyond RESULT_FIELDS (an empty dict is made on first read)."""
+        if self.stored_extra is None:
+            self.stored_extra = {}
+        return self.stored_extra
+
+    @property
+    def duration_ms(self):
+        return self.duration()
+
+    cpdef object transient_output(self):
+        """output, without keeping what is made for an inline result not yet read: for
+        readers that look once (events, metrics), so a large run's results stay small."""
+        if self.stored_output is None and self.ran is not None:
+            return self.inline_output()
+        return self.stored_output
+
+    cpdef object transient_metadata(self):
+        """metadata, as transient_output gives output."""
+        if self.stored_metadata is None and self.ran is not None:
+            return self.inline_metadata()
+        return self.stored_metadata
+
+    cdef inline object duration(self):
+        return self.elapsed_ms if self.ran is not None else self.stored_duration
+
+    cdef inline bint typed_inline(self):
+        """An inline result whose output and metadata are still only its typed fields."""
+        return self.ran is not None and self.stored_output is None and self.stored_metadata is None
+
+    cdef dict inline_output(self):
+        return dict(self.ran.parameters)
+
+    cdef dict inline_metadata(self):
+        cdef dict attempt = {"number": 1, "started_at": self.started_at, "duration_ms": self.elapsed_ms,
+                             "outcome": "completed", "error": None, "fault": None}
+        if self.has_offset:
+            attempt["offset_ms"] = self.offset_ms
+        cdef dict metadata = {"task_type": "generic", "attempts": [attempt]}
+        if self.ran.control is not None:
+            metadata["control"] = self.ran.control
+        return metadata
 
     def to_dict(self):
         """As reported, in librunner's names (the LAST file writes the original's:
         recorded_task_result); execution_id only when the reporter gave one."""
-        cdef dict out = {"task_id": self.task_id, "status": self.status, "output": self.output,
+        cdef dict out = {"task_id": self.task_id, "status": self.status, "output": self.transient_output(),
                          "error": self.error, "started_at": self.started_at,
-                         "completed_at": self.completed_at, "duration_ms": self.duration_ms,
-                         "metadata": self.metadata}
+                         "completed_at": self.completed_at, "duration_ms": self.duration(),
+                         "metadata": self.transient_metadata()}
         if self.execution_id is not None:
             out["execution_id"] = self.execution_id
-        if self.extra:
-            out.update(self.extra)
+        if self.stored_extra:
+            out.update(self.stored_extra)
         return out
+
+    def __reduce__(self):
+        # Pickled as a plain result (an inline one's output and metadata made): the same values.
+        return (restored_task_result, (self.task_id, self.status, self.transient_output(), self.error,
+                                       self.started_at, self.completed_at, self.duration(),
+                                       self.transient_metadata(), self.stored_extra, self.execution_id))
 
     def __repr__(self):
         return f"TaskResult({self.task_id!r}, {self.status!r})"
+
+
+def restored_task_result(task_id, status, output, error, started_at, completed_at, duration_ms, metadata,
+                         extra, execution_id):
+    """A TaskResult from the fields __reduce__ gives (unpickling)."""
+    cdef TaskResult result = TaskResult.__new__(TaskResult)
+    result.task_id = task_id
+    result.status = status
+    result.stored_output = output
+    result.error = error
+    result.started_at = started_at
+    result.completed_at = completed_at
+    result.stored_duration = duration_ms
+    result.stored_metadata = metadata
+    result.stored_extra = extra if extra else None
+    result.execution_id = execution_id
+    return result
+
+
+cdef TaskResult inline_result(Task task, str started_at, str completed_at, double elapsed_ms,
+                              bint has_offset, double offset_ms):
+    """The result of an inline (generic) task: completed, its output a copy of its parameters."""
+    cdef TaskResult result = TaskResult.__new__(TaskResult)
+    result.task_id = task.id
+    result.status = u"completed"
+    result.started_at = started_at
+    result.completed_at = completed_at
+    result.ran = task
+    result.elapsed_ms = elapsed_ms
+    result.has_offset = has_offset
+    result.offset_ms = offset_ms
+    return result
 
 
 # The journal's compact form of to_dict(): one row per result, its fields named once per
@@ -57,13 +166,20 @@ JOURNAL_ROW_FIELDS = ("task_id", "status", "output", "error", "started_at", "com
 
 
 cpdef list journal_rows(list results):
-    """TaskResults as tuples of JOURNAL_ROW_FIELDS: a tenth of the cost of to_dict() per result."""
+    """TaskResults as tuples of JOURNAL_ROW_FIELDS: a tenth of the cost of to_dict() per
+    result. An inline result's row is its JSON text, written from its typed fields (an
+    orjson.Fragment: the same bytes orjson writes for its tuple, without the dicts)."""
     cdef list rows = []
     cdef TaskResult r
     for item in results:
         r = <TaskResult?>item
-        rows.append((r.task_id, r.status, r.output, r.error, r.started_at, r.completed_at, r.duration_ms,
-                     r.metadata, r.execution_id, r.extra or None))
+        if r.typed_inline():
+            row = inline_journal_row(r)
+            if row is not None:
+                rows.append(row)
+                continue
+        rows.append((r.task_id, r.status, r.transient_output(), r.error, r.started_at, r.completed_at,
+                     r.duration(), r.transient_metadata(), r.execution_id, r.stored_extra or None))
     return rows
 
 
@@ -75,6 +191,114 @@ def journal_row_dict(row):
     if row[9]:
         out.update(row[9])
     return out
+
+
+# ---- an inline result as JSON, from its typed fields
+
+cdef int write_inline_metadata(JsonText out, TaskResult r, bint exact) except -2:
+    """An inline result's metadata as orjson writes inline_metadata(): in a LAST file
+    (exact false: as record_value writes values) or a journal row (exact: exact_json;
+    -1 when its control holds a value exact_json leaves to orjson)."""
+    out.raw('{"task_type":"generic","attempts":[{"number":1,"started_at":', 60)
+    record_value(out, r.started_at)
+    out.raw(',"duration_ms":', 15)
+    orjson_value(out, r.elapsed_ms)
+    out.raw(',"outcome":"completed","error":null,"fault":null', 48)
+    if r.has_offset:
+        out.raw(',"offset_ms":', 13)
+        orjson_value(out, r.offset_ms)
+    out.raw("}]", 2)
+    if r.ran.control is not None:
+        out.raw(',"control":', 11)
+        if not exact:
+            record_value(out, r.ran.control)
+        elif exact_json(out, r.ran.control, 0) < 0:
+            return -1
+    out.raw("}", 1)
+    return 0
+
+
+cdef object inline_journal_row(TaskResult r):
+    """orjson.Fragment of the JSON orjson writes for r's journal row (see journal_rows), or
+    None when its parameters or control hold anything but exact JSON types (then orjson
+    writes the row itself, as it always did)."""
+    cdef JsonText out = JsonText(256)
+    out.raw("[", 1)
+    if exact_json(out, r.task_id, 1) < 0:
+        return None
+    out.raw(',"completed",', 13)
+    if exact_json(out, r.ran.parameters, 1) < 0:
+        return None
+    out.raw(",null,", 6)
+    record_value(out, r.started_at)
+    out.raw(",", 1)
+    record_value(out, r.completed_at)
+    out.raw(",", 1)
+    orjson_value(out, r.elapsed_ms)
+    out.raw(",", 1)
+    if write_inline_metadata(out, r, True) < 0:
+        return None
+    out.raw(",null,null]", 11)
+    return FRAGMENT(out.value())
+
+
+# orjson refuses deeper nesting than this (its limit is 255): left to it, to refuse as it does.
+cdef int EXACT_DEPTH = 250
+cdef object I64_MIN = -(2 ** 63)
+
+
+cdef int exact_json(JsonText out, object value, int depth) except -2:
+    """`value` as orjson.dumps writes it, when it is made of the exact JSON types only (str,
+    int within 64 bits, float, bool, None, dict with str keys, list); else -1 (what was
+    written is then to be dropped). orjson writes those types the same whatever its options,
+    so the text is the journal's, whose odd values orjson turns into text (default=str)."""
+    cdef type kind = type(value)
+    cdef bint first
+    if value is None:
+        return out.raw("null", 4)
+    if kind is str:
+        if has_lone_surrogate(<str>value):
+            return -1
+        return out.string(value)
+    if value is True:
+        return out.raw("true", 4)
+    if value is False:
+        return out.raw("false", 5)
+    if kind is int:
+        if 0 <= value <= U64_TOP:
+            return out.integer(value)
+        if value >= I64_MIN and value < 0:
+            return orjson_value(out, value)
+        return -1
+    if kind is float:
+        return orjson_value(out, value)
+    if depth >= EXACT_DEPTH:
+        return -1
+    if kind is dict:
+        out.raw("{", 1)
+        first = True
+        for key, item in (<dict>value).items():
+            if type(key) is not str or has_lone_surrogate(<str>key):
+                return -1
+            if not first:
+                out.raw(",", 1)
+            first = False
+            out.string(key)
+            out.raw(":", 1)
+            if exact_json(out, item, depth + 1) < 0:
+                return -1
+        return out.raw("}", 1)
+    if kind is list:
+        out.raw("[", 1)
+        first = True
+        for item in <list>value:
+            if not first:
+                out.raw(",", 1)
+            first = False
+            if exact_json(out, item, depth + 1) < 0:
+                return -1
+        return out.raw("]", 1)
+    return -1
 
 
 cdef inline int two_digits(const unsigned char *s, int at):
@@ -141,8 +365,7 @@ cdef TaskResult pending_result(str task_id):
     cdef TaskResult result = TaskResult.__new__(TaskResult)
     result.task_id = task_id
     result.status = "pending"
-    result.metadata = {}
-    result.extra = {}
+    result.stored_metadata = {}
     return result
 
 
@@ -201,10 +424,9 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
     result.task_id = task_id
     result.status = status
     if len(doc) == 2:  # task_id and status only: nothing else to look up
-        result.metadata = {}
-        result.extra = {}
+        result.stored_metadata = {}
         return result
-    result.output = doc.get("output")
+    result.stored_output = doc.get("output")
     issues = IssueList()
     result.error = issues.optional(doc, "error", "", "string")
     result.started_at = result_time(doc, "started_at", "start_time", issues)
@@ -216,9 +438,9 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
         issues.add("/duration_ms", f"expected a number from 0 to 2^53-1, found {shorten(duration)}", duration)
     if duration is None and result.started_at is not None and result.completed_at is not None:
         duration = span_ms(result.started_at, result.completed_at)
-    result.duration_ms = duration
+    result.stored_duration = duration
     metadata = issues.optional(doc, "metadata", "", "object")
-    result.metadata = metadata if metadata is not None else {}
+    result.stored_metadata = metadata if metadata is not None else {}
     if metadata is not None and "ai" in <dict>metadata:
         check_ai_metadata((<dict>metadata)["ai"], issues)
     if not issues.total:
@@ -227,7 +449,10 @@ cdef TaskResult build_task_result(object raw, AltFile alt):
             issues.add(found[0], found[1])
     if issues.total:
         raise TaskResultError(issues.issues, issues.total)
-    result.extra = {k: v for k, v in doc.items() if k not in RESULT_FIELDS}
+    if len(doc) > 2:
+        extra = {k: v for k, v in doc.items() if k not in RESULT_FIELDS}
+        if extra:       # most results have none: no empty dict kept per result
+            result.stored_extra = extra
     return result
 
 
@@ -502,9 +727,9 @@ cpdef list reused_task_results(list docs, AltFile alt, str last_id):
     cdef dict metadata
     for doc in docs:
         result = build_task_result(doc, alt)
-        if "reused_from" not in result.metadata:
-            metadata = dict(result.metadata)     # the journal's dict stays as it was read
+        if "reused_from" not in result.stored_metadata:
+            metadata = dict(result.stored_metadata)     # the journal's dict stays as it was read
             metadata["reused_from"] = last_id
-            result.metadata = metadata
+            result.stored_metadata = metadata
         out.append(result)
     return out

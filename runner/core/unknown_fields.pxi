@@ -75,8 +75,8 @@ cdef IssueList result_warnings(TaskResult result):
     """Warnings for the fields of a task result the record does not know (up to a cap,
     all of them counted)."""
     cdef IssueList warnings = IssueList()
-    if result.extra:
-        report_unknown_fields(result.extra, RESULT_FIELDS, tuple(sorted(RESULT_FIELDS)),
+    if result.stored_extra:
+        report_unknown_fields(result.stored_extra, RESULT_FIELDS, tuple(sorted(RESULT_FIELDS)),
                               f"/task_results/{pointer_token(result.task_id)}", warnings)
     return warnings
 

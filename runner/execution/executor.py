@@ -874,10 +874,11 @@ class Execution:
         with started_at and duration_ms) and AI accounting, for listeners such as traces."""
         if self.on_event is None:
             return
-        metadata = result.metadata or {}
+        # Transient: an inline result's output and metadata are made for the event, not kept.
+        metadata = result.transient_metadata() or {}
         details.setdefault("status", result.status)
         self._emit("task_finished", result.task_id, error=result.error, task_type=metadata.get("task_type"),
-                   attempts=metadata.get("attempts"), ai=metadata.get("ai"), output=result.output,
+                   attempts=metadata.get("attempts"), ai=metadata.get("ai"), output=result.transient_output(),
                    completed_at=result.completed_at, **details)
 
     def _emit(self, kind: str, task_id: str | None = None, **details) -> None:

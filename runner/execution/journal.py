@@ -8,7 +8,8 @@ One JSON object per line, each with "type":
     attempt_ended   task_id, attempt, outcome, error, duration_ms, ai (accounting) or null
     task_results    fields, rows: the task results that ended in one commit window, each a
                     row of the core's JOURNAL_ROW_FIELDS (journal_row_dict gives back exactly
-                    TaskResult.to_dict())
+                    TaskResult.to_dict()); an inline result's row is written by the core
+                    from its typed fields (the bytes orjson would write)
     segment_completed task_id, output: the own task of a loop's or call's segment that is a
                     command or file operation completed (its result follows when its construct ends)
     run_ended       interrupted, ended_at
@@ -151,10 +152,6 @@ class Journal:
             self._before()
         except Exception:
             log.debug("cleaning dead runs failed", exc_info=True)
-
-    def inline_result(self, _index, result) -> None:
-        """The scheduler's callback for a task it ran inline."""
-        self._results.append(result)
 
     def sync(self) -> None:
         """Returns once everything written so far is on disk (or could not be written)."""

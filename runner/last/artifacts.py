@@ -26,6 +26,7 @@ from pathlib import Path
 
 from runner.errors import RefusedError
 from runner.last.atomic_files import atomic_file
+from runner.librunner import artifact_text, may_name_artifacts
 from runner.workspace import WorkspaceRefused, open_for_reading
 
 ARTIFACTS_DIR = "artifacts"
@@ -48,7 +49,6 @@ CODE_EXTENSIONS = frozenset((
     "kt", "swift", "rb", "php", "pl", "sql", "html", "css", "r", "lua", "scala", "hs", "mk",
     "dockerfile", "diff", "patch",
 ))
-TEXT_FIELDS = ("text", "content", "response")
 SAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -130,17 +130,6 @@ def mime_type_of(name: str, data_is_text: bool | None) -> str:
     if guessed:
         return guessed
     return "text/plain" if data_is_text else "application/octet-stream"
-
-
-def _text_of(output) -> str | None:
-    if isinstance(output, str):
-        return output
-    if isinstance(output, dict):
-        for key in TEXT_FIELDS:
-            value = output.get(key)
-            if isinstance(value, str):
-                return value
-    return None
 
 
 def _explicit(task_id: str, output, errors: list) -> list[Candidate]:
@@ -231,7 +220,7 @@ def fenced_blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _code_blocks(task_id: str, output) -> list[Candidate]:
-    text = _text_of(output)
+    text = artifact_text(output)
     if not text or "```" not in text:
         return []
     found = []
@@ -269,22 +258,15 @@ def collect_candidates(task_results: dict) -> tuple[list[Candidate], list[dict]]
     candidates: list[Candidate] = []
     errors: list[dict] = []
     directories: set[str] = set()
-    # A record's task results made one at a time when they are still the core's (each()).
-    each = getattr(task_results, "each", None)
-    for task_id, result in (each() if each is not None else task_results.items()):
-        output = result.get("output")
-        metadata = result.get("metadata")
-        # Most results hold no artifact: reject them with the cheapest tests first.
-        if not (metadata and "files_written" in metadata):
-            if output is None:
-                continue
-            if type(output) is dict:
-                if "artifacts" not in output and "files" not in output:
-                    text = _text_of(output)
-                    if text is None or "```" not in text:
-                        continue
-            elif type(output) is not str or "```" not in output:
-                continue
+    # Most results hold no artifact: the core rules them out (may_name_artifacts), for a
+    # record's typed results without making their dicts (artifact_sources).
+    sources = getattr(task_results, "artifact_sources", None)
+    if sources is not None:
+        found_in = sources()
+    else:
+        found_in = ((task_id, result.get("output"), result.get("metadata")) for task_id, result in task_results.items())
+        found_in = (source for source in found_in if may_name_artifacts(source[1], source[2]))
+    for task_id, output, metadata in found_in:
         found = _explicit(task_id, output, errors) + _code_blocks(task_id, output) \
             + _files_written(task_id, metadata, errors)
         if not found:

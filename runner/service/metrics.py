@@ -47,8 +47,9 @@ class ServiceMetrics:
     def run_ended(self, status: str, results: dict | None = None) -> None:
         self.runs.labels(status).inc()
         for result in (results or {}).values():
-            ai = (result.metadata or {}).get("ai")
-            if isinstance(ai, dict) and not result.metadata.get("reused_from"):
+            metadata = result.transient_metadata() or {}     # not kept on an inline result
+            ai = metadata.get("ai")
+            if isinstance(ai, dict) and not metadata.get("reused_from"):
                 self.ai_calls.inc()
                 for kind in ("prompt_tokens", "completion_tokens"):
                     if type(ai.get(kind)) is int and ai[kind] > 0:
