@@ -133,6 +133,7 @@ cdef class ModelUsage:
     """Token totals of one model. Sums are Python ints: each count may be up to 2^53-1, and a
     C long long could overflow (undefined behaviour) over a large run."""
     cdef object provider
+    cdef Py_ssize_t first           # rank (topological position) of the first task using it
     cdef long long calls
     cdef object prompt_tokens
     cdef object completion_tokens
@@ -147,7 +148,12 @@ cdef class ModelUsage:
 
 
 cdef class TokenTally:
-    """metadata.ai entries summed per model; runs usually use one model, so it is cached."""
+    """metadata.ai entries summed per model; runs usually use one model, so it is cached.
+
+    Entries may come in any order: each carries its task's rank in topological order, and
+    the models are listed (and each takes its provider) as the visit in that order meets
+    them first, which is what one visit in topological order would give.
+    """
     cdef dict models            # model name -> ModelUsage
     cdef object last_model
     cdef ModelUsage last_usage
@@ -155,7 +161,7 @@ cdef class TokenTally:
     def __cinit__(self):
         self.models = {}
 
-    cdef void add(self, object ai) except *:
+    cdef void add(self, object ai, Py_ssize_t rank) except *:
         if type(ai) is not dict:
             return
         model = (<dict>ai).get("model") or "unknown"
@@ -165,9 +171,13 @@ cdef class TokenTally:
             if usage is None:
                 usage = ModelUsage.__new__(ModelUsage)
                 usage.provider = (<dict>ai).get("provider")
+                usage.first = rank
                 self.models[model] = usage
             self.last_model = model
             self.last_usage = usage
+        if rank < usage.first:
+            usage.provider = (<dict>ai).get("provider")
+            usage.first = rank
         usage.calls += 1
         value = (<dict>ai).get("prompt_tokens")
         if type(value) is int:
@@ -177,7 +187,10 @@ cdef class TokenTally:
             usage.completion_tokens += value
 
     cdef dict to_dict(self):
-        return {model: (<ModelUsage>usage).to_dict() for model, usage in self.models.items()}
+        # Ranks differ between models (each task has one), so the sort never compares names.
+        cdef list models = [((<ModelUsage>usage).first, model, usage) for model, usage in self.models.items()]
+        models.sort()
+        return {model: (<ModelUsage>usage).to_dict() for _, model, usage in models}
 
 
 cdef inline dict result_dict(TaskResult result, str execution_id):
@@ -278,9 +291,13 @@ cdef inline Py_ssize_t status_index(str status) except -1:
 
 
 cdef class TaskPass:
-    """Per-task statistics, levels and critical path, gathered in one visit per task.
+    """Per-task statistics, levels and critical path, gathered in two passes.
 
-    visit(v) needs every dependency of v visited first (topological order).
+    gather(v) reads each task's result once, in the ALT file's order (the order results
+    and tasks lie in memory), keeping what the statistics need as C arrays; walk(order)
+    then goes through the tasks in topological order over those arrays alone. Visiting
+    the results themselves in topological order (a random order in memory) cost three
+    times as much at 100k tasks, all of it waiting on memory.
     """
     cdef DependencyGraph graph
     cdef list results       # per task index: its TaskResult
@@ -294,6 +311,9 @@ cdef class TaskPass:
     cdef int *levels
     cdef int *previous      # the dependency on the longest path ending at each task
     cdef double *finish     # length of the longest path ending at each task
+    cdef double *duration   # each task's duration_ms (0 without one)
+    cdef Py_ssize_t *attempts   # each task's number of attempts when above 1, else 0
+    cdef Py_ssize_t *rank   # each task's position in topological order
 
     def __cinit__(self, DependencyGraph graph):
         cdef Py_ssize_t n = graph.size
@@ -306,47 +326,89 @@ cdef class TaskPass:
         self.levels = <int *>PyMem_Malloc((n + 1) * sizeof(int))
         self.previous = <int *>PyMem_Malloc((n + 1) * sizeof(int))
         self.finish = <double *>PyMem_Malloc((n + 1) * sizeof(double))
-        if not (self.levels and self.previous and self.finish):
+        self.duration = <double *>PyMem_Malloc((n + 1) * sizeof(double))
+        self.attempts = <Py_ssize_t *>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t))
+        self.rank = <Py_ssize_t *>PyMem_Malloc((n + 1) * sizeof(Py_ssize_t))
+        if not (self.levels and self.previous and self.finish and self.duration and self.attempts
+                and self.rank):
             raise MemoryError()
 
     def __dealloc__(self):
         PyMem_Free(self.levels)
         PyMem_Free(self.previous)
         PyMem_Free(self.finish)
+        PyMem_Free(self.duration)
+        PyMem_Free(self.attempts)
+        PyMem_Free(self.rank)
 
-    cdef void visit(self, int v, Task task, TaskResult result) except *:
+    cdef void rank_by(self, list order) except *:
+        """Remembers each task's position in `order` (the topological order walk will use)."""
+        cdef Py_ssize_t position
+        for position in range(self.graph.size):
+            self.rank[<Py_ssize_t>order[position]] = position
+
+    cdef void gather(self, int v, TaskResult result) except *:
+        """Task v's result: what does not depend on the order of visits is summed now."""
         cdef object given = result.duration()
         cdef double duration = <double>given if given is not None else 0.0
-        cdef double best = 0.0
-        cdef int level = 0, best_dep = -1, d
-        cdef Py_ssize_t k, attempts_count
+        cdef Py_ssize_t attempts_count = 0
         # An inline result's metadata, still typed (None here), has one attempt and no AI.
         cdef dict metadata = result.stored_metadata
         self.counts[status_index(result.status)] += 1
         self.span.add(result.started_at, result.completed_at)
-        self.task_time_ms += duration
+        self.duration[v] = duration
         if metadata:
             attempts = metadata.get("attempts")
             if type(attempts) is list and len(<list>attempts) > 1:
                 attempts_count = len(<list>attempts)
                 self.retries += attempts_count - 1
-                self.retried.append({"task_id": task.id, "attempts": attempts_count})
             ai = metadata.get("ai")
             if ai is not None:
-                self.tokens.add(ai)
-        for k in range(self.graph.dep_start[v], self.graph.dep_start[v + 1]):
-            d = self.graph.dep_list[k]
-            if self.levels[d] + 1 > level:
-                level = self.levels[d] + 1
-            if best_dep < 0 or self.finish[d] > best:
-                best = self.finish[d]
-                best_dep = d
-        self.levels[v] = level
-        if level > self.max_level:
-            self.max_level = level
-        self.previous[v] = best_dep
-        self.finish[v] = best + duration
+                self.tokens.add(ai, self.rank[v])
+        self.attempts[v] = attempts_count
         self.results[v] = result
+
+    cdef void walk(self, list order) except *:
+        """Levels, longest paths, the sum of the durations (in this order: a float sum's
+        last bits depend on it) and the retried tasks, in topological `order`."""
+        cdef Py_ssize_t position, k, n = self.graph.size
+        cdef double best, duration, total = 0.0
+        cdef int v, level, best_dep, d
+        cdef list ids = self.graph.ids
+        for position in range(n):
+            v = <int>order[position]
+            duration = self.duration[v]
+            total += duration
+            if self.attempts[v]:
+                self.retried.append({"task_id": ids[v], "attempts": self.attempts[v]})
+            best = 0.0
+            level = 0
+            best_dep = -1
+            for k in range(self.graph.dep_start[v], self.graph.dep_start[v + 1]):
+                d = self.graph.dep_list[k]
+                if self.levels[d] + 1 > level:
+                    level = self.levels[d] + 1
+                if best_dep < 0 or self.finish[d] > best:
+                    best = self.finish[d]
+                    best_dep = d
+            self.levels[v] = level
+            if level > self.max_level:
+                self.max_level = level
+            self.previous[v] = best_dep
+            self.finish[v] = best + duration
+        self.task_time_ms = total
+
+    cdef void span_in_order(self, list order) except *:
+        """The run's span as one visit in topological order finds it. Only needed once the
+        stamps were of mixed forms: then which extreme was kept when the form changed (an
+        extreme Python cannot read is dropped) may depend on the order they came in."""
+        cdef RunSpan span = RunSpan()
+        cdef TaskResult result
+        cdef Py_ssize_t position
+        for position in range(self.graph.size):
+            result = <TaskResult>self.results[<Py_ssize_t>order[position]]
+            span.add(result.started_at, result.completed_at)
+        self.span = span
 
     cdef bytes graph_json(self, list tasks):
         """{"nodes": [...], "edges": [...]} as JSON text, nodes in the ALT file's order."""
@@ -477,26 +539,19 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     cdef Py_ssize_t n = graph.size, i, k, position
     cdef list order = graph.topological_order()
     cdef list tasks = alt.tasks
-    cdef list by_index
     cdef dict task_extra = {}
     cdef Task task
     cdef TaskResult result
     cdef TaskPass visits = TaskPass(graph)
-    cdef bint file_order = True
     cdef Py_ssize_t completed, total = n
     cdef Py_ssize_t cursor = 0, peeked = 0
     cdef PyObject *key = NULL
     cdef PyObject *value = NULL
     cdef bint in_step = True
-    for i in range(n):
-        if <Py_ssize_t>order[i] != i:
-            file_order = False
-            break
+    visits.rank_by(order)
     # The results stay typed: one TaskResult per task, in the ALT file's order (visits.results);
     # the record's task_results makes their dicts only when something reads it as a dict,
-    # and last.json is written from them directly (write_task_results). When the file's
-    # order is also topological (the usual case) one pass does everything.
-    by_index = visits.results
+    # and last.json is written from them directly (write_task_results).
     for i in range(n):
         task = <Task>tasks[i]
         # Results usually arrive in the file's order (the scheduler's): read in step with
@@ -513,14 +568,10 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
             result = pending_result(task.id)
         if task.extra:
             task_extra[task.id] = task.extra
-        if file_order:
-            visits.visit(<int>i, task, result)
-        else:
-            by_index[i] = result
-    if not file_order:
-        for position in range(n):
-            i = <Py_ssize_t>order[position]
-            visits.visit(<int>i, <Task>tasks[i], <TaskResult>by_index[i])
+        visits.gather(<int>i, result)
+    visits.walk(order)
+    if visits.span.length == -2:
+        visits.span_in_order(order)
     critical_ids, critical_ms = visits.critical_path(order)
     counts = visits.status_counts()
     span = visits.span
