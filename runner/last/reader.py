@@ -1,6 +1,7 @@
 """Reading a LAST file back: last.json or last.json.gz, or the directory holding them."""
 from __future__ import annotations
 
+import gc
 import gzip
 import os
 import zlib
@@ -21,6 +22,68 @@ def load_last(path: str | os.PathLike) -> dict:
 
     Raises LastFileError naming the path and what is wrong with it.
     """
+    path = _last_path(path)
+    return _parsed(path, _read_capped(path, MAX_LAST_BYTES))
+
+
+def load_last_summary(path: str | os.PathLike) -> dict:
+    """The LAST record at `path` for readers of its summary (show, a service adopting a
+    run): all of it but the results of completed tasks and the execution graph.
+
+    task_results holds only the results whose task did not complete (task_status other
+    than completed: failed, skipped, pending...), in the file's order, as UnfinishedResults
+    (its `total` is the number of results in the file); execution_graph is left out. The
+    same files are refused, with the same errors, as by load_last: the core's skim checks
+    the whole file in one pass without building the completed results, and any file it
+    is not sure of is read in full.
+    """
+    from runner.librunner import skim_last
+
+    path = _last_path(path)
+    raw = _read_capped(path, MAX_LAST_BYTES)
+    skimmed = skim_last(raw)
+    if skimmed is None:
+        record = _parsed(path, raw)
+        results = record["task_results"]
+        unfinished = UnfinishedResults((k, v) for k, v in results.items() if task_status(v) != "completed")
+        unfinished.total = len(results)
+    else:
+        header, count, spans = skimmed
+        record = _parsed(path, header)      # its task_results and execution_graph are {}: checked by the skim
+        unfinished = UnfinishedResults()
+        for key_start, key_end, value_start, value_end in spans:
+            value = orjson.loads(raw[value_start:value_end])
+            if task_status(value) != "completed":
+                unfinished[orjson.loads(raw[key_start:key_end])] = value
+        unfinished.total = count
+    record["task_results"] = unfinished
+    record.pop("execution_graph", None)
+    return record
+
+
+def loads_header(raw: bytes):
+    """orjson.loads(raw) of a last.json's bytes, for readers of the record's header alone:
+    when the core's skim vouches for the file, task_results and an object execution_graph
+    come back empty instead of parsed; otherwise orjson.loads(raw) itself, errors included."""
+    from runner.librunner import skim_last
+
+    skimmed = skim_last(raw)
+    return orjson.loads(skimmed[0] if skimmed is not None else raw)
+
+
+class UnfinishedResults(dict):
+    """The results of the tasks that did not complete (task id -> result), as
+    load_last_summary reads them; `total` is how many results the file holds."""
+    total = 0
+
+
+def result_count(results: dict) -> int:
+    """How many task results a record holds: all of load_last's, or the file's total
+    behind load_last_summary's UnfinishedResults."""
+    return results.total if isinstance(results, UnfinishedResults) else len(results)
+
+
+def _last_path(path) -> Path:
     path = Path(path)
     if path.is_dir():
         candidates = [path / "last.json", path / "last.json.gz"]
@@ -28,11 +91,23 @@ def load_last(path: str | os.PathLike) -> dict:
         if found is None:
             raise LastFileError(f"{path}: no last.json or last.json.gz in this directory")
         path = found
-    raw = _read_capped(path, MAX_LAST_BYTES)
+    return path
+
+
+def _parsed(path: Path, raw: bytes) -> dict:
+    """The record in `raw`, checked: LastFileError if it is not JSON or not a LAST record."""
+    # The record is a tree of fresh containers without cycles, millions of them in a big
+    # file: the cyclic collector would scan them again and again as they are made (at
+    # 200k tasks, three quarters of the time), so it waits until the parse is done.
+    was_enabled = gc.isenabled()
+    gc.disable()
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise LastFileError(f"{path}: not JSON: {error}") from None
+    finally:
+        if was_enabled:
+            gc.enable()
     if not isinstance(record, dict) or not isinstance(record.get("task_results"), dict) \
             or not isinstance(record.get("id"), str):
         raise LastFileError(f"{path}: not a LAST file (expected an object with 'id' and 'task_results')")
