@@ -263,8 +263,10 @@ class Registry:
     def _adopt(self, run: ServiceRun, previous: Path) -> bool:
         """A run whose latest LAST file was written before the server stopped, and was not cut
         short by that stop, has ended: it is recorded as it is (True)."""
+        from runner.last.reader import loads_header
+
         try:
-            record = orjson.loads((previous / "last.json").read_bytes())
+            record = loads_header((previous / "last.json").read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return False
         interrupted = bool((record.get("execution") or {}).get("interrupted"))
