@@ -4,10 +4,11 @@
 
 (a) in process, on last.json of --tasks results (~900 bytes each with the graph):
     orjson.loads of the bytes as it comes (the cyclic collector running, as in any
-    program) and with the collector paused; load_last as it was (orjson.loads, then the
-    shape check) and as it is (the collector paused while parsing); load_last_summary
-    (what `show` reads: the core's skim, then only the results of tasks that did not
-    complete). Each ratio is against orjson.loads as it comes.
+    program) and with the collector paused (it rescans the new containers as they are
+    made; paused, it scans them all at its next collection instead); load_last (orjson.loads,
+    then the shape check); load_last_summary (what `show` reads: the core's skim, then only
+    the results of tasks that did not complete). Each ratio is against orjson.loads as it
+    comes.
 (b) whole processes: `python -m runner show DIR` against a Python that only reads the file
     and orjson.loads it.
 The machine is shared and noisy: medians of several runs, ratios in one run.
@@ -69,14 +70,8 @@ def main() -> None:
         raw = path.read_bytes()
         print(f"{args.tasks} tasks, last.json {len(raw) / 1e6:.1f} MB")
 
-        def as_it_was():
-            record = orjson.loads(raw)
-            assert reader._shape_problem(record) is None
-            return record
-
         floor = median_time(lambda: orjson.loads(raw), args.repeat)
         rows = [("orjson.loads, collector paused", median_time(paused(lambda: orjson.loads(raw)), args.repeat)),
-                ("load_last as it was (orjson.loads + shape check)", median_time(as_it_was, args.repeat)),
                 ("load_last", median_time(lambda: reader.load_last(path), args.repeat)),
                 ("load_last_summary (show's read)", median_time(lambda: reader.load_last_summary(path), args.repeat))]
         print(f"(a) orjson.loads of the bytes                       {floor * 1e3:8.1f} ms")

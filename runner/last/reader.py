@@ -1,7 +1,6 @@
 """Reading a LAST file back: last.json or last.json.gz, or the directory holding them."""
 from __future__ import annotations
 
-import gc
 import gzip
 import os
 import zlib
@@ -96,18 +95,10 @@ def _last_path(path) -> Path:
 
 def _parsed(path: Path, raw: bytes) -> dict:
     """The record in `raw`, checked: LastFileError if it is not JSON or not a LAST record."""
-    # The record is a tree of fresh containers without cycles, millions of them in a big
-    # file: the cyclic collector would scan them again and again as they are made (at
-    # 200k tasks, three quarters of the time), so it waits until the parse is done.
-    was_enabled = gc.isenabled()
-    gc.disable()
     try:
         record = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise LastFileError(f"{path}: not JSON: {error}") from None
-    finally:
-        if was_enabled:
-            gc.enable()
     if not isinstance(record, dict) or not isinstance(record.get("task_results"), dict) \
             or not isinstance(record.get("id"), str):
         raise LastFileError(f"{path}: not a LAST file (expected an object with 'id' and 'task_results')")
