@@ -319,3 +319,36 @@ def test_artifacts_in_parameters_are_found_as_before():
     assert candidates[1]                                    # the refused entries, named as before
     typed.fill()
     assert summary(collect_candidates(typed)) == summary(candidates)
+
+
+def test_report_rows_and_timeline_from_typed_results_are_those_from_the_file():
+    from runner.last.directory import render_html
+    from runner.last.graph_drawing import critical_path_of
+    from runner.last.options import LastOptions
+    from runner.last.record_values import ResultRows, task_dependencies
+    from runner.last.timeline import timeline
+
+    alt = alt_of(PARAMETERS * 3)
+    results = run_inline(alt, 1.0)
+    stamps = {"started_at": "2026-03-01T10:06:00.000Z", "completed_at": "2026-03-01T10:06:01.250Z"}
+    for n, doc in enumerate([{"status": "failed", "error": "boom", **stamps},
+                             {"status": "skipped", "metadata": {"skipped_reason": "because"}},
+                             {"status": "completed", "skipped": True, "duration_ms": 12.5},    # an extra field
+                             {"status": "timeout", "duration_ms": 3}, {"status": "pending"}]):
+        task_id = alt.tasks[3 * n + 1].id
+        results[task_id] = runner.task_result_from_dict({"task_id": task_id, **doc}, alt)
+    typed = runner.build_last_record(alt, results, *IDS, {"wall_time_ms": 5.0, "started_at": stamps["started_at"]})
+    loaded = orjson.loads(runner.last_json(typed))
+    assert ResultRows(typed).rows == ResultRows(loaded).rows
+    table = ResultRows(typed)
+    assert [table.dict_of(i) for i in range(len(alt.tasks))] == list(loaded["task_results"].values())
+    wanted = {task.id for task in alt.tasks[::4]} | {"nowhere"}
+    assert task_dependencies(typed, wanted) == task_dependencies(loaded, wanted)
+    critical = critical_path_of(loaded)
+    for limit in (1, 4, 500):
+        assert timeline(typed, limit=limit, critical_ids=critical) == timeline(loaded, limit=limit, critical_ids=critical)
+        options = LastOptions(graph_renderer="builtin", report_task_limit=limit, graph_draw_limit=5)
+        assert render_html(typed, options) == render_html(loaded, options)
+    assert not typed["task_results"].filled and not typed["execution_graph"].filled
+    assert all(result.transient_output() is not result.transient_output()
+               for result in results.values() if result.status == "completed" and not result.extra)

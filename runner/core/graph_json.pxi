@@ -198,6 +198,35 @@ class ExecutionGraph(dict):
             for k in range(graph.dep_start[v], graph.dep_start[v + 1]):
                 yield {"source": ids[graph.dep_list[k]], "target": ids[v], "dependency_type": "required"}
 
+    def sources_of(self, wanted):
+        """target id -> the ids of its sources, for the targets in `wanted`, as the edges
+        give them (each_edge, with the edges' order), from the typed graph: the edges of
+        the others are never made. None once the graph is a dict (read its edges)."""
+        if self.source is None or self.filled:
+            return None
+        cdef DependencyGraph graph = (<TaskPass>self.source[0]).graph
+        cdef list ids = graph.ids
+        cdef Py_ssize_t v, k
+        cdef dict out = {}
+        for v in range(graph.size):
+            if graph.dep_start[v + 1] > graph.dep_start[v] and ids[v] in wanted:
+                out[ids[v]] = [ids[graph.dep_list[k]] for k in range(graph.dep_start[v], graph.dep_start[v + 1])]
+        return out
+
+    def descriptions_of(self, wanted):
+        """node id -> its description, for the nodes in `wanted` (each_node's), from the
+        typed graph; None once the graph is a dict (read its nodes)."""
+        if self.source is None or self.filled:
+            return None
+        cdef list tasks = self.source[1]
+        cdef Task task
+        cdef dict out = {}
+        for item in tasks:
+            task = <Task>item
+            if task.id in wanted:
+                out[task.id] = task.description
+        return out
+
     def fill(self):
         # Marked filled only once filled: two threads may both read the JSON (the same
         # content), but none ever sees the placeholders through these methods.

@@ -700,6 +700,17 @@ class TaskResults(dict):
                 self.results = None
         return self
 
+    def rows(self):
+        """(rows, dicts) made from the typed results, None once they are dicts (read those).
+        rows: per result, in order, (task id, status as a reader tells it (task_status:
+        skipped for a skipped task), duration_ms, end_time) as the record has them; dicts[i]:
+        result i as the record has it. For readers that look at every result's status or
+        time and at a few whole (the report): no dict per result."""
+        results = self.results
+        if self.filled or results is None:
+            return None
+        return result_rows(results), RecordedResults(results, self.execution_id, self.run_start)
+
     def artifact_sources(self):
         """(task id, output, metadata) of the results that may name an artifact
         (may_name_artifacts), in order; the others are passed over in the core, their
@@ -803,6 +814,39 @@ class TaskResults(dict):
         return (dict, (dict(self.fill()),))
 
     __hash__ = None
+
+
+cdef list result_rows(list results):
+    cdef list rows = []
+    cdef TaskResult result
+    cdef object status
+    for item in results:
+        result = <TaskResult>item
+        status = result.status
+        # task_status of the recorded dict: skipped if "skipped" is true there, which a
+        # result's own extra field of that name may say too.
+        if is_skipped(status) or (result.stored_extra and result.stored_extra.get("skipped") is True):
+            status = u"skipped"
+        rows.append((result.task_id, status, wire_ms(result.duration()), result.completed_at))
+    return rows
+
+
+cdef class RecordedResults:
+    """Typed results by position, each made as the record's dict when asked for."""
+    cdef list results
+    cdef str execution_id
+    cdef str run_start
+
+    def __cinit__(self, list results, str execution_id, str run_start):
+        self.results = results
+        self.execution_id = execution_id
+        self.run_start = run_start
+
+    def __len__(self):
+        return len(self.results)
+
+    def __getitem__(self, Py_ssize_t i):
+        return recorded_task_result(<TaskResult>self.results[i], self.execution_id, self.run_start)
 
 
 # ---- which results may name an artifact (runner.last.artifacts takes it from there)

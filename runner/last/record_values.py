@@ -4,6 +4,8 @@ list, None), never an error.
 """
 from __future__ import annotations
 
+from runner.last.reader import task_status
+
 
 def as_dict(value) -> dict:
     return value if isinstance(value, dict) else {}
@@ -27,17 +29,30 @@ def shortened(text: str, limit: int) -> str:
 
 
 # A record made by the core keeps its task results and its graph as the core's typed data
-# (runner's TaskResults, ExecutionGraph): the readers below make them one at a time
-# (each, each_node, each_edge) instead of as dicts held at once (a million for a large
-# run); a record read from a file is dicts and lists.
+# (runner's TaskResults, ExecutionGraph): the readers below read them from there (rows,
+# each_node, each_edge, sources_of) instead of as dicts held at once (a million for a
+# large run); a record read from a file is dicts and lists.
 
-def each_result(record: dict):
-    """The record's task results one at a time; the non-dicts of a malformed file left out."""
-    results = as_dict(record.get("task_results"))
-    each = getattr(results, "each", None)
-    for result in (value for _, value in each()) if each is not None else results.values():
-        if isinstance(result, dict):
-            yield result
+class ResultRows:
+    """The record's task results as rows, one per result in order: (task id, status as
+    task_status tells it, duration_ms, end_time), and dict_of(i), result i's dict. For a
+    reader that looks at every result's status or time and at a few whole: a record made by
+    the core gives the rows from its typed results (TaskResults.rows) and makes only the
+    dicts asked for; a file's record has its dicts (its non-dicts left out)."""
+
+    def __init__(self, record: dict):
+        results = as_dict(record.get("task_results"))
+        rows = getattr(results, "rows", None)
+        typed = rows() if rows is not None else None
+        if typed is not None:
+            self.rows, self.dict_of = typed[0], typed[1].__getitem__
+            return
+        each = getattr(results, "each", None)
+        dicts = [result for result in ((value for _, value in each()) if each is not None else results.values())
+                 if isinstance(result, dict)]
+        self.rows = [(result.get("task_id"), task_status(result), result.get("duration_ms"), result.get("end_time"))
+                     for result in dicts]
+        self.dict_of = dicts.__getitem__
 
 
 def graph_nodes(record: dict):
@@ -54,6 +69,10 @@ def graph_edges(record: dict):
 
 def task_dependencies(record: dict, wanted: set) -> dict:
     """Task id -> the ids it depends on, from the execution graph's edges, for the tasks in `wanted`."""
+    sources_of = getattr(record.get("execution_graph"), "sources_of", None)
+    typed = sources_of(wanted) if sources_of is not None else None
+    if typed is not None:       # the core's graph: only the wanted targets' edges are read
+        return typed
     out: dict = {}
     for edge in graph_edges(record):
         if isinstance(edge.get("target"), str) and isinstance(edge.get("source"), str) and edge["target"] in wanted:

@@ -15,7 +15,7 @@ import orjson
 from runner.last.artifacts import is_stored_path
 from runner.last.graph_drawing import STATUS_COLOURS, STATUS_ORDER
 from runner.last.reader import ATTENTION_ORDER, run_mode, skip_reason, task_status
-from runner.last.record_values import (as_dict, as_number, dicts_in, each_result, graph_nodes, picked, shortened,
+from runner.last.record_values import (ResultRows, as_dict, as_number, dicts_in, graph_nodes, picked, shortened,
                                       task_dependencies)
 from runner.last.timeline import timeline
 
@@ -131,6 +131,10 @@ def _artifact(artifact: dict) -> dict:
 def _descriptions(record: dict, wanted: set) -> dict:
     """Task id -> its description, from the execution graph's nodes (the ALT file's text),
     for the tasks in `wanted`."""
+    descriptions_of = getattr(record.get("execution_graph"), "descriptions_of", None)
+    typed = descriptions_of(wanted) if descriptions_of is not None else None
+    if typed is not None:       # the core's graph: no node made
+        return typed
     return {node.get("id"): node.get("description") for node in graph_nodes(record) if node.get("id") in wanted}
 
 
@@ -172,10 +176,12 @@ def _ai(ai) -> dict | None:
             "alternatives": len(ai["alternatives"]) if isinstance(ai.get("alternatives"), list) else None}
 
 
-def _tasks(record: dict, artifacts: list[dict], limit: int, critical: set) -> list[dict]:
+def _tasks(record: dict, table: ResultRows, artifacts: list[dict], limit: int, critical: set) -> list[dict]:
     """The task details, unsuccessful ones first (then in file order)."""
     # nsmallest is sorted(...)[:limit] (ties in file order), keeping `limit` results at most.
-    results = heapq.nsmallest(limit, each_result(record), key=lambda r: ATTENTION_ORDER.get(task_status(r), 9) >= 5)
+    rows = table.rows
+    chosen = heapq.nsmallest(limit, range(len(rows)), key=lambda i: ATTENTION_ORDER.get(rows[i][1], 9) >= 5)
+    results = [table.dict_of(i) for i in chosen]
     artifacts_by_task: dict = {}
     for artifact in artifacts:
         artifacts_by_task.setdefault(artifact["task_id"], []).append(artifact)
@@ -271,10 +277,11 @@ def page_view(record: dict, graph_svg: str | None, task_limit: int, graph_note: 
     artifacts = [_artifact(a) for a in dicts_in(record.get("artifacts"))]
     shown_statistics = _statistics(statistics)
     critical = (shown_statistics["critical_path"] or {}).get("task_ids") or []
-    tasks = _tasks(record, artifacts, task_limit, set(critical))
+    table = ResultRows(record)     # both the task list and the timeline choose from it
+    tasks = _tasks(record, table, artifacts, task_limit, set(critical))
     return dict(
         run=_run(record), statistics=shown_statistics, total=total, status_bar=status_bar,
-        timeline=timeline(record, critical_ids=critical), graph_image=graph_image, graph_note=graph_note, tasks=tasks,
+        timeline=timeline(record, critical_ids=critical, table=table), graph_image=graph_image, graph_note=graph_note, tasks=tasks,
         hidden_tasks=max(len(record["task_results"]) - len(tasks), 0), artifacts=artifacts,
         artifact_errors=[picked(e, ("task_id", "name", "error"))
                          for e in dicts_in(as_dict(record.get("metadata")).get("artifact_errors"))[:ARTIFACT_ERRORS_SHOWN]],

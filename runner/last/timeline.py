@@ -7,7 +7,7 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from runner.last.reader import ATTENTION_ORDER, skip_reason, task_status
-from runner.last.record_values import as_dict, as_number, dicts_in, each_result, shortened, task_dependencies
+from runner.last.record_values import ResultRows, as_dict, as_number, dicts_in, shortened, task_dependencies
 
 TIMELINE_LIMIT = 500         # rows drawn in the timeline
 PAGE_ROWS = 100              # rows per page of the timeline (pages after the first are folded)
@@ -40,37 +40,33 @@ def _nice_step(span_ms: float, ticks: int = 8) -> float:
     return step * 10
 
 
-def _row_order(results, critical: set, limit: int) -> tuple[list[dict], int]:
+def _row_order(table: ResultRows, critical: set, limit: int) -> tuple[list[dict], int]:
     """(the results drawn, how many there are): all of them when there are at most `limit`,
     else the unsuccessful ones, then the critical path, then the longest; drawn in order of
-    start. `results` is gone through once, keeping at most `limit` of them."""
-    def weight(numbered):
-        result = numbered[1]
-        duration = as_number(result.get("duration_ms")) or 0.0
-        return (ATTENTION_ORDER.get(task_status(result), 9) >= 5, result.get("task_id") not in critical, -duration)
+    start. Chosen from the rows (no result's dict made); only the `limit` kept are made."""
+    rows = table.rows
+    named = [i for i, row in enumerate(rows) if isinstance(row[0], str)]
 
-    total = 0
-
-    def counted():
-        nonlocal total
-        for numbered in enumerate(results):
-            total += 1
-            yield numbered
+    def weight(i):
+        task_id, status, duration, _ = rows[i]
+        return (ATTENTION_ORDER.get(status, 9) >= 5, task_id not in critical, -(as_number(duration) or 0.0))
 
     # nsmallest is sorted(...)[:limit], ties kept in the results' order.
-    kept = heapq.nsmallest(limit, counted(), key=weight)
-    if total <= limit:
-        kept.sort(key=lambda numbered: numbered[0])
-    return [result for _, result in kept], total
+    kept = heapq.nsmallest(limit, named, key=weight)
+    if len(named) <= limit:
+        kept.sort()
+    return [table.dict_of(i) for i in kept], len(named)
 
 
-def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict:
+def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=(), table: ResultRows | None = None) -> dict:
     """A labelled Gantt chart: one row per task (every row names its task), its attempts as
     segments of one bar, the time it waited drawn apart from the time it ran, the critical
     path marked; rows in pages of PAGE_ROWS. Above `limit` tasks the unsuccessful, critical
-    and longest are drawn (a note says how many in all). Only drawn rows' stamps are parsed."""
+    and longest are drawn (a note says how many in all). Only drawn rows' stamps are parsed.
+    table: the record's ResultRows, when the caller has them already."""
     critical = set(critical_ids)
-    drawn, total = _row_order((r for r in each_result(record) if isinstance(r.get("task_id"), str)), critical, limit)
+    table = table if table is not None else ResultRows(record)
+    drawn, total = _row_order(table, critical, limit)
     timed, untimed = [], []
     run_start = _moment(as_dict(record.get("execution")).get("started_at")) or _moment(record.get("start_time"))
     for result in drawn:
@@ -102,9 +98,7 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=()) -> dict
     needed = {dep for deps in dependencies.values() for dep in deps}
     completed_at = {}
     if needed:
-        for result in each_result(record):
-            task_id = result.get("task_id")
-            end = result.get("end_time")
+        for task_id, _, _, end in table.rows:
             if isinstance(task_id, str) and task_id in needed and isinstance(end, str):
                 completed_at[task_id] = _moment(end)
     for _, end, result, _ in timed:
