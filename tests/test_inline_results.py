@@ -121,7 +121,7 @@ def test_attributes_are_made_once_and_kept():
     result.metadata["attempts"][0]["note"] = "x"
     assert result.output["added"] == 1 and result.transient_output() is output
     assert result.to_dict()["output"]["added"] == 1
-    row = orjson.loads(orjson.dumps(librunner.journal_rows([result])[0], default=str))
+    row = orjson.loads(librunner.journal_results_line([result]))["rows"][0]
     assert row[2]["added"] == 1 and row[7]["attempts"][0]["note"] == "x"
     assert "added" not in alt.tasks[0].parameters
 
@@ -141,20 +141,30 @@ def test_results_of_reported_dicts_keep_their_extra_and_none_is_empty():
         "completed_at": None, "duration_ms": None, "metadata": {}}
     rich = runner.task_result_from_dict({"task_id": "t0", "status": "completed", "custom": [1]}, alt)
     assert rich.extra == {"custom": [1]} and rich.to_dict()["custom"] == [1]
-    assert librunner.journal_rows([plain])[0][9] is None and librunner.journal_rows([rich])[0][9] == {"custom": [1]}
+    rows = orjson.loads(librunner.journal_results_line([plain, rich]))["rows"]
+    assert rows[0][9] is None and rows[1][9] == {"custom": [1]}
+
+
+def old_line(rows):
+    """The journal's task_results line as the journal wrote it with orjson."""
+    return orjson.dumps({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS, "rows": rows},
+                        option=orjson.OPT_APPEND_NEWLINE, default=str)
 
 
 def test_journal_rows_are_the_bytes_of_the_old_rows_and_read_back_as_to_dict():
     alt = alt_of(PARAMETERS)
     results = run_inline(alt, 1.0)
-    typed = list(results.values())
-    line = orjson.dumps({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
-                         "rows": librunner.journal_rows(typed)}, default=str)
-    old = orjson.dumps({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
-                        "rows": [old_row(results[t.id], t) for t in alt.tasks]}, default=str)
-    assert line == old
+    reported = runner.task_result_from_dict({"task_id": "t1", "status": "failed", "error": "e", "x": [1]}, alt)
+    typed = list(results.values()) + [reported]
+    documents = [("t2", "completed", {"a": 1}, None, None, None, 1.5, {}, None, {"y": 2})]
+    line = librunner.journal_results_line(typed, documents)
+    old = old_line([old_row(results[t.id], t) for t in alt.tasks] + [
+        ("t1", "failed", None, "e", None, None, None, {}, None, {"x": [1]})] + documents)
+    assert line == old and line.endswith(b"]}\n")
     back = _results_of(None, 1, orjson.loads(line))
-    assert back == [results[t.id].to_dict() for t in alt.tasks]
+    assert back[:len(alt.tasks)] == [results[t.id].to_dict() for t in alt.tasks]
+    assert back[len(alt.tasks)] == reported.to_dict()
+    assert librunner.journal_results_line([]) == old_line([])
 
 
 def hostile_alt():
@@ -199,13 +209,13 @@ def test_journal_rows_of_hostile_parameters_are_what_orjson_wrote():
     for task in alt.tasks:
         result = results[task.id]
         try:
-            expected = orjson.dumps([old_row(result, task)], default=str)
+            expected = old_line([old_row(result, task)])
         except orjson.JSONEncodeError as error:
             with pytest.raises(orjson.JSONEncodeError) as raised:
-                orjson.dumps(librunner.journal_rows([result]), default=str)
+                librunner.journal_results_line([result])
             assert str(raised.value) == str(error)
             continue
-        assert orjson.dumps(librunner.journal_rows([result]), default=str) == expected
+        assert librunner.journal_results_line([result]) == expected
         assert result.to_dict() == old_to_dict(result, task) or task.id == "h2"   # NaN != NaN
 
 

@@ -916,6 +916,7 @@ cdef int write_result(JsonText out, TaskResult result, str execution_id, str run
     cdef object wire = wire_ms(duration)
     cdef bint skipped = is_skipped(result.status)
     cdef bint exact
+    cdef bytes duration_text = None     # an inline result's duration as JSON, written twice
     out.raw('{"task_id":', 11)
     record_value(out, result.task_id)
     out.raw(',"execution_id":', 16)
@@ -938,7 +939,8 @@ cdef int write_result(JsonText out, TaskResult result, str execution_id, str run
         parameters = result.ran.parameters
         record_value(out, parameters if type(parameters) is dict else dict(parameters))
         out.raw(',"error":null,"metadata":', 25)
-        write_inline_metadata(out, result, False)
+        duration_text = DUMPS(result.elapsed_ms)
+        write_inline_metadata(out, result, duration_text, False)
     else:
         record_value(out, result.transient_output())
         out.raw(',"error":', 9)
@@ -948,7 +950,10 @@ cdef int write_result(JsonText out, TaskResult result, str execution_id, str run
     exact = type(duration) is float and duration != <double>wire
     if exact:
         out.raw(',"exact_duration_ms":', 21)
-        record_value(out, duration)
+        if duration_text is not None:
+            out.raw(duration_text, len(duration_text))
+        else:
+            record_value(out, duration)
     if skipped:
         out.raw(',"skipped":true', 15)
     if result.stored_extra:

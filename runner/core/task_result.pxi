@@ -165,22 +165,48 @@ JOURNAL_ROW_FIELDS = ("task_id", "status", "output", "error", "started_at", "com
                       "metadata", "execution_id", "extra")
 
 
-cpdef list journal_rows(list results):
-    """TaskResults as tuples of JOURNAL_ROW_FIELDS: a tenth of the cost of to_dict() per
-    result. An inline result's row is its JSON text, written from its typed fields (an
-    orjson.Fragment: the same bytes orjson writes for its tuple, without the dicts)."""
-    cdef list rows = []
+cdef tuple journal_row(TaskResult r):
+    """r as a tuple of JOURNAL_ROW_FIELDS."""
+    return (r.task_id, r.status, r.transient_output(), r.error, r.started_at, r.completed_at, r.duration(),
+            r.transient_metadata(), r.execution_id, r.stored_extra or None)
+
+
+cdef bytes JOURNAL_LINE_HEAD = orjson.dumps({"type": "task_results", "fields": JOURNAL_ROW_FIELDS})[:-1] + b',"rows":['
+
+
+cpdef bytes journal_results_line(list results, list rows=None):
+    """The journal's task_results line (its newline included) of `results` (TaskResults),
+    then of `rows` (tuples of JOURNAL_ROW_FIELDS): the bytes orjson.dumps writes for
+    {"type": "task_results", "fields": JOURNAL_ROW_FIELDS, "rows": [each as a tuple]} with
+    default=str and OPT_APPEND_NEWLINE, written in one buffer. An inline result's row is
+    written from its typed fields (no dict), unless its parameters or control hold anything
+    but exact JSON types: orjson writes those rows, and every other, as it always did."""
+    cdef JsonText out = JsonText(len(JOURNAL_LINE_HEAD) + 256 * (len(results) + (len(rows) if rows else 0)) + 64)
     cdef TaskResult r
+    cdef Py_ssize_t mark
+    cdef bint first = True
+    cdef bytes text
+    out.raw(JOURNAL_LINE_HEAD, len(JOURNAL_LINE_HEAD))
     for item in results:
         r = <TaskResult?>item
+        if not first:
+            out.raw(",", 1)
+        first = False
         if r.typed_inline():
-            row = inline_journal_row(r)
-            if row is not None:
-                rows.append(row)
+            mark = out.size
+            if write_inline_row(out, r) == 0:
                 continue
-        rows.append((r.task_id, r.status, r.transient_output(), r.error, r.started_at, r.completed_at,
-                     r.duration(), r.transient_metadata(), r.execution_id, r.stored_extra or None))
-    return rows
+            out.size = mark         # orjson writes this one
+        text = DUMPS(journal_row(r), default=str)
+        out.raw(text, len(text))
+    for row in rows or ():
+        if not first:
+            out.raw(",", 1)
+        first = False
+        text = DUMPS(row, default=str)
+        out.raw(text, len(text))
+    out.raw("]}\n", 3)
+    return out.value()
 
 
 def journal_row_dict(row):
@@ -195,14 +221,15 @@ def journal_row_dict(row):
 
 # ---- an inline result as JSON, from its typed fields
 
-cdef int write_inline_metadata(JsonText out, TaskResult r, bint exact) except -2:
-    """An inline result's metadata as orjson writes inline_metadata(): in a LAST file
-    (exact false: as record_value writes values) or a journal row (exact: exact_json;
-    -1 when its control holds a value exact_json leaves to orjson)."""
+cdef int write_inline_metadata(JsonText out, TaskResult r, bytes duration, bint exact) except -2:
+    """An inline result's metadata as orjson writes inline_metadata() (`duration`: its
+    duration's JSON text): in a LAST file (exact false: as record_value writes values) or a
+    journal row (exact: exact_json; -1 when its control holds a value exact_json leaves to
+    orjson)."""
     out.raw('{"task_type":"generic","attempts":[{"number":1,"started_at":', 60)
     record_value(out, r.started_at)
     out.raw(',"duration_ms":', 15)
-    orjson_value(out, r.elapsed_ms)
+    out.raw(duration, len(duration))
     out.raw(',"outcome":"completed","error":null,"fault":null', 48)
     if r.has_offset:
         out.raw(',"offset_ms":', 13)
@@ -218,28 +245,28 @@ cdef int write_inline_metadata(JsonText out, TaskResult r, bint exact) except -2
     return 0
 
 
-cdef object inline_journal_row(TaskResult r):
-    """orjson.Fragment of the JSON orjson writes for r's journal row (see journal_rows), or
-    None when its parameters or control hold anything but exact JSON types (then orjson
-    writes the row itself, as it always did)."""
-    cdef JsonText out = JsonText(256)
+cdef int write_inline_row(JsonText out, TaskResult r) except -2:
+    """r's journal row as orjson writes journal_row(r); -1 (the row unfinished) when its
+    parameters or control hold anything but exact JSON types (exact_json)."""
+    cdef bytes duration
     out.raw("[", 1)
     if exact_json(out, r.task_id, 1) < 0:
-        return None
+        return -1
     out.raw(',"completed",', 13)
     if exact_json(out, r.ran.parameters, 1) < 0:
-        return None
+        return -1
     out.raw(",null,", 6)
     record_value(out, r.started_at)
     out.raw(",", 1)
     record_value(out, r.completed_at)
     out.raw(",", 1)
-    orjson_value(out, r.elapsed_ms)
+    duration = DUMPS(r.elapsed_ms)
+    out.raw(duration, len(duration))
     out.raw(",", 1)
-    if write_inline_metadata(out, r, True) < 0:
-        return None
+    if write_inline_metadata(out, r, duration, True) < 0:
+        return -1
     out.raw(",null,null]", 11)
-    return FRAGMENT(out.value())
+    return 0
 
 
 # orjson refuses deeper nesting than this (its limit is 255): left to it, to refuse as it does.

@@ -59,8 +59,9 @@ class Journal:
 
     Records are queued on a plain list (appending is atomic under the GIL, so the run's
     loop takes no lock); the writer thread takes what is there every COMMIT_SECONDS.
-    Task results finished in one commit window share one line ("task_results"), as rows
-    made by the core: one serialisation of a list of tuples costs a fraction of one dict per result.
+    Task results finished in one commit window share one line ("task_results"), written by
+    the core in one buffer (journal_results_line): an inline result's row from its typed
+    fields, no dict per result.
     """
 
     def __init__(self, directory: Path, alt_json: bytes | None = None, before=None):
@@ -175,17 +176,14 @@ class Journal:
 
     @staticmethod
     def _results_line(results: list, documents=()) -> bytes:
-        # Many small tuples and no cycles: with the cyclic GC on, their allocation would
-        # trigger collections that walk the whole ALT model again and again (measured:
+        # The rows of results other than inline ones are tuples, and rows of documents
+        # too: many small objects and no cycles; with the cyclic GC on, their allocation
+        # would trigger collections that walk the whole ALT model again and again (measured:
         # 20 us per result at 100k tasks instead of 0.3). Paused, as the core does.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            rows = librunner.journal_rows(results)
-            rows += [_row_of(document) for document in documents]
-            return orjson.dumps({"type": "task_results", "fields": librunner.JOURNAL_ROW_FIELDS,
-                                 "rows": rows},
-                                option=orjson.OPT_APPEND_NEWLINE, default=str)
+            return librunner.journal_results_line(results, [_row_of(document) for document in documents])
         finally:
             if collecting:
                 gc.enable()
