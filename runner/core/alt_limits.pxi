@@ -4,7 +4,7 @@
 # any Python object, so an oversized, too deeply nested or hostile document is refused
 # without ever being materialised: a linear scan, no recursion, no allocation.
 
-from libc.string cimport memchr
+from libc.string cimport memchr, memcmp
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 import os
 
@@ -113,11 +113,23 @@ cdef object too_many_values(const unsigned char *text, Py_ssize_t offset, Py_ssi
     return text_error(text, offset, f"more than {limit} JSON values (RUNNER_MAX_JSON_VALUES)")
 
 
-cdef Py_ssize_t scan_json_text(bytes data, AltLimits limits) except -1:
+cdef inline bint blank(const unsigned char *text, Py_ssize_t start, Py_ssize_t end):
+    """Only JSON whitespace in text[start:end]."""
+    cdef unsigned char c
+    while start < end:
+        c = text[start]
+        if not (c == 32 or c == 10 or c == 13 or c == 9):
+            return False
+        start += 1
+    return True
+
+
+cdef Py_ssize_t scan_json_text(bytes data, AltLimits limits, TaskSpans spans=None) except -1:
     """Checks the raw JSON text against the limits; returns the number of object members.
 
     The member count (colons outside strings) lets the parser detect duplicate keys after
-    orjson, which keeps only the last of them, without a second parse.
+    orjson, which keeps only the last of them, without a second parse. `spans`, when
+    given, receives where the root object's "tasks" array and its elements are.
     """
     cdef const unsigned char *text = <const unsigned char *>PyBytes_AS_STRING(data)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(data), i = 0, j, k, b, start, digits
@@ -127,6 +139,9 @@ cdef Py_ssize_t scan_json_text(bytes data, AltLimits limits) except -1:
     cdef char in_array[MAX_DEPTH_LIMIT + 2]                  # per open container: array or object
     cdef const unsigned char *found
     cdef unsigned char c
+    # The root object's last key (for spans), and whether it was "tasks" with its value to come.
+    cdef Py_ssize_t key_start = 0, key_end = -1, value_start = 0
+    cdef bint tasks_key = False, in_tasks = False
     in_array[0] = 0
     if n > limits.max_bytes:
         raise AltValidationError([ValidationIssue(
@@ -166,14 +181,24 @@ cdef Py_ssize_t scan_json_text(bytes data, AltLimits limits) except -1:
             if k - start > max_string:
                 raise text_error(text, start - 1, f"string of {k - start} bytes, more than the limit of "
                                  f"{max_string} (RUNNER_MAX_STRING_BYTES)")
+            if depth == 1:
+                key_start, key_end = start, k
             i = k + 1
         elif c == 44:               # ',': in an array, one more element
             if in_array[depth]:
                 values += 1
                 if values > max_values:
                     raise too_many_values(text, i, max_values)
+                if in_tasks and depth == 2:
+                    spans.push(i + 1)
             i += 1
         elif c == 123 or c == 91:   # '{' '['
+            if tasks_key and depth == 1 and c == 91 and blank(text, value_start, i):
+                in_tasks = True     # the root's "tasks" array: its first element starts here
+                spans.open = i
+                spans.count = 0
+                spans.push(i + 1)
+            tasks_key = False
             depth += 1
             if depth > max_depth:
                 raise text_error(text, i, f"nesting deeper than the limit of {max_depth} "
@@ -190,14 +215,26 @@ cdef Py_ssize_t scan_json_text(bytes data, AltLimits limits) except -1:
                 b -= 1
             if b >= 0 and text[b] == 91:
                 values -= 1
+            if in_tasks and depth == 2:
+                in_tasks = False
+                spans.close = i
+                if b == spans.open:
+                    spans.count = 0     # [] has no element
             if depth > 0:
                 depth -= 1
             i += 1
         elif c == 125:              # '}'
+            if in_tasks and depth == 2:
+                in_tasks = False    # not JSON: '}' closing the array; the whole parse says so
             if depth > 0:
                 depth -= 1
             i += 1
         elif c == 58:               # ':': a member, and its value
+            if spans is not None and depth == 1 and not in_array[1]:
+                tasks_key = key_end - key_start == 5 and memcmp(text + key_start, b"tasks", 5) == 0
+                if tasks_key:
+                    spans.keys += 1
+                    value_start = i + 1
             members += 1
             values += 1
             if values > max_values:

@@ -23,7 +23,12 @@ CONTROL_ALT_FIELDS = frozenset(("variables",))
 
 
 cdef class Task:
-    """One task of an ALT file. `dependencies` is a list (empty when the file said null)."""
+    """One task of an ALT file. `dependencies` is a list (empty when the file said null).
+
+    `tags` and `extra` are None inside when the file gave none (the common case: an empty
+    list and dict per task cost 150 bytes each of a million tasks); read through the
+    properties, they are then a new empty list or dict at each read, shared with nothing.
+    """
 
     cdef readonly Py_ssize_t index
     cdef readonly str id
@@ -33,10 +38,20 @@ cdef class Task:
     cdef readonly object timeout_seconds
     cdef readonly object retry_count
     cdef readonly object priority
-    cdef readonly list tags
+    cdef list _tags                    # None: no tags
     cdef readonly object status
-    cdef readonly dict extra
+    cdef dict _extra                   # None: no fields beyond the known ones
     cdef readonly object control       # an instance's metadata.control (control flow), else None
+
+    @property
+    def tags(self):
+        """The task's tags (a list; a new empty one when it has none)."""
+        return self._tags if self._tags is not None else []
+
+    @property
+    def extra(self):
+        """Fields the model does not know, kept as found (a new empty dict when there are none)."""
+        return self._extra if self._extra is not None else {}
 
     @property
     def task_type(self):
@@ -53,11 +68,12 @@ cdef class Task:
             out["retry_count"] = self.retry_count
         if self.priority is not None:
             out["priority"] = self.priority
-        if self.tags:
-            out["tags"] = self.tags
+        if self._tags:
+            out["tags"] = self._tags
         if self.status is not None:
             out["status"] = self.status
-        out.update(self.extra)
+        if self._extra:
+            out.update(self._extra)
         return out
 
     def __repr__(self):

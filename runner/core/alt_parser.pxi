@@ -297,15 +297,15 @@ cdef Task build_task(object raw, Py_ssize_t index, IssueList issues, IssueList w
 
     value = field(doc, "tags", &known)
     if value is None:
-        task.tags = []
+        task._tags = None
     elif isinstance(value, list):
-        task.tags = value
+        task._tags = value if len(<list>value) else None
         for tag in <list>value:
             if not isinstance(tag, str):
                 issues.string_list_items(<list>value, task_path(index, "tags"))
                 break
     else:
-        task.tags = []
+        task._tags = None
         issues.wrong_type(task_path(index, "tags"), "array", value)
 
     value = field(doc, "status", &known)
@@ -314,11 +314,9 @@ cdef Task build_task(object raw, Py_ssize_t index, IssueList issues, IssueList w
     task.status = value
 
     # Every key found was a known field: nothing extra to keep (the common case).
-    if known == len(doc):
-        task.extra = {}
-    else:
-        task.extra = {k: v for k, v in doc.items() if k not in TASK_FIELDS}
-        report_unknown_fields(task.extra, KNOWN_TASK_FIELDS, TASK_FIELD_NAMES, task_path(index, ""), warnings)
+    if known != len(doc):
+        task._extra = {k: v for k, v in doc.items() if k not in TASK_FIELDS}
+        report_unknown_fields(task._extra, KNOWN_TASK_FIELDS, TASK_FIELD_NAMES, task_path(index, ""), warnings)
     return task
 
 
@@ -411,13 +409,18 @@ cdef bint strict_mode(object strict) except -1:
 
 
 cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, IssueList warnings,
-                            ControlPlan control=None):
-    """The AltFile a document describes; None (with issues recorded) when it is not valid."""
+                            ControlPlan control=None, TaskTexts texts=None):
+    """The AltFile a document describes; None (with issues recorded) when it is not valid.
+
+    With `texts`, `raw` is the document with an empty "tasks" array and each task is parsed
+    from its text as it is built (parse_alt_file's streamed build); then None also as soon
+    as an issue is found: the caller parses the whole document again to report them all.
+    """
     cdef AltFile alt
     cdef Task task
     cdef dict task_index = {}
     cdef list tasks = []
-    cdef Py_ssize_t index, count
+    cdef Py_ssize_t index, count = 0
     cdef PyObject *first
     if not isinstance(raw, dict):
         issues.add("", f"an ALT file is a JSON object, found {json_type(raw)} {shorten(raw)}", raw)
@@ -454,7 +457,14 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
         report_unknown_fields(alt.extra, KNOWN_ALT_FIELDS, ALT_FIELD_NAMES, "", warnings)
 
     raw_tasks = doc.get("tasks")
-    if not isinstance(raw_tasks, list):
+    if texts is not None:
+        if issues.total:
+            return None
+        count = texts.spans.count
+        if count > limits.max_tasks:
+            issues.add("/tasks", f"{count} tasks, more than the limit of {limits.max_tasks} (RUNNER_MAX_TASKS)")
+            return None
+    elif not isinstance(raw_tasks, list):
         if raw_tasks is None and "tasks" not in doc:
             issues.add("/tasks", "an ALT file needs 'tasks', an array of tasks")
         else:
@@ -466,8 +476,13 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
                    "(RUNNER_MAX_TASKS)")
     else:
         count = len(<list>raw_tasks)
+    if count:
         for index in range(count):
-            task = build_task((<list>raw_tasks)[index], index, issues, warnings)
+            # Streamed: the task's JSON tree lives only until its Task is built.
+            task = build_task((<list>raw_tasks)[index] if texts is None else texts.load(index),
+                              index, issues, warnings)
+            if texts is not None and issues.total:
+                return None
             if task is None:
                 continue
             tasks.append(task)
@@ -585,7 +600,7 @@ cdef list sorted_issues(list found, object doc):
 cdef bint any_control_field(list tasks):
     cdef Task task
     for task in tasks:
-        if task.extra and ("when" in task.extra or "for_each" in task.extra):
+        if task._extra and ("when" in task._extra or "for_each" in task._extra):
             return True
     return False
 
@@ -607,6 +622,56 @@ cdef void report_dependencies(list tasks, dict task_index, IssueList issues):
             elif dep in seen:
                 issues.add(f"{task_path(task.index, 'dependencies')}/{i}", f"dependency '{dep}' is listed twice", dep)
             seen.add(dep)
+
+
+cdef class StreamedBuild:
+    """A valid document's AltFile built one task at a time, and what sorting its warnings needs."""
+    cdef AltFile alt
+    cdef dict header              # the document without its tasks ("tasks": [])
+    cdef TaskTexts texts
+
+
+cdef StreamedBuild streamed_alt_file(bytes text, TaskSpans spans, Py_ssize_t members, AltLimits bounds,
+                                     Py_ssize_t max_issues, object strict):
+    """The AltFile of a JSON document whose tasks are parsed and built one at a time, or None
+    when the document is not valid JSON, repeats a key or has any issue: the whole-tree
+    parse then reports it exactly as before. The header is the text with "tasks" emptied:
+    a copy of all but the tasks, small beside them."""
+    cdef StreamedBuild built = StreamedBuild.__new__(StreamedBuild)
+    cdef IssueList issues = IssueList(max_issues)
+    cdef IssueList warnings = issues if strict_mode(strict) else IssueList(max_issues)
+    try:
+        header = orjson.loads(text[:spans.open] + b"[]" + text[spans.close + 1:])
+    except orjson.JSONDecodeError:
+        return None
+    if type(header) is not dict:
+        return None
+    built.texts = TaskTexts(spans, text)
+    try:
+        alt = build_alt_file(header, issues, bounds, warnings, None, built.texts)
+    except orjson.JSONDecodeError:
+        return None
+    if alt is None or issues.total or count_members(header, 0) + built.texts.members != members:
+        return None
+    built.alt = alt
+    built.header = header
+    return built
+
+
+cdef dict warning_document(StreamedBuild built, list found):
+    """The document as far as ordering these warnings reads it: the header, and the tasks
+    the warnings are in, parsed again (at most one per warning kept)."""
+    cdef Py_ssize_t count = built.texts.spans.count
+    cdef list tasks = [None] * count
+    for issue in found:
+        path = (<ValidationIssue>issue).path
+        if path and path.startswith("/tasks/"):
+            tokens = issue_tokens(path)
+            if len(tokens) >= 2 and type(tokens[1]) is int and tokens[1] < count and tasks[tokens[1]] is None:
+                tasks[tokens[1]] = built.texts.load(tokens[1])
+    doc = dict(built.header)
+    doc["tasks"] = tasks
+    return doc
 
 
 cdef bytes document_bytes(object data):
@@ -641,11 +706,13 @@ cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSU
     cdef IssueList warnings = issues if strict_mode(strict) else IssueList(max_issues)
     cdef bytes text = document_bytes(data)
     cdef Py_ssize_t members
+    cdef StreamedBuild built
     if looks_like_yaml(text):
         doc = load_yaml_document(text, bounds)
         alt = build_any_alt_file(doc, issues, bounds, warnings)
     else:
-        members = scan_json_text(text, bounds)
+        spans = TaskSpans()
+        members = scan_json_text(text, bounds, spans)
         # The model holds hundreds of thousands of small containers and no reference cycles.
         # With the cyclic GC on, each burst of allocations triggers a collection that rescans
         # every young container, and the growing survivors trigger full collections: loading
@@ -655,10 +722,20 @@ cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSU
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            doc = load_json(text, AltValidationError)
-            if count_members(doc, 0) != members:
-                raise duplicate_key_error(text)
-            alt = build_any_alt_file(doc, issues, bounds, warnings)
+            built = streamed_alt_file(text, spans, members, bounds, max_issues, strict) if spans.usable() else None
+            if built is not None:
+                alt = built.alt
+                if built.alt.warnings:
+                    doc = warning_document(built, built.alt.warnings)
+            else:
+                # The whole tree at once: documents the streamed build does not take, and
+                # every invalid one (its issues are found and ordered in the whole tree).
+                issues = IssueList(max_issues)
+                warnings = issues if strict_mode(strict) else IssueList(max_issues)
+                doc = load_json(text, AltValidationError)
+                if count_members(doc, 0) != members:
+                    raise duplicate_key_error(text)
+                alt = build_any_alt_file(doc, issues, bounds, warnings)
         finally:
             if was_enabled:
                 gc.enable()
@@ -670,3 +747,4 @@ cpdef AltFile parse_alt_file(object data, Py_ssize_t max_issues=DEFAULT_MAX_ISSU
         (<AltFile>alt).warnings = sorted_issues((<AltFile>alt).warnings, doc)
     alt.source = text
     return alt
+

@@ -477,18 +477,18 @@ cdef ControlPlan read_native_control(dict doc, list tasks, IssueList issues):
                 plan.variables[name] = value
                 plan.variable_paths[name] = f"/variables/{pointer_token(name)}"
     for task in tasks:
-        if not task.extra or task.id is None:
+        if not task._extra or task.id is None:
             continue
-        if "when" in task.extra or "for_each" in task.extra:
+        if "when" in task._extra or "for_each" in task._extra:
             if plan is None:
                 plan = ControlPlan()
             base = task_path(task.index, "")
-            if "when" in task.extra:
-                cond = read_condition(task.extra["when"], base + "/when", issues)
+            if "when" in task._extra:
+                cond = read_condition(task._extra["when"], base + "/when", issues)
                 if cond is not None:
                     plan.when[task.id] = cond
-            if "for_each" in task.extra:
-                add_construct(plan, read_loop(task.extra["for_each"], task.id, base + "/for_each", issues, True),
+            if "for_each" in task._extra:
+                add_construct(plan, read_loop(task._extra["for_each"], task.id, base + "/for_each", issues, True),
                               issues)
     if plan is not None:
         plan.substitutes = True
@@ -1047,9 +1047,10 @@ cpdef Task task_instance(Task template, str task_id, list dependencies, str desc
     task.timeout_seconds = template.timeout_seconds
     task.retry_count = template.retry_count
     task.priority = template.priority
-    task.tags = template.tags
+    task._tags = template._tags
     task.status = None
-    task.extra = {k: v for k, v in template.extra.items() if k not in CONTROL_TASK_FIELDS} if template.extra else {}
+    if template._extra:
+        task._extra = {k: v for k, v in template._extra.items() if k not in CONTROL_TASK_FIELDS} or None
     task.control = control
     return task
 

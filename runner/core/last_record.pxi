@@ -566,8 +566,8 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
             result = results.get(task.id)
         if result is None:
             result = pending_result(task.id)
-        if task.extra:
-            task_extra[task.id] = task.extra
+        if task._extra:
+            task_extra[task.id] = task._extra
         visits.gather(<int>i, result)
     visits.walk(order)
     if visits.span.length == -2:
