@@ -28,13 +28,17 @@ cdef class Task:
     `tags` and `extra` are None inside when the file gave none (the common case: an empty
     list and dict per task cost 150 bytes each of a million tasks); read through the
     properties, they are then a new empty list or dict at each read, shared with nothing.
+    Equal small `parameters` are kept once per file (alt_parser's ParameterTable); the
+    property hands out a copy of those, so a caller changing what it got changes no other
+    task. The core reads `_parameters` and never changes it.
     """
 
-    cdef readonly Py_ssize_t index
+    cdef readonly int index            # an int as in DependencyGraph (beside the flag: no bigger)
+    cdef bint shared_parameters        # _parameters is the file's one copy, shared with other tasks
     cdef readonly str id
     cdef readonly str description
     cdef readonly list dependencies
-    cdef readonly dict parameters
+    cdef dict _parameters
     cdef readonly object timeout_seconds
     cdef readonly object retry_count
     cdef readonly object priority
@@ -54,9 +58,16 @@ cdef class Task:
         return self._extra if self._extra is not None else {}
 
     @property
+    def parameters(self):
+        """The task's parameters (a dict; a copy when the file's equal ones are kept once)."""
+        if self.shared_parameters:
+            return dict(self._parameters)
+        return self._parameters
+
+    @property
     def task_type(self):
         """parameters.task_type; absent means an AI prompt whose prompt is the description."""
-        return self.parameters.get("task_type", "ai_prompt")
+        return self._parameters.get("task_type", "ai_prompt")
 
     def to_dict(self):
         cdef dict out = {"id": self.id, "description": self.description,

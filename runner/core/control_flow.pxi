@@ -712,7 +712,7 @@ cdef void check_control_plan(ControlPlan plan, list tasks, dict task_index, Issu
             for name in references_in(task.description):
                 names_check.check(task.id, name, base + "/description", True)
                 found = True
-            for key, value in task.parameters.items():
+            for key, value in task._parameters.items():
                 for name in references_in(value):
                     names_check.check(task.id, name, f"{base}/parameters/{pointer_token(key)}", True)
                     found = True
@@ -1043,7 +1043,7 @@ cpdef Task task_instance(Task template, str task_id, list dependencies, str desc
     task.id = task_id
     task.description = description
     task.dependencies = dependencies
-    task.parameters = parameters
+    task._parameters = parameters
     task.timeout_seconds = template.timeout_seconds
     task.retry_count = template.retry_count
     task.priority = template.priority

@@ -467,7 +467,7 @@ cdef class TaskPass:
             else:
                 out.string(task.description)
             out.raw(',"task_type":', 13)
-            out.string(task.parameters.get("task_type", "ai_prompt"))
+            out.string(task._parameters.get("task_type", "ai_prompt"))
             out.raw(',"level":', 9)
             out.integer(self.levels[v])
             if skipped:
@@ -501,7 +501,7 @@ cdef class TaskPass:
                           "duration_ms": wire_ms(result.duration()),
                           "start_time": result.started_at if result.started_at is not None else result.completed_at,
                           "end_time": result.completed_at, "description": task.description,
-                          "task_type": task.parameters.get("task_type", "ai_prompt"), "level": self.levels[v]}
+                          "task_type": task._parameters.get("task_type", "ai_prompt"), "level": self.levels[v]}
         if skipped:
             node["skipped"] = True
         return node
@@ -894,8 +894,8 @@ cdef list typed_artifact_sources(list ids, list results):
     cdef object parameters
     for i in range(len(results)):
         result = <TaskResult>results[i]
-        if result.typed_inline() and type(result.ran.parameters) is dict:
-            parameters = result.ran.parameters
+        if result.typed_inline() and type(result.ran._parameters) is dict:
+            parameters = result.ran._parameters
             if not ("artifacts" in parameters or "files" in parameters):
                 text = artifact_text(parameters)
                 if text is None or "```" not in text:
@@ -936,7 +936,7 @@ cdef int write_result(JsonText out, TaskResult result, str execution_id, str run
     out.raw(',"output":', 10)
     if result.typed_inline():
         # Typed: the parameters are the output's items; the metadata is written from the fields.
-        parameters = result.ran.parameters
+        parameters = result.ran._parameters
         record_value(out, parameters if type(parameters) is dict else dict(parameters))
         out.raw(',"error":null,"metadata":', 25)
         duration_text = DUMPS(result.elapsed_ms)

@@ -352,10 +352,10 @@ cdef void check_parameters(Task task, object kind, IssueList errors, IssueList w
     check.errors = errors
     check.warnings = warnings
     if kind is None or kind == "ai_prompt":
-        check.ai_prompt(task.parameters)
+        check.ai_prompt(task._parameters)
     elif kind == "data_processing":
-        check.data_processing(task.parameters)
+        check.data_processing(task._parameters)
     elif kind == "file_operation":
-        check.file_operation(task.parameters)
+        check.file_operation(task._parameters)
     elif kind == "system_command":
-        check.system_command(task.parameters)
+        check.system_command(task._parameters)

@@ -92,7 +92,7 @@ cdef class TaskResult:
         return self.ran is not None and self.stored_output is None and self.stored_metadata is None
 
     cdef dict inline_output(self):
-        return dict(self.ran.parameters)
+        return dict(self.ran._parameters)
 
     cdef dict inline_metadata(self):
         cdef dict attempt = {"number": 1, "started_at": self.started_at, "duration_ms": self.elapsed_ms,
@@ -253,7 +253,7 @@ cdef int write_inline_row(JsonText out, TaskResult r) except -2:
     if exact_json(out, r.task_id, 1) < 0:
         return -1
     out.raw(',"completed",', 13)
-    if exact_json(out, r.ran.parameters, 1) < 0:
+    if exact_json(out, r.ran._parameters, 1) < 0:
         return -1
     out.raw(",null,", 6)
     record_value(out, r.started_at)
