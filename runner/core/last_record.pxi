@@ -700,16 +700,17 @@ class TaskResults(dict):
                 self.results = None
         return self
 
-    def rows(self):
-        """(rows, dicts) made from the typed results, None once they are dicts (read those).
-        rows: per result, in order, (task id, status as a reader tells it (task_status:
-        skipped for a skipped task), duration_ms, end_time) as the record has them; dicts[i]:
-        result i as the record has it. For readers that look at every result's status or
-        time and at a few whole (the report): no dict per result."""
+    def columns(self):
+        """(task ids, statuses, durations, end times, dicts) made from the typed results, None
+        once they are dicts (read those): per result, in order, its task_id, status as a
+        reader tells it (task_status: skipped for a skipped task), duration_ms and end_time
+        as the record has them, one list each; dicts[i]: result i as the record has it. For
+        readers that look at every result's status or time and at a few whole (the report):
+        no dict or tuple per result."""
         results = self.results
         if self.filled or results is None:
             return None
-        return result_rows(results), RecordedResults(results, self.execution_id, self.run_start)
+        return (*result_columns(results), RecordedResults(results, self.execution_id, self.run_start))
 
     def artifact_sources(self):
         """(task id, output, metadata) of the results that may name an artifact
@@ -816,19 +817,23 @@ class TaskResults(dict):
     __hash__ = None
 
 
-cdef list result_rows(list results):
-    cdef list rows = []
+cdef tuple result_columns(list results):
+    cdef Py_ssize_t i, n = len(results)
+    cdef list ids = [None] * n, statuses = [None] * n, durations = [None] * n, ends = [None] * n
     cdef TaskResult result
     cdef object status
-    for item in results:
-        result = <TaskResult>item
+    for i in range(n):
+        result = <TaskResult>results[i]
         status = result.status
         # task_status of the recorded dict: skipped if "skipped" is true there, which a
         # result's own extra field of that name may say too.
         if is_skipped(status) or (result.stored_extra and result.stored_extra.get("skipped") is True):
             status = u"skipped"
-        rows.append((result.task_id, status, wire_ms(result.duration()), result.completed_at))
-    return rows
+        ids[i] = result.task_id
+        statuses[i] = status
+        durations[i] = wire_ms(result.duration())
+        ends[i] = result.completed_at
+    return ids, statuses, durations, ends
 
 
 cdef class RecordedResults:

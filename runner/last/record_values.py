@@ -34,24 +34,28 @@ def shortened(text: str, limit: int) -> str:
 # large run); a record read from a file is dicts and lists.
 
 class ResultRows:
-    """The record's task results as rows, one per result in order: (task id, status as
-    task_status tells it, duration_ms, end_time), and dict_of(i), result i's dict. For a
-    reader that looks at every result's status or time and at a few whole: a record made by
-    the core gives the rows from its typed results (TaskResults.rows) and makes only the
-    dicts asked for; a file's record has its dicts (its non-dicts left out)."""
+    """The record's task results, in order, as columns: task_ids, statuses (as task_status
+    tells them), durations (duration_ms) and end_times; and dict_of(i), result i's dict.
+    For a reader that looks at every result's status or time and at a few whole: a record
+    made by the core gives the columns from its typed results (TaskResults.columns: a list
+    each, no dict or tuple per result) and makes only the dicts asked for; a file's record
+    has its dicts (its non-dicts left out)."""
 
     def __init__(self, record: dict):
         results = as_dict(record.get("task_results"))
-        rows = getattr(results, "rows", None)
-        typed = rows() if rows is not None else None
+        columns = getattr(results, "columns", None)
+        typed = columns() if columns is not None else None
         if typed is not None:
-            self.rows, self.dict_of = typed[0], typed[1].__getitem__
+            self.task_ids, self.statuses, self.durations, self.end_times, dicts = typed
+            self.dict_of = dicts.__getitem__
             return
         each = getattr(results, "each", None)
         dicts = [result for result in ((value for _, value in each()) if each is not None else results.values())
                  if isinstance(result, dict)]
-        self.rows = [(result.get("task_id"), task_status(result), result.get("duration_ms"), result.get("end_time"))
-                     for result in dicts]
+        self.task_ids = [result.get("task_id") for result in dicts]
+        self.statuses = [task_status(result) for result in dicts]
+        self.durations = [result.get("duration_ms") for result in dicts]
+        self.end_times = [result.get("end_time") for result in dicts]
         self.dict_of = dicts.__getitem__
 
 

@@ -179,8 +179,8 @@ def _ai(ai) -> dict | None:
 def _tasks(record: dict, table: ResultRows, artifacts: list[dict], limit: int, critical: set) -> list[dict]:
     """The task details, unsuccessful ones first (then in file order)."""
     # nsmallest is sorted(...)[:limit] (ties in file order), keeping `limit` results at most.
-    rows = table.rows
-    chosen = heapq.nsmallest(limit, range(len(rows)), key=lambda i: ATTENTION_ORDER.get(rows[i][1], 9) >= 5)
+    statuses = table.statuses
+    chosen = heapq.nsmallest(limit, range(len(statuses)), key=lambda i: ATTENTION_ORDER.get(statuses[i], 9) >= 5)
     results = [table.dict_of(i) for i in chosen]
     artifacts_by_task: dict = {}
     for artifact in artifacts:

@@ -43,13 +43,14 @@ def _nice_step(span_ms: float, ticks: int = 8) -> float:
 def _row_order(table: ResultRows, critical: set, limit: int) -> tuple[list[dict], int]:
     """(the results drawn, how many there are): all of them when there are at most `limit`,
     else the unsuccessful ones, then the critical path, then the longest; drawn in order of
-    start. Chosen from the rows (no result's dict made); only the `limit` kept are made."""
-    rows = table.rows
-    named = [i for i, row in enumerate(rows) if isinstance(row[0], str)]
+    start. Chosen from the table's columns (no result's dict made); only the `limit` kept
+    are made."""
+    task_ids, statuses, durations = table.task_ids, table.statuses, table.durations
+    named = [i for i, task_id in enumerate(task_ids) if isinstance(task_id, str)]
 
     def weight(i):
-        task_id, status, duration, _ = rows[i]
-        return (ATTENTION_ORDER.get(status, 9) >= 5, task_id not in critical, -(as_number(duration) or 0.0))
+        return (ATTENTION_ORDER.get(statuses[i], 9) >= 5, task_ids[i] not in critical,
+                -(as_number(durations[i]) or 0.0))
 
     # nsmallest is sorted(...)[:limit], ties kept in the results' order.
     kept = heapq.nsmallest(limit, named, key=weight)
@@ -98,7 +99,7 @@ def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=(), table: 
     needed = {dep for deps in dependencies.values() for dep in deps}
     completed_at = {}
     if needed:
-        for task_id, _, _, end in table.rows:
+        for task_id, end in zip(table.task_ids, table.end_times):
             if isinstance(task_id, str) and task_id in needed and isinstance(end, str):
                 completed_at[task_id] = _moment(end)
     for _, end, result, _ in timed:
