@@ -8,6 +8,7 @@ the attributes, to_dict, pickling, the journal's rows and what resume reads back
 them, last.json's bytes, the record's dicts, and the artifacts found in the parameters."""
 from __future__ import annotations
 
+import heapq
 import math
 import pickle
 
@@ -335,7 +336,9 @@ def test_report_rows_and_timeline_from_typed_results_are_those_from_the_file():
     from runner.last.directory import render_html
     from runner.last.graph_drawing import critical_path_of
     from runner.last.options import LastOptions
+    from runner.last.reader import ATTENTION_ORDER, task_status
     from runner.last.record_values import ResultRows, task_dependencies
+    from runner.last.report_view import page_view
     from runner.last.timeline import timeline
 
     alt = alt_of(PARAMETERS * 3)
@@ -357,8 +360,19 @@ def test_report_rows_and_timeline_from_typed_results_are_those_from_the_file():
     wanted = {task.id for task in alt.tasks[::4]} | {"nowhere"}
     assert task_dependencies(typed, wanted) == task_dependencies(loaded, wanted)
     critical = critical_path_of(loaded)
-    for limit in (1, 4, 500):
-        assert timeline(typed, limit=limit, critical_ids=critical) == timeline(loaded, limit=limit, critical_ids=critical)
+    plain = list(loaded["task_results"].values())
+    for limit in (0, 1, 4, 7, 500):
+        drawn = timeline(typed, limit=limit, critical_ids=critical)
+        assert drawn == timeline(loaded, limit=limit, critical_ids=critical)
+        # The rows and tasks chosen are those the former choice (nsmallest over the dicts) made.
+        def weight(result):
+            return (ATTENTION_ORDER.get(task_status(result), 9) >= 5, result["task_id"] not in set(critical),
+                    -(result["duration_ms"] or 0))
+        assert {row["task_id"] for page in drawn["pages"] for row in page["rows"]} == \
+            {result["task_id"] for result in heapq.nsmallest(limit, plain, key=weight)}
+        shown = page_view(typed, None, limit, None)["tasks"]
+        assert [task["id"] for task in shown] == [result["task_id"] for result in heapq.nsmallest(
+            limit, plain, key=lambda r: ATTENTION_ORDER.get(task_status(r), 9) >= 5)]
         options = LastOptions(graph_renderer="builtin", report_task_limit=limit, graph_draw_limit=5)
         assert render_html(typed, options) == render_html(loaded, options)
     assert not typed["task_results"].filled and not typed["execution_graph"].filled

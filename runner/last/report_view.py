@@ -6,7 +6,7 @@ fails loudly instead of rendering nothing.
 from __future__ import annotations
 
 import base64
-import heapq
+import itertools
 import re
 import reprlib
 
@@ -178,9 +178,14 @@ def _ai(ai) -> dict | None:
 
 def _tasks(record: dict, table: ResultRows, artifacts: list[dict], limit: int, critical: set) -> list[dict]:
     """The task details, unsuccessful ones first (then in file order)."""
-    # nsmallest is sorted(...)[:limit] (ties in file order), keeping `limit` results at most.
+    # The first `limit` by (needs attention, place): the few statuses told apart once, not per result.
     statuses = table.statuses
-    chosen = heapq.nsmallest(limit, range(len(statuses)), key=lambda i: ATTENTION_ORDER.get(statuses[i], 9) >= 5)
+    attention = {status for status in set(statuses) if ATTENTION_ORDER.get(status, 9) < 5}
+    limit = max(limit, 0)
+    chosen = [i for i, status in enumerate(statuses) if status in attention][:limit] if attention else []
+    if len(chosen) < limit:
+        chosen += itertools.islice((i for i, status in enumerate(statuses) if status not in attention),
+                                   limit - len(chosen))
     results = [table.dict_of(i) for i in chosen]
     artifacts_by_task: dict = {}
     for artifact in artifacts:

@@ -46,17 +46,17 @@ def _row_order(table: ResultRows, critical: set, limit: int) -> tuple[list[dict]
     start. Chosen from the table's columns (no result's dict made); only the `limit` kept
     are made."""
     task_ids, statuses, durations = table.task_ids, table.statuses, table.durations
-    named = [i for i, task_id in enumerate(task_ids) if isinstance(task_id, str)]
+    named = sum(1 for task_id in task_ids if isinstance(task_id, str))
 
     def weight(i):
         return (ATTENTION_ORDER.get(statuses[i], 9) >= 5, task_ids[i] not in critical,
                 -(as_number(durations[i]) or 0.0))
 
     # nsmallest is sorted(...)[:limit], ties kept in the results' order.
-    kept = heapq.nsmallest(limit, named, key=weight)
-    if len(named) <= limit:
+    kept = heapq.nsmallest(limit, (i for i, task_id in enumerate(task_ids) if isinstance(task_id, str)), key=weight)
+    if named <= limit:
         kept.sort()
-    return [table.dict_of(i) for i in kept], len(named)
+    return [table.dict_of(i) for i in kept], named
 
 
 def timeline(record: dict, limit: int = TIMELINE_LIMIT, critical_ids=(), table: ResultRows | None = None) -> dict:
