@@ -9,8 +9,9 @@
     then the shape check); load_last_summary (what `show` reads: the core's skim, then only
     the results of tasks that did not complete). Each ratio is against orjson.loads as it
     comes.
-(b) whole processes: `python -m runner show DIR` against a Python that only reads the file
-    and orjson.loads it.
+(b) whole processes: `python -m runner show DIR`, and show's text made from the full record
+    (load_last, as show read it before load_last_summary), against a Python that only reads
+    the file and orjson.loads it.
 The machine is shared and noisy: medians of several runs, ratios in one run.
 """
 from __future__ import annotations
@@ -86,7 +87,11 @@ def main() -> None:
         bare = median_time(process(sys.executable, "-c", "import orjson, sys; "
                                    "orjson.loads(open(sys.argv[1], 'rb').read())", str(path)), args.repeat)
         show = median_time(process(sys.executable, "-m", "runner", "show", str(written.directory)), args.repeat)
+        full = median_time(process(sys.executable, "-c", "import sys; from runner import load_last; "
+                                   "from runner.commands.show import describe; "
+                                   "describe(load_last(sys.argv[1]))", str(written.directory)), args.repeat)
         print(f"(b) python: read + orjson.loads                     {bare * 1e3:8.1f} ms")
+        print(f"    show's text from load_last (the full record)     {full * 1e3:8.1f} ms  {full / bare:.2f}x")
         print(f"    python -m runner show                            {show * 1e3:8.1f} ms  {show / bare:.2f}x")
 
 
