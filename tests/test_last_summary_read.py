@@ -248,3 +248,18 @@ def test_loads_header_is_orjson_loads_less_the_results_and_graph(written):
         variants.append(bytes(damaged))
     for raw in variants:
         assert answer(loads_header, raw) == answer(orjson.loads, raw)
+
+
+def test_strings_with_each_kind_of_byte_at_each_place(tmp_path):
+    """The skim reads strings eight bytes at a time: a quote, an escape, a control
+    character or a non-ASCII byte (valid or not) at every offset of a word is judged as
+    orjson judges it."""
+    specials = [b'\\"', b"\\\\", b"\\n", b"\\u00e9", b"\\ud83d\\ude00", b"\\udc00", b"\x01", b"\x1f", b"\x7f",
+                b"\xc3\xa9", b"\xe2\x98\x83", b"\xf0\x9f\x98\x80", b"\xc3", b"\xed\xa0\x80", b"\xff", b'"']
+    for special in specials:
+        for offset in range(18):
+            text = b"a" * offset + special + b"b" * (17 - offset)
+            for place in (b'"output":"%s"', b'"error":"%s"', b'"%s":1'):
+                data = (b'{"id":"x","task_results":{"t":{"status":"failed",' + place.replace(b"%s", text)
+                        + b'}},"execution_graph":{"nodes":[{"id":"' + text + b'"}]}}')
+                assert_same(write(tmp_path, data))
