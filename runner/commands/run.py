@@ -79,6 +79,7 @@ def run_file(args, **execute_options) -> int:
     except (AltValidationError, ConfigurationError) as error:
         report_invalid(path, error)
         return 2
+    del data        # alt.source is the same bytes, let go of once the run has written alt.json
     report_warnings(path, alt)
     environ = _cassette_environment(args)
     # Tasks placed on a Dask cluster run with the workers' set-up, not this machine's.
@@ -92,7 +93,7 @@ def run_file(args, **execute_options) -> int:
         outcome = execute_request(RunRequest(
             alt, args.out, environ=environ, mode=args.mode, max_concurrency=args.max_concurrency, seed=args.seed,
             workspace=args.workspace, on_event=display, stream=args.stream, handle_sigint=True,
-            alt_file=None if path == "-" else Path(path).resolve(), **execute_options))
+            alt_file=None if path == "-" else Path(path).resolve(), release_source=True, **execute_options))
     except ConfigurationError as error:
         print(escape_controls(f"configuration: {error}"), file=sys.stderr)
         return 2

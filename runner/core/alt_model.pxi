@@ -121,6 +121,12 @@ cdef class AltFile:
     def __len__(self):
         return len(self.tasks)
 
+    def release_source(self):
+        """Lets go of `source` (the JSON bytes): a run whose caller will not run this AltFile
+        again calls it once alt.json is written, so a 1M-task file's 100 MB are not kept to
+        the end of the run. A later run of it writes alt.json from to_dict()."""
+        self.source = None
+
     def task(self, str task_id):
         """The task with this id; UnknownIdError if the file has none."""
         found = self.task_index.get(task_id)

@@ -1063,7 +1063,9 @@ def run_alt_file(AltFile alt, list tasks):
     out.id, out.title, out.version, out.created_at = alt.id, alt.title, alt.version, alt.created_at
     out.description, out.mode, out.persona, out.priority = alt.description, alt.mode, alt.persona, alt.priority
     out.tags, out.metadata, out.expected_completion_time = alt.tags, alt.metadata, alt.expected_completion_time
-    out.extra, out.source, out.warnings, out.warning_total = alt.extra, alt.source, alt.warnings, alt.warning_total
+    # Not its source: alt.json is written from the file's AltFile, and the bytes are let go of
+    # when the run may (RunRequest.release_source).
+    out.extra, out.warnings, out.warning_total = alt.extra, alt.warnings, alt.warning_total
     out.chaos_fault_rate = alt.chaos_fault_rate
     out.control = alt.control
     out.tasks = tasks

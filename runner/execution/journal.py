@@ -116,6 +116,7 @@ class Journal:
                 # The journal is still worth writing: `show` explains the run from it.
                 self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
                            "the run cannot be resumed")
+            self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
         lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
         if results or documents:
             lines.append(self._results_line(list(results), documents))

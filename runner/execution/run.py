@@ -93,6 +93,9 @@ class RunRequest:
     on_execution: Callable[[Execution], None] | None = None
     handlers: dict | None = None
     traceparent: str | None = None
+    # The caller will not run this AltFile again: its source bytes are let go of once alt.json
+    # is written (AltFile.release_source), not kept to the end of the run.
+    release_source: bool = False
 
 
 @dataclass
@@ -250,6 +253,8 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     if tracing is not None:
         started["trace"] = tracing.ids.facts()      # the trace of an interrupted run (runner trace DIR)
     journal.start(started, *execution.reused_at_start())
+    if request.release_source:
+        alt.release_source()
     return last_id, journal
 
 
