@@ -4,7 +4,8 @@ The file is the one `benchmarks/memory.py run` makes (generic tasks in a layered
 task depending on 2 of the layer before; ~100 bytes a task). Each figure comes from a child
 process of its own, after reading the file (the bytes are the baseline):
 
-  orjson   orjson.loads of the bytes: seconds, peak and kept RSS (the tree alone, the floor);
+  orjson   orjson.loads of the bytes: seconds, peak and kept RSS (the tree alone, the floor),
+           and its seconds with the cyclic GC paused, as parse_alt_file pauses it (the hard floor);
   parse    runner.parse_alt_file of the bytes: seconds, peak RSS during the parse and RSS
            kept by the model afterwards (after a full collection);
   traced   the same parse under tracemalloc: traced peak and traced bytes kept.
@@ -68,7 +69,14 @@ def child(kind: str, path: str, repeat: int) -> dict:
         tracemalloc.stop()
         assert len(alt.tasks) > 0
         return {"kept": kept - base, "peak": peak - base}
-    step = orjson.loads if kind == "orjson" else runner.parse_alt_file
+    step = runner.parse_alt_file if kind == "parse" else orjson.loads
+    if kind == "orjson-paused":
+        def step(text, loads=orjson.loads):
+            gc.disable()
+            try:
+                return loads(text)
+            finally:
+                gc.enable()
     step(data[:0] + b'{"id":"w","title":"w","tasks":[{"id":"a"}]}')     # warm-up: every import
     gc.collect()
     before = _status("VmRSS")
@@ -116,13 +124,15 @@ def main() -> None:
             path = Path(work) / "tasks.json"
             nbytes = write_alt(path, size, args.dag)
             floor = spawn("orjson", str(path), str(args.repeat))
+            paused = spawn("orjson-paused", str(path), str(args.repeat))
             parse = spawn("parse", str(path), str(args.repeat))
             traced = None if args.no_traced else spawn("traced", str(path), "1")
         per = lambda amount: amount / size       # noqa: E731
         print(f"{size} tasks ({nbytes / MB:.0f} MB):")
-        print(f"  orjson.loads   {floor['seconds']:.3f} s; tree peak {per(floor['peak']):.0f} B/task, "
-              f"kept {per(floor['kept']):.0f} B/task RSS")
-        print(f"  parse_alt_file {parse['seconds']:.3f} s = {parse['seconds'] / floor['seconds']:.2f}x orjson.loads; "
+        print(f"  orjson.loads   {floor['seconds']:.3f} s ({paused['seconds']:.3f} s with the GC paused); tree peak "
+              f"{per(floor['peak']):.0f} B/task, kept {per(floor['kept']):.0f} B/task RSS")
+        print(f"  parse_alt_file {parse['seconds']:.3f} s = {parse['seconds'] / floor['seconds']:.2f}x orjson.loads, "
+              f"{parse['seconds'] / paused['seconds']:.2f}x it with the GC paused; "
               f"peak {per(parse['peak']):.0f} B/task RSS ({parse['peak'] / MB:.0f} MB) = "
               f"{parse['peak'] / floor['peak']:.2f}x the tree's peak; model kept {per(parse['kept']):.0f} B/task RSS "
               f"({parse['kept'] / MB:.0f} MB) = {parse['kept'] / floor['kept']:.2f}x the tree")
