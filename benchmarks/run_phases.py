@@ -75,12 +75,14 @@ def _instrument() -> None:
     _wrap(directory, "write_directory", "    write_directory")
     import runner.last.artifacts as artifacts
     _wrap(artifacts, "extract_artifacts", "      artifacts")
-    _wrap(directory, "_write_graph", "      graph.dot + graph.svg")
+    _wrap(directory, "_write_graph", "      graph.svg (drawing)")
+    if hasattr(directory, "_write_dot"):
+        _wrap(directory, "_write_dot", "      graph.dot")
     _wrap(directory, "_write_report", "      report.html")
     _wrap(directory, "_stream_last_json", "      last.json (+ .gz) stream")
     _wrap(directory, "fsync_directory", "      directory fsync")
     from runner.last import graph_drawing
-    _wrap(graph_drawing, "to_dot", "        graph.dot text")
+    _wrap(graph_drawing, "to_dot", "        graph.dot text (Python)")
     _wrap(graph_drawing, "summarise", "        graph summary")
     _wrap(graph_drawing, "run_dot", "        dot -Tsvg")
     _wrap(directory, "_write_text", "        text file write")

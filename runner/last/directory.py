@@ -82,15 +82,24 @@ class LastWriteResult(WrittenLast):
 
 
 def _write_graph(record: dict, directory: Path, options: LastOptions):
+    """graph.svg; the drawing is what the report shows."""
     from runner.last import graph_drawing
 
     drawing = graph_drawing.draw(record["execution_graph"], renderer=options.graph_renderer,
                                 draw_limit=options.graph_draw_limit, timeout=options.graph_timeout,
-                                title=record.get("alt_file_id") or "execution",
+                                title=record.get("alt_file_id") or "execution", with_dot=False,
                                 critical=graph_drawing.critical_path_of(record))
-    _write_text(directory / "graph.dot", drawing.dot)
     _write_text(directory / "graph.svg", drawing.svg)
     return drawing
+
+
+def _write_dot(record: dict, directory: Path) -> None:
+    """graph.dot, every task and dependency: streamed to its file as it is made (a task of its
+    own beside the drawing, which the report waits for)."""
+    from runner.last import graph_drawing
+
+    with atomic_file(directory / "graph.dot", sync_directory=False) as handle:
+        graph_drawing.write_dot(record["execution_graph"], record.get("alt_file_id") or "execution", handle.write)
 
 
 def _write_text(path: Path, text: str, piece: int = 1 << 20) -> None:
@@ -267,6 +276,7 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
     try:
         with ThreadPoolExecutor(options.workers, thread_name_prefix="last-writer") as pool:
             graph_future = pool.submit(_write_graph, record, directory, options) if options.graph else None
+            futures = [pool.submit(_write_dot, record, directory)] if options.graph else []
             if options.artifacts:
                 from runner.last.artifacts import extract_artifacts
 
@@ -275,7 +285,6 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
                 record["artifacts"] = artifacts
                 if errors:
                     record["metadata"]["artifact_errors"] = errors
-            futures = []
             if options.html_report:
                 futures.append(pool.submit(_write_report, record, directory, options, graph_future))
             # last.json is renamed into place when this block ends: after every other

@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from runner.last.reader import task_status
+from runner.librunner import graph_level_bands, write_graph_dot
 
 STATUS_COLOURS = {
     "completed": "#c8e6c9", "failed": "#ffcdd2", "timeout": "#ffe0b2", "cancelled": "#e0e0e0",
@@ -82,18 +83,24 @@ def summarise(graph: dict, boxes: int = SUMMARY_BOXES) -> tuple[list[dict], list
     A band is one level while there are at most `boxes` levels, else consecutive levels
     grouped so that there are at most `boxes` bands.
     """
-    levels = max((node["level"] for node in graph_nodes(graph)), default=0) + 1
-    width = -(-levels // boxes)          # levels per band, rounded up
-    band_of = {}
-    counts: dict[int, Counter] = defaultdict(Counter)
-    for node in graph_nodes(graph):
-        band = node["level"] // width
-        band_of[node["id"]] = band
-        counts[band][task_status(node)] += 1
-    # Into each band, from the band before it: how many dependencies cross into it from
-    # any earlier band (edges that skip bands would make the drawing a thicket).
-    entering = Counter(band_of[e["target"]] for e in graph_edges(graph)
-                       if band_of[e["source"]] != band_of[e["target"]])
+    counted = graph_level_bands(graph, boxes)       # the core's typed graph, counted in one pass
+    if counted is not None:
+        levels, width, tallies, crossing = counted
+        counts: dict[int, Counter] = {band: Counter(tally) for band, tally in tallies.items()}
+        entering = Counter(crossing)
+    else:
+        levels = max((node["level"] for node in graph_nodes(graph)), default=0) + 1
+        width = -(-levels // boxes)          # levels per band, rounded up
+        band_of = {}
+        counts = defaultdict(Counter)
+        for node in graph_nodes(graph):
+            band = node["level"] // width
+            band_of[node["id"]] = band
+            counts[band][task_status(node)] += 1
+        # Into each band, from the band before it: how many dependencies cross into it from
+        # any earlier band (edges that skip bands would make the drawing a thicket).
+        entering = Counter(band_of[e["target"]] for e in graph_edges(graph)
+                           if band_of[e["source"]] != band_of[e["target"]])
 
     def name(band: int) -> str:
         first, last = band * width, min(band * width + width, levels) - 1
@@ -125,16 +132,32 @@ def _critical_edges(critical) -> set:
     return set(zip(critical, critical[1:]))
 
 
+def _dot_head(title: str) -> str:
+    return (f"digraph {_dot_string(title)} {{\n"
+            "  rankdir=LR;\n"
+            '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];\n'
+            '  edge [color="#607d8b"];\n')
+
+
+def write_dot(graph: dict, title: str, write, piece: int = 1 << 20) -> None:
+    """graph.dot's bytes, to_dot(graph, title).encode("utf-8"), handed to `write` about a
+    piece at a time: made by the core from its typed graph when it can (a million tasks'
+    lines cost seconds in Python), else from to_dot's text."""
+    head = _dot_head(title).encode("utf-8")
+    if write_graph_dot(graph, head, STATUS_COLOURS, write, _dot_string, piece):
+        return
+    text = to_dot(graph, title)
+    for start in range(0, len(text), piece):
+        write(text[start:start + piece].encode("utf-8"))
+
+
 def to_dot(graph: dict, title: str = "execution", critical=()) -> str:
     """Every task and dependency as a GraphViz digraph, coloured by status; the critical
     path drawn thick."""
     on_path, path_edges = set(critical), _critical_edges(list(critical))
     text = io.StringIO()        # line by line: no list of a line per task and edge besides the text
     write = text.write
-    write(f"digraph {_dot_string(title)} {{\n"
-          "  rankdir=LR;\n"
-          '  node [shape=box, style="rounded,filled", fontname="Helvetica", fontsize=10];\n'
-          '  edge [color="#607d8b"];\n')
+    write(_dot_head(title))
     for node in graph_nodes(graph):
         status = task_status(node)
         label = "\n".join(filter(None, (node["id"], status, _duration_text(node.get("duration_ms")))))
