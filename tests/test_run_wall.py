@@ -1,0 +1,88 @@
+"""What `run` does to spend less of a large run's time outside the run itself keeps its
+behaviour: alt.json hashed while it is written gives the journal the same SHA-256, the
+command's freezing of bulk allocations ends with the command (nothing stays frozen, no
+callback stays installed) and leaves exit codes and output as they were."""
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import subprocess
+import sys
+
+import orjson
+
+from runner.cli import main
+from runner.execution import journal
+
+
+def big_alt(path, tasks: int = 12_000):
+    docs = [{"id": f"t{i}", "description": "d" * 80, "dependencies": [f"t{i - 1}"] if i % 50 else [],
+             "parameters": {"task_type": "generic"}} for i in range(tasks)]
+    path.write_bytes(orjson.dumps({"id": "wall", "title": "wall", "tasks": docs}))
+    return path
+
+
+def first_record(directory):
+    with open(directory / "journal.jsonl", "rb") as handle:
+        return json.loads(handle.readline())
+
+
+def test_a_large_alt_file_is_hashed_beside_its_write(tmp_path):
+    alt = big_alt(tmp_path / "big.json")
+    assert alt.stat().st_size >= journal.HASH_ASIDE_BYTES       # the hash goes to a thread of its own
+    done = subprocess.run([sys.executable, "-m", "runner", "run", str(alt), "--out", str(tmp_path / "out"), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    directory = tmp_path / "out" / done.stdout.strip().splitlines()[-1].rsplit("/", 1)[-1]
+    stored = (directory / "alt.json").read_bytes()
+    assert first_record(directory)["alt_sha256"] == hashlib.sha256(stored).hexdigest()
+    assert (directory / "graph.dot").read_text().count(" -> ") == 12_000 - 12_000 // 50
+
+
+def test_a_small_alt_file_is_hashed_as_before(tmp_path):
+    alt = big_alt(tmp_path / "small.json", 3)
+    directory = tmp_path / "run"
+    directory.mkdir()
+    data = alt.read_bytes()
+    kept = journal.Journal(directory, data)
+    first = {"type": "run_started", "alt_sha256": None}
+    kept.start(first)
+    kept.close()
+    assert first["alt_sha256"] == hashlib.sha256(data).hexdigest() == first_record(directory)["alt_sha256"]
+
+
+def test_the_commands_freezing_ends_with_it(tmp_path, capsys):
+    callbacks = list(gc.callbacks)
+    alt = big_alt(tmp_path / "big.json", 2_000)
+    code = main(["run", str(alt), "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 0
+    assert gc.get_freeze_count() == 0 and gc.callbacks == callbacks and gc.isenabled()
+    printed = capsys.readouterr()
+    assert printed.out.strip().startswith(str(tmp_path / "out"))
+    # A file refused before the run keeps its exit code (2).
+    failing = tmp_path / "failing.json"
+    failing.write_bytes(orjson.dumps({"id": "f", "title": "f", "tasks": [
+        {"id": "a", "description": "x", "parameters": {"task_type": "no_such_type_here"}}]}))
+    code = main(["run", str(failing), "--out", str(tmp_path / "out"), "--quiet"])
+    assert code == 2
+    assert "no_such_type_here" in capsys.readouterr().err
+    assert gc.get_freeze_count() == 0 and gc.callbacks == callbacks
+
+
+def test_a_process_that_froze_objects_itself_keeps_them_frozen(tmp_path):
+    """A host that froze what it holds (the service does) is not thawed by a run of the command."""
+    alt = big_alt(tmp_path / "big.json", 50)
+    script = (
+        "import gc, sys\n"
+        "from runner.cli import main\n"
+        "held = [object() for _ in range(10)]\n"
+        "gc.freeze()\n"
+        "frozen = gc.get_freeze_count()\n"
+        f"code = main(['run', {str(alt)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+        "assert code == 0, code\n"
+        "assert gc.get_freeze_count() >= frozen, (gc.get_freeze_count(), frozen)\n"
+        "print('kept')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("kept")
