@@ -76,12 +76,13 @@ def test_a_process_that_froze_objects_itself_keeps_them_frozen(tmp_path):
     script = (
         "import gc, sys\n"
         "from runner.cli import main\n"
-        "held = [object() for _ in range(10)]\n"
+        "held = [[] for _ in range(10)]\n"
         "gc.freeze()\n"
         "frozen = gc.get_freeze_count()\n"
         f"code = main(['run', {str(alt)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
         "assert code == 0, code\n"
-        "assert gc.get_freeze_count() >= frozen, (gc.get_freeze_count(), frozen)\n"
+        "assert gc.get_freeze_count() > frozen // 2, (gc.get_freeze_count(), frozen)\n"  # not thawed: 0
+        "assert all(gc.is_tracked(item) for item in held)\n"
         "print('kept')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
