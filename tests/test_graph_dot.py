@@ -1,7 +1,8 @@
 """The execution graph's readers made by the core from its typed graph (graph.dot's bytes,
-the summary's level bands) give exactly what runner.last's Python code gives from the
-graph read back from last.json; and graph.dot, graph.svg and report.html written
-concurrently are those written one after another."""
+the summary's level bands) and the report's rows chosen from the typed results give
+exactly what runner.last's Python code gives from the record read back from last.json;
+and graph.dot, graph.svg and report.html written concurrently are those written one after
+another."""
 from __future__ import annotations
 
 import orjson
@@ -42,7 +43,9 @@ def results_of(alt) -> dict:
                "completed_at": "2026-03-01T10:00:01.000Z", "duration_ms": DURATIONS[i % len(DURATIONS)],
                "metadata": {}}
         if status != "skipped":
-            doc["started_at"] = "2026-03-01T10:00:00.000Z"
+            doc["started_at"] = "2026-03-01T10:0%d:00.%03dZ" % (i % 3, i % 997)
+        if i % 11 == 3:
+            doc["skipped"] = True           # a field of the reporter's, which task_status reads
         results[task.id] = runner.task_result_from_dict(doc, alt)
     return results
 
@@ -134,3 +137,16 @@ def test_a_product_that_cannot_be_written_leaves_no_partial_file(tmp_path):
                                graph_renderer="builtin")
     assert [path.name for path in directory.iterdir()] == ["graph.dot"]
     assert [path.name for path in (directory / "graph.dot").iterdir()] == ["kept"]
+
+
+@pytest.mark.parametrize("limit", [0, 1, 7, 30, 100, 1000])
+def test_report_rows_chosen_from_the_typed_results_are_those_from_the_file(limit):
+    from runner.last.report_view import page_view
+    from runner.last.timeline import timeline
+
+    typed, loaded = both(hostile_alt(300, accepted_ids()))
+    critical = graph_drawing.critical_path_of(loaded)
+    for ids in (critical, [], [node["id"] for node in loaded["execution_graph"]["nodes"][::5]]):
+        assert timeline(typed, limit=limit, critical_ids=ids) == timeline(loaded, limit=limit, critical_ids=ids)
+    assert page_view(typed, "<svg/>", limit, None) == page_view(loaded, "<svg/>", limit, None)
+    assert not typed["task_results"].filled and not typed["execution_graph"].filled
