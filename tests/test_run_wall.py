@@ -87,3 +87,47 @@ def test_a_process_that_froze_objects_itself_keeps_them_frozen(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("kept")
+
+
+def test_early_writeback_writes_every_byte_and_syncs_as_it_goes(tmp_path):
+    from runner.last.atomic_files import EarlyWriteback, atomic_file
+
+    pieces = [bytes([n % 251]) * (n * 37 % 5000 + 1) for n in range(400)]
+    with atomic_file(tmp_path / "big.json") as handle:
+        syncing = EarlyWriteback(handle, step=10_000)
+        for piece in pieces:
+            syncing.write(piece)
+        assert syncing.thread is not None and syncing.thread.is_alive()
+        syncing.finish()
+        assert syncing.thread is None
+    assert (tmp_path / "big.json").read_bytes() == b"".join(pieces)
+
+
+def test_an_early_sync_that_fails_is_raised_at_the_end():
+    """fdatasync of a pipe fails (EINVAL): the error is the writer's, at finish()."""
+    import errno
+    import os
+    import threading
+    import time
+
+    from runner.last.atomic_files import EarlyWriteback
+
+    read_end, write_end = os.pipe()
+    drained = threading.Thread(target=lambda: [None for _ in iter(lambda: os.read(read_end, 65536), b"")])
+    drained.start()
+    with os.fdopen(write_end, "wb") as handle:
+        syncing = EarlyWriteback(handle, step=1000)
+        for _ in range(20):
+            syncing.write(b"x" * 500)
+        for _ in range(3000):           # until the thread has tried (finish() skips a sync not begun)
+            if syncing.error is not None:
+                break
+            time.sleep(0.01)
+        try:
+            syncing.finish()
+        except OSError as error:
+            assert error.errno == errno.EINVAL
+        else:
+            raise AssertionError("the early sync's error was not raised")
+    drained.join()
+    os.close(read_end)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 
@@ -64,3 +65,57 @@ def write_atomically(path: Path, data: bytes, *, sync_directory: bool = True) ->
     """Writes data to a temporary file beside path, fsyncs it, then renames it into place."""
     with atomic_file(path, sync_directory=sync_directory) as handle:
         handle.write(data)
+
+
+class EarlyWriteback:
+    """A large file's disk writes started while it is still being made: every `step` bytes
+    written, a thread of its own fdatasyncs the file (the GIL released meanwhile), so the
+    fsync that makes it durable at its end finds little left to write (last.json of a 1M-task
+    run, ~850 MB: ~0.4 s less at the end). write() is the handle's; finish() (or stop(), on
+    failure) must be called before the handle is closed. The kernel reports a failed
+    write-back once per open file: an error of the early syncs is raised by finish()."""
+
+    def __init__(self, handle, step: int = 64 << 20):
+        self.handle, self.step = handle, step
+        self.unsynced = 0
+        self.error: OSError | None = None
+        self.wanted = threading.Event()
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+
+    def write(self, chunk) -> None:
+        self.handle.write(chunk)
+        self.unsynced += len(chunk)
+        if self.unsynced >= self.step:
+            self.unsynced = 0
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, args=(self.handle.fileno(),),
+                                               name="last-writer-sync", daemon=True)
+                self.thread.start()
+            self.wanted.set()
+
+    def _run(self, fd: int) -> None:
+        while True:
+            self.wanted.wait()
+            self.wanted.clear()
+            if self.stopping:
+                return
+            try:
+                os.fdatasync(fd)
+            except OSError as error:
+                self.error = error
+                return
+
+    def stop(self) -> None:
+        """Waits for the thread (the file is about to be closed)."""
+        if self.thread is not None:
+            self.stopping = True
+            self.wanted.set()
+            self.thread.join()
+            self.thread = None
+
+    def finish(self) -> None:
+        """stop(), then the early syncs' error, if there was one."""
+        self.stop()
+        if self.error is not None:
+            raise self.error

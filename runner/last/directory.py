@@ -12,7 +12,8 @@ Independent outputs run concurrently on one bounded thread pool: the graph drawi
 while dot draws. last.json is streamed: the core makes its JSON in chunks from the typed
 results (runner.librunner.write_last_json), each written to last.json's temporary file
 and handed to a thread compressing last.json.gz (zlib releases the GIL): one pass, two
-outputs, the whole text never in memory. Every file is written atomically and last.json
+outputs, the whole text never in memory; its disk writes start as it grows
+(EarlyWriteback), so its final fsync is short. Every file is written atomically and last.json
 last: its presence means the directory is complete (the products' renames are made
 durable by one directory fsync before it). If anything fails,
 what was written is removed: the whole directory, or, for a run's journal directory
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import orjson
 
-from runner.last.atomic_files import atomic_file, fsync_directory, write_atomically
+from runner.last.atomic_files import EarlyWriteback, atomic_file, fsync_directory, write_atomically
 from runner.last.options import LastOptions
 from runner.librunner import write_last_json     # last.json's chunks, made by the core
 
@@ -291,7 +292,13 @@ def write_directory(record: dict, output_dir, options: LastOptions, workspace=No
             # product is in place and their renames are durable.
             with atomic_file(directory / "last.json") as handle:
                 compressing = _Compressing(directory, options.compression_level) if options.compression else None
-                _stream_last_json(record, handle, compressing)
+                syncing = EarlyWriteback(handle)
+                try:
+                    _stream_last_json(record, syncing, compressing)
+                except BaseException:
+                    syncing.stop()
+                    raise
+                syncing.finish()
                 for future in futures + ([graph_future] if graph_future is not None else []):
                     future.result()
                 fsync_directory(directory)
