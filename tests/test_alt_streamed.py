@@ -228,3 +228,18 @@ def test_the_streamed_build_never_holds_the_whole_tree():
         assert len(alt.tasks) == 20_000
         del alt
     assert peaks[0] < 0.75 * peaks[1], peaks
+
+
+def test_dependencies_on_tasks_later_in_the_file_give_the_same_graph():
+    """Found while building (tasks before) or at the end (tasks after): the same graph."""
+    doc = {"id": "f", "title": "forward", "tasks": [
+        {"id": "a", "dependencies": ["d", "b"]},
+        {"id": "b", "dependencies": ["c"]},
+        {"id": "c"},
+        {"id": "d", "dependencies": ["c", "b"]},
+        {"id": "e", "dependencies": ["a", "f", "c"]},
+        {"id": "f", "dependencies": []}]}
+    found = same_both_ways(doc)
+    assert found[0] == "valid" and found[7] == [[3, 1], [2], [], [2, 1], [0, 5, 2], []]
+    doc["tasks"][5]["dependencies"] = ["e"]        # a cycle through a later task
+    assert same_both_ways(doc)[0] == "invalid"

@@ -5,6 +5,7 @@
 # issue has been found.
 
 from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_GET_ITEM
 from cpython.object cimport PyObject
 
 cdef extern from "Python.h":
@@ -373,7 +374,7 @@ cdef class ParameterTable:
         return params
 
 
-cdef void own_ids(Task task, dict task_index) except *:
+cdef void own_ids(Task task, dict task_index, TaskTexts texts) except *:
     """The task's dependencies on tasks already built become those tasks' own id strings
     (equal text, one object), as resolve_dependencies does for all of them at the end: done
     as each task is built, the copies are freed while the heap is being filled, instead of
@@ -381,12 +382,17 @@ cdef void own_ids(Task task, dict task_index) except *:
     cdef list deps = task.dependencies
     cdef PyObject *found
     cdef Py_ssize_t j
+    cdef int target
     for j in range(len(deps)):
         dep = deps[j]
+        target = -1
         if type(dep) is str:
             found = PyDict_GetItem(task_index, dep)
-            if found != NULL and <object>dep is not <object>(<Task>found).id:
-                deps[j] = (<Task>found).id
+            if found != NULL:
+                target = (<Task>found).index
+                if <object>dep is not <object>(<Task>found).id:
+                    deps[j] = (<Task>found).id
+        texts.remember(target)
 
 
 cdef str suggest(str unknown, dict task_index, IssueList issues):
@@ -398,11 +404,14 @@ cdef str suggest(str unknown, dict task_index, IssueList issues):
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-cdef DependencyGraph resolve_dependencies(list tasks, dict task_index, IssueList issues):
+cdef DependencyGraph resolve_dependencies(list tasks, dict task_index, IssueList issues, TaskTexts texts=None):
     """The graph of the tasks' dependencies. Unknown, self and repeated dependencies are
-    reported where they are written; the graph is None if there was any."""
-    cdef Py_ssize_t n = len(tasks), i, j, k = 0
-    cdef DependencyGraph graph = DependencyGraph.allocate(n, sum_dependencies(tasks))
+    reported where they are written; the graph is None if there was any. `texts`: a
+    streamed build's, whose dependencies on tasks built before them are already found."""
+    cdef Py_ssize_t n = len(tasks), i, j, k = 0, m = 0
+    cdef Py_ssize_t total = sum_dependencies(tasks)
+    cdef DependencyGraph graph = DependencyGraph.allocate(n, total)
+    cdef const int *known = texts.targets if texts is not None and texts.target_count == total else NULL
     cdef Task task, target
     cdef PyObject *found
     cdef int d
@@ -418,7 +427,11 @@ cdef DependencyGraph resolve_dependencies(list tasks, dict task_index, IssueList
             graph.dep_start[i] = <int>k
             for j in range(len(task.dependencies)):
                 dep = task.dependencies[j]
-                found = PyDict_GetItem(task_index, dep) if isinstance(dep, str) else NULL
+                if known != NULL and known[m] >= 0:
+                    found = PyList_GET_ITEM(tasks, known[m])     # borrowed; tasks[i].index == i here
+                else:
+                    found = PyDict_GetItem(task_index, dep) if isinstance(dep, str) else NULL
+                m += 1
                 if found == NULL:
                     if isinstance(dep, str):
                         issues.add(f"{task_path(i, 'dependencies')}/{j}",
@@ -569,9 +582,9 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
                 issues.add(task_path(index, "id"),
                            f"duplicate task id '{task.id}' (first used by /tasks/{(<Task>first).index})", task.id)
             elif texts is not None:
-                own_ids(task, task_index)
+                own_ids(task, task_index, texts)
         if len(tasks) == count and len(task_index) == count:
-            alt.graph = resolve_dependencies(tasks, task_index, issues)
+            alt.graph = resolve_dependencies(tasks, task_index, issues, texts)
         else:
             # Some tasks are missing from the index: report dependencies only, no graph.
             report_dependencies(tasks, task_index, issues)

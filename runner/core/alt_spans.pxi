@@ -56,11 +56,32 @@ cdef class TaskTexts:
     cdef TaskSpans spans
     cdef object view              # a memoryview of the text: slices of it are not copies
     cdef Py_ssize_t members       # object members in the tasks parsed so far (duplicate keys check)
+    # Each dependency's task index as found while building (-1: not built yet), in file
+    # order: resolve_dependencies reads them instead of looking each id up a second time.
+    cdef int *targets
+    cdef Py_ssize_t target_count, target_capacity
 
     def __cinit__(self, TaskSpans spans, bytes text):
         self.spans = spans
         self.view = memoryview(text)
         self.members = 0
+        self.targets = NULL
+        self.target_count = self.target_capacity = 0
+
+    def __dealloc__(self):
+        PyMem_Free(self.targets)
+
+    cdef int remember(self, int target) except -1:
+        cdef int *grown
+        if self.target_count == self.target_capacity:
+            self.target_capacity = 1024 if self.target_capacity == 0 else 2 * self.target_capacity
+            grown = <int *>PyMem_Realloc(self.targets, self.target_capacity * sizeof(int))
+            if grown == NULL:
+                raise MemoryError()
+            self.targets = grown
+        self.targets[self.target_count] = target
+        self.target_count += 1
+        return 0
 
     cdef object load(self, Py_ssize_t k):
         """Task k's JSON value; orjson.JSONDecodeError if its text is not JSON."""
