@@ -150,3 +150,35 @@ def test_report_rows_chosen_from_the_typed_results_are_those_from_the_file(limit
         assert timeline(typed, limit=limit, critical_ids=ids) == timeline(loaded, limit=limit, critical_ids=ids)
     assert page_view(typed, "<svg/>", limit, None) == page_view(loaded, "<svg/>", limit, None)
     assert not typed["task_results"].filled and not typed["execution_graph"].filled
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10, 57, 400])
+def test_timeline_rows_of_a_mostly_completed_run_are_the_former_choice(limit):
+    """Few results needing attention, many completed ones with equal durations: the rows are
+    those nsmallest over every result's weight picked, in the same order."""
+    import heapq
+
+    from runner.last.reader import ATTENTION_ORDER, task_status
+    from runner.last.record_values import ResultRows
+    from runner.last.timeline import _row_order, timeline
+
+    alt = hostile_alt(700)
+    results = results_of(alt)
+    for i, task in enumerate(alt.tasks):
+        if i % 41:
+            results[task.id] = runner.task_result_from_dict(
+                {"task_id": task.id, "status": "completed", "duration_ms": [5, 5.25, 900, 0, None][i % 5],
+                 "started_at": "2026-03-01T10:00:00.000Z", "completed_at": "2026-03-01T10:00:01.000Z"}, alt)
+    typed = runner.build_last_record(alt, results, *IDS, dict(EXECUTION))
+    loaded = orjson.loads(runner.last_json(typed))
+    critical = graph_drawing.critical_path_of(loaded)[:3]
+    plain = list(loaded["task_results"].values())
+
+    def weight(result):
+        return (ATTENTION_ORDER.get(task_status(result), 9) >= 5, result["task_id"] not in set(critical),
+                -(result["duration_ms"] or 0))
+    assert timeline(typed, limit=limit, critical_ids=critical) == timeline(loaded, limit=limit, critical_ids=critical)
+    chosen, total = _row_order(ResultRows(typed), set(critical), limit)
+    assert total == len(plain)
+    assert [result["task_id"] for result in chosen] == \
+        [result["task_id"] for result in heapq.nsmallest(limit, plain, key=weight)]
