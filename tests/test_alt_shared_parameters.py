@@ -1,6 +1,6 @@
 """Equal small parameter objects are kept once per ALT file (alt_parser.pxi ParameterTable):
-what callers get is still each task's own dict, and what a caller does to it reaches no other
-task, no result and not the model."""
+what callers get is a copy of a task's parameters (nested values included), and what a caller
+does to it reaches no other task, no result and not the model."""
 from __future__ import annotations
 
 import json
@@ -61,14 +61,16 @@ def test_values_equal_in_python_but_not_in_json_are_never_merged():
     assert [list(t.to_dict()["parameters"]) for t in alt.tasks] == [list(p) for p in expected]
 
 
-def test_parameters_holding_containers_stay_each_tasks_own_object():
+def test_parameters_holding_containers_read_as_copies_nested_values_included():
     nested = {"task_type": "generic", "list": [1, 2], "map": {"k": "v"}}
     alt = parsed(json.loads(json.dumps(nested)), json.loads(json.dumps(nested)), {"task_type": "generic", "t": "x" * 65})
     first, second, long_text = alt.tasks
-    assert first.parameters is first.parameters and first.parameters == second.parameters == nested
-    first.parameters["list"].append(3)          # its own, as before: it stays changed
-    assert first.parameters["list"] == [1, 2, 3] and second.parameters["list"] == [1, 2]
-    assert long_text.parameters is long_text.parameters
+    assert first.parameters is not first.parameters and first.parameters == second.parameters == nested
+    got = first.parameters
+    got["list"].append(3)
+    got["map"]["k"] = "changed"
+    assert first.parameters == second.parameters == nested
+    assert long_text.parameters == {"task_type": "generic", "t": "x" * 65}
 
 
 def test_many_distinct_small_objects_and_repeats_keep_every_tasks_values():
@@ -101,3 +103,58 @@ def test_a_run_of_shared_parameters_gives_each_result_its_own_output(tmp_path):
     recorded = json.loads((outcome.directory / "last.json").read_text())
     found = {task_id: result["output"] for task_id, result in recorded["task_results"].items()}
     assert found["g2"] == {"task_type": "generic", "n": 7} and found["m2"] == {"n": -1}
+
+
+def test_every_task_hands_out_a_copy_shared_or_not():
+    # Kept-once or not, a change to what a caller got reaches no task: the same answer for
+    # every task, rather than kept for some and dropped for others.
+    alt = parsed({"task_type": "generic", "k": 1}, {"task_type": "generic", "k": 1},
+                 {"task_type": "generic", "f": 1.5, "nested": {"a": [1]}})
+    for task in alt.tasks:
+        task.parameters["x"] = 2
+    alt.tasks[2].parameters["nested"]["a"].append(2)
+    assert [t.parameters.get("x") for t in alt.tasks] == [None, None, None]
+    assert alt.tasks[2].parameters == {"task_type": "generic", "f": 1.5, "nested": {"a": [1]}}
+
+
+def test_a_generic_output_is_what_the_task_had_when_it_ran(tmp_path):
+    # A generic task's result is made from the task's parameters when first read: nothing a
+    # caller does to the model afterwards, or while later tasks run, reaches its output,
+    # its last.json entry or its journal row (what resume reads back).
+    alt = runner.parse_alt_file(orjson.dumps({"id": "d", "title": "d", "tasks": [
+        {"id": "own", "description": "d", "parameters": {"task_type": "generic", "f": 0.5}},
+        {"id": "next", "description": "d", "dependencies": ["own"], "parameters": {"task_type": "generic"}}]}))
+
+    def on_event(event):
+        if event.get("task_id") == "own" and event.get("event") == "task_finished":
+            alt.task("own").parameters["changed_later"] = True
+
+    first = execute(alt, tmp_path / "one", on_event=on_event, environ={})
+    alt.task("own").parameters["f"] = 99
+    execute(alt, tmp_path / "two", environ={})
+    want = {"task_type": "generic", "f": 0.5}
+    assert first.results["own"].output == want
+    assert first.record["task_results"]["own"]["output"] == want
+    directory = next((tmp_path / "one").iterdir())
+    assert orjson.loads((directory / "last.json").read_bytes())["task_results"]["own"]["output"] == want
+    rows = [row for line in (directory / "journal.jsonl").read_bytes().splitlines()
+            for row in orjson.loads(line).get("rows", ())]
+    assert [row[2] for row in rows if row[0] == "own"] == [want]
+
+
+def test_control_flow_instances_share_their_templates_parameters(tmp_path):
+    # Instances of a loop body and the run's own copies of the file's tasks read the
+    # template's parameters object (the core never changes it), not a copy each.
+    alt = runner.parse_alt_file(orjson.dumps({"id": "cf", "title": "cf", "variables": {"xs": [1, 2, 3]},
+                                              "tasks": [
+        {"id": "plain", "description": "d", "parameters": {"task_type": "generic", "k": 1}},
+        {"id": "each", "description": "d", "for_each": {"variable": "x", "iterable": "xs"},
+         "parameters": {"task_type": "generic", "k": 1}},
+        {"id": "named", "description": "d", "for_each": {"variable": "x", "iterable": "xs"},
+         "parameters": {"task_type": "generic", "x": "$x"}}]}))
+    outcome = execute(alt, tmp_path, environ={})
+    assert outcome.all_completed
+    outputs = {task_id: result.output for task_id, result in outcome.results.items()}
+    assert outputs["plain"] == {"task_type": "generic", "k": 1}
+    assert [outputs[f"named[{i}]"] for i in range(3)] == [{"task_type": "generic", "x": x} for x in (1, 2, 3)]
+    assert [outputs[f"each[{i}]"] for i in range(3)] == [{"task_type": "generic", "k": 1}] * 3

@@ -22,19 +22,34 @@ CONTROL_TASK_FIELDS = frozenset(("when", "for_each"))
 CONTROL_ALT_FIELDS = frozenset(("variables",))
 
 
+cdef object json_copy(object value):
+    """A copy of a JSON tree's objects and arrays (other values are immutable and shared).
+    Its depth is bounded by the input limits (MAX_DEPTH_LIMIT), so recursion is safe."""
+    cdef dict copied
+    if type(value) is dict:
+        copied = {}
+        for key, item in (<dict>value).items():
+            copied[key] = json_copy(item)
+        return copied
+    if type(value) is list:
+        return [json_copy(item) for item in <list>value]
+    return value
+
+
 cdef class Task:
     """One task of an ALT file. `dependencies` is a list (empty when the file said null).
 
     `tags` and `extra` are None inside when the file gave none (the common case: an empty
     list and dict per task cost 150 bytes each of a million tasks); read through the
     properties, they are then a new empty list or dict at each read, shared with nothing.
-    Equal small `parameters` are kept once per file (alt_parser's ParameterTable); the
-    property hands out a copy of those, so a caller changing what it got changes no other
-    task. The core reads `_parameters` and never changes it.
+    `parameters` reads as a copy, nested values included: equal small ones are kept once
+    per file (alt_parser's ParameterTable), control-flow instances share their template's,
+    and a generic task's result is made from them when first read, so what a caller
+    changes in what it got changes no task, no result and no record. The core reads
+    `_parameters` and never changes it.
     """
 
-    cdef readonly int index            # an int as in DependencyGraph (beside the flag: no bigger)
-    cdef bint shared_parameters        # _parameters is the file's one copy, shared with other tasks
+    cdef readonly int index            # an int as in DependencyGraph
     cdef readonly str id
     cdef readonly str description
     cdef readonly list dependencies
@@ -59,10 +74,9 @@ cdef class Task:
 
     @property
     def parameters(self):
-        """The task's parameters (a dict; a copy when the file's equal ones are kept once)."""
-        if self.shared_parameters:
-            return dict(self._parameters)
-        return self._parameters
+        """The task's parameters: a new copy at each read, nested objects and arrays
+        included (see the class's docstring)."""
+        return json_copy(self._parameters)
 
     @property
     def task_type(self):

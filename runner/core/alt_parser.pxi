@@ -571,7 +571,6 @@ cdef AltFile build_alt_file(object raw, IssueList issues, AltLimits limits, Issu
             kept = shared.one_of(task._parameters)
             if kept is not None:
                 task._parameters = kept
-                task.shared_parameters = True
             tasks.append(task)
             if task.id is None:
                 continue

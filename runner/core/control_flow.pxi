@@ -1037,13 +1037,14 @@ cdef str text_of(object value):
 cpdef Task task_instance(Task template, str task_id, list dependencies, str description, dict parameters,
                          object control, Py_ssize_t index):
     """A copy of template as another task of the run (an instance, or the task with its
-    names replaced): the same fields, its own id, dependencies, content and parameters."""
+    names replaced): the same fields, its own id, dependencies, content and parameters
+    (None: the template's own object, which the core never changes, not a copy per instance)."""
     cdef Task task = Task.__new__(Task)
     task.index = index
     task.id = task_id
     task.description = description
     task.dependencies = dependencies
-    task._parameters = parameters
+    task._parameters = template._parameters if parameters is None else parameters
     task.timeout_seconds = template.timeout_seconds
     task.retry_count = template.retry_count
     task.priority = template.priority

@@ -77,7 +77,7 @@ class Flow:
             owners = set(plan.enclosing(task.id))
             deps = [d for d in list(task.dependencies) + plan.implied.get(task.id, []) if d not in owners]
             deps = list(dict.fromkeys(deps))
-            tasks.append(core.task_instance(task, task.id, deps, task.description, task.parameters, None, index))
+            tasks.append(core.task_instance(task, task.id, deps, task.description, None, None, index))
             if self._is_special(task.id):
                 special.add(index)
             if self._held(task.id):
@@ -528,19 +528,20 @@ class Flow:
             for k, (template, source, local, local_at, special, refs, is_held, in_body, mapped, inline_type,
                     carrier) in enumerate(entries):
                 index = start + k
-                description, parameters = source.description, source.parameters
+                # None: the instance shares its template's parameters (task_instance).
+                description, parameters = source.description, None
                 substituted = False
                 if refs:
                     if lookup is None:
                         lookup = self.lookup(inner)
                     try:
                         description = substitute(description, lookup)
-                        parameters = substitute(parameters, lookup)
+                        parameters = substitute(source.parameters, lookup)
                         if not isinstance(description, str) or not isinstance(parameters, dict):
                             raise core.ControlFlowError("")
                         substituted = True
                     except core.ControlFlowError:
-                        description, parameters = source.description, source.parameters
+                        description, parameters = source.description, None
                         special = True      # replaced when it starts (it reads a sibling's output)
                         if inner is None:
                             inner = Scope(scope, variables, ids, prefix, suffix, inner_depth, control)
