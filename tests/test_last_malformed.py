@@ -58,13 +58,20 @@ def spoilt(record: dict, change: str) -> tuple[dict, str]:
     if change == "critical ids number":
         record["statistics"]["critical_path"] = {"task_ids": 5}
         return record, "statistics.critical_path.task_ids: expected a list of strings"
+    if change == "task time text":
+        record["statistics"]["total_task_time_ms"] = "long"
+        return record, "statistics.total_task_time_ms: expected a number, found a string"
+    if change == "retried tasks number":
+        record["statistics"]["retries"] = {"total": 1, "tasks": 5}
+        return record, "statistics.retries.tasks: expected a list, found a number"
     record["success_rate"] = "high"
     return record, "success_rate: expected a number, found a string"
 
 
 @pytest.mark.parametrize("change", ["result list", "status object", "metadata list", "nodes numbers",
                                     "statistics list", "success rate text", "success rate null", "graph list",
-                                    "node without id", "tokens number", "critical ids number"])
+                                    "node without id", "tokens number", "critical ids number", "task time text",
+                                    "retried tasks number"])
 @pytest.mark.parametrize("command", [("show",), ("show", "--json"), ("report",)])
 def test_show_and_report_refuse_a_malformed_last_file(tmp_path, written, change, command):
     record, what = spoilt(written.record, change)
@@ -80,3 +87,24 @@ def test_the_written_record_itself_is_shown_and_reported(written):
     assert cli("show", written.directory).returncode == 0
     done = cli("report", written.directory)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("part", ["statistics", "status_counts", "critical_path", "retries", "total_task_time_ms",
+                                  "parallelism", "duration_ms"])
+def test_parts_written_as_null_are_shown_as_absent(tmp_path, written, part):
+    # null is a shape the reader lets through: show and report treat it as not there.
+    record = json.loads(json.dumps(written.record))
+    statistics = record["statistics"]
+    if part == "statistics":
+        record["statistics"] = None
+    elif part == "duration_ms":
+        statistics["critical_path"] = {"task_ids": ["a", "b"], "duration_ms": None}
+    elif part == "retries":
+        statistics["retries"] = {"total": 2, "tasks": None}
+    else:
+        statistics[part] = None
+    (tmp_path / "last.json").write_text(json.dumps(record))
+    for command in (("show",), ("show", "--json"), ("report",)):
+        done = cli(command[0], tmp_path, *command[1:])
+        assert done.returncode == 0, (command, done.stderr)
+        assert "Traceback" not in done.stderr

@@ -29,8 +29,9 @@ FAILURES_SHOWN = 20
 def describe(record: dict) -> str:
     from runner.last.reader import result_count, run_mode, skip_reason, task_status
 
-    statistics = record.get("statistics", {})
-    counts = statistics.get("status_counts", {})
+    # The reader checked the shapes; a part written as null is shown as absent.
+    statistics = record.get("statistics") or {}
+    counts = statistics.get("status_counts") or {}
     critical = statistics.get("critical_path") or {}
     colour = _palette()
     lines = [
@@ -44,15 +45,15 @@ def describe(record: dict) -> str:
         f"wall time      {record.get('execution_time_ms', 0.0) / 1000:.3f} s "
         f"({record.get('start_time')} to {record.get('end_time')})",
     ]
-    if "total_task_time_ms" in statistics:
+    if statistics.get("total_task_time_ms") is not None:
         lines.append(f"task time      {statistics['total_task_time_ms'] / 1000:.3f} s, "
-                     f"parallelism {statistics.get('parallelism', 0.0):.2f}")
+                     f"parallelism {statistics.get('parallelism') or 0.0:.2f}")
     if critical.get("task_ids"):
         path = " -> ".join(critical["task_ids"][:20]) + (" -> ..." if len(critical["task_ids"]) > 20 else "")
-        lines.append(f"critical path  {critical['duration_ms'] / 1000:.3f} s: {path}")
+        lines.append(f"critical path  {(critical.get('duration_ms') or 0) / 1000:.3f} s: {path}")
     retries = statistics.get("retries") or {}
     if retries.get("total"):
-        count = len(retries.get("tasks", []))
+        count = len(retries.get("tasks") or [])
         lines.append(f"retries        {retries['total']} in {count} task{'s' if count != 1 else ''}")
     for model, usage in (statistics.get("tokens") or {}).items():
         lines.append(f"tokens         {model}: {usage.get('prompt_tokens')} prompt + "

@@ -137,6 +137,15 @@ def _shape_problem(record: dict) -> str | None:
     for field in ("status_counts", "critical_path", "retries", "tokens"):
         if statistics.get(field) is not None and not isinstance(statistics[field], dict):
             return f"statistics.{field}: expected an object, found {_kind(statistics[field])}"
+    for field, value in (("statistics.total_task_time_ms", statistics.get("total_task_time_ms")),
+                         ("statistics.parallelism", statistics.get("parallelism")),
+                         ("statistics.critical_path.duration_ms", (statistics.get("critical_path") or {}).get("duration_ms")),
+                         ("statistics.retries.total", (statistics.get("retries") or {}).get("total"))):
+        if value is not None and type(value) not in (int, float):
+            return f"{field}: expected a number, found {_kind(value)}"
+    retried = (statistics.get("retries") or {}).get("tasks")
+    if retried is not None and not isinstance(retried, list):
+        return f"statistics.retries.tasks: expected a list, found {_kind(retried)}"
     for model, usage in (statistics.get("tokens") or {}).items():
         if not isinstance(usage, dict):
             return f"statistics.tokens.{model}: expected an object, found {_kind(usage)}"
