@@ -158,3 +158,25 @@ def test_control_flow_instances_share_their_templates_parameters(tmp_path):
     assert outputs["plain"] == {"task_type": "generic", "k": 1}
     assert [outputs[f"named[{i}]"] for i in range(3)] == [{"task_type": "generic", "x": x} for x in (1, 2, 3)]
     assert [outputs[f"each[{i}]"] for i in range(3)] == [{"task_type": "generic", "k": 1}] * 3
+
+
+def test_a_later_task_changing_a_generic_outputs_nested_values_changes_no_record(tmp_path):
+    # A generic task's output is a copy of its parameters to their depth: a later task that
+    # changes what it reads of it reaches neither the task's parameters nor last.json.
+    seen = []
+
+    @runner.task_type("meddling")
+    def meddling(t):
+        output = t.dependencies["a"]["output"]
+        seen.append(orjson.loads(orjson.dumps(output)))
+        output["nested"]["list"].append("changed by b")
+        return {"ok": True}
+
+    alt = runner.parse_alt_file(orjson.dumps({"id": "alias", "title": "alias", "tasks": [
+        {"id": "a", "description": "d", "parameters": {"task_type": "generic", "nested": {"list": [1]}}},
+        {"id": "b", "description": "d", "dependencies": ["a"], "parameters": {"task_type": "meddling"}}]}))
+    outcome = execute(alt, tmp_path, environ={})
+    assert outcome.all_completed and seen == [{"task_type": "generic", "nested": {"list": [1]}}]
+    assert alt.task("a").parameters == {"task_type": "generic", "nested": {"list": [1]}}
+    last = orjson.loads((outcome.directory / "last.json").read_bytes())
+    assert last["task_results"]["a"]["output"] == {"task_type": "generic", "nested": {"list": [1]}}

@@ -89,6 +89,41 @@ def test_a_process_that_froze_objects_itself_keeps_them_frozen(tmp_path):
     assert done.stdout.strip().endswith("kept")
 
 
+def test_garbage_a_task_handler_makes_during_the_run_is_collected_during_the_run(tmp_path):
+    """Only the ALT model is frozen: a handler's cyclic garbage, even a bulk made with the
+    collector paused (as the core pauses it, process-wide), is collected while the run goes on."""
+    alt = tmp_path / "cycles.json"
+    alt.write_bytes(orjson.dumps({"id": "cyc", "title": "t", "tasks": [
+        {"id": "make", "description": "d", "parameters": {"task_type": "cyclic"}},
+        {"id": "count", "description": "d", "dependencies": ["make"], "parameters": {"task_type": "collected"}}]}))
+    script = (
+        "import gc, runner\n"
+        "from runner.cli import main\n"
+        "freed = [0]\n"
+        "class Node:\n"
+        "    def __del__(self):\n"
+        "        freed[0] += 1\n"
+        "@runner.task_type('cyclic')\n"
+        "def cyclic(task):\n"
+        "    gc.disable()\n"
+        "    for _ in range(60_000):\n"
+        "        a, b = Node(), Node()\n"
+        "        a.peer, b.peer = b, a\n"
+        "    gc.enable()\n"
+        "    return {'made': 120_000}\n"
+        "@runner.task_type('collected')\n"
+        "def collected(task):\n"
+        "    gc.collect()\n"
+        "    return {'freed': freed[0]}\n"
+        f"code = main(['run', {str(alt)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
+        "assert code == 0, code\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    directory = next((tmp_path / "out").iterdir())
+    record = orjson.loads((directory / "last.json").read_bytes())
+    assert record["task_results"]["count"]["output"] == {"freed": 120_000}
+
+
 def test_early_writeback_writes_every_byte_and_syncs_as_it_goes(tmp_path):
     from runner.last.atomic_files import EarlyWriteback, atomic_file
 

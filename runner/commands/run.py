@@ -11,7 +11,6 @@ when the LAST file could not be written at the end (the run's journal keeps the 
 Progress goes to stderr: a bar on a terminal, plain lines otherwise; so does a publication
 that failed.
 """
-import contextlib
 import gc
 import os
 import sys
@@ -60,42 +59,39 @@ def main(args) -> int:
     return run_file(args)
 
 
-# A collection that starts with more objects made since the last one than this finds a bulk
-# the core made while it paused the collector (the ALT model, the results, the record: no
-# reference cycles). Walking it would cost a second per million objects, at each of the
-# young, middle and full collections that follow; it is frozen instead (gc.freeze: out of
-# the collector's sight; freed by reference counting as ever). Normal allocation never
-# gets near this: a collection starts every 700 objects.
-BULK_ALLOCATIONS = 100_000
+class ModelFreeze:
+    """The ALT model, built by the core with the collector paused (a million tasks: millions
+    of objects, no reference cycles), is frozen once it is built (gc.freeze: out of the
+    collector's sight, freed by reference counting as ever), so that the collections that
+    follow do not walk it again and again (about a second per million objects each).
 
+    Only that moment's objects are frozen: what the run makes later, task handlers' cyclic
+    garbage included, is collected as ever. Nothing is done when something else in the
+    process froze objects (the service does): thaw() would thaw those too."""
 
-def _freeze_bulk(phase: str, _info) -> None:
-    if phase == "start" and gc.get_count()[0] > BULK_ALLOCATIONS:
-        gc.freeze()
+    def __init__(self):
+        self.frozen = False
 
+    def freeze(self) -> None:
+        if gc.isenabled() and not gc.get_freeze_count():
+            gc.freeze()
+            self.frozen = True
 
-@contextlib.contextmanager
-def _bulk_frozen():
-    """While one run of this command goes on, bulks of new objects are frozen, not walked (a
-    cycle among them would wait for unfreeze, at the run's end, to be found). Only when
-    nothing else in the process froze objects (unfreeze would thaw them too)."""
-    if not gc.isenabled() or gc.get_freeze_count():
-        yield
-        return
-    gc.callbacks.append(_freeze_bulk)
-    try:
-        yield
-    finally:
-        gc.callbacks.remove(_freeze_bulk)
-        gc.unfreeze()
+    def thaw(self) -> None:
+        if self.frozen:
+            self.frozen = False
+            gc.unfreeze()
 
 
 def run_file(args, **execute_options) -> int:
-    with _bulk_frozen():
-        return _run_file(args, **execute_options)
+    model = ModelFreeze()
+    try:
+        return _run_file(args, model, **execute_options)
+    finally:
+        model.thaw()
 
 
-def _run_file(args, **execute_options) -> int:
+def _run_file(args, model: ModelFreeze, **execute_options) -> int:
     from runner import AltValidationError, ConfigurationError, DeliveryError, LastFileError, RunnerError, \
         parse_alt_file
     from runner.alt_input import AltInputError, read_alt_input
@@ -117,6 +113,7 @@ def _run_file(args, **execute_options) -> int:
         report_invalid(path, error)
         return 2
     del data        # alt.source is the same bytes, let go of once the run has written alt.json
+    model.freeze()
     report_warnings(path, alt)
     environ = _cassette_environment(args)
     # Tasks placed on a Dask cluster run with the workers' set-up, not this machine's.

@@ -93,7 +93,11 @@ cdef class TaskResult:
         return self.ran is not None and self.stored_output is None and self.stored_metadata is None
 
     cdef dict inline_output(self):
-        return dict(self.ran._parameters)
+        # A copy to its depth: what a reader changes in it (a later task reading its
+        # dependencies' outputs) never reaches the task's parameters, which last.json and
+        # the journal are written from.
+        cdef object parameters = self.ran._parameters
+        return json_copy(parameters) if type(parameters) is dict else dict(parameters)
 
     cdef dict inline_metadata(self):
         cdef dict attempt = {"number": 1, "started_at": self.started_at, "duration_ms": self.elapsed_ms,

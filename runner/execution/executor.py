@@ -333,7 +333,9 @@ class Execution:
         flow = self.flow
         for dep_id in task.dependencies:
             result = self.results.get(dep_id)
-            output = result.output if flow is None else flow.output_of(dep_id, result)
+            # A generic task's output made for this reader alone: what a handler changes in
+            # it reaches no record (other results' outputs are handed over as they are).
+            output = result.transient_output() if flow is None else flow.output_of(dep_id, result)
             out[dep_id] = {"status": result.status, "output": output, "error": result.error}
         return out
 
@@ -364,15 +366,16 @@ class Execution:
             if fault.kind == "timeout":
                 deadline = min(deadline, now + fault.delay)
         cancellation = Cancellation()
+        parameters = task.parameters        # the attempt's own copy (each read makes one)
         ctx = AttemptContext(
-            task=task, alt=self.alt, parameters=task.parameters, number=number, deadline=deadline,
+            task=task, alt=self.alt, parameters=parameters, number=number, deadline=deadline,
             mode=self.mode, workspace=self.workspace, dependencies=self._dependencies(task),
             settings=self.settings, cancellation=cancellation, ai_client_factory=self._client,
             preparation=self.preparation, seed=self.seed, trace=self.trace,
             stream=self.stream,
             on_process=self._process_recorder(task.id, number) if self.journal is not None else None,
             on_worker=self._worker_recorder(task.id, number) if self._placed(task.task_type) else None,
-            on_text=self._text_sink(task.id) if self.stream or task.parameters.get("stream") is True else None)
+            on_text=self._text_sink(task.id) if self.stream or parameters.get("stream") is True else None)
         self._token += 1
         attempt = _Attempt(index, number, now, stamp, deadline, timeout, cancellation, ctx, fault)
         self.running[self._token] = attempt
