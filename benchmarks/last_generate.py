@@ -33,6 +33,8 @@ import runner
 from runner.last import directory as last_directory, options as last_options
 from runner.librunner import write_last_json
 
+from measure import median_time
+
 STAMP = "2026-01-01T{:02d}:{:02d}:{:02d}.{:03d}Z"
 
 
@@ -69,18 +71,6 @@ def make_run(size: int, seed: int = 7):
         docs[doc["task_id"]] = doc
     results = {task_id: runner.task_result_from_dict(doc, alt) for task_id, doc in docs.items()}
     return alt, docs, results
-
-
-def median_time(function, repeat: int) -> float:
-    """Median wall time; what the function returns is freed outside the timed part."""
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        begin = time.perf_counter()
-        kept = function()
-        times.append(time.perf_counter() - begin)
-        del kept
-    return statistics.median(times)
 
 
 def paired(floor, ours, repeat: int) -> tuple[float, float, float]:

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import orjson
@@ -31,18 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import runner  # noqa: E402
 from last_generate import make_run  # noqa: E402
+from measure import median_time  # noqa: E402
 from runner.last import reader  # noqa: E402
-
-
-def median_time(function, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        gc.collect()
-        begin = time.perf_counter()
-        kept = function()
-        times.append(time.perf_counter() - begin)
-        del kept
-    return statistics.median(times)
 
 
 def paused(function):
