@@ -41,6 +41,18 @@ SPEC_ALT = {
 
 
 @pytest.fixture
+def task_type_registry():
+    """Task types a test registers are removed after it (modules that register use it for
+    every test: pytestmark = pytest.mark.usefixtures("task_type_registry"))."""
+    from runner.execution import task_types
+
+    before = set(task_types._REGISTRY)
+    yield
+    for name in set(task_types._REGISTRY) - before:
+        task_types.unregister(name)
+
+
+@pytest.fixture
 def spec_alt() -> dict:
     return copy.deepcopy(SPEC_ALT)
 

@@ -10,15 +10,9 @@ import pytest
 
 import runner
 from runner.execution import execute
-from runner.execution import task_types
 
 
-@pytest.fixture(autouse=True)
-def registry():
-    before = set(task_types._REGISTRY)
-    yield
-    for name in set(task_types._REGISTRY) - before:
-        task_types.unregister(name)
+pytestmark = pytest.mark.usefixtures("task_type_registry")   # each test's registrations removed after it
 
 
 def parsed(*parameters, text=False):

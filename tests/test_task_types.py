@@ -15,13 +15,7 @@ from runner.execution import task_types
 from runner.execution.resume import plan, resume
 
 
-@pytest.fixture(autouse=True)
-def registry():
-    """Each test's registrations are removed after it."""
-    before = set(task_types._REGISTRY)
-    yield
-    for name in set(task_types._REGISTRY) - before:
-        task_types.unregister(name)
+pytestmark = pytest.mark.usefixtures("task_type_registry")   # each test's registrations removed after it
 
 
 def alt(*tasks) -> dict:
