@@ -4,7 +4,7 @@
 The data path, one part per file in core/, read top to bottom:
 JSON or YAML bytes -> typed ALT model (alt_model, alt_yaml, alt_dialects, alt_parser) ->
 validated dependency graph (dependency_graph) -> ids (ids) -> task results (task_result) ->
-LAST record (last_record), and a LAST file's summary read back (last_skim) ->
+LAST record (last_record, from the statistics a run accumulates: run_statistics), and a LAST file's summary read back (last_skim) ->
 the run store that keeps them by id (run_store). The core computes and imports nothing
 above it: runner.last writes LAST directories, runner.execution runs ALT files.
 
@@ -34,6 +34,7 @@ include "core/ids.pxi"
 include "core/task_result.pxi"
 include "core/graph_json.pxi"
 include "core/last_record.pxi"
+include "core/run_statistics.pxi"
 include "core/last_skim.pxi"
 include "core/graph_dot.pxi"
 include "core/run_store.pxi"

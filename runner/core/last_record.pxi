@@ -123,6 +123,11 @@ cdef class RunSpan:
         if finished_at is not None and (self.latest is None or finished_at > self.latest):
             self.latest = finished_at
 
+    cdef RunSpan copy(self):
+        cdef RunSpan twin = RunSpan.__new__(RunSpan)
+        twin.earliest, twin.latest, twin.length = self.earliest, self.latest, self.length
+        return twin
+
     cdef tuple bounds(self):
         if self.length >= 0:
             return parse_time(self.earliest), parse_time(self.latest)
@@ -255,20 +260,30 @@ cdef str describe_run(str title, Py_ssize_t total, dict counts, double success_r
 
 
 cpdef dict build_last_record(AltFile alt, dict results, str last_id, str execution_id, str generated_at,
-                             dict execution=None):
+                             dict execution=None, RunStatistics statistics=None):
     """The LAST record of `alt` given its task results (task id -> TaskResult).
 
     Tasks without a result are recorded as pending. The run's wall time comes from
     `execution` (the executor's own clock) when given, else from the results: the
     earliest start to the latest completion; without timestamps it is the sum of the
     tasks' durations. Artifacts are added by the writer, which extracts them.
+    statistics: the run's RunStatistics, whose figures are taken when they are those of
+    `results` (RunStatistics.vouches), else the results are read again: the same record.
     """
+    if statistics is not None and not statistics.vouches(alt, results):
+        statistics = None
+    return vouched_record(alt, results, last_id, execution_id, generated_at, execution, statistics)
+
+
+cdef dict vouched_record(AltFile alt, dict results, str last_id, str execution_id, str generated_at,
+                         dict execution, RunStatistics statistics):
+    """build_last_record, `statistics` (None, or vouching for `results`) taken as they are."""
     # The record is a tree of fresh dicts with no cycles: the cyclic collector would only
     # rescan them (a third of the time at 100k tasks), so it pauses while they are made.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return assemble_record(alt, results, last_id, execution_id, generated_at, execution)
+        return assemble_record(alt, results, last_id, execution_id, generated_at, execution, statistics)
     finally:
         if was_enabled:
             gc.enable()
@@ -534,7 +549,7 @@ cdef class TaskPass:
 
 
 cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_id, str generated_at,
-                          dict execution):
+                          dict execution, RunStatistics statistics):
     cdef DependencyGraph graph = DependencyGraph.of(alt)
     cdef Py_ssize_t n = graph.size, i, k, position
     cdef list order = graph.topological_order()
@@ -552,23 +567,31 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     # The results stay typed: one TaskResult per task, in the ALT file's order (visits.results);
     # the record's task_results makes their dicts only when something reads it as a dict,
     # and last.json is written from them directly (write_task_results).
-    for i in range(n):
-        task = <Task>tasks[i]
-        # Results usually arrive in the file's order (the scheduler's): read in step with
-        # the tasks, each is found next to the last one instead of by a hash lookup into a
-        # table of a hundred thousand entries (a cache miss each). Out of step: by id.
-        if in_step and cursor == peeked:
-            in_step = PyDict_Next(results, &peeked, &key, &value)
-        if in_step and (<object>key is task.id or <object>key == task.id):
-            result = <object>value
-            cursor = peeked
-        else:
-            result = results.get(task.id)
-        if result is None:
-            result = pending_result(task.id)
-        if task._extra:
-            task_extra[task.id] = task._extra
-        visits.gather(<int>i, result)
+    if statistics is not None:
+        # Accumulated as the results were recorded: none of them is read again here.
+        statistics.fill(visits, tasks)
+        for i in range(n):
+            task = <Task>tasks[i]
+            if task._extra:
+                task_extra[task.id] = task._extra
+    else:
+        for i in range(n):
+            task = <Task>tasks[i]
+            # Results usually arrive in the file's order (the scheduler's): read in step with
+            # the tasks, each is found next to the last one instead of by a hash lookup into a
+            # table of a hundred thousand entries (a cache miss each). Out of step: by id.
+            if in_step and cursor == peeked:
+                in_step = PyDict_Next(results, &peeked, &key, &value)
+            if in_step and (<object>key is task.id or <object>key == task.id):
+                result = <object>value
+                cursor = peeked
+            else:
+                result = results.get(task.id)
+            if result is None:
+                result = pending_result(task.id)
+            if task._extra:
+                task_extra[task.id] = task._extra
+            visits.gather(<int>i, result)
     visits.walk(order)
     if visits.span.length == -2:
         visits.span_in_order(order)

@@ -16,17 +16,24 @@ def next_last_id():
     return new_uuid7()
 
 
-def checked_last_record(AltFile alt, dict results, execution=None, last_id=None):
+def checked_last_record(AltFile alt, dict results, execution=None, last_id=None, RunStatistics statistics=None):
     """The LAST record of `alt` and its task results, as a dict; the files are written by
     runner.last.write (write_last_file), which calls this.
 
     `results` maps task ids to TaskResult (dicts are checked with task_result_from_dict);
     a value of another type is a TaskResultError, a task the file does not have an
     UnknownIdError. `execution` holds the run's own facts (a dict, else LastFileError).
-    last_id None: a new UUIDv7.
+    last_id None: a new UUIDv7. statistics: the run's RunStatistics (a run's results were
+    recorded through it): when it vouches for `results`, they are neither checked again
+    (each went in as its task's TaskResult) nor read again for the statistics.
     """
     cdef dict checked = {}
     cdef TaskResult result
+    if statistics is not None and statistics.vouches(alt, results):
+        if execution is not None and not isinstance(execution, dict):
+            raise LastFileError(f"execution must be a dict, found {type(execution).__name__}")
+        return vouched_record(alt, results, last_id if last_id is not None else new_uuid7(), new_uuid7(),
+                              utc_now(), execution, statistics)
     for task_id, value in results.items():
         if isinstance(value, TaskResult):
             result = <TaskResult>value

@@ -443,11 +443,12 @@ cdef class Scheduler:
             return None
         return self.cause[i]
 
-    cpdef Py_ssize_t run_inline(self, dict results, object on_finished=None):
+    cpdef Py_ssize_t run_inline(self, object results, object on_finished=None):
         """Runs every ready inline task and those they make ready, until none is left.
 
         Inline tasks are generic tasks: the output is a copy of their parameters and they
-        cannot fail. Results go into `results` (task id -> TaskResult);
+        cannot fail. Results go into `results`: the run's RunStatistics (recorded there),
+        or a dict (task id -> TaskResult);
         on_finished(index, result) is called for each when given; a list as on_finished has
         each result appended instead (the journal's queue: no Python call per task). Returns
         how many ran.
@@ -466,7 +467,9 @@ cdef class Scheduler:
                 gc.enable()
         return count
 
-    cdef Py_ssize_t drain_inline(self, dict results, object on_finished) except -1:
+    cdef Py_ssize_t drain_inline(self, object results, object on_finished) except -1:
+        cdef RunStatistics recorder = results if type(results) is RunStatistics else None
+        cdef dict plain = None if recorder is not None else <dict?>results
         cdef Py_ssize_t count = 0
         cdef int i
         cdef double started, elapsed_ms
@@ -485,7 +488,10 @@ cdef class Scheduler:
             elapsed_ms = (monotonic_seconds() - started) * 1000.0
             result = inline_result(task, stamp, completed, elapsed_ms, self.clock_origin > 0.0,
                                    (started - self.clock_origin) * 1000.0)
-            results[task.id] = result
+            if recorder is not None:
+                recorder.record(i, result)
+            else:
+                plain[task.id] = result
             self.complete(i, True)
             count += 1
             if count % INLINE_GIL_YIELD == 0:

@@ -135,6 +135,10 @@ class Execution:
         self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline,
                                         held, not_inline, self.settled or None)
         self.results: dict = self.results if self.flow is not None else {}
+        # Every result goes in through it (_record), which accumulates the LAST record's
+        # statistics and the progress counts as results arrive (core RunStatistics).
+        self.statistics = core.RunStatistics(self.results, alt.tasks)
+        self._record = self.statistics.record
         self.states: dict[int, _TaskState] = {}
         self.running: dict[int, _Attempt] = {}          # token -> attempt in flight
         self.retries: list[tuple[float, int]] = []       # (due, task index), unordered, small
@@ -156,12 +160,17 @@ class Execution:
         self._attempts_ended = threading.Condition(self._attempts_lock)
         self._after_attempts: list[Callable[[], None]] = []
         self.written = threading.Event()    # set by the caller once the LAST file is written
-        self.counts = {"completed": 0, "failed": 0, "timeout": 0, "cancelled": 0, "skipped": 0}
         self.started = time.monotonic()
         # Per-attempt debug lines only when someone listens (building them cost every attempt).
         self._debug = log.isEnabledFor(logging.DEBUG)
 
     # ---- public -------------------------------------------------------------------
+
+    @property
+    def counts(self) -> dict:
+        """How many results were recorded so far with each status of the progress events
+        (completed, failed, timeout, cancelled, skipped): the run's accumulated figures."""
+        return self.statistics.progress_counts()
 
     def interrupt(self) -> None:
         """Stop soon: pending tasks cancelled, running ones given the grace period."""
@@ -248,7 +257,7 @@ class Execution:
             self.journal.result_queue if self.journal is not None else None
         flow = self.flow
         while not scheduler.finished and not self._interrupt.is_set():
-            scheduler.run_inline(self.results, on_inline)
+            scheduler.run_inline(self.statistics, on_inline)
             if flow is not None and flow.poll():
                 continue
             now = time.monotonic()
@@ -269,7 +278,7 @@ class Execution:
                 continue        # ready tasks made by control flow while this loop went round
             if not self.running and not self.retries and scheduler.ready_count == 0:
                 # Nothing in flight and nothing ready: only inline work can remain.
-                if scheduler.run_inline(self.results, on_inline) == 0 and not (flow is not None and flow.poll()):
+                if scheduler.run_inline(self.statistics, on_inline) == 0 and not (flow is not None and flow.poll()):
                     raise RuntimeError("scheduler stalled with unfinished tasks")  # a bug, not bad input
                 continue
             self._wait(self._next_wake(now))
@@ -620,7 +629,7 @@ class Execution:
         if state.first_started_at is None:
             del doc["started_at"]
         try:
-            self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
+            result = self.core.task_result_from_dict(doc, self.alt)
         except self.core.TaskResultError as refused:
             # Checked at each attempt's end already; kept for what _finish itself adds. The
             # task failed, and its result keeps only what the executor made.
@@ -628,12 +637,12 @@ class Execution:
             doc.update(status=status, output=None, error=error,
                        metadata={"task_type": task.task_type,
                                  **({"attempts": state.attempts} if state.attempts else {})})
-            self.results[task.id] = result = self.core.task_result_from_dict(doc, self.alt)
+            result = self.core.task_result_from_dict(doc, self.alt)
+        self._record(index, result)
         if self.journal is not None:
             self.journal.write_result(result)
             if task.task_type in SIDE_EFFECT_TYPES:
                 self.journal.hurry()        # its effect happened: its record follows at once
-        self.counts[status] += 1
         skipped = self.scheduler.complete(index, status == "completed")
         if self._debug:
             log.debug("task %s: %s after %d attempt%s%s", task.id, status, len(state.attempts),
@@ -701,33 +710,33 @@ class Execution:
             metadata["skipped_by_condition"] = True
         if task.control is not None:
             metadata["control"] = task.control
-        self.results[task.id] = result = self.core.task_result_from_dict({
+        result = self.core.task_result_from_dict({
             "task_id": task.id, "status": "skipped", "output": None, "error": reason,
             "completed_at": stamp, "duration_ms": 0.0,
             "metadata": metadata,
         }, self.alt)
+        self._record(index, result)
         if self.journal is not None:
             self.journal.write_result(result)
-        self.counts["skipped"] += 1
         self._emit_finished(result, status="skipped")
 
     def _record_cancelled(self, index: int, reason: str) -> None:
         if index in self.settled:
             return          # recorded as reused at the start: an interruption changes nothing
         if index in self.reuse and self.tasks[index].id in self.recorded_at_start:
-            self._keep_reused(self.reuse.pop(index))     # a control-flow run's, not reached
+            self._keep_reused(index, self.reuse.pop(index))     # a control-flow run's, not reached
             return
         task = self.tasks[index]
         state = self.states.get(index)
-        self.results[task.id] = result = self.core.task_result_from_dict({
+        result = self.core.task_result_from_dict({
             "task_id": task.id, "status": "cancelled", "output": None, "error": reason,
             "completed_at": self.core.utc_stamp(), "duration_ms": 0.0,
             "metadata": {"task_type": task.task_type,
                          **({"attempts": state.attempts} if state and state.attempts else {})},
         }, self.alt)
+        self._record(index, result)
         if self.journal is not None:
             self.journal.write_result(result)
-        self.counts["cancelled"] += 1
         self._emit_finished(result)
 
     def _wind_down(self) -> None:
@@ -775,7 +784,7 @@ class Execution:
                 if not isinstance(earlier, dict) and earlier is not None and \
                         earlier.task_id in self.recorded_at_start:
                     self.scheduler.complete(index, True)
-                    self._keep_reused(earlier)
+                    self._keep_reused(index, earlier)
                     kept = True
                     continue
                 self._finish(index, "cancelled", None, "the run was interrupted while its construct ran",
@@ -816,8 +825,7 @@ class Execution:
         journal holds them already (its first lines, Journal.start), and so does the record."""
         for index in sorted(self.settled):
             result = self.reuse[index]
-            self.results[result.task_id] = result
-            self.counts[result.status] += 1
+            self._record(index, result)
             self._emit_finished(result, reused=True)
 
     def _reused_reached(self, index: int) -> None:
@@ -838,28 +846,25 @@ class Execution:
         self.recorded_at_start = {r.task_id for r in results} | {d["task_id"] for d in documents}
         return results, documents
 
-    def _keep_reused(self, result) -> None:
+    def _keep_reused(self, index: int, result) -> None:
         """An interrupted control-flow resume: a reused result recorded at the start stays what
         the run records of its task (not cancelled: its work was done)."""
-        self.results[result.task_id] = result
-        self.counts[result.status] += 1
+        self._record(index, result)
         self._emit_finished(result, reused=True)
 
     def _record_reused(self, index: int) -> None:
         """Resume of a control-flow run: the task's result from an earlier run stands; the
         task does not run. Its journal holds it from its first lines."""
         result = self.reuse[index]
-        self.results[result.task_id] = result
+        self._record(index, result)
         if self.journal is not None and result.task_id not in self.recorded_at_start:
             self.journal.write_result(result)
-        self.counts[result.status] += 1
         skipped = self.scheduler.complete(index, result.status == "completed")
         self._emit_finished(result, reused=True)
         for w in skipped:
             self._record_skipped(w)
 
     def _inline_finished(self, index: int, result) -> None:
-        self.counts["completed"] += 1
         if self.journal is not None:
             self.journal.write_result(result)
         self._emit_finished(result, attempt=1)
@@ -887,7 +892,7 @@ class Execution:
     def _emit(self, kind: str, task_id: str | None = None, **details) -> None:
         if self.on_event is None:
             return
-        counts = dict(self.counts)
+        counts = self.statistics.progress_counts()
         done = sum(counts.values())
         event = {"event": kind, "task_id": task_id, **details,
                  "total": len(self.tasks), "done": done, "running": len(self.running),

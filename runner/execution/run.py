@@ -320,7 +320,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         else:
             try:
                 written = write_last_file(execution.alt, results, request.output_dir, execution=facts,
-                                          workspace=workspace, last_id=last_id)
+                                          workspace=workspace, last_id=last_id, statistics=execution.statistics)
             except LastFileError as error:
                 if isinstance(error, DeliveryError) or run_journal is None or run_journal.error is None:
                     raise

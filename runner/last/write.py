@@ -19,7 +19,7 @@ log = logging.getLogger("runner")
 
 
 def write_last_file(alt, results: dict, output_dir=None, *, execution=None, workspace=None,
-                    options=None, last_id=None, **overrides) -> LastWriteResult:
+                    options=None, last_id=None, statistics=None, **overrides) -> LastWriteResult:
     """Builds the LAST record of `alt` and writes its whole directory; returns a LastWriteResult.
 
     `results` maps task ids to TaskResult (dicts are checked with task_result_from_dict).
@@ -32,6 +32,8 @@ def write_last_file(alt, results: dict, output_dir=None, *, execution=None, work
     already; the products are written into it, last.json last.
     With RUNNER_NATS_URL the written file is then published to the archive
     (runner.last.delivery); the outcome is in the result's `delivery`.
+    statistics: the run's RunStatistics (runner.librunner), which accumulated the record's
+    figures as the results arrived: taken instead of reading every result again.
     """
     # A bad RUNNER_* setting is a ConfigurationError naming the variable, before any result is read.
     chosen = options if options is not None else last_options.from_environment()
@@ -39,7 +41,7 @@ def write_last_file(alt, results: dict, output_dir=None, *, execution=None, work
         chosen = chosen.with_overrides(**overrides)
     publication = delivery.settings_from_environment()
     journaled = last_id is not None
-    record = librunner.checked_last_record(alt, results, execution, last_id)
+    record = librunner.checked_last_record(alt, results, execution, last_id, statistics)
     directory = settings.output_dir(output_dir)
     try:
         written = last_directory.write_directory(record, directory, chosen, workspace, into_existing=journaled)

@@ -1,0 +1,198 @@
+# A run's statistics, accumulated as its results are recorded (issue 23): the LAST record
+# takes them from here (last_record.pxi, assemble_record) instead of reading every result
+# again at the end, when each is far from the cache; the run's progress events read their
+# counts from here. What depends on the whole graph (levels, critical path, the sum of the
+# durations in topological order) stays a pass over the C arrays kept here.
+
+from cpython.mem cimport PyMem_Realloc
+from libc.string cimport memcpy
+
+# The counts a run's progress events carry (the executor's `counts`), in this order.
+PROGRESS_STATUSES = ("completed", "failed", "timeout", "cancelled", "skipped")
+cdef Py_ssize_t PENDING_AT = STATUS_INDEX["pending"]
+cdef Py_ssize_t COMPLETED_AT = STATUS_INDEX["completed"]
+cdef Py_ssize_t FAILED_AT = STATUS_INDEX["failed"]
+cdef Py_ssize_t TIMEOUT_AT = STATUS_INDEX["timeout"]
+cdef Py_ssize_t CANCELLED_AT = STATUS_INDEX["cancelled"]
+cdef Py_ssize_t SKIPPED_AT = STATUS_INDEX["skipped"]
+
+
+cdef class RunStatistics:
+    """The run's results (`results`: task id -> TaskResult, the dict the run hands out) and,
+    per task index, what the record's statistics need of each result: its status count,
+    duration, number of attempts, the run's span and the AI accounting, gathered as
+    record() puts the result in.
+
+    record() is the one way a run's results go in: inline tasks (Scheduler.run_inline),
+    the executor's ends, skips and cancellations, a resume's reused results and
+    control-flow instances all pass through it. A second result for one task keeps the
+    counts right but marks the rest stale, and the record reads every result again, as it
+    does for results given without statistics. The record takes the figures only if the
+    dict holds exactly the results recorded here (vouches): a result put in it some other
+    way is noticed, never miscounted.
+    """
+    cdef readonly dict results
+    cdef list tasks             # the run's AltFile.tasks: grows with control-flow instances
+    cdef list by_index          # per task index: its recorded TaskResult, None without one
+    cdef Py_ssize_t recorded    # how many task indexes have a result
+    cdef bint stale             # a result replaced another, or did not match its index
+    cdef Py_ssize_t counts[16]  # per TASK_STATUSES
+    cdef Py_ssize_t retries     # attempts beyond the first, over all results
+    cdef RunSpan span
+    cdef list ai                # (task index, metadata.ai) of each result with AI accounting
+    cdef double *duration       # per task index: duration_ms (0 without one)
+    cdef Py_ssize_t *attempts   # per task index: its attempts when above 1, else 0
+    cdef Py_ssize_t capacity
+
+    def __cinit__(self, dict results, list tasks):
+        if results:
+            raise ValueError("RunStatistics starts from an empty results dict")
+        self.results = results
+        self.tasks = tasks
+        self.by_index = []
+        self.span = RunSpan()
+        self.ai = []
+        memset(self.counts, 0, sizeof(self.counts))
+        self.grow(len(tasks))
+
+    def __dealloc__(self):
+        PyMem_Free(self.duration)
+        PyMem_Free(self.attempts)
+
+    cdef int grow(self, Py_ssize_t size) except -1:
+        cdef Py_ssize_t wanted = size if size > 2 * self.capacity else 2 * self.capacity
+        cdef double *duration
+        cdef Py_ssize_t *attempts
+        if wanted < 16:
+            wanted = 16
+        duration = <double *>PyMem_Realloc(self.duration, wanted * sizeof(double))
+        if duration == NULL:
+            raise MemoryError()
+        self.duration = duration
+        attempts = <Py_ssize_t *>PyMem_Realloc(self.attempts, wanted * sizeof(Py_ssize_t))
+        if attempts == NULL:
+            raise MemoryError()
+        self.attempts = attempts
+        self.by_index.extend([None] * (wanted - len(self.by_index)))
+        self.capacity = wanted
+        return 0
+
+    cpdef record(self, Py_ssize_t index, TaskResult result):
+        """Puts `result` into the run's results as the result of task `index`, and counts it."""
+        self.results[result.task_id] = result
+        self.add(index, result)
+
+    cdef int add(self, Py_ssize_t index, TaskResult result) except -1:
+        cdef object given
+        cdef dict metadata = result.stored_metadata     # an inline result's (None): one attempt, no AI
+        cdef TaskResult earlier
+        cdef Task task
+        cdef Py_ssize_t count = 0
+        self.counts[status_index(result.status)] += 1
+        if index < 0 or index >= len(self.tasks):
+            self.stale = True
+            return 0
+        task = <Task>self.tasks[index]
+        if not (task.id is result.task_id or task.id == result.task_id):
+            self.stale = True
+            return 0
+        if index >= self.capacity:
+            self.grow(index + 1)
+        earlier = <TaskResult>self.by_index[index]
+        if earlier is not None:
+            if earlier is result:
+                self.counts[status_index(result.status)] -= 1
+                return 0
+            # Counted again: the counts stay those of the results in the dict; the rest is
+            # read again from the results by the record.
+            self.counts[status_index(earlier.status)] -= 1
+            self.retries -= self.attempts[index] - 1 if self.attempts[index] else 0
+            self.stale = True
+        else:
+            self.recorded += 1
+        self.by_index[index] = result
+        given = result.duration()
+        self.duration[index] = <double>given if given is not None else 0.0
+        self.span.add(result.started_at, result.completed_at)
+        if metadata:
+            attempts = metadata.get("attempts")
+            if type(attempts) is list and len(<list>attempts) > 1:
+                count = len(<list>attempts)
+                self.retries += count - 1
+            ai = metadata.get("ai")
+            if ai is not None:
+                self.ai.append((index, ai))
+        self.attempts[index] = count
+        return 0
+
+    cpdef dict progress_counts(self):
+        """{status: results recorded with it} for PROGRESS_STATUSES, in that order."""
+        return {u"completed": self.counts[COMPLETED_AT], u"failed": self.counts[FAILED_AT],
+                u"timeout": self.counts[TIMEOUT_AT], u"cancelled": self.counts[CANCELLED_AT],
+                u"skipped": self.counts[SKIPPED_AT]}
+
+    def status_counts(self):
+        """{status: results recorded with it} for every status of TASK_STATUSES."""
+        return {status: self.counts[i] for i, status in enumerate(TASK_STATUSES)}
+
+    @property
+    def current(self):
+        """Whether the record can take these figures for the results as they are now (else it
+        reads the results again): no result replaced another, the dict holds what was recorded."""
+        return not self.stale and len(self.results) == self.recorded
+
+    def vouches_for(self, AltFile alt, dict results):
+        """vouches, from Python (tests)."""
+        return self.vouches(alt, results)
+
+    cdef bint vouches(self, AltFile alt, dict results) except -1:
+        """Whether `results` is this run's dict for alt's tasks and holds exactly the results
+        recorded here, each under its task's id. The dict's order is usually the tasks'
+        (inline tasks end in order): each is checked against the next entry, else by id."""
+        cdef list tasks = alt.tasks
+        cdef Py_ssize_t i, n = len(tasks), found = 0
+        cdef Py_ssize_t cursor = 0, peeked = 0
+        cdef PyObject *key = NULL
+        cdef PyObject *value = NULL
+        cdef bint in_step = True
+        cdef object expected
+        if self.stale or results is not self.results or tasks is not self.tasks or len(results) != self.recorded:
+            return False
+        if n > self.capacity:
+            self.grow(n)        # instances made but never recorded (an interrupted control-flow run)
+        for i in range(n):
+            expected = self.by_index[i]
+            if expected is None:
+                continue
+            if in_step and cursor == peeked:
+                in_step = PyDict_Next(results, &peeked, &key, &value)
+            if in_step and <object>value is expected:
+                cursor = peeked
+            elif results.get((<Task>tasks[i]).id) is not expected:
+                return False
+            found += 1
+        return found == self.recorded
+
+    cdef void fill(self, TaskPass visits, list tasks) except *:
+        """The per-task figures into `visits` (whose ranks are set), for a record of `tasks`
+        (vouched for): a task without a result is pending."""
+        cdef Py_ssize_t i, n = len(tasks)
+        cdef object result
+        cdef Py_ssize_t v
+        if n:
+            memcpy(visits.duration, self.duration, n * sizeof(double))
+            memcpy(visits.attempts, self.attempts, n * sizeof(Py_ssize_t))
+        memcpy(visits.counts, self.counts, sizeof(self.counts))
+        for i in range(n):
+            result = self.by_index[i]
+            if result is None:
+                visits.results[i] = pending_result((<Task>tasks[i]).id)
+                visits.counts[PENDING_AT] += 1
+                visits.duration[i] = 0.0
+                visits.attempts[i] = 0
+            else:
+                visits.results[i] = result
+        visits.retries = self.retries
+        visits.span = self.span.copy()
+        for v, ai in self.ai:
+            visits.tokens.add(ai, visits.rank[v])
