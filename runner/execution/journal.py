@@ -6,10 +6,21 @@ One JSON object per line, each with "type":
                     workspace, temporary_workspace, resumed_from, pid, started_at
     attempt_started task_id, attempt, started_at, fault (chaos) or null
     attempt_ended   task_id, attempt, outcome, error, duration_ms, ai (accounting) or null
-    task_results    fields, rows: the task results that ended in one commit window, each a
-                    row of the core's JOURNAL_ROW_FIELDS (journal_row_dict gives back exactly
-                    TaskResult.to_dict()); an inline result's row is written by the core
-                    from its typed fields (the bytes orjson would write)
+    task_results    fields, rows: task results that ended in one commit window, in the order
+                    they ended (a window's results in one line, or several when inline and
+                    other results alternate), each a row of the line's "fields", one of two:
+                    - the core's JOURNAL_ROW_FIELDS (a full row): task_id, status, output,
+                      error, started_at, completed_at, duration_ms, metadata, execution_id,
+                      extra (fields beyond these, or null): any result;
+                    - INLINE_ROW_FIELDS (format 2 on): task_id, started_at, output,
+                      completed_at, duration_ms, offset_ms[, control]: an inline (generic)
+                      result, completed with one attempt (status, error, its metadata and the
+                      attempt's stamp and duration follow). started_at null: the one of the
+                      row before in the line; completed_at null: its started_at; offset_ms
+                      null: none; a seventh item only when the task has a control (its
+                      metadata's "control"). Written by the core from the typed fields;
+                      an inline result whose values are not exact JSON has a full row.
+                    Either reads back as exactly TaskResult.to_dict() (journal_row_dicts).
     segment_completed task_id, output: the own task of a loop's or call's segment that is a
                     command or file operation completed (its result follows when its construct ends)
     run_ended       interrupted, ended_at
@@ -52,7 +63,9 @@ JOURNAL_NAME = "journal.jsonl"
 ALT_NAME = "alt.json"
 COMMIT_SECONDS = 0.05
 HASH_ASIDE_BYTES = 1 << 20      # alt.json from this size on is hashed while it is written
-FORMAT = 1
+# run_started's "format": 2 since inline results have short rows (INLINE_ROW_FIELDS); this
+# version reads 1 and 2 and refuses a journal of a later format rather than misread it.
+FORMAT = 2
 
 
 class Journal:
@@ -60,8 +73,8 @@ class Journal:
 
     Records are queued on a plain list (appending is atomic under the GIL, so the run's
     loop takes no lock); the writer thread takes what is there every COMMIT_SECONDS.
-    Task results finished in one commit window share one line ("task_results"), written by
-    the core in one buffer (journal_results_line): an inline result's row from its typed
+    Task results finished in one commit window share a line ("task_results"), written by
+    the core in one buffer (journal_lines): an inline result's short row from its typed
     fields, no dict per result.
     """
 
@@ -194,7 +207,7 @@ class Journal:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return librunner.journal_results_line(results, [_row_of(document) for document in documents])
+            return librunner.journal_lines(results, [_row_of(document) for document in documents])
         finally:
             if collecting:
                 gc.enable()
@@ -414,12 +427,13 @@ def _checked_attempt(path: Path, number: int, record: dict) -> tuple:
 
 
 def _results_of(path: Path, number: int, record: dict) -> list:
-    """The task results of a task_results line, each as TaskResult.to_dict() gave it."""
-    if record.get("fields") != list(librunner.JOURNAL_ROW_FIELDS):
+    """The task results of a task_results line (full or inline rows), each as
+    TaskResult.to_dict() gave it."""
+    results = librunner.journal_row_dicts(record.get("fields"), record.get("rows"))
+    if results is None:
         raise JournalError(f"a task_results line with unknown fields {record.get('fields')!r}",
                            pointer=f"{path.name}:{number}")
-    return [librunner.journal_row_dict(row) for row in record.get("rows") or () if isinstance(row, list)
-            and len(row) == len(librunner.JOURNAL_ROW_FIELDS)]
+    return results
 
 
 class RunState:
@@ -450,6 +464,11 @@ class RunState:
                                pointer=f"{path.name}:{numbered[0][0]}")
         # Empty for the first moments of a run (its first commit is COMMIT_SECONDS away).
         self.start: dict = records[0] if records else {}
+        written = self.start.get("format")
+        if type(written) is int and written > FORMAT:
+            raise JournalError(f"{path}: written by a later librunner (journal format {written}; this one reads "
+                               f"formats up to {FORMAT}): resume or show it with that version",
+                               pointer=f"{path.name}:{numbered[0][0]}")
         self.results: dict[str, dict] = {}          # task id -> result dict, in finishing order
         self.running: dict[str, int] = {}           # task id -> attempt number in flight
         self.attempts = 0

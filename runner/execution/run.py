@@ -27,6 +27,7 @@ from runner.ai.settings import settings_from_environment
 from runner.errors import ConfigurationError, DeliveryError, LastFileError
 from runner.execution import settings as execution_settings
 from runner.execution.executor import Execution, default_workspace
+from runner.execution.journal import FORMAT as JOURNAL_FORMAT
 from runner.execution.run_directory import open_run_directory
 from runner.execution.task_types import run_handlers
 from runner.last import delivery
@@ -241,7 +242,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
         raise LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
                             f"{error.strerror or error}") from None
     started = {
-        "type": "run_started", "format": 1, "last_id": last_id, "alt_id": alt.id,
+        "type": "run_started", "format": JOURNAL_FORMAT, "last_id": last_id, "alt_id": alt.id,
         "alt_file": None if request.alt_file is None else str(request.alt_file),
         "alt_sha256": None,     # filled in by Journal.start
         "mode": execution.mode, "seed": execution.seed, "max_concurrency": execution.cap,

@@ -1,0 +1,299 @@
+# The journal's task results: how a TaskResult is written as a row of a task_results line,
+# and read back into exactly what TaskResult.to_dict() gave (runner/execution/journal.py).
+#
+# Two forms of row, each named by the "fields" of its line:
+# - full (JOURNAL_ROW_FIELDS): any result, every field of to_dict();
+# - inline (INLINE_ROW_FIELDS): an inline (generic) result, whose status, error, metadata
+#   skeleton and second copy of its stamp and duration follow from being one (~100 bytes a
+#   row instead of ~345). started_at null: the same as the row before it in the line;
+#   completed_at null: the same as its started_at; offset_ms null: none; control: only
+#   when the task has one (the row is then one item longer).
+
+from libc.math cimport isinf
+
+# Kept beside each other so the forms change together; journal_row_dict reverses them.
+JOURNAL_ROW_FIELDS = ("task_id", "status", "output", "error", "started_at", "completed_at", "duration_ms",
+                      "metadata", "execution_id", "extra")
+# output third as in a full row, so a reader of rows finds it at the same place in both.
+INLINE_ROW_FIELDS = ("task_id", "started_at", "output", "completed_at", "duration_ms", "offset_ms", "control")
+cdef list FULL_FIELDS_READ = list(JOURNAL_ROW_FIELDS)      # as orjson.loads gives them back
+cdef list INLINE_FIELDS_READ = list(INLINE_ROW_FIELDS)
+
+
+cdef tuple journal_row(TaskResult r):
+    """r as a tuple of JOURNAL_ROW_FIELDS."""
+    return (r.task_id, r.status, r.transient_output(), r.error, r.started_at, r.completed_at, r.duration(),
+            r.transient_metadata(), r.execution_id, r.stored_extra or None)
+
+
+cdef bytes JOURNAL_LINE_HEAD = orjson.dumps({"type": "task_results", "fields": JOURNAL_ROW_FIELDS})[:-1] + b',"rows":['
+cdef bytes INLINE_LINE_HEAD = orjson.dumps({"type": "task_results", "fields": INLINE_ROW_FIELDS})[:-1] + b',"rows":['
+
+
+cdef int write_full_row(JsonText out, TaskResult r) except -1:
+    """r's full row: as orjson (default=str) writes journal_row(r); an inline result's from
+    its typed fields when they hold exact JSON types only (and it was given no extra field)."""
+    cdef Py_ssize_t mark
+    cdef bytes text
+    if r.typed_inline() and not r.stored_extra:
+        mark = out.size
+        if write_inline_row(out, r) == 0:
+            return 0
+        out.size = mark         # orjson writes this one
+    text = DUMPS(journal_row(r), default=str)
+    return out.raw(text, len(text))
+
+
+cpdef bytes journal_results_line(list results, list rows=None):
+    """A task_results line of full rows only (its newline included) of `results`
+    (TaskResults), then of `rows` (tuples of JOURNAL_ROW_FIELDS): the bytes orjson.dumps
+    writes for {"type": "task_results", "fields": JOURNAL_ROW_FIELDS, "rows": [each as a
+    tuple]} with default=str and OPT_APPEND_NEWLINE, written in one buffer. (The journal
+    writes journal_lines: inline results in the short form.)"""
+    cdef JsonText out = JsonText(len(JOURNAL_LINE_HEAD) + 256 * (len(results) + (len(rows) if rows else 0)) + 64)
+    cdef bint first = True
+    cdef bytes text
+    out.raw(JOURNAL_LINE_HEAD, len(JOURNAL_LINE_HEAD))
+    for item in results:
+        if not first:
+            out.raw(",", 1)
+        first = False
+        write_full_row(out, <TaskResult?>item)
+    for row in rows or ():
+        if not first:
+            out.raw(",", 1)
+        first = False
+        text = DUMPS(row, default=str)
+        out.raw(text, len(text))
+    out.raw("]}\n", 3)
+    return out.value()
+
+
+cpdef bytes journal_lines(list results, list rows=None):
+    """The journal's task_results lines (each with its newline) of `results` (TaskResults),
+    then of `rows` (tuples of JOURNAL_ROW_FIELDS), in their order: each run of inline results
+    in a line of INLINE_ROW_FIELDS rows, written from their typed fields (no dict), each run
+    of others in a line of full rows (journal_results_line's bytes). An inline result whose
+    parameters or control hold anything but exact JSON types (exact_json) has a full row,
+    which orjson writes as it always did. b"" when there is nothing."""
+    cdef JsonText out = JsonText(256 + 128 * (len(results) + (len(rows) if rows else 0)))
+    cdef int open_line = 0          # the line being written: 0 none, 1 inline rows, 2 full rows
+    cdef TaskResult r
+    cdef Py_ssize_t mark
+    cdef str previous = None        # the started_at of the inline line's last row
+    cdef bytes text
+    for item in results:
+        r = <TaskResult?>item
+        if r.typed_inline():
+            mark = out.size
+            if open_line == 1:
+                out.raw(",", 1)
+            else:
+                if open_line:
+                    out.raw("]}\n", 3)
+                out.raw(INLINE_LINE_HEAD, len(INLINE_LINE_HEAD))
+            if write_short_row(out, r, previous if open_line == 1 else None) == 0:
+                open_line = 1
+                previous = r.started_at
+                continue
+            out.size = mark         # a full row (the line as it was)
+        open_line = full_row_place(out, open_line)
+        write_full_row(out, r)
+    for row in rows or ():
+        open_line = full_row_place(out, open_line)
+        text = DUMPS(row, default=str)
+        out.raw(text, len(text))
+    if open_line:
+        out.raw("]}\n", 3)
+    return out.value()
+
+
+cdef int full_row_place(JsonText out, int open_line) except -1:
+    """Where a full row goes: after a comma in a line of full rows, or in a new one."""
+    if open_line == 2:
+        out.raw(",", 1)
+        return 2
+    if open_line:
+        out.raw("]}\n", 3)
+    out.raw(JOURNAL_LINE_HEAD, len(JOURNAL_LINE_HEAD))
+    return 2
+
+
+cdef int write_short_row(JsonText out, TaskResult r, str previous) except -2:
+    """r's row of INLINE_ROW_FIELDS (`previous`: the started_at of the row before it in the
+    line, None for a line's first); -1 (the row unfinished) when anything in it is not
+    exact JSON (exact_json), or when what it leaves out would not read back as written:
+    extra fields given to the result, an offset orjson would write as null."""
+    cdef bytes duration
+    if r.stored_extra or isinf(r.offset_ms) or type(r.started_at) is not str or type(r.completed_at) is not str:
+        return -1
+    out.raw("[", 1)
+    if exact_json(out, r.task_id, 1) < 0:
+        return -1
+    out.raw(",", 1)
+    if previous is not None and previous == r.started_at:
+        out.raw("null", 4)
+    elif exact_json(out, r.started_at, 1) < 0:
+        return -1
+    out.raw(",", 1)
+    if exact_json(out, r.ran._parameters, 1) < 0:
+        return -1
+    out.raw(",", 1)
+    if r.completed_at == r.started_at:
+        out.raw("null", 4)
+    elif exact_json(out, r.completed_at, 1) < 0:
+        return -1
+    out.raw(",", 1)
+    duration = DUMPS(r.elapsed_ms)
+    out.raw(duration, len(duration))
+    out.raw(",", 1)
+    if r.offset_ms == r.offset_ms:      # not NaN: recorded
+        orjson_value(out, r.offset_ms)
+    else:
+        out.raw("null", 4)
+    if r.ran.control is not None:
+        out.raw(",", 1)
+        if exact_json(out, r.ran.control, 0) < 0:
+            return -1
+    out.raw("]", 1)
+    return 0
+
+
+def journal_row_dict(row):
+    """A full journal row back to exactly what TaskResult.to_dict() gave."""
+    out = dict(zip(JOURNAL_ROW_FIELDS[:8], row[:8]))
+    if row[8] is not None:
+        out["execution_id"] = row[8]
+    if row[9]:
+        out.update(row[9])
+    return out
+
+
+cpdef list journal_row_dicts(object fields, object rows):
+    """The results of a task_results line (its "fields" and "rows" as read), each as
+    TaskResult.to_dict() gave it; a row not a list of its form's length is left out. None
+    when `fields` names neither form."""
+    cdef list out = []
+    cdef list items
+    cdef dict attempt, metadata
+    cdef object started, previous = None, completed
+    cdef Py_ssize_t length
+    if type(rows) is not list:
+        rows = ()
+    if fields == FULL_FIELDS_READ:
+        for row in rows:
+            if type(row) is list and len(<list>row) == 10:
+                out.append(journal_row_dict(row))
+        return out
+    if fields != INLINE_FIELDS_READ:
+        return None
+    for row in rows:
+        if type(row) is not list:
+            continue
+        items = <list>row
+        length = len(items)
+        if length != 6 and length != 7:
+            continue
+        started = items[1]
+        if started is None:
+            started = previous
+        previous = started
+        completed = items[3]
+        if completed is None:
+            completed = started
+        attempt = {"number": 1, "started_at": started, "duration_ms": items[4], "outcome": "completed",
+                   "error": None, "fault": None}
+        if items[5] is not None:
+            attempt["offset_ms"] = items[5]
+        metadata = {"task_type": "generic", "attempts": [attempt]}
+        if length == 7:
+            metadata["control"] = items[6]
+        out.append({"task_id": items[0], "status": "completed", "output": items[2], "error": None,
+                    "started_at": started, "completed_at": completed, "duration_ms": items[4],
+                    "metadata": metadata})
+    return out
+
+
+# ---- rows written from typed fields
+
+cdef int write_inline_row(JsonText out, TaskResult r) except -2:
+    """r's journal row as orjson writes journal_row(r); -1 (the row unfinished) when its
+    parameters or control hold anything but exact JSON types (exact_json)."""
+    cdef bytes duration
+    out.raw("[", 1)
+    if exact_json(out, r.task_id, 1) < 0:
+        return -1
+    out.raw(',"completed",', 13)
+    if exact_json(out, r.ran._parameters, 1) < 0:
+        return -1
+    out.raw(",null,", 6)
+    record_value(out, r.started_at)
+    out.raw(",", 1)
+    record_value(out, r.completed_at)
+    out.raw(",", 1)
+    duration = DUMPS(r.elapsed_ms)
+    out.raw(duration, len(duration))
+    out.raw(",", 1)
+    if write_inline_metadata(out, r, duration, True) < 0:
+        return -1
+    out.raw(",null,null]", 11)
+    return 0
+
+
+# orjson refuses deeper nesting than this (its limit is 255): left to it, to refuse as it does.
+cdef int EXACT_DEPTH = 250
+cdef object I64_MIN = -(2 ** 63)
+
+
+cdef int exact_json(JsonText out, object value, int depth) except -2:
+    """`value` as orjson.dumps writes it, when it is made of the exact JSON types only (str,
+    int within 64 bits, float, bool, None, dict with str keys, list); else -1 (what was
+    written is then to be dropped). orjson writes those types the same whatever its options,
+    so the text is the journal's, whose odd values orjson turns into text (default=str)."""
+    cdef type kind = type(value)
+    cdef bint first
+    if value is None:
+        return out.raw("null", 4)
+    if kind is str:
+        if has_lone_surrogate(<str>value):
+            return -1
+        return out.string(value)
+    if value is True:
+        return out.raw("true", 4)
+    if value is False:
+        return out.raw("false", 5)
+    if kind is int:
+        if 0 <= value <= U64_TOP:
+            return out.integer(value)
+        if value >= I64_MIN and value < 0:
+            return orjson_value(out, value)
+        return -1
+    if kind is float:
+        return orjson_value(out, value)
+    if depth >= EXACT_DEPTH:
+        return -1
+    if kind is dict:
+        out.raw("{", 1)
+        first = True
+        for key, item in (<dict>value).items():
+            if type(key) is not str or has_lone_surrogate(<str>key):
+                return -1
+            if not first:
+                out.raw(",", 1)
+            first = False
+            out.string(key)
+            out.raw(":", 1)
+            if exact_json(out, item, depth + 1) < 0:
+                return -1
+        return out.raw("}", 1)
+    if kind is list:
+        out.raw("[", 1)
+        first = True
+        for item in <list>value:
+            if not first:
+                out.raw(",", 1)
+            first = False
+            if exact_json(out, item, depth + 1) < 0:
+                return -1
+        return out.raw("]", 1)
+    return -1

@@ -1,0 +1,336 @@
+"""The journal's short rows for inline (generic) results (INLINE_ROW_FIELDS, format 2).
+
+An inline result's row used to be a full row (~345 bytes, its metadata skeleton and its
+stamp and duration twice); now it is task_id, started_at, output, completed_at,
+duration_ms, offset_ms[, control] (~90 bytes). What matters is what the journal's readers
+(RunState: resume, show, the service, traces) get back: exactly what the full row gave,
+which is TaskResult.to_dict(). These tests hold the new lines against the old full rows
+(journal_results_line, whose bytes tests/test_inline_results.py pins to orjson's) on
+varied and hostile results, and check that journals of the old form still read and resume.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import runner
+from conftest import wait_until
+from runner import librunner
+from runner.errors import JournalError
+from runner.execution import execute
+from runner.execution.journal import FORMAT, RunState, _results_of, _row_of
+from test_durable_journal import run_directory, start_cli
+from test_durable_resume import cli
+from test_inline_results import PARAMETERS, alt_of, hostile_alt, old_line, old_row, run_inline
+
+FULL = list(librunner.JOURNAL_ROW_FIELDS)
+SHORT = list(librunner.INLINE_ROW_FIELDS)
+
+
+def read_back(data: bytes) -> tuple[list, list]:
+    """(results as RunState reads them, each line's fields) of journal lines."""
+    results, kinds = [], []
+    for number, line in enumerate(data.splitlines(keepends=True), 1):
+        assert line.endswith(b"\n")
+        record = orjson.loads(line)
+        assert record["type"] == "task_results"
+        kinds.append("short" if record["fields"] == SHORT else "full" if record["fields"] == FULL else None)
+        results += _results_of(Path("journal.jsonl"), number, record)
+    return results, kinds
+
+
+def old_back(results, tasks) -> list:
+    """What the journal gave back for these results when every row was full."""
+    return read_back(old_line([old_row(results[t.id], t) for t in tasks]))[0]
+
+
+@pytest.mark.parametrize("clock_origin", [0.0, 1.0])     # 0: no offset_ms; 1: on the run's clock
+def test_short_rows_read_back_as_to_dict_and_as_the_full_rows_did(clock_origin):
+    alt = alt_of(PARAMETERS)
+    results = run_inline(alt, clock_origin)
+    typed = [results[t.id] for t in alt.tasks]
+    data = librunner.journal_lines(typed)
+    back, kinds = read_back(data)
+    assert kinds == ["short"]
+    assert back == [r.to_dict() for r in typed] == old_back(results, alt.tasks)
+    assert [list(d) for d in back] == [list(r.to_dict()) for r in typed]          # key order too
+    assert [list(d["metadata"]["attempts"][0]) for d in back] == \
+        [list(r.to_dict()["metadata"]["attempts"][0]) for r in typed]
+    assert all(result.transient_output() is not result.transient_output() for result in typed)  # still typed
+    # Much shorter than the full rows (their bytes, orjson's).
+    assert len(data) < len(librunner.journal_results_line(typed)) - 200 * len(typed)
+
+
+def test_hostile_parameters_read_back_as_the_full_rows_did():
+    alt = hostile_alt()
+    results = run_inline(alt, 1.0)
+    for task in alt.tasks:
+        result = results[task.id]
+        try:
+            old = old_line([old_row(result, task)])
+        except orjson.JSONEncodeError as error:
+            with pytest.raises(orjson.JSONEncodeError) as raised:
+                librunner.journal_lines([result])
+            assert str(raised.value) == str(error)
+            continue
+        back, kinds = read_back(librunner.journal_lines([result]))
+        assert back == read_back(old)[0], task.id
+        # Values orjson writes as other values (a tuple, subclasses, big integers as text,
+        # NaN as null) keep the full row; exact JSON (64-bit integers at the edges) a short one.
+        assert kinds == (["short"] if task.id in ("h2", "h5") else ["full"]), task.id
+
+
+def test_inline_reported_and_earlier_results_keep_their_order_across_lines():
+    alt = alt_of([{"a": 1}, {"b": [2]}, {}, {"c": "\u00fc"}])
+    results = run_inline(alt, 1.0)
+    t0, t1, t2, t3 = (results[t.id] for t in alt.tasks)
+    reported = librunner.task_result_from_dict({"task_id": "t1", "status": "failed", "error": "e", "x": [1]}, alt)
+    read_one = results["t2"]
+    read_one.output     # made and kept: no longer typed, a full row as before
+    given_extra = results["t3"]
+    given_extra.extra["note"] = 1       # an extra field: only a full row keeps it
+    documents = [("t9", "completed", {"a": 1}, None, None, None, 1.5, {}, None, {"y": 2})]
+    order = [t0, reported, t1, read_one, given_extra, t0]
+    back, kinds = read_back(librunner.journal_lines(order, documents))
+    assert kinds == ["short", "full", "short", "full", "short", "full"]
+    assert back == [r.to_dict() for r in order] + read_back(old_line(documents))[0]
+    assert back[4]["note"] == 1
+    assert librunner.journal_lines([]) == b"" and librunner.journal_lines([], []) == b""
+    back, kinds = read_back(librunner.journal_lines([], documents))
+    assert kinds == ["full"] and back == read_back(old_line(documents))[0]
+
+
+def test_stamps_left_out_are_the_row_befores_and_the_results_own():
+    first = alt_of([{}] * 3)
+    early = run_inline(first, 1.0)
+    time.sleep(0.003)       # another millisecond: another stamp
+    second = runner_alt([{"z": 1}] * 3, prefix="u")
+    late = run_inline(second, 1.0)
+    typed = list(early.values()) + list(late.values())
+    data = librunner.journal_lines(typed)
+    rows = orjson.loads(data)["rows"]
+    assert rows[0][1] is not None and rows[3][1] is not None           # a line's first, a new stamp
+    assert rows[3][1] != rows[0][1]
+    assert read_back(data)[0] == [r.to_dict() for r in typed]
+
+
+def runner_alt(parameters_list, prefix):
+    tasks = [{"id": f"{prefix}{n}", "description": "d", "parameters": {"task_type": "generic", **p}}
+             for n, p in enumerate(parameters_list)]
+    return runner.parse_alt_file(orjson.dumps({"id": prefix, "title": prefix, "tasks": tasks}))
+
+
+def test_short_rows_as_written_by_hand_read_back_every_field():
+    line = {"type": "task_results", "fields": SHORT, "rows": [
+        ["a", None, {"k": 1}, None, 1.5, None],                                     # no stamp before it
+        ["b", "2026-01-01T00:00:00.001Z", [1], "2026-01-01T00:00:00.002Z", 0.25, 3.5, {"loop": "x"}],
+        ["c", None, None, None, 0.5, None],
+        ["short", 1], "not a row", ["d", None, 1, None, 2.0, None, None, "one too many"],
+    ]}
+    back = _results_of(Path("journal.jsonl"), 2, line)
+    assert [r["task_id"] for r in back] == ["a", "b", "c"]
+    assert back[0]["started_at"] is None and back[0]["completed_at"] is None
+    assert back[1] == {"task_id": "b", "status": "completed", "output": [1], "error": None,
+                       "started_at": "2026-01-01T00:00:00.001Z", "completed_at": "2026-01-01T00:00:00.002Z",
+                       "duration_ms": 0.25, "metadata": {"task_type": "generic", "attempts": [
+                           {"number": 1, "started_at": "2026-01-01T00:00:00.001Z", "duration_ms": 0.25,
+                            "outcome": "completed", "error": None, "fault": None, "offset_ms": 3.5}],
+                           "control": {"loop": "x"}}}
+    assert back[2]["started_at"] == back[2]["completed_at"] == "2026-01-01T00:00:00.001Z"
+    assert "offset_ms" not in back[2]["metadata"]["attempts"][0] and "control" not in back[2]["metadata"]
+    with pytest.raises(JournalError, match="unknown fields"):
+        _results_of(Path("journal.jsonl"), 2, {**line, "fields": SHORT[:-1]})
+
+
+# ---- hypothesis: any parameters and control a task may hold
+
+SURROGATE = st.characters(categories=["Cs"])
+TEXT = st.text(max_size=8) | st.lists(st.characters() | SURROGATE, max_size=4).map("".join)
+SCALARS = (st.none() | st.booleans() | TEXT
+           | st.integers(min_value=-(2 ** 64), max_value=2 ** 65)
+           | st.floats(allow_nan=True, allow_infinity=True))
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+                      max_leaves=12)
+TASKS = st.lists(st.tuples(st.dictionaries(TEXT, VALUES, max_size=4),
+                           st.none() | st.dictionaries(TEXT, VALUES, min_size=1, max_size=2)),
+                 min_size=1, max_size=5)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TASKS, st.booleans())
+def test_any_inline_results_read_back_as_the_full_rows_did(tasks, on_clock):
+    base = alt_of([{}])
+    made = [librunner.task_instance(base.tasks[0], f"h{n}", [], "d", {"task_type": "generic", **parameters},
+                                    control, n) for n, (parameters, control) in enumerate(tasks)]
+    alt = librunner.run_alt_file(base, made)
+    results = run_inline(alt, 1.0 if on_clock else 0.0)
+    typed = [results[t.id] for t in alt.tasks]
+    try:
+        old = old_line([old_row(results[t.id], t) for t in alt.tasks])
+    except orjson.JSONEncodeError:
+        with pytest.raises(orjson.JSONEncodeError):
+            librunner.journal_lines(typed)
+        return
+    back, _ = read_back(librunner.journal_lines(typed))
+    assert back == read_back(old)[0]
+    if all(exact(value) for r in typed for value in walk(r.to_dict())):
+        assert back == [r.to_dict() for r in typed]
+
+
+def exact(value) -> bool:
+    """JSON gives `value` back as it was (orjson writes NaN and infinities as null, and
+    integers beyond 64 bits as their text)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is not int or -(2 ** 63) <= value < 2 ** 64
+
+
+def walk(value):
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from walk(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from walk(item)
+
+
+# ---- journals on disk: the old form still reads and resumes; a later format is refused
+
+MIXED = {"id": "mixed", "title": "mixed", "variables": {"xs": [1, "\u00fc"]}, "tasks": [
+    {"id": "g0", "description": "d", "parameters": {"task_type": "generic", "n": 1.5, "s": "\u4e2d"}},
+    {"id": "g1", "description": "d", "dependencies": ["g0"], "parameters": {"task_type": "generic"}},
+    {"id": "each", "description": "d", "for_each": {"variable": "x", "iterable": "xs"},
+     "parameters": {"task_type": "generic", "x": "$x"}},
+    {"id": "ask", "description": "question"},
+    {"id": "broken", "description": "d", "dependencies": ["g1"], "parameters": {
+        "task_type": "file_operation", "operation": "read", "path": "missing.txt"}},
+    {"id": "after", "description": "d", "dependencies": ["broken"], "parameters": {"task_type": "generic"}}]}
+
+
+def as_previous_format(directory: Path) -> None:
+    """Rewrites a journal as the previous version wrote it: format 1, every row full."""
+    path = directory / "journal.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    out = []
+    for number, line in enumerate(lines, 1):
+        record = orjson.loads(line)
+        if record.get("type") == "run_started":
+            record["format"] = 1
+            line = orjson.dumps(record) + b"\n"
+        elif record.get("type") == "task_results" and record["fields"] == SHORT:
+            line = librunner.journal_results_line([], [_row_of(d) for d in _results_of(path, number, record)])
+        out.append(line)
+    path.write_bytes(b"".join(out))
+
+
+def test_a_journal_of_the_previous_format_reads_and_resumes_as_the_new_one(tmp_path):
+    first = execute(MIXED, tmp_path / "runs", environ={})
+    assert first.results["broken"].status == "failed"
+    new = first.directory
+    fields = [r["fields"] for r in map(orjson.loads, (new / "journal.jsonl").read_bytes().splitlines())
+              if r["type"] == "task_results"]
+    assert SHORT in fields and FULL in fields
+    assert orjson.loads((new / "journal.jsonl").read_bytes().splitlines()[0])["format"] == FORMAT == 2
+    (new / "last.json").unlink()            # interrupted before its LAST file
+    old = tmp_path / "old" / new.name
+    shutil.copytree(new, old)
+    as_previous_format(old)
+    assert b'"fields":["task_id","started_at"' not in (old / "journal.jsonl").read_bytes()
+    assert RunState(old).results == RunState(new).results
+    assert list(RunState(old).results) == list(RunState(new).results)
+    for result in first.results.values():
+        assert RunState(new).results[result.task_id] == result.to_dict()
+    assert cli("resume", old, "--dry-run").stdout.splitlines()[1:] == \
+        cli("resume", new, "--dry-run").stdout.splitlines()[1:]
+    records = {}
+    for directory in (new, old):
+        resumed = cli("resume", directory, "--quiet")
+        assert resumed.returncode == 1, resumed.stderr         # "broken" fails again
+        records[directory] = json.loads((Path(resumed.stdout.strip().splitlines()[-1]) / "last.json").read_bytes())
+    a, b = (records[d]["task_results"] for d in (new, old))
+    assert list(a) == list(b)
+    for task_id in ("g0", "g1", "each[0]", "each[1]", "ask"):
+        assert a[task_id]["metadata"].pop("reused_from") == new.name
+        assert b[task_id]["metadata"].pop("reused_from") == new.name      # the copy has the same name
+        a[task_id].pop("execution_id"), b[task_id].pop("execution_id")     # each resume's own
+        assert a[task_id] == b[task_id]
+    assert a["broken"]["status"] == b["broken"]["status"] == "failed"
+
+
+PREVIOUS_LINE = (
+    b'{"type":"task_results","fields":["task_id","status","output","error","started_at","completed_at",'
+    b'"duration_ms","metadata","execution_id","extra"],"rows":[["t0","completed",{"task_type":"generic"},null,'
+    b'"2026-12-06T00:49:21.966Z","2026-12-06T00:49:21.966Z",0.00013399767340160906,{"task_type":"generic",'
+    b'"attempts":[{"number":1,"started_at":"2026-12-06T00:49:21.966Z","duration_ms":0.00013399767340160906,'
+    b'"outcome":"completed","error":null,"fault":null,"offset_ms":0.0308599992422387}]},null,null]]}\n')
+
+
+def test_a_line_the_previous_version_wrote_reads_as_it_did(tmp_path):
+    start = {"type": "run_started", "format": 1, "last_id": tmp_path.name, "alt_id": "a"}
+    (tmp_path / "journal.jsonl").write_bytes(orjson.dumps(start) + b"\n" + PREVIOUS_LINE)
+    state = RunState(tmp_path)
+    assert state.results == {"t0": {
+        "task_id": "t0", "status": "completed", "output": {"task_type": "generic"}, "error": None,
+        "started_at": "2026-12-06T00:49:21.966Z", "completed_at": "2026-12-06T00:49:21.966Z",
+        "duration_ms": 0.00013399767340160906, "metadata": {"task_type": "generic", "attempts": [
+            {"number": 1, "started_at": "2026-12-06T00:49:21.966Z", "duration_ms": 0.00013399767340160906,
+             "outcome": "completed", "error": None, "fault": None, "offset_ms": 0.0308599992422387}]}}}
+
+
+def test_a_journal_of_a_later_format_is_refused_with_its_line(tmp_path):
+    run = execute(alt_of([{}]), tmp_path / "runs", environ={}).directory
+    path = run / "journal.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    start = orjson.loads(lines[0])
+    path.write_bytes(orjson.dumps({**start, "format": FORMAT + 1}) + b"\n" + b"".join(lines[1:]))
+    with pytest.raises(JournalError, match="later librunner") as raised:
+        RunState(run)
+    assert raised.value.pointer == "journal.jsonl:1"
+    (run / "last.json").unlink()        # show reads the journal of a run without its LAST file
+    for argv in (("show", run), ("resume", run, "--dry-run")):
+        answer = cli(*argv)
+        assert answer.returncode == 2 and "later librunner" in answer.stderr and "Traceback" not in answer.stderr
+
+
+def test_inline_results_recorded_before_a_kill_9_are_all_kept_and_reused(tmp_path):
+    release = tmp_path / "release"
+    tasks = [{"id": f"g{n}", "description": "d", "parameters": {"task_type": "generic", "n": n, "t": "\u00e9" * (n % 3)}}
+             for n in range(300)]
+    tasks += [{"id": "wait", "description": "w", "dependencies": ["g299"], "parameters": {
+                  "task_type": "system_command", "command": ["sh", "-c", f"test -f {release} || sleep 30"]}},
+              {"id": "last", "description": "d", "dependencies": ["wait"], "parameters": {"task_type": "generic"}}]
+    child, out = start_cli(tmp_path, {"id": "k", "title": "k", "tasks": tasks}, "--quiet")
+    try:
+        directory = run_directory(out)
+        assert wait_until(lambda: "wait" in RunState(directory).running
+                          and len(RunState(directory).results) >= 300, 30)
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    finally:
+        child.kill()
+    state = RunState(directory)
+    assert {f"g{n}" for n in range(300)} <= set(state.results) and "last" not in state.results
+    for n in range(300):
+        result = state.results[f"g{n}"]
+        assert result["status"] == "completed" and result["output"] == tasks[n]["parameters"]
+        assert result["metadata"]["attempts"][0]["outcome"] == "completed"
+    release.touch()
+    resumed = cli("resume", directory, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((Path(resumed.stdout.strip().splitlines()[-1]) / "last.json").read_bytes())
+    results = record["task_results"]
+    assert all(r["status"] == "completed" for r in results.values()) and len(results) == 302
+    for n in range(300):
+        assert results[f"g{n}"]["metadata"]["reused_from"] == directory.name
+        assert results[f"g{n}"]["output"] == state.results[f"g{n}"]["output"]
+        assert results[f"g{n}"]["start_time"] == state.results[f"g{n}"]["started_at"]
+    assert "reused_from" not in results["last"]["metadata"]
