@@ -7,7 +7,10 @@
     (runner.librunner.write_last_json, as the LAST writer does) and as one bytes object
     (runner.last_json), vs orjson.dumps of the same task-results dict (the floor; goal
     <= 3x), and the streamed step's peak traced memory against the JSON it writes
-    (goal <= 1.2x); the record alone (build_last_record: its part of that time);
+    (goal <= 1.2x); the record alone (build_last_record: its part of that time); the
+    record build as write_last_file makes it (checked_last_record) from results read
+    again, and from the statistics a run accumulates as its results are recorded
+    (RunStatistics, as a run hands them over);
 (b) last.json and last.json.gz written from one stream (the gzip copy compressed on its
     own thread) vs last.json alone: what the copy adds, against a plain zlib level-1
     compression of the same bytes (goal <= 1.5x);
@@ -30,6 +33,7 @@ from pathlib import Path
 import orjson
 
 import runner
+from runner import librunner
 from runner.last import directory as last_directory, options as last_options
 from runner.librunner import write_last_json
 
@@ -136,6 +140,22 @@ def main() -> None:
     print(f"    peak memory of the step {peak / 1e6:.1f} MB, {peak / len(data):.2f}x the JSON it writes (goal <= 1.2x)")
     print(f"    LAST record + JSON as one bytes object   {whole_time * 1e3:8.1f} ms  ratio {whole_ratio:.2f}x, "
           f"peak memory {whole_peak / 1e6:.1f} MB, {whole_peak / len(data):.2f}x the JSON")
+
+    # As a run hands its results over: recorded through RunStatistics as they ended (here in
+    # the file's order, outside the timing: in a run this happens in its loop).
+    ran: dict = {}
+    accumulated = librunner.RunStatistics(ran, alt.tasks)
+    for task in alt.tasks:
+        accumulated.record(task.index, results[task.id])
+    last_id = "0190a0b0-0000-7000-8000-000000000001"
+    again_time = median_time(lambda: librunner.checked_last_record(alt, results, None, last_id), args.repeat)
+    taken_time = median_time(lambda: librunner.checked_last_record(alt, ran, None, last_id, accumulated),
+                             args.repeat)
+    fixed = (last_id, "0190a0b0-0000-7000-8000-000000000002", "2026-01-02T00:00:00.000Z")
+    assert runner.last_json(runner.build_last_record(alt, ran, *fixed, None, accumulated)) == data
+    print(f"    the record build of write_last_file (checked_last_record): results read again "
+          f"{again_time * 1e3:.1f} ms, from the statistics accumulated as they were recorded "
+          f"{taken_time * 1e3:.1f} ms ({again_time / taken_time:.1f}x faster)")
 
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
