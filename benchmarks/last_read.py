@@ -7,7 +7,10 @@
     program) and with the collector paused (it rescans the new containers as they are
     made; paused, it scans them all at its next collection instead); load_last (orjson.loads,
     then the shape check); load_last_summary (what `show` reads: the core's skim, then only
-    the results of tasks that did not complete). Each ratio is against orjson.loads as it
+    the results of tasks that did not complete); load_last_lazy (what `report` reads: the
+    skim, the header and the graph; the results stay bytes) and the report's table of
+    results (ResultRows: every result's status and times) from it and from load_last; the
+    report page (without the graph) from each. Each ratio is against orjson.loads as it
     comes.
 (b) whole processes: `python -m runner show DIR`, and show's text made from the full record
     (load_last, as show read it before load_last_summary), against a Python that only reads
@@ -31,6 +34,9 @@ import runner  # noqa: E402
 from last_generate import make_run  # noqa: E402
 from measure import median_time  # noqa: E402
 from runner.last import reader  # noqa: E402
+from runner.last.directory import render_html  # noqa: E402
+from runner.last.options import LastOptions  # noqa: E402
+from runner.last.record_values import ResultRows  # noqa: E402
 
 
 def paused(function):
@@ -59,10 +65,20 @@ def main() -> None:
         raw = path.read_bytes()
         print(f"{args.tasks} tasks, last.json {len(raw) / 1e6:.1f} MB")
 
+        page = LastOptions()
         floor = median_time(lambda: orjson.loads(raw), args.repeat)
         rows = [("orjson.loads, collector paused", median_time(paused(lambda: orjson.loads(raw)), args.repeat)),
                 ("load_last", median_time(lambda: reader.load_last(path), args.repeat)),
-                ("load_last_summary (show's read)", median_time(lambda: reader.load_last_summary(path), args.repeat))]
+                ("load_last_summary (show's read)", median_time(lambda: reader.load_last_summary(path), args.repeat)),
+                ("load_last_lazy (report's read)", median_time(lambda: reader.load_last_lazy(path), args.repeat)),
+                ("load_last + the report's table of results",
+                 median_time(lambda: ResultRows(reader.load_last(path)), args.repeat)),
+                ("load_last_lazy + the report's table of results",
+                 median_time(lambda: ResultRows(reader.load_last_lazy(path)), args.repeat)),
+                ("report page (no graph) from load_last",
+                 median_time(lambda: render_html(reader.load_last(path), page, graph=False), args.repeat)),
+                ("report page (no graph) from load_last_lazy",
+                 median_time(lambda: render_html(reader.load_last_lazy(path), page, graph=False), args.repeat))]
         print(f"(a) orjson.loads of the bytes                       {floor * 1e3:8.1f} ms")
         for name, took in rows:
             print(f"    {name:<48} {took * 1e3:8.1f} ms  {took / floor:.2f}x")

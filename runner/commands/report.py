@@ -23,7 +23,8 @@ exit codes:
 
 
 def main(args) -> int:
-    from runner import LastFileError, load_last
+    from runner import LastFileError
+    from runner.last.reader import load_last_lazy
     from runner.last import options as last_options
     from runner.last.graph_drawing import critical_path_of, draw
     from runner.last.directory import render_html
@@ -36,7 +37,7 @@ def main(args) -> int:
         print(f"report: {error}", file=sys.stderr)
         return 2
     try:
-        record = load_last(args.last_dir)
+        record = load_last_lazy(args.last_dir)     # the page parses only the results it shows
     except LastFileError as error:
         print(f"report: {error}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@
 # full reader's record or its error. It never gives a different record.
 
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memcmp
+from libc.string cimport memcmp, memcpy, memchr
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 
 cdef enum:
     SKIM_DEPTH = 400                # nesting past this is left to the full reader (orjson: 1024)
@@ -66,6 +67,15 @@ cdef struct Skim:
     Py_ssize_t key_end
     Spans keys                      # task ids: start, length (for repeated ids)
     Spans unfinished                # results to parse: key start, key end, value start, value end
+    bint every                      # rows of every result wanted (skim_last_columns)
+    Spans rows                      # per result: value start, value end, then RESULT_FIELDS_AT's spans
+
+
+cdef enum:
+    # A row of Skim.rows: the result's value (start, end), then (start, end) of the values of
+    # its task_id, status, duration_ms and end_time (-1, -1 without one), then 1 if it is
+    # marked "skipped": true.
+    ROW_WIDTH = 11
 
 
 cdef int spans_add(Spans *spans, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c, Py_ssize_t d) noexcept nogil:
@@ -84,6 +94,22 @@ cdef int spans_add(Spans *spans, Py_ssize_t a, Py_ssize_t b, Py_ssize_t c, Py_ss
     if spans.width == 4:
         entry[2] = c
         entry[3] = d
+    spans.count += 1
+    return 0
+
+
+cdef int spans_push(Spans *spans, const Py_ssize_t *row) noexcept nogil:
+    """Adds one entry of spans.width numbers: 0, or -1 without memory."""
+    cdef Py_ssize_t *grown
+    cdef Py_ssize_t capacity
+    if spans.count == spans.capacity:
+        capacity = spans.capacity * 2 + 64
+        grown = <Py_ssize_t *>realloc(spans.at, capacity * spans.width * sizeof(Py_ssize_t))
+        if grown == NULL:
+            return -1
+        spans.at = grown
+        spans.capacity = capacity
+    memcpy(spans.at + spans.count * spans.width, row, spans.width * sizeof(Py_ssize_t))
     spans.count += 1
     return 0
 
@@ -299,15 +325,18 @@ cdef int skim_open(Skim *s) noexcept nogil:
     return 1
 
 
-cdef int skim_result(Skim *s) noexcept nogil:
+cdef int skim_result(Skim *s, Py_ssize_t *row) noexcept nogil:
     """A task result: an object whose task_id, status, error, start_time and end_time are
     strings or null and whose metadata is an object or null (of repeated keys the last
     counts, as in orjson). 1 if the task may not have completed (its status is not exactly
-    "completed", or it is marked skipped), 0 if it did, -1."""
+    "completed", or it is marked skipped), 0 if it did, -1. row (when not NULL): a row of
+    Skim.rows from its third number (ROW_WIDTH)."""
     cdef Py_ssize_t value
     cdef int kind
     cdef bint completed = False, skipped = False
     cdef int more = skim_open(s)
+    if row != NULL:
+        row[0] = row[1] = row[2] = row[3] = row[4] = row[5] = row[6] = row[7] = -1
     while more > 0:
         if skim_key(s) < 0:
             return -1
@@ -319,18 +348,28 @@ cdef int skim_result(Skim *s) noexcept nogil:
             if kind != SKIM_STRING and kind != SKIM_NULL:
                 return -1
             completed = s.i - value == 11 and memcmp(s.p + value, '"completed"', 11) == 0
+            if row != NULL:
+                row[2], row[3] = value, s.i
         elif key_is(s, "task_id", 7) or key_is(s, "error", 5) or key_is(s, "start_time", 10) \
                 or key_is(s, "end_time", 8):
             if kind != SKIM_STRING and kind != SKIM_NULL:
                 return -1
+            if row != NULL and key_is(s, "task_id", 7):
+                row[0], row[1] = value, s.i
+            elif row != NULL and key_is(s, "end_time", 8):
+                row[6], row[7] = value, s.i
         elif key_is(s, "metadata", 8):
             if kind != SKIM_OBJECT and kind != SKIM_NULL:
                 return -1
         elif key_is(s, "skipped", 7):
             skipped = kind == SKIM_TRUE
+        elif row != NULL and key_is(s, "duration_ms", 11):
+            row[4], row[5] = value, s.i
         more = skim_member_end(s)
     if more < 0:
         return -1
+    if row != NULL:
+        row[8] = skipped
     return 1 if skipped or not completed else 0
 
 
@@ -338,6 +377,7 @@ cdef int skim_task_results(Skim *s) noexcept nogil:
     """task_results: an object of task results, each id once."""
     cdef Py_ssize_t key, key_end, value
     cdef int unfinished
+    cdef Py_ssize_t row[ROW_WIDTH]
     cdef int more = skim_open(s)
     while more > 0:
         key = s.i
@@ -345,9 +385,13 @@ cdef int skim_task_results(Skim *s) noexcept nogil:
             return -1
         key_end = s.key_end + 1         # after its closing quote (skim_result reads other keys)
         value = s.i
-        unfinished = skim_result(s)
+        unfinished = skim_result(s, row + 2 if s.every else NULL)
         if unfinished < 0:
             return -1
+        if s.every:
+            row[0], row[1] = value, s.i
+            if spans_push(&s.rows, row) < 0:
+                return -1
         if unfinished and spans_add(&s.unfinished, key, key_end, value, s.i) < 0:
             return -1
         more = skim_member_end(s)
@@ -526,3 +570,122 @@ cpdef object skim_last(bytes data):
     else:
         header = data[:where[2]] + b"{}" + data[where[3]:where[0]] + b"{}" + data[where[1]:]
     return header, count, unfinished
+
+
+cdef bytes skim_header(bytes data, Py_ssize_t *where):
+    """The record's JSON with task_results' and an object execution_graph's values each {}."""
+    if where[2] < 0:
+        return data[:where[0]] + b"{}" + data[where[1]:]
+    if where[0] < where[2]:
+        return data[:where[0]] + b"{}" + data[where[1]:where[2]] + b"{}" + data[where[3]:]
+    return data[:where[2]] + b"{}" + data[where[3]:where[0]] + b"{}" + data[where[1]:]
+
+
+cpdef object skim_last_columns(bytes data):
+    """skim_last for readers of every result's task id, status, duration and end time and of
+    a few results whole (the report): None when this reader is not sure the full reader
+    would accept the file as it has it, else (header, results, graph): header as
+    skim_last's; results: (start, end) of task_results' value in `data`; graph: the same of
+    an object execution_graph, else None; columns: ResultColumns of the results."""
+    cdef Skim s
+    cdef Py_ssize_t where[4]
+    cdef Py_ssize_t answer, repeated
+    cdef ResultColumns columns
+    memset(&s, 0, sizeof(Skim))
+    s.p = <const unsigned char *>PyBytes_AS_STRING(data)
+    s.n = len(data)
+    s.keys.width = 2
+    s.unfinished.width = 4
+    s.rows.width = ROW_WIDTH
+    s.every = True
+    try:
+        with nogil:
+            answer = skim_record(&s, where)
+            repeated = repeated_key(&s) if answer == 0 else 0
+        if answer < 0 or repeated != 0:
+            return None
+        columns = ResultColumns.__new__(ResultColumns)
+        columns.data = data
+        columns.rows, columns.count = s.rows.at, s.rows.count
+        s.rows.at = NULL
+    finally:
+        free(s.keys.at)
+        free(s.unfinished.at)
+        free(s.rows.at)
+    return (skim_header(data, where), (where[0], where[1]), (where[2], where[3]) if where[2] >= 0 else None,
+            columns)
+
+
+cdef class ResultColumns:
+    """The task results of a last.json's bytes as skim_last_columns found them: per result
+    in the file's order, where it lies and where its task_id, status, duration_ms and
+    end_time lie. columns() makes those four values (no dict per result); [i] is result i
+    as orjson reads it, made when asked for."""
+    cdef bytes data
+    cdef Py_ssize_t *rows       # ROW_WIDTH numbers per result
+    cdef Py_ssize_t count
+
+    def __dealloc__(self):
+        free(self.rows)
+
+    def __len__(self):
+        return self.count
+
+    def __getitem__(self, Py_ssize_t i):
+        if i < 0:
+            i += self.count
+        if not 0 <= i < self.count:
+            raise IndexError("result index out of range")
+        return orjson.loads(self.data[self.rows[i * ROW_WIDTH]:self.rows[i * ROW_WIDTH + 1]])
+
+    def columns(self):
+        """(task ids, statuses, durations, end times): per result, in order, its task_id,
+        its status as task_status tells it (skipped when marked "skipped": true),
+        duration_ms and end_time (None where it has none), a list each."""
+        cdef Py_ssize_t i, n = self.count
+        cdef Py_ssize_t *row
+        cdef list ids = [None] * n, statuses = [None] * n, durations = [None] * n, ends = [None] * n
+        cdef object status = None
+        cdef Py_ssize_t status_at = -1, status_length = 0
+        cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(self.data)
+        for i in range(n):
+            row = self.rows + i * ROW_WIDTH
+            ids[i] = self.value_at(row[2], row[3])
+            if row[10]:
+                statuses[i] = u"skipped"
+            else:
+                # Statuses are few: the one before is used again when its text is the same.
+                if status_at < 0 or row[5] - row[4] != status_length \
+                        or memcmp(p + row[4], p + status_at, status_length) != 0:
+                    status = self.value_at(row[4], row[5])
+                    status_at, status_length = row[4], row[5] - row[4]
+                statuses[i] = status
+            durations[i] = self.value_at(row[6], row[7])
+            ends[i] = self.value_at(row[8], row[9])
+        return ids, statuses, durations, ends
+
+    cdef object value_at(self, Py_ssize_t start, Py_ssize_t end):
+        """The JSON value data[start:end] (checked by the skim), None when start < 0:
+        strings without escapes and integers are made here, others by orjson."""
+        cdef const unsigned char *p
+        cdef Py_ssize_t k
+        cdef long long number = 0
+        cdef bint negative
+        if start < 0:
+            return None
+        p = <const unsigned char *>PyBytes_AS_STRING(self.data)
+        if p[start] == 0x22:
+            if memchr(p + start + 1, 0x5C, end - start - 2) == NULL:
+                # No escape: the text is the string's UTF-8 (which the skim checked).
+                return PyUnicode_DecodeUTF8(<const char *>(p + start + 1), end - start - 2, NULL)
+        elif p[start] == 0x6E:
+            return None
+        elif p[start] == 0x2D or 0x30 <= p[start] <= 0x39:
+            negative = p[start] == 0x2D
+            k = start + 1 if negative else start
+            while k < end and 0x30 <= p[k] <= 0x39:
+                number = number * 10 + (p[k] - 0x30)      # at most 18 digits (skim_number)
+                k += 1
+            if k == end:
+                return -number if negative else number
+        return orjson.loads(self.data[start:end])

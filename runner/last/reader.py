@@ -25,6 +25,150 @@ def load_last(path: str | os.PathLike) -> dict:
     return _parsed(path, _read_capped(path, MAX_LAST_BYTES))
 
 
+def load_last_lazy(path: str | os.PathLike) -> dict:
+    """load_last's record, its task_results read from the file only when first used as a
+    dict (FileResults): for readers of every result's status and times and of a few results
+    whole (the report, through ResultRows), who then parse those few and no others.
+
+    The same files are refused, with the same errors, and the same record is given as by
+    load_last: the core's skim checks the whole file in one pass, and any file it is not
+    sure of is read in full (then task_results is an ordinary dict).
+    """
+    from runner.librunner import skim_last_columns
+
+    path = _last_path(path)
+    raw = _read_capped(path, MAX_LAST_BYTES)
+    skimmed = skim_last_columns(raw)
+    if skimmed is None:
+        return _parsed(path, raw)
+    header, (start, end), graph, columns = skimmed
+    record = _parsed(path, header)      # its task_results and execution_graph are {}: checked by the skim
+    record["task_results"] = FileResults(raw, start, end, columns)
+    if graph is not None:
+        record["execution_graph"] = orjson.loads(raw[graph[0]:graph[1]])
+    return record
+
+
+class FileResults(dict):
+    """A record's task_results as load_last_lazy reads them: the file's bytes, until used as
+    a dict; then (all at once) the dict load_last gives, an ordinary dict from then on.
+    len() and columns() (ResultRows' columns, made by the core from the bytes) need none of
+    the dicts. Until then it holds a placeholder orjson refuses to write, so a record
+    dumped before it is read fails loudly instead of writing {}."""
+
+    def __init__(self, raw: bytes, start: int, end: int, columns):
+        dict.__init__(self, {"": _NOT_READ_YET})
+        self._source = (raw, start, end, columns)
+
+    def fill(self):
+        source = self._source
+        if source is not None:
+            raw, start, end, _ = source
+            made = orjson.loads(raw[start:end])
+            if self._source is not None:
+                dict.clear(self)
+                dict.update(self, made)
+                self._source = None
+        return self
+
+    def columns(self):
+        """(task ids, statuses, durations, end times, results by position), as
+        TaskResults.columns gives them; None once the dicts are made (read those)."""
+        source = self._source
+        if source is None:
+            return None
+        results = source[3]
+        return (*results.columns(), results)
+
+    def __len__(self):
+        source = self._source
+        return len(source[3]) if source is not None else dict.__len__(self)
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self.fill(), key)
+
+    def get(self, key, default=None):
+        return dict.get(self.fill(), key, default)
+
+    def __contains__(self, key):
+        return dict.__contains__(self.fill(), key)
+
+    def __iter__(self):
+        return dict.__iter__(self.fill())
+
+    def __reversed__(self):
+        return dict.__reversed__(self.fill())
+
+    def keys(self):
+        return dict.keys(self.fill())
+
+    def values(self):
+        return dict.values(self.fill())
+
+    def items(self):
+        return dict.items(self.fill())
+
+    def copy(self):
+        return dict(self.fill())
+
+    def __setitem__(self, key, value):
+        dict.__setitem__(self.fill(), key, value)
+
+    def __delitem__(self, key):
+        dict.__delitem__(self.fill(), key)
+
+    def pop(self, *args):
+        return dict.pop(self.fill(), *args)
+
+    def popitem(self):
+        return dict.popitem(self.fill())
+
+    def setdefault(self, key, default=None):
+        return dict.setdefault(self.fill(), key, default)
+
+    def update(self, *args, **kwargs):
+        dict.update(self.fill(), *args, **kwargs)
+
+    def clear(self):
+        self.fill()
+        dict.clear(self)
+
+    def __or__(self, other):
+        return dict(self.fill()) | other
+
+    def __ror__(self, other):
+        return other | dict(self.fill())
+
+    def __ior__(self, other):
+        dict.update(self.fill(), other)
+        return self
+
+    def __eq__(self, other):
+        if isinstance(other, FileResults):
+            other.fill()
+        return dict.__eq__(self.fill(), other)
+
+    def __ne__(self, other):
+        if isinstance(other, FileResults):
+            other.fill()
+        return dict.__ne__(self.fill(), other)
+
+    def __repr__(self):
+        return dict.__repr__(self.fill())
+
+    def __reduce__(self):
+        return (dict, (dict(self.fill()),))
+
+    __hash__ = None
+
+
+class _NotReadYet:
+    """FileResults' placeholder: orjson cannot write it."""
+
+
+_NOT_READ_YET = _NotReadYet()
+
+
 def load_last_summary(path: str | os.PathLike) -> dict:
     """The LAST record at `path` for readers of its summary (show, a service adopting a
     run): all of it but the results of completed tasks and the execution graph.
