@@ -86,6 +86,14 @@ cdef inline bint uniform_utc(object stamp, Py_ssize_t length):
         and (<str>stamp)[length - 1] == u"Z" and (<str>stamp)[10] == u"T"
 
 
+cdef inline bint stamp_before(object a, object b) except -1:
+    """a < b for two stamps uniform_utc accepted at one length: compared as bytes when both
+    are one byte a character (the same order as str's), else as str."""
+    if PyUnicode_KIND(a) == PyUnicode_1BYTE_KIND and PyUnicode_KIND(b) == PyUnicode_1BYTE_KIND:
+        return memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), PyUnicode_GET_LENGTH(a)) < 0
+    return a < b
+
+
 cdef class RunSpan:
     """The earliest start and latest completion among the results, found cheaply.
 
@@ -108,9 +116,9 @@ cdef class RunSpan:
         if self.length >= 0:
             if (started is None or uniform_utc(started, self.length)) and \
                     (finished is None or uniform_utc(finished, self.length)):
-                if started is not None and (self.earliest is None or started < self.earliest):
+                if started is not None and (self.earliest is None or stamp_before(started, self.earliest)):
                     self.earliest = started
-                if finished is not None and (self.latest is None or finished > self.latest):
+                if finished is not None and (self.latest is None or stamp_before(self.latest, finished)):
                     self.latest = finished
                 return
             self.length = -2

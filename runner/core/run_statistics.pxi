@@ -17,6 +17,7 @@ cdef Py_ssize_t CANCELLED_AT = STATUS_INDEX["cancelled"]
 cdef Py_ssize_t SKIPPED_AT = STATUS_INDEX["skipped"]
 
 
+@cython.final
 cdef class RunStatistics:
     """The run's results (`results`: task id -> TaskResult, the dict the run hands out) and,
     per task index, what the record's statistics need of each result: its status count,
