@@ -122,6 +122,32 @@ def test_stamps_left_out_are_the_row_befores_and_the_results_own():
     assert read_back(data)[0] == [r.to_dict() for r in typed]
 
 
+def test_shared_parameters_are_written_once_and_copied_as_they_were():
+    # Instances share their template's parameters object: its text is copied from the row
+    # that wrote it, also past rows given up for a full one (a control orjson writes as text).
+    base = alt_of([{"shared": ["\u00fc", 1.5, {"k": None}], "text": "a\"b\\c\n"}])
+    template = base.tasks[0]
+    controls = [(1, 2), None, {"loop": "x", "iteration": 1}, (3,), None, None]
+    made = [librunner.task_instance(template, f"i{n}", [], "d", None, control, n)
+            for n, control in enumerate(controls)]
+    made.append(librunner.task_instance(template, "own", [], "d", {"task_type": "generic", "own": 1}, None, 6))
+    made.append(librunner.task_instance(template, "again", [], "d", None, None, 7))
+    alt = librunner.run_alt_file(base, made)
+    results = run_inline(alt, 1.0)
+    typed = [results[t.id] for t in alt.tasks]
+    task = {t.id: t for t in alt.tasks}
+    for order in (typed, typed[::-1], typed[1:] + typed[:1]):
+        data = librunner.journal_lines(order)
+        back, kinds = read_back(data)
+        assert back == old_back(results, [task[r.task_id] for r in order])     # a tuple control as a list
+        assert [d for d in back if d["task_id"] not in ("i0", "i3")] == \
+            [r.to_dict() for r in order if r.task_id not in ("i0", "i3")]
+        assert "full" in kinds and "short" in kinds
+    short_rows = [row for line in librunner.journal_lines(typed).splitlines()
+                  for row in orjson.loads(line)["rows"] if len(row) in (6, 7)]
+    assert [row[2] for row in short_rows].count(template.parameters) == 5
+
+
 def runner_alt(parameters_list, prefix):
     tasks = [{"id": f"{prefix}{n}", "description": "d", "parameters": {"task_type": "generic", **p}}
              for n, p in enumerate(parameters_list)]

@@ -81,6 +81,7 @@ cpdef bytes journal_lines(list results, list rows=None):
     cdef TaskResult r
     cdef Py_ssize_t mark
     cdef str previous = None        # the started_at of the inline line's last row
+    cdef ParametersText written = ParametersText()
     cdef bytes text
     for item in results:
         r = <TaskResult?>item
@@ -92,13 +93,14 @@ cpdef bytes journal_lines(list results, list rows=None):
                 if open_line:
                     out.raw("]}\n", 3)
                 out.raw(INLINE_LINE_HEAD, len(INLINE_LINE_HEAD))
-            if write_short_row(out, r, previous if open_line == 1 else None) == 0:
+            if write_short_row(out, r, previous if open_line == 1 else None, written) == 0:
                 open_line = 1
                 previous = r.started_at
                 continue
             out.size = mark         # a full row (the line as it was)
         open_line = full_row_place(out, open_line)
         write_full_row(out, r)
+        written.parameters = None       # orjson's default (str) may have run a subclass's code
     for row in rows or ():
         open_line = full_row_place(out, open_line)
         text = DUMPS(row, default=str)
@@ -119,12 +121,24 @@ cdef int full_row_place(JsonText out, int open_line) except -1:
     return 2
 
 
-cdef int write_short_row(JsonText out, TaskResult r, str previous) except -2:
+@cython.final
+cdef class ParametersText:
+    """Where in the buffer the last parameters object written was: tasks share one (equal
+    small parameters are kept once per file, a loop's instances share their template's),
+    whose text is then copied, not written again. The core never changes a task's
+    parameters, and no Python code runs while the rows are written."""
+    cdef object parameters
+    cdef Py_ssize_t start, length
+
+
+cdef int write_short_row(JsonText out, TaskResult r, str previous, ParametersText written) except -2:
     """r's row of INLINE_ROW_FIELDS (`previous`: the started_at of the row before it in the
     line, None for a line's first); -1 (the row unfinished) when anything in it is not
     exact JSON (exact_json), or when what it leaves out would not read back as written:
     extra fields given to the result, an offset orjson would write as null."""
     cdef bytes duration
+    cdef object parameters = r.ran._parameters
+    cdef Py_ssize_t start, length
     if r.stored_extra or isinf(r.offset_ms) or type(r.started_at) is not str or type(r.completed_at) is not str:
         return -1
     out.raw("[", 1)
@@ -136,8 +150,13 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous) except -2:
     elif exact_json(out, r.started_at, 1) < 0:
         return -1
     out.raw(",", 1)
-    if exact_json(out, r.ran._parameters, 1) < 0:
+    start = out.size
+    if parameters is written.parameters:
+        out.reserve(written.length)     # before the copy: growing moves the buffer
+        out.raw(out.data + written.start, written.length)
+    elif exact_json(out, parameters, 1) < 0:
         return -1
+    length = out.size - start
     out.raw(",", 1)
     if r.completed_at == r.started_at:
         out.raw("null", 4)
@@ -156,6 +175,9 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous) except -2:
         if exact_json(out, r.ran.control, 0) < 0:
             return -1
     out.raw("]", 1)
+    if parameters is not written.parameters:
+        # Kept once the row is whole: a row given up is cut from the buffer, its text with it.
+        written.parameters, written.start, written.length = parameters, start, length
     return 0
 
 
