@@ -148,6 +148,30 @@ def test_shared_parameters_are_written_once_and_copied_as_they_were():
     assert [row[2] for row in short_rows].count(template.parameters) == 5
 
 
+def test_a_result_read_while_the_rows_are_written_keeps_every_row_right():
+    # A value orjson writes as its text (default=str) runs its own code, which may read a
+    # later result's output: that one is no longer typed by the time its row is written.
+    base = alt_of([{}])
+    holder = {}
+
+    class Peek:
+        def __str__(self):
+            holder["results"]["h3"].output
+            return "peeked"
+
+    parameters = [{"task_type": "generic", "p": Peek()}, {"task_type": "generic", "a": 1},
+                  {"task_type": "generic", "b": 2.5}, {"task_type": "generic", "c": [3]},
+                  {"task_type": "generic", "d": "\u00e9"}]
+    made = [librunner.task_instance(base.tasks[0], f"h{n}", [], "d", p, None, n) for n, p in enumerate(parameters)]
+    alt = librunner.run_alt_file(base, made)
+    results = holder["results"] = run_inline(alt, 1.0)
+    typed = [results[t.id] for t in alt.tasks]
+    back, kinds = read_back(librunner.journal_lines(typed))
+    assert kinds == ["full", "short", "full", "short"]
+    assert back[0]["output"]["p"] == "peeked"
+    assert back[1:] == [r.to_dict() for r in typed[1:]]
+
+
 def runner_alt(parameters_list, prefix):
     tasks = [{"id": f"{prefix}{n}", "description": "d", "parameters": {"task_type": "generic", **p}}
              for n, p in enumerate(parameters_list)]

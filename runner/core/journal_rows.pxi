@@ -81,11 +81,15 @@ cpdef bytes journal_lines(list results, list rows=None):
     cdef TaskResult r
     cdef Py_ssize_t mark
     cdef str previous = None        # the started_at of the inline line's last row
-    cdef ParametersText written = ParametersText()
+    cdef ShortRows shared = ShortRows(results)
     cdef bytes text
+    cdef Py_ssize_t i = -1
     for item in results:
         r = <TaskResult?>item
-        if r.typed_inline():
+        i += 1
+        if shared.typed[i]:
+            shared.next_numbers()       # this result's, whatever happens to it (see ShortRows)
+        if shared.typed[i] and r.typed_inline():
             mark = out.size
             if open_line == 1:
                 out.raw(",", 1)
@@ -93,14 +97,14 @@ cpdef bytes journal_lines(list results, list rows=None):
                 if open_line:
                     out.raw("]}\n", 3)
                 out.raw(INLINE_LINE_HEAD, len(INLINE_LINE_HEAD))
-            if write_short_row(out, r, previous if open_line == 1 else None, written) == 0:
+            if write_short_row(out, r, previous if open_line == 1 else None, shared) == 0:
                 open_line = 1
                 previous = r.started_at
                 continue
             out.size = mark         # a full row (the line as it was)
         open_line = full_row_place(out, open_line)
         write_full_row(out, r)
-        written.parameters = None       # orjson's default (str) may have run a subclass's code
+        shared.parameters = None        # orjson's default (str) may have run a subclass's code
     for row in rows or ():
         open_line = full_row_place(out, open_line)
         text = DUMPS(row, default=str)
@@ -122,21 +126,61 @@ cdef int full_row_place(JsonText out, int open_line) except -1:
 
 
 @cython.final
-cdef class ParametersText:
-    """Where in the buffer the last parameters object written was: tasks share one (equal
-    small parameters are kept once per file, a loop's instances share their template's),
-    whose text is then copied, not written again. The core never changes a task's
-    parameters, and no Python code runs while the rows are written."""
+cdef class ShortRows:
+    """What the short rows of one journal_lines call share, so that each costs less:
+    - the text of their doubles (duration_ms, offset_ms of each inline result, in order),
+      written by one orjson call for them all (a call per double cost twice the writing);
+    - where in the buffer the last parameters object written was: tasks share one (equal
+      small parameters are kept once per file, a loop's instances share their template's),
+      whose text is then copied, not written again. The core never changes a task's
+      parameters, and no Python code runs while the rows are written."""
+    cdef bytes numbers              # "[d0,o0,d1,o1,...]": an inline result's two doubles
+    cdef const char *text
+    # Which results were typed inline results when their doubles were taken, by place: what
+    # orjson's default (str) runs for a full row could read another result's output.
+    cdef bytearray typed
+    cdef Py_ssize_t at              # where the next result's doubles start in text
+    cdef Py_ssize_t duration_start, duration_end, offset_start, offset_end   # the current result's
     cdef object parameters
     cdef Py_ssize_t start, length
 
+    def __cinit__(self, list results):
+        cdef list doubles = []
+        cdef TaskResult r
+        cdef Py_ssize_t i = 0
+        self.typed = bytearray(len(results))
+        for item in results:
+            r = <TaskResult?>item
+            if r.typed_inline():
+                self.typed[i] = 1
+                doubles.append(r.elapsed_ms)
+                doubles.append(r.offset_ms)     # NaN (none): null
+            i += 1
+        self.numbers = DUMPS(doubles)
+        self.text = PyBytes_AS_STRING(self.numbers)
+        self.at = 1
 
-cdef int write_short_row(JsonText out, TaskResult r, str previous, ParametersText written) except -2:
+    cdef inline void next_numbers(self):
+        """The next inline result's two doubles (its duration and offset) as texts."""
+        cdef const char *text = self.text
+        cdef Py_ssize_t at = self.at
+        self.duration_start = at
+        while text[at] != 44 and text[at] != 93:        # "," or "]"
+            at += 1
+        self.duration_end = at
+        at += 1
+        self.offset_start = at
+        while text[at] != 44 and text[at] != 93:
+            at += 1
+        self.offset_end = at
+        self.at = at + 1
+
+
+cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows shared) except -2:
     """r's row of INLINE_ROW_FIELDS (`previous`: the started_at of the row before it in the
     line, None for a line's first); -1 (the row unfinished) when anything in it is not
     exact JSON (exact_json), or when what it leaves out would not read back as written:
     extra fields given to the result, an offset orjson would write as null."""
-    cdef bytes duration
     cdef object parameters = r.ran._parameters
     cdef Py_ssize_t start, length
     if r.stored_extra or isinf(r.offset_ms) or type(r.started_at) is not str or type(r.completed_at) is not str:
@@ -151,9 +195,9 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ParametersTex
         return -1
     out.raw(",", 1)
     start = out.size
-    if parameters is written.parameters:
-        out.reserve(written.length)     # before the copy: growing moves the buffer
-        out.raw(out.data + written.start, written.length)
+    if parameters is shared.parameters:
+        out.reserve(shared.length)      # before the copy: growing moves the buffer
+        out.raw(out.data + shared.start, shared.length)
     elif exact_json(out, parameters, 1) < 0:
         return -1
     length = out.size - start
@@ -163,21 +207,17 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ParametersTex
     elif exact_json(out, r.completed_at, 1) < 0:
         return -1
     out.raw(",", 1)
-    duration = DUMPS(r.elapsed_ms)
-    out.raw(duration, len(duration))
+    out.raw(shared.text + shared.duration_start, shared.duration_end - shared.duration_start)
     out.raw(",", 1)
-    if r.offset_ms == r.offset_ms:      # not NaN: recorded
-        orjson_value(out, r.offset_ms)
-    else:
-        out.raw("null", 4)
+    out.raw(shared.text + shared.offset_start, shared.offset_end - shared.offset_start)    # NaN: null
     if r.ran.control is not None:
         out.raw(",", 1)
         if exact_json(out, r.ran.control, 0) < 0:
             return -1
     out.raw("]", 1)
-    if parameters is not written.parameters:
+    if parameters is not shared.parameters:
         # Kept once the row is whole: a row given up is cut from the buffer, its text with it.
-        written.parameters, written.start, written.length = parameters, start, length
+        shared.parameters, shared.start, shared.length = parameters, start, length
     return 0
 
 
