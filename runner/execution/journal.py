@@ -1,7 +1,9 @@
 """The run's journal: <out>/<last_id>/journal.jsonl, appended to as the run goes.
 
 One JSON object per line, each with "type":
-    run_started     last_id, alt_id, alt_file (path or null), alt_sha256, mode, seed,
+    run_started     format (FORMAT: 2 since inline results have short rows; an earlier
+                    librunner refuses those lines' fields, a later format is refused here),
+                    last_id, alt_id, alt_file (path or null), alt_sha256, mode, seed,
                     settings (execution settings, no secrets), ai (provider, default model),
                     workspace, temporary_workspace, resumed_from, pid, started_at
     attempt_started task_id, attempt, started_at, fault (chaos) or null
