@@ -64,6 +64,8 @@ log = logging.getLogger("runner")
 JOURNAL_NAME = "journal.jsonl"
 ALT_NAME = "alt.json"
 COMMIT_SECONDS = 0.05
+COMMIT_RESULTS = 4096           # results queued that make a commit before COMMIT_SECONDS (streaming)
+POLL_SECONDS = 0.002            # how often the writer looks at the queue while results stream in
 HASH_ASIDE_BYTES = 1 << 20      # alt.json from this size on is hashed while it is written
 # run_started's "format": 2 since inline results have short rows (INLINE_ROW_FIELDS); this
 # version reads 1 and 2 and refuses a journal of a later format rather than misread it.
@@ -113,16 +115,46 @@ class Journal:
         self.error: OSError | None = None       # the first write error; the run goes on
         self.warnings: list[str] = []           # what could not be written, for the LAST file
         self._thread: threading.Thread | None = None
+        self._start: tuple | None = None        # what start() was given, until the writer has written it
+        self._started = threading.Event()       # set once the start is on disk (or could not be)
         self._cleaning: threading.Thread | None = None
 
     def start(self, first: dict, results=(), documents=()) -> None:
-        """Makes the run durable before anything else happens: alt.json, then the journal's
-        first lines (`first`, the run_started record, and `results`, the results an earlier
-        run made that this one reuses, TaskResults, and `documents`, more of them as result
-        dicts: control-flow instances not made yet) written, fsynced and renamed to journal.jsonl, all on
-        the caller's thread before it starts any task. Then the writer thread starts, and the
-        cleaning of dead runs (`before`) on a thread of its own. A disk that refuses these
-        writes is a warning (self.warnings), not the end of the run."""
+        """Begins the run's journal and returns at once: the writer thread makes the start
+        durable (alt.json, then the journal's first lines: `first`, the run_started record,
+        and `results`, the results an earlier run made that this one reuses, TaskResults, and
+        `documents`, more of them as result dicts: control-flow instances not made yet;
+        written, fsynced and renamed to journal.jsonl), then commits what the run queued
+        meanwhile, then goes on committing. Until the start is on disk only work with no
+        effect outside the record may go on (inline tasks, reused results: what a crash
+        meanwhile loses is done again, never done twice); anything else waits for it first
+        (wait_started). The cleaning of dead runs (`before`) runs on a thread of its own. A
+        disk that refuses these writes is a warning (self.warnings), not the end of the run."""
+        self._start = (first, list(results), documents)
+        self._thread = threading.Thread(target=self._writer, name="runner-journal", daemon=True)
+        self._thread.start()
+        if self._before is not None:
+            self._cleaning = threading.Thread(target=self._clean, name="runner-cleaning", daemon=True)
+            self._cleaning.start()
+
+    def wait_started(self) -> None:
+        """Returns once the journal's start is on disk, or could not be written (a warning):
+        called before the run's first attempt with an effect outside the record."""
+        self._started.wait()
+
+    def _writer(self) -> None:
+        try:
+            self._write_start(*self._start)
+        except BaseException as error:      # not the disk (that is a warning): a bug, said as such
+            log.debug("the journal's start failed", exc_info=True)
+            self._failed(error if isinstance(error, OSError) else OSError(f"{type(error).__name__}: {error}"),
+                         self.path)
+        finally:
+            self._start = None
+            self._started.set()
+        self._commit_loop()
+
+    def _write_start(self, first: dict, results: list, documents) -> None:
         if self._alt_json is not None:
             hashing = None
             if first.get("alt_sha256", 0) is None:
@@ -144,7 +176,7 @@ class Journal:
             self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
         lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
         if results or documents:
-            lines.append(self._results_line(list(results), documents))
+            lines.append(self._results_line(results, documents))
         try:
             _write_all(self._fd, lines)
             os.fsync(self._fd)
@@ -153,11 +185,6 @@ class Journal:
             fsync_directory(self.directory)
         except OSError as error:
             self._failed(error, self.path)
-        self._thread = threading.Thread(target=self._commit_loop, name="runner-journal", daemon=True)
-        self._thread.start()
-        if self._before is not None:
-            self._cleaning = threading.Thread(target=self._clean, name="runner-cleaning", daemon=True)
-            self._cleaning.start()
 
     def _failed(self, error: OSError, path: Path) -> None:
         """The first write error ends the journal's writes (what follows would not be a whole
@@ -182,16 +209,28 @@ class Journal:
 
     def sync(self) -> None:
         """Returns once everything written so far is on disk (or could not be written)."""
+        if self._thread is not None:
+            self._started.wait()        # the start first: nothing is written before it
         self._commit_pending()
 
     def _commit_loop(self) -> None:
-        hurry, stop = self._hurry, self._stop
+        """Commits every COMMIT_SECONDS (at once on hurry()); while results stream in (the
+        last commit had COMMIT_RESULTS / 4 or more), as soon as COMMIT_RESULTS are queued,
+        looked at every POLL_SECONDS: the disk writes, which release the GIL, then go on
+        beside the run's loop, and the commit left to finish() is a small one."""
+        hurry, stop, results = self._hurry, self._stop, self._results
+        streaming = True        # what was queued while the start was written comes at once
         while True:
-            hurry.wait(COMMIT_SECONDS)
+            if streaming:
+                waited = 0.0
+                while len(results) < COMMIT_RESULTS and waited < COMMIT_SECONDS and not hurry.wait(POLL_SECONDS):
+                    waited += POLL_SECONDS
+            else:
+                hurry.wait(COMMIT_SECONDS)
             if stop.is_set():
                 return
             hurry.clear()       # a hurry() while this commit runs makes the next one at once
-            self._commit_pending()
+            streaming = self._commit_pending() >= COMMIT_RESULTS // 4
 
     @staticmethod
     def _take(pending: list) -> list:
@@ -214,17 +253,17 @@ class Journal:
             if collecting:
                 gc.enable()
 
-    def _commit_pending(self) -> None:
-        """Writes the queued records, then the queued results on one line, and fsyncs.
-        Results are taken first: a task's attempt records, queued before its result, are then
-        never behind it in the file."""
+    def _commit_pending(self) -> int:
+        """Writes the queued records, then the queued results on one line, and fsyncs; returns
+        how many results it took. Results are taken first: a task's attempt records, queued
+        before its result, are then never behind it in the file."""
         with self._commit_lock:
             if not self._records and not self._results:
-                return
+                return 0
             results = self._take(self._results)
             docs = self._take(self._records)
             if self.error is not None:
-                return
+                return len(results)
             ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
             newline = orjson.OPT_APPEND_NEWLINE     # no copy of a line to add its end
             try:
@@ -239,6 +278,7 @@ class Journal:
                 os.fsync(self._fd)
             except OSError as error:
                 self._failed(error, self.path)
+            return len(results)
 
     def finish(self) -> None:
         """Commits every record written so far and stops the writer thread; the file stays

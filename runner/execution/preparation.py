@@ -53,14 +53,15 @@ def _prompt_text(task):
     return task.parameters.get("prompt", task.description)
 
 
-def prepare(tasks, *, environ=None, ai_client=None, load_type=handler_for) -> Preparation:
+def prepare(tasks, *, types=None, environ=None, ai_client=None, load_type=handler_for) -> Preparation:
     """Loads the handlers of the task types in `tasks` (load_type(name), default from the
     process's registry: a plugin's module is imported here, not in its first task), makes the AI client (unless one is
-    given) when any task is an AI prompt, and compiles their prompt templates."""
+    given) when any task is an AI prompt, and compiles their prompt templates. types: the
+    task types of `tasks` when the caller knows them already."""
     preparation = Preparation(ai_client=ai_client)
     clock = time.perf_counter
     started = clock()
-    task_types = {task.task_type for task in tasks}
+    task_types = {task.task_type for task in tasks} if types is None else types
     for task_type in task_types:
         try:
             load_type(task_type)

@@ -228,9 +228,10 @@ def _checked_ai_client(alt, ai_client, environ):
 
 
 def _start_journal(request: RunRequest, alt, execution, workspace, temporary_workspace, environ, tracing):
-    """Creates the run's directory, alt.json and journal; returns (last id, journal). The
-    journal's first lines are on disk when this returns: the run_started record and the
-    results a resume reuses (recorded before any task runs, whatever happens later)."""
+    """Creates the run's directory and its locked journal, whose writer thread writes alt.json
+    and the journal's first lines (the run_started record and the results a resume reuses);
+    returns (last id, journal) at once. The executor's first attempt with an effect outside
+    the record waits for them to be on disk (Journal.wait_started); inline tasks do not."""
     alt_json = alt.source
     if alt_json is None:
         alt_json = orjson.dumps(alt.to_dict())
@@ -244,7 +245,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     started = {
         "type": "run_started", "format": JOURNAL_FORMAT, "last_id": last_id, "alt_id": alt.id,
         "alt_file": None if request.alt_file is None else str(request.alt_file),
-        "alt_sha256": None,     # filled in by Journal.start
+        "alt_sha256": None,     # filled in by the journal's writer
         "mode": execution.mode, "seed": execution.seed, "max_concurrency": execution.cap,
         "settings": asdict(execution.settings), "ai": ai_facts(environ),
         "task_types": execution.user_type_facts(),
