@@ -1,0 +1,148 @@
+"""The journal's start is made durable on its writer thread while the run goes on: inline
+tasks may finish meanwhile (their results follow the start's lines), but the first attempt
+that may have an effect outside the record waits until journal.jsonl holds the run_started
+record. A start the disk refuses, or a writer that fails, releases that wait with a warning;
+a process killed during the start leaves a directory that show, resume and cleaning handle
+as they always did. Real runs and processes, no timings."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import orjson
+
+from runner.execution import execute
+from runner.execution.journal import JOURNAL_NAME, Journal, RunState
+from runner.execution.run_directory import clean_dead_runs
+from test_durable_full_disk import _namespaces_work, generic, on_small_disk
+
+ENABLED = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sh"}
+
+
+def first_line_of_run(out: Path) -> dict | None:
+    """The first record of the one run's journal under `out`, as a reader finds it now."""
+    journals = list(out.glob(f"*/{JOURNAL_NAME}"))
+    if len(journals) != 1:
+        return None
+    with open(journals[0], "rb") as handle:
+        line = handle.readline()
+    return orjson.loads(line) if line.endswith(b"\n") else None
+
+
+def many_inline_then(count: int, last: dict) -> dict:
+    """`count` generic tasks (a large alt.json, so its start takes a while) and `last`, which
+    depends on none of them: the scheduler may take it at once."""
+    tasks = [{"id": f"g{i}", "description": "g", "parameters": {"task_type": "generic", "n": i, "pad": "p" * 40}}
+             for i in range(count)]
+    return {"id": "gate", "title": "Gate", "tasks": [last, *tasks]}
+
+
+def test_a_user_task_runs_only_once_its_run_started_record_is_on_disk(tmp_path):
+    seen = []
+
+    def probe(task):
+        seen.append(first_line_of_run(tmp_path / "out"))
+        return "probed"
+
+    doc = many_inline_then(20_000, {"id": "probe", "description": "p", "parameters": {"task_type": "probe"}})
+    outcome = execute(doc, tmp_path / "out", environ={}, handlers={"probe": probe}, write=False, journal=True)
+    assert outcome.all_completed
+    (start,) = seen
+    assert start is not None and start["type"] == "run_started" and start["alt_id"] == "gate"
+    state = RunState(tmp_path / "out" / outcome.last_id)
+    # Every inline result is in the journal, those that finished while the start was written too.
+    assert len(state.results) == 20_001 and state.results["probe"]["output"] == "probed"
+    assert state.start["alt_sha256"] is not None
+
+
+def test_a_command_runs_only_once_its_run_started_record_is_on_disk(tmp_path):
+    out, log = tmp_path / "out", tmp_path / "log"
+    check = f'if head -n 1 {out}/*/journal.jsonl | grep -q run_started; then echo yes > {log}; else echo no > {log}; fi'
+    doc = many_inline_then(20_000, {"id": "look", "description": "l", "parameters": {
+        "task_type": "system_command", "command": ["sh", "-c", check]}})
+    env = {**ENABLED, "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sh,head,grep"}
+    outcome = execute(doc, out, environ=env, write=False, journal=True)
+    assert outcome.all_completed
+    assert log.read_text() == "yes\n"
+    assert len(RunState(out / outcome.last_id).results) == 20_001
+
+
+def test_inline_results_made_while_the_start_is_written_follow_its_lines(tmp_path):
+    outcome = execute(generic(5_000), tmp_path / "out", environ={}, write=False, journal=True)
+    directory = tmp_path / "out" / outcome.last_id
+    records = [orjson.loads(line) for line in (directory / JOURNAL_NAME).read_bytes().splitlines()]
+    assert records[0]["type"] == "run_started" and records[-1]["type"] == "run_ended"
+    assert {r["type"] for r in records[1:-1]} == {"task_results"}
+    assert len(RunState(directory).results) == 5_000
+    assert orjson.loads((directory / "alt.json").read_bytes())["id"] == "disk"
+
+
+def test_a_writer_that_fails_at_the_start_releases_the_wait_and_warns(tmp_path):
+    directory = tmp_path / "run"
+    directory.mkdir()
+    journal = Journal(directory, b'{"id": "x"}')
+    # Not a TaskResult: the core refuses to write it, on the writer thread.
+    journal.start({"type": "run_started", "alt_sha256": None}, results=[object()])
+    journal.wait_started()      # returns: no deadlock
+    journal.write({"type": "attempt_started", "task_id": "a", "attempt": 1})
+    journal.close()
+    assert journal.error is not None and any("cannot be written" in w for w in journal.warnings)
+    # No journal under its name (its first lines are not whole), and no temporary file left.
+    assert sorted(p.name for p in directory.iterdir()) == ["alt.json"]
+
+
+def test_a_start_the_disk_refuses_does_not_hold_back_a_command(tmp_path):
+    if not _namespaces_work():
+        import pytest
+        pytest.skip("needs unshare -rm (user and mount namespaces)")
+    log = tmp_path / "log"
+    path = tmp_path / "alt.json"
+    doc = many_inline_then(40, {"id": "effect", "description": "e", "parameters": {
+        "task_type": "system_command", "command": ["sh", "-c", f"echo ran >> {log}"]}})
+    path.write_text(json.dumps(doc))
+    done, copy = on_small_disk(tmp_path, "64k", sys.executable, "-m", "runner", "run", path,
+                               "--out", tmp_path / "disk" / "out", "--quiet", fill=True, env=ENABLED)
+    assert "journal.jsonl cannot be written" in done.stderr, done.stderr
+    assert done.returncode == 5, done.stderr
+    assert log.read_text() == "ran\n"
+    assert not list((copy / "out").glob("*/journal.jsonl"))
+
+
+KILLED_DURING_THE_START = """
+import os, signal, sys
+from runner.execution import journal
+real_rename = os.rename
+def rename(source, target):
+    if str(target).endswith(journal.JOURNAL_NAME):      # the journal's first lines written, not yet named
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_rename(source, target)
+journal.os.rename = rename
+from runner.execution import execute
+execute({"id": "killed", "title": "k", "tasks": [
+    {"id": f"t{i}", "description": "d", "parameters": {"task_type": "generic"}} for i in range(2000)]},
+    sys.argv[1], environ={})
+"""
+
+
+def test_a_run_killed_during_its_start_leaves_what_show_resume_and_cleaning_handle(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_DURING_THE_START), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9, done.stderr
+    (directory,) = out.iterdir()
+    names = {p.name for p in directory.iterdir()}
+    assert JOURNAL_NAME not in names and "alt.json" in names
+    assert any(name.startswith(f".{JOURNAL_NAME}.") for name in names)
+    shown = subprocess.run([sys.executable, "-m", "runner", "show", directory], capture_output=True, text=True,
+                           timeout=60)
+    assert shown.returncode == 2 and "Traceback" not in shown.stderr, shown.stderr
+    resumed = subprocess.run([sys.executable, "-m", "runner", "resume", directory], capture_output=True, text=True,
+                             timeout=60)
+    assert resumed.returncode != 0 and "no journal.jsonl" in resumed.stderr and "Traceback" not in resumed.stderr
+    # Cleaning leaves a directory without a journal alone (it is not an empty one).
+    clean_dead_runs(out)
+    assert directory.is_dir() and "alt.json" in os.listdir(directory)
