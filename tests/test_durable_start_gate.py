@@ -114,13 +114,15 @@ def test_a_start_the_disk_refuses_does_not_hold_back_a_command(tmp_path):
 
 KILLED_DURING_THE_START = """
 import os, signal, sys
+from runner import librunner
 from runner.execution import journal
-real_rename = os.rename
-def rename(source, target):
-    if str(target).endswith(journal.JOURNAL_NAME):      # the journal's first lines written, not yet named
+real = librunner.write_synced
+def write_synced(fd, chunks, *args, rename_to=None, **options):
+    if rename_to is not None and rename_to.endswith(journal.JOURNAL_NAME.encode()):
+        real(fd, chunks)        # the journal's first lines written, not yet named: killed here
         os.kill(os.getpid(), signal.SIGKILL)
-    return real_rename(source, target)
-journal.os.rename = rename
+    return real(fd, chunks, *args, rename_to=rename_to, **options)
+librunner.write_synced = write_synced
 from runner.execution import execute
 execute({"id": "killed", "title": "k", "tasks": [
     {"id": f"t{i}", "description": "d", "parameters": {"task_type": "generic"}} for i in range(2000)]},

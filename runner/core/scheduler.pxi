@@ -494,13 +494,14 @@ cdef class Scheduler:
                 plain[task.id] = result
             self.complete(i, True)
             count += 1
-            if count % INLINE_GIL_YIELD == 0:
+            if count % GIL_LOOK == 0:
                 # A long drain runs no bytecode, so Python never hands the GIL on meanwhile:
-                # the journal's writer would wait for the whole drain, then do all its work
-                # (its writes and fsyncs, which need no GIL, included) while this thread
-                # waits. Offered here, a waiting thread takes it; if none waits, this is free.
-                with nogil:
-                    pass
+                # the journal's writer says when it wants it (gil_handoff.pxi) and gets it here.
+                hand_gil_over(count % INLINE_GIL_YIELD == 0)
+                if count % INLINE_GIL_YIELD == 0:
+                    # Offered to any other waiting thread too (it may take it; free otherwise).
+                    with nogil:
+                        pass
             if on_finished is not None:
                 if type(on_finished) is list:
                     (<list>on_finished).append(result)

@@ -57,7 +57,7 @@ import orjson
 
 from runner import librunner
 from runner.errors import JournalError
-from runner.last.atomic_files import fsync_directory, process_umask, write_atomically
+from runner.last.atomic_files import process_umask
 
 log = logging.getLogger("runner")
 
@@ -65,7 +65,7 @@ JOURNAL_NAME = "journal.jsonl"
 ALT_NAME = "alt.json"
 COMMIT_SECONDS = 0.05
 COMMIT_RESULTS = 4096           # results queued that make a commit before COMMIT_SECONDS (streaming)
-POLL_SECONDS = 0.002            # how often the writer looks at the queue while results stream in
+POLL_SECONDS = 0.004            # how often the writer looks at the queue while results stream in
 HASH_ASIDE_BYTES = 1 << 20      # alt.json from this size on is hashed while it is written
 # run_started's "format": 2 since inline results have short rows (INLINE_ROW_FIELDS); this
 # version reads 1 and 2 and refuses a journal of a later format rather than misread it.
@@ -90,7 +90,8 @@ class Journal:
         self._fd, self._temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{JOURNAL_NAME}.", suffix=".tmp")
         try:
             # 0o666 less the umask, as every other file of the LAST directory (mkstemp makes 0600).
-            os.fchmod(self._fd, 0o666 & ~process_umask())
+            self._mode = 0o666 & ~process_umask()
+            os.fchmod(self._fd, self._mode)
             os.set_inheritable(self._fd, False)
             # Blocking: is_locked() in another run's cleaning may hold a shared lock on this
             # file for an instant (a non-blocking attempt then failed the run).
@@ -143,6 +144,10 @@ class Journal:
         self._started.wait()
 
     def _writer(self) -> None:
+        # The writer's waits for the GIL while the run's thread drains inline tasks go through
+        # the core's hand-over (gil_handoff.pxi): write_synced and gil_nap for its own I/O and
+        # naps, gil_busy around the rest of the start (hashing, Python's os calls).
+        librunner.gil_busy(1)
         try:
             self._write_start(*self._start)
         except BaseException as error:      # not the disk (that is a warning): a bug, said as such
@@ -150,41 +155,64 @@ class Journal:
             self._failed(error if isinstance(error, OSError) else OSError(f"{type(error).__name__}: {error}"),
                          self.path)
         finally:
+            librunner.gil_busy(-1)
             self._start = None
             self._started.set()
         self._commit_loop()
 
     def _write_start(self, first: dict, results: list, documents) -> None:
-        if self._alt_json is not None:
-            hashing = None
-            if first.get("alt_sha256", 0) is None:
-                if len(self._alt_json) < HASH_ASIDE_BYTES:
-                    first["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
-                else:
-                    # Hashed while alt.json is written and fsynced: both release the GIL (a
-                    # 100 MB file: ~0.2 s each, at once instead of one after the other).
-                    hashing = _Hashing(self._alt_json)
-            try:
-                write_atomically(self.directory / ALT_NAME, self._alt_json)
-            except OSError as error:
-                # The journal is still worth writing: `show` explains the run from it.
-                self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
-                           "the run cannot be resumed")
-            finally:
-                if hashing is not None:
-                    first["alt_sha256"] = hashing.hexdigest()
-            self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
-        lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
-        if results or documents:
-            lines.append(self._results_line(results, documents))
+        directory_fd = os.open(self.directory, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _write_all(self._fd, lines)
-            os.fsync(self._fd)
-            os.rename(self._temporary, self.path)
-            self._temporary = None
-            fsync_directory(self.directory)
-        except OSError as error:
-            self._failed(error, self.path)
+            if self._alt_json is not None:
+                hashing = None
+                if first.get("alt_sha256", 0) is None:
+                    if len(self._alt_json) < HASH_ASIDE_BYTES:
+                        first["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
+                    else:
+                        # Hashed while alt.json is written and fsynced: both release the GIL (a
+                        # 100 MB file: ~0.2 s each, at once instead of one after the other).
+                        hashing = _Hashing(self._alt_json)
+                try:
+                    self._write_alt_json(directory_fd)
+                except OSError as error:
+                    # The journal is still worth writing: `show` explains the run from it.
+                    self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
+                               "the run cannot be resumed")
+                finally:
+                    if hashing is not None:
+                        first["alt_sha256"] = hashing.hexdigest()
+                self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
+            lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
+            if results or documents:
+                lines.append(self._results_line(results, documents))
+            try:
+                librunner.write_synced(self._fd, lines, rename_from=os.fsencode(self._temporary),
+                                       rename_to=os.fsencode(self.path), directory_fd=directory_fd)
+                self._temporary = None
+            except OSError as error:
+                if self.path.exists():      # renamed: only its directory's fsync failed
+                    self._temporary = None
+                self._failed(error, self.path)
+        finally:
+            os.close(directory_fd)
+
+    def _write_alt_json(self, directory_fd: int) -> None:
+        """alt.json written atomically (write_atomically's steps: a temporary file beside it,
+        fsynced, renamed, the directory fsynced) in one call without the GIL."""
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{ALT_NAME}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, self._mode)
+        except BaseException:
+            os.close(fd)
+            os.unlink(temporary)
+            raise
+        try:
+            librunner.write_synced(fd, [self._alt_json], close=True, rename_from=os.fsencode(temporary),
+                                   rename_to=os.fsencode(self.directory / ALT_NAME), directory_fd=directory_fd)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
 
     def _failed(self, error: OSError, path: Path) -> None:
         """The first write error ends the journal's writes (what follows would not be a whole
@@ -218,12 +246,13 @@ class Journal:
         last commit had COMMIT_RESULTS / 4 or more), as soon as COMMIT_RESULTS are queued,
         looked at every POLL_SECONDS: the disk writes, which release the GIL, then go on
         beside the run's loop, and the commit left to finish() is a small one."""
-        hurry, stop, results = self._hurry, self._stop, self._results
+        hurry, stop, results, nap = self._hurry, self._stop, self._results, librunner.gil_nap
         streaming = True        # what was queued while the start was written comes at once
         while True:
             if streaming:
                 waited = 0.0
-                while len(results) < COMMIT_RESULTS and waited < COMMIT_SECONDS and not hurry.wait(POLL_SECONDS):
+                while len(results) < COMMIT_RESULTS and waited < COMMIT_SECONDS and not hurry.is_set():
+                    nap(POLL_SECONDS)       # the GIL taken back through the core's hand-over
                     waited += POLL_SECONDS
             else:
                 hurry.wait(COMMIT_SECONDS)
@@ -274,8 +303,8 @@ class Journal:
                 lines.append(self._results_line(results))
             lines += [orjson.dumps(d, option=newline, default=str) for d in ended]
             try:
-                _write_all(self._fd, lines)
-                os.fsync(self._fd)
+                # Written and fsynced without the GIL in one call (one wait to take it back).
+                librunner.write_synced(self._fd, lines)
             except OSError as error:
                 self._failed(error, self.path)
             return len(results)
@@ -319,10 +348,13 @@ class _Hashing:
         self.thread.start()
 
     def _run(self, data) -> None:
+        librunner.gil_busy(1)       # its wait for the GIL after hashing (gil_handoff.pxi)
         try:
             self.digest.update(data)
         except BaseException as error:
             self.error = error
+        finally:
+            librunner.gil_busy(-1)
 
     def hexdigest(self) -> str:
         self.thread.join()

@@ -1,0 +1,147 @@
+# Handing the GIL to the journal's writer while the run's thread drains inline tasks.
+#
+# A drain (Scheduler.run_inline) runs no bytecode, so CPython never asks it for the GIL: a
+# thread back from a write or an fsync waits for it, and the drain's periodic release and
+# retake (every INLINE_GIL_YIELD tasks) restarts that thread's wait each time, so it may wait
+# for the whole drain. The writer's own waits go through here instead: `write_synced` and
+# `gil_nap` do their work without the GIL and say, just before taking it back, that they want
+# it (`gil_wanted`); the drain looks every GIL_LOOK tasks and then lets go of the GIL until the
+# writer has it. Waits the writer cannot route here (hashing, Python's os calls) are bracketed
+# by gil_busy(1) / gil_busy(-1): meanwhile the drain lets go for a moment every
+# INLINE_GIL_YIELD tasks. Nobody waiting: a load of one integer per GIL_LOOK tasks.
+
+from posix.time cimport nanosleep, timespec
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from posix.uio cimport iovec, writev
+from posix.unistd cimport fsync, close as close_fd
+from libc.errno cimport errno, EINTR, EIO
+from libc.stdio cimport rename as rename_path
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+
+cdef extern from *:
+    """
+    static int runner_gil_wanted = 0;
+    static int runner_gil_busy = 0;
+    static inline int runner_gil_wanted_now(void) { return __atomic_load_n(&runner_gil_wanted, __ATOMIC_ACQUIRE); }
+    static inline void runner_gil_wanted_add(int d) { __atomic_add_fetch(&runner_gil_wanted, d, __ATOMIC_ACQ_REL); }
+    static inline int runner_gil_busy_now(void) { return __atomic_load_n(&runner_gil_busy, __ATOMIC_ACQUIRE); }
+    static inline void runner_gil_busy_add(int d) { __atomic_add_fetch(&runner_gil_busy, d, __ATOMIC_ACQ_REL); }
+    """
+    int runner_gil_wanted_now() nogil
+    void runner_gil_wanted_add(int) nogil
+    int runner_gil_busy_now() nogil
+    void runner_gil_busy_add(int) nogil
+
+cdef int GIL_LOOK = 64                  # inline tasks between looks at gil_wanted
+cdef long HANDOFF_PAUSE_NS = 20000      # the drain's pause while a writer takes the GIL
+cdef int HANDOFF_PAUSES = 20            # at most that many (~1.5 ms): a writer with no core free meanwhile waits
+cdef long BUSY_PAUSE_NS = 50000         # the drain's pause, every INLINE_GIL_YIELD tasks, while busy
+
+
+cdef inline void pause_ns(long ns) noexcept nogil:
+    cdef timespec pause
+    pause.tv_sec = 0
+    pause.tv_nsec = ns
+    nanosleep(&pause, NULL)
+
+
+cdef void hand_gil_over(bint yield_point) noexcept:
+    """Called with the GIL by the drain: lets a writer that wants the GIL take it (gil_wanted),
+    or, at a yield point while one is busy, pauses once so that it may."""
+    cdef int pauses = 0
+    if runner_gil_wanted_now() > 0:
+        with nogil:
+            while runner_gil_wanted_now() > 0 and pauses < HANDOFF_PAUSES:
+                pause_ns(HANDOFF_PAUSE_NS)
+                pauses += 1
+    elif yield_point and runner_gil_busy_now() > 0:
+        with nogil:
+            pause_ns(BUSY_PAUSE_NS)
+
+
+def gil_busy(int delta):
+    """+1 before a wait without the GIL that the drain should leave room for (hashing, os
+    calls), -1 after it."""
+    runner_gil_busy_add(delta)
+
+
+def gil_nap(double seconds):
+    """Sleeps `seconds` without the GIL, then takes it back through the hand-over."""
+    cdef timespec pause
+    pause.tv_sec = <long>seconds
+    pause.tv_nsec = <long>((seconds - <double>pause.tv_sec) * 1e9)
+    with nogil:
+        nanosleep(&pause, NULL)
+        runner_gil_wanted_add(1)
+    runner_gil_wanted_add(-1)
+
+
+def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_from=None,
+                 bytes rename_to=None, int directory_fd=-1):
+    """Writes every chunk of `chunks` (bytes) to fd in order, partial writes resumed, then
+    fsyncs fd (sync), closes it (close), renames rename_from to rename_to and fsyncs
+    directory_fd (when given), all without the GIL, which it takes back through the
+    hand-over: one wait for the GIL where Python's os calls made one each. OSError(errno) at
+    the first step that fails (fd is closed anyway when asked)."""
+    cdef tuple held = tuple(chunks)         # keeps every buffer alive while the GIL is let go
+    cdef Py_ssize_t count = len(held), i = 0, start = 0, batch
+    cdef ssize_t written
+    cdef int error = 0
+    cdef const char *source = NULL
+    cdef const char *target = NULL
+    cdef iovec *vectors = <iovec *>PyMem_Malloc((count if count > 0 else 1) * sizeof(iovec))
+    if vectors == NULL:
+        raise MemoryError()
+    for i in range(count):
+        chunk = held[i]
+        if type(chunk) is not bytes:
+            PyMem_Free(vectors)
+            raise TypeError(f"write_synced: chunk {i} is {type(chunk).__name__}, not bytes")
+        vectors[i].iov_base = <void *>PyBytes_AS_STRING(chunk)
+        vectors[i].iov_len = <size_t>PyBytes_GET_SIZE(chunk)
+    if rename_from is not None and rename_to is not None:
+        source = rename_from
+        target = rename_to
+    with nogil:
+        while start < count and error == 0:
+            if vectors[start].iov_len == 0:
+                start += 1
+                continue
+            batch = count - start if count - start < 1024 else 1024      # IOV_MAX
+            written = writev(fd, vectors + start, <int>batch)
+            if written < 0:
+                if errno != EINTR:
+                    error = errno
+                continue
+            if written == 0:
+                error = EIO
+                continue
+            while written > 0 and start < count:
+                if <size_t>written >= vectors[start].iov_len:
+                    written -= vectors[start].iov_len
+                    start += 1
+                else:
+                    vectors[start].iov_base = <void *>(<char *>vectors[start].iov_base + written)
+                    vectors[start].iov_len -= written
+                    written = 0
+        if error == 0 and sync:
+            while fsync(fd) != 0:
+                if errno != EINTR:
+                    error = errno
+                    break
+        if close:
+            if close_fd(fd) != 0 and error == 0 and errno != EINTR:
+                error = errno
+        if error == 0 and source != NULL:
+            if rename_path(source, target) != 0:
+                error = errno
+        if error == 0 and directory_fd >= 0:
+            while fsync(directory_fd) != 0:
+                if errno != EINTR:
+                    error = errno
+                    break
+        runner_gil_wanted_add(1)
+    runner_gil_wanted_add(-1)
+    PyMem_Free(vectors)
+    if error:
+        raise OSError(error, os.strerror(error))

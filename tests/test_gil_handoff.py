@@ -1,0 +1,84 @@
+"""The core's GIL hand-over to the journal's writer (runner/core/gil_handoff.pxi):
+write_synced writes what os.writev and os.fsync would, renames and fsyncs the directory when
+asked, and fails as they do; a writer napping and writing while the run's thread drains
+inline tasks ends, and so does the drain, with every result. No timings."""
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from runner import librunner
+from runner.execution import execute
+
+
+def test_write_synced_writes_every_chunk_in_order(tmp_path):
+    path = tmp_path / "f"
+    chunks = [b"", b"a", b"\x00\xff" * 3, "é\udcff".encode("utf-8", "surrogatepass"), os.urandom(1 << 20)]
+    chunks += [bytes([i % 256]) * (i % 7) for i in range(3000)]       # more than IOV_MAX (1024) chunks
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        librunner.write_synced(fd, chunks)
+        librunner.write_synced(fd, (b"tail",), sync=False)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(chunks) + b"tail"
+
+
+def test_write_synced_closes_renames_and_syncs_the_directory(tmp_path):
+    fd = os.open(tmp_path / ".x.tmp", os.O_WRONLY | os.O_CREAT)
+    directory = os.open(tmp_path, os.O_RDONLY)
+    try:
+        librunner.write_synced(fd, [b"whole"], close=True, rename_from=os.fsencode(tmp_path / ".x.tmp"),
+                               rename_to=os.fsencode(tmp_path / "x"), directory_fd=directory)
+    finally:
+        os.close(directory)
+    assert sorted(os.listdir(tmp_path)) == ["x"] and (tmp_path / "x").read_bytes() == b"whole"
+    with pytest.raises(OSError):
+        os.fstat(fd)        # closed
+
+
+def test_write_synced_fails_as_os_calls_do(tmp_path):
+    fd = os.open(tmp_path / "r", os.O_RDONLY | os.O_CREAT)
+    try:
+        with pytest.raises(OSError) as raised:
+            librunner.write_synced(fd, [b"x"])
+        assert raised.value.errno == 9 and raised.value.strerror      # EBADF, as os.writev says
+        with pytest.raises(TypeError, match="chunk 1 is str"):
+            librunner.write_synced(fd, [b"x", "y"])
+        with pytest.raises(OSError) as raised:
+            librunner.write_synced(fd, [], rename_from=os.fsencode(tmp_path / "absent"),
+                                   rename_to=os.fsencode(tmp_path / "y"))
+        assert raised.value.errno == 2
+    finally:
+        os.close(fd)
+
+
+def test_a_writer_napping_and_writing_beside_a_long_drain_ends_and_so_does_the_drain(tmp_path):
+    stop = threading.Event()
+    rounds = []
+
+    def writer():
+        fd = os.open(tmp_path / "w", os.O_WRONLY | os.O_CREAT)
+        librunner.gil_busy(1)
+        try:
+            while not stop.is_set():
+                librunner.gil_nap(0.0005)
+                librunner.write_synced(fd, [b"x" * 100], sync=False)
+                rounds.append(1)
+        finally:
+            librunner.gil_busy(-1)
+            os.close(fd)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        doc = {"id": "d", "title": "d", "tasks": [
+            {"id": f"t{i}", "description": "d", "parameters": {"task_type": "generic"}} for i in range(50_000)]}
+        outcome = execute(doc, write=False, environ={})
+    finally:
+        stop.set()
+        thread.join()
+    assert len(outcome.results) == 50_000 and outcome.all_completed
+    assert rounds and (tmp_path / "w").stat().st_size == 100 * len(rounds)
