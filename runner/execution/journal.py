@@ -32,8 +32,11 @@ The ALT document itself is beside it, alt.json, so an interrupted run can be res
 from its directory alone. The file is held under an exclusive flock for the run's life:
 a journal whose lock can be taken belongs to a dead (or finished) run.
 
-Group commit: a writer thread writes and fsyncs what was queued every COMMIT_SECONDS, so
-a task's result is on disk within COMMIT_SECONDS plus one fsync of its end. A result with
+The start (alt.json, the first lines) is made durable by the writer thread while the run
+begins: work with no effect outside the record goes on meanwhile, anything else waits for it
+(Journal.start, wait_started). Group commit: then the writer writes and fsyncs what was
+queued every COMMIT_SECONDS (sooner while results stream in), so a task's result is on disk
+within COMMIT_SECONDS plus one fsync of its end. A result with
 an effect outside the record (a command, a file operation) and a command's process group
 hurry() the writer: it commits at once, with whatever else is queued, so the window between
 such an effect and its record is one commit (a write and an fsync) rather than a window
