@@ -201,3 +201,48 @@ def test_it_starts_from_an_empty_dict():
     alt, _, _ = small()
     with pytest.raises(ValueError):
         librunner.RunStatistics({"a": None}, alt.tasks)
+
+
+def test_random_results_in_random_order_give_the_bytes_of_the_results_read_again():
+    """Durations of every type, stamps of mixed forms (and none), attempts, AI accounting of
+    any shape, statuses of every kind, tasks without a result: recorded in a random order."""
+    import random
+    rng = random.Random(31)
+    stamps = ["2026-01-01T00:00:{:02d}.{:03d}Z", "2026-01-01T00:00:{:02d}Z", "2026-01-01T02:00:{:02d}.{:03d}+02:00",
+              "2026-01-01t00:00:{:02d}.{:03d}z"]
+    for round_ in range(40):
+        size = rng.randint(1, 60)
+        tasks = [generic(f"t{n}", rng.sample([f"t{d}" for d in range(n)], min(n, rng.randint(0, 3))))
+                 for n in range(size)]
+        alt = runner.parse_alt_file(dumps({"id": "r", "title": "R", "tasks": tasks}))
+        results: dict = {}
+        statistics = librunner.RunStatistics(results, alt.tasks)
+        forms = stamps[:1] if round_ % 3 == 0 else stamps
+        order = list(range(size))
+        rng.shuffle(order)
+        for index in order[:rng.randint(0, size)]:
+            doc = {"task_id": f"t{index}", "status": rng.choice(["completed", "failed", "timeout", "cancelled",
+                                                                  "skipped", "completed"]),
+                   "output": {"n": index}, "error": None,
+                   "duration_ms": rng.choice([None, 0, 12, 1.5, 9007199254740991.0, 7.25, 2 ** 40, 0.1, 0.2])}
+            if rng.random() < 0.9:
+                doc["started_at"] = rng.choice(forms).format(rng.randint(0, 59), rng.randint(0, 999))
+            if rng.random() < 0.9:
+                doc["completed_at"] = rng.choice(forms).format(rng.randint(0, 59), rng.randint(0, 999))
+            metadata = {}
+            if rng.random() < 0.5:
+                metadata["attempts"] = [{}] * rng.randint(0, 4)
+            if rng.random() < 0.5:
+                metadata["ai"] = {key: value for key, value in (
+                    ("model", rng.choice(["a", "b", None])), ("provider", rng.choice(["p", "q", None])),
+                    ("prompt_tokens", rng.choice([3, 2 ** 53 - 1, 0, None])),
+                    ("completion_tokens", rng.choice([0, 9, None]))) if rng.random() < 0.8}
+            if metadata:
+                doc["metadata"] = metadata
+            statistics.record(index, runner.task_result_from_dict(doc, alt))
+        assert statistics.vouches_for(alt, results)
+        execution = {"started_at": "2026-01-01T00:00:00.000Z"} if round_ % 2 else {}
+        assert librunner.last_json(librunner.build_last_record(alt, results, "L", "E", "2026-01-01T00:00:09.000Z",
+                                                               execution, statistics)) == \
+            librunner.last_json(librunner.build_last_record(alt, dict(results), "L", "E", "2026-01-01T00:00:09.000Z",
+                                                            execution))
