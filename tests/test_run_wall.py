@@ -113,8 +113,15 @@ def test_garbage_a_task_handler_makes_during_the_run_is_collected_during_the_run
         "    return {'made': 120_000}\n"
         "@runner.task_type('collected')\n"
         "def collected(task):\n"
-        "    gc.collect()\n"
-        "    return {'freed': freed[0]}\n"
+        # gc.collect() returns at once while another thread's collection is under way (its
+        # finalizers hand the GIL round): asked again until that one has ended too, for a while.
+        "    import time\n"
+        "    deadline = time.monotonic() + 20\n"
+        "    while True:\n"
+        "        gc.collect()\n"
+        "        if freed[0] >= 120_000 or time.monotonic() > deadline:\n"
+        "            return {'freed': freed[0]}\n"
+        "        time.sleep(0.01)\n"
         f"code = main(['run', {str(alt)!r}, '--out', {str(tmp_path / 'out')!r}, '--quiet'])\n"
         "assert code == 0, code\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
