@@ -40,8 +40,8 @@ def full_rows(results: list, documents=()) -> bytes:
             gc.enable()
 
 
-def journal_of(alt, workspace: str) -> pathlib.Path:
-    out = tempfile.mkdtemp(prefix="bench-rows-")
+def journal_of(alt, workspace: str, root: str) -> pathlib.Path:
+    out = tempfile.mkdtemp(prefix="bench-rows-", dir=root)
     execute(alt, out, write=False, journal=True, workspace=workspace, environ={})
     return next(pathlib.Path(out).iterdir())
 
@@ -56,7 +56,12 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    workspace = tempfile.mkdtemp(prefix="bench-workspace-")
+    with tempfile.TemporaryDirectory(prefix="bench-journal-rows-") as root:      # 35 MB a 100k journal
+        measure(args, root)
+
+
+def measure(args, root: str) -> None:
+    workspace = tempfile.mkdtemp(prefix="bench-workspace-", dir=root)
     forms = {"short": SHORT, "full": staticmethod(full_rows)}
     for n in [int(size) for size in args.sizes.split(",")]:
         alt = parse_alt_file(orjson.dumps(dag_document(n)))
@@ -64,11 +69,11 @@ def main() -> None:
         figures = {}
         for name, form in forms.items():
             journal_module.Journal._results_line = form
-            directory = journal_of(alt, workspace)
+            directory = journal_of(alt, workspace, root)
             made = best_of(args.repeat, lambda: form.__func__(results))
             read = best_of(args.repeat, lambda: journal_module.RunState(directory))
             figures[name] = (result_bytes(directory) / n, made, read)
-        out = tempfile.mkdtemp(prefix="bench-journal-")
+        out = tempfile.mkdtemp(prefix="bench-journal-", dir=root)
         times = {"none": [], "short": [], "full": []}
         for _ in range(args.repeat):
             times["none"].append(best_of(1, lambda: run_librunner(alt, workspace)))
