@@ -50,9 +50,11 @@ import fcntl
 import gc
 import hashlib
 import logging
+import _thread
 import os
 import stat
 import tempfile
+import sys
 import threading
 from pathlib import Path
 
@@ -118,10 +120,13 @@ class Journal:
         self._commit_lock = threading.Lock()
         self.error: OSError | None = None       # the first write error; the run goes on
         self.warnings: list[str] = []           # what could not be written, for the LAST file
-        self._thread: threading.Thread | None = None
+        # The writer and the cleaning run on threads started without threading.Thread's
+        # hand-shake (the caller waited ~2 ms a thread for the new one to take the GIL, more
+        # under load); each sets its Event when it ends.
+        self._thread: threading.Event | None = None     # set when the writer thread has ended
         self._start: tuple | None = None        # what start() was given, until the writer has written it
         self._started = threading.Event()       # set once the start is on disk (or could not be)
-        self._cleaning: threading.Thread | None = None
+        self._cleaning: threading.Event | None = None   # set when the cleaning has ended
 
     def start(self, first: dict, results=(), documents=()) -> None:
         """Begins the run's journal and returns at once: the writer thread makes the start
@@ -135,11 +140,9 @@ class Journal:
         (wait_started). The cleaning of dead runs (`before`) runs on a thread of its own. A
         disk that refuses these writes is a warning (self.warnings), not the end of the run."""
         self._start = (first, list(results), documents)
-        self._thread = threading.Thread(target=self._writer, name="runner-journal", daemon=True)
-        self._thread.start()
+        self._thread = _start_thread(self._writer)
         if self._before is not None:
-            self._cleaning = threading.Thread(target=self._clean, name="runner-cleaning", daemon=True)
-            self._cleaning.start()
+            self._cleaning = _start_thread(self._clean)
 
     def wait_started(self) -> None:
         """Returns once the journal's start is on disk, or could not be written (a warning):
@@ -250,7 +253,9 @@ class Journal:
         looked at every POLL_SECONDS: the disk writes, which release the GIL, then go on
         beside the run's loop, and the commit left to finish() is a small one."""
         hurry, stop, results, nap = self._hurry, self._stop, self._results, librunner.gil_nap
-        streaming = True        # what was queued while the start was written comes at once
+        # What was queued while the start was written comes at once. A run whose results do
+        # not stream in (most: tasks that take time) is looked at every COMMIT_SECONDS only.
+        streaming = not stop.is_set() and self._commit_pending() >= COMMIT_RESULTS // 4
         while True:
             if streaming:
                 waited = 0.0
@@ -317,15 +322,15 @@ class Journal:
         locked (the run still writes its products) until release()."""
         self._stop.set()
         self._hurry.set()
-        if self._thread is not None and self._thread.is_alive():
-            self._thread.join()
+        if self._thread is not None:
+            self._thread.wait()
         self._commit_pending()
 
     def release(self) -> None:
         """Closes the file, which releases its lock: the run is over. Cleaning of dead runs,
         started with the run, is waited for here (the run's caller sees a clean directory)."""
         if self._cleaning is not None:
-            self._cleaning.join()
+            self._cleaning.wait()
             self._cleaning = None
         if self._temporary is not None:        # never renamed: no journal.jsonl was made
             with contextlib.suppress(OSError):
@@ -338,6 +343,24 @@ class Journal:
     def close(self) -> None:
         self.finish()
         self.release()
+
+
+def _start_thread(target) -> threading.Event:
+    """Runs target() on a new thread (a daemon: it does not hold the process at exit) and
+    returns at once; the Event is set when target has returned or raised (what it raised is
+    said as threading says it)."""
+    ended = threading.Event()
+
+    def run():
+        try:
+            target()
+        except BaseException:
+            threading.excepthook(threading.ExceptHookArgs((*sys.exc_info(), None)))
+        finally:
+            ended.set()
+
+    _thread.start_new_thread(run, ())
+    return ended
 
 
 class _Hashing:
