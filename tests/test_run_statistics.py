@@ -246,3 +246,33 @@ def test_random_results_in_random_order_give_the_bytes_of_the_results_read_again
                                                                execution, statistics)) == \
             librunner.last_json(librunner.build_last_record(alt, dict(results), "L", "E", "2026-01-01T00:00:09.000Z",
                                                             execution))
+
+
+def test_metadata_changed_after_its_result_was_recorded_is_what_the_record_counts(tmp_path):
+    """A result's metadata is the one part of it that can still change once recorded (the
+    attempts list a progress subscriber is handed; a holder of the Execution editing a
+    result before the LAST file is written): the statistics read it when the record is made,
+    so last.json never contradicts its own results."""
+    document = {"id": "m", "title": "m", "tasks": [
+        command("c", "echo hi"), {"id": "u", "description": "u", "parameters": {"task_type": "probe"}}]}
+
+    def appended(event):
+        if event["event"] == "task_finished" and event["task_id"] == "c":
+            event["attempts"].append(dict(event["attempts"][0], number=2))
+    runs, options = observed(on_event=appended, handlers={"probe": lambda task: 1})
+    outcome = execute(document, tmp_path / "a", environ=COMMANDS, **options)
+    written = assert_accumulated_as_recomputed(outcome, runs[0])
+    assert written["statistics"]["retries"]["total"] == 1
+
+    runs = []
+
+    def edited(event):
+        if event["event"] == "run_finished":
+            metadata = runs[0].results["u"].metadata
+            metadata["ai"] = {"model": "m", "provider": "p", "prompt_tokens": 5, "completion_tokens": 7}
+            metadata["attempts"] = [{"number": 1}, {"number": 2}, {"number": 3}]
+    outcome = execute(document, tmp_path / "b", environ=COMMANDS, on_event=edited, on_execution=runs.append,
+                      handlers={"probe": lambda task: 1})
+    written = assert_accumulated_as_recomputed(outcome, runs[0])
+    assert written["statistics"]["retries"]["total"] == 2
+    assert written["statistics"]["tokens"]

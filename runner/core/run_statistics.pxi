@@ -2,7 +2,10 @@
 # takes them from here (last_record.pxi, assemble_record) instead of reading every result
 # again at the end, when each is far from the cache; the run's progress events read their
 # counts from here. What depends on the whole graph (levels, critical path, the sum of the
-# durations in topological order) stays a pass over the C arrays kept here.
+# durations in topological order) stays a pass over the C arrays kept here, and so does what
+# a result's metadata says (attempts, AI accounting): the one part of a result that can
+# still change after it is recorded (a listener or hook editing it), read when the record
+# is made, as the record always read it.
 
 from cpython.mem cimport PyMem_Realloc
 from libc.string cimport memcpy
@@ -20,9 +23,9 @@ cdef Py_ssize_t SKIPPED_AT = STATUS_INDEX["skipped"]
 @cython.final
 cdef class RunStatistics:
     """The run's results (`results`: task id -> TaskResult, the dict the run hands out) and,
-    per task index, what the record's statistics need of each result: its status count,
-    duration, number of attempts, the run's span and the AI accounting, gathered as
-    record() puts the result in.
+    per task index, what the record's statistics need of each result's fixed fields: its
+    status count, duration and the run's span, gathered as record() puts the result in
+    (its metadata is read by fill(), when the record is made).
 
     record() is the one way a run's results go in: inline tasks (Scheduler.run_inline),
     the executor's ends, skips and cancellations, a resume's reused results and
@@ -38,11 +41,8 @@ cdef class RunStatistics:
     cdef Py_ssize_t recorded    # how many task indexes have a result
     cdef bint stale             # a result replaced another, or did not match its index
     cdef Py_ssize_t counts[16]  # per TASK_STATUSES
-    cdef Py_ssize_t retries     # attempts beyond the first, over all results
     cdef RunSpan span
-    cdef list ai                # (task index, metadata.ai) of each result with AI accounting
     cdef double *duration       # per task index: duration_ms (0 without one)
-    cdef Py_ssize_t *attempts   # per task index: its attempts when above 1, else 0
     cdef Py_ssize_t capacity
 
     def __cinit__(self, dict results, list tasks):
@@ -52,28 +52,21 @@ cdef class RunStatistics:
         self.tasks = tasks
         self.by_index = []
         self.span = RunSpan()
-        self.ai = []
         memset(self.counts, 0, sizeof(self.counts))
         self.grow(len(tasks))
 
     def __dealloc__(self):
         PyMem_Free(self.duration)
-        PyMem_Free(self.attempts)
 
     cdef int grow(self, Py_ssize_t size) except -1:
         cdef Py_ssize_t wanted = size if size > 2 * self.capacity else 2 * self.capacity
         cdef double *duration
-        cdef Py_ssize_t *attempts
         if wanted < 16:
             wanted = 16
         duration = <double *>PyMem_Realloc(self.duration, wanted * sizeof(double))
         if duration == NULL:
             raise MemoryError()
         self.duration = duration
-        attempts = <Py_ssize_t *>PyMem_Realloc(self.attempts, wanted * sizeof(Py_ssize_t))
-        if attempts == NULL:
-            raise MemoryError()
-        self.attempts = attempts
         self.by_index.extend([None] * (wanted - len(self.by_index)))
         self.capacity = wanted
         return 0
@@ -85,10 +78,8 @@ cdef class RunStatistics:
 
     cdef int add(self, Py_ssize_t index, TaskResult result) except -1:
         cdef object given
-        cdef dict metadata = result.stored_metadata     # an inline result's (None): one attempt, no AI
         cdef TaskResult earlier
         cdef Task task
-        cdef Py_ssize_t count = 0
         self.counts[status_index(result.status)] += 1
         if index < 0 or index >= len(self.tasks):
             self.stale = True
@@ -107,7 +98,6 @@ cdef class RunStatistics:
             # Counted again: the counts stay those of the results in the dict; the rest is
             # read again from the results by the record.
             self.counts[status_index(earlier.status)] -= 1
-            self.retries -= self.attempts[index] - 1 if self.attempts[index] else 0
             self.stale = True
         else:
             self.recorded += 1
@@ -115,15 +105,6 @@ cdef class RunStatistics:
         given = result.duration()
         self.duration[index] = <double>given if given is not None else 0.0
         self.span.add(result.started_at, result.completed_at)
-        if metadata:
-            attempts = metadata.get("attempts")
-            if type(attempts) is list and len(<list>attempts) > 1:
-                count = len(<list>attempts)
-                self.retries += count - 1
-            ai = metadata.get("ai")
-            if ai is not None:
-                self.ai.append((index, ai))
-        self.attempts[index] = count
         return 0
 
     cpdef dict progress_counts(self):
@@ -176,24 +157,32 @@ cdef class RunStatistics:
 
     cdef void fill(self, TaskPass visits, list tasks) except *:
         """The per-task figures into `visits` (whose ranks are set), for a record of `tasks`
-        (vouched for): a task without a result is pending."""
-        cdef Py_ssize_t i, n = len(tasks)
+        (vouched for): a task without a result is pending. Each result's metadata (attempts,
+        AI accounting) is read now, in the file's order, as TaskPass.gather reads it: an
+        inline result still typed has none to read (one attempt, no AI)."""
+        cdef Py_ssize_t i, n = len(tasks), count
         cdef object result
-        cdef Py_ssize_t v
+        cdef dict metadata
         if n:
             memcpy(visits.duration, self.duration, n * sizeof(double))
-            memcpy(visits.attempts, self.attempts, n * sizeof(Py_ssize_t))
         memcpy(visits.counts, self.counts, sizeof(self.counts))
         for i in range(n):
             result = self.by_index[i]
+            visits.attempts[i] = 0
             if result is None:
                 visits.results[i] = pending_result((<Task>tasks[i]).id)
                 visits.counts[PENDING_AT] += 1
                 visits.duration[i] = 0.0
-                visits.attempts[i] = 0
-            else:
-                visits.results[i] = result
-        visits.retries = self.retries
+                continue
+            visits.results[i] = result
+            metadata = (<TaskResult>result).stored_metadata
+            if metadata:
+                attempts = metadata.get("attempts")
+                if type(attempts) is list and len(<list>attempts) > 1:
+                    count = len(<list>attempts)
+                    visits.retries += count - 1
+                    visits.attempts[i] = count
+                ai = metadata.get("ai")
+                if ai is not None:
+                    visits.tokens.add(ai, visits.rank[i])
         visits.span = self.span.copy()
-        for v, ai in self.ai:
-            visits.tokens.add(ai, visits.rank[v])
