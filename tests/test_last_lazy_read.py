@@ -56,6 +56,8 @@ def assert_same(path):
         assert [by_position[i] for i in range(len(values))] == values
         with pytest.raises(TypeError):
             orjson.dumps(lazy)          # not read yet: refused, never written as {}
+        with pytest.raises(TypeError):
+            orjson.dumps(lazy, default=str)     # nor as the placeholder's text
     assert list(lazy) == list(full)
     assert lazy == full
     assert dumped(lazy) == dumped(full)

@@ -163,7 +163,12 @@ class FileResults(dict):
 
 
 class _NotReadYet:
-    """FileResults' placeholder: orjson cannot write it."""
+    """FileResults' placeholder: orjson cannot write it, and neither can it be written as its
+    text (orjson's default=str), which would write it in place of the results."""
+
+    def __str__(self):
+        raise TypeError("a record of load_last_lazy whose task_results were not read yet: "
+                        "read them (record['task_results'].fill()) before writing the record")
 
 
 _NOT_READ_YET = _NotReadYet()
