@@ -148,3 +148,78 @@ def test_a_run_killed_during_its_start_leaves_what_show_resume_and_cleaning_hand
     # Cleaning leaves a directory without a journal alone (it is not an empty one).
     clean_dead_runs(out)
     assert directory.is_dir() and "alt.json" in os.listdir(directory)
+
+
+def commands_logging_to(log: Path, count: int) -> dict:
+    return {"id": "stop", "title": "Stop", "tasks": [
+        {"id": f"c{i}", "description": "c", "parameters": {
+            "task_type": "system_command", "command": ["sh", "-c", f"echo c{i} >> {log}"]}} for i in range(count)]}
+
+
+def test_a_stop_while_the_start_is_written_hands_out_no_task(tmp_path, monkeypatch):
+    """A cancel (the service's, the C ABI's: Execution.interrupt) that arrives while the
+    run waits for its journal's start: no command is handed out, all are cancelled."""
+    from runner import librunner
+
+    runs, real = [], librunner.write_synced
+
+    def stopped_meanwhile(fd, chunks, *args, rename_to=None, **kwargs):
+        if rename_to is not None and rename_to.endswith(JOURNAL_NAME.encode()):
+            runs[0].interrupt()
+        return real(fd, chunks, *args, rename_to=rename_to, **kwargs)
+    monkeypatch.setattr(librunner, "write_synced", stopped_meanwhile)
+    log = tmp_path / "effects"
+    outcome = execute(commands_logging_to(log, 4), tmp_path / "out", environ=ENABLED, on_execution=runs.append)
+    assert outcome.interrupted and not log.exists()
+    assert {(r.status, len(r.metadata.get("attempts") or ())) for r in outcome.results.values()} == {("cancelled", 0)}
+    written = orjson.loads((outcome.directory / "last.json").read_bytes())
+    assert {r["status"] for r in written["task_results"].values()} == {"cancelled"}
+
+
+def test_a_sigterm_while_the_start_is_written_hands_out_no_task(tmp_path):
+    """The CLI's handling of SIGTERM (handle_sigint): the signal lands while the run's
+    thread waits for the journal's start; no command runs."""
+    log = tmp_path / "effects"
+    script = textwrap.dedent(f"""
+        import signal, threading
+        from runner import librunner
+        from runner.execution import execute
+        runs, real = [], librunner.write_synced
+        def signalled_meanwhile(fd, chunks, *args, rename_to=None, **kwargs):
+            if rename_to is not None and rename_to.endswith(b"journal.jsonl"):
+                signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+                assert runs[0]._interrupt.wait(30), "the SIGTERM was not handled"
+            return real(fd, chunks, *args, rename_to=rename_to, **kwargs)
+        librunner.write_synced = signalled_meanwhile
+        outcome = execute({commands_logging_to(log, 4)!r}, {str(tmp_path / "out")!r}, handle_sigint=True,
+                          environ={ENABLED!r}, on_execution=runs.append)
+        assert outcome.interrupted and outcome.signal_name == "SIGTERM", outcome.signal_name
+        print(sorted({{(r.status, len(r.metadata.get("attempts") or ())) for r in outcome.results.values()}}))
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[('cancelled', 0)]"     # none was even begun
+    assert not log.exists()
+
+
+def test_a_relative_output_directory_holds_after_the_working_directory_changes(tmp_path, monkeypatch):
+    """The journal's start happens on its writer thread, maybe after the process changed its
+    working directory: the run's directory was made absolute when it was opened."""
+    from runner import librunner
+
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(home)
+    real = librunner.write_synced
+
+    def moved_meanwhile(*args, **kwargs):
+        os.chdir(elsewhere)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(librunner, "write_synced", moved_meanwhile)
+    outcome = execute(commands_logging_to(tmp_path / "effects", 1), "output", environ=ENABLED)
+    assert outcome.all_completed and not outcome.facts.get("journal_warnings")
+    directory = home / "output" / outcome.last_id
+    assert (directory / JOURNAL_NAME).is_file() and (directory / "alt.json").is_file()
+    assert (directory / "last.json").is_file()
+    assert not list(elsewhere.iterdir())

@@ -261,11 +261,17 @@ class Execution:
         flow = self.flow
         while not scheduler.finished and not self._interrupt.is_set():
             scheduler.run_inline(self.statistics, on_inline)
+            if self._interrupt.is_set():
+                break       # stopped during the drain: no task is handed out after it
             if flow is not None and flow.poll():
                 continue
             now = time.monotonic()
             self._start_due_retries(now)
             free = self.cap - len(self.running)
+            if free > 0 and not self.journal_started and scheduler.ready_count:
+                self._await_journal_start()
+                if self._interrupt.is_set():
+                    break   # stopped meanwhile (SIGTERM, a cancel): none is handed out, all are cancelled
             while free > 0:
                 # A reused task handed out ends at once and may ready others: taken in this
                 # round, never after a wait.
@@ -351,6 +357,15 @@ class Execution:
             out[dep_id] = {"status": result.status, "output": output, "error": result.error}
         return out
 
+    def _await_journal_start(self) -> None:
+        """The first attempt that may have an effect outside the record waits for the journal's
+        start to be on disk (Journal.start): a crash after its effect finds the run and resumes
+        it. Inline tasks and reused results did not wait. The loop waits before it hands any
+        task out, so a stop that arrives meanwhile leaves them all to be cancelled."""
+        if self.journal is not None:
+            self.journal.wait_started()
+        self.journal_started = True
+
     def _start_attempt(self, index: int) -> None:
         if index in self.settled:
             self._reused_reached(index)
@@ -362,12 +377,7 @@ class Execution:
                 self._record_reused(index)
             return
         if not self.journal_started:
-            # The first attempt that may have an effect outside the record waits for the
-            # journal's start to be on disk (Journal.start): a crash after its effect finds
-            # the run and resumes it. Inline tasks and reused results did not wait.
-            if self.journal is not None:
-                self.journal.wait_started()
-            self.journal_started = True
+            self._await_journal_start()     # the loop waited before handing tasks out; others here
         if self.flow is not None and index in self.flow.special and self.flow.intercept(index):
             return
         task = self.tasks[index]
