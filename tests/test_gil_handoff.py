@@ -82,3 +82,28 @@ def test_a_writer_napping_and_writing_beside_a_long_drain_ends_and_so_does_the_d
         thread.join()
     assert len(outcome.results) == 50_000 and outcome.all_completed
     assert rounds and (tmp_path / "w").stat().st_size == 100 * len(rounds)
+
+
+def test_a_forked_child_starts_with_nobody_waiting_for_the_gil():
+    """A fork that catches the writer between its I/O and the GIL (its count raised) leaves
+    no raised count in the child, where no writer is: its drains never pause for one."""
+    import os
+
+    librunner.gil_busy(1)
+    librunner.gil_busy(1)
+    try:
+        assert librunner.gil_handoff_counts() == (0, 2)
+        read_end, write_end = os.pipe()
+        child = os.fork()
+        if child == 0:      # the child: report its counts, then leave at once
+            os.write(write_end, repr(librunner.gil_handoff_counts()).encode())
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            seen = pipe.read()
+        os.waitpid(child, 0)
+    finally:
+        librunner.gil_busy(-1)
+        librunner.gil_busy(-1)
+    assert seen == b"(0, 0)"
+    assert librunner.gil_handoff_counts() == (0, 0)

@@ -20,17 +20,27 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef extern from *:
     """
+    #include <pthread.h>
     static int runner_gil_wanted = 0;
     static int runner_gil_busy = 0;
     static inline int runner_gil_wanted_now(void) { return __atomic_load_n(&runner_gil_wanted, __ATOMIC_ACQUIRE); }
     static inline void runner_gil_wanted_add(int d) { __atomic_add_fetch(&runner_gil_wanted, d, __ATOMIC_ACQ_REL); }
     static inline int runner_gil_busy_now(void) { return __atomic_load_n(&runner_gil_busy, __ATOMIC_ACQUIRE); }
     static inline void runner_gil_busy_add(int d) { __atomic_add_fetch(&runner_gil_busy, d, __ATOMIC_ACQ_REL); }
+    /* A forked child has none of the parent's other threads, so nobody there wants the GIL:
+       counts the fork caught raised (a writer between its I/O and the GIL) would otherwise
+       stay raised, and every drain of the child would pause for them. */
+    static void runner_gil_forget_in_child(void) { runner_gil_wanted = 0; runner_gil_busy = 0; }
+    static int runner_gil_forget_at_fork(void) { return pthread_atfork(NULL, NULL, runner_gil_forget_in_child); }
     """
     int runner_gil_wanted_now() nogil
     void runner_gil_wanted_add(int) nogil
     int runner_gil_busy_now() nogil
     void runner_gil_busy_add(int) nogil
+    int runner_gil_forget_at_fork()
+
+if runner_gil_forget_at_fork() != 0:
+    raise MemoryError("pthread_atfork: no room for librunner's fork handler")
 
 cdef int GIL_LOOK = 64                  # inline tasks between looks at gil_wanted
 cdef long HANDOFF_PAUSE_NS = 20000      # the drain's pause while a writer takes the GIL
@@ -63,6 +73,11 @@ def gil_busy(int delta):
     """+1 before a wait without the GIL that the drain should leave room for (hashing, os
     calls), -1 after it."""
     runner_gil_busy_add(delta)
+
+
+def gil_handoff_counts():
+    """(wanted, busy): the hand-over's counts now, for tests and diagnostics."""
+    return runner_gil_wanted_now(), runner_gil_busy_now()
 
 
 def gil_nap(double seconds):
