@@ -223,3 +223,16 @@ def test_a_relative_output_directory_holds_after_the_working_directory_changes(t
     assert (directory / JOURNAL_NAME).is_file() and (directory / "alt.json").is_file()
     assert (directory / "last.json").is_file()
     assert not list(elsewhere.iterdir())
+
+
+def test_records_queued_before_the_start_is_written_follow_its_first_line_in_order(tmp_path):
+    directory = tmp_path / "run"
+    directory.mkdir()
+    journal = Journal(directory, b'{"id": "x"}')
+    journal.write({"type": "segment_completed", "task_id": "a", "output": 1})
+    journal.write({"type": "run_ended", "interrupted": False, "ended_at": "now"})
+    journal.start({"type": "run_started", "alt_sha256": None})
+    journal.close()
+    records = [orjson.loads(line) for line in (directory / JOURNAL_NAME).read_bytes().splitlines()]
+    assert [r["type"] for r in records] == ["run_started", "segment_completed", "run_ended"]
+    assert journal.warnings == [] and (directory / "alt.json").read_bytes() == b'{"id": "x"}'

@@ -126,6 +126,7 @@ class Journal:
         self._thread: threading.Event | None = None     # set when the writer thread has ended
         self._start: tuple | None = None        # what start() was given, until the writer has written it
         self._started = threading.Event()       # set once the start is on disk (or could not be)
+        self._start_taken = 0                   # the results queued meanwhile, committed with the start
         self._cleaning: threading.Event | None = None   # set when the cleaning has ended
 
     def start(self, first: dict, results=(), documents=()) -> None:
@@ -191,6 +192,10 @@ class Journal:
             lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
             if results or documents:
                 lines.append(self._results_line(results, documents))
+            with self._commit_lock:
+                # What the run queued meanwhile goes in the same write and fsync, after them.
+                queued, self._start_taken = self._pending_lines()
+            lines += queued
             try:
                 librunner.write_synced(self._fd, lines, rename_from=os.fsencode(self._temporary),
                                        rename_to=os.fsencode(self.path), directory_fd=directory_fd)
@@ -255,7 +260,7 @@ class Journal:
         hurry, stop, results, nap = self._hurry, self._stop, self._results, librunner.gil_nap
         # What was queued while the start was written comes at once. A run whose results do
         # not stream in (most: tasks that take time) is looked at every COMMIT_SECONDS only.
-        streaming = not stop.is_set() and self._commit_pending() >= COMMIT_RESULTS // 4
+        streaming = not stop.is_set() and self._start_taken + self._commit_pending() >= COMMIT_RESULTS // 4
         while True:
             if streaming:
                 waited = 0.0
@@ -292,30 +297,37 @@ class Journal:
 
     def _commit_pending(self) -> int:
         """Writes the queued records, then the queued results on one line, and fsyncs; returns
-        how many results it took. Results are taken first: a task's attempt records, queued
-        before its result, are then never behind it in the file."""
+        how many results it took."""
         with self._commit_lock:
             if not self._records and not self._results:
                 return 0
-            results = self._take(self._results)
-            docs = self._take(self._records)
-            if self.error is not None:
-                return len(results)
-            ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
-            newline = orjson.OPT_APPEND_NEWLINE     # no copy of a line to add its end
-            try:
-                lines = [orjson.dumps(d, option=newline) for d in docs]
-            except TypeError:   # a value JSON cannot hold: the line records its text instead
-                lines = [orjson.dumps(d, option=newline, default=str) for d in docs]
-            if results:
-                lines.append(self._results_line(results))
-            lines += [orjson.dumps(d, option=newline, default=str) for d in ended]
-            try:
-                # Written and fsynced without the GIL in one call (one wait to take it back).
-                librunner.write_synced(self._fd, lines)
-            except OSError as error:
-                self._failed(error, self.path)
-            return len(results)
+            lines, taken = self._pending_lines()
+            if lines:
+                try:
+                    # Written and fsynced without the GIL in one call (one wait to take it back).
+                    librunner.write_synced(self._fd, lines)
+                except OSError as error:
+                    self._failed(error, self.path)
+            return taken
+
+    def _pending_lines(self) -> tuple[list, int]:
+        """The lines of the queued records, then of the queued results (one line), taken from
+        the queues, and how many results; no lines once a write failed. Results are taken
+        first: a task's attempt records, queued before its result, are then never behind it."""
+        results = self._take(self._results)
+        docs = self._take(self._records)
+        if self.error is not None:
+            return [], len(results)
+        ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
+        newline = orjson.OPT_APPEND_NEWLINE     # no copy of a line to add its end
+        try:
+            lines = [orjson.dumps(d, option=newline) for d in docs]
+        except TypeError:   # a value JSON cannot hold: the line records its text instead
+            lines = [orjson.dumps(d, option=newline, default=str) for d in docs]
+        if results:
+            lines.append(self._results_line(results))
+        lines += [orjson.dumps(d, option=newline, default=str) for d in ended]
+        return lines, len(results)
 
     def finish(self) -> None:
         """Commits every record written so far and stops the writer thread; the file stays
