@@ -5,6 +5,7 @@ import copy
 import ctypes
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -130,3 +131,25 @@ def wait_until(predicate, limit: float) -> bool:
 
 def dumps(value) -> bytes:
     return json.dumps(value).encode()
+
+
+DAMAGE_ALPHABET = b'{}[]",:\\ 0123456789.eE+-tfnulrsaxu\xc3\xa9\xff\x00\n'
+
+
+def damaged_copies(data: bytes, count: int, seed: int):
+    """`count` copies of `data`, each with 1 to 3 bytes changed, dropped or added at random
+    places (seeded: the same copies every run), for readers that must judge any damage as
+    the full reader judges it."""
+    rng = random.Random(seed)
+    for _ in range(count):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(damaged))
+            action = rng.random()
+            if action < 0.4:
+                damaged[at] = rng.choice(DAMAGE_ALPHABET)
+            elif action < 0.7:
+                del damaged[at]
+            else:
+                damaged.insert(at, rng.choice(DAMAGE_ALPHABET))
+        yield bytes(damaged)

@@ -5,8 +5,6 @@ the core from the bytes) are those ResultRows reads from the dicts. Checked on w
 files, on hand-made hostile ones and on every kind of damage to the bytes."""
 from __future__ import annotations
 
-import random
-
 import orjson
 import pytest
 
@@ -17,6 +15,7 @@ from runner.last.reader import FileResults, load_last, load_last_lazy, task_stat
 from runner.librunner import skim_last_columns
 
 from test_last_summary_read import hostile_variants, write, written  # noqa: F401 (written: a fixture)
+from tests.conftest import damaged_copies
 
 
 def read_both(path):
@@ -117,20 +116,8 @@ def test_malformed_and_damaged_files_get_the_full_readers_error(written, tmp_pat
                    orjson.dumps({**record, "task_results": {first: {"status": {"x": 1}}}}),
                    orjson.dumps({**record, "execution_graph": {"nodes": [{"id": 1}], "edges": []}}), b""):
         assert_same(write(tmp_path, broken))
-    rng = random.Random(29)
-    alphabet = b'{}[]",:\\ 0123456789.eE+-tfnulrsaxu\xc3\xa9\xff\x00\n'
-    for _ in range(300):
-        damaged = bytearray(data)
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randrange(len(damaged))
-            action = rng.random()
-            if action < 0.4:
-                damaged[at] = rng.choice(alphabet)
-            elif action < 0.7:
-                del damaged[at]
-            else:
-                damaged.insert(at, rng.choice(alphabet))
-        assert_same(write(tmp_path, bytes(damaged)))
+    for damaged in damaged_copies(data, 300, seed=29):
+        assert_same(write(tmp_path, damaged))
 
 
 def test_the_report_page_is_the_same_and_reads_no_result_it_does_not_show(written):

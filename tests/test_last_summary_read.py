@@ -19,7 +19,7 @@ from runner.errors import LastFileError
 from runner.last.reader import UnfinishedResults, load_last, load_last_summary, task_status
 from runner.librunner import skim_last
 
-from tests.conftest import dumps
+from tests.conftest import damaged_copies, dumps
 
 STATUSES = ("completed", "failed", "timeout", "cancelled", "skipped", "running")
 
@@ -179,20 +179,8 @@ def test_every_damage_to_the_bytes_is_judged_as_the_full_reader_judges_it(writte
     """Bytes changed, dropped or added anywhere: both readers accept (alike) or refuse
     (with the same error)."""
     data = (written.directory / "last.json").read_bytes()
-    rng = random.Random(23)
-    alphabet = b'{}[]",:\\ 0123456789.eE+-tfnulrsaxu\xc3\xa9\xff\x00\n'
-    for attempt in range(400):
-        damaged = bytearray(data)
-        for _ in range(rng.randint(1, 3)):
-            at = rng.randrange(len(damaged))
-            action = rng.random()
-            if action < 0.4:
-                damaged[at] = rng.choice(alphabet)
-            elif action < 0.7:
-                del damaged[at]
-            else:
-                damaged.insert(at, rng.choice(alphabet))
-        assert_same(write(tmp_path, bytes(damaged)))
+    for damaged in damaged_copies(data, 400, seed=23):
+        assert_same(write(tmp_path, damaged))
 
 
 def test_gzip_and_directories_and_missing_files(written, tmp_path):
