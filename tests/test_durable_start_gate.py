@@ -236,3 +236,23 @@ def test_records_queued_before_the_start_is_written_follow_its_first_line_in_ord
     records = [orjson.loads(line) for line in (directory / JOURNAL_NAME).read_bytes().splitlines()]
     assert [r["type"] for r in records] == ["run_started", "segment_completed", "run_ended"]
     assert journal.warnings == [] and (directory / "alt.json").read_bytes() == b'{"id": "x"}'
+
+
+def test_a_stop_while_a_round_is_handed_out_starts_no_more_of_it(tmp_path):
+    """A cancel that lands while the loop hands out a round of ready tasks (here at the first
+    one's start, from its task_started event, on the run's own thread): the rest of the
+    round never starts, and each of its tasks is recorded as cancelled."""
+    runs, started = [], []
+
+    def stop_at_the_first_start(event):
+        if event["event"] == "task_started":
+            started.append(event["task_id"])
+            runs[0].interrupt()
+    log = tmp_path / "effects"
+    outcome = execute(commands_logging_to(log, 20), tmp_path / "out", environ=ENABLED, max_concurrency=20,
+                      on_event=stop_at_the_first_start, on_execution=runs.append)
+    assert outcome.interrupted and len(started) == 1
+    statuses = {task_id: (r.status, len(r.metadata.get("attempts") or ())) for task_id, r in outcome.results.items()}
+    assert statuses.pop(started[0])[1] == 1
+    assert set(statuses.values()) == {("cancelled", 0)} and len(statuses) == 19
+    assert len(log.read_text().split()) <= 1 if log.exists() else True

@@ -376,6 +376,11 @@ class Execution:
             if self.flow is None or not self.flow.replays(index):
                 self._record_reused(index)
             return
+        if self._interrupt.is_set():
+            # Stopped while a round of tasks (or due retries) was handed out: the rest of the
+            # round never starts (a SIGTERM is a promise that no new effect begins).
+            self._finish(index, "cancelled", None, "the run was interrupted before the task started", final=True)
+            return
         if not self.journal_started:
             self._await_journal_start()     # the loop waited before handing tasks out; others here
         if self.flow is not None and index in self.flow.special and self.flow.intercept(index):
