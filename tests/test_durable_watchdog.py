@@ -143,6 +143,66 @@ def test_kill_9_of_a_run_kills_its_commands(tmp_path):
     assert summary["state"] == "interrupted" and summary["processes"] == []
 
 
+
+RELEASING_HOST = """
+import os, subprocess, sys
+from runner.execution import watchdog
+
+def group():
+    process = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    watchdog.guard_group(process.pid, watchdog.start_ticks(process.pid))
+    return process.pid
+
+released = group()
+watchdog.release_group(released)      # told with the next line, or at stop()
+if sys.argv[1] == "stop":
+    watchdog.stop()
+    print(released, flush=True)
+else:
+    guarded = group()
+    print(released, guarded, flush=True)
+    sys.stdin.read()                   # until it is killed
+"""
+
+
+@pytest.mark.parametrize("end", ["kill", "stop"])
+def test_a_released_group_reaches_the_watchdog_with_the_next_line_or_at_stop(tmp_path, end):
+    """A group's release is not sent on a line of its own: it goes with the next
+    registration (then a kill -9 of its owner kills only the group still registered) or
+    at stop(). Released groups here are still running, so a release that never reached
+    the watchdog would get them killed."""
+    host = subprocess.Popen([sys.executable, "-c", RELEASING_HOST, end], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    groups = [int(pid) for pid in host.stdout.readline().split()]
+    try:
+        assert groups, "the host printed no group"
+        if end == "kill":
+            host.kill()
+            assert wait_until(lambda: groups[1] not in groups_alive(groups), 60), "the registered group lives on"
+        else:
+            host.stdin.close()
+            assert host.wait(60) == 0
+        # The watchdog has ended: whatever it was going to kill is dead by now.
+        own = b"watchdog_process.py\0%d\0" % host.pid
+        assert wait_until(lambda: not any(own in _cmdline(pid) for pid in _pids()), 60)
+        assert groups[0] in groups_alive(groups), "a released group was killed"
+    finally:
+        host.kill()
+        host.wait(60)
+        for pgid in groups_alive(groups):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
 def test_kill_9_of_a_run_on_a_local_dask_cluster_leaves_no_process_and_no_directory(tmp_path):
     """One file, its commands placed on the workers of `--dask local:2`: after kill -9 of the
     submitter no worker, command or helper process lives and $TMPDIR is empty; `show` of the

@@ -103,7 +103,7 @@ class AttemptContext:
     metadata: dict = field(default_factory=dict)   # merged into the task result's metadata
     seed: int | None = None         # the run's seed (chaos mode's faults), for user handlers
     # Told the process group of a command the attempt started (the journal records it).
-    on_process: Callable[[int], None] | None = None
+    on_process: Callable[[int, int | None], None] | None = None    # (pgid, its leader's start ticks)
     # Told the address of the Dask worker an attempt placed on a cluster started on (journaled too).
     on_worker: Callable[[str], None] | None = None
     trace: Any = None               # runner.trace.ids.TraceIds of a traced run: AI calls carry it on

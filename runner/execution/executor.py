@@ -833,9 +833,9 @@ class Execution:
         if journal is None:
             return None
 
-        def started(pgid: int) -> None:
+        def started(pgid: int, start_ticks: int | None) -> None:
             journal.write({"type": processes.RECORD_TYPE, "task_id": task_id, "attempt": number,
-                           **processes.started(pgid)})
+                           **processes.started(pgid, start_ticks)})
             journal.hurry()
         return started
 

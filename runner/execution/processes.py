@@ -22,7 +22,7 @@ from pathlib import Path
 import orjson
 
 from runner.errors import JournalError
-from runner.execution.watchdog_process import group_is_alive, groups_with_members, stat as _stat
+from runner.execution.watchdog_process import group_is_alive, groups_with_members
 
 RECORD_TYPE = "attempt_process"
 # An attempt placed on a Dask worker: the worker's address, journaled when it starts there.
@@ -40,10 +40,10 @@ def boot_id() -> str | None:
     return _BOOT_ID[0]
 
 
-def started(pgid: int) -> dict:
-    """What the journal records of a process group that has just started."""
-    found = _stat(pgid)
-    return {"pgid": pgid, "start_ticks": found[2] if found else None, "boot_id": boot_id()}
+def started(pgid: int, start_ticks: int | None) -> dict:
+    """What the journal records of a process group that has just started, its leader at
+    `start_ticks` (read by its starter: watchdog.start_ticks)."""
+    return {"pgid": pgid, "start_ticks": start_ticks, "boot_id": boot_id()}
 
 
 def live(records) -> list:

@@ -148,7 +148,7 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _started(ctx, process: subprocess.Popen, argv: list[str]) -> None:
+def _started(ctx, process: subprocess.Popen, argv: list[str], ticks: int | None) -> None:
     """The command runs: from here its process group is known. It leads a session of its own
     (start_new_session: setsid in the child, between vfork and exec), so its pgid is its
     pid, and killing that group stops the children it started too. Whatever must learn of a
@@ -157,7 +157,7 @@ def _started(ctx, process: subprocess.Popen, argv: list[str]) -> None:
     ctx.cancellation.on_cancel(lambda: _kill_group(process.pid))
     ctx.metadata["process"] = {"pid": process.pid, "argv": argv}
     if ctx.on_process is not None:
-        ctx.on_process(process.pid)
+        ctx.on_process(process.pid, ticks)
 
 
 def run(ctx) -> dict:
@@ -170,9 +170,10 @@ def run(ctx) -> dict:
                                    start_new_session=True, close_fds=True)
     except OSError as error:
         raise TaskFailure(f"cannot start {argv[0]!r}: {error.strerror or error}") from None
-    watchdog.guard_group(process.pid)
+    ticks = watchdog.start_ticks(process.pid)      # not reaped yet: the pid is still its
+    watchdog.guard_group(process.pid, ticks)
     try:
-        _started(ctx, process, argv)
+        _started(ctx, process, argv, ticks)
         try:
             code, out, err = _collect(process, ctx.settings.output_cap_bytes)
         except BaseException:
@@ -181,7 +182,7 @@ def run(ctx) -> dict:
             raise
     finally:
         watchdog.release_group(process.pid)
-    if ctx.cancel.is_set():
+    if ctx.cancellation.is_set():       # (ctx.cancel would make an Event for this question)
         raise TaskFailure(f"{os.path.basename(argv[0])} was killed: the attempt was cancelled")
     result = {"exit_code": code, "stdout": out.text(), "stderr": err.text(),
               "stdout_truncated": out.truncated, "stderr_truncated": err.truncated}

@@ -6,6 +6,9 @@ when it has ended or been removed (`release_*`). The first registration starts t
 process's watchdog (runner/execution/watchdog_process.py): when this process dies, however
 it dies (kill -9 included), the watchdog kills the groups and processes still registered
 and removes the directories. A clean exit has withdrawn everything, so nothing happens.
+An ended group is withdrawn with the next line sent (or at `stop`), not on a line of its
+own: a command costs one send, and the watchdog, which reads what arrives together, wakes
+rarely.
 
 PR_SET_PDEATHSIG is not used: it fires when the *thread* that forked the child ends (the
 attempt threads of an executor come and go), and kills one process, not a command's group.
@@ -36,6 +39,11 @@ SCRIPT = Path(__file__).with_name("watchdog_process.py")
 
 _lock = threading.Lock()
 _state: dict = {"line": None, "owner": None, "process": None, "failed": False}
+# Ended groups not told yet: they go with the next line sent (a command's end costs no
+# send of its own). A group registered with its leader's start time cannot be mistaken for
+# another while it waits here: the watchdog kills a group only while its leader has that
+# start time or, its leader gone, while a process is still in it.
+_released: list = []
 
 
 def _python() -> str | None:
@@ -78,11 +86,13 @@ def _start_locked() -> socket.socket | None:
 
 
 def _send(text: str) -> None:
-    data = (text + "\n").encode("ascii")
     with _lock:
         line = _start_locked()
         if line is None:
+            _released.clear()
             return
+        data = ("".join(_released) + text + "\n").encode("ascii")
+        _released.clear()
         try:
             while data:
                 data = data[line.send(data, socket.MSG_NOSIGNAL):]
@@ -93,30 +103,40 @@ def _send(text: str) -> None:
                         "commands running", error)
 
 
-def _ticks(pid: int) -> str:
+def start_ticks(pid: int) -> int | None:
+    """When the process `pid` started (clock ticks since boot); None if it is gone."""
     from runner.execution.watchdog_process import stat
 
     found = stat(pid)
-    return "-" if found is None else str(found[2])
+    return None if found is None else found[2]
+
+
+def _ticks(ticks: int | None) -> str:
+    return "-" if ticks is None else str(ticks)
 
 
 def start() -> None:
     """Starts the watchdog now (before a command's fork, so its first registration does not wait)."""
+    if _state["owner"] == os.getpid() and _state["line"] is not None:
+        return      # started: the common case, without the lock
     with _lock:
         _start_locked()
 
 
-def guard_group(pgid: int) -> None:
-    """The process group `pgid` (its leader just started) dies if this process dies."""
-    _send(f"G {pgid} {_ticks(pgid)}")
+def guard_group(pgid: int, ticks: int | None) -> None:
+    """The process group `pgid`, whose leader just started at `ticks` (start_ticks), dies if
+    this process dies."""
+    _send(f"G {pgid} {_ticks(ticks)}")
 
 
 def release_group(pgid: int) -> None:
-    _send(f"g {pgid}")
+    """The group `pgid` has ended: told with the next line sent, or at stop()."""
+    with _lock:
+        _released.append(f"g {pgid}\n")
 
 
 def guard_process(pid: int) -> None:
-    _send(f"P {pid} {_ticks(pid)}")
+    _send(f"P {pid} {_ticks(start_ticks(pid))}")
 
 
 def release_process(pid: int) -> None:
@@ -140,7 +160,13 @@ def stop(timeout: float = 10.0) -> None:
         line, process = _state["line"], _state["process"]
         owner = _state["owner"]
         _state.update(line=None, owner=None, process=None, failed=False)
+        released, _released[:] = "".join(_released), []
     if line is not None:
+        if released and owner == os.getpid():
+            try:
+                line.sendall(released.encode("ascii"), socket.MSG_NOSIGNAL)
+            except OSError:
+                pass        # the watchdog is gone: it has nothing of ours to kill
         line.close()
     if process is not None and owner == os.getpid():
         try:
@@ -155,6 +181,7 @@ def _forget_in_child() -> None:
     _lock = threading.Lock()        # another thread may have held it at the fork
     line = _state["line"]
     _state.update(line=None, owner=None, process=None, failed=False)
+    _released.clear()
     if line is not None:
         line.close()
 
