@@ -105,13 +105,13 @@ def system_commands(preflight: Preflight) -> list[str]:
                         "but system commands are disabled (set RUNNER_ENABLE_SYSTEM_COMMANDS=true to enable them)")
     # The allowlist is checked even while commands are disabled: enabling them must not
     # reveal the next problem only at the next attempt.
+    found: dict = {}        # name -> its problem or None, each name looked up once
     for task in tasks:
         name = task.parameters["command"][0]
-        resolved, refusal = allowed(name, settings.command_allowlist)
-        if refusal is not None:
-            problems.append(f"task '{task.id}': {refusal}")
-        elif resolved is None or not os.access(resolved, os.X_OK):
-            problems.append(f"task '{task.id}': executable {name!r} not found")
+        if name not in found:
+            found[name] = allowed(name, settings.command_allowlist)[1]
+        if found[name] is not None:
+            problems.append(f"task '{task.id}': {found[name]}")
     return problems
 
 

@@ -34,6 +34,9 @@ class Preparation:
     ai_client_error: str | None = None      # why it could not be made (a RUNNER_AI_* value)
     prompt_templates: dict = field(default_factory=dict)   # template text -> compiled, or its TemplateFailure
     durations_ms: dict = field(default_factory=dict)       # part -> milliseconds
+    # (name, PATH) -> (path, refusal) of the run's system_command executables, found by
+    # their first attempt (runner.execution.system_command)
+    executables: dict = field(default_factory=dict)
 
     def compiled_prompt(self, text: str):
         """The template compiled for `text`, None when it was not prepared; raises its

@@ -34,12 +34,15 @@ def _refuse(message: str):
 
 
 def allowed(name: str, allowlist) -> tuple[str | None, str | None]:
-    """(the path `name` resolves to, why it is refused or None): a bare name or an absolute
-    path that is, or resolves to, an entry of RUNNER_SYSTEM_COMMAND_ALLOWLIST."""
+    """(the path `name` resolves to, why it may not run or None): a bare name or an absolute
+    path that is, or resolves to, an entry of RUNNER_SYSTEM_COMMAND_ALLOWLIST, and an
+    executable file."""
     resolved = name if name.startswith("/") else shutil.which(name, path=os.environ.get("PATH") or SAFE_PATH)
     if name not in allowlist and (resolved is None or resolved not in allowlist):
         shown = ", ".join(allowlist) if allowlist else "empty"
         return resolved, f"executable {name!r} is not in RUNNER_SYSTEM_COMMAND_ALLOWLIST ({shown})"
+    if resolved is None or not os.access(resolved, os.X_OK):
+        return resolved, f"executable {name!r} not found"
     return resolved, None
 
 
@@ -52,13 +55,24 @@ def checked_argv(ctx) -> list[str]:
     problem = command_problem(argv)     # also checked when the ALT file is validated
     if problem is not None:
         raise _refuse(problem)
-    name = argv[0]
-    resolved, refusal = allowed(name, settings.command_allowlist)
+    resolved, refusal = _resolved(ctx, argv[0])
     if refusal is not None:
         raise _refuse(refusal)
-    if resolved is None or not os.access(resolved, os.X_OK):
-        raise _refuse(f"executable {name!r} not found")
     return [resolved, *argv[1:]]
+
+
+def _resolved(ctx, name: str) -> tuple[str | None, str | None]:
+    """(the path `name` runs, why it may not run or None), found once per run and name
+    (kept in the run's preparation): shutil.which walks PATH with a system call per
+    directory, each a hand-over of the GIL among the run's threads."""
+    executables = getattr(ctx.preparation, "executables", None)
+    key = (name, os.environ.get("PATH"))
+    found = executables.get(key) if executables is not None else None
+    if found is None:
+        found = allowed(name, ctx.settings.command_allowlist)
+        if executables is not None:
+            executables[key] = found
+    return found
 
 
 class _Output:
