@@ -165,7 +165,7 @@ def execute_request(request: RunRequest) -> RunOutcome:
     # Where the run's directory goes, fixed now: its journal is started on a thread of its
     # own and its LAST file written at the end, after the process may have changed its
     # working directory.
-    request = replace(request, output_dir=runner_settings.output_dir(request.output_dir).absolute())
+    request = replace(request, output_dir=runner_settings.output_dir(request.output_dir, environ).absolute())
     tracing = live.start(environ, request.traceparent)     # ConfigurationError for an unusable OTEL_*
     checked_client = _checked_ai_client(alt, request.ai_client, environ)
     try:
