@@ -153,6 +153,13 @@ def group():
     watchdog.guard_group(process.pid, watchdog.start_ticks(process.pid))
     return process.pid
 
+if sys.argv[1] == "alone":             # the last group running: its release goes at once
+    released = group()
+    watchdog.release_group(released)
+    print(released, flush=True)
+    sys.stdin.read()                   # until it is killed
+    sys.exit(0)
+other = group() if sys.argv[1] == "kill" else None
 released = group()
 watchdog.release_group(released)      # told with the next line, or at stop()
 if sys.argv[1] == "stop":
@@ -160,17 +167,18 @@ if sys.argv[1] == "stop":
     print(released, flush=True)
 else:
     guarded = group()
-    print(released, guarded, flush=True)
+    print(released, guarded, other, flush=True)
     sys.stdin.read()                   # until it is killed
 """
 
 
-@pytest.mark.parametrize("end", ["kill", "stop"])
+@pytest.mark.parametrize("end", ["kill", "stop", "alone"])
 def test_a_released_group_reaches_the_watchdog_with_the_next_line_or_at_stop(tmp_path, end):
-    """A group's release is not sent on a line of its own: it goes with the next
-    registration (then a kill -9 of its owner kills only the group still registered) or
-    at stop(). Released groups here are still running, so a release that never reached
-    the watchdog would get them killed."""
+    """A group's release is not sent on a line of its own while other groups run: it goes
+    with the next registration (then a kill -9 of its owner kills only the groups still
+    registered), at stop(), or at once when it was the last group running. Released groups
+    here are still running, so a release that never reached the watchdog would get them
+    killed."""
     host = subprocess.Popen([sys.executable, "-c", RELEASING_HOST, end], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
     groups = [int(pid) for pid in host.stdout.readline().split()]
@@ -178,7 +186,9 @@ def test_a_released_group_reaches_the_watchdog_with_the_next_line_or_at_stop(tmp
         assert groups, "the host printed no group"
         if end == "kill":
             host.kill()
-            assert wait_until(lambda: groups[1] not in groups_alive(groups), 60), "the registered group lives on"
+            assert wait_until(lambda: not groups_alive(groups[1:]), 60), "a registered group lives on"
+        elif end == "alone":
+            host.kill()
         else:
             host.stdin.close()
             assert host.wait(60) == 0
