@@ -6,9 +6,10 @@ when it has ended or been removed (`release_*`). The first registration starts t
 process's watchdog (runner/execution/watchdog_process.py): when this process dies, however
 it dies (kill -9 included), the watchdog kills the groups and processes still registered
 and removes the directories. A clean exit has withdrawn everything, so nothing happens.
-An ended group is withdrawn with the next line sent (or at `stop`), not on a line of its
-own: a command costs one send, and the watchdog, which reads what arrives together, wakes
-rarely.
+A group is withdrawn as soon as it has ended: a withdrawal held back (to save a send) left
+it registered while its number was free for reuse, and a kill -9 of this process then got
+an unrelated group that took the number killed. The watchdog reads what arrives together
+(it naps between reads), so the lines cost it few wake-ups.
 
 PR_SET_PDEATHSIG is not used: it fires when the *thread* that forked the child ends (the
 attempt threads of an executor come and go), and kills one process, not a command's group.
@@ -39,13 +40,6 @@ SCRIPT = Path(__file__).with_name("watchdog_process.py")
 
 _lock = threading.Lock()
 _state: dict = {"line": None, "owner": None, "process": None, "failed": False}
-# Ended groups not told yet: they go with the next line sent (a command's end costs no
-# send of its own), or at once when no registered group is left running (an idle process
-# leaves nothing registered). A group registered with its leader's start time cannot be
-# mistaken for another while it waits here: the watchdog kills a group only while its
-# leader has that start time or, its leader gone, while a process is still in it.
-_released: list = []
-_running_groups = 0         # registered and not released
 
 
 def _python() -> str | None:
@@ -88,25 +82,19 @@ def _start_locked() -> socket.socket | None:
 
 
 def _send(text: str) -> None:
+    data = (text + "\n").encode("ascii")
     with _lock:
-        _send_locked(_start_locked(), text + "\n")
-
-
-def _send_locked(line: socket.socket | None, text: str) -> None:
-    """Sends the queued releases, then `text`, on `line` (None: nothing to send them to)."""
-    if line is None:
-        _released.clear()
-        return
-    data = ("".join(_released) + text).encode("ascii")
-    _released.clear()
-    try:
-        while data:
-            data = data[line.send(data, socket.MSG_NOSIGNAL):]
-    except OSError as error:       # the watchdog is gone
-        line.close()
-        _state.update(line=None, failed=True)
-        log.warning("the watchdog process ended (%s): a kill -9 of this process would leave its "
-                    "commands running", error)
+        line = _start_locked()
+        if line is None:
+            return
+        try:
+            while data:
+                data = data[line.send(data, socket.MSG_NOSIGNAL):]
+        except OSError as error:       # the watchdog is gone
+            line.close()
+            _state.update(line=None, failed=True)
+            log.warning("the watchdog process ended (%s): a kill -9 of this process would leave its "
+                        "commands running", error)
 
 
 def start_ticks(pid: int) -> int | None:
@@ -132,22 +120,12 @@ def start() -> None:
 def guard_group(pgid: int, ticks: int | None) -> None:
     """The process group `pgid`, whose leader just started at `ticks` (start_ticks), dies if
     this process dies."""
-    global _running_groups
-    with _lock:
-        _running_groups += 1
-        _send_locked(_start_locked(), f"G {pgid} {_ticks(ticks)}\n")
+    _send(f"G {pgid} {_ticks(ticks)}")
 
 
 def release_group(pgid: int) -> None:
-    """The group `pgid` has ended: told with the next line sent, or at once if it was the
-    last one running."""
-    global _running_groups
-    with _lock:
-        _released.append(f"g {pgid}\n")
-        _running_groups = max(0, _running_groups - 1)
-        if _running_groups == 0:
-            started = _state["owner"] == os.getpid()     # never a watchdog started to be told this
-            _send_locked(_state["line"] if started else None, "")
+    """The group `pgid` has ended (its leader reaped, the group killed): withdrawn at once."""
+    _send(f"g {pgid}")
 
 
 def guard_process(pid: int) -> None:
@@ -171,19 +149,11 @@ def stop(timeout: float = 10.0) -> None:
     """Ends this process's watchdog and reaps it (runner_cleanup). What is still registered
     then (nothing, after runs that ended) is killed or removed by it, as at this process's
     death; the next registration starts a new watchdog."""
-    global _running_groups
     with _lock:
         line, process = _state["line"], _state["process"]
         owner = _state["owner"]
         _state.update(line=None, owner=None, process=None, failed=False)
-        released, _released[:] = "".join(_released), []
-        _running_groups = 0
     if line is not None:
-        if released and owner == os.getpid():
-            try:
-                line.sendall(released.encode("ascii"), socket.MSG_NOSIGNAL)
-            except OSError:
-                pass        # the watchdog is gone: it has nothing of ours to kill
         line.close()
     if process is not None and owner == os.getpid():
         try:
@@ -194,12 +164,10 @@ def stop(timeout: float = 10.0) -> None:
 
 def _forget_in_child() -> None:
     """A child forked without exec has a copy of the line: it is the parent's."""
-    global _lock, _running_groups
+    global _lock
     _lock = threading.Lock()        # another thread may have held it at the fork
     line = _state["line"]
     _state.update(line=None, owner=None, process=None, failed=False)
-    _released.clear()
-    _running_groups = 0
     if line is not None:
         line.close()
 
