@@ -114,3 +114,56 @@ def test_resume_kills_the_dead_runs_command_after_its_wait_and_says_so(tmp_path)
     assert log_lines(tmp_path) == ["start", "start", "end"]       # the first copy never reached its end
     first, second = [int(line.split()[1]) for line in (tmp_path / "log").read_text().splitlines()[:2]]
     assert first == pid and second != pid
+
+
+def test_an_ended_attempts_group_number_taken_by_another_group_is_left_alone(tmp_path):
+    """A command that ended (its attempt_ended journaled) is not the run's any more, even if
+    its group's number now leads another group whose leader is gone and a member lives (the
+    number was reused after it was reaped): `show` does not list it, the next run does not
+    name it, and `resume` neither waits for it nor kills it. Stood in for by pointing the
+    ended attempt's record at such a group."""
+    log, gate = tmp_path / "log", tmp_path / "gate"
+    alt = {"id": "reused", "title": "Reused", "tasks": [
+        {"id": "short", "description": "s", "parameters": {"task_type": "system_command", "command": ["true"]}},
+        {"id": "long", "description": "l", "dependencies": ["short"], "parameters": {
+            "task_type": "system_command", "command": gated_command(tmp_path)}}]}
+    (tmp_path / "alt.json").write_text(json.dumps(alt))
+    env = {**ENV, "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sh,test,sleep,true"}
+    child = subprocess.Popen([sys.executable, "-m", "runner", "run", tmp_path / "alt.json", "--out",
+                              tmp_path / "out", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    # An unrelated group whose leader has gone and whose member lives on.
+    orphan = subprocess.Popen(["sh", "-c", "sleep 600 & echo $!"], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    member = int(orphan.stdout.readline())
+    orphan.wait(30)
+    try:
+        assert wait_until(lambda: log.exists(), 60)
+        (directory,) = (tmp_path / "out").iterdir()
+        journal = directory / "journal.jsonl"
+        assert wait_until(lambda: journal.read_bytes().count(b"attempt_process") == 2, 30)
+        child.kill()
+        child.wait(30)
+        gate.touch()            # the long command ends too: nothing of the run lives on
+        lines = journal.read_bytes().splitlines()
+        short = [json.loads(line) for line in lines if b'"attempt_process"' in line and b'"short"' in line]
+        assert len(short) == 1 and b'"attempt_ended"' in journal.read_bytes()
+        edited = json.dumps({**short[0], "pgid": orphan.pid}, separators=(",", ":")).encode()
+        journal.write_bytes(b"\n".join(edited if b'"attempt_process"' in line and b'"short"' in line else line
+                                       for line in lines) + b"\n")
+        shown = subprocess.run([sys.executable, "-m", "runner", "show", directory, "--json"],
+                               capture_output=True, text=True, timeout=60, env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["processes"] == []
+        resumed = subprocess.run([sys.executable, "-m", "runner", "resume", directory, "--quiet"],
+                                 capture_output=True, text=True, timeout=120,
+                                 env={**env, "RUNNER_RESUME_WAIT_SECONDS": "0.5"})
+        assert resumed.returncode == 0, resumed.stderr
+        assert "short" not in resumed.stderr, resumed.stderr
+        os.kill(member, 0)      # still alive: raises if it was killed
+    finally:
+        child.kill()
+        gate.touch()
+        try:
+            os.killpg(orphan.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -62,6 +62,7 @@ import orjson
 
 from runner import librunner
 from runner.errors import JournalError
+from runner.execution import processes
 from runner.last.atomic_files import process_umask
 
 log = logging.getLogger("runner")
@@ -589,7 +590,8 @@ class RunState:
         self.resumed_by: list[dict] = []            # the resumes of this run, oldest first
         self.segments: dict[str, object] = {}       # task id -> its own output (segment_completed)
         self.workers: dict[str, tuple] = {}         # task id -> (attempt, Dask worker address) it started on
-        self.processes: list[dict] = []             # attempt_process records (runner.execution.processes)
+        # attempt_process records of attempts that never ended (runner.execution.processes)
+        unended = processes.Unended()
         for number, record in numbered[1:]:
             kind = record.get("type")
             if kind == "task_results":
@@ -605,12 +607,13 @@ class RunState:
                 task_id, attempt = _checked_attempt(path, number, record)
                 if self.running.get(task_id) == attempt:
                     del self.running[task_id]
+                unended.add(record)
                 if record.get("ai"):
                     self.ai_calls += 1
             elif kind == "run_ended":
                 self.ended = record
             elif kind == "attempt_process":
-                self.processes.append(record)
+                unended.add(record)
             elif kind == "attempt_worker" and isinstance(record.get("worker"), str):
                 task_id, attempt = _checked_attempt(path, number, record)
                 self.workers[task_id] = (attempt, record["worker"])
@@ -619,6 +622,7 @@ class RunState:
             elif kind == "resumed_by" and isinstance(record.get("last_id"), str):
                 self.resumed_by.append({"last_id": record["last_id"], "directory": str(record.get("directory")),
                                         "started_at": record.get("started_at")})
+        self.processes: list[dict] = unended.records()
 
     @property
     def last_id(self) -> str:

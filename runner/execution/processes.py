@@ -25,6 +25,7 @@ from runner.errors import JournalError
 from runner.execution.watchdog_process import group_is_alive, groups_with_members
 
 RECORD_TYPE = "attempt_process"
+ENDED_TYPE = "attempt_ended"      # written once an attempt is over, its command's group gone
 # An attempt placed on a Dask worker: the worker's address, journaled when it starts there.
 WORKER_RECORD_TYPE = "attempt_worker"
 _BOOT_ID: list = []
@@ -56,26 +57,46 @@ def live(records) -> list:
     return [record for record in candidates if group_is_alive(record["pgid"], record.get("start_ticks"), groups)]
 
 
+class Unended:
+    """The attempt_process records of attempts that never ended, from a journal's records in
+    order. An attempt ends (attempt_ended) after its command has: its leader reaped, its group
+    killed. From then its group's number is free for reuse, and a group that took it must
+    never be taken for the run's (by the "leader gone, a member lives" rule of `live`)."""
+
+    def __init__(self):
+        self._open: dict = {}
+
+    def add(self, record: dict) -> None:
+        kind = record.get("type")
+        if kind == RECORD_TYPE:
+            self._open[(record.get("task_id"), record.get("attempt"))] = record
+        elif kind == ENDED_TYPE:
+            self._open.pop((record.get("task_id"), record.get("attempt")), None)
+
+    def records(self) -> list:
+        return list(self._open.values())
+
+
 def recorded(directory: Path) -> list:
-    """Every attempt_process record of the journal in `directory` (read without parsing the
-    other lines: cleaning asks this of each dead run)."""
+    """The attempt_process records of the journal in `directory` whose attempt never ended
+    (Unended), read without parsing the other lines: cleaning asks this of each dead run."""
     from runner.execution.journal import JOURNAL_NAME, read_regular_file
 
     try:
         data = read_regular_file(Path(directory) / JOURNAL_NAME)
     except (OSError, JournalError):
         return []
-    marker = f'"type":"{RECORD_TYPE}"'.encode()
-    out = []
+    markers = [f'"type":"{kind}"'.encode() for kind in (RECORD_TYPE, ENDED_TYPE)]
+    unended = Unended()
     for line in data.splitlines():
-        if marker in line:
+        if any(marker in line for marker in markers):
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            if isinstance(record, dict) and record.get("type") == RECORD_TYPE:
-                out.append(record)
-    return out
+            if isinstance(record, dict):
+                unended.add(record)
+    return unended.records()
 
 
 def describe(record: dict) -> str:
