@@ -100,21 +100,23 @@ class _Output:
 def _collect(process: subprocess.Popen, cap: int) -> tuple[int, _Output, _Output]:
     """(exit status, stdout, stderr) of `process`, read on this thread until both pipes end.
 
-    No thread of its own: poll() watches both pipes and, once the command has run for
-    EXIT_POLL_SECONDS with a pipe still open, the process itself too (a pidfd, where Linux
-    has pidfd_open; most commands end before, and spare the two system calls). Once the
-    process has exited its group is killed (whatever it left running), and output is read
-    for DRAIN_SECONDS more at most: a process that handed its pipes to a detached grandchild
-    (setsid) would otherwise hold them open for ever. Without a pidfd, poll wakes every
-    EXIT_POLL_SECONDS to ask whether the process exited.
+    No thread of its own: poll() watches both pipes and, where Linux has pidfd_open, the
+    process itself. Once the process has exited its group is killed (whatever it left
+    running), and output is read for DRAIN_SECONDS more at most: a process that handed its
+    pipes to a detached grandchild (setsid) would otherwise hold them open for ever.
+    Without a pidfd, poll wakes every EXIT_POLL_SECONDS to ask whether the process exited.
     """
     outputs = {process.stdout.fileno(): _Output(cap), process.stderr.fileno(): _Output(cap)}
     out, err = outputs.values()
     poller = select.poll()
     for fd in outputs:
         poller.register(fd, select.POLLIN)
-    pidfd = None
-    watch_from = time.monotonic() + EXIT_POLL_SECONDS     # when the process itself is watched
+    try:
+        pidfd = os.pidfd_open(process.pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    else:
+        poller.register(pidfd, select.POLLIN)
     code = None
     drain_until = None
     try:
@@ -124,16 +126,12 @@ def _collect(process: subprocess.Popen, cap: int) -> tuple[int, _Output, _Output
                 if left <= 0:
                     break
                 timeout = left * 1000.0
-            elif watch_from is not None:
-                timeout = max(0.0, watch_from - time.monotonic()) * 1000.0
             else:
                 timeout = None if pidfd is not None else EXIT_POLL_SECONDS * 1000.0
             events = poller.poll(timeout)
-            exited = False
             for fd, _ in events:
                 if fd == pidfd:
                     poller.unregister(pidfd)
-                    exited = True
                     continue
                 chunk = os.read(fd, READ_CHUNK)
                 if chunk:
@@ -141,20 +139,7 @@ def _collect(process: subprocess.Popen, cap: int) -> tuple[int, _Output, _Output
                 else:
                     poller.unregister(fd)
                     del outputs[fd]
-            if code is not None:
-                continue
-            if watch_from is not None:
-                if not outputs or time.monotonic() < watch_from:
-                    continue
-                watch_from = None       # a pipe is still open: from now on the process is watched
-                try:
-                    pidfd = os.pidfd_open(process.pid)
-                except (AttributeError, OSError):
-                    pidfd = None
-                else:
-                    poller.register(pidfd, select.POLLIN)
-                    continue            # readable at once if it has exited already
-            if pidfd is None or exited:
+            if code is None and (pidfd is None or any(fd == pidfd for fd, _ in events)):
                 code = process.poll()
                 if code is not None:
                     _kill_group(process.pid)      # whatever it left running in its group
