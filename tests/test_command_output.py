@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import pytest
 
@@ -58,6 +59,19 @@ def test_a_child_left_in_the_group_holding_the_pipes_is_killed_when_the_command_
     assert result.status == "completed" and result.output["stdout"] == "parent done\n"
     child = int((tmp_path / "child.pid").read_text())
     assert wait_until(lambda: not _alive(child), 5)
+
+
+def test_a_child_left_in_the_group_is_killed_as_soon_as_the_command_exits(tmp_path):
+    """At the command's exit, not at some later look: a child that holds the pipes and acts
+    30 ms after the command (a shell, out at once) exited never acts (with the process
+    watched only once the command had run 50 ms, it acted 20 times in 20)."""
+    alt = {"id": "out", "title": "out", "tasks": [{"id": "t", "description": "t", "parameters": {
+        "task_type": "system_command", "command": ["sh", "-c", "(sleep 0.03; touch acted) & echo early"]}}]}
+    environ = dict(ENVIRON, RUNNER_SYSTEM_COMMAND_ALLOWLIST="sh")
+    result = execute(alt, write=False, workspace=tmp_path, environ=environ).results["t"]
+    assert result.status == "completed" and result.output["stdout"] == "early\n"
+    time.sleep(0.3)
+    assert not (tmp_path / "acted").exists()
 
 
 def test_a_detached_grandchild_holding_the_pipes_does_not_hold_the_task(tmp_path, reader):
