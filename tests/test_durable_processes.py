@@ -13,6 +13,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from conftest import wait_until
 from test_durable_journal import ENABLED
 from test_durable_watchdog import watchdog_of
@@ -116,12 +118,14 @@ def test_resume_kills_the_dead_runs_command_after_its_wait_and_says_so(tmp_path)
     assert first == pid and second != pid
 
 
-def test_an_ended_attempts_group_number_taken_by_another_group_is_left_alone(tmp_path):
+@pytest.mark.parametrize("where", ["in place", "after its end"])
+def test_an_ended_attempts_group_number_taken_by_another_group_is_left_alone(tmp_path, where):
     """A command that ended (its attempt_ended journaled) is not the run's any more, even if
     its group's number now leads another group whose leader is gone and a member lives (the
     number was reused after it was reaped): `show` does not list it, the next run does not
     name it, and `resume` neither waits for it nor kills it. Stood in for by pointing the
-    ended attempt's record at such a group."""
+    ended attempt's record at such a group; "after its end": the record follows the
+    attempt's end, as for an attempt abandoned at its deadline before its command started."""
     log, gate = tmp_path / "log", tmp_path / "gate"
     alt = {"id": "reused", "title": "Reused", "tasks": [
         {"id": "short", "description": "s", "parameters": {"task_type": "system_command", "command": ["true"]}},
@@ -148,8 +152,12 @@ def test_an_ended_attempts_group_number_taken_by_another_group_is_left_alone(tmp
         short = [json.loads(line) for line in lines if b'"attempt_process"' in line and b'"short"' in line]
         assert len(short) == 1 and b'"attempt_ended"' in journal.read_bytes()
         edited = json.dumps({**short[0], "pgid": orphan.pid}, separators=(",", ":")).encode()
-        journal.write_bytes(b"\n".join(edited if b'"attempt_process"' in line and b'"short"' in line else line
-                                       for line in lines) + b"\n")
+        kept = [line for line in lines if not (b'"attempt_process"' in line and b'"short"' in line)]
+        if where == "in place":
+            kept = [edited if b'"attempt_process"' in line and b'"short"' in line else line for line in lines]
+        else:
+            kept.append(edited)
+        journal.write_bytes(b"\n".join(kept) + b"\n")
         shown = subprocess.run([sys.executable, "-m", "runner", "show", directory, "--json"],
                                capture_output=True, text=True, timeout=60, env=env)
         assert shown.returncode == 0, shown.stderr
@@ -167,3 +175,21 @@ def test_an_ended_attempts_group_number_taken_by_another_group_is_left_alone(tmp
             os.killpg(orphan.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_process_record_of_a_damaged_line_is_kept_not_a_crash(tmp_path):
+    """An attempt_process line whose task_id is not a string (a damaged or edited journal)
+    matches no attempt's end, so it still counts; show reads the journal without a crash."""
+    directory, pid = killed_run(tmp_path)
+    try:
+        journal = directory / "journal.jsonl"
+        lines = journal.read_bytes().splitlines()
+        damaged = [json.dumps({**json.loads(line), "task_id": ["effect"]}, separators=(",", ":")).encode()
+                   if b'"attempt_process"' in line else line for line in lines]
+        journal.write_bytes(b"\n".join(damaged) + b"\n")
+        shown = subprocess.run([sys.executable, "-m", "runner", "show", directory, "--json"],
+                               capture_output=True, text=True, timeout=60, env=ENV)
+        assert shown.returncode == 0, shown.stderr
+        assert [p["pgid"] for p in json.loads(shown.stdout)["processes"]] == [pid]
+    finally:
+        os.killpg(pid, signal.SIGKILL)

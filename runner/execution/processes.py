@@ -58,23 +58,35 @@ def live(records) -> list:
 
 
 class Unended:
-    """The attempt_process records of attempts that never ended, from a journal's records in
-    order. An attempt ends (attempt_ended) after its command has: its leader reaped, its group
-    killed. From then its group's number is free for reuse, and a group that took it must
-    never be taken for the run's (by the "leader gone, a member lives" rule of `live`)."""
+    """The attempt_process records of attempts that never ended, from a journal's records. An
+    attempt ends (attempt_ended) once its command has, or has been killed: its group's number
+    is free for reuse from then, and a group that took it must never be taken for the run's
+    (by the "leader gone, a member lives" rule of `live`). The order of the two lines does not
+    matter: an attempt abandoned at its deadline before its command started is journaled as
+    ended first, and its command, killed as it starts, after."""
 
     def __init__(self):
-        self._open: dict = {}
+        self._started: list = []
+        self._ended: set = set()
 
     def add(self, record: dict) -> None:
         kind = record.get("type")
         if kind == RECORD_TYPE:
-            self._open[(record.get("task_id"), record.get("attempt"))] = record
+            self._started.append(record)
         elif kind == ENDED_TYPE:
-            self._open.pop((record.get("task_id"), record.get("attempt")), None)
+            key = _attempt_key(record)
+            if key is not None:
+                self._ended.add(key)
 
     def records(self) -> list:
-        return list(self._open.values())
+        return [record for record in self._started if _attempt_key(record) not in self._ended]
+
+
+def _attempt_key(record: dict):
+    """(task id, attempt number) of a well-formed record, else None (such a record is never
+    matched: a process record of a damaged line still counts)."""
+    task_id, attempt = record.get("task_id"), record.get("attempt")
+    return (task_id, attempt) if isinstance(task_id, str) and type(attempt) is int else None
 
 
 def recorded(directory: Path) -> list:
