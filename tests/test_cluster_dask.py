@@ -95,6 +95,20 @@ def test_three_files_on_a_local_cluster_come_back_as_local_last_directories(tmp_
         assert (directory / "report.html").is_file()
 
 
+@pytest.mark.parametrize("where", ["here", "cluster"])
+def test_run_many_writes_where_its_environ_says(tmp_path, cluster, monkeypatch, where):
+    """RUNNER_OUTPUT_DIR comes from run_many's environ, on this machine and from a cluster
+    alike (the cluster's LAST files went to ./output, from os.environ)."""
+    alt = write_alt(tmp_path, "placed", [{"id": "a", "description": "a"}])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNNER_OUTPUT_DIR", raising=False)
+    environ = {**os.environ, "RUNNER_OUTPUT_DIR": str(tmp_path / "from_environ")}
+    written = runner.run_many([alt], dask=cluster.scheduler.address if where == "cluster" else None,
+                              environ=environ)
+    assert Path(written[str(alt)]).parent == tmp_path / "from_environ"
+    assert not (tmp_path / "output").exists()
+
+
 def test_the_submitters_settings_travel_with_the_work(tmp_path, cluster):
     command = write_alt(tmp_path, "command", [{"id": "say", "description": "x", "parameters": {
         "task_type": "system_command", "command": ["echo", "travelled"]}}])

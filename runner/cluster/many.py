@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from runner import settings as runner_settings
 from runner.cluster import travelling_settings
 from runner.workspace import remove_tree_quietly
 
@@ -167,6 +168,9 @@ def run_files(files, output_dir=None, *, mode: str | None = None, max_concurrenc
 
     files = [os.fspath(path) for path in files]
     _check_options(mode, max_concurrency, seed, jobs, environ)
+    # Where every file's LAST directory goes, from `environ` as every other setting, on this
+    # machine and from a cluster alike, fixed now (a chdir meanwhile does not move it).
+    output_dir = runner_settings.output_dir(output_dir, environ).absolute()
     address = connection.chosen_address(dask, environ)
     if address is not None:
         connection.local_workers(address)           # a malformed address fails before files are read
