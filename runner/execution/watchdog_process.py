@@ -31,9 +31,9 @@ import time
 STOP_WAIT_SECONDS = 5.0
 # After the lines that woke it, how long it waits before it reads again: lines arriving
 # meanwhile are read together (a run of short commands sends thousands a second, and a
-# wake-up of this process for each took CPU from the run on a busy machine). Its owner's end
-# still wakes it at once (its pidfd): every millisecond a dead owner's commands run on is a
-# chance for one to finish an effect its run never records, done again by the resume.
+# wake-up of this process for each took CPU from the run on a busy machine). Its owner's end,
+# or the line's, still wakes it at once: every millisecond a dead owner's commands run on is
+# a chance for one to finish an effect its run never records, done again by the resume.
 NAP_SECONDS = 0.02
 
 
@@ -129,9 +129,12 @@ def _read(groups: dict, pids: dict, paths: dict, owner: int | None = None) -> No
     handle = _owner_handle(owner)
     poller = select.poll()
     poller.register(0, select.POLLIN)
+    # The nap's wait: the owner's end (its pidfd) or the line's (the socket closed: an exec
+    # of the owner keeps the process, and the pidfd quiet), not the lines it sends.
+    owner_only = select.poll()
+    owner_only.register(0, select.POLLRDHUP)
     if handle is not None:
         poller.register(handle, select.POLLIN)
-        owner_only = select.poll()      # the nap's wait: the owner's end, not its lines
         owner_only.register(handle, select.POLLIN)
     pending = b""
     while True:
@@ -161,10 +164,7 @@ def _read(groups: dict, pids: dict, paths: dict, owner: int | None = None) -> No
             for line in lines:
                 _apply(line, groups, pids, paths)
             if os.get_blocking(0):
-                if handle is not None:
-                    owner_only.poll(NAP_SECONDS * 1000)     # at once if the owner ends
-                else:
-                    time.sleep(NAP_SECONDS)
+                owner_only.poll(NAP_SECONDS * 1000)         # at once if the owner or the line ends
                 break           # back to waiting for either
 
 
