@@ -74,6 +74,33 @@ def test_a_child_left_in_the_group_is_killed_as_soon_as_the_command_exits(tmp_pa
     assert not (tmp_path / "acted").exists()
 
 
+def test_a_cancellation_after_the_commands_exit_signals_no_group(tmp_path, monkeypatch):
+    """Once the command's leader is reaped its number is free for reuse: the attempt's
+    deadline falling while a detached grandchild's output drains kills nothing (it sent
+    SIGKILL to the old number's group, which an unrelated session may have taken)."""
+    signalled = []
+    real_killpg = os.killpg
+    monkeypatch.setattr(os, "killpg", lambda pgid, sig: (signalled.append(pgid), real_killpg(pgid, sig)))
+    code = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid(); open('grandchild.pid', 'w').write(str(os.getpid())); time.sleep(5); os._exit(0)\n"
+            "while not os.path.exists('grandchild.pid'): time.sleep(0.01)\n")
+    # The leader exits within the first second (its start); the drain lasts a second after
+    # that: the deadline at 1 s falls in it.
+    alt = {"id": "late", "title": "late", "tasks": [{"id": "t", "description": "t", "timeout_seconds": 1.0,
+                                                      "parameters": {"task_type": "system_command",
+                                                                     "command": [sys.executable, "-c", code]}}]}
+    try:
+        result = execute(alt, write=False, workspace=tmp_path, environ=ENVIRON).results["t"]
+        assert result.status == "timeout", result.error      # the deadline fell during the drain
+        # Once, at the leader's reap (whatever it left in its group); not again at the deadline.
+        assert signalled.count(result.metadata["process"]["pid"]) == 1, signalled
+    finally:
+        pid_file = tmp_path / "grandchild.pid"
+        if pid_file.exists() and pid_file.read_text():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+
 def test_a_detached_grandchild_holding_the_pipes_does_not_hold_the_task(tmp_path, reader):
     code = ("import os, time\n"
             "if os.fork() == 0:\n"

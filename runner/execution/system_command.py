@@ -97,7 +97,7 @@ class _Output:
         return self.kept.decode("utf-8", "replace")
 
 
-def _collect(process: subprocess.Popen, cap: int) -> tuple[int, _Output, _Output]:
+def _collect(process: subprocess.Popen, group: _Group, cap: int) -> tuple[int, _Output, _Output]:
     """(exit status, stdout, stderr) of `process`, read on this thread until both pipes end.
 
     No thread of its own: poll() watches both pipes and, where Linux has pidfd_open, the
@@ -142,11 +142,11 @@ def _collect(process: subprocess.Popen, cap: int) -> tuple[int, _Output, _Output
             if code is None and (pidfd is None or any(fd == pidfd for fd, _ in events)):
                 code = process.poll()
                 if code is not None:
-                    _kill_group(process.pid)      # whatever it left running in its group
+                    group.reaped()      # whatever it left running in its group is killed
                     drain_until = time.monotonic() + DRAIN_SECONDS
         if code is None:
             code = process.wait()
-            _kill_group(process.pid)
+            group.reaped()
     finally:
         if pidfd is not None:
             os.close(pidfd)
@@ -162,13 +162,36 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-def _started(ctx, process: subprocess.Popen, argv: list[str], ticks: int | None) -> None:
+class _Group:
+    """A command's process group, killed only while its number is the command's. Once its
+    leader is reaped the number is free for reuse: a cancellation arriving later (its
+    deadline, or a SIGTERM's wind-down, while the output of a detached grandchild drains)
+    must not kill a group that has taken it since."""
+
+    __slots__ = ("pid",)
+
+    def __init__(self, pid: int):
+        self.pid: int | None = pid
+
+    def kill(self) -> None:
+        pid = self.pid
+        if pid is not None:
+            _kill_group(pid)
+
+    def reaped(self) -> None:
+        """Its leader was just reaped: what it left in the group is killed, and from now on
+        nothing is (the number may be another's)."""
+        self.kill()
+        self.pid = None
+
+
+def _started(ctx, process: subprocess.Popen, group: _Group, argv: list[str], ticks: int | None) -> None:
     """The command runs: from here its process group is known. It leads a session of its own
     (start_new_session: setsid in the child, between vfork and exec), so its pgid is its
     pid, and killing that group stops the children it started too. Whatever must learn of a
     started command's group (cancellation, the task's metadata) learns it here."""
     # The callback runs on the thread that cancels, at once.
-    ctx.cancellation.on_cancel(lambda: _kill_group(process.pid))
+    ctx.cancellation.on_cancel(group.kill)
     ctx.metadata["process"] = {"pid": process.pid, "argv": argv}
     if ctx.on_process is not None:
         ctx.on_process(process.pid, ticks)
@@ -186,13 +209,15 @@ def run(ctx) -> dict:
         raise TaskFailure(f"cannot start {argv[0]!r}: {error.strerror or error}") from None
     ticks = watchdog.start_ticks(process.pid)      # not reaped yet: the pid is still its
     watchdog.guard_group(process.pid, ticks)
+    group = _Group(process.pid)
     try:
-        _started(ctx, process, argv, ticks)
+        _started(ctx, process, group, argv, ticks)
         try:
-            code, out, err = _collect(process, ctx.settings.output_cap_bytes)
+            code, out, err = _collect(process, group, ctx.settings.output_cap_bytes)
         except BaseException:
-            _kill_group(process.pid)
+            group.kill()
             process.wait()
+            group.pid = None
             raise
     finally:
         watchdog.release_group(process.pid)
