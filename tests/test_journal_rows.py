@@ -29,7 +29,7 @@ from runner.execution import execute
 from runner.execution.journal import FORMAT, RunState, _results_of, _row_of
 from test_durable_journal import run_directory, start_cli
 from test_durable_resume import cli
-from test_inline_results import PARAMETERS, alt_of, hostile_alt, old_line, old_row, run_inline
+from test_inline_results import PARAMETERS, alt_of, hostile_results, old_line, old_row, run_inline
 
 FULL = list(librunner.JOURNAL_ROW_FIELDS)
 SHORT = list(librunner.INLINE_ROW_FIELDS)
@@ -70,17 +70,7 @@ def test_short_rows_read_back_as_to_dict_and_as_the_full_rows_did(clock_origin):
 
 
 def test_hostile_parameters_read_back_as_the_full_rows_did():
-    alt = hostile_alt()
-    results = run_inline(alt, 1.0)
-    for task in alt.tasks:
-        result = results[task.id]
-        try:
-            old = old_line([old_row(result, task)])
-        except orjson.JSONEncodeError as error:
-            with pytest.raises(orjson.JSONEncodeError) as raised:
-                librunner.journal_lines([result])
-            assert str(raised.value) == str(error)
-            continue
+    for task, result, old in hostile_results(librunner.journal_lines):
         back, kinds = read_back(librunner.journal_lines([result]))
         assert back == read_back(old)[0], task.id
         # Values orjson writes as other values (a tuple, subclasses, big integers as text,
