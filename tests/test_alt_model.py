@@ -46,6 +46,18 @@ def test_minimal_file_gets_the_documented_defaults():
     assert task.timeout_seconds is None and task.retry_count is None and task.extra == {}
 
 
+def test_task_types_is_the_set_of_its_tasks_types_and_a_new_set_each_time():
+    doc = {"id": "a", "title": "t", "tasks": [
+        {"id": "x"}, {"id": "y", "parameters": {"task_type": "generic"}},
+        {"id": "z", "parameters": {"task_type": "generic"}},
+        {"id": "w", "parameters": {"task_type": "system_command", "command": ["true"]}}]}
+    alt = runner.parse_alt_file(json.dumps(doc))
+    types = alt.task_types()
+    assert types == {task.task_type for task in alt.tasks} == {"ai_prompt", "generic", "system_command"}
+    types.add("changed")        # the caller's own set: the next answer is made afresh
+    assert "changed" not in alt.task_types()
+
+
 def test_every_documented_field_is_read():
     doc = {
         "id": "full", "version": "2", "created_at": "2026-01-02T03:04:05.123+02:00", "title": "All",

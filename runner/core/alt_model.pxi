@@ -81,7 +81,7 @@ cdef class Task:
     @property
     def task_type(self):
         """parameters.task_type; absent means an AI prompt whose prompt is the description."""
-        return self._parameters.get("task_type", "ai_prompt")
+        return task_type_of(self)
 
     def to_dict(self):
         cdef dict out = {"id": self.id, "description": self.description,
@@ -103,6 +103,11 @@ cdef class Task:
 
     def __repr__(self):
         return f"Task({self.id!r}, dependencies={self.dependencies!r})"
+
+
+cdef inline object task_type_of(Task task):
+    """parameters.task_type; absent means an AI prompt whose prompt is the description."""
+    return task._parameters.get("task_type", "ai_prompt")
 
 
 cdef class AltFile:
@@ -147,6 +152,17 @@ cdef class AltFile:
         if found is None:
             raise UnknownIdError(f"unknown task '{task_id}' in ALT file '{self.id}'")
         return found
+
+    def task_types(self):
+        """The set of its tasks' task types (Task.task_type), found in one pass in C: the run
+        asks before it starts (its AI service check, preparation, journal), and a pass in
+        Python cost ~1 ms per 10k tasks each time."""
+        cdef set types = set()
+        cdef Task task
+        for item in self.tasks:
+            task = <Task?>item
+            types.add(task_type_of(task))
+        return types
 
     def header(self):
         """The file's fields other than its tasks, as JSON-ready data."""

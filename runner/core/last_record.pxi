@@ -490,7 +490,7 @@ cdef class TaskPass:
             else:
                 out.string(task.description)
             out.raw(',"task_type":', 13)
-            out.string(task._parameters.get("task_type", "ai_prompt"))
+            out.string(task_type_of(task))
             out.raw(',"level":', 9)
             out.integer(self.levels[v])
             if skipped:
@@ -524,7 +524,7 @@ cdef class TaskPass:
                           "duration_ms": wire_ms(result.duration()),
                           "start_time": result.started_at if result.started_at is not None else result.completed_at,
                           "end_time": result.completed_at, "description": task.description,
-                          "task_type": task._parameters.get("task_type", "ai_prompt"), "level": self.levels[v]}
+                          "task_type": task_type_of(task), "level": self.levels[v]}
         if skipped:
             node["skipped"] = True
         return node

@@ -221,7 +221,7 @@ cdef class Scheduler:
             self.waiting[i] = graph.dep_start[i + 1] - graph.dep_start[i]
             self.state[i] = NODE_WAITING
             self.cause[i] = -1
-            self.inline_flag[i] = any_inline and task._parameters.get("task_type", "ai_prompt") in inline_types
+            self.inline_flag[i] = any_inline and task_type_of(task) in inline_types
             self.group[i] = -1
         if held is not None:
             for i in held:

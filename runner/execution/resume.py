@@ -165,7 +165,7 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
     # dependencies are all reused is executed exactly as it was, so its key is the earlier one
     # without computing either (the keys of 100k tasks cost several times reading the journal).
     same_inputs = not edited and current_ai == (source.start.get("ai") or {}) and \
-        task_keys.code_facts({task.task_type for task in alt.tasks}) == old_code
+        task_keys.code_facts(alt.task_types()) == old_code
     if same_inputs:
         old_forms = old_keys = {}
     else:

@@ -159,7 +159,7 @@ def execute_request(request: RunRequest) -> RunOutcome:
     if request.placement is not None:
         # The run's own placement: its user types' handlers sent to the workers, or a
         # ConfigurationError naming one that cannot go, before anything runs.
-        placed = request.placement.for_run({task.task_type for task in alt.tasks}, request.handlers)
+        placed = request.placement.for_run(alt.task_types(), request.handlers)
         if placed is not request.placement:
             request = replace(request, placement=placed)
     # Where the run's directory goes, fixed now: its journal is started on a thread of its
@@ -213,7 +213,7 @@ def ai_facts(environ) -> dict:
 def _checked_ai_client(alt, ai_client, environ):
     """The AI service check before any task runs (runner.ai.preflight); the client it made, if any.
     A ConfigurationError (RUNNER_AI_*, the cassette, the service's answer) stops the run."""
-    if not any(task.task_type == "ai_prompt" for task in alt.tasks):
+    if "ai_prompt" not in alt.task_types():
         return None
     if replaying(environ):
         # A replay makes no connection, not even to check the service; its cassette is
