@@ -250,6 +250,41 @@ def test_a_journal_line_its_readers_cannot_use_is_a_journal_error_pointing_at_th
         answer.stderr
 
 
+def test_a_result_the_core_refuses_is_a_resume_error_naming_its_task_and_line_and_nothing_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from runner.execution.resume import ResumeError
+
+    first = execute(WRITE, tmp_path / "run", environ={})
+    (first.directory / "last.json").unlink()
+
+    def duration_text(record):      # passes the journal's own checks, not a result's
+        record["rows"][0][record["fields"].index("duration_ms")] = "soon"
+        duration_text.task_id = record["rows"][0][0]
+
+    _tamper_line(first.directory, "task_results", duration_text)
+    lines = (first.directory / "journal.jsonl").read_bytes().splitlines()
+    number = next(n for n, line in enumerate(lines, 1) if b'"soon"' in line)
+    before = (first.directory / "journal.jsonl").read_bytes()
+    try:
+        resume(first.directory, environ={})
+    except ResumeError as error:
+        message = str(error)
+    else:
+        raise AssertionError("resume reused a result the core refuses")
+    assert f"journal.jsonl: line {number}:" in message and repr(duration_text.task_id) in message
+    assert "/duration_ms" in message and "soon" in message
+    answer = subprocess.run([sys.executable, "-m", "runner", "resume", str(first.directory)],
+                            capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2 and f"line {number}:" in answer.stderr and "Traceback" not in answer.stderr, \
+        answer.stderr
+    # Refused before anything ran: no new run directory beside it (where a resume makes
+    # one), the journal as it was.
+    assert sorted(p.name for p in first.directory.parent.iterdir()) == [first.directory.name]
+    assert (first.directory / "journal.jsonl").read_bytes() == before
+
+
 def test_two_threads_of_one_c_host_resuming_one_run_the_refused_one_is_told_it_is_being_resumed(runner, tmp_path):
     """The run, and both resumes, in this one process (the C ABI through ctypes, two threads):
     the lock's holder is this process's own pid, yet the refusal says "being resumed"."""

@@ -640,6 +640,19 @@ class RunState:
         """alt.json: a regular file, read to at most RUNNER_MAX_ALT_BYTES + 1 (the parser refuses more)."""
         return read_regular_file(self.directory / ALT_NAME, librunner.AltLimits().max_bytes)
 
+    def result_line(self, task_id: str) -> int | None:
+        """The number of the journal line that holds the result of `task_id` read into
+        `results` (the last such line); None if none does. Reads the journal again: for
+        errors that name where a result came from, not for every result."""
+        path = self.directory / JOURNAL_NAME
+        found = None
+        for number, record in _numbered_records(path):
+            if record.get("type") == "task_results":
+                rows = librunner.journal_row_dicts(record.get("fields"), record.get("rows")) or ()
+                if any(type(row) is dict and row.get("task_id") == task_id for row in rows):
+                    found = number
+        return found
+
     def counts(self) -> dict:
         counts: dict[str, int] = {}
         for result in self.results.values():

@@ -243,11 +243,30 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
         planned[task.index] = PlannedTask(task.id, action, reason)
     result.tasks = planned
     # Checked by the core as any result, with where they came from, in one call.
-    result.reuse = dict(zip(reused_at, librunner.reused_task_results(list(reused_results.values()), alt,
-                                                                      source.last_id)))
+    result.reuse = dict(zip(reused_at, _reused(source, list(reused_results.values()), alt)))
     if getattr(alt, "control", None) is not None:
         result.reuse.update(_reused_instances(source, alt, old_alt, forced, rerun_from, edited))
     return result
+
+
+def _reused(source: RunState, docs: list, alt) -> list:
+    """The earlier results `docs` as TaskResults the resume records, checked by the core as
+    any result is; one that is not valid (the journal was edited) is a ResumeError naming
+    its task and journal line."""
+    try:
+        return librunner.reused_task_results(docs, alt, source.last_id)
+    except librunner.TaskResultError as error:
+        task_id = None
+        for doc in docs:        # which one: checked again, one by one (an error path only)
+            try:
+                librunner.task_result_from_dict(doc, alt)
+            except librunner.TaskResultError:
+                task_id = doc.get("task_id")
+                break
+        line = source.result_line(task_id) if isinstance(task_id, str) else None
+        where = f"{source.directory / journal_file.JOURNAL_NAME}" + (f": line {line}" if line else "")
+        raise ResumeError(f"{where}: the earlier result of task {task_id!r} cannot be reused, the journal may "
+                          f"have been edited: {error}") from None
 
 
 def _constructs(task_id: str, results: dict) -> set:
