@@ -14,11 +14,14 @@ counts and the range is printed:
       subprocess.run, max_concurrency `concurrency`.
 
 Goals: (b) <= 1.1x (a); (b) faster than (c).
+--attribute adds librunner runs with parts of each command's safety left out (the /proc
+start-time read; the watchdog's lines too), to show what each part costs.
 """
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,6 +64,24 @@ def librunner_run(argv: list[str], count: int, concurrency: int, workspace: str)
     return wall
 
 
+def librunner_parts_run(skip: str):
+    """librunner with a part of each command's safety left out, for attribution only (what a
+    part costs), never as a figure of the product: "ticks": the leader's start time is not
+    read from /proc (a constant is recorded); "watchdog": neither that nor the watchdog's two
+    lines per command (guard, release)."""
+    def run(argv, count, concurrency, workspace):
+        from runner.execution import watchdog
+        saved = watchdog.start_ticks, watchdog.guard_group, watchdog.release_group
+        watchdog.start_ticks = lambda pid: 1
+        if skip == "watchdog":
+            watchdog.guard_group = watchdog.release_group = lambda *args: None
+        try:
+            return librunner_run(argv, count, concurrency, workspace)
+        finally:
+            watchdog.start_ticks, watchdog.guard_group, watchdog.release_group = saved
+    return run
+
+
 def langgraph_run(argv: list[str], count: int, concurrency: int, workspace: str):
     """A graph whose start fans out to `count` nodes, each running the command; None without LangGraph."""
     try:
@@ -96,9 +117,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--argv", default="true", help="the command, split on spaces")
+    parser.add_argument("--attribute", action="store_true",
+                        help="also librunner without the /proc start-time read, and without the watchdog's "
+                             "lines too: what those parts cost (not figures of the product)")
     args = parser.parse_args()
     argv = args.argv.split()
     runs = [("bare subprocess.run pool", bare_pool), ("librunner", librunner_run), ("langgraph", langgraph_run)]
+    if args.attribute:
+        runs += [("  without the ticks read", librunner_parts_run("ticks")),
+                 ("  without the watchdog", librunner_parts_run("watchdog"))]
     walls: dict = {name: [] for name, _ in runs}
     with tempfile.TemporaryDirectory(prefix="bench-commands-") as workspace:
         for _, run in runs:     # warm up: imports, the first threads
@@ -111,14 +138,17 @@ def main() -> None:
                 walls[name].append(wall)
                 print(f"round {round_number} {name:25s} {wall:7.3f} s  {wall / args.commands * 1e3:6.3f} ms/command")
     floor = min(walls["bare subprocess.run pool"])
-    print(f"\n{args.commands} x {' '.join(argv)!r} at concurrency {args.concurrency}, best of {args.rounds}:")
+    middle = statistics.median(walls["bare subprocess.run pool"])
+    print(f"\n{args.commands} x {' '.join(argv)!r} at concurrency {args.concurrency}, best of {args.rounds} "
+          "(and the medians' ratio: on a noisy machine the steadier figure):")
     for name, _ in runs:
         if not walls[name]:
             print(f"{name:25s} not installed")
             continue
         best, worst = min(walls[name]), max(walls[name])
         print(f"{name:25s} {best:7.3f} s = {best / floor:.3f}x the bare pool "
-              f"(rounds {min(w / floor for w in walls[name]):.3f}-{worst / floor:.3f}x)")
+              f"(rounds {min(w / floor for w in walls[name]):.3f}-{worst / floor:.3f}x; "
+              f"median {statistics.median(walls[name]) / middle:.3f}x the pool's median)")
     print("goals: librunner <= 1.1x the bare pool; faster than LangGraph")
 
 
