@@ -87,6 +87,42 @@ def test_show_and_the_next_run_name_a_dead_runs_command_still_running(tmp_path):
         os.killpg(pid, signal.SIGKILL)
 
 
+def test_a_commands_start_ticks_without_a_read_of_proc_are_the_ones_proc_gives():
+    """spawned_ticks (system_command's: the fork's tick on CLOCK_BOOTTIME, no /proc read when
+    the clock stayed in one tick) gives what /proc/<pid>/stat says, on that path, on the
+    read it falls back to, and without a clock reading; the watchdog, show and resume compare
+    it with /proc's to tell the leader from a process that took its number."""
+    from runner.execution import watchdog
+
+    tick = 10 ** 9 // os.sysconf("SC_CLK_TCK")
+    unread = 0
+    for number in range(300):
+        before = watchdog.spawn_clock()
+        child = subprocess.Popen(["true"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 start_new_session=True)
+        try:
+            after = watchdog.spawn_clock()
+            if before // tick == after // tick:
+                unread += 1
+            assert watchdog.spawned_ticks(child.pid, before) == watchdog.start_ticks(child.pid), number
+            assert watchdog.spawned_ticks(child.pid, before - 2 * tick) == watchdog.start_ticks(child.pid)
+            assert watchdog.spawned_ticks(child.pid, None) == watchdog.start_ticks(child.pid)
+        finally:
+            child.wait()
+    assert unread >= 200        # the path without the read was the one taken, nearly always
+
+
+def test_the_start_ticks_a_run_journals_for_its_command_are_the_leaders(tmp_path):
+    directory, pid = killed_run(tmp_path)
+    try:
+        records = [json.loads(line) for line in (directory / "journal.jsonl").read_bytes().splitlines()]
+        (record,) = [r for r in records if r.get("type") == "attempt_process"]
+        from runner.execution.watchdog_process import stat
+        assert record["pgid"] == pid and record["start_ticks"] == stat(pid)[2]
+    finally:
+        os.killpg(pid, signal.SIGKILL)
+
+
 def test_resume_waits_for_the_dead_runs_command_and_then_runs_it_alone(tmp_path):
     directory, pid = killed_run(tmp_path)
     child, stderr = start_resume(directory, "120")

@@ -201,13 +201,14 @@ def run(ctx) -> dict:
     argv = checked_argv(ctx)
     env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": str(ctx.workspace), "TMPDIR": str(ctx.workspace)}
     watchdog.start()        # before the fork: a kill -9 of this process kills the command's group
+    forked_after = watchdog.spawn_clock()
     try:
         process = subprocess.Popen(argv, cwd=ctx.workspace, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    start_new_session=True, close_fds=True)
     except OSError as error:
         raise TaskFailure(f"cannot start {argv[0]!r}: {error.strerror or error}") from None
-    ticks = watchdog.start_ticks(process.pid)      # not reaped yet: the pid is still its
+    ticks = watchdog.spawned_ticks(process.pid, forked_after)      # not reaped yet: the pid is still its
     watchdog.guard_group(process.pid, ticks)
     group = _Group(process.pid)
     try:
