@@ -310,3 +310,35 @@ def test_kill_9_of_a_c_host_that_forked_without_exec_kills_its_command(watchdog_
             os.kill(pid, signal.SIGKILL)
         if helper is not None and stat(helper) is not None:
             os.kill(helper, signal.SIGKILL)
+
+
+def test_send_now_sends_a_line_whole_never_blocks_and_never_raises_sigpipe():
+    """The watchdog's lines go by librunner.send_now, which keeps the GIL: it must send a
+    short line whole, answer -1 at once (not wait) when the socket has no room, and turn a
+    peer that is gone into OSError, never SIGPIPE (a C host keeps SIGPIPE's default)."""
+    program = r"""
+import errno, signal, socket, sys
+from runner import librunner
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+mine, far = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+line = b"G 12345 678\n"
+assert librunner.send_now(mine.fileno(), line) == len(line)
+assert far.recv(100) == line
+sent = 0
+while True:                      # fill it: the peer reads nothing
+    count = librunner.send_now(mine.fileno(), line)
+    if count == -1:
+        break
+    sent += count
+assert sent > 0, sent
+far.close()
+try:
+    librunner.send_now(mine.fileno(), line)
+except OSError as error:
+    assert error.errno in (errno.EPIPE, errno.ECONNRESET), error
+else:
+    raise AssertionError("a send to a closed peer succeeded")
+print("held")
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "held", (done.returncode, done.stderr)

@@ -35,6 +35,8 @@ import threading
 import time
 from pathlib import Path
 
+from runner import librunner
+
 log = logging.getLogger("runner.watchdog")
 
 SCRIPT = Path(__file__).with_name("watchdog_process.py")
@@ -89,6 +91,12 @@ def _send(text: str) -> None:
         if line is None:
             return
         try:
+            # Most lines go at once: in one send that keeps the GIL (a line let go of it and
+            # took it back, a hand-over among a run's busy attempt threads each time). What
+            # the socket has no room for now goes the blocking way.
+            sent = librunner.send_now(line.fileno(), data)
+            if sent > 0:
+                data = data[sent:]
             while data:
                 data = data[line.send(data, socket.MSG_NOSIGNAL):]
         except OSError as error:       # the watchdog is gone
