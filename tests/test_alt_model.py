@@ -58,6 +58,20 @@ def test_task_types_is_the_set_of_its_tasks_types_and_a_new_set_each_time():
     assert "changed" not in alt.task_types()
 
 
+def test_a_null_task_type_is_an_ai_prompt_as_the_parser_checked_it_and_runs_as_one(tmp_path):
+    from runner.execution import execute
+
+    doc = {"id": "n", "title": "t", "tasks": [
+        {"id": "asked", "description": "say hi", "parameters": {"task_type": None}},
+        {"id": "g", "description": "g", "dependencies": ["asked"], "parameters": {"task_type": "generic"}}]}
+    alt = runner.parse_alt_file(json.dumps(doc))
+    assert alt.tasks[0].task_type == "ai_prompt" and alt.task_types() == {"ai_prompt", "generic"}
+    outcome = execute(doc, tmp_path, environ={})        # the echo provider: offline
+    assert outcome.all_completed
+    assert outcome.results["asked"].to_dict()["metadata"]["task_type"] == "ai_prompt"
+    assert b'"task_results"' in (outcome.directory / "journal.jsonl").read_bytes()
+
+
 def test_every_documented_field_is_read():
     doc = {
         "id": "full", "version": "2", "created_at": "2026-01-02T03:04:05.123+02:00", "title": "All",

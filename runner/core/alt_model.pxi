@@ -80,7 +80,7 @@ cdef class Task:
 
     @property
     def task_type(self):
-        """parameters.task_type; absent means an AI prompt whose prompt is the description."""
+        """parameters.task_type; absent or null means an AI prompt whose prompt is the description."""
         return task_type_of(self)
 
     def to_dict(self):
@@ -106,8 +106,10 @@ cdef class Task:
 
 
 cdef inline object task_type_of(Task task):
-    """parameters.task_type; absent means an AI prompt whose prompt is the description."""
-    return task._parameters.get("task_type", "ai_prompt")
+    """parameters.task_type; absent (or null, which the parser checks as absent) means an AI
+    prompt whose prompt is the description."""
+    kind = task._parameters.get("task_type")
+    return "ai_prompt" if kind is None else kind
 
 
 cdef class AltFile:
