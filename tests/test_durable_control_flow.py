@@ -304,3 +304,39 @@ def test_forcing_a_loop_or_a_template_runs_its_instances_again(tmp_path):
     assert sorted(lines(workspace)) == sorted(done + ["b-0", "b-1"])
     resume(again.directory, force=["fb"], environ=ENV)
     assert sorted(lines(workspace)) == sorted(done + ["b-0", "b-1", "fb-c0", "fb-c1"])
+
+
+def test_an_edited_instance_result_is_refused_with_its_line_and_its_command_is_not_run_again(tmp_path):
+    """An instance's earlier result the core refuses (its duration made text) was left out of
+    what the resume reuses, so its completed command ran again; it is refused like any
+    result, with its line, before anything runs."""
+    from runner.execution.resume import ResumeError
+
+    doc = v2([segment("loop1", loop={"type": "for_range", "variable": "i", "start": 0, "end": 2, "step": 1,
+                                     "body": ["b1"]}),
+              segment("b1", token="b1-$i"),
+              segment("last", ["loop1"], gated=True)])
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    first = execute(runner.parse_alt_file(dumps(doc)), tmp_path / "out", workspace=workspace, environ=ENV)
+    assert first.results["b1[0]"].status == "completed" and first.results["last"].status == "failed"
+    ran = sorted(lines(workspace))
+    journal = first.directory / "journal.jsonl"
+    edited = []
+    for number, line in enumerate(journal.read_bytes().splitlines(), 1):
+        record = json.loads(line)
+        if record.get("type") == "task_results":
+            for row in record["rows"]:
+                if row[0] == "b1[0]":
+                    row[record["fields"].index("duration_ms")] = "soon"
+                    line, at = json.dumps(record).encode(), number
+        edited.append(line)
+    journal.write_bytes(b"\n".join(edited) + b"\n")
+    (workspace / "flag").touch()
+    try:
+        resume(first.directory, environ=ENV)
+    except ResumeError as error:
+        assert f"journal.jsonl: line {at}: the earlier result of task 'b1[0]'" in str(error), str(error)
+    else:
+        raise AssertionError("the resume reused nothing of an edited instance and went on")
+    assert sorted(lines(workspace)) == ran       # no command ran again

@@ -285,6 +285,92 @@ def test_a_result_the_core_refuses_is_a_resume_error_naming_its_task_and_line_an
     assert (first.directory / "journal.jsonl").read_bytes() == before
 
 
+def _edit_rows(directory: Path, change) -> int:
+    """change(record, row) on every task_results row; the number of the last line changed."""
+    journal = directory / "journal.jsonl"
+    lines = journal.read_bytes().split(b"\n")[:-1]
+    changed = None
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except ValueError:      # a line an edit left that is not JSON
+            continue
+        if record.get("type") == "task_results" and any([change(record, row) for row in record["rows"]]):
+            lines[number - 1] = json.dumps(record).encode()
+            changed = number
+    journal.write_bytes(b"\n".join(lines) + b"\n")
+    return changed
+
+
+def test_resume_names_the_line_and_task_that_hold_what_it_refuses(tmp_path):
+    from runner.execution.resume import ResumeError, plan
+
+    def refused(directory, alt_source=None) -> str:
+        try:
+            plan(directory, alt_source, environ={})
+        except ResumeError as error:
+            return str(error)
+        raise AssertionError("the plan reused a result the core refuses")
+
+    # A segment_completed record's output, beside a valid (failed) result of its task: named
+    # at that record, not at the result's line.
+    first = execute(WRITE, tmp_path / "segment", environ={})
+    (first.directory / "last.json").unlink()
+
+    def failed(record, row):
+        if row[0] == "w1":
+            row[record["fields"].index("status")] = "failed"
+            return True
+    _edit_rows(first.directory, failed)
+    journal = first.directory / "journal.jsonl"
+    journal.write_bytes(journal.read_bytes() + b'{"type":"segment_completed","task_id":"w1","output":9007199254740993}\n')
+    number = len(journal.read_bytes().splitlines())
+    message = refused(first.directory)
+    assert f"line {number}: the output its segment recorded (segment_completed) of task 'w1'" in message, message
+
+    # A "\r" left inside an earlier line does not shift the count (lines end at "\n").
+    first = execute(WRITE, tmp_path / "cr", environ={})
+    (first.directory / "last.json").unlink()
+    lines = (first.directory / "journal.jsonl").read_bytes().split(b"\n")[:-1]
+    (first.directory / "journal.jsonl").write_bytes(b"\n".join([lines[0], b"# note\rsecond half", *lines[1:]]) + b"\n")
+
+    def soon(record, row):
+        if row[0] == "w1":
+            row[record["fields"].index("duration_ms")] = "soon"
+            return True
+    number = _edit_rows(first.directory, soon)
+    assert f"line {number}: the earlier result of task 'w1'" in refused(first.directory)
+
+    # Short rows take a null started_at from the row before: the row that holds the value is
+    # named, whatever order an edited file puts its tasks in.
+    tasks = [{"id": f"g{i}", "description": "g", "parameters": {"task_type": "generic"}} for i in range(3)]
+    first = execute({"id": "g", "title": "G", "tasks": tasks}, tmp_path / "short", environ={})
+    (first.directory / "last.json").unlink()
+
+    def yesterday(record, row):
+        if row[0] == "g0":
+            row[record["fields"].index("started_at")] = "yesterday"
+            return True
+    number = _edit_rows(first.directory, yesterday)
+    reordered = json.dumps({"id": "g", "title": "G", "tasks": tasks[::-1]}).encode()
+    for alt_source in (None, reordered):
+        assert f"line {number}: the earlier result of task 'g0'" in refused(first.directory, alt_source)
+
+
+def test_a_run_started_record_whose_last_id_is_not_a_string_is_a_journal_error_at_line_1(tmp_path):
+    import subprocess
+    import sys
+
+    first = execute(WRITE, tmp_path / "run", environ={})
+    (first.directory / "last.json").unlink()
+    _rewrite_start(first.directory, last_id=5)
+    for argv in (("resume", first.directory), ("resume", first.directory, "--dry-run"), ("show", first.directory)):
+        answer = subprocess.run([sys.executable, "-m", "runner", *map(str, argv)], capture_output=True, text=True,
+                                timeout=60)
+        assert answer.returncode == 2 and "line 1:" in answer.stderr and "last_id" in answer.stderr \
+            and "Traceback" not in answer.stderr, (argv, answer.stderr)
+
+
 def test_two_threads_of_one_c_host_resuming_one_run_the_refused_one_is_told_it_is_being_resumed(runner, tmp_path):
     """The run, and both resumes, in this one process (the C ABI through ctypes, two threads):
     the lock's holder is this process's own pid, yet the refusal says "being resumed"."""

@@ -504,7 +504,9 @@ def _numbered_records(path: Path) -> list[tuple[int, dict]]:
     data = read_regular_file(path)
     end = data.rfind(b"\n")
     records = []
-    for number, line in enumerate(data[:end + 1].splitlines(), 1):
+    # Lines end at "\n" only, as the writer ends them (and as sed, awk and editors number
+    # them): a "\r" an edit left inside a line does not start another.
+    for number, line in enumerate(data[:end].split(b"\n") if end >= 0 else (), 1):
         if not line:
             continue
         try:
@@ -577,6 +579,9 @@ class RunState:
                                pointer=f"{path.name}:{numbered[0][0]}")
         # Empty for the first moments of a run (its first commit is COMMIT_SECONDS away).
         self.start: dict = records[0] if records else {}
+        if not isinstance(self.start.get("last_id") or "", str):       # null: the directory's name
+            raise JournalError(f"{path}: line {numbered[0][0]}: run_started's last_id is not a string",
+                               pointer=f"{path.name}:{numbered[0][0]}")
         written = self.start.get("format")
         if type(written) is int and written > FORMAT:
             raise JournalError(f"{path}: written by a later librunner (journal format {written}; this one reads "
@@ -640,17 +645,22 @@ class RunState:
         """alt.json: a regular file, read to at most RUNNER_MAX_ALT_BYTES + 1 (the parser refuses more)."""
         return read_regular_file(self.directory / ALT_NAME, librunner.AltLimits().max_bytes)
 
-    def result_line(self, task_id: str) -> int | None:
-        """The number of the journal line that holds the result of `task_id` read into
-        `results` (the last such line); None if none does. Reads the journal again: for
-        errors that name where a result came from, not for every result."""
+    def record_line(self, task_id: str, kind: str = "task_results") -> int | None:
+        """The number of the last journal line of type `kind` that holds `task_id`: its result
+        (task_results, in a row) or its record (segment_completed...); None if none does.
+        Reads the journal again: for errors that name where something came from, not for
+        every result."""
         path = self.directory / JOURNAL_NAME
         found = None
         for number, record in _numbered_records(path):
-            if record.get("type") == "task_results":
+            if record.get("type") != kind:
+                continue
+            if kind == "task_results":
                 rows = librunner.journal_row_dicts(record.get("fields"), record.get("rows")) or ()
                 if any(type(row) is dict and row.get("task_id") == task_id for row in rows):
                     found = number
+            elif record.get("task_id") == task_id:
+                found = number
         return found
 
     def counts(self) -> dict:

@@ -252,21 +252,38 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
 def _reused(source: RunState, docs: list, alt) -> list:
     """The earlier results `docs` as TaskResults the resume records, checked by the core as
     any result is; one that is not valid (the journal was edited) is a ResumeError naming
-    its task and journal line."""
+    its task and where the journal holds it (_refused)."""
     try:
         return librunner.reused_task_results(docs, alt, source.last_id)
-    except librunner.TaskResultError as error:
-        task_id = None
-        for doc in docs:        # which one: checked again, one by one (an error path only)
-            try:
-                librunner.task_result_from_dict(doc, alt)
-            except librunner.TaskResultError:
-                task_id = doc.get("task_id")
-                break
-        line = source.result_line(task_id) if isinstance(task_id, str) else None
-        where = f"{source.directory / journal_file.JOURNAL_NAME}" + (f": line {line}" if line else "")
-        raise ResumeError(f"{where}: the earlier result of task {task_id!r} cannot be reused, the journal may "
-                          f"have been edited: {error}") from None
+    except librunner.TaskResultError:
+        # A result made from a segment_completed record is a new dict; the others are the
+        # journal's own (RunState.results).
+        raise _refused(source, [(doc, doc.get("task_id"), "task_results" if doc is source.results.get(
+            doc.get("task_id")) else "segment_completed") for doc in docs], alt) from None
+
+
+def _refused(source: RunState, candidates: list, alt) -> ResumeError:
+    """The error for earlier results one of which the core refuses: `candidates` are (result
+    dict, the id of a task of `alt` it is checked as, the type of the journal record that
+    holds it: task_results or segment_completed). Checked again one by one (an error path
+    only), the one named is the first the journal holds: a short row may take a field of the
+    row before it, which is then the one at fault."""
+    refused = {}
+    for doc, checked_as, kind in candidates:
+        try:
+            librunner.task_result_from_dict({**doc, "task_id": checked_as}, alt)
+        except librunner.TaskResultError as error:
+            refused.setdefault(doc.get("task_id"), (error, kind))
+    order = {task_id: number for number, task_id in enumerate(source.results)}
+    task_id = min(refused, key=lambda name: order.get(name, len(order)), default=None)
+    if task_id is None:
+        return ResumeError(f"{source.directory / journal_file.JOURNAL_NAME}: an earlier result cannot be reused")
+    error, kind = refused[task_id]
+    line = source.record_line(task_id, kind) if isinstance(task_id, str) else None
+    where = f"{source.directory / journal_file.JOURNAL_NAME}" + (f": line {line}" if line else "")
+    what = "the earlier result" if kind == "task_results" else "the output its segment recorded (segment_completed)"
+    return ResumeError(f"{where}: {what} of task {task_id!r} cannot be reused, the journal may have been edited: "
+                       f"{error}")
 
 
 def _constructs(task_id: str, results: dict) -> set:
@@ -305,6 +322,20 @@ def _reused_instances(source, alt, old_alt, forced: set, rerun_from: set, edited
         doc = dict(old)
         doc["metadata"] = {**(doc.get("metadata") or {}), "reused_from": source.last_id}
         reused[task_id] = doc
+    # Checked now as any result is (as its template's would be: the instance itself exists
+    # only once its loop or call makes it again), so an edited one is refused before anything
+    # runs rather than left out, which would run its command again.
+    if reused and alt.tasks:
+        probe = alt.tasks[0].id
+        candidates = []
+        for doc in reused.values():
+            template = ((doc.get("metadata") or {}).get("control") or {}).get("of")
+            candidates.append((doc, template if template in alt.task_index else probe, "task_results"))
+        for doc, checked_as, _ in candidates:
+            try:
+                librunner.task_result_from_dict({**doc, "task_id": checked_as}, alt)
+            except librunner.TaskResultError:
+                raise _refused(source, candidates, alt) from None
     return reused
 
 
