@@ -79,7 +79,9 @@ def test_resume_runs_no_completed_carrier_or_instance_of_loops_calls_and_branche
         assert again.results[task_id].metadata["reused_from"] == first.last_id
 
 
-def test_a_reused_loop_segment_s_own_command_is_not_run_again(tmp_path):
+def failed_loop_run(tmp_path: Path):
+    """A loop whose own segment and two instances (b[0], b[1]) are commands, then a segment
+    that fails until the workspace has a flag: (that first run, its workspace)."""
     doc = v2([segment("loop", loop={"type": "for_range", "variable": "i", "start": 0, "end": 2, "step": 1,
                                     "body": ["b"]}),
               segment("b", token="b-$i"),
@@ -88,6 +90,11 @@ def test_a_reused_loop_segment_s_own_command_is_not_run_again(tmp_path):
     workspace.mkdir()
     first = execute(runner.parse_alt_file(dumps(doc)), tmp_path / "out", workspace=workspace, environ=ENV)
     assert first.results["last"].status == "failed"
+    return first, workspace
+
+
+def test_a_reused_loop_segment_s_own_command_is_not_run_again(tmp_path):
+    first, workspace = failed_loop_run(tmp_path)
     (workspace / "flag").touch()
     again = resume(first.directory, environ=ENV)
     assert again.results["last"].status == "completed"
@@ -312,14 +319,8 @@ def test_an_edited_instance_result_is_refused_with_its_line_and_its_command_is_n
     result, with its line, before anything runs."""
     from runner.execution.resume import ResumeError
 
-    doc = v2([segment("loop1", loop={"type": "for_range", "variable": "i", "start": 0, "end": 2, "step": 1,
-                                     "body": ["b1"]}),
-              segment("b1", token="b1-$i"),
-              segment("last", ["loop1"], gated=True)])
-    workspace = tmp_path / "workspace"
-    workspace.mkdir()
-    first = execute(runner.parse_alt_file(dumps(doc)), tmp_path / "out", workspace=workspace, environ=ENV)
-    assert first.results["b1[0]"].status == "completed" and first.results["last"].status == "failed"
+    first, workspace = failed_loop_run(tmp_path)
+    assert first.results["b[0]"].status == "completed"
     ran = sorted(lines(workspace))
     journal = first.directory / "journal.jsonl"
     edited = []
@@ -327,7 +328,7 @@ def test_an_edited_instance_result_is_refused_with_its_line_and_its_command_is_n
         record = json.loads(line)
         if record.get("type") == "task_results":
             for row in record["rows"]:
-                if row[0] == "b1[0]":
+                if row[0] == "b[0]":
                     row[record["fields"].index("duration_ms")] = "soon"
                     line, at = json.dumps(record).encode(), number
         edited.append(line)
@@ -336,7 +337,7 @@ def test_an_edited_instance_result_is_refused_with_its_line_and_its_command_is_n
     try:
         resume(first.directory, environ=ENV)
     except ResumeError as error:
-        assert f"journal.jsonl: line {at}: the earlier result of task 'b1[0]'" in str(error), str(error)
+        assert f"journal.jsonl: line {at}: the earlier result of task 'b[0]'" in str(error), str(error)
     else:
         raise AssertionError("the resume reused nothing of an edited instance and went on")
     assert sorted(lines(workspace)) == ran       # no command ran again
