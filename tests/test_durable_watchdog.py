@@ -278,6 +278,17 @@ def test_runner_cleanup_ends_and_reaps_the_watchdog(watchdog_host, tmp_path):
     assert done.stdout == "no children left\n"
 
 
+def test_runner_cleanup_in_a_c_host_that_forked_without_exec_ends_the_watchdog_at_once(watchdog_host, tmp_path):
+    """The forked child holds a copy of the watchdog's socket, so closing the host's end did
+    not end the watchdog's line: runner_cleanup waited its 10 s for it and said so. The line
+    is shut down, which ends it whoever holds a copy."""
+    done = subprocess.run([watchdog_host, tmp_path / "out", "fork-cleanup"], capture_output=True, text=True,
+                          timeout=300, env=host_environment(tmp_path))
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout == "cleaned\n"
+    assert "did not end within" not in done.stderr, done.stderr
+
+
 def test_kill_9_of_a_c_host_that_forked_without_exec_kills_its_command(watchdog_host, tmp_path):
     """The forked child holds a copy of the watchdog's socket: the watchdog sees the host's
     end on a pidfd, not only at end of file, and kills the command at once."""

@@ -26,6 +26,7 @@ let `resume` and `show` find what a dead run left running.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -188,6 +189,10 @@ def stop(timeout: float = 10.0) -> None:
         owner = _state["owner"]
         _state.update(line=None, owner=None, process=None, failed=False)
     if line is not None:
+        # Shut down, not only closed: a child forked without exec (a C host's) holds a copy
+        # of this socket, and the watchdog would see no end of its line while that lives.
+        with contextlib.suppress(OSError):
+            line.shutdown(socket.SHUT_RDWR)
         line.close()
     if process is not None and owner == os.getpid():
         try:

@@ -7,6 +7,10 @@
  *                                       (a warning, never a SIGPIPE): prints "second run: ok"
  *     watchdog_host OUT cleanup         runner_cleanup ends and reaps the watchdog: wait()
  *                                       finds no child left: prints "no children left"
+ *     watchdog_host OUT fork-cleanup    forks a child without exec (it holds a copy of the
+ *                                       watchdog's socket and sleeps), then runner_cleanup
+ *                                       ends and reaps the watchdog: prints "cleaned", ends
+ *                                       the child
  *     watchdog_host OUT fork            forks a child without exec (it holds a copy of the
  *                                       watchdog's socket and sleeps), starts a run of
  *                                       `sleep 4242`, prints "ready <child pid>" and waits
@@ -75,7 +79,7 @@ static int run_echo(const char *out) {
 
 int main(int argc, char **argv) {
     if (argc != 3) {
-        fprintf(stderr, "usage: watchdog_host OUT dead-watchdog|cleanup|fork\n");
+        fprintf(stderr, "usage: watchdog_host OUT dead-watchdog|cleanup|fork-cleanup|fork\n");
         return 2;
     }
     const char *out = argv[1], *mode = argv[2];
@@ -103,6 +107,23 @@ int main(int argc, char **argv) {
             return 1;
         }
         printf("no children left\n");
+        return 0;
+    }
+    if (strcmp(mode, "fork-cleanup") == 0) {
+        pid_t child = fork();
+        if (child == 0) {       /* a helper of the host: no exec, no librunner call */
+            sleep(600);
+            _exit(0);
+        }
+        int cleaned = runner_cleanup();
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        if (!cleaned) return fail("runner_cleanup");
+        if (waitpid(watchdog, NULL, WNOHANG) != -1 || errno != ECHILD) {
+            fprintf(stderr, "the watchdog was not reaped by runner_cleanup\n");
+            return 1;
+        }
+        printf("cleaned\n");
         return 0;
     }
     if (strcmp(mode, "fork") == 0) {
