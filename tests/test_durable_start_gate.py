@@ -6,11 +6,13 @@ a process killed during the start leaves a directory that show, resume and clean
 as they always did. Real runs and processes, no timings."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import orjson
@@ -145,9 +147,30 @@ def test_a_run_killed_during_its_start_leaves_what_show_resume_and_cleaning_hand
     resumed = subprocess.run([sys.executable, "-m", "runner", "resume", directory], capture_output=True, text=True,
                              timeout=60)
     assert resumed.returncode != 0 and "no journal.jsonl" in resumed.stderr and "Traceback" not in resumed.stderr
-    # Cleaning leaves a directory without a journal alone (it is not an empty one).
+    # Cleaning leaves a directory without a journal alone while it is young (its run may be
+    # between its mkdir and its journal), and anything it holds that a start does not make.
     clean_dead_runs(out)
     assert directory.is_dir() and "alt.json" in os.listdir(directory)
+    old = time.time() - 120
+    (directory / "mine.txt").write_text("not the start's")
+    os.utime(directory, (old, old))
+    clean_dead_runs(out)
+    assert "mine.txt" in os.listdir(directory)
+    (directory / "mine.txt").unlink()
+    # Its temporary journal locked: a live run's start (the lock is held from its creation).
+    temporary = next(directory.glob(f".{JOURNAL_NAME}.*.tmp"))
+    holder = os.open(temporary, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        os.utime(directory, (old, old))
+        clean_dead_runs(out)
+        assert directory.is_dir() and temporary.exists()
+    finally:
+        os.close(holder)
+    # Old, holding only the start's leftovers, unlocked: a dead start, which recorded nothing.
+    os.utime(directory, (old, old))
+    clean_dead_runs(out)
+    assert not directory.exists()
 
 
 def commands_logging_to(log: Path, count: int) -> dict:

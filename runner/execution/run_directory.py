@@ -39,6 +39,12 @@ FIRST_RECORD_BYTES = 1 << 20
 LAST_DIRECTORY_NAME = re.compile(r"last_[0-9A-Za-z_]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
+# What a run killed during its start leaves before its journal has its name: the journal under
+# a temporary name (locked from its creation on), alt.json or its temporary (mkstemp's names).
+START_LEFTOVER = re.compile(rf"\.(?:{re.escape(journal_file.JOURNAL_NAME)}|{re.escape(journal_file.ALT_NAME)})"
+                            rf"\.[a-z0-9_]{{8}}\.tmp|{re.escape(journal_file.ALT_NAME)}")
+
+
 def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes, workspace=None) -> journal_file.Journal:
     """Creates <output_dir>/<last_id>/ with an open, locked journal; alt.json follows, and the
     dead runs in output_dir are cleaned, on the journal's writer thread (but never the
@@ -172,10 +178,32 @@ def _alive(pid) -> bool:
     return True
 
 
+def _remove_dead_start(directory: Path) -> None:
+    """A directory no journal.jsonl proves a run's: removed when it is empty, or when it holds
+    only what a run killed during its start leaves (START_LEFTOVER: regular files, the
+    temporary journal among them and unlocked, so its run is dead). It recorded nothing: no
+    run_started line was written. Anything else in it, and it stays."""
+    names = os.listdir(directory)
+    journals = [name for name in names if name.startswith(f".{journal_file.JOURNAL_NAME}.")]
+    if names:
+        if not journals or not all(START_LEFTOVER.fullmatch(name) for name in names):
+            return
+        for name in names:
+            if not stat.S_ISREG(os.lstat(directory / name).st_mode):
+                return          # never opened (a FIFO would block the lock's test) nor removed
+        if any(journal_file.is_locked(directory / name) for name in journals):
+            return
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(directory / name)
+    with contextlib.suppress(OSError):
+        directory.rmdir()          # only when empty
+
+
 def clean_dead_runs(output_dir: Path, in_use=None) -> None:
     """clean_dead_run for every unfinished, unlocked run directory in output_dir (run_start:
-    only directories a run of this library made), and empty
-    directories left by a run killed before its journal existed. in_use: a workspace that
+    only directories a run of this library made), and directories left by a run killed
+    before its journal existed or had its name (_remove_dead_start). in_use: a workspace that
     stays whatever run it came from."""
     try:
         entries = list(os.scandir(output_dir))
@@ -203,7 +231,6 @@ def clean_dead_runs(output_dir: Path, in_use=None) -> None:
                 clean_dead_run(directory, keep_workspace=keep)
             elif LAST_DIRECTORY_NAME.fullmatch(entry.name) and \
                     now - entry.stat(follow_symlinks=False).st_mtime > EMPTY_DIRECTORY_AGE_SECONDS:
-                with contextlib.suppress(OSError):
-                    directory.rmdir()          # only when empty
+                _remove_dead_start(directory)
         except OSError:
             log.debug("cleaning %s failed", entry.path, exc_info=True)
