@@ -279,3 +279,37 @@ def test_a_stop_while_a_round_is_handed_out_starts_no_more_of_it(tmp_path):
     assert statuses.pop(started[0])[1] == 1
     assert set(statuses.values()) == {("cancelled", 0)} and len(statuses) == 19
     assert len(log.read_text().split()) <= 1 if log.exists() else True
+
+
+def test_no_thread_for_the_journal_s_writer_is_a_journal_error_that_leaves_no_lock_file_or_directory(
+        tmp_path, monkeypatch):
+    """A process out of threads: the run does not begin, says why, and keeps no open file,
+    no lock and no directory; without a thread for the cleaning of dead runs it runs."""
+    from runner.errors import JournalError
+    from runner.execution import journal
+
+    real, starts = journal._start_thread, []
+
+    def refused_at(number):
+        def start(target):
+            starts.append(target)
+            if len(starts) == number:
+                raise RuntimeError("can't start new thread")
+            return real(target)
+        return start
+
+    monkeypatch.setattr(journal, "_start_thread", refused_at(1))
+    out = tmp_path / "out"
+    descriptors = len(os.listdir("/proc/self/fd"))
+    try:
+        execute(generic(3), out, environ={})
+    except JournalError as error:
+        assert "the journal's writer cannot start (can't start new thread)" in str(error)
+    else:
+        raise AssertionError("the run began without its journal's writer")
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+    assert list(out.iterdir()) == []
+    starts.clear()
+    monkeypatch.setattr(journal, "_start_thread", refused_at(2))
+    outcome = execute(generic(3), out, environ={})
+    assert outcome.all_completed and (outcome.directory / "last.json").is_file()

@@ -142,9 +142,19 @@ class Journal:
         (wait_started). The cleaning of dead runs (`before`) runs on a thread of its own. A
         disk that refuses these writes is a warning (self.warnings), not the end of the run."""
         self._start = (first, list(results), documents)
-        self._thread = _start_thread(self._writer)
+        try:
+            self._thread = _start_thread(self._writer)
+        except RuntimeError as error:       # no thread to be had ("can't start new thread")
+            self.release()      # its lock and its temporary file: nothing was written
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()      # the run's directory, empty: the run never began
+            raise JournalError(f"{self.path}: the journal's writer cannot start ({error}): the run does not "
+                               "begin", pointer=JOURNAL_NAME) from None
         if self._before is not None:
-            self._cleaning = _start_thread(self._clean)
+            try:
+                self._cleaning = _start_thread(self._clean)
+            except RuntimeError as error:   # best effort: the next run in this place cleans
+                log.warning("dead runs in %s are not cleaned by this run (%s)", self.directory.parent, error)
 
     def wait_started(self) -> None:
         """Returns once the journal's start is on disk, or could not be written (a warning):
