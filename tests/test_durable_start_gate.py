@@ -313,3 +313,39 @@ def test_no_thread_for_the_journal_s_writer_is_a_journal_error_that_leaves_no_lo
     monkeypatch.setattr(journal, "_start_thread", refused_at(2))
     outcome = execute(generic(3), out, environ={})
     assert outcome.all_completed and (outcome.directory / "last.json").is_file()
+
+
+def test_the_cleaning_of_dead_starts_touches_nothing_but_a_dead_start_s_own_files(tmp_path):
+    """Old directories that look like dead starts but are not one: a temporary journal that is
+    a FIFO (never opened to wait on it), a symlink to a directory elsewhere (never followed),
+    a name that is not a LAST id, more files than a start makes. All stay as they were."""
+    import uuid
+
+    out = tmp_path / "out"
+    out.mkdir()
+    old = time.time() - 120
+
+    def start_like(directory: Path, journal_kind: str = "file") -> Path:
+        directory.mkdir()
+        journal = directory / f".{JOURNAL_NAME}.abcdefgh.tmp"
+        if journal_kind == "fifo":
+            os.mkfifo(journal)
+        else:
+            journal.write_text("x")
+        (directory / "alt.json").write_text("{}")
+        return directory
+
+    fifo = start_like(out / str(uuid.uuid4()), "fifo")
+    victim = start_like(tmp_path / "victim")
+    link = out / str(uuid.uuid4())
+    link.symlink_to(victim, target_is_directory=True)
+    not_an_id = start_like(out / "last_backup")
+    crowded = start_like(out / str(uuid.uuid4()))
+    for number in range(8):
+        (crowded / f".alt.json.abcdef{number:02d}.tmp").write_text("y")
+    for directory in (fifo, not_an_id, crowded):
+        os.utime(directory, (old, old))
+    before = {path: sorted(os.listdir(path)) for path in (fifo, victim, not_an_id, crowded)}
+    clean_dead_runs(out)
+    assert link.is_symlink()
+    assert {path: sorted(os.listdir(path)) for path in (fifo, victim, not_an_id, crowded)} == before

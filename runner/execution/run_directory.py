@@ -11,6 +11,7 @@ workspace holding files stay: `show` explains the run and `resume` finishes it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import re
@@ -35,6 +36,9 @@ EMPTY_DIRECTORY_AGE_SECONDS = 60.0
 # The name of a run's directory: its LAST id (runner.core ids: a UUID).
 RUN_DIRECTORY_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FIRST_RECORD_BYTES = 1 << 20
+# At most what a start leaves (a temporary journal, alt.json and its temporary) and a little
+# room: a directory holding more is not a dead start, and is not listed further.
+MAX_START_LEFTOVERS = 8
 # Names of LAST directories (last_<stamp>_<hex> or a UUID): only those are removed when empty.
 LAST_DIRECTORY_NAME = re.compile(r"last_[0-9A-Za-z_]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -179,25 +183,54 @@ def _alive(pid) -> bool:
 
 
 def _remove_dead_start(directory: Path) -> None:
-    """A directory no journal.jsonl proves a run's: removed when it is empty, or when it holds
-    only what a run killed during its start leaves (START_LEFTOVER: regular files, the
-    temporary journal among them and unlocked, so its run is dead). It recorded nothing: no
-    run_started line was written. Anything else in it, and it stays."""
-    names = os.listdir(directory)
-    journals = [name for name in names if name.startswith(f".{journal_file.JOURNAL_NAME}.")]
-    if names:
-        if not journals or not all(START_LEFTOVER.fullmatch(name) for name in names):
-            return
-        for name in names:
-            if not stat.S_ISREG(os.lstat(directory / name).st_mode):
-                return          # never opened (a FIFO would block the lock's test) nor removed
-        if any(journal_file.is_locked(directory / name) for name in journals):
-            return
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(directory / name)
+    """A directory no journal.jsonl proves a run's: removed when it is empty, or, when it is
+    named by a LAST id, when it holds only what a run killed during its start leaves
+    (START_LEFTOVER, regular files) and its temporary journal's lock can be taken (its run
+    is dead: a start holds that lock from the file's creation). It recorded nothing: no
+    run_started line was written. Anything else in it, anything that cannot be opened or
+    locked, and it stays. Worked on through a descriptor of the directory opened without
+    following a symlink, its entries never followed either: what is swapped in meanwhile
+    is not touched, and a FIFO is never waited on."""
     with contextlib.suppress(OSError):
         directory.rmdir()          # only when empty
+        return
+    if not RUN_DIRECTORY_NAME.fullmatch(directory.name):
+        return
+    try:
+        folder = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    held = []
+    try:
+        with os.scandir(folder) as entries:
+            names = [entry.name for _, entry in zip(range(MAX_START_LEFTOVERS + 1), entries)]
+        if len(names) > MAX_START_LEFTOVERS or not all(START_LEFTOVER.fullmatch(name) for name in names):
+            return
+        journals = [name for name in names if name.startswith(f".{journal_file.JOURNAL_NAME}.")]
+        if not journals:
+            return
+        for name in names:
+            if not stat.S_ISREG(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode):
+                return
+        for name in journals:
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=folder)
+            held.append(fd)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)      # BlockingIOError: a live start's
+        # Held while the leftovers go: a run never reopens its temporary journal, so no start
+        # can be under way in this directory now.
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=folder)
+    except OSError:
+        return
+    finally:
+        for fd in held:
+            os.close(fd)
+        os.close(folder)
+    with contextlib.suppress(OSError):
+        directory.rmdir()          # only when empty: a symlink put in its place is not removed
 
 
 def clean_dead_runs(output_dir: Path, in_use=None) -> None:
