@@ -349,3 +349,27 @@ def test_the_cleaning_of_dead_starts_touches_nothing_but_a_dead_start_s_own_file
     clean_dead_runs(out)
     assert link.is_symlink()
     assert {path: sorted(os.listdir(path)) for path in (fifo, victim, not_an_id, crowded)} == before
+
+
+def test_is_locked_never_waits_on_a_fifo_and_calls_what_it_cannot_tell_locked(tmp_path):
+    """The cleaning of dead runs asks is_locked before it removes anything of a run: a FIFO
+    put in a journal's place must not block it (a run's end waits for its cleaning), and a
+    file it cannot open or a symlink must read as a live run's, never as a dead one's."""
+    from runner.execution.journal import is_locked
+
+    assert is_locked(tmp_path / "absent") is False
+    plain = tmp_path / "journal.jsonl"
+    plain.write_text("{}\n")
+    assert is_locked(plain) is False
+    holder = os.open(plain, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert is_locked(plain) is True
+    finally:
+        os.close(holder)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert is_locked(fifo) is True           # at once: no writer ever opens it
+    link = tmp_path / "link"
+    link.symlink_to(plain)
+    assert is_locked(link) is True

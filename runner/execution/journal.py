@@ -434,12 +434,19 @@ def _write_all(fd: int, lines: list) -> None:
 
 
 def is_locked(path: Path) -> bool:
-    """True when a live process holds the journal at `path` (its run is still going)."""
+    """True when a live process holds the journal at `path` (its run is still going), and
+    when that cannot be told (a file that cannot be opened, or not a regular file): the
+    cleaning of dead runs then leaves it alone. False when there is no such file. Never
+    follows a symlink nor waits on a FIFO put in its place."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
         return False
+    except OSError:
+        return True
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return True
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
         return True
