@@ -229,3 +229,14 @@ def test_a_process_record_of_a_damaged_line_is_kept_not_a_crash(tmp_path):
         assert [p["pgid"] for p in json.loads(shown.stdout)["processes"]] == [pid]
     finally:
         os.killpg(pid, signal.SIGKILL)
+
+
+def test_cleaning_reads_a_process_record_whole_across_a_carriage_return_an_edit_left(tmp_path):
+    """processes.recorded (the cleaning's quick read) splits lines where the journal's readers
+    do, at "\n": a "\r" an edit left between a record's members (JSON whitespace) does not cut
+    it in two and lose the process it names."""
+    from runner.execution import processes
+
+    line = b'{"type":"attempt_process","task_id":"a","attempt":1,\r"pgid":4242,"start_ticks":7}'
+    (tmp_path / "journal.jsonl").write_bytes(b'{"type":"run_started"}\n' + line + b"\n")
+    assert processes.recorded(tmp_path) == [json.loads(line)]

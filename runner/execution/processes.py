@@ -100,7 +100,10 @@ def recorded(directory: Path) -> list:
         return []
     markers = [f'"type":"{kind}"'.encode() for kind in (RECORD_TYPE, ENDED_TYPE)]
     unended = Unended()
-    for line in data.splitlines():
+    # Lines end at "\n" only, as the journal's readers count them (a "\r" an edit left in a
+    # line does not cut a record in two); a last line a crash left without its end still
+    # counts if it is a whole record: a process it names may run.
+    for line in data.split(b"\n"):
         if any(marker in line for marker in markers):
             try:
                 record = orjson.loads(line)
