@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi runner/doors/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
+SOURCES := pyproject.toml setup.py $(wildcard runner/*.pyx runner/core/*.pxi runner/core/*.h runner/doors/*.pxi csrc/*.c csrc/*.h csrc/*.map include/*.h)
 
 .PHONY: demo serve test fuzz soak sanitize system-deps proto clean
 

@@ -89,7 +89,8 @@ librunner = Extension(
         "-Wl,-z,nodelete",
     ],
     depends=["csrc/runner_internal.h", "include/runner_ffi.h", "csrc/librunner.map"]
-    + [str(p.relative_to(HERE)) for part in ("core", "doors") for p in (HERE / "runner" / part).glob("*.pxi")],
+    + [str(p.relative_to(HERE)) for part in ("core", "doors") for p in (HERE / "runner" / part).glob("*.pxi")]
+    + [str(p.relative_to(HERE)) for p in (HERE / "runner" / "core").glob("*.h")],
 )
 
 setup(

@@ -19,6 +19,7 @@ the C shim in csrc/ calls the `core_*` functions directly, and a C host and
 include "core/errors.pxi"
 include "core/host_environment.pxi"
 include "core/thread_interrupt.pxi"
+include "core/double_text.pxi"
 include "core/gil_handoff.pxi"
 include "core/alt_model.pxi"
 include "core/alt_spans.pxi"

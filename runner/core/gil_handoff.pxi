@@ -11,10 +11,10 @@
 # INLINE_GIL_YIELD tasks. Nobody waiting: a load of one integer per GIL_LOOK tasks.
 
 from posix.time cimport nanosleep, timespec
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from cpython.mem cimport PyMem_Malloc, PyMem_Calloc, PyMem_Free
 from posix.uio cimport iovec, writev
 from posix.unistd cimport fsync, close as close_fd
-from libc.errno cimport errno, EINTR, EIO, EAGAIN
+from libc.errno cimport errno, EINTR, EIO, EAGAIN, ENOMEM
 from libc.stdio cimport rename as rename_path
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
@@ -93,73 +93,106 @@ def gil_nap(double seconds):
 
 def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_from=None,
                  bytes rename_to=None, int directory_fd=-1):
-    """Writes every chunk of `chunks` (bytes) to fd in order, partial writes resumed, then
-    fsyncs fd (sync), closes it (close), renames rename_from to rename_to and fsyncs
-    directory_fd (when given), all without the GIL, which it takes back through the
-    hand-over: one wait for the GIL where Python's os calls made one each. OSError(errno) at
-    the first step that fails (fd is closed anyway when asked)."""
+    """Writes every chunk of `chunks` (bytes, or a TextWithDoubles: its doubles' text is made
+    here) to fd in order, partial writes resumed, then fsyncs fd (sync), closes it (close),
+    renames rename_from to rename_to and fsyncs directory_fd (when given), all without the
+    GIL, which it takes back through the hand-over: one wait for the GIL where Python's os
+    calls made one each. OSError(errno) at the first step that fails (fd is closed anyway
+    when asked)."""
     cdef tuple held = tuple(chunks)         # keeps every buffer alive while the GIL is let go
-    cdef Py_ssize_t count = len(held), i = 0, start = 0, batch
-    cdef ssize_t written
+    cdef Py_ssize_t count = len(held), i = 0
     cdef int error = 0
     cdef const char *source = NULL
     cdef const char *target = NULL
     cdef iovec *vectors = <iovec *>PyMem_Malloc((count if count > 0 else 1) * sizeof(iovec))
-    if vectors == NULL:
-        raise MemoryError()
-    for i in range(count):
-        chunk = held[i]
-        if type(chunk) is not bytes:
-            PyMem_Free(vectors)
-            raise TypeError(f"write_synced: chunk {i} is {type(chunk).__name__}, not bytes")
-        vectors[i].iov_base = <void *>PyBytes_AS_STRING(chunk)
-        vectors[i].iov_len = <size_t>PyBytes_GET_SIZE(chunk)
-    if rename_from is not None and rename_to is not None:
-        source = rename_from
-        target = rename_to
-    with nogil:
-        while start < count and error == 0:
-            if vectors[start].iov_len == 0:
-                start += 1
-                continue
-            batch = count - start if count - start < 1024 else 1024      # IOV_MAX
-            written = writev(fd, vectors + start, <int>batch)
-            if written < 0:
-                if errno != EINTR:
-                    error = errno
-                continue
-            if written == 0:
-                error = EIO
-                continue
-            while written > 0 and start < count:
-                if <size_t>written >= vectors[start].iov_len:
-                    written -= vectors[start].iov_len
-                    start += 1
-                else:
-                    vectors[start].iov_base = <void *>(<char *>vectors[start].iov_base + written)
-                    vectors[start].iov_len -= written
-                    written = 0
-        if error == 0 and sync:
-            while fsync(fd) != 0:
-                if errno != EINTR:
-                    error = errno
-                    break
-        if close:
-            if close_fd(fd) != 0 and error == 0 and errno != EINTR:
-                error = errno
-        if error == 0 and source != NULL:
-            if rename_path(source, target) != 0:
-                error = errno
-        if error == 0 and directory_fd >= 0:
-            while fsync(directory_fd) != 0:
-                if errno != EINTR:
-                    error = errno
-                    break
-        runner_gil_wanted_add(1)
-    runner_gil_wanted_add(-1)
-    PyMem_Free(vectors)
+    # The TextWithDoubles chunks' parts (count 0 for the others), then their texts, freed here.
+    cdef TextParts *pending = <TextParts *>PyMem_Calloc(count if count > 0 else 1, sizeof(TextParts))
+    cdef char **rendered = <char **>PyMem_Calloc(count if count > 0 else 1, sizeof(char *))
+    try:
+        if vectors == NULL or pending == NULL or rendered == NULL:
+            raise MemoryError()
+        for i in range(count):
+            chunk = held[i]
+            if type(chunk) is bytes:
+                vectors[i].iov_base = <void *>PyBytes_AS_STRING(chunk)
+                vectors[i].iov_len = <size_t>PyBytes_GET_SIZE(chunk)
+            elif type(chunk) is TextWithDoubles:
+                vectors[i].iov_base = <void *>(<TextWithDoubles>chunk).data
+                vectors[i].iov_len = <size_t>(<TextWithDoubles>chunk).size
+                pending[i] = (<TextWithDoubles>chunk).parts()
+            else:
+                raise TypeError(f"write_synced: chunk {i} is {type(chunk).__name__}, not bytes")
+        if rename_from is not None and rename_to is not None:
+            source = rename_from
+            target = rename_to
+        with nogil:
+            _write_synced(fd, vectors, pending, rendered, count, sync, close, source, target, directory_fd, &error)
+            runner_gil_wanted_add(1)
+        runner_gil_wanted_add(-1)
+    finally:
+        for i in range(count if rendered != NULL else 0):
+            free(rendered[i])
+        PyMem_Free(rendered)
+        PyMem_Free(pending)
+        PyMem_Free(vectors)
     if error:
         raise OSError(error, os.strerror(error))
+
+
+cdef void _write_synced(int fd, iovec *vectors, const TextParts *pending, char **rendered, Py_ssize_t count,
+                        bint sync, bint close, const char *source, const char *target, int directory_fd,
+                        int *failed) noexcept nogil:
+    """write_synced's work without the GIL: the pending texts made, then written, synced,
+    closed, renamed; the first error's errno in failed."""
+    cdef Py_ssize_t i, start = 0, batch, size
+    cdef ssize_t written
+    cdef int error = 0
+    for i in range(count):
+        if pending[i].count:
+            rendered[i] = render_text(&pending[i], &size)
+            if rendered[i] == NULL:
+                error = ENOMEM
+                break
+            vectors[i].iov_base = <void *>rendered[i]
+            vectors[i].iov_len = <size_t>size
+    while start < count and error == 0:
+        if vectors[start].iov_len == 0:
+            start += 1
+            continue
+        batch = count - start if count - start < 1024 else 1024      # IOV_MAX
+        written = writev(fd, vectors + start, <int>batch)
+        if written < 0:
+            if errno != EINTR:
+                error = errno
+            continue
+        if written == 0:
+            error = EIO
+            continue
+        while written > 0 and start < count:
+            if <size_t>written >= vectors[start].iov_len:
+                written -= vectors[start].iov_len
+                start += 1
+            else:
+                vectors[start].iov_base = <void *>(<char *>vectors[start].iov_base + written)
+                vectors[start].iov_len -= written
+                written = 0
+    if error == 0 and sync:
+        while fsync(fd) != 0:
+            if errno != EINTR:
+                error = errno
+                break
+    if close:
+        if close_fd(fd) != 0 and error == 0 and errno != EINTR:
+            error = errno
+    if error == 0 and source != NULL:
+        if rename_path(source, target) != 0:
+            error = errno
+    if error == 0 and directory_fd >= 0:
+        while fsync(directory_fd) != 0:
+            if errno != EINTR:
+                error = errno
+                break
+    failed[0] = error
 
 
 cdef extern from "<sys/socket.h>" nogil:

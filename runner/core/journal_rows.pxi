@@ -69,27 +69,24 @@ cpdef bytes journal_results_line(list results, list rows=None):
     return out.value()
 
 
-cpdef bytes journal_lines(list results, list rows=None):
+cpdef TextWithDoubles journal_text(list results, list rows=None):
     """The journal's task_results lines (each with its newline) of `results` (TaskResults),
     then of `rows` (tuples of JOURNAL_ROW_FIELDS), in their order: each run of inline results
     in a line of INLINE_ROW_FIELDS rows, written from their typed fields (no dict), each run
     of others in a line of full rows (journal_results_line's bytes). An inline result whose
     parameters or control hold anything but exact JSON types (exact_json) has a full row,
-    which orjson writes as it always did. b"" when there is nothing."""
+    which orjson writes as it always did. Its short rows' doubles are put in when the text
+    is rendered (write_synced, joined): without the GIL. Empty when there is nothing."""
     cdef JsonText out = JsonText(256 + 128 * (len(results) + (len(rows) if rows else 0)))
     cdef int open_line = 0          # the line being written: 0 none, 1 inline rows, 2 full rows
     cdef TaskResult r
     cdef Py_ssize_t mark
     cdef str previous = None        # the started_at of the inline line's last row
-    cdef ShortRows shared = ShortRows(results)
+    cdef ShortRows shared = ShortRows()
     cdef bytes text
-    cdef Py_ssize_t i = -1
     for item in results:
         r = <TaskResult?>item
-        i += 1
-        if shared.typed[i]:
-            shared.next_numbers()       # this result's, whatever happens to it (see ShortRows)
-        if shared.typed[i] and r.typed_inline():
+        if r.typed_inline():
             mark = out.size
             if open_line == 1:
                 out.raw(",", 1)
@@ -102,6 +99,7 @@ cpdef bytes journal_lines(list results, list rows=None):
                 previous = r.started_at
                 continue
             out.size = mark         # a full row (the line as it was)
+            shared.doubles.drop_after(mark)
         open_line = full_row_place(out, open_line)
         write_full_row(out, r)
         shared.parameters = None        # orjson's default (str) may have run a subclass's code
@@ -111,7 +109,13 @@ cpdef bytes journal_lines(list results, list rows=None):
         out.raw(text, len(text))
     if open_line:
         out.raw("]}\n", 3)
-    return out.value()
+    shared.doubles.set_text(out.value())
+    return shared.doubles
+
+
+cpdef bytes journal_lines(list results, list rows=None):
+    """journal_text's lines, as bytes (b"" when there is nothing)."""
+    return journal_text(results, rows).joined()
 
 
 cdef int full_row_place(JsonText out, int open_line) except -1:
@@ -127,53 +131,19 @@ cdef int full_row_place(JsonText out, int open_line) except -1:
 
 @cython.final
 cdef class ShortRows:
-    """What the short rows of one journal_lines call share, so that each costs less:
-    - the text of their doubles (duration_ms, offset_ms of each inline result, in order),
-      written by one orjson call for them all (a call per double cost twice the writing);
+    """What the short rows of one journal_text call share, so that each costs less:
+    - the TextWithDoubles their doubles (duration_ms, offset_ms) go to, whose text is made
+      without the GIL (a call of orjson's for them all took half of a row's time);
     - where in the buffer the last parameters object written was: tasks share one (equal
       small parameters are kept once per file, a loop's instances share their template's),
       whose text is then copied, not written again. The core never changes a task's
       parameters, and no Python code runs while the rows are written."""
-    cdef bytes numbers              # "[d0,o0,d1,o1,...]": an inline result's two doubles
-    cdef const char *text
-    # Which results were typed inline results when their doubles were taken, by place: what
-    # orjson's default (str) runs for a full row could read another result's output.
-    cdef bytearray typed
-    cdef Py_ssize_t at              # where the next result's doubles start in text
-    cdef Py_ssize_t duration_start, duration_end, offset_start, offset_end   # the current result's
+    cdef TextWithDoubles doubles
     cdef object parameters
     cdef Py_ssize_t start, length
 
-    def __cinit__(self, list results):
-        cdef list doubles = []
-        cdef TaskResult r
-        cdef Py_ssize_t i = 0
-        self.typed = bytearray(len(results))
-        for item in results:
-            r = <TaskResult?>item
-            if r.typed_inline():
-                self.typed[i] = 1
-                doubles.append(r.elapsed_ms)
-                doubles.append(r.offset_ms)     # NaN (none): null
-            i += 1
-        self.numbers = DUMPS(doubles)
-        self.text = PyBytes_AS_STRING(self.numbers)
-        self.at = 1
-
-    cdef inline void next_numbers(self):
-        """The next inline result's two doubles (its duration and offset) as texts."""
-        cdef const char *text = self.text
-        cdef Py_ssize_t at = self.at
-        self.duration_start = at
-        while text[at] != 44 and text[at] != 93:        # "," or "]"
-            at += 1
-        self.duration_end = at
-        at += 1
-        self.offset_start = at
-        while text[at] != 44 and text[at] != 93:
-            at += 1
-        self.offset_end = at
-        self.at = at + 1
+    def __cinit__(self):
+        self.doubles = TextWithDoubles()
 
 
 cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows shared) except -2:
@@ -207,9 +177,9 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
     elif exact_json(out, r.completed_at, 1) < 0:
         return -1
     out.raw(",", 1)
-    out.raw(shared.text + shared.duration_start, shared.duration_end - shared.duration_start)
+    shared.doubles.put(out.size, r.elapsed_ms)
     out.raw(",", 1)
-    out.raw(shared.text + shared.offset_start, shared.offset_end - shared.offset_start)    # NaN: null
+    shared.doubles.put(out.size, r.offset_ms)       # NaN (none): null
     if r.ran.control is not None:
         out.raw(",", 1)
         if exact_json(out, r.ran.control, 0) < 0:

@@ -84,8 +84,8 @@ class Journal:
     Records are queued on a plain list (appending is atomic under the GIL, so the run's
     loop takes no lock); the writer thread takes what is there every COMMIT_SECONDS.
     Task results finished in one commit window share a line ("task_results"), written by
-    the core in one buffer (journal_lines): an inline result's short row from its typed
-    fields, no dict per result.
+    the core in one buffer (journal_text): an inline result's short row from its typed
+    fields, no dict per result, its doubles written by the writer without the GIL.
     """
 
     def __init__(self, directory: Path, alt_json: bytes | None = None, before=None):
@@ -293,7 +293,9 @@ class Journal:
         return batch
 
     @staticmethod
-    def _results_line(results: list, documents=()) -> bytes:
+    def _results_line(results: list, documents=()):
+        """The task_results lines of `results` and `documents`, as write_synced takes them (a
+        TextWithDoubles: the doubles' text is made there, without the GIL)."""
         # The rows of results other than inline ones are tuples, and rows of documents
         # too: many small objects and no cycles; with the cyclic GC on, their allocation
         # would trigger collections that walk the whole ALT model again and again (measured:
@@ -301,7 +303,7 @@ class Journal:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return librunner.journal_lines(results, [_row_of(document) for document in documents])
+            return librunner.journal_text(results, [_row_of(document) for document in documents])
         finally:
             if collecting:
                 gc.enable()
