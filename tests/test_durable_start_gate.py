@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from runner import librunner
 from runner.execution import execute
 from runner.execution.journal import JOURNAL_NAME, Journal, RunState
 from runner.execution.run_directory import clean_dead_runs
@@ -309,6 +310,8 @@ def test_no_thread_for_the_journal_s_writer_is_a_journal_error_that_leaves_no_lo
         raise AssertionError("the run began without its journal's writer")
     assert len(os.listdir("/proc/self/fd")) == descriptors
     assert list(out.iterdir()) == []
+    # Nor a drain slowed by a writer that never came (the start counts it busy at once).
+    assert librunner.gil_handoff_counts() == (0, 0)
     starts.clear()
     monkeypatch.setattr(journal, "_start_thread", refused_at(2))
     outcome = execute(generic(3), out, environ={})

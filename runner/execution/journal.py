@@ -142,9 +142,14 @@ class Journal:
         (wait_started). The cleaning of dead runs (`before`) runs on a thread of its own. A
         disk that refuses these writes is a warning (self.warnings), not the end of the run."""
         self._start = (first, list(results), documents)
+        # Busy from now: the run's drain of inline tasks, which would hold the GIL until it
+        # ends, lets go of it for a moment every INLINE_GIL_YIELD tasks, so that the writer's
+        # start (its thread's first hold of the GIL included) goes on beside it.
+        librunner.gil_busy(1)
         try:
             self._thread = _start_thread(self._writer)
         except RuntimeError as error:       # no thread to be had ("can't start new thread")
+            librunner.gil_busy(-1)
             self.release()      # its lock and its temporary file: nothing was written
             with contextlib.suppress(OSError):
                 self.directory.rmdir()      # the run's directory, empty: the run never began
@@ -164,8 +169,7 @@ class Journal:
     def _writer(self) -> None:
         # The writer's waits for the GIL while the run's thread drains inline tasks go through
         # the core's hand-over (gil_handoff.pxi): write_synced and gil_nap for its own I/O and
-        # naps, gil_busy around the rest of the start (hashing, Python's os calls).
-        librunner.gil_busy(1)
+        # naps, gil_busy around the rest of the start (hashing, Python's os calls; raised by start()).
         try:
             self._write_start(*self._start)
         except BaseException as error:      # not the disk (that is a warning): a bug, said as such
