@@ -5,7 +5,9 @@ full rows the journal wrote before (journal_results_line), measured in the same 
 
 On schedule.py's no-op DAG, for each size:
 - bytes: journal.jsonl's task_results lines per result, each form;
-- writing: the core's time to make the lines of every result (best of --repeat);
+- writing: the core's time to make the lines of every result, and the part of it that holds
+  the GIL (the short rows' doubles are written by the journal's writer without it), best of
+  --repeat;
 - reading: RunState's time to read the journal back (resume, show), each form;
 - the run: the run loop without a journal, and with one in each row form (rounds alternate,
   best of each), as journal/none ratios (schedule.py's goal: <= 1.3x).
@@ -71,21 +73,26 @@ def measure(args, root: str) -> None:
             journal_module.Journal._results_line = form
             directory = journal_of(alt, workspace, root)
             made = best_of(args.repeat, lambda: form.__func__(results))
+            # The short rows' doubles are put in by the writer, without the GIL (write_synced):
+            # the whole text's time, and the part of it that holds the GIL.
+            whole = best_of(args.repeat, lambda: bytes(form.__func__(results)))
             read = best_of(args.repeat, lambda: journal_module.RunState(directory))
-            figures[name] = (result_bytes(directory) / n, made, read)
+            figures[name] = (result_bytes(directory) / n, made, whole, read)
         out = tempfile.mkdtemp(prefix="bench-journal-", dir=root)
         times = {"none": [], "short": [], "full": []}
         for _ in range(args.repeat):
             times["none"].append(best_of(1, lambda: run_librunner(alt, workspace)))
             for name, form in forms.items():
                 journal_module.Journal._results_line = form
-                times[name].append(best_of(1, lambda: run_librunner_journaled(alt, workspace, out)))
+                fresh = tempfile.mkdtemp(dir=out)
+                times[name].append(best_of(1, lambda: run_librunner_journaled(alt, workspace, fresh)))
         journal_module.Journal._results_line = SHORT
         plain = min(times["none"])
         for name in forms:
-            size, made, read = figures[name]
+            size, made, whole, read = figures[name]
             ratios = sorted(j / p for j, p in zip(times[name], times["none"]))
-            print(f"{n:>7} tasks  {name:5} rows {size:6.1f} B/result, made in {made * 1e9 / n:4.0f} ns/result, "
+            print(f"{n:>7} tasks  {name:5} rows {size:6.1f} B/result, made in {whole * 1e9 / n:4.0f} ns/result "
+                  f"({made * 1e9 / n:4.0f} with the GIL), "
                   f"read in {read * 1e6 / n:5.2f} us/result; run {min(times[name]) * 1e3:6.1f} ms vs "
                   f"{plain * 1e3:5.1f} ms without journal: {min(times[name]) / plain:4.2f}x "
                   f"(rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)", flush=True)

@@ -27,6 +27,7 @@ import graphlib
 import json
 import math
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,9 +57,9 @@ def run_librunner(alt, workspace: str) -> None:
 
 
 def run_librunner_journaled(alt, workspace: str, out: str) -> None:
-    # A fresh output directory each time: the journal directories of earlier repetitions
-    # (no LAST file: write=False) would otherwise be cleaned as dead runs by each next one.
-    out = tempfile.mkdtemp(dir=out)
+    """`out`: a fresh output directory each time, made before the timing starts (the journal
+    directories of earlier repetitions, no LAST file: write=False, would otherwise be cleaned
+    as dead runs by each next one)."""
     outcome = execute(alt, out, write=False, journal=True, workspace=workspace, environ={})
     assert len(outcome.results) == len(alt.tasks) and outcome.all_completed
 
@@ -106,13 +107,15 @@ def no_op_dags(sizes: list[int], repeat: int) -> None:
         plain_times, journal_times = [], []
         for _ in range(repeat):
             plain_times.append(best_of(1, lambda: run_librunner(alt, workspace)))
-            journal_times.append(best_of(1, lambda: run_librunner_journaled(alt, workspace, out)))
+            fresh = tempfile.mkdtemp(dir=out)
+            journal_times.append(best_of(1, lambda: run_librunner_journaled(alt, workspace, fresh)))
         ours, journaled = min(plain_times), min(journal_times)
         ratios = sorted(j / p for j, p in zip(journal_times, plain_times))
+        middle = statistics.median(journal_times) / statistics.median(plain_times)
         walk = best_of(repeat, lambda: run_graphlib(dependencies))
         line = (f"{n:>7} tasks  librunner {ours * 1e6 / n:6.2f} us/task ({ours:.3f} s)  "
                 f"with journal {journaled * 1e6 / n:6.2f} us/task, journal/none {journaled / ours:4.2f}x "
-                f"(goal <= 1.30; rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)  "
+                f"(goal <= 1.30; medians {middle:.2f}x; rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)  "
                 f"graphlib walk {walk * 1e6 / n:6.2f} us/task  ratio graphlib/librunner {walk / ours:5.2f}x")
         if have_dask:
             dask_graph = {t["id"]: (noop, *t["dependencies"]) for t in doc["tasks"]}
