@@ -107,3 +107,51 @@ def test_a_forked_child_starts_with_nobody_waiting_for_the_gil():
         librunner.gil_busy(-1)
     assert seen == b"(0, 0)"
     assert librunner.gil_handoff_counts() == (0, 0)
+
+
+def nap_in_thread(seconds: float, since=None) -> threading.Thread:
+    napper = threading.Thread(target=librunner.gil_nap, args=(seconds, since), daemon=True)
+    napper.start()
+    return napper
+
+
+def wake_until_ended(napper: threading.Thread) -> None:
+    """Wakes until the napper's minute-long nap has ended (its start is not seen from here)."""
+    for _ in range(600):
+        librunner.gil_wake()
+        napper.join(0.05)
+        if not napper.is_alive():
+            return
+
+
+def test_a_nap_ends_at_a_wake_and_at_one_that_came_after_the_naps_look():
+    """The streaming writer naps POLL_SECONDS between looks at its queue; the run's end (and
+    a hurry) wakes it rather than waiting the nap out. A wake between the writer's look and
+    its nap counts too (`since`): the nap then does not begin."""
+    napper = nap_in_thread(60.0)
+    wake_until_ended(napper)
+    assert not napper.is_alive()        # woken: it would have slept a minute
+    looked = librunner.gil_nap_seen()
+    librunner.gil_wake()
+    librunner.gil_nap(60.0, looked)     # returns at once (this test would take a minute)
+    assert librunner.gil_handoff_counts() == (0, 0)
+
+
+def test_a_forked_child_naps_and_wakes():
+    """A child forked while a thread of its parent naps (the naps' lock and condition made
+    anew in the child) naps and is woken."""
+    holder = nap_in_thread(60.0)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:
+        napper = nap_in_thread(60.0)
+        wake_until_ended(napper)
+        librunner.gil_nap(0.001)
+        os.write(write_end, b"alive" if napper.is_alive() else b"woken")
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        seen = pipe.read()
+    os.waitpid(child, 0)
+    wake_until_ended(holder)
+    assert seen == b"woken" and not holder.is_alive()

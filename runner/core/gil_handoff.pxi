@@ -30,7 +30,59 @@ cdef extern from *:
     /* A forked child has none of the parent's other threads, so nobody there wants the GIL:
        counts the fork caught raised (a writer between its I/O and the GIL) would otherwise
        stay raised, and every drain of the child would pause for them. */
-    static void runner_gil_forget_in_child(void) { runner_gil_wanted = 0; runner_gil_busy = 0; }
+    /* The writer's naps end early when woken (runner_nap_wake: the run ends, or hurries):
+       a nap of POLL_SECONDS the run's end had to wait out was up to 4 ms of every run. */
+    #include <errno.h>
+    #include <time.h>
+    static pthread_mutex_t runner_nap_lock = PTHREAD_MUTEX_INITIALIZER;
+    static pthread_cond_t runner_nap_cond;
+    static unsigned long runner_nap_generation = 0;
+    static int runner_nap_init(void) {
+        pthread_condattr_t attr;
+        int failed = pthread_condattr_init(&attr);
+        if (failed)
+            return failed;
+        failed = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+        if (!failed)
+            failed = pthread_cond_init(&runner_nap_cond, &attr);
+        pthread_condattr_destroy(&attr);
+        return failed;
+    }
+    static unsigned long runner_nap_seen(void) {
+        pthread_mutex_lock(&runner_nap_lock);
+        unsigned long generation = runner_nap_generation;
+        pthread_mutex_unlock(&runner_nap_lock);
+        return generation;
+    }
+    /* Sleeps ns nanoseconds, or less once a wake comes after `seen` (runner_nap_seen). */
+    static void runner_nap(long long ns, unsigned long seen) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += (time_t)(ns / 1000000000);
+        deadline.tv_nsec += (long)(ns % 1000000000);
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+        pthread_mutex_lock(&runner_nap_lock);
+        while (runner_nap_generation == seen)
+            if (pthread_cond_timedwait(&runner_nap_cond, &runner_nap_lock, &deadline) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&runner_nap_lock);
+    }
+    static void runner_nap_wake(void) {
+        pthread_mutex_lock(&runner_nap_lock);
+        runner_nap_generation++;
+        pthread_cond_broadcast(&runner_nap_cond);
+        pthread_mutex_unlock(&runner_nap_lock);
+    }
+    static void runner_gil_forget_in_child(void) {
+        runner_gil_wanted = 0;
+        runner_gil_busy = 0;
+        /* The parent's other threads may have held the lock at the fork: none of them is here. */
+        pthread_mutex_init(&runner_nap_lock, NULL);
+        runner_nap_init();
+    }
     static int runner_gil_forget_at_fork(void) { return pthread_atfork(NULL, NULL, runner_gil_forget_in_child); }
     """
     int runner_gil_wanted_now() nogil
@@ -38,9 +90,15 @@ cdef extern from *:
     int runner_gil_busy_now() nogil
     void runner_gil_busy_add(int) nogil
     int runner_gil_forget_at_fork()
+    int runner_nap_init()
+    unsigned long runner_nap_seen() nogil
+    void runner_nap(long long ns, unsigned long seen) nogil
+    void runner_nap_wake() nogil
 
 if runner_gil_forget_at_fork() != 0:
     raise MemoryError("pthread_atfork: no room for librunner's fork handler")
+if runner_nap_init() != 0:
+    raise MemoryError("pthread_cond_init: no room for librunner's naps")
 
 cdef int GIL_LOOK = 64                  # inline tasks between looks at gil_wanted
 cdef long HANDOFF_PAUSE_NS = 20000      # the drain's pause while a writer takes the GIL
@@ -80,15 +138,26 @@ def gil_handoff_counts():
     return runner_gil_wanted_now(), runner_gil_busy_now()
 
 
-def gil_nap(double seconds):
-    """Sleeps `seconds` without the GIL, then takes it back through the hand-over."""
-    cdef timespec pause
-    pause.tv_sec = <long>seconds
-    pause.tv_nsec = <long>((seconds - <double>pause.tv_sec) * 1e9)
+def gil_nap(double seconds, object since=None):
+    """Sleeps `seconds` without the GIL, or less once gil_wake() is called after `since` (a
+    gil_nap_seen(); None: from now), then takes the GIL back through the hand-over."""
+    cdef long long ns = <long long>(seconds * 1e9) if seconds > 0 else 0
+    cdef unsigned long seen = runner_nap_seen() if since is None else <unsigned long>since
     with nogil:
-        nanosleep(&pause, NULL)
+        runner_nap(ns, seen)
         runner_gil_wanted_add(1)
     runner_gil_wanted_add(-1)
+
+
+def gil_nap_seen():
+    """The naps' wake count now: a nap given it ends at a wake that came after it was read."""
+    return runner_nap_seen()
+
+
+def gil_wake():
+    """Ends every gil_nap of the process now (each naps' owner looks again at what it waits for)."""
+    with nogil:
+        runner_nap_wake()
 
 
 def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_from=None,

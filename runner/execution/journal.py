@@ -117,7 +117,6 @@ class Journal:
         self._stop = threading.Event()
         # Set by hurry(): the writer commits now instead of at the end of its window.
         self._hurry = threading.Event()
-        self.hurry = self._hurry.set
         self._commit_lock = threading.Lock()
         self.error: OSError | None = None       # the first write error; the run goes on
         self.warnings: list[str] = []           # what could not be written, for the LAST file
@@ -160,6 +159,11 @@ class Journal:
                 self._cleaning = _start_thread(self._clean)
             except RuntimeError as error:   # best effort: the next run in this place cleans
                 log.warning("dead runs in %s are not cleaned by this run (%s)", self.directory.parent, error)
+
+    def hurry(self) -> None:
+        """The writer commits now, not at the end of its window (a result with an effect)."""
+        self._hurry.set()
+        librunner.gil_wake()        # a nap of the streaming writer ends too
 
     def wait_started(self) -> None:
         """Returns once the journal's start is on disk, or could not be written (a warning):
@@ -272,15 +276,18 @@ class Journal:
         last commit had COMMIT_RESULTS / 4 or more), as soon as COMMIT_RESULTS are queued,
         looked at every POLL_SECONDS: the disk writes, which release the GIL, then go on
         beside the run's loop, and the commit left to finish() is a small one."""
-        hurry, stop, results, nap = self._hurry, self._stop, self._results, librunner.gil_nap
+        hurry, stop, results, nap, seen = self._hurry, self._stop, self._results, librunner.gil_nap, librunner.gil_nap_seen
         # What was queued while the start was written comes at once. A run whose results do
         # not stream in (most: tasks that take time) is looked at every COMMIT_SECONDS only.
         streaming = not stop.is_set() and self._start_taken + self._commit_pending() >= COMMIT_RESULTS // 4
         while True:
             if streaming:
                 waited = 0.0
-                while len(results) < COMMIT_RESULTS and waited < COMMIT_SECONDS and not hurry.is_set():
-                    nap(POLL_SECONDS)       # the GIL taken back through the core's hand-over
+                while True:
+                    since = seen()      # before the look: a hurry() after it ends the nap
+                    if len(results) >= COMMIT_RESULTS or waited >= COMMIT_SECONDS or hurry.is_set():
+                        break
+                    nap(POLL_SECONDS, since)        # the GIL taken back through the core's hand-over
                     waited += POLL_SECONDS
             else:
                 hurry.wait(COMMIT_SECONDS)
@@ -350,7 +357,7 @@ class Journal:
         """Commits every record written so far and stops the writer thread; the file stays
         locked (the run still writes its products) until release()."""
         self._stop.set()
-        self._hurry.set()
+        self.hurry()
         if self._thread is not None:
             self._thread.wait()
         self._commit_pending()
