@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pytest
 
 from runner import librunner
 from runner.execution import execute
@@ -292,11 +293,11 @@ def test_no_thread_for_the_journal_s_writer_is_a_journal_error_that_leaves_no_lo
     real, starts = journal._start_thread, []
 
     def refused_at(number):
-        def start(target):
+        def start(target, **options):
             starts.append(target)
             if len(starts) == number:
                 raise RuntimeError("can't start new thread")
-            return real(target)
+            return real(target, **options)
         return start
 
     monkeypatch.setattr(journal, "_start_thread", refused_at(1))
@@ -316,6 +317,41 @@ def test_no_thread_for_the_journal_s_writer_is_a_journal_error_that_leaves_no_lo
     monkeypatch.setattr(journal, "_start_thread", refused_at(2))
     outcome = execute(generic(3), out, environ={})
     assert outcome.all_completed and (outcome.directory / "last.json").is_file()
+
+
+def test_a_writer_start_interrupted_or_out_of_memory_gives_its_busy_count_back(tmp_path, monkeypatch):
+    """The writer counts as busy from before its thread starts (the drain then lets it in):
+    whatever ends that start, a Ctrl-C or no memory, before or after the thread began, the
+    count comes back to 0 once, or every later drain of the process would pause for it."""
+    from runner.execution import journal
+
+    real = journal._thread.start_new_thread
+
+    def refused(raised):
+        def start(function, arguments):
+            raise raised()
+        return start
+
+    def started_then_interrupted(function, arguments):
+        real(function, arguments)
+        raise KeyboardInterrupt
+
+    journals = []
+    real_start = Journal.start
+
+    def kept(self, *arguments):
+        journals.append(self)
+        return real_start(self, *arguments)
+
+    for start in (refused(KeyboardInterrupt), refused(MemoryError), started_then_interrupted):
+        monkeypatch.setattr(Journal, "start", kept)
+        monkeypatch.setattr(journal._thread, "start_new_thread", start)
+        with pytest.raises((KeyboardInterrupt, MemoryError)):
+            execute(generic(3), tmp_path / "out", environ={})
+        monkeypatch.undo()
+        if start is started_then_interrupted:   # its writer runs: its start done, it has given it back
+            assert journals[-1]._started.wait(30)
+        assert librunner.gil_handoff_counts() == (0, 0), start
 
 
 def test_the_cleaning_of_dead_starts_touches_nothing_but_a_dead_start_s_own_files(tmp_path):

@@ -55,6 +55,16 @@ def test_write_synced_fails_as_os_calls_do(tmp_path):
         os.close(fd)
 
 
+def test_write_synced_closes_fd_when_asked_even_when_a_chunk_is_refused(tmp_path):
+    for refused in ("text", bytearray(b"x")):
+        fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(TypeError):
+            librunner.write_synced(fd, [b"a", refused], close=True)
+        with pytest.raises(OSError):
+            os.fstat(fd)        # closed (EBADF), as its docstring promises
+    assert (tmp_path / "f").read_bytes() == b""
+
+
 def test_a_writer_napping_and_writing_beside_a_long_drain_ends_and_so_does_the_drain(tmp_path):
     stop = threading.Event()
     rounds = []

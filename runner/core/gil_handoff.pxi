@@ -177,6 +177,7 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
     # The TextWithDoubles chunks' parts (count 0 for the others), then their texts, freed here.
     cdef TextParts *pending = <TextParts *>PyMem_Calloc(count if count > 0 else 1, sizeof(TextParts))
     cdef char **rendered = <char **>PyMem_Calloc(count if count > 0 else 1, sizeof(char *))
+    cdef bint handed = False        # to _write_synced, which closes fd when asked, whatever fails
     try:
         if vectors == NULL or pending == NULL or rendered == NULL:
             raise MemoryError()
@@ -194,11 +195,14 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
         if rename_from is not None and rename_to is not None:
             source = rename_from
             target = rename_to
+        handed = True
         with nogil:
             _write_synced(fd, vectors, pending, rendered, count, sync, close, source, target, directory_fd, &error)
             runner_gil_wanted_add(1)
         runner_gil_wanted_add(-1)
     finally:
+        if close and not handed:        # a chunk refused, no memory: fd is closed all the same
+            close_fd(fd)
         for i in range(count if rendered != NULL else 0):
             free(rendered[i])
         PyMem_Free(rendered)

@@ -125,6 +125,7 @@ class Journal:
         # under load); each sets its Event when it ends.
         self._thread: threading.Event | None = None     # set when the writer thread has ended
         self._start: tuple | None = None        # what start() was given, until the writer has written it
+        self._busy = [True]                     # the writer's busy count while it starts (_give_back)
         self._started = threading.Event()       # set once the start is on disk (or could not be)
         self._start_taken = 0                   # the results queued meanwhile, committed with the start
         self._cleaning: threading.Event | None = None   # set when the cleaning has ended
@@ -141,14 +142,13 @@ class Journal:
         (wait_started). The cleaning of dead runs (`before`) runs on a thread of its own. A
         disk that refuses these writes is a warning (self.warnings), not the end of the run."""
         self._start = (first, list(results), documents)
-        # Busy from now: the run's drain of inline tasks, which would hold the GIL until it
-        # ends, lets go of it for a moment every INLINE_GIL_YIELD tasks, so that the writer's
-        # start (its thread's first hold of the GIL included) goes on beside it.
-        librunner.gil_busy(1)
         try:
-            self._thread = _start_thread(self._writer)
+            # Busy from before its thread starts: the run's drain of inline tasks, which would
+            # hold the GIL until it ends, lets go of it for a moment every INLINE_GIL_YIELD
+            # tasks, so that the writer's start (its first hold of the GIL included) goes on
+            # beside it.
+            self._thread = _start_thread(self._writer, busy=self._busy)
         except RuntimeError as error:       # no thread to be had ("can't start new thread")
-            librunner.gil_busy(-1)
             self.release()      # its lock and its temporary file: nothing was written
             with contextlib.suppress(OSError):
                 self.directory.rmdir()      # the run's directory, empty: the run never began
@@ -173,7 +173,8 @@ class Journal:
     def _writer(self) -> None:
         # The writer's waits for the GIL while the run's thread drains inline tasks go through
         # the core's hand-over (gil_handoff.pxi): write_synced and gil_nap for its own I/O and
-        # naps, gil_busy around the rest of the start (hashing, Python's os calls; raised by start()).
+        # naps, gil_busy around the rest of the start (hashing, Python's os calls; raised by
+        # _start_thread, given back here).
         try:
             self._write_start(*self._start)
         except BaseException as error:      # not the disk (that is a warning): a bug, said as such
@@ -181,7 +182,7 @@ class Journal:
             self._failed(error if isinstance(error, OSError) else OSError(f"{type(error).__name__}: {error}"),
                          self.path)
         finally:
-            librunner.gil_busy(-1)
+            _give_back(self._busy)
             self._start = None
             self._started.set()
         self._commit_loop()
@@ -381,10 +382,11 @@ class Journal:
         self.release()
 
 
-def _start_thread(target) -> threading.Event:
+def _start_thread(target, busy: list | None = None) -> threading.Event:
     """Runs target() on a new thread (a daemon: it does not hold the process at exit) and
     returns at once; the Event is set when target has returned or raised (what it raised is
-    said as threading says it)."""
+    said as threading says it). `busy`: a token (_give_back) for the gil_busy count raised
+    here for the thread, which target gives back; given back here when no thread came."""
     ended = threading.Event()
 
     def run():
@@ -395,8 +397,27 @@ def _start_thread(target) -> threading.Event:
         finally:
             ended.set()
 
-    _thread.start_new_thread(run, ())
+    try:
+        if busy is not None:
+            librunner.gil_busy(1)
+        _thread.start_new_thread(run, ())
+    except BaseException:
+        # No thread, or a KeyboardInterrupt after it started (then whichever of the two comes
+        # first gives the count back, once).
+        if busy is not None:
+            _give_back(busy)
+        raise
     return ended
+
+
+def _give_back(busy: list) -> None:
+    """The gil_busy count `busy` stands for, taken back once, whoever asks first (list.pop is
+    atomic under the GIL)."""
+    try:
+        busy.pop()
+    except IndexError:
+        return
+    librunner.gil_busy(-1)
 
 
 class _Hashing:
