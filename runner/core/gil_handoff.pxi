@@ -20,34 +20,64 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
 cdef extern from *:
     """
+    #include <errno.h>
     #include <pthread.h>
+    #include <time.h>
     static int runner_gil_wanted = 0;
     static int runner_gil_busy = 0;
     static inline int runner_gil_wanted_now(void) { return __atomic_load_n(&runner_gil_wanted, __ATOMIC_ACQUIRE); }
     static inline void runner_gil_wanted_add(int d) { __atomic_add_fetch(&runner_gil_wanted, d, __ATOMIC_ACQ_REL); }
     static inline int runner_gil_busy_now(void) { return __atomic_load_n(&runner_gil_busy, __ATOMIC_ACQUIRE); }
     static inline void runner_gil_busy_add(int d) { __atomic_add_fetch(&runner_gil_busy, d, __ATOMIC_ACQ_REL); }
-    /* A forked child has none of the parent's other threads, so nobody there wants the GIL:
-       counts the fork caught raised (a writer between its I/O and the GIL) would otherwise
-       stay raised, and every drain of the child would pause for them. */
-    /* The writer's naps end early when woken (runner_nap_wake: the run ends, or hurries):
-       a nap of POLL_SECONDS the run's end had to wait out was up to 4 ms of every run. */
-    #include <errno.h>
-    #include <time.h>
-    static pthread_mutex_t runner_nap_lock = PTHREAD_MUTEX_INITIALIZER;
-    static pthread_cond_t runner_nap_cond;
-    static unsigned long runner_nap_generation = 0;
-    static int runner_nap_init(void) {
+
+    static int runner_cond_init(pthread_cond_t *cond) {     /* timed waits on CLOCK_MONOTONIC */
         pthread_condattr_t attr;
         int failed = pthread_condattr_init(&attr);
         if (failed)
             return failed;
         failed = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
         if (!failed)
-            failed = pthread_cond_init(&runner_nap_cond, &attr);
+            failed = pthread_cond_init(cond, &attr);
         pthread_condattr_destroy(&attr);
         return failed;
     }
+    static void runner_deadline(struct timespec *deadline, long long ns) {
+        clock_gettime(CLOCK_MONOTONIC, deadline);
+        deadline->tv_sec += (time_t)(ns / 1000000000);
+        deadline->tv_nsec += (long)(ns % 1000000000);
+        if (deadline->tv_nsec >= 1000000000) {
+            deadline->tv_sec++;
+            deadline->tv_nsec -= 1000000000;
+        }
+    }
+
+    /* The drain waits for a writer to have the GIL on a condition the writer signals once it
+       has it (runner_gil_wanted_done), not in sleeps: a sleep of 20 us took ~75 here (timer
+       slack), and the drain slept at least one at every hand-over. */
+    static pthread_mutex_t runner_handoff_lock = PTHREAD_MUTEX_INITIALIZER;
+    static pthread_cond_t runner_handoff_cond;
+    static void runner_gil_wanted_done(void) {
+        pthread_mutex_lock(&runner_handoff_lock);
+        __atomic_add_fetch(&runner_gil_wanted, -1, __ATOMIC_ACQ_REL);
+        pthread_cond_broadcast(&runner_handoff_cond);
+        pthread_mutex_unlock(&runner_handoff_lock);
+    }
+    /* Without the GIL: returns once no writer wants the GIL, or after ns. */
+    static void runner_gil_wait_handed(long long ns) {
+        struct timespec deadline;
+        runner_deadline(&deadline, ns);
+        pthread_mutex_lock(&runner_handoff_lock);
+        while (runner_gil_wanted_now() > 0)
+            if (pthread_cond_timedwait(&runner_handoff_cond, &runner_handoff_lock, &deadline) == ETIMEDOUT)
+                break;
+        pthread_mutex_unlock(&runner_handoff_lock);
+    }
+
+    /* The writer's naps end early when woken (runner_nap_wake: the run ends, or hurries):
+       a nap of POLL_SECONDS the run's end had to wait out was up to 4 ms of every run. */
+    static pthread_mutex_t runner_nap_lock = PTHREAD_MUTEX_INITIALIZER;
+    static pthread_cond_t runner_nap_cond;
+    static unsigned long runner_nap_generation = 0;
     static unsigned long runner_nap_seen(void) {
         pthread_mutex_lock(&runner_nap_lock);
         unsigned long generation = runner_nap_generation;
@@ -57,13 +87,7 @@ cdef extern from *:
     /* Sleeps ns nanoseconds, or less once a wake comes after `seen` (runner_nap_seen). */
     static void runner_nap(long long ns, unsigned long seen) {
         struct timespec deadline;
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += (time_t)(ns / 1000000000);
-        deadline.tv_nsec += (long)(ns % 1000000000);
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
+        runner_deadline(&deadline, ns);
         pthread_mutex_lock(&runner_nap_lock);
         while (runner_nap_generation == seen)
             if (pthread_cond_timedwait(&runner_nap_cond, &runner_nap_lock, &deadline) == ETIMEDOUT)
@@ -76,12 +100,20 @@ cdef extern from *:
         pthread_cond_broadcast(&runner_nap_cond);
         pthread_mutex_unlock(&runner_nap_lock);
     }
+    static int runner_conditions_init(void) {
+        return runner_cond_init(&runner_handoff_cond) || runner_cond_init(&runner_nap_cond);
+    }
+
+    /* A forked child has none of the parent's other threads, so nobody there wants the GIL:
+       counts the fork caught raised (a writer between its I/O and the GIL) would otherwise
+       stay raised, and every drain of the child would pause for them. The locks, which one
+       of those threads may have held, are made anew. */
     static void runner_gil_forget_in_child(void) {
         runner_gil_wanted = 0;
         runner_gil_busy = 0;
-        /* The parent's other threads may have held the lock at the fork: none of them is here. */
+        pthread_mutex_init(&runner_handoff_lock, NULL);
         pthread_mutex_init(&runner_nap_lock, NULL);
-        runner_nap_init();
+        runner_conditions_init();
     }
     static int runner_gil_forget_at_fork(void) { return pthread_atfork(NULL, NULL, runner_gil_forget_in_child); }
     """
@@ -90,19 +122,20 @@ cdef extern from *:
     int runner_gil_busy_now() nogil
     void runner_gil_busy_add(int) nogil
     int runner_gil_forget_at_fork()
-    int runner_nap_init()
+    int runner_conditions_init()
+    void runner_gil_wanted_done() nogil
+    void runner_gil_wait_handed(long long ns) nogil
     unsigned long runner_nap_seen() nogil
     void runner_nap(long long ns, unsigned long seen) nogil
     void runner_nap_wake() nogil
 
 if runner_gil_forget_at_fork() != 0:
     raise MemoryError("pthread_atfork: no room for librunner's fork handler")
-if runner_nap_init() != 0:
-    raise MemoryError("pthread_cond_init: no room for librunner's naps")
+if runner_conditions_init() != 0:
+    raise MemoryError("pthread_cond_init: no room for librunner's hand-over and naps")
 
 cdef int GIL_LOOK = 64                  # inline tasks between looks at gil_wanted
-cdef long HANDOFF_PAUSE_NS = 20000      # the drain's pause while a writer takes the GIL
-cdef int HANDOFF_PAUSES = 20            # at most that many (~1.5 ms): a writer with no core free meanwhile waits
+cdef long long HANDOFF_WAIT_NS = 1500000   # the drain's longest wait for a writer to take the GIL: a writer with no core free meanwhile waits
 cdef long BUSY_PAUSE_NS = 50000         # the drain's pause, every INLINE_GIL_YIELD tasks, while busy
 
 
@@ -116,12 +149,9 @@ cdef inline void pause_ns(long ns) noexcept nogil:
 cdef void hand_gil_over(bint yield_point) noexcept:
     """Called with the GIL by the drain: lets a writer that wants the GIL take it (gil_wanted),
     or, at a yield point while one is busy, pauses once so that it may."""
-    cdef int pauses = 0
     if runner_gil_wanted_now() > 0:
         with nogil:
-            while runner_gil_wanted_now() > 0 and pauses < HANDOFF_PAUSES:
-                pause_ns(HANDOFF_PAUSE_NS)
-                pauses += 1
+            runner_gil_wait_handed(HANDOFF_WAIT_NS)
     elif yield_point and runner_gil_busy_now() > 0:
         with nogil:
             pause_ns(BUSY_PAUSE_NS)
@@ -146,7 +176,7 @@ def gil_nap(double seconds, object since=None):
     with nogil:
         runner_nap(ns, seen)
         runner_gil_wanted_add(1)
-    runner_gil_wanted_add(-1)
+    runner_gil_wanted_done()
 
 
 def gil_nap_seen():
@@ -199,7 +229,7 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
         with nogil:
             _write_synced(fd, vectors, pending, rendered, count, sync, close, source, target, directory_fd, &error)
             runner_gil_wanted_add(1)
-        runner_gil_wanted_add(-1)
+        runner_gil_wanted_done()
     finally:
         if close and not handed:        # a chunk refused, no memory: fd is closed all the same
             close_fd(fd)
