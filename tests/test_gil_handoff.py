@@ -165,3 +165,18 @@ def test_a_forked_child_naps_and_wakes():
     os.waitpid(child, 0)
     wake_until_ended(holder)
     assert seen == b"woken" and not holder.is_alive()
+
+
+def test_a_nap_longer_than_the_clock_can_hold_naps_until_woken():
+    """A nap of more than a day (inf, 1e12 s: past what a deadline holds) is a day's, which
+    a wake ends; none of them spins (review 10: the deadline overflowed and the nap looped
+    on EINVAL, its lock held, so no wake could come). NaN and less than 0: no nap."""
+    for seconds in (float("inf"), 1e10, 1e12, 1e300):
+        napper = nap_in_thread(seconds)
+        wake_until_ended(napper)
+        assert not napper.is_alive(), seconds
+    for seconds in (float("nan"), -1.0, float("-inf"), 0.0):
+        librunner.gil_nap(seconds)      # returns at once
+    with pytest.raises(TypeError):
+        librunner.gil_nap(1.0, 1.5)     # a count, not a float that would be cut to one
+    assert librunner.gil_handoff_counts() == (0, 0)

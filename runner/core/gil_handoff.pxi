@@ -68,8 +68,8 @@ cdef extern from *:
         runner_deadline(&deadline, ns);
         pthread_mutex_lock(&runner_handoff_lock);
         while (runner_gil_wanted_now() > 0)
-            if (pthread_cond_timedwait(&runner_handoff_cond, &runner_handoff_lock, &deadline) == ETIMEDOUT)
-                break;
+            if (pthread_cond_timedwait(&runner_handoff_cond, &runner_handoff_lock, &deadline) != 0)
+                break;      /* ETIMEDOUT, or anything else: never a spin */
         pthread_mutex_unlock(&runner_handoff_lock);
     }
 
@@ -90,8 +90,8 @@ cdef extern from *:
         runner_deadline(&deadline, ns);
         pthread_mutex_lock(&runner_nap_lock);
         while (runner_nap_generation == seen)
-            if (pthread_cond_timedwait(&runner_nap_cond, &runner_nap_lock, &deadline) == ETIMEDOUT)
-                break;
+            if (pthread_cond_timedwait(&runner_nap_cond, &runner_nap_lock, &deadline) != 0)
+                break;      /* ETIMEDOUT, or anything else: never a spin */
         pthread_mutex_unlock(&runner_nap_lock);
     }
     static void runner_nap_wake(void) {
@@ -135,6 +135,7 @@ if runner_conditions_init() != 0:
     raise MemoryError("pthread_cond_init: no room for librunner's hand-over and naps")
 
 cdef int GIL_LOOK = 64                  # inline tasks between looks at gil_wanted
+cdef double NAP_LONGEST = 86400.0       # seconds: gil_nap's longest
 cdef long long HANDOFF_WAIT_NS = 1500000   # the drain's longest wait for a writer to take the GIL: a writer with no core free meanwhile waits
 cdef long BUSY_PAUSE_NS = 50000         # the drain's pause, every INLINE_GIL_YIELD tasks, while busy
 
@@ -171,8 +172,12 @@ def gil_handoff_counts():
 def gil_nap(double seconds, object since=None):
     """Sleeps `seconds` without the GIL, or less once gil_wake() is called after `since` (a
     gil_nap_seen(); None: from now), then takes the GIL back through the hand-over."""
-    cdef long long ns = <long long>(seconds * 1e9) if seconds > 0 else 0
-    cdef unsigned long seen = runner_nap_seen() if since is None else <unsigned long>since
+    # At most a day (a longer one would overflow the deadline); NaN and less than 0: none.
+    cdef long long ns = <long long>(min(seconds, NAP_LONGEST) * 1e9) if seconds > 0 else 0
+    cdef unsigned long seen
+    if since is not None and type(since) is not int:
+        raise TypeError(f"gil_nap: since is {type(since).__name__}, not a gil_nap_seen() count")
+    seen = runner_nap_seen() if since is None else <unsigned long>since
     with nogil:
         runner_nap(ns, seen)
         runner_gil_wanted_add(1)

@@ -2,21 +2,26 @@
  * the run's drain (double_text.pxi). orjson needs the GIL, Python's own dtoa too (its
  * memory pool is shared), snprintf("%.17g") costs ~1.5 us and is not the shortest text.
  *
- * The digits: Grisu2 (Loitsch, "Printing Floating-Point Numbers Quickly and Accurately with
- * Integers", PLDI 2010), with 64-bit significands. Its text always reads back as the same
- * double (the digits lie inside the double's rounding interval, narrowed by one unit on each
- * side); for about one double in a thousand it is one digit longer than the shortest, or
- * its last digit not the nearest one. What reads it (orjson.loads, float()) gets the same
- * double either way. The powers of ten it multiplies by are computed exactly by
- * double_text.pxi at import (runner_fill_cached_powers), not typed in here.
+ * The digits: the rounding interval of Grisu2 (Loitsch, "Printing Floating-Point Numbers
+ * Quickly and Accurately with Integers", PLDI 2010), in 64-bit fixed point, narrowed by one
+ * unit on each side; then, in 19-digit decimal integers (narrowing it again), the fewest
+ * digits inside it, the nearest to the double of those. The text always reads back as the
+ * same double (it lies inside the interval); for about one double in a thousand it is a
+ * digit longer than the shortest, or its last digit not the nearest one, which what reads
+ * it (orjson.loads, float()) does not see. The powers of ten are computed exactly at import
+ * (double_text.pxi, fill_cached_powers), not typed in here.
  *
- * The layout: orjson's (3.x) for the same digits: decimal for decimal exponents -5..15
+ * The layout: orjson's (3.12 on; before, "1e16") for the same digits: decimal for exponents -5..15
  * ("0.00001", "1000000000000000.0", "12.5"), otherwise "1.5e-7", "1e+16"; "-0.0" and "0.0";
  * NaN and the infinities as null, as orjson writes them.
  */
 #pragma once
 #include <stdint.h>
 #include <string.h>
+
+#ifndef __SIZEOF_INT128__
+#error "shortest_double.h needs unsigned __int128 (GCC or Clang on a 64-bit target)"
+#endif
 
 #define RUNNER_DOUBLE_TEXT_MAX 25      /* "-1.7976931348623157e+308" and room to spare */
 #define RUNNER_CACHED_POWERS 87        /* 10^-348, 10^-340, ..., 10^340 */
