@@ -190,7 +190,7 @@ def gil_nap_seen():
 
 
 def gil_wake():
-    """Ends every gil_nap of the process now (each naps' owner looks again at what it waits for)."""
+    """Ends every gil_nap of the process now (each nap's owner looks again at what it waits for)."""
     with nogil:
         runner_nap_wake()
 
