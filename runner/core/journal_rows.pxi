@@ -49,7 +49,7 @@ cpdef bytes journal_results_line(list results, list rows=None):
     (TaskResults), then of `rows` (tuples of JOURNAL_ROW_FIELDS): the bytes orjson.dumps
     writes for {"type": "task_results", "fields": JOURNAL_ROW_FIELDS, "rows": [each as a
     tuple]} with default=str and OPT_APPEND_NEWLINE, written in one buffer. (The journal
-    writes journal_lines: inline results in the short form.)"""
+    writes journal_text: inline results in the short form.)"""
     cdef JsonText out = JsonText(len(JOURNAL_LINE_HEAD) + 256 * (len(results) + (len(rows) if rows else 0)) + 64)
     cdef bint first = True
     cdef bytes text
