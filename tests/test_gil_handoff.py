@@ -7,9 +7,10 @@ from __future__ import annotations
 import os
 import threading
 
+import orjson
 import pytest
 
-from runner import librunner
+from runner import librunner, parse_alt_file
 from runner.execution import execute
 
 
@@ -180,3 +181,81 @@ def test_a_nap_longer_than_the_clock_can_hold_naps_until_woken():
     with pytest.raises(TypeError):
         librunner.gil_nap(1.0, 1.5)     # a count, not a float that would be cut to one
     assert librunner.gil_handoff_counts() == (0, 0)
+
+
+def generic_tasks(count: int) -> dict:
+    return {"id": "d", "title": "d", "tasks": [
+        {"id": f"t{i}", "description": "d", "parameters": {"task_type": "generic"}} for i in range(count)]}
+
+
+def test_a_writer_that_lets_go_of_the_gil_its_own_way_still_lets_the_drain_end():
+    """The drain spins a bounded while for a writer to let go of the GIL at its next hand-over
+    point; a writer that lets go otherwise (a sleep, a lock) costs the drain that while and
+    no more: both end, every result in, and nothing is left counted."""
+    import time
+
+    stop = threading.Event()
+    rounds = []
+
+    def writer():
+        while not stop.is_set():
+            librunner.gil_nap(0.0002)
+            time.sleep(0.0005)      # lets go of the GIL as Python does, not at a hand-over point
+            rounds.append(1)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        outcome = execute(generic_tasks(50_000), write=False, environ={})
+    finally:
+        stop.set()
+        thread.join()
+    assert len(outcome.results) == 50_000 and outcome.all_completed and rounds
+    assert librunner.gil_spin_counts() == (0, 0) and librunner.gil_handoff_counts() == (0, 0)
+
+
+def test_a_drain_that_raises_is_no_longer_counted():
+    """A drain ended by its callback's error is not counted as running: writers would
+    otherwise spin for it at every hand-over, for the life of the process."""
+    scheduler = librunner.Scheduler(parse_alt_file(orjson.dumps(generic_tasks(10))), inline_types=frozenset({"generic"}))
+
+    def refuse(index, result):
+        raise RuntimeError("the callback's own error")
+
+    with pytest.raises(RuntimeError, match="the callback's own error"):
+        scheduler.run_inline({}, refuse)
+    assert librunner.gil_spin_counts() == (0, 0)
+
+
+def test_a_child_forked_during_a_drain_counts_no_drain():
+    """A fork made by another thread while the run's thread drains: the child has no drain
+    (only the forking thread), so its writers never spin for one."""
+    read_end, write_end = os.pipe()
+    forked = []
+
+    def fork_once():
+        while librunner.gil_spin_counts()[0] == 0:
+            if forked:      # the run is over: no drain was seen
+                return
+            librunner.gil_nap(0.0001)
+        child = os.fork()
+        if child == 0:
+            os.write(write_end, repr(librunner.gil_spin_counts()).encode())
+            os._exit(0)
+        forked.append(child)
+
+    thread = threading.Thread(target=fork_once)
+    thread.start()
+    try:
+        outcome = execute(generic_tasks(200_000), write=False, environ={})
+    finally:
+        forked.append(None)     # ends the thread's wait if the drain was over before it looked
+        thread.join()
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        seen = pipe.read()
+    if forked[0] is not None:
+        os.waitpid(forked[0], 0)
+    assert outcome.all_completed
+    assert forked[0] is not None, "the drain ended before the thread saw it: make it longer"
+    assert seen == b"(0, 0)"

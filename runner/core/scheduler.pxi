@@ -460,9 +460,11 @@ cdef class Scheduler:
         # would walk the whole ALT model again and again (100k tasks: most of the time).
         collecting = gc.isenabled()
         gc.disable()
+        runner_gil_draining_add(1)      # a journal's writer spins for the hand-over meanwhile
         try:
             count = self.drain_inline(results, on_finished)
         finally:
+            runner_gil_draining_add(-1)
             if collecting:
                 gc.enable()
         return count
