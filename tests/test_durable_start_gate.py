@@ -99,6 +99,40 @@ def test_a_writer_that_fails_at_the_start_releases_the_wait_and_warns(tmp_path):
     assert sorted(p.name for p in directory.iterdir()) == ["alt.json"]
 
 
+def test_an_alt_json_that_cannot_be_made_is_a_warning_and_the_journal_is_written(tmp_path, monkeypatch):
+    """alt.json's temporary file is made by the run's thread with the journal's (the writer's
+    own os calls each waited for the GIL); one that cannot be made is still the writer's
+    warning, as a write that fails is, and the journal is written."""
+    made = Journal._temporary_file
+
+    def refused(self, name):
+        if name == "alt.json":
+            raise OSError(28, "No space left on device")
+        return made(self, name)
+
+    monkeypatch.setattr(Journal, "_temporary_file", refused)
+    directory = tmp_path / "run"
+    directory.mkdir()
+    journal = Journal(directory, b'{"id": "x"}')
+    journal.start({"type": "run_started", "alt_sha256": None})
+    journal.close()
+    assert [w for w in journal.warnings if "alt.json cannot be written (No space left on device)" in w]
+    assert journal.error is None and sorted(p.name for p in directory.iterdir()) == [JOURNAL_NAME]
+    assert orjson.loads((directory / JOURNAL_NAME).read_bytes().splitlines()[0])["type"] == "run_started"
+
+
+def test_a_journal_released_before_its_start_leaves_no_file_and_no_fd(tmp_path):
+    """A run that never began (its start refused) removes the temporary files its journal
+    made for it and closes their descriptors and its directory's."""
+    directory = tmp_path / "run"
+    directory.mkdir()
+    before = set(os.listdir("/proc/self/fd"))
+    journal = Journal(directory, b'{"id": "x"}')
+    assert len(list(directory.iterdir())) == 2      # the journal's and alt.json's temporary files
+    journal.release()
+    assert list(directory.iterdir()) == [] and set(os.listdir("/proc/self/fd")) == before
+
+
 def test_a_start_the_disk_refuses_does_not_hold_back_a_command(tmp_path):
     if not _namespaces_work():
         import pytest

@@ -93,12 +93,9 @@ class Journal:
         self.path = self.directory / JOURNAL_NAME
         # Made under a temporary name and renamed to journal.jsonl by start(), once its first
         # lines are on disk: a journal, when there is one, always starts with them whole.
-        self._fd, self._temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{JOURNAL_NAME}.", suffix=".tmp")
+        self._mode = 0o666 & ~process_umask()
+        self._fd, self._temporary = self._temporary_file(JOURNAL_NAME)
         try:
-            # 0o666 less the umask, as every other file of the LAST directory (mkstemp makes 0600).
-            self._mode = 0o666 & ~process_umask()
-            os.fchmod(self._fd, self._mode)
-            os.set_inheritable(self._fd, False)
             # Blocking: is_locked() in another run's cleaning may hold a shared lock on this
             # file for an instant (a non-blocking attempt then failed the run).
             fcntl.flock(self._fd, fcntl.LOCK_EX)
@@ -129,6 +126,22 @@ class Journal:
         self._started = threading.Event()       # set once the start is on disk (or could not be)
         self._start_taken = 0                   # the results queued meanwhile, committed with the start
         self._cleaning: threading.Event | None = None   # set when the cleaning has ended
+        # What the writer's start needs from the OS is had here, on the run's thread before
+        # its loop: each of Python's os calls on the writer's thread let go of the GIL and then
+        # waited for it while the run's drain held it (up to INLINE_GIL_YIELD tasks each).
+        self._alt_file: tuple[int, str] | None = None     # alt.json's temporary file, until written
+        self._alt_error: OSError | None = None
+        self._directory_fd = -1
+        try:
+            self._directory_fd = os.open(self.directory, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.release()
+            raise
+        if alt_json is not None:
+            try:
+                self._alt_file = self._temporary_file(ALT_NAME)
+            except OSError as error:    # the writer says so (a warning): the journal is still worth writing
+                self._alt_error = error
 
     def start(self, first: dict, results=(), documents=()) -> None:
         """Begins the run's journal and returns at once: the writer thread makes the start
@@ -188,55 +201,60 @@ class Journal:
         self._commit_loop()
 
     def _write_start(self, first: dict, results: list, documents) -> None:
-        directory_fd = os.open(self.directory, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if self._alt_json is not None:
-                hashing = None
-                if first.get("alt_sha256", 0) is None:
-                    if len(self._alt_json) < HASH_ASIDE_BYTES:
-                        first["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
-                    else:
-                        # Hashed while alt.json is written and fsynced: both release the GIL (a
-                        # 100 MB file: ~0.2 s each, at once instead of one after the other).
-                        hashing = _Hashing(self._alt_json)
-                try:
-                    self._write_alt_json(directory_fd)
-                except OSError as error:
-                    # The journal is still worth writing: `show` explains the run from it.
-                    self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
-                               "the run cannot be resumed")
-                finally:
-                    if hashing is not None:
-                        first["alt_sha256"] = hashing.hexdigest()
-                self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
-            lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
-            if results or documents:
-                lines.append(self._results_line(results, documents))
-            with self._commit_lock:
-                # What the run queued meanwhile goes in the same write and fsync, after them.
-                queued, self._start_taken = self._pending_lines()
-            lines += queued
+        directory_fd = self._directory_fd
+        if self._alt_json is not None:
+            hashing = None
+            if first.get("alt_sha256", 0) is None:
+                if len(self._alt_json) < HASH_ASIDE_BYTES:
+                    first["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
+                else:
+                    # Hashed while alt.json is written and fsynced: both release the GIL (a
+                    # 100 MB file: ~0.2 s each, at once instead of one after the other).
+                    hashing = _Hashing(self._alt_json)
             try:
-                librunner.write_synced(self._fd, lines, rename_from=os.fsencode(self._temporary),
-                                       rename_to=os.fsencode(self.path), directory_fd=directory_fd)
-                self._temporary = None
+                self._write_alt_json(directory_fd)
             except OSError as error:
-                if self.path.exists():      # renamed: only its directory's fsync failed
-                    self._temporary = None
-                self._failed(error, self.path)
-        finally:
-            os.close(directory_fd)
+                # The journal is still worth writing: `show` explains the run from it.
+                self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
+                           "the run cannot be resumed")
+            finally:
+                if hashing is not None:
+                    first["alt_sha256"] = hashing.hexdigest()
+            self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
+        lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
+        if results or documents:
+            lines.append(self._results_line(results, documents))
+        with self._commit_lock:
+            # What the run queued meanwhile goes in the same write and fsync, after them.
+            queued, self._start_taken = self._pending_lines()
+        lines += queued
+        try:
+            librunner.write_synced(self._fd, lines, rename_from=os.fsencode(self._temporary),
+                                   rename_to=os.fsencode(self.path), directory_fd=directory_fd)
+            self._temporary = None
+        except OSError as error:
+            if self.path.exists():      # renamed: only its directory's fsync failed
+                self._temporary = None
+            self._failed(error, self.path)
 
-    def _write_alt_json(self, directory_fd: int) -> None:
-        """alt.json written atomically (write_atomically's steps: a temporary file beside it,
-        fsynced, renamed, the directory fsynced) in one call without the GIL."""
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{ALT_NAME}.", suffix=".tmp")
+    def _temporary_file(self, name: str) -> tuple[int, str]:
+        """A new file beside `name` under a temporary name, 0o666 less the umask (mkstemp makes
+        0600), as every other file of the LAST directory: (fd, path)."""
+        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{name}.", suffix=".tmp")
         try:
             os.fchmod(fd, self._mode)
         except BaseException:
             os.close(fd)
             os.unlink(temporary)
             raise
+        return fd, temporary
+
+    def _write_alt_json(self, directory_fd: int) -> None:
+        """alt.json written atomically (write_atomically's steps: a temporary file beside it,
+        fsynced, renamed, the directory fsynced) in one call without the GIL."""
+        if self._alt_error is not None:
+            raise self._alt_error
+        (fd, temporary), self._alt_file = self._alt_file, None     # write_synced closes fd, whatever happens
         try:
             librunner.write_synced(fd, [self._alt_json], close=True, rename_from=os.fsencode(temporary),
                                    rename_to=os.fsencode(self.directory / ALT_NAME), directory_fd=directory_fd)
@@ -373,6 +391,15 @@ class Journal:
             with contextlib.suppress(OSError):
                 os.unlink(self._temporary)
             self._temporary = None
+        if self._alt_file is not None:          # never written: the run's start was not
+            fd, temporary = self._alt_file
+            self._alt_file = None
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+        if self._directory_fd >= 0:
+            os.close(self._directory_fd)
+            self._directory_fd = -1
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
