@@ -183,6 +183,19 @@ def test_a_nap_longer_than_the_clock_can_hold_naps_until_woken():
     assert librunner.gil_handoff_counts() == (0, 0)
 
 
+def nothing_counted() -> bool:
+    """True once no drain, writer or busy wait is counted: a run an earlier test left going on
+    a thread of its own (the counts are the process's) may still be ending; a count that was
+    never given back stays, and this is False after 10 s."""
+    import time
+
+    for _ in range(1000):
+        if librunner.gil_spin_counts() == (0, 0) and librunner.gil_handoff_counts() == (0, 0):
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def generic_tasks(count: int) -> dict:
     return {"id": "d", "title": "d", "tasks": [
         {"id": f"t{i}", "description": "d", "parameters": {"task_type": "generic"}} for i in range(count)]}
@@ -211,7 +224,7 @@ def test_a_writer_that_lets_go_of_the_gil_its_own_way_still_lets_the_drain_end()
         stop.set()
         thread.join()
     assert len(outcome.results) == 50_000 and outcome.all_completed and rounds
-    assert librunner.gil_spin_counts() == (0, 0) and librunner.gil_handoff_counts() == (0, 0)
+    assert nothing_counted()
 
 
 def test_a_drain_that_raises_is_no_longer_counted():
@@ -224,7 +237,7 @@ def test_a_drain_that_raises_is_no_longer_counted():
 
     with pytest.raises(RuntimeError, match="the callback's own error"):
         scheduler.run_inline({}, refuse)
-    assert librunner.gil_spin_counts() == (0, 0)
+    assert nothing_counted()
 
 
 def test_a_child_forked_during_a_drain_counts_no_drain():
@@ -259,3 +272,52 @@ def test_a_child_forked_during_a_drain_counts_no_drain():
     assert outcome.all_completed
     assert forked[0] is not None, "the drain ended before the thread saw it: make it longer"
     assert seen == b"(0, 0)"
+
+
+def test_write_synced_hashes_what_it_writes_when_asked(tmp_path):
+    """digest=True: the SHA-256 of every chunk written, in order (a TextWithDoubles as its
+    doubles' text made), as hashlib makes it; None when not asked."""
+    import hashlib
+
+    if not librunner.sha256_without_gil():
+        pytest.skip("no libcrypto found beside hashlib: write_synced cannot hash here")
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    try:
+        scheduler = librunner.Scheduler(parse_alt_file(orjson.dumps(generic_tasks(3))),
+                                        inline_types=frozenset({"generic"}))
+        results = []
+        scheduler.run_inline({}, results)
+        text = librunner.journal_text(results)      # inline rows: their doubles made by write_synced
+        digest = librunner.write_synced(fd, [data, b"", text], digest=True)
+        assert librunner.write_synced(fd, [b"more"]) is None
+        assert librunner.write_synced(fd, [], digest=True) == hashlib.sha256(b"").hexdigest()
+    finally:
+        os.close(fd)
+    written = (tmp_path / "f").read_bytes()
+    assert written == data + bytes(text) + b"more"
+    assert digest == hashlib.sha256(data + bytes(text)).hexdigest()
+
+
+def test_a_wait_for_a_let_go_ends_at_a_writers_hand_over_point_and_at_its_bound():
+    seen = librunner.gil_let_go_seen()
+    writer = threading.Thread(target=librunner.gil_nap, args=(0.0,))
+    writer.start()
+    librunner.gil_wait_let_go(seen, 60.0)       # returns at the nap's let-go, not in a minute
+    writer.join()
+    assert librunner.gil_let_go_seen() != seen
+    librunner.gil_wait_let_go(librunner.gil_let_go_seen(), 0.001)    # nobody: the bound
+    for seconds in (float("nan"), -1.0, 0.0):
+        librunner.gil_wait_let_go(librunner.gil_let_go_seen(), seconds)     # at once
+
+
+def test_a_drain_into_a_journals_queue_wakes_its_napping_writer():
+    """The drain wakes the journal's writer every JOURNAL_LOOK results it queues, so that the
+    writer takes them as they come, not at the end of its nap."""
+    scheduler = librunner.Scheduler(parse_alt_file(orjson.dumps(generic_tasks(5000))),
+                                    inline_types=frozenset({"generic"}))
+    napper = nap_in_thread(60.0, librunner.gil_nap_seen())
+    queue = []
+    assert scheduler.run_inline({}, queue) == 5000 and len(queue) == 5000
+    napper.join(30)
+    assert not napper.is_alive()        # woken by the drain: it would have slept a minute

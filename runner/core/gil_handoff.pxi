@@ -174,6 +174,19 @@ cdef extern from *:
         }
     }
 
+    static inline unsigned long runner_gil_let_go_seen(void) { return __atomic_load_n(&runner_gil_returned, __ATOMIC_ACQUIRE); }
+    /* Without the GIL: spins until a writer has let go of the GIL at a hand-over point after
+       `since` (runner_gil_let_go_seen), at most ns. */
+    static void runner_gil_wait_let_go(unsigned long since, long long ns) {
+        long long deadline = runner_now_ns() + ns;
+        unsigned spins = 0;
+        while (runner_gil_let_go_seen() == since) {
+            RUNNER_SPIN_PAUSE();
+            if ((++spins & 63) == 0 && runner_now_ns() > deadline)
+                return;
+        }
+    }
+
     static int runner_conditions_init(void) {
         return runner_cond_init(&runner_handoff_cond) || runner_cond_init(&runner_nap_cond);
     }
@@ -210,6 +223,8 @@ cdef extern from *:
     void runner_gil_let_go() nogil
     void runner_gil_want() nogil
     void runner_gil_hand_over(long long wait_ns) nogil
+    unsigned long runner_gil_let_go_seen() nogil
+    void runner_gil_wait_let_go(unsigned long since, long long ns) nogil
 
 if runner_gil_forget_at_fork() != 0:
     raise MemoryError("pthread_atfork: no room for librunner's fork handler")
@@ -257,6 +272,21 @@ def gil_spin_counts():
     return runner_gil_draining_now(), runner_gil_open_now()
 
 
+def gil_let_go_seen():
+    """The count of writers' lets-go of the GIL at a hand-over point so far (gil_wait_let_go)."""
+    return runner_gil_let_go_seen()
+
+
+def gil_wait_let_go(unsigned long since, double seconds):
+    """Lets go of the GIL until a writer has let go of it at a hand-over point after `since`
+    (a gil_let_go_seen()), spinning, at most `seconds` (a day at most; less than 0: none): a
+    thread just started takes the GIL at once and gives it back at its first hand-over point,
+    so that its start is not left to the pauses of a drain that begins meanwhile."""
+    cdef long long ns = <long long>(min(seconds, NAP_LONGEST) * 1e9) if seconds > 0 else 0
+    with nogil:
+        runner_gil_wait_let_go(since, ns)
+
+
 def gil_nap(double seconds, object since=None):
     """Sleeps `seconds` without the GIL, or less once gil_wake() is called after `since` (a
     gil_nap_seen(); None: from now), then takes the GIL back through the hand-over."""
@@ -285,13 +315,15 @@ def gil_wake():
 
 
 def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_from=None,
-                 bytes rename_to=None, int directory_fd=-1):
+                 bytes rename_to=None, int directory_fd=-1, bint digest=False):
     """Writes every chunk of `chunks` (bytes, or a TextWithDoubles: its doubles' text is made
     here) to fd in order, partial writes resumed, then fsyncs fd (sync), closes it (close),
     renames rename_from to rename_to and fsyncs directory_fd (when given), all without the
     GIL, which it takes back through the hand-over: one wait for the GIL where Python's os
     calls made one each. OSError(errno) at the first step that fails (fd is closed anyway
-    when asked)."""
+    when asked). digest: returns the SHA-256 (hex) of what was written, made while the disk
+    writes it (sha256_without_gil(); None when it cannot be made here: hash it with hashlib);
+    None otherwise."""
     cdef tuple held = tuple(chunks)         # keeps every buffer alive while the GIL is let go
     cdef Py_ssize_t count = len(held), i = 0
     cdef int error = 0
@@ -302,6 +334,9 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
     cdef TextParts *pending = <TextParts *>PyMem_Calloc(count if count > 0 else 1, sizeof(TextParts))
     cdef char **rendered = <char **>PyMem_Calloc(count if count > 0 else 1, sizeof(char *))
     cdef bint handed = False        # to _write_synced, which closes fd when asked, whatever fails
+    cdef unsigned char hashed[32]
+    cdef bint hashing = digest and sha256_ready()
+    cdef bint digest_made = False
     try:
         if vectors == NULL or pending == NULL or rendered == NULL:
             raise MemoryError()
@@ -322,7 +357,8 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
         handed = True
         with nogil:
             runner_gil_let_go()
-            _write_synced(fd, vectors, pending, rendered, count, sync, close, source, target, directory_fd, &error)
+            _write_synced(fd, vectors, pending, rendered, count, sync, close, source, target, directory_fd,
+                          &error, <unsigned char *>hashed if hashing else NULL, &digest_made)
             runner_gil_want()
         runner_gil_wanted_done()
     finally:
@@ -335,16 +371,21 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
         PyMem_Free(vectors)
     if error:
         raise OSError(error, os.strerror(error))
+    if digest_made:
+        return (<char *>hashed)[:32].hex()
+    return None
 
 
 cdef void _write_synced(int fd, iovec *vectors, const TextParts *pending, char **rendered, Py_ssize_t count,
                         bint sync, bint close, const char *source, const char *target, int directory_fd,
-                        int *failed) noexcept nogil:
+                        int *failed, unsigned char *digest, bint *digest_made) noexcept nogil:
     """write_synced's work without the GIL: the pending texts made, then written, synced,
-    closed, renamed; the first error's errno in failed."""
+    closed, renamed; the first error's errno in failed. digest (not NULL): the SHA-256 of what
+    was written goes there (digest_made), made after the writeback is started, before the fsync."""
     cdef Py_ssize_t i, start = 0, batch, size
     cdef ssize_t written
     cdef int error = 0
+    cdef iovec *whole = NULL        # the chunks as given (writing moves vectors' along)
     for i in range(count):
         if pending[i].count:
             rendered[i] = render_text(&pending[i], &size)
@@ -353,6 +394,10 @@ cdef void _write_synced(int fd, iovec *vectors, const TextParts *pending, char *
                 break
             vectors[i].iov_base = <void *>rendered[i]
             vectors[i].iov_len = <size_t>size
+    if digest != NULL and error == 0:
+        whole = <iovec *>malloc((count if count > 0 else 1) * sizeof(iovec))
+        if whole != NULL:
+            copy_bytes(whole, vectors, count * sizeof(iovec))
     while start < count and error == 0:
         if vectors[start].iov_len == 0:
             start += 1
@@ -374,6 +419,11 @@ cdef void _write_synced(int fd, iovec *vectors, const TextParts *pending, char *
                 vectors[start].iov_base = <void *>(<char *>vectors[start].iov_base + written)
                 vectors[start].iov_len -= written
                 written = 0
+    if whole != NULL:
+        if error == 0:
+            start_writeback(fd)     # the disk writes while the hash is made
+            digest_made[0] = runner_sha256(whole, count, digest) == 0
+        free(whole)
     if error == 0 and sync:
         while fsync(fd) != 0:
             if errno != EINTR:
@@ -391,6 +441,21 @@ cdef void _write_synced(int fd, iovec *vectors, const TextParts *pending, char *
                 error = errno
                 break
     failed[0] = error
+
+
+cdef extern from *:
+    """
+    #include <fcntl.h>
+    /* Starts writing fd's dirty pages back (Linux), without waiting: best effort. */
+    static void runner_start_writeback(int fd) {
+    #ifdef SYNC_FILE_RANGE_WRITE
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    #else
+        (void)fd;
+    #endif
+    }
+    """
+    void start_writeback "runner_start_writeback"(int fd) nogil
 
 
 cdef extern from "<sys/socket.h>" nogil:

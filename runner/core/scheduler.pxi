@@ -24,6 +24,7 @@ import gc
 
 # How many inline tasks run_inline runs between offers of the GIL to other threads.
 cdef int INLINE_GIL_YIELD = 2048
+cdef int JOURNAL_LOOK = 1024         # inline results between wakes of a journal's writer (a multiple of GIL_LOOK)
 
 # critical runs first: rank 0.
 PRIORITY_RANKS = {"critical": 0, "high": 1, "medium": 2, "low": 3}
@@ -500,6 +501,10 @@ cdef class Scheduler:
                 # A long drain runs no bytecode, so Python never hands the GIL on meanwhile:
                 # the journal's writer says when it wants it (gil_handoff.pxi) and gets it here.
                 hand_gil_over(count % INLINE_GIL_YIELD == 0)
+                if count % JOURNAL_LOOK == 0 and type(on_finished) is list:
+                    # The journal's queue: its writer, napping, looks at it now, not at the end
+                    # of its nap (it takes the queue from COMMIT_RESULTS on).
+                    runner_nap_wake()
                 if count % INLINE_GIL_YIELD == 0:
                     # Offered to any other waiting thread too (it may take it; free otherwise).
                     with nogil:
