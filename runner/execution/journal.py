@@ -56,6 +56,7 @@ import stat
 import tempfile
 import sys
 import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -70,9 +71,12 @@ log = logging.getLogger("runner")
 JOURNAL_NAME = "journal.jsonl"
 ALT_NAME = "alt.json"
 COMMIT_SECONDS = 0.05
-COMMIT_RESULTS = 4096           # results queued that make a commit before COMMIT_SECONDS (streaming)
+COMMIT_RESULTS = 1024           # results queued that make a commit before COMMIT_SECONDS (the drain wakes the writer every JOURNAL_LOOK)
 POLL_SECONDS = 0.004            # how often the writer looks at the queue while results stream in
+START_WAIT_SECONDS = 0.005       # Journal.start's longest wait for its writer's first hand-over point
 HASH_ASIDE_BYTES = 1 << 20      # alt.json from this size on is hashed while it is written
+# Looked for once, here on the importing thread (the writer's os calls each wait for the GIL).
+SHA256_WITHOUT_GIL = librunner.sha256_without_gil()
 # run_started's "format": 2 since inline results have short rows (INLINE_ROW_FIELDS); this
 # version reads 1 and 2 and refuses a journal of a later format rather than misread it.
 FORMAT = 2
@@ -160,6 +164,7 @@ class Journal:
             # hold the GIL until it ends, lets go of it for a moment every INLINE_GIL_YIELD
             # tasks, so that the writer's start (its first hold of the GIL included) goes on
             # beside it.
+            let_go = librunner.gil_let_go_seen()
             self._thread = _start_thread(self._writer, busy=self._busy)
         except RuntimeError as error:       # no thread to be had ("can't start new thread")
             self.release()      # its lock and its temporary file: nothing was written
@@ -167,6 +172,17 @@ class Journal:
                 self.directory.rmdir()      # the run's directory, empty: the run never began
             raise JournalError(f"{self.path}: the journal's writer cannot start ({error}): the run does not "
                                "begin", pointer=JOURNAL_NAME) from None
+        except BaseException:
+            # A Ctrl-C (or no memory) once its thread may have begun: that writer ends after its
+            # start rather than looping for the life of the process (the files stay until then).
+            self._stop.set()
+            self.hurry()
+            raise
+        # Its thread takes the GIL at once, given here until its first hand-over point (the
+        # write of alt.json): ~0.1 ms of this thread, where the writer otherwise waited for a
+        # pause of the drain that begins next (every INLINE_GIL_YIELD tasks), late with all
+        # it does after. Bounded: a machine that starts no thread meanwhile does not hold it.
+        librunner.gil_wait_let_go(let_go, START_WAIT_SECONDS)
         if self._before is not None:
             try:
                 self._cleaning = _start_thread(self._clean)
@@ -203,8 +219,12 @@ class Journal:
     def _write_start(self, first: dict, results: list, documents) -> None:
         directory_fd = self._directory_fd
         if self._alt_json is not None:
-            hashing = None
-            if first.get("alt_sha256", 0) is None:
+            hashing = digest = None
+            wanted = first.get("alt_sha256", 0) is None
+            # Hashed by write_synced without the GIL, while the disk writes alt.json; where it
+            # cannot (no libcrypto found), by hashlib as before.
+            here = wanted and SHA256_WITHOUT_GIL
+            if wanted and not here:
                 if len(self._alt_json) < HASH_ASIDE_BYTES:
                     first["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
                 else:
@@ -212,7 +232,7 @@ class Journal:
                     # 100 MB file: ~0.2 s each, at once instead of one after the other).
                     hashing = _Hashing(self._alt_json)
             try:
-                self._write_alt_json(directory_fd)
+                digest = self._write_alt_json(directory_fd, digest=here)
             except OSError as error:
                 # The journal is still worth writing: `show` explains the run from it.
                 self._warn(f"{self.directory / ALT_NAME} cannot be written ({error.strerror or error}): "
@@ -220,6 +240,8 @@ class Journal:
             finally:
                 if hashing is not None:
                     first["alt_sha256"] = hashing.hexdigest()
+            if here:        # hashlib when the write, or the hash, could not be made
+                first["alt_sha256"] = digest or hashlib.sha256(self._alt_json).hexdigest()
             self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
         lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
         if results or documents:
@@ -249,15 +271,17 @@ class Journal:
             raise
         return fd, temporary
 
-    def _write_alt_json(self, directory_fd: int) -> None:
+    def _write_alt_json(self, directory_fd: int, digest: bool = False) -> str | None:
         """alt.json written atomically (write_atomically's steps: a temporary file beside it,
-        fsynced, renamed, the directory fsynced) in one call without the GIL."""
+        fsynced, renamed, the directory fsynced) in one call without the GIL; digest: its
+        SHA-256 made there too (None when it could not be)."""
         if self._alt_error is not None:
             raise self._alt_error
         (fd, temporary), self._alt_file = self._alt_file, None     # write_synced closes fd, whatever happens
         try:
-            librunner.write_synced(fd, [self._alt_json], close=True, rename_from=os.fsencode(temporary),
-                                   rename_to=os.fsencode(self.directory / ALT_NAME), directory_fd=directory_fd)
+            return librunner.write_synced(fd, [self._alt_json], close=True, rename_from=os.fsencode(temporary),
+                                          rename_to=os.fsencode(self.directory / ALT_NAME),
+                                          directory_fd=directory_fd, digest=digest)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
@@ -291,25 +315,26 @@ class Journal:
         self._commit_pending()
 
     def _commit_loop(self) -> None:
-        """Commits every COMMIT_SECONDS (at once on hurry()); while results stream in (the
-        last commit had COMMIT_RESULTS / 4 or more), as soon as COMMIT_RESULTS are queued,
-        looked at every POLL_SECONDS: the disk writes, which release the GIL, then go on
-        beside the run's loop, and the commit left to finish() is a small one."""
+        """Commits every COMMIT_SECONDS (at once on hurry()), and as soon as COMMIT_RESULTS
+        results are queued: a drain of inline tasks wakes the writer's nap every JOURNAL_LOOK
+        results it queues (the scheduler), and while results stream in (the last commit
+        had COMMIT_RESULTS / 4 or more) the writer also looks every POLL_SECONDS. The disk
+        writes, which release the GIL, then go on beside the run's loop, and the commit left
+        to finish() is a small one."""
         hurry, stop, results, nap, seen = self._hurry, self._stop, self._results, librunner.gil_nap, librunner.gil_nap_seen
-        # What was queued while the start was written comes at once. A run whose results do
-        # not stream in (most: tasks that take time) is looked at every COMMIT_SECONDS only.
+        clock = time.monotonic
+        # What was queued while the start was written comes at once.
         streaming = not stop.is_set() and self._start_taken + self._commit_pending() >= COMMIT_RESULTS // 4
         while True:
-            if streaming:
-                waited = 0.0
-                while True:
-                    since = seen()      # before the look: a hurry() after it ends the nap
-                    if len(results) >= COMMIT_RESULTS or waited >= COMMIT_SECONDS or hurry.is_set():
-                        break
-                    nap(POLL_SECONDS, since)        # the GIL taken back through the core's hand-over
-                    waited += POLL_SECONDS
-            else:
-                hurry.wait(COMMIT_SECONDS)
+            deadline = clock() + COMMIT_SECONDS
+            while True:
+                since = seen()      # before the look: a wake after it ends the nap
+                if len(results) >= COMMIT_RESULTS or hurry.is_set() or stop.is_set():
+                    break
+                left = deadline - clock()
+                if left <= 0:
+                    break
+                nap(min(left, POLL_SECONDS) if streaming else left, since)     # the GIL back through the hand-over
             if stop.is_set():
                 return
             hurry.clear()       # a hurry() while this commit runs makes the next one at once
