@@ -20,7 +20,7 @@ import pytest
 
 from runner import librunner
 from runner.execution import execute
-from runner.execution.journal import JOURNAL_NAME, Journal, RunState
+from runner.execution.journal import JOURNAL_NAME, Journal, RunState, is_locked
 from runner.execution.run_directory import clean_dead_runs
 from test_durable_full_disk import _namespaces_work, generic, on_small_disk
 
@@ -446,3 +446,80 @@ def test_is_locked_never_waits_on_a_fifo_and_calls_what_it_cannot_tell_locked(tm
     link = tmp_path / "link"
     link.symlink_to(plain)
     assert is_locked(link) is True
+
+
+def _wait_for(predicate, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_a_ctrl_c_while_start_waits_for_its_writer_ends_the_writer_and_releases_the_journal(tmp_path, monkeypatch):
+    """A Ctrl-C during Journal.start's wait for its writer's first hand-over point (attack
+    review 11: the writer then looped for the life of the process, the directory locked as a
+    live run's and its fds open): the writer ends after its start and releases the journal
+    itself; the directory is an interrupted run's, which resume and cleaning take."""
+    real = librunner.gil_wait_let_go
+
+    def interrupted(since, seconds):
+        real(since, seconds)
+        raise KeyboardInterrupt     # where a signal that came during the wait is raised
+
+    monkeypatch.setattr(librunner, "gil_wait_let_go", interrupted)
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(KeyboardInterrupt):
+        execute(generic(20), tmp_path / "out", environ={}, journal=True)
+    monkeypatch.undo()
+    (directory,) = (tmp_path / "out").iterdir()
+    journal = directory / JOURNAL_NAME
+    assert _wait_for(lambda: journal.exists() and not is_locked(journal))
+    assert _wait_for(lambda: set(os.listdir("/proc/self/fd")) <= fds)
+    assert RunState(directory).state == "interrupted"
+    assert sorted(p.name for p in directory.iterdir()) == ["alt.json", JOURNAL_NAME]
+
+
+def test_a_run_whose_first_record_cannot_be_made_leaves_no_directory_and_no_fd(tmp_path, monkeypatch):
+    from runner.execution import run
+
+    def refused(*arguments):
+        raise MemoryError
+
+    monkeypatch.setattr(run, "_run_started", refused)
+    fds = set(os.listdir("/proc/self/fd"))
+    with pytest.raises(MemoryError):
+        execute(generic(3), tmp_path / "out", environ={}, journal=True)
+    assert list((tmp_path / "out").iterdir()) == [] and set(os.listdir("/proc/self/fd")) <= fds
+
+
+def test_alt_sha256_is_made_under_an_executable_path_that_is_not_utf8(tmp_path):
+    """/proc/self/maps, read for the libcrypto hashlib loaded, may name files in any encoding
+    (attack review 11: a Python run from a latin-1 directory failed every journaled run with
+    UnicodeDecodeError). The run is journaled and its alt_sha256 is alt.json's."""
+    import shutil
+    import site
+
+    executable = Path(os.path.realpath(sys.executable))
+    home = Path(os.fsdecode(b"caf\xe9"))
+    copied = tmp_path / home / executable.name
+    copied.parent.mkdir()
+    shutil.copy2(executable, copied)
+    repository = Path(__file__).resolve().parent.parent
+    code = textwrap.dedent("""
+        import hashlib, pathlib, sys, orjson
+        from runner.execution import execute
+        doc = {"id": "d", "title": "d", "tasks": [{"id": "t", "description": "d", "parameters": {"task_type": "generic"}}]}
+        out = pathlib.Path(sys.argv[1])
+        execute(doc, out, write=False, journal=True, environ={})
+        (run,) = out.iterdir()
+        first = orjson.loads((run / "journal.jsonl").read_bytes().splitlines()[0])
+        print(first["alt_sha256"] == hashlib.sha256((run / "alt.json").read_bytes()).hexdigest())
+    """)
+    environment = {"PATH": os.environ.get("PATH", ""), "PYTHONHOME": sys.base_prefix,
+                   "PYTHONPATH": os.pathsep.join([str(repository), *site.getsitepackages()])}
+    completed = subprocess.run([copied, "-c", code, tmp_path / "out"], capture_output=True, text=True,
+                               env=environment, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip() == "True"

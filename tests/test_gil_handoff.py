@@ -321,3 +321,11 @@ def test_a_drain_into_a_journals_queue_wakes_its_napping_writer():
     assert scheduler.run_inline({}, queue) == 5000 and len(queue) == 5000
     napper.join(30)
     assert not napper.is_alive()        # woken by the drain: it would have slept a minute
+
+
+def test_write_synced_closes_fd_when_asked_even_when_chunks_is_not_a_sequence(tmp_path):
+    fd = os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(TypeError):
+        librunner.write_synced(fd, 5, close=True)
+    with pytest.raises(OSError):
+        os.fstat(fd)        # closed (EBADF), as its docstring promises

@@ -324,7 +324,13 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
     when asked). digest: returns the SHA-256 (hex) of what was written, made while the disk
     writes it (sha256_without_gil(); None when it cannot be made here: hash it with hashlib);
     None otherwise."""
-    cdef tuple held = tuple(chunks)         # keeps every buffer alive while the GIL is let go
+    cdef tuple held
+    try:
+        held = tuple(chunks)                # keeps every buffer alive while the GIL is let go
+    except BaseException:
+        if close:       # not a sequence of chunks: fd is closed all the same, as promised
+            close_fd(fd)
+        raise
     cdef Py_ssize_t count = len(held), i = 0
     cdef int error = 0
     cdef const char *source = NULL

@@ -68,15 +68,16 @@ cdef extern from *:
 
 
 def _libcrypto_path():
-    """The path of the libcrypto Python's hashlib uses, or None."""
+    """The path of the libcrypto Python's hashlib uses (bytes), or None: none mapped (a
+    hashlib with OpenSSL linked in), or anything unexpected while looking."""
     try:
         import _hashlib  # noqa: F401  (loads libcrypto)
-        with open("/proc/self/maps") as maps:
+        with open("/proc/self/maps", "rb") as maps:      # paths are bytes: any name, any encoding
             for line in maps:
-                fields = line.rstrip("\n").split(None, 5)      # address perms offset dev inode path
-                if len(fields) == 6 and fields[5].startswith("/") and "/libcrypto.so" in fields[5]:
+                fields = line.rstrip(b"\n").split(None, 5)      # address perms offset dev inode path
+                if len(fields) == 6 and fields[5].startswith(b"/") and b"/libcrypto.so" in fields[5]:
                     return fields[5]
-    except (ImportError, OSError):
+    except Exception:
         pass
     return None
 
@@ -90,7 +91,7 @@ cdef bint sha256_ready() except -1:
     global SHA256_STATE
     if SHA256_STATE < 0:
         path = _libcrypto_path()
-        SHA256_STATE = 1 if path is not None and runner_libcrypto_load(os.fsencode(path)) == 1 else 0
+        SHA256_STATE = 1 if path is not None and runner_libcrypto_load(path) == 1 else 0
     return SHA256_STATE == 1
 
 

@@ -130,6 +130,7 @@ class Journal:
         self._started = threading.Event()       # set once the start is on disk (or could not be)
         self._start_taken = 0                   # the results queued meanwhile, committed with the start
         self._cleaning: threading.Event | None = None   # set when the cleaning has ended
+        self._abandoned = False                 # start() interrupted: the writer releases at its end
         # What the writer's start needs from the OS is had here, on the run's thread before
         # its loop: each of Python's os calls on the writer's thread let go of the GIL and then
         # waited for it while the run's drain held it (up to INLINE_GIL_YIELD tasks each).
@@ -173,21 +174,32 @@ class Journal:
             raise JournalError(f"{self.path}: the journal's writer cannot start ({error}): the run does not "
                                "begin", pointer=JOURNAL_NAME) from None
         except BaseException:
-            # A Ctrl-C (or no memory) once its thread may have begun: that writer ends after its
-            # start rather than looping for the life of the process (the files stay until then).
-            self._stop.set()
-            self.hurry()
+            self._abandon()
             raise
-        # Its thread takes the GIL at once, given here until its first hand-over point (the
-        # write of alt.json): ~0.1 ms of this thread, where the writer otherwise waited for a
-        # pause of the drain that begins next (every INLINE_GIL_YIELD tasks), late with all
-        # it does after. Bounded: a machine that starts no thread meanwhile does not hold it.
-        librunner.gil_wait_let_go(let_go, START_WAIT_SECONDS)
-        if self._before is not None:
-            try:
-                self._cleaning = _start_thread(self._clean)
-            except RuntimeError as error:   # best effort: the next run in this place cleans
-                log.warning("dead runs in %s are not cleaned by this run (%s)", self.directory.parent, error)
+        try:
+            # Its thread takes the GIL at once, given here until its first hand-over point (the
+            # write of alt.json): ~0.1 ms of this thread, where the writer otherwise waited for
+            # a pause of the drain that begins next (every INLINE_GIL_YIELD tasks), late with
+            # all it does after. Bounded: a machine that starts no thread meanwhile does not hold it.
+            librunner.gil_wait_let_go(let_go, START_WAIT_SECONDS)
+            if self._before is not None:
+                try:
+                    self._cleaning = _start_thread(self._clean)
+                except RuntimeError as error:   # best effort: the next run in this place cleans
+                    log.warning("dead runs in %s are not cleaned by this run (%s)", self.directory.parent, error)
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """The run does not go on (a Ctrl-C, no memory, in start() once its writer's thread may
+        have begun): the writer ends after its start, and releases the journal itself (its
+        files are its own until then), rather than looping for the life of the process with
+        the directory locked as a live run's. Its start on disk, the directory is an
+        interrupted run's: resume and the cleaning of dead runs take it from there."""
+        self._abandoned = True
+        self._stop.set()
+        self.hurry()
 
     def hurry(self) -> None:
         """The writer commits now, not at the end of its window (a result with an effect)."""
@@ -215,6 +227,8 @@ class Journal:
             self._start = None
             self._started.set()
         self._commit_loop()
+        if self._abandoned:
+            self.release()
 
     def _write_start(self, first: dict, results: list, documents) -> None:
         directory_fd = self._directory_fd

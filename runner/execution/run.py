@@ -10,6 +10,7 @@ call with the request's fields as keywords (tests, benchmarks, Python users), an
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -246,6 +247,23 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     except OSError as error:
         raise LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
                             f"{error.strerror or error}") from None
+    try:
+        started = _run_started(request, alt, execution, last_id, workspace, temporary_workspace, environ, tracing)
+        reused = execution.reused_at_start()
+    except BaseException:
+        journal.release()       # nothing was written: no run began
+        with contextlib.suppress(OSError):
+            journal.directory.rmdir()
+        raise
+    journal.start(started, *reused)
+    if request.release_source:
+        alt.release_source()
+    return last_id, journal
+
+
+def _run_started(request: RunRequest, alt, execution, last_id, workspace, temporary_workspace, environ,
+                 tracing) -> dict:
+    """The journal's first record: what the run is, how it runs, where."""
     started = {
         "type": "run_started", "format": JOURNAL_FORMAT, "last_id": last_id, "alt_id": alt.id,
         "alt_file": None if request.alt_file is None else str(request.alt_file),
@@ -260,10 +278,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     }
     if tracing is not None:
         started["trace"] = tracing.ids.facts()      # the trace of an interrupted run (runner trace DIR)
-    journal.start(started, *execution.reused_at_start())
-    if request.release_source:
-        alt.release_source()
-    return last_id, journal
+    return started
 
 
 def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, tracing) -> RunOutcome:
