@@ -22,6 +22,7 @@ from runner import librunner
 from runner.execution import execute
 from runner.execution.journal import JOURNAL_NAME, Journal, RunState, is_locked
 from runner.execution.run_directory import clean_dead_runs
+from conftest import wait_until
 from test_durable_full_disk import _namespaces_work, generic, on_small_disk
 
 ENABLED = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sh"}
@@ -448,15 +449,6 @@ def test_is_locked_never_waits_on_a_fifo_and_calls_what_it_cannot_tell_locked(tm
     assert is_locked(link) is True
 
 
-def _wait_for(predicate, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 def test_a_ctrl_c_while_start_waits_for_its_writer_ends_the_writer_and_releases_the_journal(tmp_path, monkeypatch):
     """A Ctrl-C during Journal.start's wait for its writer's first hand-over point (attack
     review 11: the writer then looped for the life of the process, the directory locked as a
@@ -475,8 +467,8 @@ def test_a_ctrl_c_while_start_waits_for_its_writer_ends_the_writer_and_releases_
     monkeypatch.undo()
     (directory,) = (tmp_path / "out").iterdir()
     journal = directory / JOURNAL_NAME
-    assert _wait_for(lambda: journal.exists() and not is_locked(journal))
-    assert _wait_for(lambda: set(os.listdir("/proc/self/fd")) <= fds)
+    assert wait_until(lambda: journal.exists() and not is_locked(journal), 30)
+    assert wait_until(lambda: set(os.listdir("/proc/self/fd")) <= fds, 30)
     assert RunState(directory).state == "interrupted"
     assert sorted(p.name for p in directory.iterdir()) == ["alt.json", JOURNAL_NAME]
 

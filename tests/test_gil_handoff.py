@@ -13,6 +13,8 @@ import pytest
 from runner import librunner, parse_alt_file
 from runner.execution import execute
 
+from conftest import wait_until
+
 
 def test_write_synced_writes_every_chunk_in_order(tmp_path):
     path = tmp_path / "f"
@@ -187,13 +189,7 @@ def nothing_counted() -> bool:
     """True once no drain, writer or busy wait is counted: a run an earlier test left going on
     a thread of its own (the counts are the process's) may still be ending; a count that was
     never given back stays, and this is False after 10 s."""
-    import time
-
-    for _ in range(1000):
-        if librunner.gil_spin_counts() == (0, 0) and librunner.gil_handoff_counts() == (0, 0):
-            return True
-        time.sleep(0.01)
-    return False
+    return wait_until(lambda: librunner.gil_spin_counts() == (0, 0) and librunner.gil_handoff_counts() == (0, 0), 10)
 
 
 def generic_tasks(count: int) -> dict:
