@@ -132,59 +132,57 @@ cdef extern from *:
     /* A writer, first thing without the GIL at a hand-over point: a drain waiting for it to
        let go takes the GIL back now. */
     static inline void runner_gil_let_go(void) { __atomic_add_fetch(&runner_gil_returned, 1, __ATOMIC_ACQ_REL); }
+    static inline unsigned long runner_gil_let_go_seen(void) { return __atomic_load_n(&runner_gil_returned, __ATOMIC_ACQUIRE); }
+
+    /* Spins while waiting(arg) holds, at most ns: 1 once it stopped holding, 0 when the time
+       ran out first. Every spin of the hand-over is one of these. */
+    static int runner_spin_while(int (*waiting)(const void *), const void *arg, long long ns) {
+        long long deadline = runner_now_ns() + ns;
+        unsigned spins = 0;
+        while (waiting(arg)) {
+            RUNNER_SPIN_PAUSE();
+            if ((++spins & 63) == 0 && runner_now_ns() > deadline)
+                return 0;
+        }
+        return 1;
+    }
+    static int runner_no_drain_open(const void *unused) {
+        (void)unused;
+        return runner_gil_open_now() <= 0 && runner_gil_draining_now() > 0;
+    }
+    static int runner_writer_wants(const void *unused) {
+        (void)unused;
+        return runner_gil_wanted_now() > 0;
+    }
+    static int runner_no_let_go_since(const void *since) {
+        return runner_gil_let_go_seen() == *(const unsigned long *)since;
+    }
+
     /* A writer, last thing without the GIL: it wants the GIL (the drain looks), and while a
        drain runs, spins until one has let go of it, so that taking it finds it free. */
     static void runner_gil_want(void) {
-        long long deadline;
-        unsigned spins = 0;
         runner_gil_wanted_add(1);
         if (runner_gil_in_drain || runner_gil_draining_now() <= 0)
             return;     /* no drain to let go of it, or only this thread's own */
-        deadline = runner_now_ns() + RUNNER_WANT_SPIN_NS;
-        while (__atomic_load_n(&runner_gil_open, __ATOMIC_ACQUIRE) <= 0) {
-            RUNNER_SPIN_PAUSE();
-            if ((++spins & 63) == 0 && (runner_now_ns() > deadline || runner_gil_draining_now() <= 0))
-                return;
-        }
+        runner_spin_while(runner_no_drain_open, NULL, RUNNER_WANT_SPIN_NS);
     }
     /* A drain, without the GIL, a writer wanting it: lets the writer take it (spinning, then
        on the condition, at most wait_ns), then spins a while for the writer to let go of it
        at its next hand-over point, so that taking it back finds it free. */
     static void runner_gil_hand_over(long long wait_ns) {
-        unsigned long returned = __atomic_load_n(&runner_gil_returned, __ATOMIC_ACQUIRE);
-        long long since;
-        unsigned spins = 0;
+        unsigned long returned = runner_gil_let_go_seen();
         __atomic_add_fetch(&runner_gil_open, 1, __ATOMIC_ACQ_REL);
-        since = runner_now_ns();
-        while (runner_gil_wanted_now() > 0) {
-            RUNNER_SPIN_PAUSE();
-            if ((++spins & 63) == 0 && runner_now_ns() - since > RUNNER_TAKE_SPIN_NS) {
-                runner_gil_wait_handed(wait_ns);
-                break;
-            }
-        }
+        if (!runner_spin_while(runner_writer_wants, NULL, RUNNER_TAKE_SPIN_NS))
+            runner_gil_wait_handed(wait_ns);
         __atomic_add_fetch(&runner_gil_open, -1, __ATOMIC_ACQ_REL);
         if (runner_gil_wanted_now() > 0)
             return;     /* not taken in time: the drain goes on */
-        since = runner_now_ns();
-        while (__atomic_load_n(&runner_gil_returned, __ATOMIC_ACQUIRE) == returned) {
-            RUNNER_SPIN_PAUSE();
-            if ((++spins & 63) == 0 && runner_now_ns() - since > RUNNER_STINT_SPIN_NS)
-                return;
-        }
+        runner_spin_while(runner_no_let_go_since, &returned, RUNNER_STINT_SPIN_NS);
     }
-
-    static inline unsigned long runner_gil_let_go_seen(void) { return __atomic_load_n(&runner_gil_returned, __ATOMIC_ACQUIRE); }
     /* Without the GIL: spins until a writer has let go of the GIL at a hand-over point after
        `since` (runner_gil_let_go_seen), at most ns. */
     static void runner_gil_wait_let_go(unsigned long since, long long ns) {
-        long long deadline = runner_now_ns() + ns;
-        unsigned spins = 0;
-        while (runner_gil_let_go_seen() == since) {
-            RUNNER_SPIN_PAUSE();
-            if ((++spins & 63) == 0 && runner_now_ns() > deadline)
-                return;
-        }
+        runner_spin_while(runner_no_let_go_since, &since, ns);
     }
 
     static int runner_conditions_init(void) {
@@ -341,9 +339,10 @@ def write_synced(int fd, chunks, bint sync=True, bint close=False, bytes rename_
     cdef char **rendered = <char **>PyMem_Calloc(count if count > 0 else 1, sizeof(char *))
     cdef bint handed = False        # to _write_synced, which closes fd when asked, whatever fails
     cdef unsigned char hashed[32]
-    cdef bint hashing = digest and sha256_ready()
+    cdef bint hashing = False
     cdef bint digest_made = False
     try:
+        hashing = digest and sha256_ready()     # in the try: fd is closed when asked, whatever fails
         if vectors == NULL or pending == NULL or rendered == NULL:
             raise MemoryError()
         for i in range(count):
