@@ -16,14 +16,15 @@ A template is also a program, so it is given limits:
   measured.
 - time: rendering stops when the attempt is cancelled (its timeout) or after
   MAX_RENDER_SECONDS, even inside a loop that produces nothing, through an exception
-  raised asynchronously in the rendering thread (_RenderGuard, with the core's
-  raise_in_thread: runner/core/thread_interrupt.pxi).
+  raised asynchronously in the rendering thread (_RenderWatch, with the core's
+  ThreadInterrupt: runner/core/thread_interrupt.pxi).
 """
 from __future__ import annotations
 
 import functools
 import re
 import threading
+import time
 from collections.abc import Iterator
 
 import jinja2
@@ -368,37 +369,43 @@ class _RenderStopped(BaseException):
     `except Exception` in a filter can swallow it."""
 
 
-class _RenderGuard:
-    """Stops the render running in the current thread, from another thread: the attempt's
-    cancellation or a timer calls stop(), which raises _RenderStopped in the rendering
-    thread at its next bytecode, even in a loop that never yields output.
+class _RenderWatch(threading.Thread):
+    """Stops the render running in the thread that starts it, from this thread: after
+    MAX_RENDER_SECONDS, or at once when stop() is called (the attempt's cancellation),
+    through the core's ThreadInterrupt, which raises _RenderStopped in the rendering thread
+    at its next bytecode, even in a loop that never yields output, and never after the
+    render. It raises again every INSIST_SECONDS until the render has ended: an exception
+    raised asynchronously can land in code that only prints it (a weakref callback run by
+    the garbage collector mid-render), and one raise then left the render running."""
 
-    stop() fires only while the guard is armed and at most once; leaving the guard
-    disarms it under the same lock and clears an exception still pending, so it can
-    never surface after the render, in whatever the thread runs next."""
+    INSIST_SECONDS = 0.05
 
-    def __init__(self):
-        self.thread_id = threading.get_ident()
-        self.reason: str | None = None
-        self._lock = threading.Lock()
-        self._armed = False
+    def __init__(self, interrupt, seconds: float):
+        super().__init__(name="prompt-render-watch", daemon=True)
+        self._interrupt = interrupt
+        self._seconds = seconds
+        self._wake = threading.Event()
+        self._reason: str | None = None
 
     def stop(self, reason: str) -> None:
-        with self._lock:
-            if self._armed and self.reason is None:
-                self.reason = reason
-                librunner.raise_in_thread(self.thread_id, _RenderStopped)
+        if self._reason is None:
+            self._reason = reason
+        self._wake.set()
 
-    def __enter__(self):
-        with self._lock:
-            self._armed = True
-        return self
+    def finished(self) -> None:
+        self._wake.set()
 
-    def __exit__(self, *exc) -> None:
-        with self._lock:
-            self._armed = False
-            if self.reason is not None:
-                librunner.clear_in_thread(self.thread_id)   # one set but not yet raised
+    def run(self) -> None:
+        if self._wake.wait(self._seconds):
+            reason = self._reason
+        else:
+            reason = f"prompt template: rendering took longer than {self._seconds:g} s"
+        if reason is None or not self._interrupt.stop(reason):
+            return
+        while True:
+            time.sleep(self.INSIST_SECONDS)
+            if not self._interrupt.insist():
+                return
 
 
 def compile_prompt(template: str):
@@ -421,20 +428,18 @@ def render_prompt(template: str, context: dict, cancel=None, compiled=None) -> s
 
 def _guarded(work, cancel=None):
     """work(), stopped by `cancel` or after MAX_RENDER_SECONDS (TemplateFailure saying which)."""
-    guard = _RenderGuard()
-    timer = threading.Timer(MAX_RENDER_SECONDS, guard.stop,
-                            (f"prompt template: rendering took longer than {MAX_RENDER_SECONDS:g} s",))
-    timer.daemon = True
+    interrupt = librunner.ThreadInterrupt(_RenderStopped)
+    watch = _RenderWatch(interrupt, MAX_RENDER_SECONDS)
     try:
-        with guard:
-            timer.start()
+        with interrupt:
+            watch.start()
             if hasattr(cancel, "on_cancel"):
-                cancel.on_cancel(lambda: guard.stop("prompt template: rendering cancelled"))
+                cancel.on_cancel(lambda: watch.stop("prompt template: rendering cancelled"))
             return work()
     except _RenderStopped:
-        raise TemplateFailure(guard.reason or "prompt template: rendering stopped") from None
+        raise TemplateFailure(interrupt.reason or "prompt template: rendering stopped") from None
     finally:
-        timer.cancel()
+        watch.finished()
 
 
 # Templates compiled by validation (template_problem), kept for the run that follows
