@@ -172,7 +172,6 @@ def test_a_render_stops_after_the_time_budget_without_a_cancellation(monkeypatch
     assert time.monotonic() - started < 5
 
 
-
 SWALLOWS_THE_FIRST_STOP = f"""
 from runner.execution import prompt_templates as templates
 from runner.execution.prompt_templates import TemplateFailure, render_prompt
@@ -197,7 +196,7 @@ def test_a_render_that_swallows_the_stop_is_stopped_again():
     # errors are only printed, it left a loop of 10^10 turns running. A subprocess, so
     # that a render never stopped cannot outlive the test.
     finished = subprocess.run([sys.executable, "-c", SWALLOWS_THE_FIRST_STOP], capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=30)
     assert finished.returncode == 0, finished.stderr
     assert finished.stdout == "['_RenderStopped'] prompt template: rendering took longer than 0.3 s\n"
 
