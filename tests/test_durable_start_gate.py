@@ -204,8 +204,11 @@ def test_a_run_killed_during_its_start_leaves_what_show_resume_and_cleaning_hand
         assert directory.is_dir() and temporary.exists()
     finally:
         os.close(holder)
-    # Old, holding only the start's leftovers, unlocked: a dead start, which recorded nothing.
+    # Old, holding only the start's leftovers, unlocked: a dead start, which recorded nothing;
+    # but never looked into by the run whose own directory it is.
     os.utime(directory, (old, old))
+    clean_dead_runs(out, running=directory)
+    assert directory.is_dir()
     clean_dead_runs(out)
     assert not directory.exists()
 

@@ -58,7 +58,7 @@ def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes, workspac
     directory = output_dir / last_id
     directory.mkdir()
     try:
-        return journal_file.Journal(directory, alt_json, before=lambda: clean_dead_runs(output_dir, workspace))
+        return journal_file.Journal(directory, alt_json, before=lambda: clean_dead_runs(output_dir, workspace, directory))
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
@@ -233,19 +233,22 @@ def _remove_dead_start(directory: Path) -> None:
         directory.rmdir()          # only when empty: a symlink put in its place is not removed
 
 
-def clean_dead_runs(output_dir: Path, in_use=None) -> None:
+def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) -> None:
     """clean_dead_run for every unfinished, unlocked run directory in output_dir (run_start:
     only directories a run of this library made), and directories left by a run killed
     before its journal existed or had its name (_remove_dead_start). in_use: a workspace that
-    stays whatever run it came from."""
+    stays whatever run it came from. running: the directory of the run that cleans, not
+    looked into (its journal is locked; reading it cost a busy run's loop a wait for the
+    GIL at each of the ~9 system calls)."""
     try:
         entries = list(os.scandir(output_dir))
     except OSError:
         return
     now = time.time()
+    skipped = None if running is None else os.fspath(running)
     for entry in entries:
         try:
-            if not entry.is_dir(follow_symlinks=False):
+            if entry.path == skipped or not entry.is_dir(follow_symlinks=False):
                 continue
             directory = Path(entry.path)
             journal = directory / journal_file.JOURNAL_NAME
