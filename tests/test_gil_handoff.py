@@ -313,8 +313,8 @@ def test_a_drain_into_a_journals_queue_wakes_its_napping_writer():
     scheduler = librunner.Scheduler(parse_alt_file(orjson.dumps(generic_tasks(5000))),
                                     inline_types=frozenset({"generic"}))
     napper = nap_in_thread(60.0, librunner.gil_nap_seen())
-    queue = []
-    assert scheduler.run_inline({}, queue) == 5000 and len(queue) == 5000
+    queue = librunner.RowSink([])
+    assert scheduler.run_inline({}, queue) == 5000 and queue.rows == 5000
     napper.join(30)
     assert not napper.is_alive()        # woken by the drain: it would have slept a minute
 

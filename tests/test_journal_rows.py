@@ -29,7 +29,7 @@ from runner.execution import execute
 from runner.execution.journal import FORMAT, RunState, _results_of, _row_of
 from test_durable_journal import run_directory, start_cli
 from test_durable_resume import cli
-from test_inline_results import PARAMETERS, alt_of, hostile_results, old_line, old_row, run_inline
+from test_inline_results import PARAMETERS, alt_of, hostile_alt, hostile_results, old_line, old_row, run_inline
 
 FULL = list(librunner.JOURNAL_ROW_FIELDS)
 SHORT = list(librunner.INLINE_ROW_FIELDS)
@@ -160,6 +160,47 @@ def test_a_result_read_while_the_rows_are_written_keeps_every_row_right():
     assert kinds == ["full", "short", "full", "short"]
     assert back[0]["output"]["p"] == "peeked"
     assert back[1:] == [r.to_dict() for r in typed[1:]]
+
+
+
+def drained_into_a_sink(alt) -> tuple[list, object, list]:
+    """(the results in the order they ended, the sink's line, the sink's others) of a drain
+    of alt's tasks into a RowSink, as the executor has the scheduler do for the journal."""
+    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    scheduler.clock_origin = 1.0
+    ended, others = {}, []
+    sink = librunner.RowSink(others)
+    assert scheduler.run_inline(ended, sink) == len(alt.tasks)
+    rows = sink.rows
+    line = sink.take()
+    assert sink.rows == 0 and sink.take() is None       # taken: empty again
+    assert rows + len(others) == len(alt.tasks)
+    return list(ended.values()), line, others
+
+
+def test_the_drains_rows_are_the_bytes_the_writer_made_from_the_same_results():
+    # Rows written one by one as the drain ends each task (their parameters' text copied
+    # while they are shared, forgotten at each hand-over of the GIL) are the line the
+    # writer made from the whole batch, byte for byte.
+    alt = alt_of(PARAMETERS * 300)      # 3,600 tasks: hand-overs every GIL_LOOK among them
+    ended, line, others = drained_into_a_sink(alt)
+    assert others == []
+    assert bytes(line) == librunner.journal_lines(ended)
+    assert read_back(bytes(line))[0] == [r.to_dict() for r in ended]
+
+
+def test_a_result_the_drain_cannot_write_short_goes_to_the_writers_queue():
+    ended, line, others = drained_into_a_sink(hostile_alt())
+    short = [r for r in ended if r not in others]
+    # As the writer has them (test_hostile_parameters_read_back_as_the_full_rows_did): exact
+    # JSON at the edges of 64 bits, and NaN written as null as orjson does.
+    assert [r.task_id for r in short] == ["h2", "h5"]
+    assert bytes(line) == librunner.journal_lines(short)
+    assert others == [r for r in ended if r not in short]         # in the order they ended
+    again = librunner.RowSink([])
+    for result in others:
+        again.add(result)       # refused again, one at a time too: nothing written
+    assert again.rows == 0 and again.take() is None
 
 
 def runner_alt(parameters_list, prefix):

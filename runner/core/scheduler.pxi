@@ -451,8 +451,8 @@ cdef class Scheduler:
         cannot fail. Results go into `results`: the run's RunStatistics (recorded there),
         or a dict (task id -> TaskResult);
         on_finished(index, result) is called for each when given; a list as on_finished has
-        each result appended instead (the journal's queue: no Python call per task). Returns
-        how many ran.
+        each result appended instead, and a RowSink (the journal's queue) its row written
+        (no Python call per task). Returns how many ran.
         """
         cdef Py_ssize_t count
         if self.inline_len == 0:
@@ -479,6 +479,9 @@ cdef class Scheduler:
         cdef Task task
         cdef TaskResult result
         cdef str stamp, completed
+        cdef RowSink sink = on_finished if type(on_finished) is RowSink else None
+        if sink is not None:
+            sink.forget_parameters()
         while True:
             i = self.take_inline()
             if i < 0:
@@ -501,7 +504,7 @@ cdef class Scheduler:
                 # A long drain runs no bytecode, so Python never hands the GIL on meanwhile:
                 # the journal's writer says when it wants it (gil_handoff.pxi) and gets it here.
                 hand_gil_over(count % INLINE_GIL_YIELD == 0)
-                if count % JOURNAL_LOOK == 0 and type(on_finished) is list:
+                if count % JOURNAL_LOOK == 0 and sink is not None:
                     # The journal's queue: its writer, napping, looks at it now, not at the end
                     # of its nap (it takes the queue from COMMIT_RESULTS on).
                     runner_nap_wake()
@@ -509,7 +512,11 @@ cdef class Scheduler:
                     # Offered to any other waiting thread too (it may take it; free otherwise).
                     with nogil:
                         pass
-            if on_finished is not None:
+                if sink is not None:
+                    sink.forget_parameters()        # other threads may have run meanwhile
+            if sink is not None:
+                sink.add_result(result)
+            elif on_finished is not None:
                 if type(on_finished) is list:
                     (<list>on_finished).append(result)
                 else:

@@ -257,7 +257,7 @@ class Execution:
     def _loop(self) -> None:
         scheduler = self.scheduler
         on_inline = self._inline_finished if self.on_event is not None else \
-            self.journal.result_queue if self.journal is not None else None
+            self.journal.row_sink if self.journal is not None else None
         flow = self.flow
         while not scheduler.finished and not self._interrupt.is_set():
             scheduler.run_inline(self.statistics, on_inline)
@@ -899,7 +899,7 @@ class Execution:
 
     def _inline_finished(self, index: int, result) -> None:
         if self.journal is not None:
-            self.journal.write_result(result)
+            self.journal.row_sink.add(result)
         self._emit_finished(result, attempt=1)
 
     def _text_sink(self, task_id: str):

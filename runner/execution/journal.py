@@ -88,8 +88,9 @@ class Journal:
     Records are queued on a plain list (appending is atomic under the GIL, so the run's
     loop takes no lock); the writer thread takes what is there every COMMIT_SECONDS.
     Task results finished in one commit window share a line ("task_results"), written by
-    the core in one buffer (journal_text): an inline result's short row from its typed
-    fields, no dict per result, its doubles written by the writer without the GIL.
+    the core in one buffer: an inline result's short row from its typed fields, no dict
+    per result, by the run's drain as it ends (row_sink, a RowSink), other results' by the
+    writer (journal_text); their doubles written by the writer without the GIL.
     """
 
     def __init__(self, directory: Path, alt_json: bytes | None = None, before=None):
@@ -113,8 +114,9 @@ class Journal:
         self._results: list = []
         self.write = self._records.append           # a record: a dict with "type"
         self.write_result = self._results.append    # a TaskResult
-        # The same queue, for the scheduler's run_inline to append to itself.
-        self.result_queue = self._results
+        # Inline results, as their rows: the scheduler's run_inline writes them there itself
+        # (the others, to self._results).
+        self.row_sink = librunner.RowSink(self._results)
         self._stop = threading.Event()
         # Set by hurry(): the writer commits now instead of at the end of its window.
         self._hurry = threading.Event()
@@ -335,7 +337,8 @@ class Journal:
         had COMMIT_RESULTS / 4 or more) the writer also looks every POLL_SECONDS. The disk
         writes, which release the GIL, then go on beside the run's loop, and the commit left
         to finish() is a small one."""
-        hurry, stop, results, nap, seen = self._hurry, self._stop, self._results, librunner.gil_nap, librunner.gil_nap_seen
+        hurry, stop, results, sink = self._hurry, self._stop, self._results, self.row_sink
+        nap, seen = librunner.gil_nap, librunner.gil_nap_seen
         clock = time.monotonic
         # What was queued while the start was written comes at once.
         streaming = not stop.is_set() and self._start_taken + self._commit_pending() >= COMMIT_RESULTS // 4
@@ -343,7 +346,7 @@ class Journal:
             deadline = clock() + COMMIT_SECONDS
             while True:
                 since = seen()      # before the look: a wake after it ends the nap
-                if len(results) >= COMMIT_RESULTS or hurry.is_set() or stop.is_set():
+                if len(results) + sink.rows >= COMMIT_RESULTS or hurry.is_set() or stop.is_set():
                     break
                 left = deadline - clock()
                 if left <= 0:
@@ -381,7 +384,7 @@ class Journal:
         """Writes the queued records, then the queued results on one line, and fsyncs; returns
         how many results it took."""
         with self._commit_lock:
-            if not self._records and not self._results:
+            if not self._records and not self._results and not self.row_sink.rows:
                 return 0
             lines, taken = self._pending_lines()
             if lines:
@@ -393,23 +396,29 @@ class Journal:
             return taken
 
     def _pending_lines(self) -> tuple[list, int]:
-        """The lines of the queued records, then of the queued results (one line), taken from
-        the queues, and how many results; no lines once a write failed. Results are taken
-        first: a task's attempt records, queued before its result, are then never behind it."""
+        """The lines of the queued records, then of the queued results (the inline ones' rows,
+        then the others'), taken from the queues, and how many results; no lines once a write
+        failed. Results are taken first: a task's attempt records, queued before its result,
+        are then never behind it."""
+        taken = self.row_sink.rows
+        rows = self.row_sink.take()
         results = self._take(self._results)
+        taken += len(results)
         docs = self._take(self._records)
         if self.error is not None:
-            return [], len(results)
+            return [], taken
         ended = [docs.pop()] if docs and docs[-1].get("type") == "run_ended" else []
         newline = orjson.OPT_APPEND_NEWLINE     # no copy of a line to add its end
         try:
             lines = [orjson.dumps(d, option=newline) for d in docs]
         except TypeError:   # a value JSON cannot hold: the line records its text instead
             lines = [orjson.dumps(d, option=newline, default=str) for d in docs]
+        if rows is not None:
+            lines.append(rows)
         if results:
             lines.append(self._results_line(results))
         lines += [orjson.dumps(d, option=newline, default=str) for d in ended]
-        return lines, len(results)
+        return lines, taken
 
     def finish(self) -> None:
         """Commits every record written so far and stops the writer thread; the file stays
