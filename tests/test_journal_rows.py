@@ -14,6 +14,7 @@ import json
 import math
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -163,44 +164,106 @@ def test_a_result_read_while_the_rows_are_written_keeps_every_row_right():
 
 
 
-def drained_into_a_sink(alt) -> tuple[list, object, list]:
-    """(the results in the order they ended, the sink's line, the sink's others) of a drain
-    of alt's tasks into a RowSink, as the executor has the scheduler do for the journal."""
+def drained_into_a_sink(alt) -> tuple[list, list, int]:
+    """(the results in the order they ended, the sink's queue once closed, how many rows it
+    wrote) of a drain of alt's tasks into a RowSink, as the executor has the scheduler do
+    for the journal."""
     scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
     scheduler.clock_origin = 1.0
-    ended, others = {}, []
-    sink = librunner.RowSink(others)
+    ended, queue = {}, []
+    sink = librunner.RowSink(queue)
     assert scheduler.run_inline(ended, sink) == len(alt.tasks)
-    rows = sink.rows
-    line = sink.take()
-    assert sink.rows == 0 and sink.take() is None       # taken: empty again
-    assert rows + len(others) == len(alt.tasks)
-    return list(ended.values()), line, others
+    written = sink.close()
+    assert sink.rows == 0 and sink.close() == 0         # closed: nothing open, nothing new
+    return list(ended.values()), queue, written
+
+
+def queued_task_ids(queue: list) -> list:
+    """The task ids of a sink's queue in its order: its lines' rows, and its results."""
+    ids = []
+    for item in queue:
+        if type(item) is librunner.TextWithDoubles:
+            ids += [row[0] for row in orjson.loads(bytes(item))["rows"]]
+        else:
+            ids.append(item.task_id)
+    return ids
 
 
 def test_the_drains_rows_are_the_bytes_the_writer_made_from_the_same_results():
-    # Rows written one by one as the drain ends each task (their parameters' text copied
-    # while they are shared, forgotten at each hand-over of the GIL) are the line the
-    # writer made from the whole batch, byte for byte.
-    alt = alt_of(PARAMETERS * 300)      # 3,600 tasks: hand-overs every GIL_LOOK among them
-    ended, line, others = drained_into_a_sink(alt)
-    assert others == []
-    assert bytes(line) == librunner.journal_lines(ended)
-    assert read_back(bytes(line))[0] == [r.to_dict() for r in ended]
+    # Rows written one by one as the drain ends each task, parameters' text copied while
+    # tasks share one object, are the line the writer made from the whole batch, byte for byte.
+    base = alt_of(PARAMETERS)
+    made = [librunner.task_instance(base.tasks[n % len(PARAMETERS)], f"i{n}", [f"i{n - 1}"] if n else [], "d",
+                                    None, None, n) for n in range(3600)]
+    ended, queue, written = drained_into_a_sink(librunner.run_alt_file(base, made))
+    assert written == len(ended) == 3600 and len(queue) == 1
+    assert bytes(queue[0]) == librunner.journal_lines(ended)
+    assert read_back(bytes(queue[0]))[0] == [r.to_dict() for r in ended]
 
 
-def test_a_result_the_drain_cannot_write_short_goes_to_the_writers_queue():
-    ended, line, others = drained_into_a_sink(hostile_alt())
-    short = [r for r in ended if r not in others]
+def test_shared_parameters_are_written_again_after_the_drain_let_go_of_the_gil():
+    # Other code runs while the drain hands the GIL over: the text of the parameters the
+    # tasks share is not copied across a hand-over, but written from the object as it is.
+    base = alt_of([{}])
+    shared = {"task_type": "generic", "seen": 0}
+    made = [librunner.task_instance(base.tasks[0], f"i{n}", [f"i{n - 1}"] if n else [], "d", shared, None, n)
+            for n in range(20_000)]
+    alt = librunner.run_alt_file(base, made)
+    stop = threading.Event()
+
+    def change_it_when_given_the_gil():
+        while not stop.is_set():
+            librunner.gil_nap(0.0002)       # wakes asking the drain for the GIL
+            shared["seen"] += 1
+    changer = threading.Thread(target=change_it_when_given_the_gil)
+    changer.start()
+    try:
+        ended, queue, written = drained_into_a_sink(alt)
+    finally:
+        stop.set()
+        changer.join()
+    seen = [row[2]["seen"] for row in orjson.loads(bytes(queue[0]))["rows"] if row[0] != "t0"]
+    assert seen == sorted(seen) and seen[-1] > seen[0]      # each row as the object was when written
+
+
+def test_a_result_the_drain_cannot_write_short_goes_to_the_writer_in_its_place():
+    ended, queue, written = drained_into_a_sink(hostile_alt())
+    assert queued_task_ids(queue) == [r.task_id for r in ended]        # in the order they ended
+    lines = [item for item in queue if type(item) is librunner.TextWithDoubles]
     # As the writer has them (test_hostile_parameters_read_back_as_the_full_rows_did): exact
     # JSON at the edges of 64 bits, and NaN written as null as orjson does.
-    assert [r.task_id for r in short] == ["h2", "h5"]
-    assert bytes(line) == librunner.journal_lines(short)
-    assert others == [r for r in ended if r not in short]         # in the order they ended
+    assert written == 2 and queued_task_ids(lines) == ["h2", "h5"]
+    for line in lines:
+        (row,) = orjson.loads(bytes(line))["rows"]
+        (result,) = [r for r in ended if r.task_id == row[0]]
+        assert bytes(line) == librunner.journal_lines([result])
     again = librunner.RowSink([])
-    for result in others:
-        again.add(result)       # refused again, one at a time too: nothing written
-    assert again.rows == 0 and again.take() is None
+    for result in [item for item in queue if type(item) is not librunner.TextWithDoubles]:
+        again.add(result)       # refused again, one at a time too: queued as it is
+    assert again.close() == 0
+
+
+def test_results_ended_on_both_sides_of_the_drain_are_journaled_in_the_order_they_ended(tmp_path):
+    # Commands and generic tasks alternating in a chain: each command's result (made by the
+    # writer) comes before its generic dependent's row (made by the drain), as they ended.
+    tasks = []
+    for n in range(12):
+        tasks.append({"id": f"c{n}", "description": "c", "dependencies": [f"g{n - 1}"] if n else [],
+                      "parameters": {"task_type": "system_command", "command": ["true"]}})
+        tasks.append({"id": f"g{n}", "description": "g", "dependencies": [f"c{n}"],
+                      "parameters": {"task_type": "generic", "n": n}})
+    alt = runner.parse_alt_file(orjson.dumps({"id": "alternate", "title": "alternate", "tasks": tasks}))
+    environ = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "true"}
+    outcome = execute(alt, tmp_path / "out", write=False, journal=True, workspace=tmp_path / "ws", environ=environ)
+    assert all(r.status == "completed" for r in outcome.results.values())
+    (directory,) = (tmp_path / "out").iterdir()
+    order = []
+    for line in (directory / "journal.jsonl").read_bytes().splitlines():
+        record = orjson.loads(line)
+        if record["type"] == "task_results":
+            order += [row[0] for row in record["rows"]]
+    assert order == [t["id"] for t in tasks]
+    assert RunState(directory).results == {k: r.to_dict() for k, r in outcome.results.items()}
 
 
 def runner_alt(parameters_list, prefix):

@@ -82,6 +82,7 @@ cdef char *render_text(const TextParts *text, Py_ssize_t *size) noexcept nogil:
 
 
 @cython.final
+@cython.no_gc       # holds bytes only: making one never starts a collection (no code runs meanwhile)
 cdef class TextWithDoubles:
     """A text and the doubles to be put in it, each at its place (a byte offset of the text,
     in order): what render() joins, with or without the GIL."""
@@ -126,9 +127,13 @@ cdef class TextWithDoubles:
             self.count -= 1
 
     cdef void set_text(self, bytes text):
-        self.text = text
-        self.data = PyBytes_AS_STRING(text)
-        self.size = PyBytes_GET_SIZE(text)
+        self.set_text_sized(text, PyBytes_GET_SIZE(text))
+
+    cdef void set_text_sized(self, bytes buffer, Py_ssize_t size):
+        """The text: the first `size` bytes of `buffer`."""
+        self.text = buffer
+        self.data = PyBytes_AS_STRING(buffer)
+        self.size = size
 
     cdef TextParts parts(self):
         cdef TextParts parts
@@ -143,7 +148,7 @@ cdef class TextWithDoubles:
         cdef Py_ssize_t size
         cdef char *out
         cdef bytes text
-        if self.count == 0:
+        if self.count == 0 and PyBytes_GET_SIZE(self.text) == self.size:
             return self.text
         cdef TextParts parts = self.parts()
         with nogil:

@@ -24,14 +24,18 @@ NEEDS_ESCAPE[0x5C] = 1
 
 
 @cython.final
+@cython.no_gc       # holds bytes only: making one never starts a collection (no code runs meanwhile)
 cdef class JsonText:
     """JSON text written straight into a bytes object (no copy at the end); every value is
     written exactly as orjson writes it."""
-    cdef object buffer          # a bytes object being filled, resized as it grows
+    cdef object buffer          # a bytes object being filled, resized as it grows; None once spent or lost
     cdef char *data
     cdef Py_ssize_t size
     cdef Py_ssize_t capacity
     cdef int growth             # grows by capacity >> growth: 1 (half) by default
+    # Grows by a copy, so that growing without the memory for it leaves the text as it was
+    # (resizing frees it then): for text kept across calls (the journal's RowSink).
+    cdef bint keep
 
     def __cinit__(self, Py_ssize_t capacity=65536, int growth=1):
         self.buffer = PyBytes_FromStringAndSize(NULL, capacity)
@@ -42,14 +46,26 @@ cdef class JsonText:
     cdef int reserve(self, Py_ssize_t extra) except -1:
         cdef Py_ssize_t wanted = self.size + extra, capacity = self.capacity
         cdef PyObject *grown
+        cdef bytes copy
         if wanted <= capacity:
             return 0
+        if self.buffer is None:
+            raise MemoryError("the text was lost: there was no memory to grow it")
         while capacity < wanted:
             capacity += (capacity >> self.growth) + 4096
+        if self.keep:
+            copy = PyBytes_FromStringAndSize(NULL, capacity)      # MemoryError: the text as it was
+            memcpy(PyBytes_AS_STRING(copy), self.data, self.size)
+            self.buffer = copy
+            self.data = PyBytes_AS_STRING(copy)
+            self.capacity = capacity
+            return 0
         grown = <PyObject *>self.buffer
         Py_INCREF(self.buffer)          # _PyBytes_Resize takes the reference it is given
         self.buffer = None
         if _PyBytes_Resize(&grown, capacity) < 0:
+            self.data = NULL            # freed with the text: nothing is written there again
+            self.capacity = self.size = 0
             raise MemoryError()
         self.buffer = <object>grown
         Py_DECREF(self.buffer)
@@ -122,6 +138,8 @@ cdef class JsonText:
 
     cdef bytes value(self):
         """The text written; the buffer is handed over (the JsonText is spent)."""
+        if self.buffer is None:
+            raise MemoryError("the text was lost: there was no memory to grow it")
         cdef PyObject *done = <PyObject *>self.buffer
         Py_INCREF(self.buffer)
         self.buffer = None
@@ -132,6 +150,15 @@ cdef class JsonText:
         self.data = NULL
         self.capacity = self.size = 0
         return result
+
+    cdef bytes hand_over(self):
+        """The buffer as it is, longer than the text (size) by what was not written: no
+        resize, which could fail and lose the text. The JsonText is spent."""
+        cdef bytes buffer = self.buffer
+        self.buffer = None
+        self.data = NULL
+        self.capacity = self.size = 0
+        return buffer
 
 
 class NotReadYet:

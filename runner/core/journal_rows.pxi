@@ -130,6 +130,7 @@ cdef int full_row_place(JsonText out, int open_line) except -1:
 
 
 @cython.final
+@cython.no_gc       # making one never starts a collection (RowSink); it refers to nothing that refers to it
 cdef class ShortRows:
     """What the short rows of one journal_text call share, so that each costs less:
     - the TextWithDoubles their doubles (duration_ms, offset_ms) go to, whose text is made
@@ -148,28 +149,36 @@ cdef class ShortRows:
 
 @cython.final
 cdef class RowSink:
-    """The journal's queue of inline results, as their rows: the run's drain of inline tasks
-    (Scheduler.run_inline) writes each result's short row here as it makes it, while the
-    result is still in its core's cache, and the journal's writer takes them a commit at a
-    time (take()). The writer's thread made the same rows ~2-3x slower (results made on the
-    other core), holding the GIL the drain then waited for. A result whose row cannot be
-    short goes to `others`, the journal's queue of TaskResults, whose rows the writer makes
-    (in a line after these: results are read back by task id, not by place)."""
+    """The journal's queue of task results, inline ones as their rows: the run's drain of
+    inline tasks (Scheduler.run_inline) writes each result's short row here as it ends it,
+    while the result is still in its core's cache (the writer's thread made the same rows
+    2-3x slower, results made on the other core, holding the GIL the drain then waited for).
+
+    `queue` is the journal's list, in the order results ended: TaskResults whose row the
+    writer makes (results other than inline ones, add_other(); an inline one whose row
+    cannot be short) and, between them, the lines of rows written here, each closed (onto
+    the list) when another result comes after it or the writer takes them (close()).
+
+    Nothing here runs Python code or starts a garbage collection (what it makes is not
+    tracked), so the drain and the writer, whose turns the GIL orders, never see a line
+    half-closed; and a lack of memory loses no row (the text grows by a copy)."""
     cdef JsonText out
     cdef ShortRows shared
-    cdef str previous               # the started_at of the line's last row
-    cdef readonly Py_ssize_t rows   # the rows queued
-    cdef list others
+    cdef str previous               # the started_at of the open line's last row
+    cdef readonly Py_ssize_t rows   # the rows of the open line
+    cdef Py_ssize_t closed          # the rows of the lines closed onto the queue since close()
+    cdef list queue
 
-    def __cinit__(self, list others not None):
-        self.others = others
-        self.fresh()
+    def __cinit__(self, list queue not None):
+        self.queue = queue
+        self.fresh(65536)
 
-    cdef void fresh(self):
-        self.out = JsonText(65536)
-        self.shared = ShortRows()
-        self.previous = None
-        self.rows = 0
+    cdef int fresh(self, Py_ssize_t capacity) except -1:
+        cdef JsonText out = JsonText(capacity)
+        cdef ShortRows shared = ShortRows()
+        out.keep = True
+        self.out, self.shared, self.previous, self.rows = out, shared, None, 0
+        return 0
 
     cdef void forget_parameters(self):
         """The parameters' text written last is not copied for the next row: other code may
@@ -177,38 +186,71 @@ cdef class RowSink:
         self.shared.parameters = None
 
     cdef int add_result(self, TaskResult r) except -1:
+        """r's row written in the open line; r queued for the writer instead when its row
+        cannot be short, or when there is no memory to write it (the row as it was cut)."""
         cdef Py_ssize_t mark = self.out.size
         if r.typed_inline():
-            if self.rows:
-                self.out.raw(",", 1)
-            else:
-                self.out.raw(INLINE_LINE_HEAD, len(INLINE_LINE_HEAD))
-            if write_short_row(self.out, r, self.previous, self.shared) == 0:
-                self.rows += 1
-                self.previous = r.started_at
-                return 0
-            self.out.size = mark        # a full row, made by the writer
+            try:
+                if self.rows:
+                    self.out.raw(",", 1)
+                else:
+                    self.out.raw(INLINE_LINE_HEAD, len(INLINE_LINE_HEAD))
+                if write_short_row(self.out, r, self.previous, self.shared) == 0:
+                    self.out.reserve(3)         # the line's end: closing it never grows the text
+                    self.rows += 1
+                    self.previous = r.started_at
+                    return 0
+            except MemoryError:
+                pass
+            self.out.size = mark
             self.shared.doubles.drop_after(mark)
-        self.others.append(r)
+        try:
+            self.close_line()
+        except MemoryError:
+            pass        # the open line stays, to come after r: out of order, but nothing lost
+        self.queue.append(r)
         return 0
 
     def add(self, TaskResult result not None):
-        """Queues `result`, its row made now (a caller other than the drain)."""
+        """Queues an inline `result`, its row made now (a caller other than the drain)."""
         self.forget_parameters()
         self.add_result(result)
 
-    def take(self):
-        """The rows queued so far as a task_results line of INLINE_ROW_FIELDS (a
-        TextWithDoubles, its newline included, which write_synced takes), or None when
-        there are none; the sink is empty again."""
+    def add_other(self, result):
+        """Queues a result the writer writes (journal_text), after the rows written so far."""
+        self.close_line()
+        self.queue.append(result)
+
+    cdef int close_line(self) except -1:
+        """The open line, ended, onto the queue as a TextWithDoubles (which write_synced
+        takes); a new one is begun. Without the memory for the new one, the open line stays."""
+        cdef JsonText out
+        cdef ShortRows shared
         cdef TextWithDoubles line
+        cdef Py_ssize_t size
         if self.rows == 0:
-            return None
-        self.out.raw("]}\n", 3)
+            return 0
+        size = self.out.size + 3
+        # Made first: what fails for want of memory fails before anything changed. The next
+        # line about as long as this one (made without growing), within 64 KB..16 MB.
+        out = JsonText(min(max(65536, size + (size >> 2)), 1 << 24))
+        shared = ShortRows()
+        out.keep = True
+        self.out.raw("]}\n", 3)           # reserved by add_result
         line = self.shared.doubles
-        line.set_text(self.out.value())
-        self.fresh()
-        return line
+        line.set_text_sized(self.out.hand_over(), size)    # no resize: nothing to fail
+        self.queue.append(line)
+        self.closed += self.rows
+        self.out, self.shared, self.previous, self.rows = out, shared, None, 0
+        return 0
+
+    def close(self):
+        """Closes the open line onto the queue, for the writer to take the queue whole; returns
+        how many rows were written since the last close()."""
+        cdef Py_ssize_t written
+        self.close_line()
+        written, self.closed = self.closed, 0
+        return written
 
 
 cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows shared) except -2:

@@ -113,10 +113,10 @@ class Journal:
         self._records: list[dict] = []
         self._results: list = []
         self.write = self._records.append           # a record: a dict with "type"
-        self.write_result = self._results.append    # a TaskResult
-        # Inline results, as their rows: the scheduler's run_inline writes them there itself
-        # (the others, to self._results).
+        # The results' queue (self._results): inline results as their rows, which the
+        # scheduler's run_inline writes there itself, and the others (TaskResults).
         self.row_sink = librunner.RowSink(self._results)
+        self.write_result = self.row_sink.add_other     # a TaskResult
         self._stop = threading.Event()
         # Set by hurry(): the writer commits now instead of at the end of its window.
         self._hurry = threading.Event()
@@ -380,6 +380,23 @@ class Journal:
             if collecting:
                 gc.enable()
 
+    @classmethod
+    def _queue_lines(cls, queued: list) -> list:
+        """The task_results lines of the results' queue, in its order: its lines of rows as
+        they are, each run of TaskResults between them in lines of the writer's."""
+        lines, results = [], []
+        for item in queued:
+            if type(item) is librunner.TextWithDoubles:
+                if results:
+                    lines.append(cls._results_line(results))
+                    results = []
+                lines.append(item)
+            else:
+                results.append(item)
+        if results:
+            lines.append(cls._results_line(results))
+        return lines
+
     def _commit_pending(self) -> int:
         """Writes the queued records, then the queued results on one line, and fsyncs; returns
         how many results it took."""
@@ -400,8 +417,7 @@ class Journal:
         then the others'), taken from the queues, and how many results; no lines once a write
         failed. Results are taken first: a task's attempt records, queued before its result,
         are then never behind it."""
-        taken = self.row_sink.rows
-        rows = self.row_sink.take()
+        taken = self.row_sink.close()       # the open line of rows, onto the queue
         results = self._take(self._results)
         taken += len(results)
         docs = self._take(self._records)
@@ -413,10 +429,7 @@ class Journal:
             lines = [orjson.dumps(d, option=newline) for d in docs]
         except TypeError:   # a value JSON cannot hold: the line records its text instead
             lines = [orjson.dumps(d, option=newline, default=str) for d in docs]
-        if rows is not None:
-            lines.append(rows)
-        if results:
-            lines.append(self._results_line(results))
+        lines += self._queue_lines(results)
         lines += [orjson.dumps(d, option=newline, default=str) for d in ended]
         return lines, taken
 
