@@ -165,8 +165,8 @@ def test_a_result_read_while_the_rows_are_written_keeps_every_row_right():
 
 
 def drained_into_a_sink(alt) -> tuple[list, list, int]:
-    """(the results in the order they ended, the sink's queue once closed, how many rows it
-    wrote) of a drain of alt's tasks into a RowSink, as the executor has the scheduler do
+    """(the results in the order they ended, the sink's queue once closed, how many results
+    it queued) of a drain of alt's tasks into a RowSink, as the executor has the scheduler do
     for the journal."""
     scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
     scheduler.clock_origin = 1.0
@@ -232,16 +232,33 @@ def test_a_result_the_drain_cannot_write_short_goes_to_the_writer_in_its_place()
     lines = [item for item in queue if type(item) is librunner.TextWithDoubles]
     # As the writer has them (test_hostile_parameters_read_back_as_the_full_rows_did): exact
     # JSON at the edges of 64 bits, and NaN written as null as orjson does.
-    assert written == 2 and queued_task_ids(lines) == ["h2", "h5"]
+    assert written == len(ended) and queued_task_ids(lines) == ["h2", "h5"]
     for line in lines:
         (row,) = orjson.loads(bytes(line))["rows"]
         (result,) = [r for r in ended if r.task_id == row[0]]
         assert bytes(line) == librunner.journal_lines([result])
-    again = librunner.RowSink([])
-    for result in [item for item in queue if type(item) is not librunner.TextWithDoubles]:
+    refused = [item for item in queue if type(item) is not librunner.TextWithDoubles]
+    queued_again = []
+    again = librunner.RowSink(queued_again)
+    for result in refused:
         again.add(result)       # refused again, one at a time too: queued as it is
-    assert again.close() == 0
+    assert again.close() == len(refused) and queued_again == refused
 
+
+
+def test_the_sink_counts_results_not_lines():
+    # The writer commits from COMMIT_RESULTS queued results on: rows and other results count
+    # one each, whatever the lines they make (3 rows and a result, 300 times: 300 lines).
+    inline = [r for r in run_inline(alt_of([{}] * 3), 1.0).values()]
+    reported = librunner.task_result_from_dict({"task_id": "t1", "status": "failed", "error": "e"}, alt_of([{}] * 3))
+    queue = []
+    sink = librunner.RowSink(queue)
+    for _ in range(300):
+        for result in inline:
+            sink.add(result)
+        sink.add_other(reported)
+    assert sink.queued == 1200 and sink.close() == 1200 and sink.queued == 0
+    assert len(queue) == 600 and queued_task_ids(queue) == ["t0", "t1", "t2", "t1"] * 300
 
 def test_results_ended_on_both_sides_of_the_drain_are_journaled_in_the_order_they_ended(tmp_path):
     # Commands and generic tasks alternating in a chain: each command's result (made by the

@@ -166,7 +166,7 @@ cdef class RowSink:
     cdef ShortRows shared
     cdef str previous               # the started_at of the open line's last row
     cdef readonly Py_ssize_t rows   # the rows of the open line
-    cdef Py_ssize_t closed          # the rows of the lines closed onto the queue since close()
+    cdef readonly Py_ssize_t queued     # results queued since close(), as rows or as they are
     cdef list queue
 
     def __cinit__(self, list queue not None):
@@ -198,17 +198,20 @@ cdef class RowSink:
                 if write_short_row(self.out, r, self.previous, self.shared) == 0:
                     self.out.reserve(3)         # the line's end: closing it never grows the text
                     self.rows += 1
+                    self.queued += 1
                     self.previous = r.started_at
                     return 0
             except MemoryError:
                 pass
             self.out.size = mark
             self.shared.doubles.drop_after(mark)
+            self.forget_parameters()        # it may be the cut row's, whose text went with it
         try:
             self.close_line()
         except MemoryError:
             pass        # the open line stays, to come after r: out of order, but nothing lost
         self.queue.append(r)
+        self.queued += 1
         return 0
 
     def add(self, TaskResult result not None):
@@ -220,6 +223,7 @@ cdef class RowSink:
         """Queues a result the writer writes (journal_text), after the rows written so far."""
         self.close_line()
         self.queue.append(result)
+        self.queued += 1
 
     cdef int close_line(self) except -1:
         """The open line, ended, onto the queue as a TextWithDoubles (which write_synced
@@ -232,25 +236,32 @@ cdef class RowSink:
             return 0
         size = self.out.size + 3
         # Made first: what fails for want of memory fails before anything changed. The next
-        # line about as long as this one (made without growing), within 64 KB..16 MB.
-        out = JsonText(min(max(65536, size + (size >> 2)), 1 << 24))
+        # line about as long as this one (made without growing), within 4 KB..16 MB.
+        try:
+            out = JsonText(min(max(4096, size + (size >> 2)), 1 << 24))
+        except MemoryError:
+            out = JsonText(4096)
         shared = ShortRows()
         out.keep = True
-        self.out.raw("]}\n", 3)           # reserved by add_result
         line = self.shared.doubles
-        line.set_text_sized(self.out.hand_over(), size)    # no resize: nothing to fail
         self.queue.append(line)
-        self.closed += self.rows
+        # From here nothing is made: nothing can fail, nor start a collection.
+        self.out.raw("]}\n", 3)           # reserved by add_result
+        line.set_text_sized(self.out.hand_over(), size)    # no resize
         self.out, self.shared, self.previous, self.rows = out, shared, None, 0
         return 0
 
     def close(self):
         """Closes the open line onto the queue, for the writer to take the queue whole; returns
-        how many rows were written since the last close()."""
-        cdef Py_ssize_t written
-        self.close_line()
-        written, self.closed = self.closed, 0
-        return written
+        how many results were queued since the last close(). Without the memory to close
+        it, the open line stays for the next close()."""
+        cdef Py_ssize_t queued
+        try:
+            self.close_line()
+        except MemoryError:
+            pass
+        queued, self.queued = self.queued, 0
+        return queued
 
 
 cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows shared) except -2:

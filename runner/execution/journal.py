@@ -337,7 +337,7 @@ class Journal:
         had COMMIT_RESULTS / 4 or more) the writer also looks every POLL_SECONDS. The disk
         writes, which release the GIL, then go on beside the run's loop, and the commit left
         to finish() is a small one."""
-        hurry, stop, results, sink = self._hurry, self._stop, self._results, self.row_sink
+        hurry, stop, sink = self._hurry, self._stop, self.row_sink
         nap, seen = librunner.gil_nap, librunner.gil_nap_seen
         clock = time.monotonic
         # What was queued while the start was written comes at once.
@@ -346,7 +346,7 @@ class Journal:
             deadline = clock() + COMMIT_SECONDS
             while True:
                 since = seen()      # before the look: a wake after it ends the nap
-                if len(results) + sink.rows >= COMMIT_RESULTS or hurry.is_set() or stop.is_set():
+                if sink.queued >= COMMIT_RESULTS or hurry.is_set() or stop.is_set():
                     break
                 left = deadline - clock()
                 if left <= 0:
@@ -413,13 +413,12 @@ class Journal:
             return taken
 
     def _pending_lines(self) -> tuple[list, int]:
-        """The lines of the queued records, then of the queued results (the inline ones' rows,
-        then the others'), taken from the queues, and how many results; no lines once a write
-        failed. Results are taken first: a task's attempt records, queued before its result,
-        are then never behind it."""
+        """The lines of the queued records, then of the queued results (in the order they
+        ended: the drain's lines of rows and the others' between them), taken from the queues,
+        and how many results; no lines once a write failed. Results are taken first: a task's
+        attempt records, queued before its result, are then never behind it."""
         taken = self.row_sink.close()       # the open line of rows, onto the queue
         results = self._take(self._results)
-        taken += len(results)
         docs = self._take(self._records)
         if self.error is not None:
             return [], taken
