@@ -221,7 +221,10 @@ cdef class RowSink:
 
     def add_other(self, result):
         """Queues a result the writer writes (journal_text), after the rows written so far."""
-        self.close_line()
+        try:
+            self.close_line()
+        except MemoryError:
+            pass        # the open line stays, to come after it: out of order, but nothing lost
         self.queue.append(result)
         self.queued += 1
 

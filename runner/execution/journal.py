@@ -398,8 +398,8 @@ class Journal:
         return lines
 
     def _commit_pending(self) -> int:
-        """Writes the queued records, then the queued results on one line, and fsyncs; returns
-        how many results it took."""
+        """Writes the queued records, then the queued results, and fsyncs; returns how many
+        results it took."""
         with self._commit_lock:
             if not self._records and not self._results and not self.row_sink.rows:
                 return 0
