@@ -10,6 +10,7 @@ varied and hostile results, and check that journals of the old form still read a
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import shutil
@@ -259,6 +260,33 @@ def test_the_sink_counts_results_not_lines():
         sink.add_other(reported)
     assert sink.queued == 1200 and sink.close() == 1200 and sink.queued == 0
     assert len(queue) == 600 and queued_task_ids(queue) == ["t0", "t1", "t2", "t1"] * 300
+
+
+def test_closing_a_line_starts_no_collection():
+    # A collection runs finalizers, which may hand the GIL to the drain: closing a line
+    # (by the writer, or by the run's thread for a command's result) must not start one.
+    inline = list(run_inline(alt_of([{}] * 5), 1.0).values())
+    queue = []
+    sink = librunner.RowSink(queue)
+    collections = []
+
+    def seen(phase, info):
+        collections.append(phase)
+    threshold = gc.get_threshold()
+    gc.callbacks.append(seen)
+    try:
+        for closing in (sink.close, lambda: sink.add_other(inline[0])):
+            for result in inline:
+                sink.add(result)
+            gc.set_threshold(1)         # any allocation the collector tracks starts one
+            try:
+                closing()
+            finally:
+                gc.set_threshold(*threshold)
+    finally:
+        gc.callbacks.remove(seen)
+    assert collections == []
+    assert [type(item) for item in queue] == [librunner.TextWithDoubles] * 2 + [type(inline[0])]
 
 def test_results_ended_on_both_sides_of_the_drain_are_journaled_in_the_order_they_ended(tmp_path):
     # Commands and generic tasks alternating in a chain: each command's result (made by the

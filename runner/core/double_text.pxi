@@ -82,7 +82,6 @@ cdef char *render_text(const TextParts *text, Py_ssize_t *size) noexcept nogil:
 
 
 @cython.final
-@cython.no_gc       # holds bytes only: making one never starts a collection (no code runs meanwhile)
 cdef class TextWithDoubles:
     """A text and the doubles to be put in it, each at its place (a byte offset of the text,
     in order): what render() joins, with or without the GIL."""

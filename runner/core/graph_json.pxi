@@ -24,7 +24,6 @@ NEEDS_ESCAPE[0x5C] = 1
 
 
 @cython.final
-@cython.no_gc       # holds bytes only: making one never starts a collection (no code runs meanwhile)
 cdef class JsonText:
     """JSON text written straight into a bytes object (no copy at the end); every value is
     written exactly as orjson writes it."""
