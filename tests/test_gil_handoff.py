@@ -282,9 +282,9 @@ def test_write_synced_hashes_what_it_writes_when_asked(tmp_path):
     try:
         scheduler = librunner.Scheduler(parse_alt_file(orjson.dumps(generic_tasks(3))),
                                         inline_types=frozenset({"generic"}))
-        results = []
-        scheduler.run_inline({}, results)
-        text = librunner.journal_text(results)      # inline rows: their doubles made by write_synced
+        ended = {}
+        scheduler.run_inline(ended)
+        text = librunner.journal_text(list(ended.values()))      # inline rows: their doubles made by write_synced
         digest = librunner.write_synced(fd, [data, b"", text], digest=True)
         assert librunner.write_synced(fd, [b"more"]) is None
         assert librunner.write_synced(fd, [], digest=True) == hashlib.sha256(b"").hexdigest()

@@ -450,9 +450,9 @@ cdef class Scheduler:
         Inline tasks are generic tasks: the output is a copy of their parameters and they
         cannot fail. Results go into `results`: the run's RunStatistics (recorded there),
         or a dict (task id -> TaskResult);
-        on_finished(index, result) is called for each when given; a list as on_finished has
-        each result appended instead, and a RowSink (the journal's queue) its row written
-        (no Python call per task). Returns how many ran.
+        on_finished(index, result) is called for each when given; a RowSink as on_finished
+        (the journal's queue) has each result's row written instead (no Python call per
+        task). Returns how many ran.
         """
         cdef Py_ssize_t count
         if self.inline_len == 0:
@@ -517,7 +517,4 @@ cdef class Scheduler:
             if sink is not None:
                 sink.add_result(result)
             elif on_finished is not None:
-                if type(on_finished) is list:
-                    (<list>on_finished).append(result)
-                else:
-                    on_finished(i, result)
+                on_finished(i, result)
