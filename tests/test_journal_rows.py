@@ -202,6 +202,30 @@ def test_the_drains_rows_are_the_bytes_the_writer_made_from_the_same_results():
     assert read_back(bytes(queue[0]))[0] == [r.to_dict() for r in ended]
 
 
+def test_the_drains_common_rows_are_the_bytes_of_the_general_writer():
+    # The drain writes most rows by a shorter path (the parameters of the row before, no
+    # control, ids and stamps of plain ASCII); every way out of it, and back, gives the
+    # bytes journal_text writes for the same results, and reads back as to_dict().
+    base = alt_of([{"n": 1}, {}])
+    ids = ["plain", 'quote"d', "back\\slash", "tab\t", "\u00fcber", "\U0001f600", "x" * 300, ""]
+    shared, other = base.tasks[0], base.tasks[1]
+    made = []
+    for n in range(20_000):
+        name = f"{ids[n % len(ids)]}{n}" if n % 7 else f"i{n}"
+        template = shared if n % 5 else other
+        parameters = {"task_type": "generic", "own": n} if n % 11 == 0 else None    # an object of its own
+        control = {"loop": {"index": n}} if n % 13 == 0 else None
+        made.append(librunner.task_instance(template, name, [made[-1].id] if made else [], "d", parameters,
+                                            control, n))
+    ended, queue, written = drained_into_a_sink(librunner.run_alt_file(base, made))
+    assert written == len(ended) == 20_000 and len(queue) == 1
+    line = bytes(queue[0])
+    assert line == librunner.journal_lines(ended)
+    assert read_back(line)[0] == [r.to_dict() for r in ended]
+    rows = orjson.loads(line)["rows"]
+    assert any(row[1] is not None for row in rows[1:])      # a stamp other than the row before's
+
+
 def test_shared_parameters_are_written_again_after_the_drain_let_go_of_the_gil():
     # Other code runs while the drain hands the GIL over: the text of the parameters the
     # tasks share is not copied across a hand-over, but written from the object as it is.
