@@ -54,9 +54,12 @@ def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes, workspac
     dead runs in output_dir are cleaned, on the journal's writer thread (but never the
     workspace this run works in: a resume adopts its dead run's)."""
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     directory = output_dir / last_id
-    directory.mkdir()
+    try:
+        directory.mkdir()
+    except FileNotFoundError:       # the output directory first (usually there: one system call)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        directory.mkdir()
     try:
         return journal_file.Journal(directory, alt_json, before=lambda: clean_dead_runs(output_dir, workspace, directory))
     except BaseException:
