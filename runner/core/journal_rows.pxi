@@ -171,11 +171,6 @@ cdef extern from *:
     char *runner_put_text(char *at, const char *text, Py_ssize_t size) nogil
 
 
-# Inline results whose rows are written at once (RowSink.write_batch): ~6 KB of text, the
-# results still in the core's cache.
-cdef Py_ssize_t ROW_BATCH = 128
-
-
 cdef extern from "Python.h":
     int PyGC_Enable()
     int PyGC_Disable()
@@ -184,10 +179,9 @@ cdef extern from "Python.h":
 @cython.final
 cdef class RowSink:
     """The journal's queue of task results, inline ones as their rows: the run's drain of
-    inline tasks (Scheduler.run_inline) writes the short rows of the results it ends here,
-    ROW_BATCH at a time, while the results are still in its core's cache (the writer's
-    thread made the same rows 2-3x slower, results made on the other core, holding the GIL
-    the drain then waited for).
+    inline tasks (Scheduler.run_inline) writes each result's short row here as it ends it,
+    while the result is still in its core's cache (the writer's thread made the same rows
+    2-3x slower, results made on the other core, holding the GIL the drain then waited for).
 
     `queue` is the journal's list, in the order results ended: TaskResults whose row the
     writer makes (results other than inline ones, add_other(); an inline one whose row
@@ -201,75 +195,45 @@ cdef class RowSink:
     cdef JsonText out
     cdef ShortRows shared
     cdef str previous               # the started_at of the open line's last row
-    cdef Py_ssize_t line_rows       # the rows of the open line
+    cdef readonly Py_ssize_t rows   # the rows of the open line
     cdef readonly Py_ssize_t queued     # results queued since close(), as rows or as they are
     cdef list queue
-    cdef list batch                 # inline results whose rows are not written yet (write_batch)
 
     def __cinit__(self, list queue not None):
         self.queue = queue
-        self.batch = []
         self.fresh(65536)
-
-    @property
-    def rows(self):
-        """The inline results in the open line or waiting for their rows."""
-        return self.line_rows + len(self.batch)
 
     cdef int fresh(self, Py_ssize_t capacity) except -1:
         cdef JsonText out = JsonText(capacity)
         cdef ShortRows shared = ShortRows()
         out.keep = True
-        self.out, self.shared, self.previous, self.line_rows = out, shared, None, 0
+        self.out, self.shared, self.previous, self.rows = out, shared, None, 0
         return 0
 
     cdef void forget_parameters(self):
         """The parameters' text written last is not copied for the next row: other code may
-        have run since (between batches), and a task's parameters are a dict."""
+        have run since (the drain let go of the GIL), and a task's parameters are a dict."""
         self.shared.parameters = None
 
-    cdef inline int add_result(self, TaskResult r) except -1:
-        """r queued as an inline result: its row is written with the others of its batch."""
-        self.batch.append(r)
-        self.queued += 1
-        if len(self.batch) >= ROW_BATCH:
-            self.write_batch()
-        return 0
-
-    cdef int write_batch(self) except -1:
-        """The rows of the batch, written in the open line in one go (one by one between the
-        drain's own steps, each cost ~1.5-2x as much). No Python code runs meanwhile, so
-        the text of parameters written once is copied for the rest of the batch."""
-        cdef list batch = self.batch
-        cdef Py_ssize_t i = 0, count = len(batch)
-        if count == 0:
-            return 0
-        self.forget_parameters()
-        try:
-            while i < count:
-                self.write_row(<TaskResult>batch[i])
-                i += 1
-        finally:
-            del batch[:i]
-        return 0
-
-    cdef int write_row(self, TaskResult r) except -1:
+    cdef int add_result(self, TaskResult r) except -1:
         """r's row written in the open line; r queued for the writer instead when its row
         cannot be short, or when there is no memory to write it (the row as it was cut)."""
         cdef Py_ssize_t mark = self.out.size
         if r.typed_inline():
             try:
                 if self.write_common_row(r) == 0:
-                    self.line_rows += 1
+                    self.rows += 1
+                    self.queued += 1
                     self.previous = r.started_at
                     return 0
-                if self.line_rows:
+                if self.rows:
                     self.out.raw(",", 1)
                 else:
                     self.out.raw(INLINE_LINE_HEAD, len(INLINE_LINE_HEAD))
                 if write_short_row(self.out, r, self.previous, self.shared) == 0:
                     self.out.reserve(3)         # the line's end: closing it never grows the text
-                    self.line_rows += 1
+                    self.rows += 1
+                    self.queued += 1
                     self.previous = r.started_at
                     return 0
             except MemoryError:
@@ -282,6 +246,7 @@ cdef class RowSink:
         except MemoryError:
             pass        # the open line stays, to come after r: out of order, but nothing lost
         self.queue.append(r)
+        self.queued += 1
         return 0
 
     cdef int write_common_row(self, TaskResult r) except -2:
@@ -302,7 +267,7 @@ cdef class RowSink:
             return -1
         if not runner_plain_ascii(r.task_id, &id_text, &id_size):
             return -1
-        same_start = self.line_rows > 0 and (started is self.previous or started == self.previous)
+        same_start = self.rows > 0 and (started is self.previous or started == self.previous)
         if not same_start and not runner_plain_ascii(started, &start_text, &start_size):
             return -1
         same_end = completed is started or completed == started
@@ -310,12 +275,12 @@ cdef class RowSink:
             return -1
         # [id,start,parameters,end,elapsed,offset] (the doubles put in later), its lead and
         # the line's end (reserved: closing the line never grows the text)
-        need = (1 if self.line_rows else len(INLINE_LINE_HEAD)) + 1 + id_size + 3 + \
+        need = (1 if self.rows else len(INLINE_LINE_HEAD)) + 1 + id_size + 3 + \
             (4 if same_start else start_size + 2) + 1 + shared.length + 1 + \
             (4 if same_end else end_size + 2) + 4 + 3
         out.reserve(need)
         at = out.data + out.size
-        if self.line_rows:
+        if self.rows:
             at[0] = 44      # ,
             at += 1
         else:
@@ -343,12 +308,12 @@ cdef class RowSink:
         return 0
 
     def add(self, TaskResult result not None):
-        """Queues an inline `result` (a caller other than the drain)."""
+        """Queues an inline `result`, its row made now (a caller other than the drain)."""
+        self.forget_parameters()
         self.add_result(result)
 
     def add_other(self, result):
         """Queues a result the writer writes (journal_text), after the rows written so far."""
-        self.write_batch()
         try:
             self.close_line()
         except MemoryError:
@@ -363,7 +328,7 @@ cdef class RowSink:
         cdef ShortRows shared
         cdef TextWithDoubles line
         cdef Py_ssize_t size
-        if self.line_rows == 0:
+        if self.rows == 0:
             return 0
         size = self.out.size + 3
         # Made first: what fails for want of memory fails before anything changed. The next
@@ -387,7 +352,7 @@ cdef class RowSink:
         # From here nothing is made: nothing can fail, nor start a collection.
         self.out.raw("]}\n", 3)           # reserved by add_result
         line.set_text_sized(self.out.hand_over(), size)    # no resize
-        self.out, self.shared, self.previous, self.line_rows = out, shared, None, 0
+        self.out, self.shared, self.previous, self.rows = out, shared, None, 0
         return 0
 
     def close(self):
@@ -395,7 +360,6 @@ cdef class RowSink:
         how many results were queued since the last close(). Without the memory to close
         it, the open line stays for the next close()."""
         cdef Py_ssize_t queued
-        self.write_batch()
         try:
             self.close_line()
         except MemoryError:

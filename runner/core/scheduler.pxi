@@ -451,8 +451,8 @@ cdef class Scheduler:
         cannot fail. Results go into `results`: the run's RunStatistics (recorded there),
         or a dict (task id -> TaskResult);
         on_finished(index, result) is called for each when given; a RowSink as on_finished
-        (the journal's queue) has the results' rows written instead, a batch at a time
-        (no Python call per task). Returns how many ran.
+        (the journal's queue) has each result's row written instead (no Python call per
+        task). Returns how many ran.
         """
         cdef Py_ssize_t count
         if self.inline_len == 0:
@@ -480,6 +480,8 @@ cdef class Scheduler:
         cdef TaskResult result
         cdef str stamp, completed
         cdef RowSink sink = on_finished if type(on_finished) is RowSink else None
+        if sink is not None:
+            sink.forget_parameters()
         while True:
             i = self.take_inline()
             if i < 0:
@@ -510,6 +512,8 @@ cdef class Scheduler:
                     # Offered to any other waiting thread too (it may take it; free otherwise).
                     with nogil:
                         pass
+                if sink is not None:
+                    sink.forget_parameters()        # other threads may have run meanwhile
             if sink is not None:
                 sink.add_result(result)
             elif on_finished is not None:
