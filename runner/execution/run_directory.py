@@ -50,9 +50,10 @@ START_LEFTOVER = re.compile(rf"\.(?:{re.escape(journal_file.JOURNAL_NAME)}|{re.e
 
 
 def open_run_directory(output_dir: Path, last_id: str, alt_json: bytes, workspace=None) -> journal_file.Journal:
-    """Creates <output_dir>/<last_id>/ with an open, locked journal; alt.json follows, and the
-    dead runs in output_dir are cleaned, on the journal's writer thread (but never the
-    workspace this run works in: a resume adopts its dead run's)."""
+    """Creates <output_dir>/<last_id>/ with an open, locked journal; alt.json follows on the
+    journal's writer thread, and the dead runs in output_dir are cleaned on a thread of their
+    own once it starts (but never the workspace this run works in: a resume adopts its dead
+    run's)."""
     output_dir = Path(output_dir)
     directory = output_dir / last_id
     try:
