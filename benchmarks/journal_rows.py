@@ -4,20 +4,26 @@ full rows the journal wrote before (journal_results_line), measured in the same 
     .venv/bin/python benchmarks/journal_rows.py [--sizes 10000,100000] [--repeat 5]
 
 On schedule.py's no-op DAG, for each size:
-- bytes: journal.jsonl's task_results lines per result, each form;
+- bytes: the task_results lines per result, each form;
 - writing: the core's time to make the lines of every result, and the part of it that holds
   the GIL (the short rows' doubles are written by the journal's writer without it), best of
   --repeat;
-- reading: RunState's time to read the journal back (resume, show), each form;
-- the run: the run loop without a journal, and with one in each row form (rounds alternate,
-  best of each), as journal/none ratios (schedule.py's goal: <= 1.3x).
+- reading: RunState's time to read back a journal of those lines (resume, show), each form;
+- the run: the run loop without a journal and with one (short rows, written by the drain;
+  rounds alternate, best of each), as a journal/none ratio (schedule.py's goal: <= 1.3x).
+Then the drain's own rows (RowSink, what a journaled run's thread pays per inline result): the
+core's drain of DRAIN_TASKS tasks into the results alone and into a RowSink too, alternated,
+the difference per row (median of --repeat x 40 rounds), against journal_text's general path
+on the same results.
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import pathlib
+import statistics
 import tempfile
+import time
 
 import orjson
 
@@ -42,15 +48,48 @@ def full_rows(results: list, documents=()) -> bytes:
             gc.enable()
 
 
-def journal_of(alt, workspace: str, root: str) -> pathlib.Path:
+def journal_of(alt, workspace: str, root: str, lines: bytes) -> pathlib.Path:
+    """A run's directory whose journal holds its first line and then `lines` (the run's own
+    rows are the drain's short ones, whatever form is measured)."""
     out = tempfile.mkdtemp(prefix="bench-rows-", dir=root)
     execute(alt, out, write=False, journal=True, workspace=workspace, environ={})
-    return next(pathlib.Path(out).iterdir())
+    directory = next(pathlib.Path(out).iterdir())
+    path = directory / journal_module.JOURNAL_NAME
+    first = path.read_bytes().split(b"\n", 1)[0] + b"\n"
+    path.write_bytes(first + lines)
+    return directory
 
 
-def result_bytes(directory: pathlib.Path) -> int:
-    lines = (directory / journal_module.JOURNAL_NAME).read_bytes().splitlines(keepends=True)
-    return sum(len(line) for line in lines if line.startswith(b'{"type":"task_results"'))
+DRAIN_TASKS = 1000      # a line of their rows stays within the sink's first buffer: no growth
+
+
+def drain_rows(repeat: int) -> None:
+    alt = parse_alt_file(orjson.dumps(dag_document(DRAIN_TASKS)))
+
+    def drain(sink: bool):
+        scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+        queue, ended = [], {}
+        into = librunner.RowSink(queue) if sink else None
+        started = time.perf_counter()
+        scheduler.run_inline(ended, into)
+        elapsed = time.perf_counter() - started
+        if into is not None:
+            into.close()
+        return elapsed, ended
+
+    rows, plain = [], []
+    for _ in range(repeat * 40):
+        alone, ended = drain(False)
+        with_rows, _ = drain(True)
+        plain.append(alone)
+        rows.append(with_rows - alone)
+    results = list(ended.values())
+    general = best_of(repeat * 40, lambda: librunner.journal_text(results))
+    per_row = statistics.median(rows) / DRAIN_TASKS
+    print(f"  drain  {DRAIN_TASKS} tasks: {statistics.median(plain) * 1e9 / DRAIN_TASKS:4.0f} ns/task without a journal; "
+          f"its rows +{per_row * 1e9:4.0f} ns/result (journal_text's general path on the same results: "
+          f"{general * 1e9 / DRAIN_TASKS:4.0f} ns/result, drain/general {per_row * DRAIN_TASKS / general:4.2f}x)",
+          flush=True)
 
 
 def main() -> None:
@@ -60,6 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-journal-rows-") as root:      # 35 MB a 100k journal
         measure(args, root)
+    drain_rows(args.repeat)
 
 
 def measure(args, root: str) -> None:
@@ -70,32 +110,28 @@ def measure(args, root: str) -> None:
         results = list(execute(alt, write=False, journal=False, environ={}).results.values())
         figures = {}
         for name, form in forms.items():
-            journal_module.Journal._results_line = form
-            directory = journal_of(alt, workspace, root)
+            lines = bytes(form.__func__(results))
+            directory = journal_of(alt, workspace, root, lines)
             made = best_of(args.repeat, lambda: form.__func__(results))
             # The short rows' doubles are put in by the writer, without the GIL (write_synced):
             # the whole text's time, and the part of it that holds the GIL.
             whole = best_of(args.repeat, lambda: bytes(form.__func__(results)))
             read = best_of(args.repeat, lambda: journal_module.RunState(directory))
-            figures[name] = (result_bytes(directory) / n, made, whole, read)
+            figures[name] = (len(lines) / n, made, whole, read)
         out = tempfile.mkdtemp(prefix="bench-journal-", dir=root)
-        times = {"none": [], "short": [], "full": []}
+        times = {"none": [], "journal": []}
         for _ in range(args.repeat):
             times["none"].append(best_of(1, lambda: run_librunner(alt, workspace)))
-            for name, form in forms.items():
-                journal_module.Journal._results_line = form
-                fresh = tempfile.mkdtemp(dir=out)
-                times[name].append(best_of(1, lambda: run_librunner_journaled(alt, workspace, fresh)))
-        journal_module.Journal._results_line = SHORT
-        plain = min(times["none"])
+            fresh = tempfile.mkdtemp(dir=out)
+            times["journal"].append(best_of(1, lambda: run_librunner_journaled(alt, workspace, fresh)))
         for name in forms:
             size, made, whole, read = figures[name]
-            ratios = sorted(j / p for j, p in zip(times[name], times["none"]))
             print(f"{n:>7} tasks  {name:5} rows {size:6.1f} B/result, made in {whole * 1e9 / n:4.0f} ns/result "
-                  f"({made * 1e9 / n:4.0f} with the GIL), "
-                  f"read in {read * 1e6 / n:5.2f} us/result; run {min(times[name]) * 1e3:6.1f} ms vs "
-                  f"{plain * 1e3:5.1f} ms without journal: {min(times[name]) / plain:4.2f}x "
-                  f"(rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)", flush=True)
+                  f"({made * 1e9 / n:4.0f} with the GIL), read in {read * 1e6 / n:5.2f} us/result", flush=True)
+        plain, journaled = min(times["none"]), min(times["journal"])
+        ratios = sorted(j / p for j, p in zip(times["journal"], times["none"]))
+        print(f"{n:>7} tasks  run {journaled * 1e3:6.1f} ms with the journal vs {plain * 1e3:5.1f} ms without: "
+              f"{journaled / plain:4.2f}x (rounds {ratios[0]:.2f}-{ratios[-1]:.2f}x)", flush=True)
 
 
 if __name__ == "__main__":
