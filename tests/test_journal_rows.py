@@ -226,6 +226,36 @@ def test_the_drains_common_rows_are_the_bytes_of_the_general_writer():
     assert any(row[1] is not None for row in rows[1:])      # a stamp other than the row before's
 
 
+class ClosesTheSinkWhenFreed:
+    """A value whose finalizer runs Python code that uses the sink (review 15's hostile
+    parameters: put in a dict after its row was written)."""
+
+    def __init__(self, sink, seen):
+        self.sink, self.seen = sink, seen
+
+    def __del__(self):
+        self.seen.append(self.sink.close())
+
+
+def test_python_code_run_when_a_closed_line_frees_its_shared_parameters_finds_the_sink_whole():
+    # Closing a line can drop the sink's last reference to the parameters its rows shared:
+    # a finalizer of theirs then runs Python code, which may use the sink. It must find it
+    # whole: no line without its head, every result once, in order.
+    base = alt_of([{}])
+    queue, seen = [], []
+    sink = librunner.RowSink(queue)
+    shared = {"task_type": "generic", "k": 1}
+    first = [librunner.task_instance(base.tasks[0], f"a{n}", [], "d", shared, None, n) for n in range(100)]
+    librunner.Scheduler(librunner.run_alt_file(base, first), None, None, frozenset({"generic"})).run_inline({}, sink)
+    shared["late"] = ClosesTheSinkWhenFreed(sink, seen)
+    del shared, first               # the sink's shared parameters hold the dict alone now
+    gc.collect()
+    outer = sink.close()
+    assert len(seen) == 1 and outer + seen[0] == 100     # the finalizer ran inside close(); each counted once
+    assert queued_task_ids(queue) == [f"a{n}" for n in range(100)]     # every line whole JSON
+    assert len(queue) == 1
+
+
 def test_shared_parameters_are_written_again_after_the_drain_let_go_of_the_gil():
     # Other code runs while the drain hands the GIL over: the text of the parameters the
     # tasks share is not copied across a hand-over, but written from the object as it is.

@@ -327,6 +327,7 @@ cdef class RowSink:
         cdef JsonText out
         cdef ShortRows shared
         cdef TextWithDoubles line
+        cdef ShortRows spent
         cdef Py_ssize_t size
         if self.rows == 0:
             return 0
@@ -347,7 +348,11 @@ cdef class RowSink:
             if collecting:
                 PyGC_Enable()
         out.keep = True
-        line = self.shared.doubles
+        # The spent rows' state is freed on return, once the sink is whole again: the last
+        # reference to the parameters they shared may go with it, whose values' finalizers
+        # run Python code that may use the sink (review 15).
+        spent = self.shared
+        line = spent.doubles
         self.queue.append(line)
         # From here nothing is made: nothing can fail, nor start a collection.
         self.out.raw("]}\n", 3)           # reserved by add_result
