@@ -263,8 +263,8 @@ cdef class RowSink:
         cdef char *at
         cdef JsonText out = self.out
         if r.ran._parameters is not shared.parameters or shared.parameters is None or r.ran.control is not None \
-                or r.stored_extra or isinf(r.offset_ms):
-            return -1
+                or r.stored_extra or isinf(r.offset_ms) or type(started) is not str or type(completed) is not str:
+            return -1       # (exact str: comparing them runs no code of a subclass's)
         if not runner_plain_ascii(r.task_id, &id_text, &id_size):
             return -1
         same_start = self.rows > 0 and (started is self.previous or started == self.previous)
