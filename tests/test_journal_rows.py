@@ -202,10 +202,10 @@ def test_the_drains_rows_are_the_bytes_the_writer_made_from_the_same_results():
     assert read_back(bytes(queue[0]))[0] == [r.to_dict() for r in ended]
 
 
-def test_the_drains_common_rows_are_the_bytes_of_the_general_writer():
-    # The drain writes most rows by a shorter path (the parameters of the row before, no
-    # control, ids and stamps of plain ASCII); every way out of it, and back, gives the
-    # bytes journal_text writes for the same results, and reads back as to_dict().
+def test_the_drains_rows_of_every_kind_are_the_writers_bytes_and_read_back_as_to_dict():
+    # Most rows are cheap (an id and stamps of plain ASCII copied as they are, the parameters
+    # of the row before copied); every way out of that, and back, gives the bytes
+    # journal_text writes for the same results, and reads back as to_dict().
     base = alt_of([{"n": 1}, {}])
     ids = ["plain", 'quote"d', "back\\slash", "tab\t", "\u00fcber", "\U0001f600", "x" * 300, ""]
     shared, other = base.tasks[0], base.tasks[1]

@@ -162,13 +162,8 @@ cdef extern from *:
         *size = length;
         return 1;
     }
-    static inline char *runner_put_text(char *at, const char *text, Py_ssize_t size) {
-        memcpy(at, text, (size_t)size);
-        return at + size;
-    }
     """
     bint runner_plain_ascii(object text, const char **data, Py_ssize_t *size)
-    char *runner_put_text(char *at, const char *text, Py_ssize_t size) nogil
 
 
 cdef extern from "Python.h":
@@ -221,11 +216,6 @@ cdef class RowSink:
         cdef Py_ssize_t mark = self.out.size
         if r.typed_inline():
             try:
-                if self.write_common_row(r) == 0:
-                    self.rows += 1
-                    self.queued += 1
-                    self.previous = r.started_at
-                    return 0
                 if self.rows:
                     self.out.raw(",", 1)
                 else:
@@ -247,64 +237,6 @@ cdef class RowSink:
             pass        # the open line stays, to come after r: out of order, but nothing lost
         self.queue.append(r)
         self.queued += 1
-        return 0
-
-    cdef int write_common_row(self, TaskResult r) except -2:
-        """r's row as write_short_row writes it, in one reserve and a few copies, when it is
-        the common one: the parameters of the row before it, no control, and plain ASCII
-        text (nothing to escape) for its id and stamps; -1 (nothing written) otherwise."""
-        cdef ShortRows shared = self.shared
-        cdef object started = r.started_at, completed = r.completed_at
-        cdef const char *id_text
-        cdef const char *start_text = NULL
-        cdef const char *end_text = NULL
-        cdef Py_ssize_t id_size, start_size = 0, end_size = 0, need
-        cdef bint same_start, same_end
-        cdef char *at
-        cdef JsonText out = self.out
-        if r.ran._parameters is not shared.parameters or shared.parameters is None or r.ran.control is not None \
-                or r.stored_extra or isinf(r.offset_ms) or type(started) is not str or type(completed) is not str:
-            return -1       # (exact str: comparing them runs no code of a subclass's)
-        if not runner_plain_ascii(r.task_id, &id_text, &id_size):
-            return -1
-        same_start = self.rows > 0 and (started is self.previous or started == self.previous)
-        if not same_start and not runner_plain_ascii(started, &start_text, &start_size):
-            return -1
-        same_end = completed is started or completed == started
-        if not same_end and not runner_plain_ascii(completed, &end_text, &end_size):
-            return -1
-        # [id,start,parameters,end,elapsed,offset] (the doubles put in later), its lead and
-        # the line's end (reserved: closing the line never grows the text)
-        need = (1 if self.rows else len(INLINE_LINE_HEAD)) + 1 + id_size + 3 + \
-            (4 if same_start else start_size + 2) + 1 + shared.length + 1 + \
-            (4 if same_end else end_size + 2) + 4 + 3
-        out.reserve(need)
-        at = out.data + out.size
-        if self.rows:
-            at[0] = 44      # ,
-            at += 1
-        else:
-            memcpy(at, <const char *>INLINE_LINE_HEAD, len(INLINE_LINE_HEAD))
-            at += len(INLINE_LINE_HEAD)
-        at = runner_put_text(runner_put_text(at, "[", 1), "\"", 1)
-        at = runner_put_text(runner_put_text(at, id_text, id_size), "\",", 2)
-        if same_start:
-            at = runner_put_text(at, "null", 4)
-        else:
-            at = runner_put_text(runner_put_text(runner_put_text(at, "\"", 1), start_text, start_size), "\"", 1)
-        at = runner_put_text(at, ",", 1)
-        at = runner_put_text(at, out.data + shared.start, shared.length)
-        at = runner_put_text(at, ",", 1)
-        if same_end:
-            at = runner_put_text(at, "null", 4)
-        else:
-            at = runner_put_text(runner_put_text(runner_put_text(at, "\"", 1), end_text, end_size), "\"", 1)
-        at = runner_put_text(at, ",", 1)
-        shared.doubles.put(at - out.data, r.elapsed_ms)
-        at = runner_put_text(at, ",", 1)
-        shared.doubles.put(at - out.data, r.offset_ms)       # NaN (none): null
-        at = runner_put_text(at, "]", 1)
-        out.size = at - out.data
         return 0
 
     def add(self, TaskResult result not None):
@@ -377,18 +309,23 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
     """r's row of INLINE_ROW_FIELDS (`previous`: the started_at of the row before it in the
     line, None for a line's first); -1 (the row unfinished) when anything in it is not
     exact JSON (exact_json), or when what it leaves out would not read back as written:
-    extra fields given to the result, an offset orjson would write as null."""
+    extra fields given to the result, an offset orjson would write as null. The common row
+    costs a few copies: an id and stamps of plain ASCII (json_string), stamps the same
+    objects as the row's or the row before's (utc_stamp's cache), the parameters' text of
+    the row before copied."""
     cdef object parameters = r.ran._parameters
+    cdef object started = r.started_at, completed = r.completed_at
     cdef Py_ssize_t start, length
-    if r.stored_extra or isinf(r.offset_ms) or type(r.started_at) is not str or type(r.completed_at) is not str:
+    # Exact str: comparing them runs no code of a subclass's.
+    if r.stored_extra or isinf(r.offset_ms) or type(started) is not str or type(completed) is not str:
         return -1
     out.raw("[", 1)
-    if exact_json(out, r.task_id, 1) < 0:
+    if json_string(out, r.task_id) < 0:
         return -1
     out.raw(",", 1)
-    if previous is not None and previous == r.started_at:
+    if previous is not None and (started is previous or previous == started):
         out.raw("null", 4)
-    elif exact_json(out, r.started_at, 1) < 0:
+    elif json_string(out, started) < 0:
         return -1
     out.raw(",", 1)
     start = out.size
@@ -399,9 +336,9 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
         return -1
     length = out.size - start
     out.raw(",", 1)
-    if r.completed_at == r.started_at:
+    if completed is started or completed == started:
         out.raw("null", 4)
-    elif exact_json(out, r.completed_at, 1) < 0:
+    elif json_string(out, completed) < 0:
         return -1
     out.raw(",", 1)
     shared.doubles.put(out.size, r.elapsed_ms)
@@ -415,6 +352,21 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
     if parameters is not shared.parameters:
         # Kept once the row is whole: a row given up is cut from the buffer, its text with it.
         shared.parameters, shared.start, shared.length = parameters, start, length
+    return 0
+
+
+cdef inline int json_string(JsonText out, object text) except -2:
+    """A str as exact_json writes it: quoted as it is when plain ASCII (most ids and every
+    stamp), in one copy; else exact_json's way (escapes, UTF-8, lone surrogates refused)."""
+    cdef const char *data
+    cdef Py_ssize_t size
+    if not runner_plain_ascii(text, &data, &size):
+        return exact_json(out, text, 1)
+    out.reserve(size + 2)
+    out.data[out.size] = 34         # "
+    memcpy(out.data + out.size + 1, data, size)
+    out.data[out.size + size + 1] = 34
+    out.size += size + 2
     return 0
 
 
