@@ -49,22 +49,22 @@ def main() -> None:
     parser.add_argument("--naps", default="0.001,0.0005")
     args = parser.parse_args()
     alt = parse_alt_file(orjson.dumps(dag_document(args.tasks)))
-    workspace = tempfile.mkdtemp(prefix="bench-workspace-")
-    naps = [None] + [float(n) for n in args.naps.split(",")]
-    runs: dict = {nap: [] for nap in naps}
-    for _ in range(args.rounds):
-        for nap in naps:
-            napper = Napper(nap) if nap else None
-            if napper:
-                time.sleep(0.01)        # its thread started and napping
-            wakes = napper.wakes if napper else 0
-            started = time.perf_counter()
-            execute(alt, write=False, workspace=workspace, environ={})
-            elapsed = time.perf_counter() - started
-            if napper:
-                wakes = napper.wakes - wakes
-                napper.stop()
-            runs[nap].append((elapsed, wakes))
+    with tempfile.TemporaryDirectory(prefix="bench-workspace-") as workspace:
+        naps = [None] + [float(n) for n in args.naps.split(",")]
+        runs: dict = {nap: [] for nap in naps}
+        for _ in range(args.rounds):
+            for nap in naps:
+                napper = Napper(nap) if nap else None
+                if napper:
+                    time.sleep(0.01)        # its thread started and napping
+                wakes = napper.wakes if napper else 0
+                started = time.perf_counter()
+                execute(alt, write=False, workspace=workspace, environ={})
+                elapsed = time.perf_counter() - started
+                if napper:
+                    wakes = napper.wakes - wakes
+                    napper.stop()
+                runs[nap].append((elapsed, wakes))
     alone = statistics.median(e for e, _ in runs[None])
     print(f"{args.tasks} no-op tasks, no writer: {alone * 1e3:.2f} ms (median of {args.rounds})")
     for nap in naps[1:]:

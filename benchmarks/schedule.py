@@ -27,6 +27,7 @@ import graphlib
 import json
 import math
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -91,19 +92,22 @@ def run_dask(dask_graph: dict) -> None:
     assert len(results) == len(dask_graph)
 
 
-def no_op_dags(sizes: list[int], repeat: int) -> None:
+def no_op_dags(sizes: list[int], repeat: int, scratch: str) -> None:
+    """`scratch`: the folder every workspace and output directory is made in (removed by the
+    caller: a 100k run's journals take ~50 MB each, and repeated runs of this script had
+    filled the disk)."""
     try:
         import dask  # noqa: F401
         have_dask = True
     except ImportError:
         have_dask = False
         print("dask is not installed: skipping the dask baseline (pip install dask)")
-    workspace = tempfile.mkdtemp(prefix="bench-workspace-")
+    workspace = tempfile.mkdtemp(prefix="bench-workspace-", dir=scratch)
     for n in sizes:
         doc = dag_document(n)
         alt = parse_alt_file(orjson.dumps(doc))
         dependencies = {t["id"]: t["dependencies"] for t in doc["tasks"]}
-        out = tempfile.mkdtemp(prefix="bench-journal-")
+        out = tempfile.mkdtemp(prefix="bench-journal-", dir=scratch)
         plain_times, journal_times = [], []
         for _ in range(repeat):
             plain_times.append(best_of(1, lambda: run_librunner(alt, workspace)))
@@ -127,6 +131,7 @@ def no_op_dags(sizes: list[int], repeat: int) -> None:
             journaled = best_of(repeat, lambda: run_librunner_written(alt, workspace, out, True))
             print(f"{n:>7} tasks  with the LAST directory written: without journal {plain:.3f} s, "
                   f"with journal {journaled:.3f} s, journal/none {journaled / plain:4.2f}x", flush=True)
+        shutil.rmtree(out)
 
 
 ANSWER = json.dumps({
@@ -170,7 +175,7 @@ def serve(delay: float) -> None:
     asyncio.run(main())
 
 
-def latency_bound(tasks: int = 2000, delay: float = 0.2, concurrency: int = 64) -> None:
+def latency_bound(scratch: str, tasks: int = 2000, delay: float = 0.2, concurrency: int = 64) -> None:
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(delay)], stdout=subprocess.PIPE, text=True)
     port = int(server.stdout.readline())
     env = {"RUNNER_AI_SERVICE_URL": f"http://127.0.0.1:{port}/v1",
@@ -181,7 +186,7 @@ def latency_bound(tasks: int = 2000, delay: float = 0.2, concurrency: int = 64) 
     try:
         started = time.perf_counter()
         outcome = execute(alt, write=False, max_concurrency=concurrency, environ=env,
-                          workspace=tempfile.mkdtemp(prefix="bench-workspace-"))
+                          workspace=tempfile.mkdtemp(prefix="bench-workspace-", dir=scratch))
         elapsed = time.perf_counter() - started
         floor = raw_http_floor(port, tasks, concurrency)
     finally:
@@ -197,7 +202,7 @@ def latency_bound(tasks: int = 2000, delay: float = 0.2, concurrency: int = 64) 
     env = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sleep"}
     started = time.perf_counter()
     outcome = execute(parse_alt_file(orjson.dumps(sleeper)), write=False, max_concurrency=concurrency, environ=env,
-                      workspace=tempfile.mkdtemp(prefix="bench-workspace-"))
+                      workspace=tempfile.mkdtemp(prefix="bench-workspace-", dir=scratch))
     report("system_command sleep (librunner)", outcome, time.perf_counter() - started, ideal)
 
 
@@ -237,9 +242,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve is not None:
         return serve(args.serve)
-    no_op_dags([int(s) for s in args.sizes.split(",")], args.repeat)
-    if not args.skip_latency:
-        latency_bound()
+    with tempfile.TemporaryDirectory(prefix="bench-schedule-") as scratch:
+        no_op_dags([int(s) for s in args.sizes.split(",")], args.repeat, scratch)
+        if not args.skip_latency:
+            latency_bound(scratch)
 
 
 if __name__ == "__main__":
