@@ -70,8 +70,9 @@ def drain_rows(repeat: int) -> None:
         scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
         queue, ended = [], {}
         into = librunner.RowSink(queue) if sink else None
+        recorder = librunner.RunStatistics(ended, alt.tasks)      # as the executor has it
         started = time.perf_counter()
-        scheduler.run_inline(ended, into)
+        scheduler.run_inline(recorder, into)
         elapsed = time.perf_counter() - started
         if into is not None:
             into.close()

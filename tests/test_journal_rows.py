@@ -281,6 +281,48 @@ def test_shared_parameters_are_written_again_after_the_drain_let_go_of_the_gil()
     assert seen == sorted(seen) and seen[-1] > seen[0]      # each row as the object was when written
 
 
+class ChangesTheParameters:
+    """A value a drain's results already hold for a task: its finalizer, run when the drain
+    stores the task's result in its place, changes the parameters the tasks share."""
+
+    def __init__(self, parameters: dict):
+        self.parameters = parameters
+
+    def __del__(self):
+        self.parameters["k"] = "after"
+
+
+def shared_parameters_alt(parameters: dict, count: int = 4):
+    base = alt_of([{}])
+    made = [librunner.task_instance(base.tasks[0], f"t{n}", [f"t{n - 1}"] if n else [], "d", parameters, None, n)
+            for n in range(count)]
+    return librunner.run_alt_file(base, made)
+
+
+@pytest.mark.parametrize("into", ["dict", "statistics"])
+def test_rows_after_python_code_ran_in_the_drain_hold_the_parameters_as_they_are(into):
+    # Storing t1's result lets go of the value held for it before, whose finalizer changes
+    # the parameters every task shares: t1's row and the rows after it must write them as
+    # they are then (as to_dict() reads them), not copy the text of t0's row (review 16).
+    parameters = {"task_type": "generic", "k": "before"}
+    alt = shared_parameters_alt(parameters)
+    results, queue = {}, []
+    recorder = librunner.RunStatistics(results, alt.tasks) if into == "statistics" else results
+    results["t1"] = ChangesTheParameters(parameters)
+    sink = librunner.RowSink(queue)
+    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    scheduler.clock_origin = 1.0
+    assert scheduler.run_inline(recorder, sink) == 4
+    sink.close()
+    (line,) = queue
+    rows = orjson.loads(bytes(line))["rows"]
+    assert [(row[0], row[2]["k"]) for row in rows] == [("t0", "before"), ("t1", "after"), ("t2", "after"),
+                                                        ("t3", "after")]
+    # t0's row holds them as they were when it ended (its result's to_dict() reads them now).
+    assert _results_of(Path("journal.jsonl"), 1, orjson.loads(bytes(line)))[1:] == \
+        [results[f"t{n}"].to_dict() for n in range(1, 4)]
+
+
 def test_a_result_the_drain_cannot_write_short_goes_to_the_writer_in_its_place():
     ended, queue, written = drained_into_a_sink(hostile_alt())
     assert queued_task_ids(queue) == [r.task_id for r in ended]        # in the order they ended

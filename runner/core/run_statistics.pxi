@@ -73,10 +73,21 @@ cdef class RunStatistics:
 
     cpdef record(self, Py_ssize_t index, TaskResult result):
         """Puts `result` into the run's results as the result of task `index`, and counts it."""
-        self.results[result.task_id] = result
-        self.add(index, result)
+        self.put(index, result)
+
+    cdef int put(self, Py_ssize_t index, TaskResult result) except -1:
+        """record(); 1 when it let go of a value held before (an earlier result of the task's,
+        in the dict or by index), whose finalizers may have run Python code meanwhile (a
+        journal's drain then writes the next row's parameters afresh), else 0."""
+        cdef int dropped = 0
+        if PyDict_SetDefault(self.results, result.task_id, result) != <PyObject *>result:
+            self.results[result.task_id] = result
+            dropped = 1
+        return self.add(index, result) | dropped
 
     cdef int add(self, Py_ssize_t index, TaskResult result) except -1:
+        """Counts `result` as task `index`'s; 1 when it replaced another result by index, else 0."""
+        cdef int replaced = 0
         cdef object given
         cdef TaskResult earlier
         cdef Task task
@@ -99,13 +110,14 @@ cdef class RunStatistics:
             # read again from the results by the record.
             self.counts[status_index(earlier.status)] -= 1
             self.stale = True
+            replaced = 1
         else:
             self.recorded += 1
         self.by_index[index] = result
         given = result.duration()
         self.duration[index] = <double>given if given is not None else 0.0
         self.span.add(result.started_at, result.completed_at)
-        return 0
+        return replaced
 
     cpdef dict progress_counts(self):
         """{status: results recorded with it} for PROGRESS_STATUSES, in that order."""
