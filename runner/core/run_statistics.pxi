@@ -20,6 +20,15 @@ cdef Py_ssize_t CANCELLED_AT = STATUS_INDEX["cancelled"]
 cdef Py_ssize_t SKIPPED_AT = STATUS_INDEX["skipped"]
 
 
+cdef inline int store_result(dict results, TaskResult result) except -1:
+    """results[result.task_id] = result, in one lookup; 1 when it replaced a value held before
+    (whose finalizers may have run Python code meanwhile), else 0."""
+    if PyDict_SetDefault(results, result.task_id, result) == <PyObject *>result:
+        return 0
+    results[result.task_id] = result
+    return 1
+
+
 @cython.final
 cdef class RunStatistics:
     """The run's results (`results`: task id -> TaskResult, the dict the run hands out) and,
@@ -45,7 +54,7 @@ cdef class RunStatistics:
     cdef double *duration       # per task index: duration_ms (0 without one)
     cdef Py_ssize_t capacity
 
-    def __cinit__(self, dict results, list tasks):
+    def __cinit__(self, dict results not None, list tasks not None):
         if results:
             raise ValueError("RunStatistics starts from an empty results dict")
         self.results = results
@@ -79,10 +88,7 @@ cdef class RunStatistics:
         """record(); 1 when it let go of a value held before (an earlier result of the task's,
         in the dict or by index), whose finalizers may have run Python code meanwhile (a
         journal's drain then writes the next row's parameters afresh), else 0."""
-        cdef int dropped = 0
-        if PyDict_SetDefault(self.results, result.task_id, result) != <PyObject *>result:
-            self.results[result.task_id] = result
-            dropped = 1
+        cdef int dropped = store_result(self.results, result)
         return self.add(index, result) | dropped
 
     cdef int add(self, Py_ssize_t index, TaskResult result) except -1:

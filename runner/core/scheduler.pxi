@@ -499,10 +499,8 @@ cdef class Scheduler:
             if recorder is not None:
                 if recorder.put(i, result) and sink is not None:
                     sink.forget_parameters()
-            else:
-                plain[task.id] = result         # a caller's dict: any store may replace a value
-                if sink is not None:
-                    sink.forget_parameters()
+            elif store_result(plain, result) and sink is not None:
+                sink.forget_parameters()
             self.complete(i, True)
             count += 1
             if count % GIL_LOOK == 0:
