@@ -226,6 +226,25 @@ def test_the_drains_rows_of_every_kind_are_the_writers_bytes_and_read_back_as_to
     assert any(row[1] is not None for row in rows[1:])      # a stamp other than the row before's
 
 
+def test_rows_of_ids_and_parameters_of_every_short_length_read_back_as_to_dict():
+    # The rows' copies of a few bytes are moves of fixed sizes that overlap (runner_copy):
+    # ids of 1 to 70 characters and parameters' texts of 31 to 100 bytes, each copied from
+    # the row before, cross every size it treats apart.
+    base = alt_of([{}])
+    made = []
+    for n in range(1, 71):
+        parameters = {"task_type": "generic", "p": "x" * n}     # two tasks in a row share it
+        for letter in "ij":
+            made.append(librunner.task_instance(base.tasks[0], letter * n, [made[-1].id] if made else [], "d",
+                                                parameters, None, len(made)))
+    ended, queue, written = drained_into_a_sink(librunner.run_alt_file(base, made))
+    assert written == len(ended) == 140 and len(queue) == 1
+    line = bytes(queue[0])
+    assert line == librunner.journal_lines(ended)
+    assert read_back(line) == ([r.to_dict() for r in ended], ["short"])
+    assert [row[0] for row in orjson.loads(line)["rows"]] == [letter * n for n in range(1, 71) for letter in "ij"]
+
+
 class ClosesTheSinkWhenFreed:
     """A value whose finalizer runs Python code that uses the sink (review 15's hostile
     parameters: put in a dict after its row was written)."""

@@ -100,24 +100,28 @@ cdef class TextWithDoubles:
         PyMem_Free(self.at)
         PyMem_Free(self.values)
 
-    cdef int put(self, Py_ssize_t at, double value) except -1:
+    cdef inline int put(self, Py_ssize_t at, double value) except -1:
         """value's text goes at `at` (at or after every place put before)."""
-        cdef Py_ssize_t capacity
-        cdef void *grown
         if self.count == self.capacity:
-            capacity = self.capacity * 2 if self.capacity else 256
-            grown = PyMem_Realloc(self.at, capacity * sizeof(Py_ssize_t))
-            if grown == NULL:
-                raise MemoryError()
-            self.at = <Py_ssize_t *>grown
-            grown = PyMem_Realloc(self.values, capacity * sizeof(double))
-            if grown == NULL:
-                raise MemoryError()
-            self.values = <double *>grown
-            self.capacity = capacity
+            self.grow()
         self.at[self.count] = at
         self.values[self.count] = value
         self.count += 1
+        return 0
+
+    cdef int grow(self) except -1:
+        """Room for twice the places (put's rare path, out of line)."""
+        cdef Py_ssize_t capacity = self.capacity * 2 if self.capacity else 256
+        cdef void *grown
+        grown = PyMem_Realloc(self.at, capacity * sizeof(Py_ssize_t))
+        if grown == NULL:
+            raise MemoryError()
+        self.at = <Py_ssize_t *>grown
+        grown = PyMem_Realloc(self.values, capacity * sizeof(double))
+        if grown == NULL:
+            raise MemoryError()
+        self.values = <double *>grown
+        self.capacity = capacity
         return 0
 
     cdef void drop_after(self, Py_ssize_t mark):

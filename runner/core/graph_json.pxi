@@ -12,6 +12,41 @@ cimport cython
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
 
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* memcpy of a few bytes without a call: the journal's rows copy ids, stamps and
+       parameters of 5-40 bytes each, and a call to memcpy cost more than the copy (perf:
+       ~7 ns a copy, four a row). Fixed-size moves that overlap inside the range; every load
+       before any store. Constant lengths fold to one or two moves. */
+    static inline void runner_copy(char *to, const char *from, Py_ssize_t n) {
+        if (n <= 16) {
+            if (n >= 8) {
+                uint64_t a, b;
+                memcpy(&a, from, 8); memcpy(&b, from + n - 8, 8);
+                memcpy(to, &a, 8); memcpy(to + n - 8, &b, 8);
+            } else if (n >= 4) {
+                uint32_t a, b;
+                memcpy(&a, from, 4); memcpy(&b, from + n - 4, 4);
+                memcpy(to, &a, 4); memcpy(to + n - 4, &b, 4);
+            } else if (n > 0) {
+                char a = from[0], b = from[n >> 1], c = from[n - 1];
+                to[0] = a; to[n >> 1] = b; to[n - 1] = c;
+            }
+        } else if (n <= 32) {
+            uint64_t a, b, c, d;
+            memcpy(&a, from, 8); memcpy(&b, from + 8, 8);
+            memcpy(&c, from + n - 16, 8); memcpy(&d, from + n - 8, 8);
+            memcpy(to, &a, 8); memcpy(to + 8, &b, 8);
+            memcpy(to + n - 16, &c, 8); memcpy(to + n - 8, &d, 8);
+        } else {
+            memcpy(to, from, (size_t)n);
+        }
+    }
+    """
+    void runner_copy(char *to, const char *source, Py_ssize_t n) nogil
+
 
 # Bytes a JSON string cannot hold as they are (control characters, quote, backslash): a
 # string holding one is left to orjson's escaping.
@@ -42,7 +77,13 @@ cdef class JsonText:
         self.capacity = capacity
         self.growth = growth
 
-    cdef int reserve(self, Py_ssize_t extra) except -1:
+    cdef inline int reserve(self, Py_ssize_t extra) except -1:
+        """Room for `extra` more bytes: a comparison, inline, unless the text must grow."""
+        if self.size + extra <= self.capacity:
+            return 0
+        return self.grow(extra)
+
+    cdef int grow(self, Py_ssize_t extra) except -1:
         cdef Py_ssize_t wanted = self.size + extra, capacity = self.capacity
         cdef PyObject *grown
         cdef bytes copy
@@ -74,8 +115,8 @@ cdef class JsonText:
 
     cdef inline int raw(self, const char *text, Py_ssize_t length) except -1:
         if self.size + length > self.capacity:
-            self.reserve(length)
-        memcpy(self.data + self.size, text, length)
+            self.grow(length)
+        runner_copy(self.data + self.size, text, length)
         self.size += length
         return 0
 

@@ -364,7 +364,7 @@ cdef inline int json_string(JsonText out, object text) except -2:
         return exact_json(out, text, 1)
     out.reserve(size + 2)
     out.data[out.size] = 34         # "
-    memcpy(out.data + out.size + 1, data, size)
+    runner_copy(out.data + out.size + 1, data, size)
     out.data[out.size + size + 1] = 34
     out.size += size + 2
     return 0
