@@ -173,7 +173,7 @@ def drained_into_a_sink(alt) -> tuple[list, list, int]:
     scheduler.clock_origin = 1.0
     ended, queue = {}, []
     sink = librunner.RowSink(queue)
-    assert scheduler.run_inline(ended, sink) == len(alt.tasks)
+    assert scheduler.run_inline(librunner.RunStatistics(ended, alt.tasks), sink) == len(alt.tasks)
     written = sink.close()
     assert sink.rows == 0 and sink.close() == 0         # closed: nothing open, nothing new
     return list(ended.values()), queue, written
@@ -311,6 +311,21 @@ class ChangesTheParameters:
         self.parameters["k"] = "after"
 
 
+class CollidesAndChangesTheParameters:
+    """A key a drain's results already hold whose hash is a task id's: the lookup that stores
+    the task's result runs its __eq__, which changes the parameters the tasks share (review 18)."""
+
+    def __init__(self, task_id: str, parameters: dict):
+        self.task_id, self.parameters = task_id, parameters
+
+    def __hash__(self):
+        return hash(self.task_id)
+
+    def __eq__(self, other):
+        self.parameters["k"] = "after"
+        return False
+
+
 def shared_parameters_alt(parameters: dict, count: int = 4):
     base = alt_of([{}])
     made = [librunner.task_instance(base.tasks[0], f"t{n}", [f"t{n - 1}"] if n else [], "d", parameters, None, n)
@@ -319,15 +334,20 @@ def shared_parameters_alt(parameters: dict, count: int = 4):
 
 
 @pytest.mark.parametrize("into", ["dict", "statistics"])
-def test_rows_after_python_code_ran_in_the_drain_hold_the_parameters_as_they_are(into):
-    # Storing t1's result lets go of the value held for it before, whose finalizer changes
-    # the parameters every task shares: t1's row and the rows after it must write them as
-    # they are then (as to_dict() reads them), not copy the text of t0's row (review 16).
+@pytest.mark.parametrize("code", ["a replaced value's finalizer", "a key's __eq__"])
+def test_rows_after_python_code_ran_in_the_drain_hold_the_parameters_as_they_are(into, code):
+    # Storing t1's result runs Python code that changes the parameters every task shares
+    # (the finalizer of the value held for it before, or the __eq__ of a key whose hash is
+    # its id's): t1's row and the rows after it must write them as they are then (as
+    # to_dict() reads them), not copy the text of t0's row (reviews 16 and 18).
     parameters = {"task_type": "generic", "k": "before"}
     alt = shared_parameters_alt(parameters)
     results, queue = {}, []
     recorder = librunner.RunStatistics(results, alt.tasks) if into == "statistics" else results
-    results["t1"] = ChangesTheParameters(parameters)
+    if code == "a key's __eq__":
+        results[CollidesAndChangesTheParameters("t1", parameters)] = None
+    else:
+        results["t1"] = ChangesTheParameters(parameters)
     sink = librunner.RowSink(queue)
     scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
     scheduler.clock_origin = 1.0

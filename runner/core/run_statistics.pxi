@@ -20,13 +20,8 @@ cdef Py_ssize_t CANCELLED_AT = STATUS_INDEX["cancelled"]
 cdef Py_ssize_t SKIPPED_AT = STATUS_INDEX["skipped"]
 
 
-cdef inline int store_result(dict results, TaskResult result) except -1:
-    """results[result.task_id] = result, in one lookup; 1 when it replaced a value held before
-    (whose finalizers may have run Python code meanwhile), else 0."""
-    if PyDict_SetDefault(results, result.task_id, result) == <PyObject *>result:
-        return 0
-    results[result.task_id] = result
-    return 1
+cdef extern from "Python.h":
+    Py_ssize_t PyDict_GET_SIZE(object mapping)
 
 
 @cython.final
@@ -48,6 +43,7 @@ cdef class RunStatistics:
     cdef list tasks             # the run's AltFile.tasks: grows with control-flow instances
     cdef list by_index          # per task index: its recorded TaskResult, None without one
     cdef Py_ssize_t recorded    # how many task indexes have a result
+    cdef Py_ssize_t stored      # how many keys put() added to the dict
     cdef bint stale             # a result replaced another, or did not match its index
     cdef Py_ssize_t counts[16]  # per TASK_STATUSES
     cdef RunSpan span
@@ -85,10 +81,19 @@ cdef class RunStatistics:
         self.put(index, result)
 
     cdef int put(self, Py_ssize_t index, TaskResult result) except -1:
-        """record(); 1 when it let go of a value held before (an earlier result of the task's,
-        in the dict or by index), whose finalizers may have run Python code meanwhile (a
-        journal's drain then writes the next row's parameters afresh), else 0."""
-        cdef int dropped = store_result(self.results, result)
+        """record(); 1 when Python code may have run meanwhile (a journal's drain then writes
+        the next row's parameters afresh), else 0: when it let go of a value held before (an
+        earlier result of the task's, in the dict or by index: its finalizers), or when the
+        dict holds keys it did not put there (a lookup runs the __eq__ of a key whose hash
+        is the task id's; every key put here is an exact str, whose comparison runs none)."""
+        cdef int dropped = 0
+        if PyDict_SetDefault(self.results, result.task_id, result) == <PyObject *>result:
+            self.stored += 1
+        else:
+            self.results[result.task_id] = result
+            dropped = 1
+        if PyDict_GET_SIZE(self.results) != self.stored:
+            dropped = 1
         return self.add(index, result) | dropped
 
     cdef int add(self, Py_ssize_t index, TaskResult result) except -1:

@@ -494,13 +494,15 @@ cdef class Scheduler:
             elapsed_ms = (monotonic_seconds() - started) * 1000.0
             result = inline_result(task, stamp, completed, elapsed_ms, self.clock_origin > 0.0,
                                    (started - self.clock_origin) * 1000.0)
-            # Storing it may let go of a value held before, whose finalizer runs Python code:
+            # Storing it may run Python code (a replaced value's finalizer, a key's __eq__):
             # the next row's parameters are then written from the object, not copied.
             if recorder is not None:
                 if recorder.put(i, result) and sink is not None:
                     sink.forget_parameters()
-            elif store_result(plain, result) and sink is not None:
-                sink.forget_parameters()
+            else:
+                plain[task.id] = result         # a caller's dict: it may hold anything
+                if sink is not None:
+                    sink.forget_parameters()
             self.complete(i, True)
             count += 1
             if count % GIL_LOOK == 0:
