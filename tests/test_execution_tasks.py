@@ -1,10 +1,13 @@
 """The task types: data_processing, file_operation, system_command, templates, generic."""
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 
 import pytest
 
+from runner.errors import ConfigurationError
 from runner.execution import execute
 
 ENABLED = {"RUNNER_ENABLE_SYSTEM_COMMANDS": "true", "RUNNER_SYSTEM_COMMAND_ALLOWLIST": f"echo,{sys.executable}"}
@@ -141,6 +144,24 @@ def test_file_operations_inside_the_workspace(tmp_path):
     deleted = run_one(tmp_path, {"task_type": "file_operation", "operation": "delete", "path": "notes/a.txt"},
                       workspace=ws)
     assert deleted.status == "completed" and not (ws / "notes" / "a.txt").exists()
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_a_workspace_that_cannot_be_made_stops_the_run_before_anything_runs(tmp_path, where):
+    # A file where the workspace should be raised a bare FileExistsError (a traceback from
+    # the CLI); now a ConfigurationError that says which workspace and why, and nothing ran.
+    (tmp_path / "afile").write_text("x")
+    workspace = tmp_path / "afile" if where == "a file" else tmp_path / "afile" / "sub"
+    alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {
+        "task_type": "file_operation", "operation": "write", "path": "f.txt", "content": "x"}}]}
+    (tmp_path / "w.json").write_text(json.dumps(alt))
+    done = subprocess.run([sys.executable, "-m", "runner", "run", str(tmp_path / "w.json"), "--workspace",
+                           str(workspace), "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert f"workspace {str(workspace)!r}: it " in done.stderr
+    with pytest.raises(ConfigurationError, match="not a directory" if where == "a file" else r"cannot be made \(Not a"):
+        execute(alt, tmp_path / "out", workspace=workspace, environ={})
+    assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "x"
 
 
 @pytest.mark.parametrize("operation, path, message", [

@@ -287,7 +287,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         temporary_workspace = request.workspace is None
     workspace = default_workspace() if request.workspace is None else Path(request.workspace)
     if not workspace.is_dir():      # a stat: mkdir's exist_ok raised and caught an error (~25-50 us)
-        workspace.mkdir(parents=True, exist_ok=True)
+        _make_workspace(workspace)
     on_event = request.on_event
     if tracing is not None and tracing.exporting:
         on_event = live.fan_out(on_event, tracing)
@@ -380,6 +380,18 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     if keyboard:
         raise RunInterrupted(outcome)
     return outcome
+
+
+def _make_workspace(workspace: Path) -> None:
+    """The caller's workspace, made when it is not there: one that cannot be (a file in its
+    place, no permission) stops the run before anything ran, saying where and why."""
+    try:
+        workspace.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigurationError(f"workspace {str(workspace)!r}: it is not a directory") from None
+    except (OSError, ValueError) as error:      # ValueError: a NUL in the path
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        raise ConfigurationError(f"workspace {str(workspace)!r}: it cannot be made ({reason})") from None
 
 
 def _remove_workspace(workspace: Path) -> None:
