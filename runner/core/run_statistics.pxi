@@ -87,9 +87,11 @@ cdef class RunStatistics:
         dict holds keys it did not put there (a lookup runs the __eq__ of a key whose hash
         is the task id's; every key put here is an exact str, whose comparison runs none)."""
         cdef int dropped = 0
-        if PyDict_SetDefault(self.results, result.task_id, result) == <PyObject *>result:
+        cdef Py_ssize_t size = PyDict_GET_SIZE(self.results)
+        cdef PyObject *held = PyDict_SetDefault(self.results, result.task_id, result)
+        if PyDict_GET_SIZE(self.results) > size:
             self.stored += 1
-        else:
+        elif held != <PyObject *>result:     # not the same result recorded again
             self.results[result.task_id] = result
             dropped = 1
         if PyDict_GET_SIZE(self.results) != self.stored:
