@@ -11,6 +11,9 @@ cimport cython
 
 cdef extern from "Python.h":
     const char *PyUnicode_AsUTF8AndSize(object text, Py_ssize_t *size) except NULL
+    bint PyUnicode_IS_COMPACT_ASCII(object text)
+    void *PyUnicode_DATA(object text)
+    Py_ssize_t PyUnicode_GET_LENGTH(object text)
 
 cdef extern from *:
     """
@@ -132,17 +135,20 @@ cdef class JsonText:
         cdef const unsigned char *utf8
         if type(value) is not str:
             return self.encoded(value)
-        try:
-            utf8 = <const unsigned char *>PyUnicode_AsUTF8AndSize(value, &length)
-        except UnicodeError:
-            return self.encoded(value)      # a lone surrogate: orjson's error, worded as elsewhere
+        if PyUnicode_IS_COMPACT_ASCII(value):      # its bytes are its UTF-8 (most ids, every stamp)
+            utf8 = <const unsigned char *>PyUnicode_DATA(value)
+            length = PyUnicode_GET_LENGTH(value)
+        else:
+            try:
+                utf8 = <const unsigned char *>PyUnicode_AsUTF8AndSize(value, &length)
+            except UnicodeError:
+                return self.encoded(value)      # a lone surrogate: orjson's error, worded as elsewhere
         for i in range(length):
             if NEEDS_ESCAPE[utf8[i]]:
                 return self.encoded(value)
-        if self.size + length + 2 > self.capacity:
-            self.reserve(length + 2)
+        self.reserve(length + 2)
         self.data[self.size] = 0x22
-        memcpy(self.data + self.size + 1, utf8, length)
+        runner_copy(self.data + self.size + 1, <const char *>utf8, length)
         self.data[self.size + length + 1] = 0x22
         self.size += length + 2
         return 0

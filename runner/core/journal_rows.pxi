@@ -146,26 +146,6 @@ cdef class ShortRows:
         self.doubles = TextWithDoubles()
 
 
-cdef extern from *:
-    """
-    /* Whether `text` is a str of ASCII only, none of it escaped in JSON (a control
-       character, a quote, a backslash): then its bytes are its JSON string's inside. */
-    static inline int runner_plain_ascii(PyObject *text, const char **data, Py_ssize_t *size) {
-        if (!PyUnicode_CheckExact(text) || !PyUnicode_IS_COMPACT_ASCII(text))
-            return 0;
-        const unsigned char *bytes = (const unsigned char *)PyUnicode_DATA(text);
-        Py_ssize_t length = PyUnicode_GET_LENGTH(text);
-        for (Py_ssize_t i = 0; i < length; i++)
-            if (bytes[i] < 0x20 || bytes[i] == 34 || bytes[i] == 92)   /* quote, backslash */
-                return 0;
-        *data = (const char *)bytes;
-        *size = length;
-        return 1;
-    }
-    """
-    bint runner_plain_ascii(object text, const char **data, Py_ssize_t *size)
-
-
 cdef extern from "Python.h":
     int PyGC_Enable()
     int PyGC_Disable()
@@ -310,7 +290,7 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
     line, None for a line's first); -1 (the row unfinished) when anything in it is not
     exact JSON (exact_json), or when what it leaves out would not read back as written:
     extra fields given to the result, an offset orjson would write as null. The common row
-    costs a few copies: an id and stamps of plain ASCII (json_string), stamps the same
+    costs a few copies: an id and stamps of plain ASCII (JsonText.string), stamps the same
     objects as the row's or the row before's (utc_stamp's cache), the parameters' text of
     the row before copied."""
     cdef object parameters = r.ran._parameters
@@ -320,12 +300,12 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
     if r.stored_extra or isinf(r.offset_ms) or type(started) is not str or type(completed) is not str:
         return -1
     out.raw("[", 1)
-    if json_string(out, r.task_id) < 0:
+    if exact_json(out, r.task_id, 1) < 0:
         return -1
     out.raw(",", 1)
     if previous is not None and (started is previous or previous == started):
         out.raw("null", 4)
-    elif json_string(out, started) < 0:
+    elif exact_json(out, started, 1) < 0:
         return -1
     out.raw(",", 1)
     start = out.size
@@ -338,7 +318,7 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
     out.raw(",", 1)
     if completed is started or completed == started:
         out.raw("null", 4)
-    elif json_string(out, completed) < 0:
+    elif exact_json(out, completed, 1) < 0:
         return -1
     out.raw(",", 1)
     shared.doubles.put(out.size, r.elapsed_ms)
@@ -352,21 +332,6 @@ cdef int write_short_row(JsonText out, TaskResult r, str previous, ShortRows sha
     if parameters is not shared.parameters:
         # Kept once the row is whole: a row given up is cut from the buffer, its text with it.
         shared.parameters, shared.start, shared.length = parameters, start, length
-    return 0
-
-
-cdef inline int json_string(JsonText out, object text) except -2:
-    """A str as exact_json writes it: quoted as it is when plain ASCII (most ids and every
-    stamp), in one copy; else exact_json's way (escapes, UTF-8, lone surrogates refused)."""
-    cdef const char *data
-    cdef Py_ssize_t size
-    if not runner_plain_ascii(text, &data, &size):
-        return exact_json(out, text, 1)
-    out.reserve(size + 2)
-    out.data[out.size] = 34         # "
-    runner_copy(out.data + out.size + 1, data, size)
-    out.data[out.size + size + 1] = 34
-    out.size += size + 2
     return 0
 
 
