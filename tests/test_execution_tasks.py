@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -146,22 +147,42 @@ def test_file_operations_inside_the_workspace(tmp_path):
     assert deleted.status == "completed" and not (ws / "notes" / "a.txt").exists()
 
 
-@pytest.mark.parametrize("where", ["a file", "under a file"])
-def test_a_workspace_that_cannot_be_made_stops_the_run_before_anything_runs(tmp_path, where):
+@pytest.mark.parametrize("where, refusal", [
+    ("a file", "it is not a directory"),
+    ("under a file", r"it cannot be made \(Not a directory\)"),
+    ("a name too long", r"it cannot be made \(File name too long\)"),
+    ("under a dangling link", "'.*dangling' is in its way and is not a directory"),
+])
+def test_a_workspace_that_cannot_be_made_stops_the_run_before_anything_runs(tmp_path, where, refusal):
     # A file where the workspace should be raised a bare FileExistsError (a traceback from
-    # the CLI); now a ConfigurationError that says which workspace and why, and nothing ran.
+    # the CLI), a name too long an OSError from the first look at it; now a ConfigurationError
+    # that says which workspace and why, nothing ran, and none of the folders above it made
+    # on the way is left.
     (tmp_path / "afile").write_text("x")
-    workspace = tmp_path / "afile" if where == "a file" else tmp_path / "afile" / "sub"
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    workspace = {"a file": tmp_path / "afile", "under a file": tmp_path / "afile" / "sub",
+                 "a name too long": tmp_path / "a" / "b" / ("n" * 300),
+                 "under a dangling link": tmp_path / "dangling" / "sub"}[where]
     alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {
         "task_type": "file_operation", "operation": "write", "path": "f.txt", "content": "x"}}]}
     (tmp_path / "w.json").write_text(json.dumps(alt))
+    before = sorted(tmp_path.rglob("*"))
     done = subprocess.run([sys.executable, "-m", "runner", "run", str(tmp_path / "w.json"), "--workspace",
                            str(workspace), "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
-    assert f"workspace {str(workspace)!r}: it " in done.stderr
-    with pytest.raises(ConfigurationError, match="not a directory" if where == "a file" else r"cannot be made \(Not a"):
+    assert re.search(f"workspace {re.escape(repr(str(workspace)))}: {refusal}", done.stderr), done.stderr
+    with pytest.raises(ConfigurationError, match=refusal):
         execute(alt, tmp_path / "out", workspace=workspace, environ={})
-    assert not (tmp_path / "out").exists() and (tmp_path / "afile").read_text() == "x"
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "afile").read_text() == "x"
+
+
+def test_an_empty_workspace_path_is_refused_not_taken_for_the_current_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {
+        "task_type": "file_operation", "operation": "write", "path": "f.txt", "content": "x"}}]}
+    with pytest.raises(ConfigurationError, match="workspace '': an empty path"):
+        execute(alt, tmp_path / "out", workspace="", environ={})
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("operation, path, message", [

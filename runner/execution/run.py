@@ -11,6 +11,7 @@ call with the request's fields as keywords (tests, benchmarks, Python users), an
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import signal
@@ -285,9 +286,10 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     temporary_workspace = request.temporary_workspace
     if temporary_workspace is None:
         temporary_workspace = request.workspace is None
+    if request.workspace is not None and not os.fspath(request.workspace):
+        raise ConfigurationError("workspace '': an empty path (it would be the current directory)")
     workspace = default_workspace() if request.workspace is None else Path(request.workspace)
-    if not workspace.is_dir():      # a stat: mkdir's exist_ok raised and caught an error (~25-50 us)
-        _make_workspace(workspace)
+    _make_workspace(workspace)
     on_event = request.on_event
     if tracing is not None and tracing.exporting:
         on_event = live.fan_out(on_event, tracing)
@@ -383,15 +385,35 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
 
 
 def _make_workspace(workspace: Path) -> None:
-    """The caller's workspace, made when it is not there: one that cannot be (a file in its
-    place, no permission) stops the run before anything ran, saying where and why."""
+    """The caller's workspace, made when it is not there, with the folders above it that are
+    not: one that cannot be (a file in its way, no permission, a name too long) stops the run
+    before anything ran, saying where and why, and leaves none of the folders it made."""
+    made: list[Path] = []
     try:
-        workspace.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ConfigurationError(f"workspace {str(workspace)!r}: it is not a directory") from None
+        if workspace.is_dir():      # a stat: mkdir's exist_ok raised and caught an error (~25-50 us)
+            return
+        missing = [workspace]
+        missing += itertools.takewhile(lambda folder: not folder.exists(), workspace.parents)
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                if not folder.is_dir():
+                    raise
+                continue        # made meanwhile by someone else: theirs
+            made.append(folder)
     except (OSError, ValueError) as error:      # ValueError: a NUL in the path
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        where = f"workspace {str(workspace)!r}"
+        if isinstance(error, FileExistsError):
+            blocked = Path(error.filename) if error.filename else workspace
+            if blocked == workspace:
+                raise ConfigurationError(f"{where}: it is not a directory") from None
+            raise ConfigurationError(f"{where}: {str(blocked)!r} is in its way and is not a directory") from None
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        raise ConfigurationError(f"workspace {str(workspace)!r}: it cannot be made ({reason})") from None
+        raise ConfigurationError(f"{where}: it cannot be made ({reason})") from None
 
 
 def _remove_workspace(workspace: Path) -> None:
