@@ -44,6 +44,7 @@ cdef class RunStatistics:
     cdef list by_index          # per task index: its recorded TaskResult, None without one
     cdef Py_ssize_t recorded    # how many task indexes have a result
     cdef Py_ssize_t stored      # how many keys put() added to the dict
+    cdef readonly bint foreign  # the dict has held a key put some other way (put)
     cdef bint stale             # a result replaced another, or did not match its index
     cdef Py_ssize_t counts[16]  # per TASK_STATUSES
     cdef RunSpan span
@@ -83,20 +84,27 @@ cdef class RunStatistics:
     cdef int put(self, Py_ssize_t index, TaskResult result) except -1:
         """record(); 1 when Python code may have run meanwhile (a journal's drain then writes
         the next row's parameters afresh), else 0: when it let go of a value held before (an
-        earlier result of the task's, in the dict or by index: its finalizers), or when the
-        dict holds keys it did not put there (a lookup runs the __eq__ of a key whose hash
-        is the task id's; every key put here is an exact str, whose comparison runs none)."""
+        earlier result of the task's, in the dict or by index: its finalizers), or once the
+        dict has held keys it did not put there (a lookup runs the __eq__ of a key whose hash
+        is the task id's; every key put here is an exact str, whose comparison runs none).
+        Such a key is seen by the dict's size, before and after each lookup, against the
+        keys put here; once seen, every later put says 1 (review 19: a key's __eq__ that
+        removes keys can make the sizes agree again)."""
         cdef int dropped = 0
-        cdef Py_ssize_t size = PyDict_GET_SIZE(self.results)
-        cdef PyObject *held = PyDict_SetDefault(self.results, result.task_id, result)
-        if PyDict_GET_SIZE(self.results) > size:
-            self.stored += 1
-        elif held != <PyObject *>result:     # not the same result recorded again
+        cdef PyObject *held
+        cdef bint again = 0 <= index < self.capacity and self.by_index[index] is result
+        if PyDict_GET_SIZE(self.results) != self.stored:
+            self.foreign = True
+        held = PyDict_SetDefault(self.results, result.task_id, result)
+        if held == <PyObject *>result:
+            if not again:       # put now, not the same result recorded again
+                self.stored += 1
+        else:
             self.results[result.task_id] = result
             dropped = 1
         if PyDict_GET_SIZE(self.results) != self.stored:
-            dropped = 1
-        return self.add(index, result) | dropped
+            self.foreign = True
+        return self.add(index, result) | dropped | self.foreign
 
     cdef int add(self, Py_ssize_t index, TaskResult result) except -1:
         """Counts `result` as task `index`'s; 1 when it replaced another result by index, else 0."""

@@ -118,6 +118,7 @@ cdef int heap_pop(int *heap, Py_ssize_t *length, long long *key):
     return top
 
 
+@cython.final       # the drain calls complete() between a result's store and its row: no override runs there
 cdef class Scheduler:
     """The ready set and the end states of one run of an ALT file.
 
