@@ -156,8 +156,8 @@ def test_file_operations_inside_the_workspace(tmp_path):
 def test_a_workspace_that_cannot_be_made_stops_the_run_before_anything_runs(tmp_path, where, refusal):
     # A file where the workspace should be raised a bare FileExistsError (a traceback from
     # the CLI), a name too long an OSError from the first look at it; now a ConfigurationError
-    # that says which workspace and why, nothing ran, and none of the folders above it made
-    # on the way is left.
+    # that says which workspace and why, nothing ran, and no folder was made on the way (a
+    # name too long is found before the folders above it are made).
     (tmp_path / "afile").write_text("x")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     workspace = {"a file": tmp_path / "afile", "under a file": tmp_path / "afile" / "sub",

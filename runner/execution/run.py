@@ -11,6 +11,7 @@ call with the request's fields as keywords (tests, benchmarks, Python users), an
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import logging
 import os
@@ -386,26 +387,25 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
 
 def _make_workspace(workspace: Path) -> None:
     """The caller's workspace, made when it is not there, with the folders above it that are
-    not: one that cannot be (a file in its way, no permission, a name too long) stops the run
-    before anything ran, saying where and why, and leaves none of the folders it made."""
-    made: list[Path] = []
+    not (as mkdir -p): one that cannot be (a file in its way, no permission, a name too long)
+    stops the run before anything ran, saying where and why. A name too long is refused
+    before any folder is made; a folder made before a later one failed (no permission in
+    it, a full disk) stays, as mkdir -p leaves it: removing it could pull it from under
+    another run that began to use it meanwhile (review 20)."""
     try:
         if workspace.is_dir():      # a stat: mkdir's exist_ok raised and caught an error (~25-50 us)
             return
         missing = [workspace]
         missing += itertools.takewhile(lambda folder: not folder.exists(), workspace.parents)
+        _check_names(missing, missing[-1].parent)
         for folder in reversed(missing):
             try:
                 folder.mkdir()
             except FileExistsError:
                 if not folder.is_dir():
                     raise
-                continue        # made meanwhile by someone else: theirs
-            made.append(folder)
+                # made meanwhile by someone else: theirs, and as good
     except (OSError, ValueError) as error:      # ValueError: a NUL in the path
-        for folder in reversed(made):
-            with contextlib.suppress(OSError):
-                folder.rmdir()
         where = f"workspace {str(workspace)!r}"
         if isinstance(error, FileExistsError):
             blocked = Path(error.filename) if error.filename else workspace
@@ -414,6 +414,18 @@ def _make_workspace(workspace: Path) -> None:
             raise ConfigurationError(f"{where}: {str(blocked)!r} is in its way and is not a directory") from None
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ConfigurationError(f"{where}: it cannot be made ({reason})") from None
+
+
+def _check_names(folders: list[Path], existing: Path) -> None:
+    """OSError(ENAMETOOLONG) when a folder's name is longer than the file system under
+    `existing` allows: found before the first of them is made."""
+    try:
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return      # not known here: mkdir says so itself
+    for folder in folders:
+        if len(os.fsencode(folder.name)) > longest:
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(folder))
 
 
 def _remove_workspace(workspace: Path) -> None:
