@@ -20,8 +20,32 @@ cdef Py_ssize_t CANCELLED_AT = STATUS_INDEX["cancelled"]
 cdef Py_ssize_t SKIPPED_AT = STATUS_INDEX["skipped"]
 
 
-cdef extern from "Python.h":
-    Py_ssize_t PyDict_GET_SIZE(object mapping)
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* 1 when every key of the dict is an exact str, so that looking a str up in it runs no
+       Python code (only the str comparison): CPython 3.11-3.12 keep such a dict's keys as
+       DICT_KEYS_UNICODE (or SPLIT) and turn them GENERAL, for good, at the first other key
+       (a str subclass included). The keys object's first fields are the same in both
+       versions (Include/internal/pycore_dict.h); elsewhere 0: code may run. */
+    typedef struct { Py_ssize_t dk_refcnt; uint8_t dk_log2_size; uint8_t dk_log2_index_bytes;
+                     uint8_t dk_kind; } runner_dict_keys_head;
+    static inline int runner_dict_keys_all_str(PyObject *mapping) {
+    #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+        const runner_dict_keys_head *keys = (const runner_dict_keys_head *)((PyDictObject *)mapping)->ma_keys;
+        return keys->dk_kind != 0;      /* DICT_KEYS_GENERAL is 0 */
+    #else
+        (void)mapping;
+        return 0;
+    #endif
+    }
+    """
+    bint dict_keys_all_str "runner_dict_keys_all_str"(dict mapping)
+
+
+def dict_holds_only_str_keys(dict mapping not None):
+    """dict_keys_all_str(mapping), for tests: False once a key other than an exact str went in."""
+    return dict_keys_all_str(mapping)
 
 
 @cython.final
@@ -43,8 +67,6 @@ cdef class RunStatistics:
     cdef list tasks             # the run's AltFile.tasks: grows with control-flow instances
     cdef list by_index          # per task index: its recorded TaskResult, None without one
     cdef Py_ssize_t recorded    # how many task indexes have a result
-    cdef Py_ssize_t stored      # how many keys put() added to the dict
-    cdef readonly bint foreign  # the dict has held a key put some other way (put)
     cdef bint stale             # a result replaced another, or did not match its index
     cdef Py_ssize_t counts[16]  # per TASK_STATUSES
     cdef RunSpan span
@@ -84,27 +106,17 @@ cdef class RunStatistics:
     cdef int put(self, Py_ssize_t index, TaskResult result) except -1:
         """record(); 1 when Python code may have run meanwhile (a journal's drain then writes
         the next row's parameters afresh), else 0: when it let go of a value held before (an
-        earlier result of the task's, in the dict or by index: its finalizers), or once the
-        dict has held keys it did not put there (a lookup runs the __eq__ of a key whose hash
-        is the task id's; every key put here is an exact str, whose comparison runs none).
-        Such a key is seen by the dict's size, before and after each lookup, against the
-        keys put here; once seen, every later put says 1 (review 19: a key's __eq__ that
-        removes keys can make the sizes agree again)."""
-        cdef int dropped = 0
-        cdef PyObject *held
-        cdef bint again = 0 <= index < self.capacity and self.by_index[index] is result
-        if PyDict_GET_SIZE(self.results) != self.stored:
-            self.foreign = True
-        held = PyDict_SetDefault(self.results, result.task_id, result)
-        if held == <PyObject *>result:
-            if not again:       # put now, not the same result recorded again
-                self.stored += 1
-        else:
+        earlier result of the task's, in the dict or by index: its finalizers), or when the
+        dict may hold a key other than an exact str, whose comparison in the lookup may run
+        its __eq__ (a hash equal to the task id's). Asked of the dict itself (dict_keys_all_str),
+        not guessed from its size: a key's __eq__ can remove keys and make any count agree
+        (reviews 18-20)."""
+        cdef int dropped = 0 if dict_keys_all_str(self.results) else 1     # before the lookup
+        cdef PyObject *held = PyDict_SetDefault(self.results, result.task_id, result)
+        if held != <PyObject *>result:      # another value was there: let go of
             self.results[result.task_id] = result
             dropped = 1
-        if PyDict_GET_SIZE(self.results) != self.stored:
-            self.foreign = True
-        return self.add(index, result) | dropped | self.foreign
+        return self.add(index, result) | dropped
 
     cdef int add(self, Py_ssize_t index, TaskResult result) except -1:
         """Counts `result` as task `index`'s; 1 when it replaced another result by index, else 0."""
