@@ -300,6 +300,139 @@ def test_shared_parameters_are_written_again_after_the_drain_let_go_of_the_gil()
     assert seen == sorted(seen) and seen[-1] > seen[0]      # each row as the object was when written
 
 
+class ChangesWhenCollected:
+    """Garbage in a reference cycle: its finalizer, run by a collection, changes the
+    parameters the tasks share and notes how many results were stored by then."""
+
+    def __init__(self, shared: dict, ended: dict, changes: list):
+        self.me, self.shared, self.ended, self.changes = self, shared, ended, changes
+
+    def __del__(self):
+        self.shared["k"] += 1
+        self.changes.append((self.shared["k"], len(self.ended)))
+
+
+def test_a_collector_turned_on_by_another_thread_collects_nothing_in_the_drain():
+    # A thread given the GIL at a hand-over turns the collector on (threshold 1) with
+    # garbage whose finalizer changes the shared parameters: a collection started by the
+    # drain's next allocation ran it between two rows, and the rows after copied stale text
+    # (review 20). The drain turns it off again at once; each row written after a change
+    # holds it.
+    shared = {"task_type": "generic", "k": 0}
+    alt = shared_parameters_alt(shared, 40_000)
+    ended, queue, changes, held = {}, [], [], []
+    stop = threading.Event()
+    threshold = gc.get_threshold()
+
+    def turn_the_collector_on_when_given_the_gil():
+        while not stop.is_set():
+            librunner.gil_nap(0.0002)       # wakes asking the drain for the GIL
+            gc.disable()
+            held.append([[] for _ in range(100)])      # the drain's next list a new allocation
+            ChangesWhenCollected(shared, ended, changes)
+            gc.set_threshold(1)
+            gc.enable()
+    turner = threading.Thread(target=turn_the_collector_on_when_given_the_gil)
+    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    scheduler.clock_origin = 1.0
+    sink = librunner.RowSink(queue)
+    turner.start()
+    try:
+        assert scheduler.run_inline(librunner.RunStatistics(ended, alt.tasks), sink) == 40_000
+    finally:
+        stop.set()
+        turner.join()
+        gc.set_threshold(*threshold)
+    sink.close()
+    assert gc.isenabled()       # as the other thread left it
+    rows = [row for item in queue for row in orjson.loads(bytes(item))["rows"]]
+    assert [row[0] for row in rows] == [f"t{n}" for n in range(40_000)]
+    stale = [(value, stored, j, rows[j][2]["k"]) for value, stored in changes for j in range(stored, len(rows))
+             if rows[j][2]["k"] < value]
+    assert changes and not stale[:3]
+
+
+class ChangesWhenFreed(ChangesWhenCollected):
+    """Held by a task's dependencies: its finalizer runs when the task is freed."""
+
+    def __init__(self, shared: dict, ended: dict, changes: list):
+        self.shared, self.ended, self.changes = shared, ended, changes
+
+
+def test_a_task_and_result_replaced_meanwhile_are_let_go_of_before_the_next_row_is_kept():
+    # A thread given the GIL at a hand-over replaces the task the drain just ended and its
+    # result: the drain's references are then their last, and letting go of them in its
+    # next round ran a finalizer that changed the shared parameters before that round's
+    # row, which copied stale text (review 20).
+    shared = {"task_type": "generic", "k": 0}
+    alt = shared_parameters_alt(shared, 20_000)
+    template = alt.tasks[0]
+    ended, queue, changes, replaced = {}, [], [], set()
+    recorder = librunner.RunStatistics(ended, alt.tasks)
+    stop = threading.Event()
+
+    def replace_the_last_task_when_given_the_gil():
+        while not stop.is_set():
+            librunner.gil_nap(0.0002)       # wakes asking the drain for the GIL
+            task_id = next(reversed(ended), None)
+            if task_id is None or task_id in replaced or task_id == "t0":
+                continue
+            replaced.add(task_id)
+            index = int(task_id[1:])
+            old = alt.tasks[index]
+            old.dependencies.append(ChangesWhenFreed(shared, ended, changes))
+            new = librunner.task_instance(template, task_id, [], "d", shared, None, index)
+            alt.tasks[index] = alt.task_index[task_id] = new
+            recorder.record(index, librunner.task_result_from_dict({"task_id": task_id, "status": "completed"},
+                                                                    alt))
+            del old, new
+    replacer = threading.Thread(target=replace_the_last_task_when_given_the_gil)
+    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    scheduler.clock_origin = 1.0
+    sink = librunner.RowSink(queue)
+    replacer.start()
+    try:
+        assert scheduler.run_inline(recorder, sink) == 20_000
+    finally:
+        stop.set()
+        replacer.join()
+    sink.close()
+    rows = [row for item in queue for row in orjson.loads(bytes(item))["rows"]]
+    assert [row[0] for row in rows] == [f"t{n}" for n in range(20_000)]
+    stale = [(value, stored, j, rows[j][2]["k"]) for value, stored in changes for j in range(stored, len(rows))
+             if rows[j][2]["k"] < value]
+    assert changes and not stale[:3]
+
+
+def test_a_task_list_changed_under_the_core_is_an_error_not_a_crash():
+    # The core read alt.tasks' items as tasks without a look: anything else in their place,
+    # or a list shorter than the graph, crashed the process (review 19).
+    alt = alt_of([{}, {}, {}])
+    alt.tasks[1] = 12345
+    with pytest.raises(TypeError, match="holds int at 1, not a task"):
+        librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    alt = alt_of([{}, {}, {}])
+    graph = librunner.DependencyGraph.of(alt)
+    alt.tasks.pop()
+    with pytest.raises(ValueError, match="the dependency graph has 3 tasks, the ALT file 2"):
+        librunner.Scheduler(alt, graph, None, frozenset({"generic"}))
+    alt = alt_of([{}, {}, {}])
+    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    alt.tasks[2] = "not a task"
+    with pytest.raises(TypeError):
+        scheduler.run_inline({})
+    alt = alt_of([{}, {}, {}])
+    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    del alt.tasks[1:]
+    with pytest.raises(IndexError, match="lost task 1"):
+        scheduler.run_inline({})
+    alt = alt_of([{}, {}])
+    statistics = librunner.RunStatistics({}, alt.tasks)
+    alt.tasks[0] = None
+    with pytest.raises(TypeError):
+        statistics.record(0, librunner.task_result_from_dict({"task_id": "t0", "status": "completed"}, alt_of([{}])))
+
+
 class ChangesTheParameters:
     """A value a drain's results already hold for a task: its finalizer, run when the drain
     stores the task's result in its place, changes the parameters the tasks share."""

@@ -105,6 +105,17 @@ cdef class Task:
         return f"Task({self.id!r}, dependencies={self.dependencies!r})"
 
 
+cdef inline Task task_at(list tasks, Py_ssize_t i):
+    """tasks[i] (an AltFile's tasks), looked at first: code outside the core may have
+    changed the list, and the core reads its items as Tasks, past no end."""
+    if i >= len(tasks):
+        raise IndexError(f"the run's task list lost task {i} (it holds {len(tasks)})")
+    item = tasks[i]
+    if not isinstance(item, Task):
+        raise TypeError(f"the run's task list holds {type(item).__name__} at {i}, not a task")
+    return <Task>item
+
+
 cdef inline object task_type_of(Task task):
     """parameters.task_type; absent (or null, which the parser checks as absent) means an AI
     prompt whose prompt is the description."""

@@ -128,7 +128,7 @@ cdef class RunStatistics:
         if index < 0 or index >= len(self.tasks):
             self.stale = True
             return 0
-        task = <Task>self.tasks[index]
+        task = task_at(self.tasks, index)
         if not (task.id is result.task_id or task.id == result.task_id):
             self.stale = True
             return 0

@@ -7,6 +7,7 @@
 # and a thread-pool round trip would cost more than the task.
 
 from cpython.mem cimport PyMem_Malloc, PyMem_Free, PyMem_Realloc
+from cpython.ref cimport Py_REFCNT
 from libc.stdio cimport snprintf
 from posix.time cimport clock_gettime, timespec, CLOCK_REALTIME, CLOCK_MONOTONIC
 
@@ -190,6 +191,8 @@ cdef class Scheduler:
         cdef object order
         if graph is None:
             graph = DependencyGraph.of(alt)
+        if graph.size != n:     # its arrays are read for every task: never past their end
+            raise ValueError(f"the dependency graph has {graph.size} tasks, the ALT file {n}")
         self.graph = graph
         self.tasks = alt.tasks
         self.size = n
@@ -217,7 +220,7 @@ cdef class Scheduler:
         self.default_rank = default_rank
         cdef bint any_inline = bool(inline_types)
         for i in range(n):
-            task = <Task>alt.tasks[i]
+            task = task_at(alt.tasks, i)
             rank = default_rank if task.priority is None else <long long>PRIORITY_RANKS[task.priority]
             self.key[i] = (rank << 40) | (<long long>i if order is None else <long long>order[i])
             self.waiting[i] = graph.dep_start[i + 1] - graph.dep_start[i]
@@ -351,7 +354,7 @@ cdef class Scheduler:
         self.grow(first + n + 1)
         for k in range(n):
             i = first + k
-            task = <Task>tasks[k]
+            task = task_at(tasks, k)
             self.added_needed.append([])
             rank = self.default_rank if task.priority is None else <long long>PRIORITY_RANKS[task.priority]
             self.key[i] = (rank << 40) | <long long>i
@@ -456,22 +459,24 @@ cdef class Scheduler:
         task). Returns how many ran.
         """
         cdef Py_ssize_t count
+        cdef bint collecting
         if self.inline_len == 0:
             return 0
         # Results hold no reference cycles; a collection triggered every 700 allocations
         # would walk the whole ALT model again and again (100k tasks: most of the time).
-        collecting = gc.isenabled()
-        gc.disable()
+        collecting = PyGC_Disable()
         runner_gil_draining_add(1)      # a journal's writer spins for the hand-over meanwhile
         try:
-            count = self.drain_inline(results, on_finished)
+            count = self.drain_inline(results, on_finished, &collecting)
         finally:
             runner_gil_draining_add(-1)
             if collecting:
-                gc.enable()
+                PyGC_Enable()
         return count
 
-    cdef Py_ssize_t drain_inline(self, object results, object on_finished) except -1:
+    cdef Py_ssize_t drain_inline(self, object results, object on_finished, bint *collecting) except -1:
+        """run_inline's loop. `collecting`: set when another thread turned the collector on
+        while the drain let go of the GIL (run_inline turns it on again at the end)."""
         cdef RunStatistics recorder = results if type(results) is RunStatistics else None
         cdef dict plain = None if recorder is not None else <dict?>results
         cdef Py_ssize_t count = 0
@@ -487,7 +492,7 @@ cdef class Scheduler:
             i = self.take_inline()
             if i < 0:
                 return count
-            task = <Task>self.tasks[i]
+            task = task_at(self.tasks, i)
             started = monotonic_seconds()
             stamp = utc_stamp()
             # Typed (task_result.pxi): its output and metadata are made only if read as such.
@@ -520,7 +525,16 @@ cdef class Scheduler:
                         pass
                 if sink is not None:
                     sink.forget_parameters()        # other threads may have run meanwhile
+                # Off again if another thread turned the collector on meanwhile: a collection
+                # in the drain would run finalizers, Python code, between two rows (review 20).
+                if PyGC_Disable():
+                    collecting[0] = True
             if sink is not None:
                 sink.add_result(result)
+                # The drain's references may be the last of the task and the result (another
+                # thread replaced them meanwhile): letting go of them runs their finalizers
+                # before the next row (review 20), which then writes its parameters afresh.
+                if Py_REFCNT(result) == 1 or Py_REFCNT(task) == 1:
+                    sink.forget_parameters()
             elif on_finished is not None:
                 on_finished(i, result)
