@@ -320,7 +320,7 @@ def test_a_collector_turned_on_by_another_thread_collects_nothing_in_the_drain()
     # holds it.
     shared = {"task_type": "generic", "k": 0}
     alt = shared_parameters_alt(shared, 40_000)
-    ended, queue, changes, held = {}, [], [], []
+    ended, changes, held = {}, [], []
     stop = threading.Event()
     threshold = gc.get_threshold()
 
@@ -333,19 +333,14 @@ def test_a_collector_turned_on_by_another_thread_collects_nothing_in_the_drain()
             gc.set_threshold(1)
             gc.enable()
     turner = threading.Thread(target=turn_the_collector_on_when_given_the_gil)
-    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
-    scheduler.clock_origin = 1.0
-    sink = librunner.RowSink(queue)
     turner.start()
     try:
-        assert scheduler.run_inline(librunner.RunStatistics(ended, alt.tasks), sink) == 40_000
+        rows, _ = drained_rows(alt, librunner.RunStatistics(ended, alt.tasks))
     finally:
         stop.set()
         turner.join()
         gc.set_threshold(*threshold)
-    sink.close()
     assert gc.isenabled()       # as the other thread left it
-    rows = [row for item in queue for row in orjson.loads(bytes(item))["rows"]]
     assert [row[0] for row in rows] == [f"t{n}" for n in range(40_000)]
     stale = [(value, stored, j, rows[j][2]["k"]) for value, stored in changes for j in range(stored, len(rows))
              if rows[j][2]["k"] < value]
@@ -367,7 +362,7 @@ def test_a_task_and_result_replaced_meanwhile_are_let_go_of_before_the_next_row_
     shared = {"task_type": "generic", "k": 0}
     alt = shared_parameters_alt(shared, 20_000)
     template = alt.tasks[0]
-    ended, queue, changes, replaced = {}, [], [], set()
+    ended, changes, replaced = {}, [], set()
     recorder = librunner.RunStatistics(ended, alt.tasks)
     stop = threading.Event()
 
@@ -387,17 +382,12 @@ def test_a_task_and_result_replaced_meanwhile_are_let_go_of_before_the_next_row_
                                                                     alt))
             del old, new
     replacer = threading.Thread(target=replace_the_last_task_when_given_the_gil)
-    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
-    scheduler.clock_origin = 1.0
-    sink = librunner.RowSink(queue)
     replacer.start()
     try:
-        assert scheduler.run_inline(recorder, sink) == 20_000
+        rows, _ = drained_rows(alt, recorder)
     finally:
         stop.set()
         replacer.join()
-    sink.close()
-    rows = [row for item in queue for row in orjson.loads(bytes(item))["rows"]]
     assert [row[0] for row in rows] == [f"t{n}" for n in range(20_000)]
     stale = [(value, stored, j, rows[j][2]["k"]) for value, stored in changes for j in range(stored, len(rows))
              if rows[j][2]["k"] < value]
@@ -466,6 +456,18 @@ def shared_parameters_alt(parameters: dict, count: int = 4):
     return librunner.run_alt_file(base, made)
 
 
+def drained_rows(alt, into) -> tuple[list, list]:
+    """(the rows in order, the sink's queue) of a drain of alt's tasks into `into` (the run's
+    RunStatistics, or a dict) and a RowSink."""
+    queue = []
+    sink = librunner.RowSink(queue)
+    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
+    scheduler.clock_origin = 1.0
+    assert scheduler.run_inline(into, sink) == len(alt.tasks)
+    sink.close()
+    return [row for item in queue for row in orjson.loads(bytes(item))["rows"]], queue
+
+
 @pytest.mark.parametrize("into", ["dict", "statistics"])
 @pytest.mark.parametrize("code", ["a replaced value's finalizer", "a key's __eq__"])
 def test_rows_after_python_code_ran_in_the_drain_hold_the_parameters_as_they_are(into, code):
@@ -475,19 +477,13 @@ def test_rows_after_python_code_ran_in_the_drain_hold_the_parameters_as_they_are
     # to_dict() reads them), not copy the text of t0's row (reviews 16 and 18).
     parameters = {"task_type": "generic", "k": "before"}
     alt = shared_parameters_alt(parameters)
-    results, queue = {}, []
+    results = {}
     recorder = librunner.RunStatistics(results, alt.tasks) if into == "statistics" else results
     if code == "a key's __eq__":
         results[CollidesAndChangesTheParameters("t1", parameters)] = None
     else:
         results["t1"] = ChangesTheParameters(parameters)
-    sink = librunner.RowSink(queue)
-    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
-    scheduler.clock_origin = 1.0
-    assert scheduler.run_inline(recorder, sink) == 4
-    sink.close()
-    (line,) = queue
-    rows = orjson.loads(bytes(line))["rows"]
+    rows, (line,) = drained_rows(alt, recorder)
     assert [(row[0], row[2]["k"]) for row in rows] == [("t0", "before"), ("t1", "after"), ("t2", "after"),
                                                         ("t3", "after")]
     # t0's row holds them as they were when it ended (its result's to_dict() reads them now).
@@ -519,7 +515,7 @@ def test_a_colliding_key_is_noticed_whatever_the_dicts_size_says(how):
     # 19), and a key may have taken a recorded one's place (review 20).
     parameters = {"task_type": "generic", "k": "before"}
     alt = shared_parameters_alt(parameters)
-    results, queue = {}, []
+    results = {}
     recorder = librunner.RunStatistics(results, alt.tasks)
     if how == "it hides itself":
         results[CollidesChangesAndHides("t2", parameters, results)] = None
@@ -528,13 +524,7 @@ def test_a_colliding_key_is_noticed_whatever_the_dicts_size_says(how):
         del results["t0"]
         results[CollidesAndChangesTheParameters("t2", parameters)] = None
     assert not librunner.dict_holds_only_str_keys(results)
-    sink = librunner.RowSink(queue)
-    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
-    scheduler.clock_origin = 1.0
-    assert scheduler.run_inline(recorder, sink) == 4
-    sink.close()
-    (line,) = queue
-    rows = orjson.loads(bytes(line))["rows"]
+    rows, (line,) = drained_rows(alt, recorder)
     assert [(row[0], row[2]["k"]) for row in rows] == [("t0", "before"), ("t1", "before"), ("t2", "after"),
                                                         ("t3", "after")]
     assert _results_of(Path("journal.jsonl"), 1, orjson.loads(bytes(line)))[2:] == \
