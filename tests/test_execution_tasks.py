@@ -176,6 +176,14 @@ def test_a_workspace_that_cannot_be_made_stops_the_run_before_anything_runs(tmp_
     assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "afile").read_text() == "x"
 
 
+def test_a_workspace_given_as_bytes_is_a_path_as_os_functions_take_it(tmp_path):
+    # It was a TypeError traceback from Path(bytes) (review 21).
+    alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {
+        "task_type": "file_operation", "operation": "write", "path": "f.txt", "content": "x"}}]}
+    outcome = execute(alt, tmp_path / "out", workspace=bytes(tmp_path / "wsb"), environ={})
+    assert outcome.all_completed and (tmp_path / "wsb" / "f.txt").read_text() == "x"
+
+
 def test_an_empty_workspace_path_is_refused_not_taken_for_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {

@@ -394,35 +394,6 @@ def test_a_task_and_result_replaced_meanwhile_are_let_go_of_before_the_next_row_
     assert changes and not stale[:3]
 
 
-def test_a_task_list_changed_under_the_core_is_an_error_not_a_crash():
-    # The core read alt.tasks' items as tasks without a look: anything else in their place,
-    # or a list shorter than the graph, crashed the process (review 19).
-    alt = alt_of([{}, {}, {}])
-    alt.tasks[1] = 12345
-    with pytest.raises(TypeError, match="holds int at 1, not a task"):
-        librunner.Scheduler(alt, None, None, frozenset({"generic"}))
-    alt = alt_of([{}, {}, {}])
-    graph = librunner.DependencyGraph.of(alt)
-    alt.tasks.pop()
-    with pytest.raises(ValueError, match="the dependency graph has 3 tasks, the ALT file 2"):
-        librunner.Scheduler(alt, graph, None, frozenset({"generic"}))
-    alt = alt_of([{}, {}, {}])
-    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
-    alt.tasks[2] = "not a task"
-    with pytest.raises(TypeError):
-        scheduler.run_inline({})
-    alt = alt_of([{}, {}, {}])
-    scheduler = librunner.Scheduler(alt, None, None, frozenset({"generic"}))
-    del alt.tasks[1:]
-    with pytest.raises(IndexError, match="lost task 1"):
-        scheduler.run_inline({})
-    alt = alt_of([{}, {}])
-    statistics = librunner.RunStatistics({}, alt.tasks)
-    alt.tasks[0] = None
-    with pytest.raises(TypeError):
-        statistics.record(0, librunner.task_result_from_dict({"task_id": "t0", "status": "completed"}, alt_of([{}])))
-
-
 class ChangesTheParameters:
     """A value a drain's results already hold for a task: its finalizer, run when the drain
     stores the task's result in its place, changes the parameters the tasks share."""

@@ -1070,7 +1070,7 @@ def run_alt_file(AltFile alt, list tasks):
     out.chaos_fault_rate = alt.chaos_fault_rate
     out.control = alt.control
     out.tasks = tasks
-    out.task_index = {(<Task>t).id: t for t in tasks}
+    out.task_index = {task_at(tasks, i).id: tasks[i] for i in range(len(tasks))}
     out.graph = resolve_dependencies(tasks, out.task_index, issues)
     if out.graph is None:
         raise ValueError("; ".join(str(i) for i in issues.issues))    # a bug: the plan was checked

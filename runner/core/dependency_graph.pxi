@@ -83,14 +83,18 @@ cdef class DependencyGraph:
         cdef Py_ssize_t n = len(alt.tasks), edges = 0, i, k
         cdef Task task
         cdef dict index_of = {}
-        for task in alt.tasks:
+        cdef list tasks = list(alt.tasks)      # as it is now: read below as n tasks
+        for i in range(n):
+            task = task_at(tasks, i)
+            if not 0 <= task.index < n:     # the graph's arrays are written at it
+                raise ValueError(f"task '{task.id}' says it is task {task.index} of {n}")
             edges += len(task.dependencies)
             index_of[task.id] = task.index
         cdef DependencyGraph graph = DependencyGraph.allocate(n, edges)
-        graph.ids = [task.id for task in alt.tasks]
+        graph.ids = [(<Task>task).id for task in tasks]
         k = 0
         for i in range(n):
-            task = <Task>alt.tasks[i]
+            task = <Task>tasks[i]
             graph.dep_start[i] = <int>k
             for dep_id in task.dependencies:
                 graph.dep_list[k] = <int>index_of[dep_id]

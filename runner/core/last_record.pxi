@@ -561,7 +561,7 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     cdef DependencyGraph graph = DependencyGraph.of(alt)
     cdef Py_ssize_t n = graph.size, i, k, position
     cdef list order = graph.topological_order()
-    cdef list tasks = alt.tasks
+    cdef list tasks = checked_tasks(alt, n)
     cdef dict task_extra = {}
     cdef Task task
     cdef TaskResult result
@@ -627,7 +627,9 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     success_rate = <double>completed / total if total else 0.0
     status = overall_status(completed, total)
     parallelism = task_time_ms / execution_time_ms if execution_time_ms > 0 else (1.0 if task_time_ms == 0 else 0.0)
-    execution_graph = ExecutionGraph(source=(visits, tasks))
+    # Its own copy of the list: the graph is read when the record is written, maybe after
+    # code outside the core changed alt.tasks.
+    execution_graph = ExecutionGraph(source=(visits, list(tasks)))
     run_start = rfc3339(start_time) if start_time is not None else generated_at
     run_end = rfc3339(end_time) if end_time is not None else generated_at
     task_results = TaskResults(graph.ids, visits.results, execution_id, run_start)
@@ -882,6 +884,11 @@ cdef class RecordedResults:
         return len(self.results)
 
     def __getitem__(self, Py_ssize_t i):
+        cdef Py_ssize_t n = len(self.results)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:          # boundscheck is off: never read past the list
+            raise IndexError(f"recorded result {i} of {n}")
         return recorded_task_result(<TaskResult>self.results[i], self.execution_id, self.run_start)
 
 

@@ -195,7 +195,7 @@ cdef class RunStatistics:
                 in_step = PyDict_Next(results, &peeked, &key, &value)
             if in_step and <object>value is expected:
                 cursor = peeked
-            elif results.get((<Task>tasks[i]).id) is not expected:
+            elif results.get(task_at(tasks, i).id) is not expected:
                 return False
             found += 1
         return found == self.recorded
@@ -215,7 +215,7 @@ cdef class RunStatistics:
             result = self.by_index[i]
             visits.attempts[i] = 0
             if result is None:
-                visits.results[i] = pending_result((<Task>tasks[i]).id)
+                visits.results[i] = pending_result(task_at(tasks, i).id)
                 visits.counts[PENDING_AT] += 1
                 visits.duration[i] = 0.0
                 continue

@@ -119,6 +119,13 @@ cdef int heap_pop(int *heap, Py_ssize_t *length, long long *key):
     return top
 
 
+cdef inline Py_ssize_t checked_index(Py_ssize_t i, Py_ssize_t n) except -1:
+    """i, when a node index below n (boundscheck is off: an index from outside is looked at)."""
+    if not 0 <= i < n:
+        raise IndexError(f"no node {i} (the scheduler has {n})")
+    return i
+
+
 @cython.final       # the drain calls complete() between a result's store and its row: no override runs there
 cdef class Scheduler:
     """The ready set and the end states of one run of an ALT file.
@@ -230,10 +237,10 @@ cdef class Scheduler:
             self.group[i] = -1
         if held is not None:
             for i in held:
-                self.waiting[i] += 1
+                self.waiting[checked_index(i, n)] += 1
         if not_inline is not None:
             for i in not_inline:
-                self.inline_flag[i] = 0
+                self.inline_flag[checked_index(i, n)] = 0
         if settled:
             settled = frozenset(settled)
             stack = [j for j in settled if 0 <= j < n and self.waiting[j] == 0]
@@ -351,11 +358,20 @@ cdef class Scheduler:
         cdef Task task
         cdef long long rank
         cdef int d
+        if not len(dependencies) == len(inline) == len(held) == n:
+            raise ValueError(f"add: {n} tasks, {len(dependencies)} dependency lists, {len(inline)} inline flags, "
+                             f"{len(held)} held flags")
+        if not -1 <= group < len(self.group_left):
+            raise ValueError(f"add: no group {group}")
+        for k in range(n):
+            for d in <list?>dependencies[k]:
+                checked_index(d - self.base_size, first - self.base_size + n)    # an added node
         self.grow(first + n + 1)
+        for k in range(n):      # first: a node may depend on one after it in `tasks`
+            self.added_needed.append([])
         for k in range(n):
             i = first + k
             task = task_at(tasks, k)
-            self.added_needed.append([])
             rank = self.default_rank if task.priority is None else <long long>PRIORITY_RANKS[task.priority]
             self.key[i] = (rank << 40) | <long long>i
             self.state[i] = NODE_WAITING
@@ -378,8 +394,11 @@ cdef class Scheduler:
                 self.make_ready(<int>i)
         return first
 
-    cpdef void release(self, int i, int group=-1):
+    cpdef void release(self, int i, int group=-1) except *:
         """A held node may start once its dependencies have completed; it joins `group`."""
+        checked_index(i, self.size)
+        if group >= len(self.group_left):
+            raise ValueError(f"release: no group {group}")
         if group >= 0:
             self.group[i] = group
             self.group_left[group] = <Py_ssize_t>self.group_left[group] + 1
@@ -401,6 +420,7 @@ cdef class Scheduler:
         return self.skip_dependents(i)
 
     cpdef list dependents(self, int i):
+        checked_index(i, self.size)
         if i >= self.base_size:
             return list(<list>self.added_needed[i - self.base_size])
         return [self.graph.needed_list[k] for k in range(self.graph.needed_start[i], self.graph.needed_start[i + 1])]
@@ -476,7 +496,7 @@ cdef class Scheduler:
 
     cdef Py_ssize_t drain_inline(self, object results, object on_finished, bint *collecting) except -1:
         """run_inline's loop. `collecting`: set when another thread turned the collector on
-        while the drain let go of the GIL (run_inline turns it on again at the end)."""
+        while the drain let go of the GIL (run_inline turns it on at the end)."""
         cdef RunStatistics recorder = results if type(results) is RunStatistics else None
         cdef dict plain = None if recorder is not None else <dict?>results
         cdef Py_ssize_t count = 0
@@ -527,6 +547,8 @@ cdef class Scheduler:
                     sink.forget_parameters()        # other threads may have run meanwhile
                 # Off again if another thread turned the collector on meanwhile: a collection
                 # in the drain would run finalizers, Python code, between two rows (review 20).
+                # It is on after the drain when it was on before or turned on meanwhile (a
+                # later turn off by that thread cannot be told from the drain's own).
                 if PyGC_Disable():
                     collecting[0] = True
             if sink is not None:

@@ -289,7 +289,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         temporary_workspace = request.workspace is None
     if request.workspace is not None and not os.fspath(request.workspace):
         raise ConfigurationError("workspace '': an empty path (it would be the current directory)")
-    workspace = default_workspace() if request.workspace is None else Path(request.workspace)
+    workspace = default_workspace() if request.workspace is None else Path(os.fsdecode(request.workspace))
     _make_workspace(workspace)
     on_event = request.on_event
     if tracing is not None and tracing.exporting:
@@ -417,14 +417,18 @@ def _make_workspace(workspace: Path) -> None:
 
 
 def _check_names(folders: list[Path], existing: Path) -> None:
-    """OSError(ENAMETOOLONG) when a folder's name is longer than the file system under
-    `existing` allows: found before the first of them is made."""
+    """OSError(ENAMETOOLONG) when a folder's name has more characters than the file system
+    under `existing` allows bytes or UTF-16 units (whichever it counts: every name has at
+    least as many of either as characters): found before the first of them is made. Other
+    names too long for it are mkdir's to refuse."""
     try:
         longest = os.pathconf(existing, "PC_NAME_MAX")
     except (OSError, ValueError):
         return      # not known here: mkdir says so itself
+    if longest <= 0:
+        return      # not known either (some FUSE file systems say 0)
     for folder in folders:
-        if len(os.fsencode(folder.name)) > longest:
+        if len(folder.name) > longest:
             raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(folder))
 
 
