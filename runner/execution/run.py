@@ -388,10 +388,11 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
 def _make_workspace(workspace: Path) -> None:
     """The caller's workspace, made when it is not there, with the folders above it that are
     not (as mkdir -p): one that cannot be (a file in its way, no permission, a name too long)
-    stops the run before anything ran, saying where and why. A name too long is refused
-    before any folder is made; a folder made before a later one failed (no permission in
-    it, a full disk) stays, as mkdir -p leaves it: removing it could pull it from under
-    another run that began to use it meanwhile (review 20)."""
+    stops the run before anything ran, saying where and why. A name of more characters than
+    the file system allows is refused before any folder is made (_check_names); a folder
+    made before a later one failed (no permission in it, a full disk, a name of fewer
+    characters but too many bytes) stays, as mkdir -p leaves it: removing it could pull it
+    from under another run that began to use it meanwhile (review 20)."""
     try:
         if workspace.is_dir():      # a stat: mkdir's exist_ok raised and caught an error (~25-50 us)
             return
