@@ -116,18 +116,6 @@ cdef inline Task task_at(list tasks, Py_ssize_t i):
     return <Task>item
 
 
-cdef list checked_tasks(AltFile alt, Py_ssize_t n):
-    """alt.tasks, looked at whole (task_at): n tasks, as its graph has."""
-    cdef list tasks = alt.tasks
-    cdef Py_ssize_t i
-    if len(tasks) != n:
-        raise ValueError(f"the run's task list holds {len(tasks)} tasks where its graph has {n}: it was changed "
-                         "under the run")
-    for i in range(n):
-        task_at(tasks, i)
-    return tasks
-
-
 cdef inline object task_type_of(Task task):
     """parameters.task_type; absent (or null, which the parser checks as absent) means an AI
     prompt whose prompt is the description."""

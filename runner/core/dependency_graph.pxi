@@ -83,7 +83,7 @@ cdef class DependencyGraph:
         cdef Py_ssize_t n = len(alt.tasks), edges = 0, i, k
         cdef Task task
         cdef dict index_of = {}
-        cdef list tasks = list(alt.tasks)      # as it is now: read below as n tasks
+        cdef list tasks = alt.tasks     # read through task_at: code outside the core may have changed it
         for i in range(n):
             task = task_at(tasks, i)
             if not 0 <= task.index < n:     # the graph's arrays are written at it
@@ -91,10 +91,10 @@ cdef class DependencyGraph:
             edges += len(task.dependencies)
             index_of[task.id] = task.index
         cdef DependencyGraph graph = DependencyGraph.allocate(n, edges)
-        graph.ids = [(<Task>task).id for task in tasks]
+        graph.ids = [task_at(tasks, i).id for i in range(n)]
         k = 0
         for i in range(n):
-            task = <Task>tasks[i]
+            task = task_at(tasks, i)
             graph.dep_start[i] = <int>k
             for dep_id in task.dependencies:
                 graph.dep_list[k] = <int>index_of[dep_id]

@@ -104,12 +104,12 @@ def write_graph_dot(graph, bytes head, dict colours, sink, escape, Py_ssize_t ch
     ids, results, n = dependencies.ids, visits.results, dependencies.size
     for v in range(n):
         result = <TaskResult>results[v]
-        if not plain_label_text((<Task>tasks[v]).id) or not plain_label_text(node_status(result)):
+        if not plain_label_text(task_at(tasks, v).id) or not plain_label_text(node_status(result)):
             return None
     out = JsonText(chunk + 65536)
     out.raw(head, len(head))
     for v in range(n):
-        task = <Task>tasks[v]
+        task = task_at(tasks, v)
         result = <TaskResult>results[v]
         status = node_status(result)
         out.raw("  ", 2)

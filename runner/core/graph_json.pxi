@@ -293,9 +293,10 @@ class ExecutionGraph(dict):
             return None
         cdef list tasks = self.source[1]
         cdef Task task
+        cdef Py_ssize_t i
         cdef dict out = {}
-        for item in tasks:
-            task = <Task>item
+        for i in range(len(tasks)):
+            task = task_at(tasks, i)
             if task.id in wanted:
                 out[task.id] = task.description
         return out

@@ -456,7 +456,7 @@ cdef class TaskPass:
         cdef bint skipped
         out.raw('{"nodes":[', 10)
         for v in range(n):
-            task = <Task>tasks[v]
+            task = task_at(tasks, v)        # alt.tasks: code outside the core may have changed it
             result = <TaskResult>self.results[v]
             skipped = is_skipped(result.status)
             out.raw('{"id":' if v == 0 else ',{"id":', 6 if v == 0 else 7)
@@ -516,7 +516,7 @@ cdef class TaskPass:
 
     cdef dict node(self, Py_ssize_t v, list tasks):
         """Node v as the graph's JSON has it (write_graph), as a dict."""
-        cdef Task task = <Task>tasks[v]
+        cdef Task task = task_at(tasks, v)
         cdef TaskResult result = <TaskResult>self.results[v]
         cdef bint skipped = is_skipped(result.status)
         cdef dict node = {"id": task.id, "task_id": task.id,
@@ -561,7 +561,7 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     cdef DependencyGraph graph = DependencyGraph.of(alt)
     cdef Py_ssize_t n = graph.size, i, k, position
     cdef list order = graph.topological_order()
-    cdef list tasks = checked_tasks(alt, n)
+    cdef list tasks = alt.tasks     # read through task_at: code outside the core may have changed it
     cdef dict task_extra = {}
     cdef Task task
     cdef TaskResult result
@@ -577,14 +577,17 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     # and last.json is written from them directly (write_task_results).
     if statistics is not None:
         # Accumulated as the results were recorded: none of them is read again here.
+        if len(tasks) != n:     # fill reads as many
+            raise ValueError(f"the run's task list holds {len(tasks)} tasks where its graph has {n}: it was "
+                             "changed under the run")
         statistics.fill(visits, tasks)
         for i in range(n):
-            task = <Task>tasks[i]
+            task = task_at(tasks, i)
             if task._extra:
                 task_extra[task.id] = task._extra
     else:
         for i in range(n):
-            task = <Task>tasks[i]
+            task = task_at(tasks, i)
             # Results usually arrive in the file's order (the scheduler's): read in step with
             # the tasks, each is found next to the last one instead of by a hash lookup into a
             # table of a hundred thousand entries (a cache miss each). Out of step: by id.
@@ -627,9 +630,7 @@ cdef dict assemble_record(AltFile alt, dict results, str last_id, str execution_
     success_rate = <double>completed / total if total else 0.0
     status = overall_status(completed, total)
     parallelism = task_time_ms / execution_time_ms if execution_time_ms > 0 else (1.0 if task_time_ms == 0 else 0.0)
-    # Its own copy of the list: the graph is read when the record is written, maybe after
-    # code outside the core changed alt.tasks.
-    execution_graph = ExecutionGraph(source=(visits, list(tasks)))
+    execution_graph = ExecutionGraph(source=(visits, tasks))
     run_start = rfc3339(start_time) if start_time is not None else generated_at
     run_end = rfc3339(end_time) if end_time is not None else generated_at
     task_results = TaskResults(graph.ids, visits.results, execution_id, run_start)
