@@ -553,10 +553,11 @@ cdef class Scheduler:
                     collecting[0] = True
             if sink is not None:
                 sink.add_result(result)
-                # The drain's references may be the last of the task and the result (another
-                # thread replaced them meanwhile): letting go of them runs their finalizers
-                # before the next row (review 20), which then writes its parameters afresh.
-                if Py_REFCNT(result) == 1 or Py_REFCNT(task) == 1:
+                # The drain's reference may be the last of the result, and so of the task it
+                # ran (another thread replaced both meanwhile): letting go of them runs their
+                # finalizers before the next row (review 20), which then writes its
+                # parameters afresh. (The result holds its task: the task alone is never the last.)
+                if Py_REFCNT(result) == 1:
                     sink.forget_parameters()
             elif on_finished is not None:
                 on_finished(i, result)
