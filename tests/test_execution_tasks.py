@@ -182,6 +182,12 @@ def test_a_workspace_given_as_bytes_is_a_path_as_os_functions_take_it(tmp_path):
         "task_type": "file_operation", "operation": "write", "path": "f.txt", "content": "x"}}]}
     outcome = execute(alt, tmp_path / "out", workspace=bytes(tmp_path / "wsb"), environ={})
     assert outcome.all_completed and (tmp_path / "wsb" / "f.txt").read_text() == "x"
+    # Bytes that are not UTF-8 (or a str holding them, as argv gives them) are refused: the
+    # journal, JSON, could not record the workspace, and the run could not be resumed.
+    for odd in (bytes(tmp_path) + b"/\xff-ws", str(tmp_path) + "/\udcff-ws"):
+        with pytest.raises(ConfigurationError, match="its path is not UTF-8 text"):
+            execute(alt, tmp_path / "out2", workspace=odd, environ={})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "wsb"]
 
 
 def test_an_empty_workspace_path_is_refused_not_taken_for_the_current_directory(tmp_path, monkeypatch):

@@ -290,6 +290,11 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     if request.workspace is not None and not os.fspath(request.workspace):
         raise ConfigurationError("workspace '': an empty path (it would be the current directory)")
     workspace = default_workspace() if request.workspace is None else Path(os.fsdecode(request.workspace))
+    try:
+        str(workspace).encode()
+    except UnicodeEncodeError:      # bytes not UTF-8: the journal, JSON, could not record where the run worked
+        raise ConfigurationError(f"workspace {str(workspace)!r}: its path is not UTF-8 text, which the run's "
+                                 "journal must record to resume it") from None
     _make_workspace(workspace)
     on_event = request.on_event
     if tracing is not None and tracing.exporting:
