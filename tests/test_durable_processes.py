@@ -154,6 +154,27 @@ def test_resume_kills_the_dead_runs_command_after_its_wait_and_says_so(tmp_path)
     assert first == pid and second != pid
 
 
+def test_a_resume_refused_for_its_workspace_leaves_the_dead_runs_command_and_directory_alone(tmp_path):
+    """The workspace is checked before resume waits for (and after RUNNER_RESUME_WAIT_SECONDS
+    kills) the earlier run's command and cleans its directory: `resume --workspace` naming a
+    file is refused, the command still runs, the run can still be resumed."""
+    directory, pid = killed_run(tmp_path)
+    stray = directory / ".left.tmp"     # what clean_dead_run removes from a dead run's directory
+    stray.write_bytes(b"")
+    (tmp_path / "a-file").write_text("not a folder")
+    try:
+        refused = subprocess.run([sys.executable, "-m", "runner", "resume", directory, "--quiet",
+                                  "--workspace", tmp_path / "a-file"], capture_output=True, text=True,
+                                 timeout=60, env={**ENV, "RUNNER_RESUME_WAIT_SECONDS": "0"})
+        assert refused.returncode != 0
+        assert f"workspace '{tmp_path / 'a-file'}': it is not a directory" in refused.stderr
+        assert "killed" not in refused.stderr and "still running" not in refused.stderr
+        os.kill(pid, 0)         # still running: not killed for a mistyped option
+        assert log_lines(tmp_path) == ["start"] and stray.exists()
+    finally:
+        os.killpg(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("where", ["in place", "after its end"])
 def test_an_ended_attempts_group_number_taken_by_another_group_is_left_alone(tmp_path, where):
     """A command that ended (its attempt_ended journaled) is not the run's any more, even if

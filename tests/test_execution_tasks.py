@@ -149,7 +149,8 @@ def test_file_operations_inside_the_workspace(tmp_path):
 
 @pytest.mark.parametrize("where, refusal", [
     ("a file", "it is not a directory"),
-    ("under a file", r"it cannot be made \(Not a directory\)"),
+    ("under a file", "'.*afile' is in its way and is not a directory"),
+    ("two under a file", "'.*afile' is in its way and is not a directory"),
     ("a name too long", r"it cannot be made \(File name too long\)"),
     ("under a dangling link", "'.*dangling' is in its way and is not a directory"),
 ])
@@ -161,6 +162,7 @@ def test_a_workspace_that_cannot_be_made_stops_the_run_before_anything_runs(tmp_
     (tmp_path / "afile").write_text("x")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
     workspace = {"a file": tmp_path / "afile", "under a file": tmp_path / "afile" / "sub",
+                 "two under a file": tmp_path / "afile" / "sub" / "deeper",
                  "a name too long": tmp_path / "a" / "b" / ("n" * 300),
                  "under a dangling link": tmp_path / "dangling" / "sub"}[where]
     alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {

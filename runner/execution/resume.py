@@ -439,7 +439,7 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
 
 def _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file, environ,
             claimed, options):
-    from runner.execution.run import RunRequest, execute_request
+    from runner.execution.run import RunRequest, check_request, execute_request
     from runner.execution.run_directory import callers_workspace, clean_dead_run, library_workspace
 
     from runner.execution.task_types import run_handlers
@@ -458,12 +458,16 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
             except ValueError as error:
                 raise ResumeError(str(error)) from None
             temporary = workspace is None
-    _stop_earlier_commands(chosen.source.processes, environ)     # read with the journal, once
-    clean_dead_run(directory, keep_workspace=True)
-    outcome = execute_request(RunRequest(
+    request = RunRequest(
         chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
         seed=chosen.seed, workspace=workspace, temporary_workspace=temporary, reuse=chosen.reuse,
-        resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, **options))
+        resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, **options)
+    # A workspace or setting the run would refuse is refused before the earlier run's commands
+    # are waited for or killed and its directory cleaned: a mistyped option changes nothing.
+    check_request(request)
+    _stop_earlier_commands(chosen.source.processes, environ)     # read with the journal, once
+    clean_dead_run(directory, keep_workspace=True)
+    outcome = execute_request(request)
     if outcome.directory is not None:
         # The earlier run's directory points at this one: `show` of it says where it went.
         try:

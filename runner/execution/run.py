@@ -178,6 +178,15 @@ def execute_request(request: RunRequest) -> RunOutcome:
             checked_client.close()
 
 
+def check_request(request: RunRequest) -> None:
+    """The request's settings and the caller's workspace checked (the workspace made, as the
+    run would make it), with nothing else done: a ConfigurationError for what execute_request
+    would refuse before its first task. Resume asks before it stops the earlier run's
+    commands and cleans its directory, so a mistyped option changes nothing."""
+    _prepare(request, os.environ if request.environ is None else request.environ)
+    _callers_workspace(request)
+
+
 def _prepare(request: RunRequest, environ):
     alt = request.alt
     if isinstance(alt, (bytes, str)):
@@ -287,15 +296,9 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     temporary_workspace = request.temporary_workspace
     if temporary_workspace is None:
         temporary_workspace = request.workspace is None
-    if request.workspace is not None and not os.fspath(request.workspace):
-        raise ConfigurationError("workspace '': an empty path (it would be the current directory)")
-    workspace = default_workspace() if request.workspace is None else Path(os.fsdecode(request.workspace))
-    try:
-        str(workspace).encode()
-    except UnicodeEncodeError:      # bytes not UTF-8: the journal, JSON, could not record where the run worked
-        raise ConfigurationError(f"workspace {str(workspace)!r}: its path is not UTF-8 text, which the run's "
-                                 "journal must record to resume it") from None
-    _make_workspace(workspace)
+    workspace = _callers_workspace(request)
+    if workspace is None:
+        workspace = default_workspace()
     on_event = request.on_event
     if tracing is not None and tracing.exporting:
         on_event = live.fan_out(on_event, tracing)
@@ -390,6 +393,23 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     return outcome
 
 
+def _callers_workspace(request: RunRequest) -> Path | None:
+    """The workspace the request names, checked and made (_make_workspace); None when it
+    names none (the run makes a temporary one)."""
+    if request.workspace is None:
+        return None
+    if not os.fspath(request.workspace):
+        raise ConfigurationError("workspace '': an empty path (it would be the current directory)")
+    workspace = Path(os.fsdecode(request.workspace))
+    try:
+        str(workspace).encode()
+    except UnicodeEncodeError:      # bytes not UTF-8: the journal, JSON, could not record where the run worked
+        raise ConfigurationError(f"workspace {str(workspace)!r}: its path is not UTF-8 text, which the run's "
+                                 "journal must record to resume it") from None
+    _make_workspace(workspace)
+    return workspace
+
+
 def _make_workspace(workspace: Path) -> None:
     """The caller's workspace, made when it is not there, with the folders above it that are
     not (as mkdir -p): one that cannot be (a file in its way, no permission, a name too long)
@@ -413,10 +433,16 @@ def _make_workspace(workspace: Path) -> None:
                 # made meanwhile by someone else: theirs, and as good
     except (OSError, ValueError) as error:      # ValueError: a NUL in the path
         where = f"workspace {str(workspace)!r}"
+        blocked = None
         if isinstance(error, FileExistsError):
             blocked = Path(error.filename) if error.filename else workspace
-            if blocked == workspace:
-                raise ConfigurationError(f"{where}: it is not a directory") from None
+        elif isinstance(error, NotADirectoryError):     # a file above it: the nearest folder there is
+            blocked = next((folder for folder in workspace.parents if folder.exists()), None)
+            if blocked is not None and blocked.is_dir():
+                blocked = None      # the file was replaced by a folder meanwhile: mkdir's word stands
+        if blocked == workspace:
+            raise ConfigurationError(f"{where}: it is not a directory") from None
+        if blocked is not None:
             raise ConfigurationError(f"{where}: {str(blocked)!r} is in its way and is not a directory") from None
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ConfigurationError(f"{where}: it cannot be made ({reason})") from None
