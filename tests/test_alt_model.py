@@ -58,6 +58,23 @@ def test_task_types_is_the_set_of_its_tasks_types_and_a_new_set_each_time():
     assert "changed" not in alt.task_types()
 
 
+def test_the_task_types_kept_follow_control_flows_changes_to_the_task_list():
+    """task_types() is found once and kept (every run asked twice, a pass over every task
+    each time); control flow's instances and replacements make it look again."""
+    from runner import librunner
+
+    alt = runner.parse_alt_file(json.dumps({"id": "a", "title": "t", "tasks": [
+        {"id": "g", "parameters": {"task_type": "generic"}}]}))
+    other = runner.parse_alt_file(json.dumps({"id": "b", "title": "t", "tasks": [
+        {"id": "c", "parameters": {"task_type": "system_command", "command": ["true"]}},
+        {"id": "f", "parameters": {"task_type": "file_operation", "operation": "list", "path": "."}}]}))
+    assert alt.task_types() == {"generic"}
+    librunner.append_tasks(alt, [librunner.task_instance(other.tasks[0], "c#1", [], "d", None, None, 1)])
+    assert alt.task_types() == {"generic", "system_command"}
+    librunner.replace_task(alt, 0, librunner.task_instance(other.tasks[1], "g", [], "d", None, None, 0))
+    assert alt.task_types() == {"file_operation", "system_command"}
+
+
 def test_a_null_task_type_is_an_ai_prompt_as_the_parser_checked_it_and_runs_as_one(tmp_path):
     from runner.execution import execute
 

@@ -149,6 +149,8 @@ cdef class AltFile:
     cdef readonly object chaos_fault_rate
     # Its ControlPlan (control_flow.pxi) when it uses variables, conditions, loops or functions.
     cdef readonly object control
+    # task_types() once found (None until then, and again when control flow changes `tasks`).
+    cdef set _task_types
 
     def __len__(self):
         return len(self.tasks)
@@ -167,15 +169,19 @@ cdef class AltFile:
         return found
 
     def task_types(self):
-        """The set of its tasks' task types (Task.task_type), found in one pass in C: the run
-        asks before it starts (its AI service check, preparation, journal), and a pass in
-        Python cost ~1 ms per 10k tasks each time."""
-        cdef set types = set()
+        """The set of its tasks' task types (Task.task_type), a new set each call: found in one
+        pass in C the first time and kept (a pass over 10k tasks took 0.2-0.3 ms, and every
+        run asked twice: its AI service check, then its preparation and journal). Control flow's
+        changes to `tasks` (append_tasks, replace_task) forget it."""
+        cdef set types
         cdef Task task
-        for item in self.tasks:
-            task = <Task?>item
-            types.add(task_type_of(task))
-        return types
+        if self._task_types is None:
+            types = set()
+            for item in self.tasks:
+                task = <Task?>item
+                types.add(task_type_of(task))
+            self._task_types = types
+        return set(self._task_types)
 
     def header(self):
         """The file's fields other than its tasks, as JSON-ready data."""

@@ -1084,9 +1084,11 @@ def append_tasks(AltFile alt, list tasks):
         alt.tasks.append(task)
         alt.task_index[task.id] = task
     alt.graph = None
+    alt._task_types = None
 
 
 def replace_task(AltFile alt, Py_ssize_t index, Task task):
     """The task at index becomes `task` (its names replaced when it starts)."""
     alt.tasks[index] = task
     alt.task_index[task.id] = task
+    alt._task_types = None
