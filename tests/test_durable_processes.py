@@ -22,6 +22,15 @@ from test_durable_watchdog import watchdog_of
 ENV = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
 
 
+@pytest.fixture(autouse=True)
+def private_tmpdir(tmp_path, monkeypatch):
+    """Every process here in a TMPDIR of its own (through ENV, for the test): a run killed
+    with -9 keeps its temporary workspace for a resume, and the suite left one in /tmp each."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setitem(ENV, "TMPDIR", str(scratch))
+
+
 def gated_command(tmp_path: Path) -> list[str]:
     """Appends "start <pid>", waits for the file gate, appends "end <pid>"."""
     log, gate = tmp_path / "log", tmp_path / "gate"

@@ -170,9 +170,10 @@ execute({"id": "killed", "title": "k", "tasks": [
 
 
 def test_a_run_killed_during_its_start_leaves_what_show_resume_and_cleaning_handle(tmp_path):
-    out = tmp_path / "out"
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()     # its TMPDIR: the workspace of a run killed before its journal named it stays
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_DURING_THE_START), str(out)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
     assert done.returncode == -9, done.stderr
     (directory,) = out.iterdir()
     names = {p.name for p in directory.iterdir()}
