@@ -9,13 +9,23 @@ import random
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from runner import abi, buildinfo
+# The suite's temporary folder, for this process and every process it starts (TMPDIR), made
+# before any test module is imported and removed at the end: a run that does not finish
+# keeps its temporary workspace there for its resume, and the suite interrupts many runs.
+# Made once (imported as tests.conftest too, this module runs twice); removed only by the
+# session that made it.
+_MADE_HERE = "LIBRUNNER_TESTS_TMPDIR" not in os.environ
+SUITE_TEMPORARY = tempfile.mkdtemp(prefix="librunner-tests-") if _MADE_HERE else os.environ["LIBRUNNER_TESTS_TMPDIR"]
+os.environ["LIBRUNNER_TESTS_TMPDIR"] = os.environ["TMPDIR"] = tempfile.tempdir = SUITE_TEMPORARY
+
+from runner import abi, buildinfo  # noqa: E402  (after TMPDIR: nothing may read the old one)
 
 # CI (CI=true) replays the same examples on every run; local runs keep exploring new ones.
 hypothesis_settings.register_profile("ci", derandomize=True, database=None)
@@ -153,3 +163,9 @@ def damaged_copies(data: bytes, count: int, seed: int):
             else:
                 damaged.insert(at, rng.choice(DAMAGE_ALPHABET))
         yield bytes(damaged)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    if _MADE_HERE:
+        shutil.rmtree(SUITE_TEMPORARY, ignore_errors=True)

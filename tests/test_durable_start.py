@@ -11,22 +11,11 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 from conftest import wait_until
 from runner.execution.journal import RunState
 from test_durable_journal import ENABLED
 
 ENV = {**os.environ, **ENABLED, "RUNNER_SYSTEM_COMMAND_ALLOWLIST": "sh,grep,sleep"}
-
-
-@pytest.fixture(autouse=True)
-def private_tmpdir(tmp_path, monkeypatch):
-    """Every process here in a TMPDIR of its own (through ENV, for the test): a run killed
-    with -9 keeps its temporary workspace for a resume, and the suite left one in /tmp."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setitem(ENV, "TMPDIR", str(scratch))
 
 
 def dead_runs(out: Path, count: int) -> list[Path]:
