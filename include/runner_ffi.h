@@ -337,7 +337,8 @@ char *runner_get_version(void);
  * Task types and their configuration (RUNNER_ENABLE_SYSTEM_COMMANDS, the AI service
  * variables, ...) are described in the README. Tasks work in a new temporary
  * workspace directory, removed after the run; the files they wrote are copied into the
- * LAST directory as artifacts.
+ * LAST directory as artifacts. A run interrupted (runner_cleanup, a signal) keeps its
+ * workspace for runner_resume, which removes it at its end.
  *
  * Then writes <output_dir>/<last_id>/ as runner_generate_last_file does (output_dir
  * NULL means $RUNNER_OUTPUT_DIR, else "./output"; an empty string is refused before

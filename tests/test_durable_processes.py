@@ -22,15 +22,6 @@ from test_durable_watchdog import watchdog_of
 ENV = {**os.environ, **ENABLED, "RUNNER_GRACE_SECONDS": "0.3"}
 
 
-@pytest.fixture(autouse=True)
-def private_tmpdir(tmp_path, monkeypatch):
-    """Every process here in a TMPDIR of its own (through ENV, for the test): a run killed
-    with -9 keeps its temporary workspace for a resume, and the suite left one in /tmp each."""
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    monkeypatch.setitem(ENV, "TMPDIR", str(scratch))
-
-
 def gated_command(tmp_path: Path) -> list[str]:
     """Appends "start <pid>", waits for the file gate, appends "end <pid>"."""
     log, gate = tmp_path / "log", tmp_path / "gate"
@@ -163,23 +154,34 @@ def test_resume_kills_the_dead_runs_command_after_its_wait_and_says_so(tmp_path)
     assert first == pid and second != pid
 
 
-def test_a_resume_refused_for_its_workspace_leaves_the_dead_runs_command_and_directory_alone(tmp_path):
-    """The workspace is checked before resume waits for (and after RUNNER_RESUME_WAIT_SECONDS
-    kills) the earlier run's command and cleans its directory: `resume --workspace` naming a
-    file is refused, the command still runs, the run can still be resumed."""
+@pytest.mark.parametrize("option, setting, refusal", [
+    ("--workspace", {}, "workspace '{path}': it is not a directory"),
+    ("--out", {}, "cannot create the LAST directory"),
+    (None, {"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://collector"}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+])
+def test_a_refused_resume_leaves_the_dead_runs_command_directory_and_workspace_alone(tmp_path, option, setting,
+                                                                                       refusal):
+    """Resume stops the earlier run's commands and cleans its directory only once its run has
+    passed every check and begun: `resume --workspace` or `--out` naming a file, or a bad
+    OTEL_* setting, is refused, the command still runs, the directory keeps what it held, the
+    workspace it would have taken over is still there (a refused --out removed it), and the
+    run can still be resumed (review 22)."""
     directory, pid = killed_run(tmp_path)
+    workspace = Path(json.loads((directory / "journal.jsonl").read_bytes().splitlines()[0])["workspace"])
+    (workspace / "kept.txt").write_text("a finished task's file")
     stray = directory / ".left.tmp"     # what clean_dead_run removes from a dead run's directory
     stray.write_bytes(b"")
     (tmp_path / "a-file").write_text("not a folder")
     try:
         refused = subprocess.run([sys.executable, "-m", "runner", "resume", directory, "--quiet",
-                                  "--workspace", tmp_path / "a-file"], capture_output=True, text=True,
-                                 timeout=60, env={**ENV, "RUNNER_RESUME_WAIT_SECONDS": "0"})
+                                  *([option, tmp_path / "a-file"] if option else [])], capture_output=True,
+                                 text=True, timeout=60, env={**ENV, "RUNNER_RESUME_WAIT_SECONDS": "0", **setting})
         assert refused.returncode != 0
-        assert f"workspace '{tmp_path / 'a-file'}': it is not a directory" in refused.stderr
+        assert refusal.format(path=tmp_path / "a-file") in refused.stderr, refused.stderr
         assert "killed" not in refused.stderr and "still running" not in refused.stderr
         os.kill(pid, 0)         # still running: not killed for a mistyped option
         assert log_lines(tmp_path) == ["start"] and stray.exists()
+        assert (workspace / "kept.txt").read_text() == "a finished task's file"
     finally:
         os.killpg(pid, signal.SIGKILL)
 

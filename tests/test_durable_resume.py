@@ -73,6 +73,45 @@ def test_a_run_killed_with_sigkill_resumes_without_repeating_completed_commands(
     assert {p.name for p in directory.iterdir()} == {"journal.jsonl", "alt.json"}
 
 
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT"])
+def test_a_run_stopped_by_a_signal_keeps_its_workspace_and_its_resume_reads_the_files_in_it(tmp_path, how):
+    """An interrupted run (its LAST file written, interrupted) kept its temporary workspace,
+    and says so: the resume's tasks read what the first run's tasks wrote there (the workspace
+    was removed at the interruption, and `read` failed with no such file), then the resume
+    removes it. Each in a TMPDIR of its own."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    counter = tmp_path / "counter.txt"
+    alt = {"id": "stopped", "title": "Stopped", "tasks": [
+        {"id": "count", "description": "c", "parameters": {
+            "task_type": "system_command", "command": ["sh", "-c", f"echo ran >> {counter}"]}},
+        {"id": "note", "description": "n", "parameters": {
+            "task_type": "file_operation", "operation": "write", "path": "note.txt", "content": "kept"}},
+        {"id": "wait", "description": "w", "dependencies": ["count", "note"], "parameters": {
+            "task_type": "system_command", "command": ["sh", "-c", f"test -f {tmp_path / 'release'} || sleep 30"]}},
+        {"id": "read", "description": "r", "dependencies": ["wait"], "parameters": {
+            "task_type": "file_operation", "operation": "read", "path": "note.txt"}}]}
+    child, out = start_cli(tmp_path, alt, "--quiet", env_extra={"TMPDIR": str(scratch)})
+    try:
+        directory = run_directory(out)
+        assert wait_until(lambda: "wait" in RunState(directory).running, 30)
+        child.send_signal(getattr(signal, how))
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert json.loads((directory / "last.json").read_bytes())["execution"]["interrupted"] is True
+    workspace = Path(json.loads((directory / "journal.jsonl").read_text().splitlines()[0])["workspace"])
+    assert workspace.parent == scratch and (workspace / "note.txt").read_text() == "kept"
+    assert f"its temporary workspace {workspace} is kept for its resume" in stderr
+    (tmp_path / "release").touch()
+    resumed = cli("resume", directory, "--quiet", env={"TMPDIR": str(scratch)})
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads((Path(resumed.stdout.strip().splitlines()[-1]) / "last.json").read_bytes())
+    assert record["task_results"]["read"]["output"]["content"] == "kept"
+    assert counter.read_text() == "ran\n"
+    assert wait_until(lambda: not workspace.exists(), 5) and list(scratch.iterdir()) == []
+
+
 def chain() -> dict:
     return {"id": "edit", "title": "Edit", "tasks": [
         {"id": "a", "description": "alpha"},

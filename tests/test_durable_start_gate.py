@@ -21,7 +21,7 @@ import pytest
 from runner import librunner
 from runner.execution import execute
 from runner.execution.journal import JOURNAL_NAME, Journal, RunState, is_locked
-from runner.execution.run_directory import clean_dead_runs
+from runner.execution.run_directory import WORKSPACE_PREFIX, clean_dead_runs, discard_kept_workspace_of
 from conftest import wait_until
 from test_durable_full_disk import _namespaces_work, generic, on_small_disk
 
@@ -170,10 +170,9 @@ execute({"id": "killed", "title": "k", "tasks": [
 
 
 def test_a_run_killed_during_its_start_leaves_what_show_resume_and_cleaning_handle(tmp_path):
-    out, scratch = tmp_path / "out", tmp_path / "tmp"
-    scratch.mkdir()     # its TMPDIR: the workspace of a run killed before its journal named it stays
+    out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_DURING_THE_START), str(out)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == -9, done.stderr
     (directory,) = out.iterdir()
     names = {p.name for p in directory.iterdir()}
@@ -519,3 +518,72 @@ def test_alt_sha256_is_made_under_an_executable_path_that_is_not_utf8(tmp_path):
                                env=environment, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip() == "True"
+
+
+def test_the_cleaning_keeps_the_workspace_an_interrupted_run_kept_for_its_resume(tmp_path):
+    """A finished run's temporary workspace that is still there is removed by the next run's
+    cleaning when the run ended whole (its process was killed just after last.json), and kept
+    when it was interrupted (kept for its resume) or its journal does not say (no run_ended
+    found in its end)."""
+    import shutil
+    import tempfile
+    import uuid
+
+    out = tmp_path / "out"
+    out.mkdir()
+    workspaces = {}
+    try:
+        for ending in ("whole", "interrupted", "unsaid"):
+            workspace = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX))
+            (workspace / "file.txt").write_text(ending)
+            directory = out / str(uuid.uuid4())
+            directory.mkdir()
+            lines = [{"type": "run_started", "last_id": directory.name, "alt_id": "a", "pid": 0,
+                      "workspace": str(workspace), "temporary_workspace": True}]
+            if ending != "unsaid":
+                lines.append({"type": "run_ended", "interrupted": ending == "interrupted", "ended_at": "x"})
+            lines.append({"type": "resumed_by", "last_id": "other", "directory": "d", "started_at": "x"})
+            (directory / JOURNAL_NAME).write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+            (directory / "last.json").write_text("{}")
+            workspaces[ending] = workspace
+        clean_dead_runs(out)
+        assert not workspaces["whole"].exists()
+        assert (workspaces["interrupted"] / "file.txt").read_text() == "interrupted"
+        assert (workspaces["unsaid"] / "file.txt").read_text() == "unsaid"
+    finally:
+        for workspace in workspaces.values():
+            shutil.rmtree(workspace, ignore_errors=True)
+
+
+def test_a_kept_workspace_is_discarded_only_once_its_run_is_over(tmp_path):
+    """discard_kept_workspace_of (the service, for a run cancelled while it was down) removes
+    the workspace an interrupted run kept, not while the run's process lives, and nothing a
+    directory that is not a run's names."""
+    import shutil
+    import tempfile
+    import uuid
+
+    workspace = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX))
+    try:
+        (workspace / "file.txt").write_text("x")
+        directory = tmp_path / str(uuid.uuid4())
+        directory.mkdir()
+
+        def started(pid):
+            (directory / JOURNAL_NAME).write_bytes(orjson.dumps(
+                {"type": "run_started", "last_id": directory.name, "pid": pid, "workspace": str(workspace),
+                 "temporary_workspace": True}) + b"\n")
+
+        started(os.getpid())
+        discard_kept_workspace_of(directory)
+        assert (workspace / "file.txt").exists()
+        renamed = tmp_path / "not-a-run"
+        started(0)
+        directory.rename(renamed)
+        discard_kept_workspace_of(renamed)
+        assert (workspace / "file.txt").exists()
+        renamed.rename(directory)
+        discard_kept_workspace_of(directory)
+        assert not workspace.exists()
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)

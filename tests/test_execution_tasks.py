@@ -192,6 +192,22 @@ def test_a_workspace_given_as_bytes_is_a_path_as_os_functions_take_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "wsb"]
 
 
+def test_a_relative_workspace_is_recorded_whole_and_a_resume_continues_in_it(tmp_path, monkeypatch):
+    # The journal recorded "rel/ws" as given, and resume refused it as not an absolute path
+    # (review 22): it is made absolute when the run begins.
+    from runner.execution.resume import resume
+
+    monkeypatch.chdir(tmp_path)
+    alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {
+        "task_type": "file_operation", "operation": "write", "path": "f.txt", "content": "x"}}]}
+    outcome = execute(alt, tmp_path / "out", workspace="rel/ws", environ={})
+    assert outcome.all_completed and outcome.workspace == tmp_path / "rel" / "ws"
+    start = json.loads((outcome.directory / "journal.jsonl").read_bytes().splitlines()[0])
+    assert start["workspace"] == str(tmp_path / "rel" / "ws")
+    again = resume(outcome.directory, environ={})
+    assert again.workspace == tmp_path / "rel" / "ws" and again.all_completed
+
+
 def test_an_empty_workspace_path_is_refused_not_taken_for_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     alt = {"id": "w", "title": "w", "tasks": [{"id": "t", "description": "t", "parameters": {

@@ -88,7 +88,7 @@ def check_no_torn_files(out: Path, killed: bool) -> None:
 
 @pytest.mark.parametrize("moment", ["tasks running", "writing the LAST directory"])
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_a_stopped_run_leaves_no_torn_file_and_no_workspace(tmp_path, moment, signal_number):
+def test_a_stopped_run_leaves_no_torn_file_and_its_workspace_only_for_its_resume(tmp_path, moment, signal_number):
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     out = tmp_path / "out"
@@ -118,13 +118,19 @@ def test_a_stopped_run_leaves_no_torn_file_and_no_workspace(tmp_path, moment, si
     if not killed:
         assert run.returncode in (0, 1, 143), stderr     # 1: a task failed, not a signal death
         assert (directory / "last.json").is_file()
-        assert wait_until(lambda: not workspace.exists(), 5), f"{workspace} left behind"
-        assert list(temporary.iterdir()) == []
-        return
-    assert run.returncode == -signal.SIGKILL
-    if (directory / "last.json").exists():
-        return      # killed after the last file was renamed into place: the run was complete
-    # The killed run's workspace holds its files for resume, which finishes the run and removes it.
+        if not json.loads((directory / "last.json").read_bytes())["execution"]["interrupted"]:
+            # Stopped while its LAST directory was written: the run had ended, its workspace goes.
+            assert wait_until(lambda: not workspace.exists(), 5), f"{workspace} left behind"
+            assert list(temporary.iterdir()) == []
+            return
+        # Interrupted: the files its tasks wrote stay for the tasks its resume runs, and it says so.
+        assert f"its temporary workspace {workspace} is kept for its resume" in stderr
+        assert workspace.is_dir() and any(workspace.iterdir())
+    else:
+        assert run.returncode == -signal.SIGKILL
+        if (directory / "last.json").exists():
+            return      # killed after the last file was renamed into place: the run was complete
+    # The stopped run's workspace holds its files for resume, which finishes the run and removes it.
     done = subprocess.run([sys.executable, "-m", "runner", "resume", str(directory), "--quiet"],
                           env=environ, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -170,6 +170,11 @@ def test_a_running_run_is_cancelled_and_still_writes_its_last_file(service):
     assert {task_id: task["status"] for task_id, task in last["task_results"].items()} == {
         "nap": "cancelled", "after": "cancelled"}
     assert service.post(f"/api/v1/runs/{run_id}/cancel").status_code == 409
+    # Interrupted, its run kept its temporary workspace for a resume; cancelled by its user, it
+    # will not be resumed, and the service removed it.
+    (journal,) = (service.out / "runs" / run_id).glob("*/journal.jsonl")
+    workspace = Path(json.loads(journal.read_bytes().splitlines()[0])["workspace"])
+    assert workspace.name.startswith("runner-workspace-") and not workspace.exists()
 
 
 def test_unknown_runs_and_routes_are_404_in_json(service):

@@ -144,5 +144,8 @@ def test_sigterm_refuses_new_runs_and_the_next_start_resumes_the_interrupted_one
         view = service.wait_for(run_id, timeout=120)
         assert view["status"] == "success", view
         assert marker.read_text() == "A\nB\n"
+        # The drained run kept its workspace: B was appended to the A the first part wrote
+        # (it was removed at the drain, and the resume's log.txt held B alone).
+        assert workspace_log(view) == "A\nB\n"
     finally:
         service.stop()

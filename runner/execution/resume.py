@@ -345,19 +345,22 @@ def interrupted_attempt(attempt: int) -> str:
     return f"interrupted: attempt {attempt} started, never finished"
 
 
-def _stop_earlier_commands(records: list, environ) -> None:
-    """Commands the earlier run started that still run (killed with SIGKILL, it could not stop
-    them; the journal names their process groups): a second copy never starts beside one.
-    They are waited for, at most RUNNER_RESUME_WAIT_SECONDS, then their groups are killed;
-    either way the log says so. One that ended meanwhile never reported its outcome: its
-    task runs again, as the plan says."""
-    live = processes.live(records)
-    if not live:
-        return
+def _resume_wait(environ) -> float:
+    """RUNNER_RESUME_WAIT_SECONDS, or a ResumeError saying what is wrong with it."""
     try:
-        wait = runner_settings.number(RESUME_WAIT_VARIABLE, DEFAULT_RESUME_WAIT_SECONDS, environ, maximum=86400.0)
+        return runner_settings.number(RESUME_WAIT_VARIABLE, DEFAULT_RESUME_WAIT_SECONDS, environ, maximum=86400.0)
     except ValueError as error:
         raise ResumeError(str(error)) from None
+
+
+def _stop_earlier_commands(live: list, wait: float) -> None:
+    """Commands the earlier run started that still ran when the resume began (`live`: killed
+    with SIGKILL, it could not stop them; the journal names their process groups): a second
+    copy never starts beside one. They are waited for, at most `wait` seconds
+    (RUNNER_RESUME_WAIT_SECONDS), then their groups are killed; either way the log says so.
+    One that ended meanwhile never reported its outcome: its task runs again, as the plan says."""
+    if not live:
+        return
     for record in live:
         log.warning("resume: %s of the interrupted run is still running; waiting up to %g s (%s) for it to end",
                     processes.describe(record), wait, RESUME_WAIT_VARIABLE)
@@ -439,7 +442,7 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
 
 def _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file, environ,
             claimed, options):
-    from runner.execution.run import RunRequest, check_request, execute_request
+    from runner.execution.run import RunRequest, execute_request
     from runner.execution.run_directory import callers_workspace, clean_dead_run, library_workspace
 
     from runner.execution.task_types import run_handlers
@@ -458,16 +461,20 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
             except ValueError as error:
                 raise ResumeError(str(error)) from None
             temporary = workspace is None
-    request = RunRequest(
+    live = processes.live(chosen.source.processes)      # read with the journal, once
+    wait = _resume_wait(environ) if live else 0.0
+
+    def before_start():
+        # Once the run has passed every check and begun, before its first task: a request
+        # refused (a workspace, an output directory, a setting) changes nothing here.
+        _stop_earlier_commands(live, wait)
+        clean_dead_run(directory, keep_workspace=True)
+
+    outcome = execute_request(RunRequest(
         chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
         seed=chosen.seed, workspace=workspace, temporary_workspace=temporary, reuse=chosen.reuse,
-        resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, **options)
-    # A workspace or setting the run would refuse is refused before the earlier run's commands
-    # are waited for or killed and its directory cleaned: a mistyped option changes nothing.
-    check_request(request)
-    _stop_earlier_commands(chosen.source.processes, environ)     # read with the journal, once
-    clean_dead_run(directory, keep_workspace=True)
-    outcome = execute_request(request)
+        resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, before_start=before_start,
+        **options))
     if outcome.directory is not None:
         # The earlier run's directory points at this one: `show` of it says where it went.
         try:

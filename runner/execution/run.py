@@ -100,6 +100,11 @@ class RunRequest:
     # The caller will not run this AltFile again: its source bytes are let go of once alt.json
     # is written (AltFile.release_source), not kept to the end of the run.
     release_source: bool = False
+    # Called once every check of the run has passed and its journal has begun, before its first
+    # task: resume stops the earlier run's commands and cleans its directory there, so that a
+    # request refused for any reason (a workspace, an output directory, a setting, the AI
+    # service) has changed nothing.
+    before_start: Callable[[], None] | None = None
 
 
 @dataclass
@@ -117,6 +122,9 @@ class RunOutcome(WrittenLast):
     facts: dict
     workspace: Path
     delivery: dict | None = None       # the publication to the archive (RUNNER_NATS_URL)
+    # The run's temporary workspace was kept for its resume (an interrupted run): see
+    # discard_kept_workspace.
+    workspace_kept: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -176,15 +184,6 @@ def execute_request(request: RunRequest) -> RunOutcome:
     finally:
         if checked_client is not None:
             checked_client.close()
-
-
-def check_request(request: RunRequest) -> None:
-    """The request's settings and the caller's workspace checked (the workspace made, as the
-    run would make it), with nothing else done: a ConfigurationError for what execute_request
-    would refuse before its first task. Resume asks before it stops the earlier run's
-    commands and cleans its directory, so a mistyped option changes nothing."""
-    _prepare(request, os.environ if request.environ is None else request.environ)
-    _callers_workspace(request)
 
 
 def _prepare(request: RunRequest, environ):
@@ -315,7 +314,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             last_id, run_journal = _start_journal(request, alt, execution, workspace, temporary_workspace, environ,
                                                   tracing)
         except BaseException:
-            if temporary_workspace:
+            if request.workspace is None:   # made for this run (resume's adopted one is the earlier run's)
                 _remove_workspace(workspace)
             raise
         execution.journal = run_journal
@@ -335,6 +334,8 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         # arrives while it is written lets it finish (the run is over; the signal has nothing
         # left to stop) instead of killing the process with no last.json and its workspace
         # left behind (tests/test_kill_matrix.py).
+        if request.before_start is not None:
+            request.before_start()
         results, facts = execution.execute()
         keyboard = facts.pop("keyboard_interrupt", False)
         if stopped_by:
@@ -381,7 +382,14 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         with _ACTIVE_LOCK:
             _ACTIVE.discard(execution)
         execution.written.set()     # cancel_active_runs waits for this, LAST file included
-        if temporary_workspace:
+        if temporary_workspace and _resumable(run_journal, facts, outcome):
+            # The files its tasks wrote are what the tasks its resume runs may read: kept, as a
+            # run killed with -9 keeps them, until a resume ends (or discard_kept_workspace).
+            if outcome is not None:
+                outcome.workspace_kept = True
+            log.warning("the run was not finished: its temporary workspace %s is kept for its resume "
+                        "(python -m runner resume %s), which removes it at its end", workspace, run_journal.directory)
+        elif temporary_workspace:
             # The files tasks listed as written were copied into the LAST directory as
             # artifacts; a temporary workspace is not left behind in /tmp. An attempt
             # abandoned at its deadline may still be working in it (a thread cannot be
@@ -393,9 +401,25 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     return outcome
 
 
+def _resumable(run_journal, facts, outcome) -> bool:
+    """Whether a resume may follow the run: it was interrupted, or did not end as a run ends
+    (an error, its LAST file not written), and its journal is whole."""
+    if run_journal is None or run_journal.error is not None:
+        return False
+    return facts is None or outcome is None or bool(facts.get("interrupted"))
+
+
+def discard_kept_workspace(outcome: RunOutcome) -> None:
+    """Removes the temporary workspace an interrupted run kept for its resume, for a caller
+    that will not resume it (the service, for a run cancelled by its user)."""
+    if outcome.workspace_kept:
+        outcome.workspace_kept = False
+        _remove_workspace(outcome.workspace)
+
+
 def _callers_workspace(request: RunRequest) -> Path | None:
-    """The workspace the request names, checked and made (_make_workspace); None when it
-    names none (the run makes a temporary one)."""
+    """The workspace the request names, checked and made (_make_workspace), as an absolute
+    path; None when it names none (the run makes a temporary one)."""
     if request.workspace is None:
         return None
     if not os.fspath(request.workspace):
@@ -407,7 +431,9 @@ def _callers_workspace(request: RunRequest) -> Path | None:
         raise ConfigurationError(f"workspace {str(workspace)!r}: its path is not UTF-8 text, which the run's "
                                  "journal must record to resume it") from None
     _make_workspace(workspace)
-    return workspace
+    # Absolute from here on: the journal records it, and a resume refuses a relative path
+    # (it would name another folder from another directory).
+    return workspace.absolute()
 
 
 def _make_workspace(workspace: Path) -> None:

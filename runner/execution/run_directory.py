@@ -36,6 +36,9 @@ EMPTY_DIRECTORY_AGE_SECONDS = 60.0
 # The name of a run's directory: its LAST id (runner.core ids: a UUID).
 RUN_DIRECTORY_NAME = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 FIRST_RECORD_BYTES = 1 << 20
+# How much of a finished run's journal is read, from its end, for its run_ended record (only
+# resumed_by lines, ~200 bytes a resume, follow it).
+JOURNAL_TAIL_BYTES = 1 << 16
 # At most what a start leaves (a temporary journal, alt.json and its temporary) and a little
 # room: a directory holding more is not a dead start, and is not listed further.
 MAX_START_LEFTOVERS = 8
@@ -163,15 +166,56 @@ def clean_dead_run(directory: Path, *, keep_workspace: bool = False) -> None:
             workspace.rmdir()       # only when empty: files in it are what a resume needs
 
 
-def _clean_finished_run(start: dict, in_use) -> None:
+def _clean_finished_run(directory: Path, start: dict, in_use) -> None:
     """The temporary workspace of a finished run whose process died before removing it (killed
     just after last.json): the files its tasks wrote are artifacts of the LAST directory
     already, so it goes, as at the end of any run. Not while that process lives: abandoned
-    attempts may still work in it, and it removes it when they end."""
+    attempts may still work in it, and it removes it when they end. Not when the run was
+    interrupted either: it kept it for its resume (runner.execution.run)."""
     workspace = library_workspace(start)
     if workspace is None or (in_use is not None and workspace == Path(in_use)) or _alive(start.get("pid")):
         return
+    if not _ended_whole(directory):
+        return
     remove_tree(workspace)
+
+
+def discard_kept_workspace_of(directory: Path) -> None:
+    """Removes the temporary workspace the interrupted run in `directory` kept for its resume,
+    for a caller that will not resume it (the service, for a run cancelled while it was down)."""
+    start = run_start(directory)
+    workspace = library_workspace(start)
+    if workspace is not None and not _alive(start.get("pid")):
+        remove_tree(workspace)
+
+
+def _ended_whole(directory: Path) -> bool:
+    """Whether the journal's last run_ended record (read from its end: JOURNAL_TAIL_BYTES)
+    says the run was not interrupted. One not found, or unreadable, is not taken for it."""
+    try:
+        fd = os.open(directory / journal_file.JOURNAL_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        start = max(0, info.st_size - JOURNAL_TAIL_BYTES)
+        tail = os.pread(fd, info.st_size - start, start)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    for line in reversed(tail.split(b"\n")):
+        if b'"run_ended"' not in line:
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("type") == "run_ended":
+            return record.get("interrupted") is False
+    return False
 
 
 def _alive(pid) -> bool:
@@ -261,7 +305,7 @@ def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) 
                 if start is None or journal_file.is_locked(journal):
                     continue
                 if (directory / "last.json").exists():
-                    _clean_finished_run(start, in_use)
+                    _clean_finished_run(directory, start, in_use)
                     continue
                 keep = in_use is not None and _dead_run_workspace(directory) == Path(in_use)
                 for record in processes.live(processes.recorded(directory)):

@@ -214,7 +214,7 @@ class Registry:
     def _execute(self, run: ServiceRun) -> None:
         from runner import DeliveryError, librunner
         from runner.execution.resume import resume
-        from runner.execution.run import RunRequest, execute_request
+        from runner.execution.run import RunRequest, discard_kept_workspace, execute_request
 
         with self._lock:
             run.status = "running"
@@ -255,14 +255,17 @@ class Registry:
                                          at=_stamp()))
             return
         if outcome.interrupted and not run.cancel_requested:
-            # Drained: not an end. The next start resumes it from this LAST directory.
+            # Drained: not an end. The next start resumes it from this LAST directory (and
+            # its workspace, which the run kept).
             run.stop_here("interrupted")
             return
+        discard_kept_workspace(outcome)     # cancelled by its user: never resumed
         self._end(run, run.end_facts(self._status_of(run, outcome.lean_record), outcome, at=_stamp()), outcome.results)
 
     def _adopt(self, run: ServiceRun, previous: Path) -> bool:
         """A run whose latest LAST file was written before the server stopped, and was not cut
         short by that stop, has ended: it is recorded as it is (True)."""
+        from runner.execution.run_directory import discard_kept_workspace_of
         from runner.last.reader import loads_header
 
         try:
@@ -272,6 +275,8 @@ class Registry:
         interrupted = bool((record.get("execution") or {}).get("interrupted"))
         if interrupted and not run.cancel_requested:
             return False
+        if interrupted:     # cancelled while the server was down: never resumed
+            discard_kept_workspace_of(previous)
         facts = run.end_facts(self._status_of(run, record), at=_stamp())
         facts.update(last_id=record.get("id") or previous.name, directory=str(previous),
                      success_rate=record.get("success_rate"), done=run.total)
