@@ -140,6 +140,9 @@ def test_required_delivery_changes_the_exit_status_but_keeps_the_file(tmp_path):
     assert (directory / "last.json").is_file() and (directory / "report.html").is_file()
     assert json.loads((directory / "delivery.json").read_text())["published"] is False
     assert "RUNNER_NATS_REQUIRED=true" in done.stderr
+    # The run ended (only its publication failed): its temporary workspace goes as any ended run's.
+    workspace = Path(json.loads((directory / "journal.jsonl").read_bytes().splitlines()[0])["workspace"])
+    assert "kept for its resume" not in done.stderr and not workspace.exists()
 
 
 def test_a_server_that_drops_the_connection_on_the_message_has_not_published_it(tmp_path):

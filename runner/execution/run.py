@@ -321,6 +321,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     previous_handlers = {}
     stopped_by = []
     facts = outcome = None
+    last_written = False    # its LAST file written (or none asked for): the run has ended
     if request.handle_sigint and threading.current_thread() is threading.main_thread():
         def stop(number, _frame):
             stopped_by.append(signal.Signals(number).name)
@@ -352,12 +353,14 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
                 # What the journal could not keep, said in the LAST file too (and on the log at once).
                 facts["journal_warnings"] = list(run_journal.warnings)
         if not write:
+            last_written = True
             outcome = RunOutcome(last_id or "", Path(), {}, b"", results, facts, workspace)
         else:
             try:
                 written = write_last_file(execution.alt, results, request.output_dir, execution=facts,
                                           workspace=workspace, last_id=last_id, statistics=execution.statistics)
             except LastFileError as error:
+                last_written = isinstance(error, DeliveryError)     # written; its publication failed
                 if isinstance(error, DeliveryError) or run_journal is None or run_journal.error is None:
                     raise
                 # Neither the LAST file nor a whole journal: the results are lost, and the
@@ -367,6 +370,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
                                      "not on disk")
                 lost.journal_kept = False
                 raise lost from None
+            last_written = True
             outcome = RunOutcome(written.last_id, Path(written.directory), written.lean_record, written.json_data,
                                  results, facts, workspace, written.delivery)
     finally:
@@ -382,7 +386,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         with _ACTIVE_LOCK:
             _ACTIVE.discard(execution)
         execution.written.set()     # cancel_active_runs waits for this, LAST file included
-        if temporary_workspace and _resumable(run_journal, facts, outcome):
+        if temporary_workspace and _resumable(run_journal, facts, last_written):
             # The files its tasks wrote are what the tasks its resume runs may read: kept, as a
             # run killed with -9 keeps them, until a resume ends (or discard_kept_workspace).
             if outcome is not None:
@@ -401,12 +405,12 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     return outcome
 
 
-def _resumable(run_journal, facts, outcome) -> bool:
+def _resumable(run_journal, facts, last_written: bool) -> bool:
     """Whether a resume may follow the run: it was interrupted, or did not end as a run ends
     (an error, its LAST file not written), and its journal is whole."""
     if run_journal is None or run_journal.error is not None:
         return False
-    return facts is None or outcome is None or bool(facts.get("interrupted"))
+    return facts is None or not last_written or bool(facts.get("interrupted"))
 
 
 def discard_kept_workspace(outcome: RunOutcome) -> None:
