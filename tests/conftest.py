@@ -122,11 +122,12 @@ def cc():
 
 
 def run_clean(argv, **kwargs) -> subprocess.CompletedProcess:
-    """Runs a program under `env -i`: no PATH, PYTHONPATH or LD_LIBRARY_PATH from us."""
+    """Runs a program under `env -i`: no PATH, PYTHONPATH or LD_LIBRARY_PATH from us (only the
+    suite's TMPDIR: the runs it interrupts keep their workspaces there)."""
     kwargs.setdefault("capture_output", True)
     kwargs.setdefault("text", True)
     kwargs.setdefault("timeout", 300)
-    return subprocess.run(["env", "-i", *[str(a) for a in argv]], **kwargs)
+    return subprocess.run(["env", "-i", f"TMPDIR={SUITE_TEMPORARY}", *[str(a) for a in argv]], **kwargs)
 
 
 def wait_until(predicate, limit: float) -> bool:
