@@ -154,6 +154,29 @@ def test_resume_kills_the_dead_runs_command_after_its_wait_and_says_so(tmp_path)
     assert first == pid and second != pid
 
 
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_while_resume_waits_for_the_earlier_command_stops_it_at_once_and_kills_nothing(tmp_path, number):
+    """Ctrl-C or SIGTERM while resume waits for the dead run's command ends the resume then:
+    the command runs on (it was waited for the whole RUNNER_RESUME_WAIT_SECONDS, then killed:
+    the run's own handlers, which let a run end cleanly, were already in place), and no new
+    directory is left that a later resume could take for the run (review 23)."""
+    directory, pid = killed_run(tmp_path)
+    child, stderr = start_resume(directory, "60")
+    try:
+        assert wait_until(lambda: any("waiting up to 60 s" in line for line in stderr), 60), stderr
+        child.send_signal(number)
+        child.wait(15)
+    finally:
+        child.kill()
+    try:
+        os.kill(pid, 0)         # still running
+        assert not any("killed" in line for line in stderr), stderr
+        assert log_lines(tmp_path) == ["start"]
+        assert [p for p in (tmp_path / "out").iterdir()] == [directory]
+    finally:
+        os.killpg(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("option, setting, refusal", [
     ("--workspace", {}, "workspace '{path}': it is not a directory"),
     ("--out", {}, "cannot create the LAST directory"),

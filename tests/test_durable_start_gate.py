@@ -533,9 +533,7 @@ def test_the_cleaning_keeps_the_workspace_an_interrupted_run_kept_for_its_resume
     out.mkdir()
     workspaces = {}
     try:
-        for ending in ("whole", "interrupted", "unsaid"):
-            workspace = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX))
-            (workspace / "file.txt").write_text(ending)
+        def finished_run(workspace: Path, ending: str) -> None:
             directory = out / str(uuid.uuid4())
             directory.mkdir()
             lines = [{"type": "run_started", "last_id": directory.name, "alt_id": "a", "pid": 0,
@@ -545,11 +543,19 @@ def test_the_cleaning_keeps_the_workspace_an_interrupted_run_kept_for_its_resume
             lines.append({"type": "resumed_by", "last_id": "other", "directory": "d", "started_at": "x"})
             (directory / JOURNAL_NAME).write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
             (directory / "last.json").write_text("{}")
+
+        for ending in ("whole", "interrupted", "unsaid", "whole, taken over"):
+            workspace = Path(tempfile.mkdtemp(prefix=WORKSPACE_PREFIX))
+            (workspace / "file.txt").write_text(ending)
+            finished_run(workspace, ending.split(",")[0])
             workspaces[ending] = workspace
+        # Its resume took the workspace over and was interrupted, keeping it for its own resume
+        # (review 23: the whole run's cleaning removed it from under it).
+        finished_run(workspaces["whole, taken over"], "interrupted")
         clean_dead_runs(out)
         assert not workspaces["whole"].exists()
-        assert (workspaces["interrupted"] / "file.txt").read_text() == "interrupted"
-        assert (workspaces["unsaid"] / "file.txt").read_text() == "unsaid"
+        for ending in ("interrupted", "unsaid", "whole, taken over"):
+            assert (workspaces[ending] / "file.txt").read_text() == ending
     finally:
         for workspace in workspaces.values():
             shutil.rmtree(workspace, ignore_errors=True)

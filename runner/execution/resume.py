@@ -465,8 +465,8 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
     wait = _resume_wait(environ) if live else 0.0
 
     def before_start():
-        # Once the run has passed every check and begun, before its first task: a request
-        # refused (a workspace, an output directory, a setting) changes nothing here.
+        # Once the run has passed every check, before its journal begins: a request refused
+        # (a workspace, an output directory, a setting) changes nothing here.
         _stop_earlier_commands(live, wait)
         clean_dead_run(directory, keep_workspace=True)
 

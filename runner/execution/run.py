@@ -100,10 +100,10 @@ class RunRequest:
     # The caller will not run this AltFile again: its source bytes are let go of once alt.json
     # is written (AltFile.release_source), not kept to the end of the run.
     release_source: bool = False
-    # Called once every check of the run has passed and its journal has begun, before its first
-    # task: resume stops the earlier run's commands and cleans its directory there, so that a
-    # request refused for any reason (a workspace, an output directory, a setting, the AI
-    # service) has changed nothing.
+    # Called once every check of the run has passed (its output directory made), just before
+    # its journal begins: resume stops the earlier run's commands and cleans its directory
+    # there, so that a request refused for any reason (a workspace, an output directory, a
+    # setting, the AI service) has changed nothing.
     before_start: Callable[[], None] | None = None
 
 
@@ -255,8 +255,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     try:
         journal = open_run_directory(directory, last_id, alt_json, workspace)
     except OSError as error:
-        raise LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
-                            f"{error.strerror or error}") from None
+        raise _no_last_directory(alt, directory, error) from None
     try:
         started = _run_started(request, alt, execution, last_id, workspace, temporary_workspace, environ, tracing)
         reused = execution.reused_at_start()
@@ -269,6 +268,23 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     if request.release_source:
         alt.release_source()
     return last_id, journal
+
+
+def _make_output_dir(alt, output_dir) -> None:
+    """The output directory made (as the journal's start makes it) and writable, or the
+    LastFileError its start would raise."""
+    directory = runner_settings.output_dir(output_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    except OSError as error:
+        raise _no_last_directory(alt, directory, error) from None
+
+
+def _no_last_directory(alt, directory: Path, error: OSError) -> LastFileError:
+    return LastFileError(f"cannot create the LAST directory of '{alt.id}' under '{directory}': "
+                         f"{error.strerror or error}")
 
 
 def _run_started(request: RunRequest, alt, execution, last_id, workspace, temporary_workspace, environ,
@@ -308,8 +324,21 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     if request.on_execution is not None:
         request.on_execution(execution)
     write = request.write
+    journaling = write if request.journal is None else request.journal
     run_journal = last_id = None
-    if write if request.journal is None else request.journal:
+    if request.before_start is not None:
+        # Before the journal's start, whose directory is the one check left: a signal here stops
+        # the process as before any run, leaving no new directory a later resume could take
+        # for the run (it would not know the commands the earlier run left running).
+        try:
+            if journaling or write:
+                _make_output_dir(alt, request.output_dir)
+            request.before_start()
+        except BaseException:
+            if request.workspace is None:
+                _remove_workspace(workspace)
+            raise
+    if journaling:
         try:
             last_id, run_journal = _start_journal(request, alt, execution, workspace, temporary_workspace, environ,
                                                   tracing)
@@ -335,8 +364,6 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         # arrives while it is written lets it finish (the run is over; the signal has nothing
         # left to stop) instead of killing the process with no last.json and its workspace
         # left behind (tests/test_kill_matrix.py).
-        if request.before_start is not None:
-            request.before_start()
         results, facts = execution.execute()
         keyboard = facts.pop("keyboard_interrupt", False)
         if stopped_by:

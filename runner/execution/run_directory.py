@@ -10,6 +10,7 @@ workspace holding files stay: `show` explains the run and `resume` finishes it.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import logging
@@ -141,6 +142,12 @@ def run_start(directory: Path) -> dict | None:
     if not isinstance(start, dict) or start.get("type") != "run_started" or start.get("last_id") != directory.name:
         return None
     return start
+
+
+def _named_workspace(start: dict) -> str | None:
+    """The workspace a run_started record names, as text (a journal may hold anything there)."""
+    workspace = start.get("workspace")
+    return workspace if isinstance(workspace, str) else None
 
 
 def _dead_run_workspace(directory: Path) -> Path | None:
@@ -294,6 +301,7 @@ def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) 
         return
     now = time.time()
     skipped = None if running is None else os.fspath(running)
+    finished, named = [], collections.Counter()
     for entry in entries:
         try:
             if entry.path == skipped or not entry.is_dir(follow_symlinks=False):
@@ -302,10 +310,13 @@ def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) 
             journal = directory / journal_file.JOURNAL_NAME
             if journal.is_file():
                 start = run_start(directory)
-                if start is None or journal_file.is_locked(journal):
+                if start is None:
+                    continue
+                named[_named_workspace(start)] += 1
+                if journal_file.is_locked(journal):
                     continue
                 if (directory / "last.json").exists():
-                    _clean_finished_run(directory, start, in_use)
+                    finished.append((directory, start))
                     continue
                 keep = in_use is not None and _dead_run_workspace(directory) == Path(in_use)
                 for record in processes.live(processes.recorded(directory)):
@@ -318,3 +329,12 @@ def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) 
                 _remove_dead_start(directory)
         except OSError:
             log.debug("cleaning %s failed", entry.path, exc_info=True)
+    for directory, start in finished:
+        # A workspace another run here names too is that run's as well (a resume took it
+        # over, and may have kept it, interrupted, for its own resume): not this run's to remove.
+        if named[_named_workspace(start)] > 1:
+            continue
+        try:
+            _clean_finished_run(directory, start, in_use)
+        except OSError:
+            log.debug("cleaning %s failed", directory, exc_info=True)
