@@ -163,12 +163,12 @@ def test_a_signal_while_resume_waits_for_the_earlier_command_stops_it_at_once_an
     directory, pid = killed_run(tmp_path)
     child, stderr = start_resume(directory, "60")
     try:
-        assert wait_until(lambda: any("waiting up to 60 s" in line for line in stderr), 60), stderr
-        child.send_signal(number)
-        child.wait(15)
-    finally:
-        child.kill()
-    try:
+        try:
+            assert wait_until(lambda: any("waiting up to 60 s" in line for line in stderr), 60), stderr
+            child.send_signal(number)
+            child.wait(15)
+        finally:
+            child.kill()
         os.kill(pid, 0)         # still running
         assert not any("killed" in line for line in stderr), stderr
         assert log_lines(tmp_path) == ["start"]

@@ -112,6 +112,55 @@ def test_a_run_stopped_by_a_signal_keeps_its_workspace_and_its_resume_reads_the_
     assert wait_until(lambda: not workspace.exists(), 5) and list(scratch.iterdir()) == []
 
 
+def test_two_resumes_of_one_chain_of_runs_never_share_its_kept_workspace(tmp_path):
+    """A run interrupted keeps its workspace, its resume is interrupted and keeps it too: both
+    directories name it. While a resume of one works in it, a resume of the other is refused
+    (they shared it, and the first to end removed it from under the other: review 23)."""
+    import os
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch), "RUNNER_GRACE_SECONDS": "0.3"}
+    alt = {"id": "chain", "title": "Chain", "tasks": [
+        {"id": "note", "description": "n", "parameters": {
+            "task_type": "file_operation", "operation": "write", "path": "note.txt", "content": "kept"}},
+        {"id": "wait", "description": "w", "dependencies": ["note"], "parameters": {
+            "task_type": "system_command", "command": ["sh", "-c", f"while ! test -f {tmp_path / 'release'}; "
+                                                                   "do sleep 0.05; done"]}}]}
+    child, out = start_cli(tmp_path, alt, "--quiet", env_extra=env)
+
+    def stopped(process, directory):
+        assert wait_until(lambda: "wait" in RunState(directory).running, 30)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=60)
+
+    def resuming(directory):
+        return subprocess.Popen([sys.executable, "-m", "runner", "resume", str(directory), "--quiet"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **ENABLED, **env})
+
+    first = run_directory(out)
+    stopped(child, first)
+    child = resuming(first)
+    assert wait_until(lambda: len(list(out.glob("*/journal.jsonl"))) == 2, 30)
+    (second,) = [d for d in out.iterdir() if d != first]
+    stopped(child, second)
+    workspace = Path(RunState(first).start["workspace"])
+    assert RunState(second).start["workspace"] == str(workspace) and (workspace / "note.txt").exists()
+    child = resuming(second)
+    try:
+        assert wait_until(lambda: any("wait" in RunState(d).running for d in out.iterdir()
+                                      if d not in (first, second)), 30)
+        refused = cli("resume", first, "--quiet", env=env)
+        assert refused.returncode != 0 and "is in use by another resume" in refused.stderr, refused.stderr
+        assert (workspace / "note.txt").read_text() == "kept"
+        (tmp_path / "release").touch()
+        assert child.wait(60) == 0, child.stderr.read()
+    finally:
+        (tmp_path / "release").touch()      # any command still waiting ends
+        child.kill()
+    assert wait_until(lambda: not workspace.exists(), 5)
+
+
 def chain() -> dict:
     return {"id": "edit", "title": "Edit", "tasks": [
         {"id": "a", "description": "alpha"},

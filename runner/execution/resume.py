@@ -11,6 +11,7 @@ that produced them; the new LAST file records execution.resumed_from.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import logging
 import os
@@ -403,6 +404,24 @@ def _busy(directory: Path, start: dict) -> str:
             "stop it first or wait for its end")
 
 
+def _lock_workspace(workspace: Path) -> int:
+    """An exclusive lock on the temporary workspace a resume takes over (its descriptor), or
+    a ResumeError when another resume holds it."""
+    try:
+        fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as error:
+        raise ResumeError(f"{workspace}: cannot open the run's workspace: {error.strerror or error}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(fd)
+        if isinstance(error, BlockingIOError):
+            raise ResumeError(f"{workspace}: the run's workspace is in use by another resume of it (or of a "
+                              "resume of it); wait for its end") from None
+        raise ResumeError(f"{workspace}: cannot lock the run's workspace: {error.strerror or error}") from None
+    return fd
+
+
 def _claim(directory: Path) -> int | None:
     """The lock of the run's journal, held by a resume for its whole run (journal.claim)."""
     try:
@@ -442,8 +461,7 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
 
 def _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file, environ,
             claimed, options):
-    from runner.execution.run import RunRequest, execute_request
-    from runner.execution.run_directory import callers_workspace, clean_dead_run, library_workspace
+    from runner.execution.run_directory import callers_workspace, library_workspace
 
     from runner.execution.task_types import run_handlers
     with run_handlers(options.get("handlers")):      # the file may use the run's own task types
@@ -461,6 +479,21 @@ def _resume(directory, alt_source, output_dir, only_failed, from_task, force, wo
             except ValueError as error:
                 raise ResumeError(str(error)) from None
             temporary = workspace is None
+    # Held until the run ends: another resume of the same chain of runs (an earlier or later
+    # one, interrupted, names the same kept workspace) is refused instead of sharing it.
+    adopted = _lock_workspace(workspace) if temporary and workspace is not None else None
+    try:
+        return _resume_in(directory, chosen, workspace, temporary, output_dir, alt_file, environ, options)
+    finally:
+        if adopted is not None:
+            os.close(adopted)
+
+
+def _resume_in(directory, chosen, workspace, temporary, output_dir, alt_file, environ, options):
+    """The resume's run, its workspace chosen (and held when taken over)."""
+    from runner.execution.run import RunRequest, execute_request
+    from runner.execution.run_directory import clean_dead_run
+
     live = processes.live(chosen.source.processes)      # read with the journal, once
     wait = _resume_wait(environ) if live else 0.0
 
