@@ -148,8 +148,9 @@ def test_two_resumes_of_one_chain_of_runs_never_share_its_kept_workspace(tmp_pat
     assert RunState(second).start["workspace"] == str(workspace) and (workspace / "note.txt").exists()
     child = resuming(second)
     try:
-        assert wait_until(lambda: any("wait" in RunState(d).running for d in out.iterdir()
-                                      if d not in (first, second)), 30)
+        assert wait_until(lambda: any("wait" in RunState(journal.parent).running
+                                      for journal in out.glob("*/journal.jsonl")
+                                      if journal.parent not in (first, second)), 30)
         refused = cli("resume", first, "--quiet", env=env)
         assert refused.returncode != 0 and "is in use by another resume" in refused.stderr, refused.stderr
         assert (workspace / "note.txt").read_text() == "kept"
