@@ -4,6 +4,7 @@ commands (a counter file counts how often a command really ran)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -116,7 +117,6 @@ def test_two_resumes_of_one_chain_of_runs_never_share_its_kept_workspace(tmp_pat
     """A run interrupted keeps its workspace, its resume is interrupted and keeps it too: both
     directories name it. While a resume of one works in it, a resume of the other is refused
     (they shared it, and the first to end removed it from under the other: review 23)."""
-    import os
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {"TMPDIR": str(scratch), "RUNNER_GRACE_SECONDS": "0.3"}
@@ -236,3 +236,29 @@ def test_what_cannot_be_resumed_is_refused_with_the_reason(tmp_path):
         plan(written.directory)
     answer = cli("resume", tmp_path / "missing")
     assert answer.returncode == 2 and "no journal.jsonl" in answer.stderr
+
+
+def test_a_workspace_that_cannot_be_locked_is_resumed_in_all_the_same(tmp_path, monkeypatch, caplog):
+    """A file system without flock on directories (ENOLCK on some network and FUSE mounts):
+    the resume goes on, saying so; a lock held by another resume refuses it (review 24)."""
+    import errno
+    import fcntl
+
+    from runner.execution import resume as resume_module
+
+    real = fcntl.flock
+
+    def refused(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(resume_module.fcntl, "flock", refused)
+    assert resume_module._lock_workspace(tmp_path) is None
+    assert "cannot be locked (No locks available)" in caplog.text
+    monkeypatch.setattr(resume_module.fcntl, "flock", real)
+    held = resume_module._lock_workspace(tmp_path)
+    try:
+        with pytest.raises(ResumeError, match="in use by another resume"):
+            resume_module._lock_workspace(tmp_path)
+    finally:
+        os.close(held)
+    os.close(resume_module._lock_workspace(tmp_path))       # let go: taken again

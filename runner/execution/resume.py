@@ -404,21 +404,26 @@ def _busy(directory: Path, start: dict) -> str:
             "stop it first or wait for its end")
 
 
-def _lock_workspace(workspace: Path) -> int:
+def _lock_workspace(workspace: Path) -> int | None:
     """An exclusive lock on the temporary workspace a resume takes over (its descriptor), or
-    a ResumeError when another resume holds it."""
+    a ResumeError when another resume holds it. Where the file system has no such locks
+    (ENOLCK, EOPNOTSUPP on some network and FUSE mounts) the resume goes on without one,
+    as it did before there was one."""
     try:
         fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as error:
         raise ResumeError(f"{workspace}: cannot open the run's workspace: {error.strerror or error}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ResumeError(f"{workspace}: the run's workspace is in use by another resume of it (or of a "
+                          "resume of it); wait for its end") from None
     except OSError as error:
         os.close(fd)
-        if isinstance(error, BlockingIOError):
-            raise ResumeError(f"{workspace}: the run's workspace is in use by another resume of it (or of a "
-                              "resume of it); wait for its end") from None
-        raise ResumeError(f"{workspace}: cannot lock the run's workspace: {error.strerror or error}") from None
+        log.warning("resume: the workspace %s cannot be locked (%s): another resume could work in it meanwhile",
+                    workspace, error.strerror or error)
+        return None
     return fd
 
 

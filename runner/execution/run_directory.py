@@ -10,7 +10,6 @@ workspace holding files stay: `show` explains the run and `resume` finishes it.
 """
 from __future__ import annotations
 
-import collections
 import contextlib
 import fcntl
 import logging
@@ -145,9 +144,10 @@ def run_start(directory: Path) -> dict | None:
 
 
 def _named_workspace(start: dict) -> str | None:
-    """The workspace a run_started record names, as text (a journal may hold anything there)."""
+    """The workspace a run_started record names, as library_workspace reads it (a journal may
+    hold anything there: "/tmp//runner-workspace-x" is the same folder)."""
     workspace = start.get("workspace")
-    return workspace if isinstance(workspace, str) else None
+    return str(Path(workspace)) if isinstance(workspace, str) else None
 
 
 def _dead_run_workspace(directory: Path) -> Path | None:
@@ -301,7 +301,7 @@ def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) 
         return
     now = time.time()
     skipped = None if running is None else os.fspath(running)
-    finished, named = [], collections.Counter()
+    finished, latest = [], {}
     for entry in entries:
         try:
             if entry.path == skipped or not entry.is_dir(follow_symlinks=False):
@@ -312,7 +312,9 @@ def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) 
                 start = run_start(directory)
                 if start is None:
                     continue
-                named[_named_workspace(start)] += 1
+                key = _named_workspace(start)
+                if key is not None and directory.name > latest.get(key, ""):
+                    latest[key] = directory.name
                 if journal_file.is_locked(journal):
                     continue
                 if (directory / "last.json").exists():
@@ -330,9 +332,9 @@ def clean_dead_runs(output_dir: Path, in_use=None, running: Path | None = None) 
         except OSError:
             log.debug("cleaning %s failed", entry.path, exc_info=True)
     for directory, start in finished:
-        # A workspace another run here names too is that run's as well (a resume took it
-        # over, and may have kept it, interrupted, for its own resume): not this run's to remove.
-        if named[_named_workspace(start)] > 1:
+        # A workspace several runs here name (a run and its resumes, which took it over) is
+        # the latest one's (LAST ids grow with time): removed only when that run ended whole.
+        if latest.get(_named_workspace(start)) != directory.name:
             continue
         try:
             _clean_finished_run(directory, start, in_use)
