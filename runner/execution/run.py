@@ -494,7 +494,7 @@ def _make_workspace(workspace: Path) -> None:
         if isinstance(error, FileExistsError):
             blocked = Path(error.filename) if error.filename else workspace
         elif isinstance(error, NotADirectoryError):     # a file above it: the nearest folder there is
-            blocked = next((folder for folder in workspace.parents if folder.exists()), None)
+            blocked = _nearest_existing(workspace)
             if blocked is not None and blocked.is_dir():
                 blocked = None      # the file was replaced by a folder meanwhile: mkdir's word stands
         if blocked == workspace:
@@ -503,6 +503,15 @@ def _make_workspace(workspace: Path) -> None:
             raise ConfigurationError(f"{where}: {str(blocked)!r} is in its way and is not a directory") from None
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         raise ConfigurationError(f"{where}: it cannot be made ({reason})") from None
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    """The nearest of path's parents that exists, None when none can be looked at (a folder
+    that cannot be searched on the way: its error is mkdir's to say)."""
+    try:
+        return next((folder for folder in path.parents if folder.exists()), None)
+    except OSError:
+        return None
 
 
 def _check_names(folders: list[Path], existing: Path) -> None:
