@@ -25,9 +25,10 @@ def cli(*argv, env=None) -> subprocess.CompletedProcess:
                           timeout=120, env={**os.environ, **ENABLED, **(env or {})})
 
 
-def test_a_run_killed_with_sigkill_resumes_without_repeating_completed_commands(tmp_path):
-    counter, release = tmp_path / "counter.txt", tmp_path / "release"
-    alt = {"id": "killed", "title": "Killed", "tasks": [
+def count_note_wait_read(alt_id: str, title: str, counter: Path, release: Path) -> dict:
+    """A command that counts its runs, a file written in the workspace, a command that waits
+    for `release` (30 s at most), then the file read back."""
+    return {"id": alt_id, "title": title, "tasks": [
         {"id": "count", "description": "c", "parameters": {
             "task_type": "system_command", "command": ["sh", "-c", f"echo ran >> {counter}"]}},
         {"id": "note", "description": "n", "parameters": {
@@ -35,8 +36,14 @@ def test_a_run_killed_with_sigkill_resumes_without_repeating_completed_commands(
         {"id": "wait", "description": "w", "dependencies": ["count", "note"], "parameters": {
             "task_type": "system_command", "command": ["sh", "-c", f"test -f {release} || sleep 30"]}},
         {"id": "read", "description": "r", "dependencies": ["wait"], "parameters": {
-            "task_type": "file_operation", "operation": "read", "path": "note.txt"}},
-        {"id": "ask", "description": "Summarise {{ deps.read.output.content }}", "dependencies": ["read"]}]}
+            "task_type": "file_operation", "operation": "read", "path": "note.txt"}}]}
+
+
+def test_a_run_killed_with_sigkill_resumes_without_repeating_completed_commands(tmp_path):
+    counter, release = tmp_path / "counter.txt", tmp_path / "release"
+    alt = count_note_wait_read("killed", "Killed", counter, release)
+    alt["tasks"].append({"id": "ask", "description": "Summarise {{ deps.read.output.content }}",
+                         "dependencies": ["read"]})
     child, out = start_cli(tmp_path, alt, "--quiet")
     try:
         directory = run_directory(out)
@@ -83,15 +90,7 @@ def test_a_run_stopped_by_a_signal_keeps_its_workspace_and_its_resume_reads_the_
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     counter = tmp_path / "counter.txt"
-    alt = {"id": "stopped", "title": "Stopped", "tasks": [
-        {"id": "count", "description": "c", "parameters": {
-            "task_type": "system_command", "command": ["sh", "-c", f"echo ran >> {counter}"]}},
-        {"id": "note", "description": "n", "parameters": {
-            "task_type": "file_operation", "operation": "write", "path": "note.txt", "content": "kept"}},
-        {"id": "wait", "description": "w", "dependencies": ["count", "note"], "parameters": {
-            "task_type": "system_command", "command": ["sh", "-c", f"test -f {tmp_path / 'release'} || sleep 30"]}},
-        {"id": "read", "description": "r", "dependencies": ["wait"], "parameters": {
-            "task_type": "file_operation", "operation": "read", "path": "note.txt"}}]}
+    alt = count_note_wait_read("stopped", "Stopped", counter, tmp_path / "release")
     child, out = start_cli(tmp_path, alt, "--quiet", env_extra={"TMPDIR": str(scratch)})
     try:
         directory = run_directory(out)
