@@ -475,10 +475,14 @@ char *runner_run_wait(const char *run_id, int timeout_ms);
  * is the earlier LAST id; reused results carry metadata.reused_from. Blocks until the
  * run ends; runner_cleanup interrupts it as it does runner_execute_alt_file.
  *
+ * The earlier run's commands still running are waited for and its directory cleaned only
+ * once the resume's checks have passed: a refused resume changes nothing.
+ *
  * Returns the new LAST id (caller frees with runner_free_string). Returns NULL if
  * last_dir is NULL or holds no journal (the error says why), if output_dir is empty
- * (pass NULL for the default), if the run there is still going, if alt_json is not a
- * valid ALT file, or if the LAST file cannot be written.
+ * (pass NULL for the default), if the run there is still going, if another resume works
+ * in the temporary workspace it would take over (an interrupted resume of the same run
+ * kept it too), if alt_json is not a valid ALT file, or if the LAST file cannot be written.
  * Any thread may call it.
  */
 char *runner_resume(const char *last_dir, const char *alt_json, const char *output_dir);
