@@ -190,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         # and Python's own flush at exit must not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return BROKEN_PIPE
+    except KeyboardInterrupt:
+        # Ctrl-C outside a run's own handlers (a resume waiting for the earlier run's
+        # commands, a large file being read): said in a line, not a traceback.
+        from runner.commands.run import INTERRUPTED
+        print(f"{command or 'runner'}: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 def _command_of(argv: list[str]) -> str | None:

@@ -171,6 +171,11 @@ def test_a_signal_while_resume_waits_for_the_earlier_command_stops_it_at_once_an
             child.kill()
         os.kill(pid, 0)         # still running
         assert not any("killed" in line for line in stderr), stderr
+        # SIGTERM's default action ends the process there; Ctrl-C is said in a line (it was a traceback).
+        assert child.returncode == (-signal.SIGTERM if number == signal.SIGTERM else 130), stderr
+        if number == signal.SIGINT:
+            assert wait_until(lambda: any("resume: interrupted" in line for line in stderr), 10), stderr
+        assert not any("Traceback" in line for line in stderr), stderr
         assert log_lines(tmp_path) == ["start"]
         assert [p for p in (tmp_path / "out").iterdir()] == [directory]
     finally:
