@@ -114,6 +114,19 @@ def test_the_schedulers_indexes_from_outside_are_looked_at():
         scheduler.release(0, 7)
 
 
+def test_an_add_refused_for_its_tasks_leaves_the_scheduler_as_it_was():
+    # A non-task after a task in the batch: the refused add had already recorded its first
+    # node (3) as a dependent of node 4, and the nodes a later add put there inherited it:
+    # node 4's end would have counted down node 3's dependencies.
+    alt = chain_alt(3)
+    scheduler = librunner.Scheduler(alt, None, None, frozenset())
+    task = alt.tasks[0]
+    with pytest.raises(TypeError, match="holds int at 1"):
+        scheduler.add([task, 5], [[4], []], [False, False], [False, False], -1)
+    first = scheduler.add([task, task], [[], []], [False, False], [False, False], -1)
+    assert first == 3 and scheduler.dependents(3) == [] and scheduler.dependents(4) == []
+
+
 def test_control_flow_helpers_look_at_the_tasks_they_are_given():
     alt = chain_alt(2)
     with pytest.raises(TypeError, match="holds int at 1"):

@@ -363,7 +363,8 @@ cdef class Scheduler:
                              f"{len(held)} held flags")
         if not -1 <= group < len(self.group_left):
             raise ValueError(f"add: no group {group}")
-        for k in range(n):
+        for k in range(n):      # all looked at before anything changes: a refusal leaves the scheduler whole
+            task_at(tasks, k)
             for d in <list?>dependencies[k]:
                 checked_index(d - self.base_size, first - self.base_size + n)    # an added node
         self.grow(first + n + 1)
@@ -371,7 +372,7 @@ cdef class Scheduler:
             self.added_needed.append([])
         for k in range(n):
             i = first + k
-            task = task_at(tasks, k)
+            task = <Task>tasks[k]
             rank = self.default_rank if task.priority is None else <long long>PRIORITY_RANKS[task.priority]
             self.key[i] = (rank << 40) | <long long>i
             self.state[i] = NODE_WAITING
