@@ -165,8 +165,7 @@ class Journal:
         try:
             # Busy from before its thread starts: the run's drain of inline tasks, which would
             # hold the GIL until it ends, lets go of it for a moment every INLINE_GIL_YIELD
-            # tasks, so that the writer's start (its first hold of the GIL included) goes on
-            # beside it.
+            # tasks, so that the writer's first hold of the GIL comes while the drain runs.
             let_go = librunner.gil_let_go_seen()
             self._thread = _start_thread(self._writer, busy=self._busy)
         except RuntimeError as error:       # no thread to be had ("can't start new thread")
@@ -216,8 +215,12 @@ class Journal:
     def _writer(self) -> None:
         # The writer's waits for the GIL while the run's thread drains inline tasks go through
         # the core's hand-over (gil_handoff.pxi): write_synced and gil_nap for its own I/O and
-        # naps, gil_busy around the rest of the start (hashing, Python's os calls; raised by
-        # _start_thread, given back here).
+        # naps; gil_busy (raised by _start_thread) for its first hold of the GIL, had now, and,
+        # where the start hashes alt.json with hashlib (no libcrypto found), until the start is
+        # written. Given back here otherwise: every pause of the drain it made cost the run
+        # ~0.16 ms (a nanosleep of 50 us), two or three in a run of 10k inline tasks.
+        if SHA256_WITHOUT_GIL:
+            _give_back(self._busy)
         try:
             self._write_start(*self._start)
         except BaseException as error:      # not the disk (that is a warning): a bug, said as such
