@@ -1,0 +1,138 @@
+"""Where a journaled run's extra time goes (issue 23: the journal within 1.3x of the no-op loop).
+
+    .venv/bin/python benchmarks/journal_parts.py [--tasks 10000] [--rounds 40]
+
+The no-op DAG of benchmarks/schedule.py, run without a journal and with one, alternating,
+each run split where the executor's loop begins and ends (Execution.execute):
+  - before the loop: settings, the run's directory, its files and the writer's thread;
+  - the loop: the drain of inline tasks, which writes each result's row, hands the GIL to the
+    writer at its commits, and shares the machine with the writer's I/O (alt.json, the
+    journal's start, its commits); its CPU time on the run's thread is printed beside it;
+  - after it: the journal's last commit (waiting for the one in flight) and its release.
+Then the same with the journal given no alt.json (a diagnostic, not a run that can be
+resumed): alt.json's share. Baselines measured in the same run, for the floor: an fsync of a
+small append, a mkdir and a file's creation in the same file system. Medians of --rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from schedule import dag_document      # benchmarks/ is on sys.path when run as a script
+
+from runner import parse_alt_file
+from runner.execution import execute, executor, journal
+
+PARTS = ("before", "loop", "loop cpu", "after", "whole")
+
+
+def split_runs(alt, scratch: str, rounds: int, journaled: bool) -> dict[str, float]:
+    """Median seconds of each part of `rounds` runs (plain ones when not journaled)."""
+    marks: list[float] = []
+    execute_loop = executor.Execution.execute
+
+    def timed(self):
+        marks.extend((time.perf_counter(), time.thread_time()))
+        try:
+            return execute_loop(self)
+        finally:
+            marks.extend((time.perf_counter(), time.thread_time()))
+
+    workspace = tempfile.mkdtemp(dir=scratch)
+    parts: dict[str, list[float]] = {part: [] for part in PARTS}
+    executor.Execution.execute = timed
+    try:
+        for _ in range(rounds):
+            marks.clear()
+            out = tempfile.mkdtemp(dir=scratch) if journaled else None
+            begun = time.perf_counter()
+            if journaled:
+                execute(alt, out, write=False, journal=True, workspace=workspace, environ={})
+            else:
+                execute(alt, write=False, workspace=workspace, environ={})
+            ended = time.perf_counter()
+            loop_start, cpu_start, loop_end, cpu_end = marks
+            for part, value in zip(PARTS, (loop_start - begun, loop_end - loop_start, cpu_end - cpu_start,
+                                           ended - loop_end, ended - begun)):
+                parts[part].append(value)
+    finally:
+        executor.Execution.execute = execute_loop
+    return {part: statistics.median(values) for part, values in parts.items()}
+
+
+def without_alt_json():
+    """Journal made with no alt.json (the diagnostic variant); returns the undo."""
+    make = journal.Journal.__init__
+
+    def no_alt(self, directory, alt_json=None, before=None):
+        make(self, directory, None, before)
+
+    journal.Journal.__init__ = no_alt
+    return lambda: setattr(journal.Journal, "__init__", make)
+
+
+def file_system_floor(scratch: str, count: int = 200) -> dict[str, float]:
+    """Median seconds of an fsync of a 4 KB append, a mkdir and a file's creation."""
+    fsyncs, mkdirs, creates = [], [], []
+    fd = os.open(os.path.join(scratch, "floor"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for i in range(count):
+            os.write(fd, b"x" * 4096)
+            begun = time.perf_counter()
+            os.fsync(fd)
+            fsyncs.append(time.perf_counter() - begun)
+            folder = os.path.join(scratch, f"d{i}")
+            begun = time.perf_counter()
+            os.mkdir(folder)
+            mkdirs.append(time.perf_counter() - begun)
+            begun = time.perf_counter()
+            os.close(os.open(os.path.join(folder, "f"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            creates.append(time.perf_counter() - begun)
+    finally:
+        os.close(fd)
+    return {"fsync": statistics.median(fsyncs), "mkdir": statistics.median(mkdirs),
+            "create": statistics.median(creates)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=40)
+    args = parser.parse_args()
+    alt = parse_alt_file(orjson.dumps(dag_document(args.tasks)))
+    with tempfile.TemporaryDirectory(prefix="bench-journal-parts-") as scratch:
+        floor = file_system_floor(scratch)
+        print(f"file system here: fsync of an append {floor['fsync'] * 1e6:.0f} us, mkdir "
+              f"{floor['mkdir'] * 1e6:.0f} us, a file's creation {floor['create'] * 1e6:.0f} us (medians)")
+        plain, full, no_alt = {}, {}, {}
+        # Alternated in slices, so that load from other processes hits the three alike.
+        for _ in range(4):
+            for target, variant in ((plain, None), (full, "journal"), (no_alt, "no alt.json")):
+                undo = without_alt_json() if variant == "no alt.json" else None
+                try:
+                    slice_ = split_runs(alt, scratch, max(1, args.rounds // 4), variant is not None)
+                finally:
+                    if undo is not None:
+                        undo()
+                for part, value in slice_.items():
+                    target.setdefault(part, []).append(value)
+        plain, full, no_alt = ({part: statistics.median(v) for part, v in d.items()} for d in (plain, full, no_alt))
+    print(f"{args.tasks} no-op tasks, medians (ms); the extra time over the run without a journal, and the "
+          "whole's ratio:")
+    print(f"  {'':28s}" + "".join(f"{part:>10s}" for part in PARTS))
+    print(f"  {'without a journal':28s}" + "".join(f"{plain[p] * 1e3:10.3f}" for p in PARTS))
+    for name, parts in (("journal", full), ("journal without alt.json", no_alt)):
+        print(f"  {name:28s}" + "".join(f"{parts[p] * 1e3:10.3f}" for p in PARTS))
+        print(f"  {'  extra':28s}" + "".join(f"{(parts[p] - plain[p]) * 1e3:+10.3f}" for p in PARTS)
+              + f"   journal/none {parts['whole'] / plain['whole']:.2f}x (goal <= 1.30)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
