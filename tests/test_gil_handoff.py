@@ -325,3 +325,40 @@ def test_write_synced_closes_fd_when_asked_even_when_chunks_is_not_a_sequence(tm
         librunner.write_synced(fd, 5, close=True)
     with pytest.raises(OSError):
         os.fstat(fd)        # closed (EBADF), as its docstring promises
+
+
+def test_a_journals_writer_counts_as_busy_for_its_first_hold_of_the_gil_and_hashlib_not_its_whole_start(
+        tmp_path, monkeypatch):
+    """While a writer counts as busy a drain pauses every INLINE_GIL_YIELD tasks (~0.16 ms each
+    on these machines): the count stands for the writer's waits that the hand-over does not
+    route (its thread's first hold of the GIL, hashlib's hashing), not for its whole start,
+    whose writes go through write_synced's hand-over."""
+    import hashlib
+
+    from runner.execution import journal as journal_file
+
+    seen = []
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(librunner, name)
+
+        def write_synced(self, *args, **kwargs):
+            seen.append(("write", librunner.gil_handoff_counts()[1]))
+            return librunner.write_synced(*args, **kwargs)
+
+    class Hashing:
+        def sha256(self, data=b""):
+            seen.append(("hash", librunner.gil_handoff_counts()[1]))
+            return hashlib.sha256(data)
+
+    monkeypatch.setattr(journal_file, "librunner", Counting())
+    monkeypatch.setattr(journal_file, "hashlib", Hashing())
+    assert execute(generic_tasks(3), tmp_path / "a", write=False, journal=True, environ={}).all_completed
+    assert seen[:2] == [("write", 0), ("write", 0)]     # alt.json, then the journal's first lines
+    # Where there is no libcrypto beside hashlib: hashed by hashlib, counted as busy meanwhile.
+    monkeypatch.setattr(journal_file, "SHA256_WITHOUT_GIL", False)
+    seen.clear()
+    assert execute(generic_tasks(3), tmp_path / "b", write=False, journal=True, environ={}).all_completed
+    assert ("hash", 1) in seen and [busy for kind, busy in seen if kind == "write"][:2] == [0, 0]
+    assert librunner.gil_handoff_counts() == (0, 0)

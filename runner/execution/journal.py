@@ -215,12 +215,12 @@ class Journal:
     def _writer(self) -> None:
         # The writer's waits for the GIL while the run's thread drains inline tasks go through
         # the core's hand-over (gil_handoff.pxi): write_synced and gil_nap for its own I/O and
-        # naps; gil_busy (raised by _start_thread) for its first hold of the GIL, had now, and,
-        # where the start hashes alt.json with hashlib (no libcrypto found), until the start is
-        # written. Given back here otherwise: every pause of the drain it made cost the run
-        # ~0.16 ms (a nanosleep of 50 us), two or three in a run of 10k inline tasks.
-        if SHA256_WITHOUT_GIL:
-            _give_back(self._busy)
+        # naps; gil_busy around its other waits: its first hold of the GIL (raised by
+        # _start_thread), had now, and hashlib's hashing (_sha256_hex, _Hashing). Given back
+        # here, not after the whole start: every pause of the drain it made cost the run ~0.16 ms
+        # (a nanosleep of 50 us), two or three in a run of 10k inline tasks. (A warning's own
+        # writes, on a disk that refuses the start, wait for the GIL as any thread's do.)
+        _give_back(self._busy)
         try:
             self._write_start(*self._start)
         except BaseException as error:      # not the disk (that is a warning): a bug, said as such
@@ -245,7 +245,7 @@ class Journal:
             here = wanted and SHA256_WITHOUT_GIL
             if wanted and not here:
                 if len(self._alt_json) < HASH_ASIDE_BYTES:
-                    first["alt_sha256"] = hashlib.sha256(self._alt_json).hexdigest()
+                    first["alt_sha256"] = _sha256_hex(self._alt_json)
                 else:
                     # Hashed while alt.json is written and fsynced: both release the GIL (a
                     # 100 MB file: ~0.2 s each, at once instead of one after the other).
@@ -260,7 +260,7 @@ class Journal:
                 if hashing is not None:
                     first["alt_sha256"] = hashing.hexdigest()
             if here:        # hashlib when the write, or the hash, could not be made
-                first["alt_sha256"] = digest or hashlib.sha256(self._alt_json).hexdigest()
+                first["alt_sha256"] = digest or _sha256_hex(self._alt_json)
             self._alt_json = None       # written: not kept for the whole run (a 1M-task file is 100 MB)
         lines = [orjson.dumps(first, option=orjson.OPT_APPEND_NEWLINE, default=str)]
         if results or documents:
@@ -508,6 +508,16 @@ def _give_back(busy: list) -> None:
     except IndexError:
         return
     librunner.gil_busy(-1)
+
+
+def _sha256_hex(data: bytes) -> str:
+    """hashlib's SHA-256 of `data` on the writer's thread: hashlib lets go of the GIL for it,
+    and the drain leaves room for the wait to take it back (gil_busy)."""
+    librunner.gil_busy(1)
+    try:
+        return hashlib.sha256(data).hexdigest()
+    finally:
+        librunner.gil_busy(-1)
 
 
 class _Hashing:
