@@ -12,6 +12,9 @@ each run split where the executor's loop begins and ends (Execution.execute):
 Then the same with the journal given no alt.json (a diagnostic, not a run that can be
 resumed): alt.json's share. Baselines measured in the same run, for the floor: an fsync of a
 small append, a mkdir and a file's creation in the same file system. Medians of --rounds.
+Where Linux shows them (/proc/interrupts), the interrupts a run costs the machine: devices'
+(the disk's completions), function-call and TLB-shootdown IPIs; on a VM each lands on the
+core of whatever thread runs there, the run's included.
 """
 from __future__ import annotations
 
@@ -31,6 +34,25 @@ from runner import parse_alt_file
 from runner.execution import execute, executor, journal
 
 PARTS = ("before", "loop", "loop cpu", "after", "whole")
+INTERRUPTS = ("devices", "CAL", "TLB")
+
+
+def interrupt_counts() -> dict[str, int]:
+    """Interrupts so far, every CPU's summed: devices' (numbered lines), CAL and TLB IPIs; {}
+    where /proc/interrupts cannot be read."""
+    counts = dict.fromkeys(INTERRUPTS, 0)
+    try:
+        with open("/proc/interrupts") as table:
+            cpus = len(table.readline().split())
+            for line in table:
+                fields = line.split()
+                name = fields[0].rstrip(":") if fields else ""
+                kind = "devices" if name.isdigit() else name if name in INTERRUPTS else None
+                if kind is not None:
+                    counts[kind] += sum(int(field) for field in fields[1:1 + cpus] if field.isdigit())
+    except OSError:
+        return {}
+    return counts
 
 
 def split_runs(alt, scratch: str, rounds: int, journaled: bool) -> dict[str, float]:
@@ -48,6 +70,7 @@ def split_runs(alt, scratch: str, rounds: int, journaled: bool) -> dict[str, flo
     workspace = tempfile.mkdtemp(dir=scratch)
     parts: dict[str, list[float]] = {part: [] for part in PARTS}
     executor.Execution.execute = timed
+    before = interrupt_counts()
     try:
         for _ in range(rounds):
             marks.clear()
@@ -64,7 +87,9 @@ def split_runs(alt, scratch: str, rounds: int, journaled: bool) -> dict[str, flo
                 parts[part].append(value)
     finally:
         executor.Execution.execute = execute_loop
-    return {part: statistics.median(values) for part, values in parts.items()}
+    after = interrupt_counts()
+    medians = {part: statistics.median(values) for part, values in parts.items()}
+    return {**medians, **{kind: (after[kind] - before[kind]) / rounds for kind in before}}
 
 
 def without_alt_json():
@@ -124,6 +149,11 @@ def main() -> None:
                 for part, value in slice_.items():
                     target.setdefault(part, []).append(value)
         plain, full, no_alt = ({part: statistics.median(v) for part, v in d.items()} for d in (plain, full, no_alt))
+    if "devices" in plain:
+        print("interrupts a run, on the whole machine (devices' / function-call IPIs / TLB shootdowns): "
+              + ", ".join(f"{name} {d['devices']:.1f} / {d['CAL']:.1f} / {d['TLB']:.1f}"
+                          for name, d in (("without a journal", plain), ("journal", full),
+                                          ("journal without alt.json", no_alt))))
     print(f"{args.tasks} no-op tasks, medians (ms); the extra time over the run without a journal, and the "
           "whole's ratio:")
     print(f"  {'':28s}" + "".join(f"{part:>10s}" for part in PARTS))
