@@ -48,9 +48,6 @@ class RunnerError(Exception):
     category = "invalid_argument"
     error_code = ERROR_CODES["invalid_argument"]
     pointer: str | None = None
-    # The temporary workspace the run that raised it kept for its resume (a run that did not
-    # finish: its LAST file not written); runner.execution.run.discard_kept_workspace removes it.
-    kept_workspace = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -27,7 +27,7 @@ from runner import librunner, settings as runner_settings
 from runner.ai import check_record_path, recording, replay_client, replaying
 from runner.ai.preflight import check_ai_service
 from runner.ai.settings import settings_from_environment
-from runner.errors import ConfigurationError, DeliveryError, LastFileError, RunnerError
+from runner.errors import ConfigurationError, DeliveryError, LastFileError
 from runner.execution import settings as execution_settings
 from runner.execution.executor import Execution, default_workspace
 from runner.execution.journal import FORMAT as JOURNAL_FORMAT
@@ -359,7 +359,6 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             previous_handlers[number] = signal.signal(number, stop)
     with _ACTIVE_LOCK:
         _ACTIVE.add(execution)
-    raised = None       # what the run raised: a RunnerError names the workspace it kept
     try:
         # The handlers stay until the LAST directory is written: a SIGTERM or Ctrl-C that
         # arrives while it is written lets it finish (the run is over; the signal has nothing
@@ -401,9 +400,6 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             last_written = True
             outcome = RunOutcome(written.last_id, Path(written.directory), written.lean_record, written.json_data,
                                  results, facts, workspace, written.delivery)
-    except BaseException as error:
-        raised = error
-        raise
     finally:
         if tracing is not None and facts is not None:
             # After the LAST file (a collector never holds it back), bounded by
@@ -422,8 +418,6 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             # run killed with -9 keeps them, until a resume ends (or discard_kept_workspace).
             if outcome is not None:
                 outcome.workspace_kept = True
-            elif isinstance(raised, RunnerError):
-                raised.kept_workspace = workspace
             log.warning("the run was not finished: its temporary workspace %s is kept for its resume "
                         "(python -m runner resume %s), which removes it at its end", workspace, run_journal.directory)
         elif temporary_workspace:
@@ -446,17 +440,12 @@ def _resumable(run_journal, facts, last_written: bool) -> bool:
     return facts is None or not last_written or bool(facts.get("interrupted"))
 
 
-def discard_kept_workspace(ended: RunOutcome | RunnerError) -> None:
-    """Removes the temporary workspace a run that did not finish kept for its resume, for a
-    caller that will not resume it: `ended`, the run's RunOutcome (the service, for a run
-    cancelled by its user) or the RunnerError it raised (the service ends such a run)."""
-    if isinstance(ended, RunOutcome):
-        if ended.workspace_kept:
-            ended.workspace_kept = False
-            _remove_workspace(ended.workspace)
-    elif ended.kept_workspace is not None:
-        workspace, ended.kept_workspace = ended.kept_workspace, None
-        _remove_workspace(workspace)
+def discard_kept_workspace(outcome: RunOutcome) -> None:
+    """Removes the temporary workspace an interrupted run kept for its resume, for a caller
+    that will not resume it (the service, for a run cancelled by its user)."""
+    if outcome.workspace_kept:
+        outcome.workspace_kept = False
+        _remove_workspace(outcome.workspace)
 
 
 def _callers_workspace(request: RunRequest) -> Path | None:

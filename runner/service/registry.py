@@ -251,7 +251,6 @@ class Registry:
             self._end(run, facts)
             return
         except RunnerError as error:        # ResumeError included; a bug goes to _work, with its traceback
-            discard_kept_workspace(error)       # the run ends here: never resumed
             self._end(run, run.end_facts("cancelled" if run.cancel_requested else "failure", error=str(error),
                                          at=_stamp()))
             return
