@@ -311,40 +311,6 @@ def test_the_temporary_workspace_outlives_the_attempts_abandoned_in_it(monkeypat
     assert wait_until(lambda: not seen["workspace"].exists(), 5)  # and went once it ended
 
 
-def test_a_kept_workspace_discarded_outlives_the_attempts_abandoned_in_it(tmp_path, monkeypatch):
-    """An interrupted run keeps its temporary workspace for its resume; a caller that will
-    not resume it (the service, for a run its user cancelled) discards it as the run's end
-    would have removed it: after the attempt abandoned in it has ended, not under it."""
-    from runner.execution.run import discard_kept_workspace
-
-    seen, go_on = {}, threading.Event()
-
-    def stubborn(ctx):
-        """Ignores its cancellation, then still writes into the workspace."""
-        seen["workspace"] = ctx.workspace
-        go_on.wait(30)
-        try:
-            (ctx.workspace / "late.txt").write_text("late")
-            seen["wrote"] = True
-        except OSError as error:
-            seen["wrote"] = error
-        return {}
-
-    def interrupt_soon(execution):
-        threading.Timer(0.2, execution.interrupt).start()
-
-    monkeypatch.setattr(task_types.lookup("file_operation"), "run", stubborn)
-    outcome = execute(one_task({"parameters": {"task_type": "file_operation", "operation": "list"}}), tmp_path,
-                      write=False, journal=True, on_execution=interrupt_soon, environ={"RUNNER_GRACE_SECONDS": "0.2"})
-    assert outcome.interrupted and outcome.workspace_kept
-    discard_kept_workspace(outcome)
-    assert seen["workspace"].is_dir() and not outcome.workspace_kept     # the attempt still works in it
-    go_on.set()
-    assert wait_until(lambda: "wrote" in seen, 5)
-    assert seen["wrote"] is True                                # its directory was still there
-    assert wait_until(lambda: not seen["workspace"].exists(), 5)  # and went once it ended
-
-
 # ---- the property tests leave nothing in /tmp ---------------------------------------------
 
 def test_importing_the_property_tests_creates_no_directory():

@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -125,9 +125,6 @@ class RunOutcome(WrittenLast):
     # The run's temporary workspace was kept for its resume (an interrupted run): see
     # discard_kept_workspace.
     workspace_kept: bool = False
-    # How the run's own end would have removed it: once no attempt abandoned at its deadline
-    # works in it any more (Execution.after_attempts).
-    workspace_release: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def interrupted(self) -> bool:
@@ -421,13 +418,15 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             # run killed with -9 keeps them, until a resume ends (or discard_kept_workspace).
             if outcome is not None:
                 outcome.workspace_kept = True
-                outcome.workspace_release = _release_after_attempts(execution, workspace)
             log.warning("the run was not finished: its temporary workspace %s is kept for its resume "
                         "(python -m runner resume %s), which removes it at its end", workspace, run_journal.directory)
         elif temporary_workspace:
             # The files tasks listed as written were copied into the LAST directory as
-            # artifacts; a temporary workspace is not left behind in /tmp.
-            _release_after_attempts(execution, workspace)()
+            # artifacts; a temporary workspace is not left behind in /tmp. An attempt
+            # abandoned at its deadline may still be working in it (a thread cannot be
+            # killed): the directory goes when the last such thread ends, not under it.
+            execution.after_attempts(lambda: _remove_workspace(workspace),
+                                     WORKSPACE_RELEASE_SECONDS)
     if keyboard:
         raise RunInterrupted(outcome)
     return outcome
@@ -441,24 +440,12 @@ def _resumable(run_journal, facts, last_written: bool) -> bool:
     return facts is None or not last_written or bool(facts.get("interrupted"))
 
 
-def _release_after_attempts(execution: Execution, workspace: Path) -> Callable[[], None]:
-    """The removal of a run's temporary workspace: an attempt abandoned at its deadline may
-    still be working in it (a thread cannot be killed), so the directory goes when the last
-    such thread ends (within WORKSPACE_RELEASE_SECONDS here, else on that thread), not under it."""
-    return lambda: execution.after_attempts(lambda: _remove_workspace(workspace), WORKSPACE_RELEASE_SECONDS)
-
-
 def discard_kept_workspace(outcome: RunOutcome) -> None:
     """Removes the temporary workspace an interrupted run kept for its resume, for a caller
-    that will not resume it (the service, for a run cancelled by its user), as the run's end
-    would have: after its abandoned attempts."""
+    that will not resume it (the service, for a run cancelled by its user)."""
     if outcome.workspace_kept:
         outcome.workspace_kept = False
-        release, outcome.workspace_release = outcome.workspace_release, None
-        if release is not None:
-            release()
-        else:
-            _remove_workspace(outcome.workspace)
+        _remove_workspace(outcome.workspace)
 
 
 def _callers_workspace(request: RunRequest) -> Path | None:
