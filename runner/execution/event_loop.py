@@ -26,19 +26,24 @@ class RunLoop:
             self.loop.run_forever()
         finally:
             # Attempts abandoned at the end of the run: cancelled, given one turn to unwind.
+            # Run even when none is: the done callbacks of the tasks that ended in the loop's
+            # last turn (start_many's `ended`) are still queued.
             pending = [t for t in asyncio.all_tasks(self.loop) if not t.done()]
             for task in pending:
                 task.cancel()
-            if pending:
-                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.run_until_complete(_unwind(pending))
             self.loop.close()
 
     def start_many(self, starts: list) -> None:
-        """Runs each (coroutine, cancellation) of `starts` on the loop, with one wake-up of its
-        thread; cancellation.cancel() cancels its coroutine (from any thread)."""
+        """Runs each (coroutine, cancellation, ended) of `starts` on the loop, with one wake-up
+        of its thread; cancellation.cancel() cancels its coroutine (from any thread); ended()
+        is called on the loop once its task is done, whether its coroutine ran or not (a task
+        cancelled before its first step, as the loop's close cancels those it never started,
+        ends without running any of its code, a `finally` included)."""
         def begin():
-            for coroutine, cancellation in starts:
+            for coroutine, cancellation, ended in starts:
                 task = self.loop.create_task(coroutine)
+                task.add_done_callback(lambda _task, ended=ended: ended())
                 cancellation.on_cancel(lambda task=task: self.loop.call_soon_threadsafe(task.cancel))
         self.loop.call_soon_threadsafe(begin)
 
@@ -48,3 +53,8 @@ class RunLoop:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:        # closed already
             pass
+
+
+async def _unwind(tasks: list) -> None:
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)

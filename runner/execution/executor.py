@@ -79,7 +79,7 @@ class Execution:
         # the process's registry and plugins (runner.execution.task_types).
         self.handlers = task_types.run_types(handlers)
         self.kinds: dict = {}                   # task type name -> TaskType, looked up once
-        self._async_starts: list = []           # (coroutine, Cancellation) not yet on the event loop
+        self._async_starts: list = []           # (coroutine, Cancellation, ended) not yet on the event loop
         self._async_reports: list = []          # ended async attempts, sent once per turn of the event loop
         self.kind_errors: dict = {}             # task type name -> why its plugin did not load
         self.event_loop = None                  # the run's asyncio loop, made for the first async task
@@ -422,7 +422,10 @@ class Execution:
                 self.event_loop = RunLoop()
             # Handed to the loop in one call per wait (_hand_over): a wake-up of the loop's
             # thread per attempt cost more than the attempt itself.
-            self._async_starts.append((self._work_async(self._token, attempt, kind.handler()), cancellation))
+            # Counted as ended when its asyncio task is done (RunLoop.start_many), not in the
+            # coroutine's own `finally`, which a task cancelled before its first step never runs.
+            self._async_starts.append((self._work_async(self._token, attempt, kind.handler()), cancellation,
+                                       self._attempt_thread_ended))
         else:
             if self.pool is None:
                 self.pool = WorkerPool()
@@ -490,8 +493,6 @@ class Execution:
             self._async_report((token, "failed", None, TaskFailure(f"{type(error).__name__}: {error}")))
         else:
             self._async_report((token, "completed", output, None))
-        finally:
-            self._attempt_thread_ended()
 
     def _async_report(self, report: tuple) -> None:
         """On the event loop: the reports of one turn of the loop reach the executor as one
