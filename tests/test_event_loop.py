@@ -85,3 +85,55 @@ def test_a_run_interrupted_as_its_async_attempts_start_removes_its_temporary_wor
                           on_event=interrupt_at_first_start, environ={"RUNNER_GRACE_SECONDS": "0"})
         assert outcome.interrupted and not outcome.workspace_kept
         assert wait_until(lambda: not outcome.workspace.exists(), 5), outcome.workspace
+
+
+def test_attempts_handed_to_a_closed_loop_end_at_once_unrun():
+    ran, ended = [], []
+
+    async def attempt():
+        ran.append("body")
+
+    run_loop = RunLoop()
+    run_loop.close()
+    run_loop._thread.join(30)
+    assert run_loop.loop.is_closed()
+    coroutine = attempt()
+    run_loop.start_many([(coroutine, Cancellation(), lambda: ended.append("ended"))])
+    assert ended == ["ended"] and ran == []
+    assert coroutine.cr_frame is None       # closed: no "never awaited" warning at its collection
+
+
+def test_attempts_begun_when_a_listener_stops_the_run_are_counted_as_ended():
+    """A listener's BaseException (not an Exception, which the run ignores) ends the run
+    between an attempt's start and its hand-over to the loop: given to the loop at its close,
+    cancelled unstarted, and counted, so the temporary workspace still goes."""
+    import asyncio
+
+    import pytest
+
+    from conftest import wait_until
+    from runner.execution import execute
+
+    class Stop(BaseException):
+        pass
+
+    async def later(t):
+        await asyncio.sleep(0.05)
+
+    made, started = {}, []
+
+    def stop_at_second_start(event):
+        if event.get("event") == "task_started":
+            started.append(event["task_id"])
+            if len(started) == 2:
+                raise Stop()
+
+    document = {"id": "async", "title": "async", "tasks": [
+        {"id": f"t{i}", "description": "d", "parameters": {"task_type": "later"}} for i in range(3)]}
+    with pytest.raises(Stop):
+        execute(document, write=False, journal=False, handlers={"later": later},
+                on_execution=lambda execution: made.update(execution=execution), on_event=stop_at_second_start,
+                environ={})
+    execution = made["execution"]
+    assert wait_until(lambda: execution._attempts_live == 0, 5), execution._attempts_live
+    assert wait_until(lambda: not execution.workspace.exists(), 5)

@@ -45,10 +45,17 @@ class RunLoop:
                 task = self.loop.create_task(coroutine)
                 task.add_done_callback(lambda _task, ended=ended: ended())
                 cancellation.on_cancel(lambda task=task: self.loop.call_soon_threadsafe(task.cancel))
-        self.loop.call_soon_threadsafe(begin)
+        try:
+            self.loop.call_soon_threadsafe(begin)
+        except RuntimeError:        # closed: none of them will run, each has ended
+            for coroutine, _cancellation, ended in starts:
+                coroutine.close()
+                ended()
 
     def close(self) -> None:
-        """Stops the loop once what is queued ran; does not wait for it."""
+        """Stops the loop once what is queued ran; does not wait for it. Starts are handed to
+        the loop before its close (start_many after it: those the closed loop refuses end at
+        once, unrun)."""
         try:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:        # closed already

@@ -230,6 +230,10 @@ class Execution:
             if self.pool is not None:
                 self.pool.close()
             if self.event_loop is not None:
+                # Attempts begun and not yet handed to the loop (a listener's BaseException
+                # out of the loop, between a start and its wait): given to it now, which
+                # cancels them unstarted at its close and counts them as ended.
+                self._hand_over()
                 self.event_loop.close()
             if self._owned_client and self._ai_client is not None:
                 self._ai_client.close()
