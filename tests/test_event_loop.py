@@ -3,8 +3,13 @@ ran or not: the executor removes the run's temporary workspace once no attempt w
 (Execution.after_attempts), and an attempt never counted kept it for ever."""
 from __future__ import annotations
 
+import asyncio
 import threading
 
+import pytest
+
+from conftest import wait_until
+from runner.execution import execute
 from runner.execution.attempt import Cancellation
 from runner.execution.event_loop import RunLoop
 
@@ -62,11 +67,6 @@ def test_a_run_interrupted_as_its_async_attempts_start_removes_its_temporary_wor
     """An interrupted run without a journal (nothing to resume) removes its temporary workspace
     once its attempts have ended: those its loop never started too, which used to keep the
     count of live attempts above 0, and so the workspace, for ever (review 26: 6 of 12 trials)."""
-    import asyncio
-
-    from conftest import wait_until
-    from runner.execution import execute
-
     async def later(t):
         await asyncio.sleep(0.05)
         return t.parameters["n"]
@@ -107,13 +107,6 @@ def test_attempts_begun_when_a_listener_stops_the_run_are_counted_as_ended():
     """A listener's BaseException (not an Exception, which the run ignores) ends the run
     between an attempt's start and its hand-over to the loop: given to the loop at its close,
     cancelled unstarted, and counted, so the temporary workspace still goes."""
-    import asyncio
-
-    import pytest
-
-    from conftest import wait_until
-    from runner.execution import execute
-
     class Stop(BaseException):
         pass
 
