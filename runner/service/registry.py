@@ -245,6 +245,11 @@ class Registry:
                                                      alt_file=run.alt_file, **options))
         except DeliveryError as error:
             written = error.written
+            if _interrupted(written.lean_record) and not run.cancel_requested:
+                # Drained (its LAST file written, its publication refused): not an end either;
+                # the next start resumes it, and publishes the LAST file of its resume.
+                run.stop_here("interrupted")
+                return
             facts = run.end_facts(self._status_of(run, written.lean_record), at=_stamp(), error=f"delivery: {error}")
             facts.update(last_id=written.last_id, directory=str(written.directory),
                          success_rate=written.lean_record.get("success_rate"))
@@ -272,7 +277,7 @@ class Registry:
             record = loads_header((previous / "last.json").read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return False
-        interrupted = bool((record.get("execution") or {}).get("interrupted"))
+        interrupted = _interrupted(record)
         if interrupted and not run.cancel_requested:
             return False
         if interrupted:     # cancelled while the server was down: never resumed
@@ -317,3 +322,8 @@ class Registry:
     @property
     def uptime_seconds(self) -> float:
         return time.monotonic() - self.started
+
+
+def _interrupted(record: dict) -> bool:
+    """Whether a LAST record is of a run that was interrupted (it may be resumed)."""
+    return bool((record.get("execution") or {}).get("interrupted"))

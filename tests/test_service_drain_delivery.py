@@ -1,0 +1,66 @@
+"""A run the service's drain interrupts is resumed at its next start, even when the archive
+refused the LAST file the drained run wrote (RUNNER_NATS_REQUIRED: a DeliveryError): that
+refusal is not the run's end. The service's own registry, in this process (the archive's
+refusal made at that moment, which a server started apart could not be made to do)."""
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+
+import runner
+from conftest import wait_until
+from runner import DeliveryError, parse_alt_file
+from runner.execution import run as run_module
+from runner.service.registry import Registry
+from runner.service.settings import ServiceSettings
+
+pytestmark = pytest.mark.usefixtures("task_type_registry")     # the nap type is removed after the test
+
+DOCUMENT = orjson.dumps({"id": "drained", "title": "Drained", "tasks": [
+    {"id": "first", "description": "at once", "parameters": {"task_type": "generic"}},
+    {"id": "nap", "description": "until the drain", "dependencies": ["first"], "parameters": {"task_type": "nap"}},
+    {"id": "after", "description": "after the nap", "dependencies": ["nap"], "parameters": {"task_type": "generic"}}]})
+
+
+def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_next_start(tmp_path, monkeypatch):
+    napping, until_the_drain = [], [True]
+
+    def nap(task):
+        napping.append(task.id)
+        if until_the_drain[0]:
+            task.cancelled.wait(30)
+        return "woke"
+
+    runner.register_task_type("nap", nap)
+    write_last_file = run_module.write_last_file
+
+    def refused_by_the_archive(*args, **kwargs):
+        written = write_last_file(*args, **kwargs)
+        raise DeliveryError("the archive refused it", written)
+
+    settings = ServiceSettings(host="127.0.0.1", port=0, out=tmp_path, alt_dir=None)
+    monkeypatch.setattr(run_module, "write_last_file", refused_by_the_archive)
+    registry = Registry(settings, environ={})
+    registry.open()
+    try:
+        run = asyncio.run(registry.accept(parse_alt_file(DOCUMENT), DOCUMENT))
+        assert wait_until(lambda: napping, 30)
+        registry.begin_drain()
+        assert run.finished.wait(60)
+    finally:
+        registry.close()
+    assert run.status == "interrupted" and not run.is_final      # not ended: the next start resumes it
+    # The next start, the archive taking LAST files again: the run resumes and ends.
+    monkeypatch.setattr(run_module, "write_last_file", write_last_file)
+    until_the_drain[0] = False
+    napping.clear()
+    restarted = Registry(settings, environ={})
+    restarted.open()
+    try:
+        again = restarted.get(run.id)
+        assert again.finished.wait(60)
+    finally:
+        restarted.close()
+    assert napping == ["nap"] and again.status == "success", (again.status, again.error)
