@@ -5,6 +5,7 @@ refusal made at that moment, which a server started apart could not be made to d
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import orjson
 import pytest
@@ -13,6 +14,7 @@ import runner
 from conftest import wait_until
 from runner import DeliveryError, parse_alt_file
 from runner.execution import run as run_module
+from runner.execution.journal import RunState
 from runner.service.registry import Registry
 from runner.service.settings import ServiceSettings
 
@@ -64,3 +66,36 @@ def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_nex
     finally:
         restarted.close()
     assert napping == ["nap"] and again.status == "success", (again.status, again.error)
+
+
+def test_a_run_cancelled_whose_last_file_the_archive_refused_leaves_no_kept_workspace(tmp_path, monkeypatch):
+    """Cancelled by its user, it ends and is never resumed: the workspace it kept goes, as it
+    does when the archive takes the file (its LAST file holds what the run made)."""
+    napping = []
+
+    def nap(task):
+        napping.append(task.id)
+        task.cancelled.wait(30)
+        return "woke"
+
+    runner.register_task_type("nap", nap)
+    write_last_file = run_module.write_last_file
+
+    def refused_by_the_archive(*args, **kwargs):
+        written = write_last_file(*args, **kwargs)
+        raise DeliveryError("the archive refused it", written)
+
+    monkeypatch.setattr(run_module, "write_last_file", refused_by_the_archive)
+    registry = Registry(ServiceSettings(host="127.0.0.1", port=0, out=tmp_path, alt_dir=None), environ={})
+    registry.open()
+    try:
+        run = asyncio.run(registry.accept(parse_alt_file(DOCUMENT), DOCUMENT))
+        assert wait_until(lambda: napping, 30)
+        assert registry.cancel(run)
+        assert run.finished.wait(60)
+    finally:
+        registry.close()
+    assert run.status == "cancelled" and "the archive refused it" in run.error
+    (directory,) = [path for path in run.folder.iterdir() if (path / "journal.jsonl").is_file()]
+    start = RunState(directory).start
+    assert start["temporary_workspace"] is True and not Path(start["workspace"]).exists()

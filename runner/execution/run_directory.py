@@ -187,12 +187,16 @@ def _clean_finished_run(directory: Path, start: dict, in_use) -> None:
     remove_tree(workspace)
 
 
-def discard_kept_workspace_of(directory: Path) -> None:
+def discard_kept_workspace_of(directory: Path, *, ended_here: bool = False) -> None:
     """Removes the temporary workspace the interrupted run in `directory` kept for its resume,
-    for a caller that will not resume it (the service, for a run cancelled while it was down)."""
+    for a caller that will not resume it (the service, for a run cancelled while it was down).
+    Never while the process that ran it lives, unless that is this one and the caller saw
+    the run end (ended_here: the service, for a run cancelled whose LAST file the archive
+    refused)."""
     start = run_start(directory)
     workspace = library_workspace(start)
-    if workspace is not None and not _alive(start.get("pid")):
+    pid = start.get("pid") if isinstance(start, dict) else None
+    if workspace is not None and (not _alive(pid) or (ended_here and pid == os.getpid())):
         remove_tree(workspace)
 
 

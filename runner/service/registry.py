@@ -215,6 +215,7 @@ class Registry:
         from runner import DeliveryError, librunner
         from runner.execution.resume import resume
         from runner.execution.run import RunRequest, discard_kept_workspace, execute_request
+        from runner.execution.run_directory import discard_kept_workspace_of
 
         with self._lock:
             run.status = "running"
@@ -245,11 +246,14 @@ class Registry:
                                                      alt_file=run.alt_file, **options))
         except DeliveryError as error:
             written = error.written
-            if _interrupted(written.lean_record) and not run.cancel_requested:
-                # Drained (its LAST file written, its publication refused): not an end either;
-                # the next start resumes it, and publishes the LAST file of its resume.
-                run.stop_here("interrupted")
-                return
+            if _interrupted(written.lean_record):
+                if not run.cancel_requested:
+                    # Drained (its LAST file written, its publication refused): not an end
+                    # either; the next start resumes it, and publishes the LAST file of its resume.
+                    run.stop_here("interrupted")
+                    return
+                # Cancelled by its user: never resumed. Its LAST file holds what it made.
+                discard_kept_workspace_of(Path(written.directory), ended_here=True)
             facts = run.end_facts(self._status_of(run, written.lean_record), at=_stamp(), error=f"delivery: {error}")
             facts.update(last_id=written.last_id, directory=str(written.directory),
                          success_rate=written.lean_record.get("success_rate"))
