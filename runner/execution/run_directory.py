@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from runner.execution import journal as journal_file, processes
-from runner.workspace import remove_tree
+from runner.workspace import remove_tree, remove_tree_quietly
 
 log = logging.getLogger("runner")
 
@@ -197,7 +197,7 @@ def discard_kept_workspace_of(directory: Path, *, ended_here: bool = False) -> N
     workspace = library_workspace(start)
     pid = start.get("pid") if isinstance(start, dict) else None
     if workspace is not None and (not _alive(pid) or (ended_here and pid == os.getpid())):
-        remove_tree(workspace)
+        remove_tree_quietly(workspace)      # a clean-up: never the caller's failure
 
 
 def _ended_whole(directory: Path) -> bool:
