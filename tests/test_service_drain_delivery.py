@@ -26,29 +26,53 @@ DOCUMENT = orjson.dumps({"id": "drained", "title": "Drained", "tasks": [
     {"id": "after", "description": "after the nap", "dependencies": ["nap"], "parameters": {"task_type": "generic"}}]})
 
 
-def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_next_start(tmp_path, monkeypatch):
-    napping, until_the_drain = [], [True]
+def register_nap(until_cancelled: list) -> list:
+    """The task type "nap": it waits for its cancellation while until_cancelled[0] holds;
+    returns the list of the tasks it ran."""
+    napping = []
 
     def nap(task):
         napping.append(task.id)
-        if until_the_drain[0]:
+        if until_cancelled[0]:
             task.cancelled.wait(30)
         return "woke"
 
     runner.register_task_type("nap", nap)
+    return napping
+
+
+def refuse_last_files(monkeypatch):
+    """From here on the archive refuses every LAST file (written, then a DeliveryError), as
+    with RUNNER_NATS_REQUIRED and no archive; returns the real writer."""
     write_last_file = run_module.write_last_file
 
     def refused_by_the_archive(*args, **kwargs):
-        written = write_last_file(*args, **kwargs)
-        raise DeliveryError("the archive refused it", written)
+        raise DeliveryError("the archive refused it", write_last_file(*args, **kwargs))
 
-    settings = ServiceSettings(host="127.0.0.1", port=0, out=tmp_path, alt_dir=None)
     monkeypatch.setattr(run_module, "write_last_file", refused_by_the_archive)
-    registry = Registry(settings, environ={})
+    return write_last_file
+
+
+def napping_run(registry: Registry, napping: list):
+    """The run of DOCUMENT, accepted and running its nap."""
+    run = asyncio.run(registry.accept(parse_alt_file(DOCUMENT), DOCUMENT))
+    assert wait_until(lambda: napping, 30)
+    return run
+
+
+def service(tmp_path) -> Registry:
+    registry = Registry(ServiceSettings(host="127.0.0.1", port=0, out=tmp_path, alt_dir=None), environ={})
     registry.open()
+    return registry
+
+
+def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_next_start(tmp_path, monkeypatch):
+    until_cancelled = [True]
+    napping = register_nap(until_cancelled)
+    write_last_file = refuse_last_files(monkeypatch)
+    registry = service(tmp_path)
     try:
-        run = asyncio.run(registry.accept(parse_alt_file(DOCUMENT), DOCUMENT))
-        assert wait_until(lambda: napping, 30)
+        run = napping_run(registry, napping)
         registry.begin_drain()
         assert run.finished.wait(60)
     finally:
@@ -56,10 +80,9 @@ def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_nex
     assert run.status == "interrupted" and not run.is_final      # not ended: the next start resumes it
     # The next start, the archive taking LAST files again: the run resumes and ends.
     monkeypatch.setattr(run_module, "write_last_file", write_last_file)
-    until_the_drain[0] = False
+    until_cancelled[0] = False
     napping.clear()
-    restarted = Registry(settings, environ={})
-    restarted.open()
+    restarted = service(tmp_path)
     try:
         again = restarted.get(run.id)
         assert again.finished.wait(60)
@@ -71,26 +94,11 @@ def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_nex
 def test_a_run_cancelled_whose_last_file_the_archive_refused_leaves_no_kept_workspace(tmp_path, monkeypatch):
     """Cancelled by its user, it ends and is never resumed: the workspace it kept goes, as it
     does when the archive takes the file (its LAST file holds what the run made)."""
-    napping = []
-
-    def nap(task):
-        napping.append(task.id)
-        task.cancelled.wait(30)
-        return "woke"
-
-    runner.register_task_type("nap", nap)
-    write_last_file = run_module.write_last_file
-
-    def refused_by_the_archive(*args, **kwargs):
-        written = write_last_file(*args, **kwargs)
-        raise DeliveryError("the archive refused it", written)
-
-    monkeypatch.setattr(run_module, "write_last_file", refused_by_the_archive)
-    registry = Registry(ServiceSettings(host="127.0.0.1", port=0, out=tmp_path, alt_dir=None), environ={})
-    registry.open()
+    napping = register_nap([True])
+    refuse_last_files(monkeypatch)
+    registry = service(tmp_path)
     try:
-        run = asyncio.run(registry.accept(parse_alt_file(DOCUMENT), DOCUMENT))
-        assert wait_until(lambda: napping, 30)
+        run = napping_run(registry, napping)
         assert registry.cancel(run)
         assert run.finished.wait(60)
     finally:
