@@ -9,8 +9,9 @@ each run split where the executor's loop begins and ends (Execution.execute):
     writer at its commits, and shares the machine with the writer's I/O (alt.json, the
     journal's start, its commits); its CPU time on the run's thread is printed beside it;
   - after it: the journal's last commit (waiting for the one in flight) and its release.
-Then the same with the journal given no alt.json (a diagnostic, not a run that can be
-resumed): alt.json's share. Baselines measured in the same run, for the floor: an fsync of a
+Then two diagnostics, not runs that can be resumed: the journal given no alt.json (alt.json's
+share), and the journal whose writer skips the disk (write_synced does nothing but close and
+rename): what the journal costs on a disk that takes no time and interrupts nobody. Baselines measured in the same run, for the floor: an fsync of a
 small append, a mkdir and a file's creation in the same file system. Medians of --rounds.
 Where Linux shows them (/proc/interrupts), the interrupts a run costs the machine: devices'
 (the disk's completions), function-call and TLB-shootdown IPIs; on a VM each lands on the
@@ -30,7 +31,7 @@ import orjson
 
 from schedule import dag_document      # benchmarks/ is on sys.path when run as a script
 
-from runner import parse_alt_file
+from runner import librunner, parse_alt_file
 from runner.execution import execute, executor, journal
 
 PARTS = ("before", "loop", "loop cpu", "after", "whole")
@@ -103,6 +104,27 @@ def without_alt_json():
     return lambda: setattr(journal.Journal, "__init__", make)
 
 
+def without_disk():
+    """The journal's writes made no-ops (files still closed and renamed, a digest given when
+    asked): the diagnostic variant without disk I/O; returns the undo."""
+    write_synced = librunner.write_synced
+
+    def skipped(fd, chunks, sync=True, close=False, rename_from=None, rename_to=None, directory_fd=-1,
+                digest=False):
+        tuple(chunks)
+        if close:
+            os.close(fd)
+        if rename_from is not None and rename_to is not None:
+            os.rename(rename_from, rename_to)
+        return "0" * 64 if digest else None
+
+    librunner.write_synced = skipped
+    return lambda: setattr(librunner, "write_synced", write_synced)
+
+
+VARIANTS = {"journal without alt.json": without_alt_json, "journal without disk I/O": without_disk}
+
+
 def file_system_floor(scratch: str, count: int = 200) -> dict[str, float]:
     """Median seconds of an fsync of a 4 KB append, a mkdir and a file's creation."""
     fsyncs, mkdirs, creates = [], [], []
@@ -136,29 +158,30 @@ def main() -> None:
         floor = file_system_floor(scratch)
         print(f"file system here: fsync of an append {floor['fsync'] * 1e6:.0f} us, mkdir "
               f"{floor['mkdir'] * 1e6:.0f} us, a file's creation {floor['create'] * 1e6:.0f} us (medians)")
-        plain, full, no_alt = {}, {}, {}
-        # Alternated in slices, so that load from other processes hits the three alike.
+        slices: dict[str, dict[str, list[float]]] = {"without a journal": {}, "journal": {}}
+        slices.update((name, {}) for name in VARIANTS)
+        # Alternated in slices, so that load from other processes hits them alike.
         for _ in range(4):
-            for target, variant in ((plain, None), (full, "journal"), (no_alt, "no alt.json")):
-                undo = without_alt_json() if variant == "no alt.json" else None
+            for name, target in slices.items():
+                undo = VARIANTS[name]() if name in VARIANTS else None
                 try:
-                    slice_ = split_runs(alt, scratch, max(1, args.rounds // 4), variant is not None)
+                    slice_ = split_runs(alt, scratch, max(1, args.rounds // 4), name != "without a journal")
                 finally:
                     if undo is not None:
                         undo()
                 for part, value in slice_.items():
                     target.setdefault(part, []).append(value)
-        plain, full, no_alt = ({part: statistics.median(v) for part, v in d.items()} for d in (plain, full, no_alt))
+        medians = {name: {part: statistics.median(v) for part, v in d.items()} for name, d in slices.items()}
+    plain = medians.pop("without a journal")
     if "devices" in plain:
         print("interrupts a run, on the whole machine (devices' / function-call IPIs / TLB shootdowns): "
               + ", ".join(f"{name} {d['devices']:.1f} / {d['CAL']:.1f} / {d['TLB']:.1f}"
-                          for name, d in (("without a journal", plain), ("journal", full),
-                                          ("journal without alt.json", no_alt))))
+                          for name, d in (("without a journal", plain), *medians.items())))
     print(f"{args.tasks} no-op tasks, medians (ms); the extra time over the run without a journal, and the "
           "whole's ratio:")
     print(f"  {'':28s}" + "".join(f"{part:>10s}" for part in PARTS))
     print(f"  {'without a journal':28s}" + "".join(f"{plain[p] * 1e3:10.3f}" for p in PARTS))
-    for name, parts in (("journal", full), ("journal without alt.json", no_alt)):
+    for name, parts in medians.items():
         print(f"  {name:28s}" + "".join(f"{parts[p] * 1e3:10.3f}" for p in PARTS))
         print(f"  {'  extra':28s}" + "".join(f"{(parts[p] - plain[p]) * 1e3:+10.3f}" for p in PARTS)
               + f"   journal/none {parts['whole'] / plain['whole']:.2f}x (goal <= 1.30)")
