@@ -11,8 +11,9 @@ each run split where the executor's loop begins and ends (Execution.execute):
   - after it: the journal's last commit (waiting for the one in flight) and its release.
 Then two diagnostics, not runs that can be resumed: the journal given no alt.json (alt.json's
 share), and the journal whose writer skips the disk (write_synced does nothing but close and
-rename): what the journal costs on a disk that takes no time and interrupts nobody. Baselines measured in the same run, for the floor: an fsync of a
-small append, a mkdir and a file's creation in the same file system. Medians of --rounds.
+rename): what the journal costs on a disk that takes no time and interrupts nobody.
+Baselines measured in the same run, for the floor: an fsync of a small append, a mkdir and a
+file's creation in the same file system. Medians of --rounds.
 Where Linux shows them (/proc/interrupts), the interrupts a run costs the machine: devices'
 (the disk's completions), function-call and TLB-shootdown IPIs; on a VM each lands on the
 core of whatever thread runs there, the run's included.
