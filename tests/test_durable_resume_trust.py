@@ -328,11 +328,14 @@ def test_resume_names_the_line_and_task_that_hold_what_it_refuses(tmp_path):
     message = refused(first.directory)
     assert f"line {number}: the output its segment recorded (segment_completed) of task 'w1'" in message, message
 
-    # A "\r" left inside an earlier line does not shift the count (lines end at "\n").
+    # A "\r" left inside an earlier line does not shift the count (lines end at "\n"). The line
+    # is a record of a type no reader knows, "\r" its JSON whitespace: a line that is not a
+    # JSON object is damaged, refused (tests/test_resume_never_twice.py).
     first = execute(WRITE, tmp_path / "cr", environ={})
     (first.directory / "last.json").unlink()
     lines = (first.directory / "journal.jsonl").read_bytes().split(b"\n")[:-1]
-    (first.directory / "journal.jsonl").write_bytes(b"\n".join([lines[0], b"# note\rsecond half", *lines[1:]]) + b"\n")
+    (first.directory / "journal.jsonl").write_bytes(
+        b"\n".join([lines[0], b'{"type": "note",\r"second": "half"}', *lines[1:]]) + b"\n")
 
     def soon(record, row):
         if row[0] == "w1":

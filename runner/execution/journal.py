@@ -626,17 +626,38 @@ def record_resume(directory: Path, last_id: str, run_directory: Path, started_at
     points at the one that resumed it (show). Called by a resume holding that journal's lock."""
     line = orjson.dumps({"type": "resumed_by", "last_id": last_id, "directory": str(run_directory),
                          "started_at": started_at}) + b"\n"
-    fd = os.open(directory / JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = os.open(directory / JOURNAL_NAME, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        _cut_torn_end(fd)
         _write_all(fd, [line])
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def _cut_torn_end(fd: int) -> None:
+    """Truncates the journal open at fd after its last newline: a line its run's crash, or a
+    disk that refused its write, cut short. Never whole, so never read; a line appended to it
+    would be glued to it, and that line lost."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    tail = min(size, 1 << 16)
+    while True:
+        chunk = os.pread(fd, tail, size - tail)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, size - tail + cut + 1)
+            return
+        if tail == size:
+            os.ftruncate(fd, 0)
+            return
+        tail = min(size, tail * 2)
+
+
 def read_records(path: Path) -> list[dict]:
-    """Every complete line of a journal; a last line cut short by a crash is left out,
-    and so is a line that is not a JSON object."""
+    """Every complete line of a journal; a last line cut short by a crash (no newline) is left
+    out. JournalError for a complete line that is not a JSON object (_numbered_records)."""
     return [record for _, record in _numbered_records(path)]
 
 
@@ -652,6 +673,11 @@ def read_regular_file(path: Path, limit: int | None = None) -> bytes:
 
 
 def _numbered_records(path: Path) -> list[tuple[int, dict]]:
+    """(line number, record) of every complete line. Only the end of a journal can be cut
+    short (a crash, a disk that refused a write: nothing is written after it but by a resume,
+    which cuts it off first: record_resume); a complete line that is not a JSON object was
+    damaged or edited, and is a JournalError naming it, never skipped: a result or an attempt
+    skipped there would make a resume run again a command that completed."""
     data = read_regular_file(path)
     end = data.rfind(b"\n")
     records = []
@@ -662,10 +688,13 @@ def _numbered_records(path: Path) -> list[tuple[int, dict]]:
             continue
         try:
             record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(record, dict):
-            records.append((number, record))
+        except orjson.JSONDecodeError as error:
+            raise JournalError(f"{path}: line {number} is damaged (not JSON: {error}); the journal cannot be "
+                               "read past it", pointer=f"{path.name}:{number}") from None
+        if not isinstance(record, dict):
+            raise JournalError(f"{path}: line {number} is damaged (JSON, but not an object); the journal "
+                               "cannot be read past it", pointer=f"{path.name}:{number}")
+        records.append((number, record))
     return records
 
 
