@@ -150,6 +150,17 @@ def test_two_resumes_of_one_chain_of_runs_never_share_its_kept_workspace(tmp_pat
         assert wait_until(lambda: any("wait" in RunState(journal.parent).running
                                       for journal in out.glob("*/journal.jsonl")
                                       if journal.parent not in (first, second)), 30)
+        (third,) = [journal.parent for journal in out.glob("*/journal.jsonl") if journal.parent not in (first, second)]
+        # The first run was resumed by the second, which the third carries on: a resume of the
+        # first is one of the third (latest_resume), which is still going.
+        refused = cli("resume", first, "--quiet", env=env)
+        assert refused.returncode == 2 and f"{first}: the run is being resumed by pid {child.pid} (as {third})" \
+            in refused.stderr, refused.stderr
+        # Without that record (a resume by an earlier librunner, which wrote it at its end, killed
+        # before it), the first run's own resume is refused by the workspace's lock.
+        journal = first / "journal.jsonl"
+        journal.write_bytes(b"".join(line for line in journal.read_bytes().splitlines(keepends=True)
+                                     if b'"resumed_by"' not in line))
         refused = cli("resume", first, "--quiet", env=env)
         assert refused.returncode != 0 and "is in use by another resume" in refused.stderr, refused.stderr
         assert (workspace / "note.txt").read_text() == "kept"

@@ -76,3 +76,67 @@ def test_a_last_line_cut_short_is_left_out_and_cut_off_before_the_resume_is_reco
     assert after.startswith(whole) and after.count(b"\n") == whole.count(b"\n") + 1
     (resume,) = RunState(directory).resumed_by
     assert Path(resume["directory"]).is_dir()
+
+
+def killing_chain(log: Path, marks: Path) -> dict:
+    """t0, k1, t1, k2, t2, one after the other: each t logs itself; each k kills the runner
+    running it (its parent) the first time it runs, and completes every time after."""
+    def task(task_id: str, script: str) -> dict:
+        return {"id": task_id, "description": "d", "parameters": {"task_type": "system_command",
+                                                                   "command": ["sh", "-c", script]}}
+    tasks = [task("t0", f"echo t0 >> {log}")]
+    for i in (1, 2):
+        mark = marks / f"k{i}"
+        tasks += [task(f"k{i}", f"if [ ! -e {mark} ]; then touch {mark}; kill -9 $PPID; sleep 30; fi"),
+                  task(f"t{i}", f"echo t{i} >> {log}")]
+    for before, after in zip(tasks, tasks[1:]):
+        after["dependencies"] = [before["id"]]
+    return {"id": "killed", "title": "Killed", "tasks": tasks}
+
+
+def test_a_run_resumed_again_after_its_resume_was_killed_is_carried_on_from_that_resume(tmp_path):
+    log, out = tmp_path / "log", tmp_path / "out"
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(killing_chain(log, tmp_path)))
+    killed = cli("run", path, "--out", out, "--quiet")
+    assert killed.returncode == -9 and ran(log) == ["t0"], killed.stderr
+    (first,) = out.iterdir()
+    killed = cli("resume", first, "--quiet")                # runs k1 again (it never ended), t1, then k2 kills it
+    assert killed.returncode == -9 and ran(log) == ["t0", "t1"], killed.stderr
+    (second,) = [directory for directory in out.iterdir() if directory != first]
+    planned = cli("resume", first, "--dry-run")
+    assert planned.returncode == 0 and f"the latest resume of {first.name}" in planned.stdout, planned.stdout
+    assert "reuse  t1" in planned.stdout and "run    k2" in planned.stdout, planned.stdout
+    done = cli("resume", first, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert f"{first} was resumed by {second}: carrying that run on" in done.stderr
+    assert ran(log) == ["t0", "t1", "t2"]
+    third = Path(done.stdout.split()[-1])
+    record = json.loads((third / "last.json").read_bytes())
+    assert record["execution"]["resumed_from"] == second.name and record["status"] == "success"
+    # Once more: the chain ends at the third run, which finished: nothing to do, nothing runs.
+    again = cli("resume", first, "--quiet")
+    assert again.returncode == 0 and "nothing to do" in again.stderr, again.stderr
+    assert ran(log) == ["t0", "t1", "t2"]
+
+
+def test_a_resume_that_cannot_record_itself_in_the_run_it_resumes_runs_nothing(tmp_path, monkeypatch):
+    from runner.execution import journal as journal_file
+    from runner.execution.resume import ResumeError, resume
+
+    directory, log = interrupted_run(tmp_path)
+    (directory / "journal.jsonl").write_bytes(b"".join(
+        line for line in (directory / "journal.jsonl").read_bytes().splitlines(keepends=True)
+        if b'"t3"' not in line))       # t3 never ended: the resume would run it
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(journal_file, "record_resume", full)
+    try:
+        resume(directory, environ=ENV)
+    except ResumeError as error:
+        assert "cannot record the resume in the run's journal (No space left on device): nothing ran" in str(error)
+    else:
+        raise AssertionError("the resume ran without its record")
+    assert ran(log) == ["t0", "t1", "t2", "t3"]
+    assert sorted(path.name for path in directory.parent.iterdir()) == [directory.name]

@@ -48,9 +48,12 @@ def main(args) -> int:
         if args.dry_run:
             print(chosen.describe())
             return 0
+        if chosen.carried_on:
+            print(f"resume: {args.dir} was resumed by {chosen.source.directory}: carrying that run on",
+                  file=sys.stderr)
         if chosen.nothing_to_do:
-            print(f"resume: nothing to do: every task of {args.dir} completed and is unchanged; nothing was "
-                  f"written (--force TASK runs a task again)", file=sys.stderr)
+            print(f"resume: nothing to do: every task of {chosen.source.directory} completed and is unchanged; "
+                  f"nothing was written (--force TASK runs a task again)", file=sys.stderr)
             return 0
         display = None if args.quiet else ProgressDisplay(sys.stderr)
         try:

@@ -107,6 +107,7 @@ def journal_summary(directory: Path) -> dict:
 
     from runner.execution import processes
     from runner.execution.journal import RunState
+    from runner.execution.resume import began
 
     run = RunState(directory)
     try:
@@ -121,7 +122,9 @@ def journal_summary(directory: Path) -> dict:
         "last_id": run.last_id, "state": run.state, "alt_id": run.start.get("alt_id"),
         "alt_file": run.start.get("alt_file"), "mode": run.start.get("mode"), "seed": run.start.get("seed"),
         "started_at": run.start.get("started_at"), "pid": run.start.get("pid"),
-        "resumed_from": run.start.get("resumed_from"), "resumed_by": run.resumed_by,
+        # A resume records itself before its own journal begins: one that never began did nothing.
+        "resumed_from": run.start.get("resumed_from"),
+        "resumed_by": [r for r in run.resumed_by if began(r, run.last_id)],
         "total": len(tasks) if tasks is not None else None, "done": done,
         "running": sorted(run.running), "running_attempts": dict(sorted(run.running.items())),
         "directory": str(directory), "pending": (len(tasks) - done - len(run.running)) if tasks is not None else None,
@@ -230,14 +233,16 @@ def main(args) -> int:
 def resumed_by_lines(path: Path) -> str:
     """'resumed by ...' lines for a finished run that a resume took further, from its journal."""
     from runner.execution.journal import JOURNAL_NAME, RunState
+    from runner.execution.resume import began
 
     directory = path if path.is_dir() else path.parent
     if not (directory / JOURNAL_NAME).is_file():
         return ""
     try:
-        resumes = RunState(directory).resumed_by
+        run = RunState(directory)
     except (OSError, JournalError):
         return ""
+    resumes = [r for r in run.resumed_by if began(r, run.last_id)]
     return "".join(f"\nresumed by     {r['last_id']}: python -m runner show {r['directory']}" for r in resumes)
 
 

@@ -635,6 +635,27 @@ def record_resume(directory: Path, last_id: str, run_directory: Path, started_at
         os.close(fd)
 
 
+def resumes_recorded(path: Path) -> list[dict]:
+    """The resumed_by records of the journal at `path`, oldest first, found without parsing the
+    rest of it (resume follows them before it reads the journal it resumes). A line cut short
+    is not one; any other damage is for RunState to name."""
+    data = read_regular_file(path)
+    found = []
+    at = data.find(b'"resumed_by"')
+    while at >= 0:
+        end = data.find(b"\n", at)
+        if end < 0:
+            break
+        try:
+            record = orjson.loads(data[data.rfind(b"\n", 0, at) + 1:end])
+        except orjson.JSONDecodeError:
+            record = None
+        if isinstance(record, dict) and record.get("type") == "resumed_by":
+            found.append(record)
+        at = data.find(b'"resumed_by"', end)
+    return found
+
+
 def _cut_torn_end(fd: int) -> None:
     """Truncates the journal open at fd after its last newline: a line its run's crash, or a
     disk that refused its write, cut short. Never whole, so never read; a line appended to it

@@ -53,6 +53,12 @@ class ResumePlan:
     # task index -> TaskResult; control flow: also instance id (s[2], c/s) -> its earlier
     # result (a dict), for the instances the run makes again (runner/execution/control.py)
     reuse: dict = field(default_factory=dict)
+    asked: Path | None = None           # the directory asked for, when a resume of it is the one planned
+
+    @property
+    def carried_on(self) -> bool:
+        """The plan is of a resume of the run asked for (latest_resume), not of that run."""
+        return self.asked is not None and self.asked != self.source.directory
 
     @property
     def resumed_from(self) -> str:
@@ -68,6 +74,8 @@ class ResumePlan:
         runs = sum(1 for t in self.tasks if t.action == "run")
         head = (f"resume of {self.resumed_from}: {len(self.tasks) - runs} reused, {runs} to run "
                 f"(mode {self.mode}{'' if self.seed is None else f', seed {self.seed}'})")
+        if self.carried_on:
+            head += f"\n(the latest resume of {self.asked.name}, which it carries on: {self.source.directory})"
         return "\n".join([head] + [t.line() for t in self.tasks])
 
 
@@ -126,13 +134,17 @@ def _dependents(alt, start: str) -> set:
 
 def plan(directory, alt_source: bytes | None = None, *, only_failed: bool = False, from_task: str | None = None,
          force=(), environ=os.environ, _claimed: bool = False) -> ResumePlan:
-    """The plan of resuming the run in `directory`, with an edited ALT file when alt_source is given.
-    _claimed: the caller holds the journal's lock (resume), so a lock taken is not a live run."""
+    """The plan of resuming the run in `directory`, with an edited ALT file when alt_source is given;
+    of its latest resume when a resume of it began (latest_resume). _claimed: the caller holds
+    the journal's lock (resume), so a lock taken is not a live run."""
+    latest = latest_resume(directory)
     with _collection_paused():
-        return _plan(directory, alt_source, only_failed, from_task, force, environ, _claimed)
+        chosen = _plan(latest, alt_source, only_failed, from_task, force, environ, _claimed, Path(directory))
+    chosen.asked = Path(directory)
+    return chosen
 
 
-def _plan(directory, alt_source, only_failed, from_task, force, environ, _claimed) -> ResumePlan:
+def _plan(directory, alt_source, only_failed, from_task, force, environ, _claimed, asked) -> ResumePlan:
     from runner.execution.run import ai_facts
 
     directory = Path(directory)
@@ -145,7 +157,7 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
     except (OSError, JournalError) as error:
         raise ResumeError(f"{directory}: cannot read the run's journal or alt.json: {error}") from None
     if source.live and not _claimed:
-        raise ResumeError(_busy(directory, source.start))
+        raise ResumeError(_busy(directory, source.start, asked))
     if not source.start:
         raise ResumeError(f"{directory}: the run was killed before its journal's first record: nothing to resume")
     old_alt = librunner.parse_alt_file(old_source)
@@ -390,9 +402,13 @@ def _journal_key(directory: Path):
     return info.st_dev, info.st_ino
 
 
-def _busy(directory: Path, start: dict) -> str:
-    """Why a directory whose journal is locked cannot be resumed: its run, or a resume of it, is going."""
+def _busy(directory: Path, start: dict, asked: Path | None = None) -> str:
+    """Why a directory whose journal is locked cannot be resumed: its run, or a resume of it, is
+    going. asked: the directory the caller named, when `directory` is the resume carrying it on."""
     holder = journal_file.lock_holder(directory / journal_file.JOURNAL_NAME)
+    if asked is not None and asked != directory:
+        return (f"{asked}: the run is being resumed by pid {holder or start.get('pid')} (as {directory}); "
+                "wait for its end")
     with _RESUMING_LOCK:
         resumed_here = _journal_key(directory) in _RESUMING
     if resumed_here:
@@ -427,7 +443,7 @@ def _lock_workspace(workspace: Path) -> int | None:
     return fd
 
 
-def _claim(directory: Path) -> int | None:
+def _claim(directory: Path, asked: Path | None = None) -> int | None:
     """The lock of the run's journal, held by a resume for its whole run (journal.claim)."""
     try:
         return journal_file.claim(directory / journal_file.JOURNAL_NAME)
@@ -436,9 +452,47 @@ def _claim(directory: Path) -> int | None:
             start = RunState(directory).start
         except (OSError, JournalError):
             start = {}
-        raise ResumeError(_busy(directory, start)) from None
+        raise ResumeError(_busy(directory, start, asked)) from None
     except OSError as error:
         raise ResumeError(f"{directory}: cannot open the run's journal: {error.strerror or error}") from None
+
+
+def latest_resume(directory) -> Path:
+    """The run that carries on the one in `directory`: the latest resume of it whose journal
+    began, then the latest resume of that one, and so on; `directory` itself when no resume of
+    it began. A resume that began may have run commands, and resuming the run it resumed again
+    would run them twice (review 29): resume and plan go on from here instead. A resume records
+    itself in the run it resumes before its own journal begins (_resume_in); a record is
+    followed only to a directory whose journal's first record is that resume's, of this run."""
+    from runner.execution.run_directory import run_start
+
+    current, seen = Path(directory), set()
+    while True:
+        seen.add(os.path.realpath(current))
+        start = run_start(current)
+        if start is None:
+            return current
+        try:
+            recorded = journal_file.resumes_recorded(current / journal_file.JOURNAL_NAME)
+        except (OSError, JournalError):
+            return current      # the plan of it says what is wrong
+        following = next((record["directory"] for record in reversed(recorded) if began(record, start["last_id"])),
+                         None)
+        if following is None or os.path.realpath(following) in seen:
+            return current
+        current = Path(following)
+
+
+def began(record: dict, resumed: str) -> bool:
+    """Whether the resumed_by `record` of the run whose LAST id is `resumed` names a resume of
+    it whose journal began: its directory's journal starts with that resume's run_started."""
+    from runner.execution.run_directory import run_start
+
+    named, last_id = record.get("directory"), record.get("last_id")
+    if not isinstance(named, str) or not isinstance(last_id, str):
+        return False
+    later = run_start(Path(named))
+    return later is not None and later.get("last_id") == last_id and later.get("resumed_from") == resumed
 
 
 def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_failed: bool = False,
@@ -446,22 +500,37 @@ def resume(directory, alt_source: bytes | None = None, output_dir=None, *, only_
            **options):
     """Runs the plan: a new LAST directory (a new id) beside the old one unless output_dir says
     otherwise; returns the RunOutcome. Runs in the earlier run's workspace when it still exists
-    and this library made it (runner.execution.run_directory.library_workspace)."""
+    and this library made it (runner.execution.run_directory.library_workspace). A run that a
+    resume already took on is carried on from that resume's directory (latest_resume), with
+    the locks of both held."""
     directory = Path(directory)
-    held = _claim(directory)
-    key = _journal_key(directory) if held is not None else None
-    if key is not None:
+    with contextlib.ExitStack() as holding:
+        claimed = _hold(holding, directory)
+        latest = latest_resume(directory)
+        if latest != directory:
+            log.info("resume: %s was resumed by %s: resuming that run", directory, latest)
+            claimed = _hold(holding, latest, directory)
+        return _resume(latest, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file,
+                       environ, claimed, options)
+
+
+def _hold(holding: contextlib.ExitStack, directory: Path, asked: Path | None = None) -> bool:
+    """The journal's lock of the run in `directory` taken for the resume's life (released by
+    `holding`), and the run marked as resumed by this process; False when it has no journal.
+    asked: the directory the caller named, when `directory` carries it on (for the refusal)."""
+    held = _claim(directory, asked)
+    if held is None:
+        return False
+    holding.callback(os.close, held)
+    key = _journal_key(directory)
+    with _RESUMING_LOCK:
+        _RESUMING.add(key)
+
+    def forget():
         with _RESUMING_LOCK:
-            _RESUMING.add(key)
-    try:
-        return _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file,
-                       environ, held is not None, options)
-    finally:
-        if key is not None:
-            with _RESUMING_LOCK:
-                _RESUMING.discard(key)
-        if held is not None:
-            os.close(held)
+            _RESUMING.discard(key)
+    holding.callback(forget)
+    return True
 
 
 def _resume(directory, alt_source, output_dir, only_failed, from_task, force, workspace, alt_file, environ,
@@ -501,22 +570,25 @@ def _resume_in(directory, chosen, workspace, temporary, output_dir, alt_file, en
 
     live = processes.live(chosen.source.processes)      # read with the journal, once
     wait = _resume_wait(environ) if live else 0.0
+    last_id = librunner.next_last_id()
+    out = runner_settings.output_dir(output_dir if output_dir is not None else directory.parent, environ).absolute()
 
     def before_start():
         # Once the run has passed every check, before its journal begins: a request refused
         # (a workspace, an output directory, a setting) changes nothing here.
         _stop_earlier_commands(live, wait)
         clean_dead_run(directory, keep_workspace=True)
-
-    outcome = execute_request(RunRequest(
-        chosen.alt, output_dir if output_dir is not None else directory.parent, mode=chosen.mode,
-        seed=chosen.seed, workspace=workspace, temporary_workspace=temporary, reuse=chosen.reuse,
-        resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ, before_start=before_start,
-        **options))
-    if outcome.directory is not None:
-        # The earlier run's directory points at this one: `show` of it says where it went.
+        # The earlier run points at this one before it runs anything, durably: a later resume
+        # of it carries this one on (latest_resume) instead of running again what this one
+        # does, and `show` of it says where it went.
         try:
-            journal_file.record_resume(directory, outcome.last_id, outcome.directory, librunner.utc_stamp())
+            journal_file.record_resume(directory, last_id, out / last_id, librunner.utc_stamp())
         except OSError as error:
-            log.warning("could not record the resume in %s: %s", directory / journal_file.JOURNAL_NAME, error)
-    return outcome
+            raise ResumeError(f"{directory}: cannot record the resume in the run's journal "
+                              f"({error.strerror or error}): nothing ran (a later resume of the run would not "
+                              "know of this one, and run again what it did)") from None
+
+    return execute_request(RunRequest(
+        chosen.alt, out, mode=chosen.mode, seed=chosen.seed, workspace=workspace, temporary_workspace=temporary,
+        reuse=chosen.reuse, resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ,
+        before_start=before_start, last_id=last_id, **options))

@@ -31,7 +31,7 @@ from runner.errors import ConfigurationError, DeliveryError, LastFileError
 from runner.execution import settings as execution_settings
 from runner.execution.executor import Execution, default_workspace
 from runner.execution.journal import FORMAT as JOURNAL_FORMAT
-from runner.execution.run_directory import open_run_directory
+from runner.execution.run_directory import RUN_DIRECTORY_NAME, open_run_directory
 from runner.execution.task_types import run_handlers
 from runner.last import delivery
 from runner.last.directory import WrittenLast
@@ -65,8 +65,9 @@ class RunRequest:
     run cleanly instead of raising at once. write=False skips the LAST file (benchmarks, or
     a Dask worker whose submitter writes it). journal (default: write) creates the LAST
     directory at the start with journal.jsonl and alt.json (runner.execution.journal);
-    alt_file is the path the journal names. reuse (task index -> TaskResult), resumed_from
-    and temporary_workspace serve resume (runner.execution.resume). placement runs some
+    alt_file is the path the journal names. reuse (task index -> TaskResult), resumed_from,
+    temporary_workspace and last_id (the LAST id the run takes, chosen by a resume so that the
+    run it resumes records it first) serve resume (runner.execution.resume). placement runs some
     task types elsewhere (see Execution); on_execution(Execution) is called before the run
     starts, so another thread can interrupt() it. environ: the RUNNER_* variables the run
     reads (default os.environ). handlers ({task type: function}) are task types of this run
@@ -97,6 +98,7 @@ class RunRequest:
     on_execution: Callable[[Execution], None] | None = None
     handlers: dict | None = None
     traceparent: str | None = None
+    last_id: str | None = None
     # The caller will not run this AltFile again: its source bytes are let go of once alt.json
     # is written (AltFile.release_source), not kept to the end of the run.
     release_source: bool = False
@@ -209,6 +211,9 @@ def _prepare(request: RunRequest, environ):
     seed = request.seed
     if seed is not None and (type(seed) is not int or seed < 0):
         raise ConfigurationError(f"seed {seed!r}: expected a whole number >= 0")
+    last_id = request.last_id
+    if last_id is not None and not (type(last_id) is str and RUN_DIRECTORY_NAME.fullmatch(last_id)):
+        raise ConfigurationError(f"last_id {last_id!r}: expected a LAST id (a UUID, as librunner.next_last_id makes)")
     return alt, settings, mode, cap
 
 
@@ -250,7 +255,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
     alt_json = alt.source
     if alt_json is None:
         alt_json = orjson.dumps(alt.to_dict())
-    last_id = librunner.next_last_id()
+    last_id = request.last_id or librunner.next_last_id()
     directory = runner_settings.output_dir(request.output_dir)
     try:
         journal = open_run_directory(directory, last_id, alt_json, workspace)
