@@ -140,3 +140,72 @@ def test_a_resume_that_cannot_record_itself_in_the_run_it_resumes_runs_nothing(t
         raise AssertionError("the resume ran without its record")
     assert ran(log) == ["t0", "t1", "t2", "t3"]
     assert sorted(path.name for path in directory.parent.iterdir()) == [directory.name]
+
+
+class RefusingDisk:
+    """runner.librunner as the journal sees it, but its `refused`-th commit refused as a full
+    disk refuses it (the start, and alt.json, which rename, are not commits)."""
+
+    def __init__(self, librunner, refused: int):
+        self._librunner, self._refused, self.commits = librunner, refused, 0
+
+    def __getattr__(self, name):
+        return getattr(self._librunner, name)
+
+    def write_synced(self, fd, chunks, *args, **options):
+        if options.get("rename_to") is None:
+            self.commits += 1
+            if self.commits == self._refused:
+                raise OSError(28, "No space left on device")
+        return self._librunner.write_synced(fd, chunks, *args, **options)
+
+
+def test_a_run_whose_journal_fails_stops_and_its_resume_takes_what_it_did_from_its_last_file(tmp_path, monkeypatch):
+    """The journal's disk refuses a commit: the journal keeps nothing from there on, so the run
+    stops (what it did next, a resume could not know of) and its LAST file holds what it did,
+    the refused commit's results included; the resume reuses those and runs the rest."""
+    from runner.execution import journal as journal_file
+    from runner.execution.resume import resume
+    from runner.execution.run import JOURNAL_FAILURE
+
+    log = tmp_path / "log"
+    disk = RefusingDisk(journal_file.librunner, refused=3)
+    with monkeypatch.context() as patched:
+        patched.setattr(journal_file, "librunner", disk)
+        first = execute(chain(log, 8), tmp_path / "out", environ=ENV)
+    assert first.interrupted and first.signal_name == JOURNAL_FAILURE
+    assert any("cannot be written" in w and "the run stops" in w for w in first.facts["journal_warnings"])
+    before = ran(log)
+    assert 0 < len(before) < 8 and before == [f"t{i}" for i in range(len(before))]
+    record = json.loads((first.directory / "last.json").read_bytes())
+    completed = {task_id for task_id, result in record["task_results"].items() if result["status"] == "completed"}
+    assert completed == set(before)
+    # The refused commit held a completed task's result: only the LAST file has it.
+    assert completed - set(RunState(first.directory).results), "the journal kept every result"
+    planned = cli("resume", first.directory, "--dry-run")
+    assert planned.returncode == 0, planned.stderr
+    assert all(f"reuse  {task_id}" in planned.stdout for task_id in before), planned.stdout
+    done = resume(first.directory, environ=ENV)
+    assert done.all_completed and ran(log) == [f"t{i}" for i in range(8)]
+
+
+def test_a_run_whose_journal_fails_exits_1_and_says_how_to_finish_it(tmp_path):
+    log = tmp_path / "log"
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(chain(log, 6)))
+    refusing = ("import sys; from runner.execution import journal; sys.path.insert(0, sys.argv[1]); "
+                "from test_resume_never_twice import RefusingDisk; "
+                "journal.librunner = RefusingDisk(journal.librunner, refused=2); "
+                "from runner.cli import main; sys.exit(main(sys.argv[2:]))")
+    answer = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "run", str(path),
+                             "--out", str(tmp_path / "out"), "--quiet"],
+                            capture_output=True, text=True, timeout=120, env=ENV)
+    assert answer.returncode == 1, answer.stderr
+    (directory,) = (tmp_path / "out").iterdir()
+    assert "journal.jsonl cannot be written (No space left on device): the run stops" in answer.stderr
+    assert f"interrupted by a journal write failure: pending tasks were cancelled (python -m runner resume " \
+           f"{directory} runs them)" in answer.stderr, answer.stderr
+    assert 0 < len(ran(log)) < 6
+    finished = cli("resume", directory, "--quiet")
+    assert finished.returncode == 0, finished.stderr
+    assert ran(log) == [f"t{i}" for i in range(6)]

@@ -27,7 +27,7 @@ exit codes:
 
 def main(args) -> int:
     from runner import AltValidationError, ConfigurationError, DeliveryError, LastFileError, RunnerError
-    from runner.commands.run import INTERRUPTED, NOT_DELIVERED, TERMINATED, last_file_failure
+    from runner.commands.run import NOT_DELIVERED, interrupted_code, last_file_failure
     from runner.execution.progress import ProgressDisplay
     from runner.execution.resume import ResumeError, plan, resume
 
@@ -90,7 +90,7 @@ def main(args) -> int:
           file=sys.stderr)
     print(outcome.directory)
     if outcome.interrupted:
-        return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
+        return interrupted_code(outcome)
     return 0 if outcome.all_completed else 1
 
 

@@ -34,13 +34,25 @@ exit codes:
   2  the file, an option or the set-up is unusable (checked before the first task)
   3  the LAST file was written but not published (RUNNER_NATS_REQUIRED=true)
   4  the LAST file could not be written at the end (the journal keeps the results)
-  130, 143  interrupted by Ctrl-C, SIGTERM (the LAST file of what finished is written)"""
+  5  neither the LAST file nor the journal could be written: the results are not on disk
+  130, 143  interrupted by Ctrl-C, SIGTERM (the LAST file of what finished is written)
+A run whose journal cannot be written once it began stops (exit 1): resume runs the rest."""
 
 INTERRUPTED = 130
 TERMINATED = 143
 NOT_DELIVERED = 3
 LAST_FILE_NOT_WRITTEN = 4
 NOTHING_WRITTEN = 5
+
+
+def interrupted_code(outcome) -> int:
+    """The exit code of a run stopped before its end: 143 by SIGTERM, 130 by Ctrl-C, 1 by its
+    journal's disk (its pending tasks did not complete; Journal.when_failed)."""
+    from runner.execution.run import JOURNAL_FAILURE
+
+    if outcome.signal_name == JOURNAL_FAILURE:
+        return 1
+    return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
 
 
 def last_file_failure(error) -> int:
@@ -148,7 +160,8 @@ def _run_file(args, model: ModelFreeze, **execute_options) -> int:
     print(Palette(sys.stderr).status(strip_controls(outcome.lean_record.get("summary", "")), outcome.lean_record.get("status")),
           file=sys.stderr)
     if outcome.interrupted:
-        print("interrupted: pending tasks were cancelled", file=sys.stderr)
+        print(f"interrupted{'' if outcome.signal_name is None else f' by {outcome.signal_name}'}: pending tasks "
+              f"were cancelled (python -m runner resume {outcome.directory} runs them)", file=sys.stderr)
     if outcome.delivery is not None and not outcome.delivery["published"]:
         from runner.last.delivery import RECORD_NAME, failure_text
         print(f"delivery: {failure_text(outcome.delivery)} (recorded in {outcome.directory / RECORD_NAME})",
@@ -159,7 +172,7 @@ def _run_file(args, model: ModelFreeze, **execute_options) -> int:
     else:
         print(outcome.directory)
     if outcome.interrupted:
-        return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
+        return interrupted_code(outcome)
     return 0 if outcome.all_completed else 1
 
 

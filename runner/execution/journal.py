@@ -121,7 +121,9 @@ class Journal:
         # Set by hurry(): the writer commits now instead of at the end of its window.
         self._hurry = threading.Event()
         self._commit_lock = threading.Lock()
-        self.error: OSError | None = None       # the first write error; the run goes on
+        self.error: OSError | None = None       # the first write error (when_failed)
+        self._failed_on_disk = False            # that error came once journal.jsonl existed
+        self._on_failure = None                 # when_failed's callback
         self.warnings: list[str] = []           # what could not be written, for the LAST file
         # The writer and the cleaning run on threads started without threading.Thread's
         # hand-shake (the caller waited ~2 ms a thread for the new one to take the GIL, more
@@ -306,14 +308,31 @@ class Journal:
                 os.unlink(temporary)
             raise
 
+    def when_failed(self, callback) -> None:
+        """callback() once a write fails after journal.jsonl exists (at once if one did): the
+        journal keeps nothing more, and a resume of it would run again what the run does next.
+        A start the disk refuses leaves no journal.jsonl, nothing a resume could take up: the
+        run may go on then (a warning)."""
+        self._on_failure = callback
+        if self._failed_on_disk:
+            callback()
+
     def _failed(self, error: OSError, path: Path) -> None:
         """The first write error ends the journal's writes (what follows would not be a whole
-        journal); the run goes on and says so."""
+        journal), and is said; once journal.jsonl exists, when_failed's callback stops the run."""
         if self.error is None:
             self.error = error
-            self._warn(f"{path} cannot be written ({error.strerror or error}): the run goes on and its LAST "
-                       "file is written at the end if the disk allows, but the run's results from here on "
-                       "are not in its journal and it cannot be resumed from it")
+            if self._temporary is not None:     # no journal.jsonl: no resume can take the run up
+                self._warn(f"{path} cannot be written ({error.strerror or error}): the run goes on and its LAST "
+                           "file is written at the end if the disk allows, but it cannot be resumed")
+                return
+            self._warn(f"{path} cannot be written ({error.strerror or error}): the run stops (a resume from a "
+                       "journal that lacks what it did next would do it again); its LAST file is written if "
+                       "the disk allows, and a resume once the disk has room runs the rest")
+            self._failed_on_disk = True
+            callback = self._on_failure
+            if callback is not None:
+                callback()
 
     def _warn(self, message: str) -> None:
         """Said at once on the library's log (stderr for the CLI and, by default, any host) and

@@ -160,6 +160,8 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
         raise ResumeError(_busy(directory, source.start, asked))
     if not source.start:
         raise ResumeError(f"{directory}: the run was killed before its journal's first record: nothing to resume")
+    if source.complete:
+        _add_completed_from_last_file(source)
     old_alt = librunner.parse_alt_file(old_source)
     edited = alt_source is not None and alt_source != old_source
     alt = librunner.parse_alt_file(alt_source) if edited else old_alt
@@ -260,6 +262,37 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
     if getattr(alt, "control", None) is not None:
         result.reuse.update(_reused_instances(source, alt, old_alt, forced, rerun_from, edited))
     return result
+
+
+def _add_completed_from_last_file(source: RunState) -> None:
+    """The results the run's LAST file holds as completed and its journal does not, added to
+    `source` as journal results. The journal's writes end at the first its disk refuses; the
+    run then stops (Journal.when_failed), and its LAST file holds the refused commit's results
+    and those of the attempts that ended meanwhile: without them, a resume would run those
+    tasks' commands again (review 29, D1). ResumeError when the LAST file cannot be read."""
+    from runner.errors import LastFileError
+    from runner.last.reader import load_last
+
+    path = source.directory / "last.json"
+    try:
+        results = load_last(path).get("task_results")
+    except LastFileError as error:
+        raise ResumeError(f"{path}: the run's LAST file cannot be read ({error}): it may hold results its journal "
+                          "does not") from None
+    if not isinstance(results, dict):
+        raise ResumeError(f"{path}: task_results is not an object")
+    for task_id, written in results.items():
+        if not isinstance(written, dict) or written.get("status") != "completed":
+            continue
+        if (source.results.get(task_id) or {}).get("status") == "completed":
+            continue
+        # The LAST file's spelling of a result (runner/core/last_record.pxi: result_dict) as the journal's.
+        result = {key: value for key, value in written.items()
+                  if key not in ("start_time", "end_time", "exact_duration_ms", "skipped")}
+        result.update(task_id=task_id, started_at=written.get("start_time"), completed_at=written.get("end_time"),
+                      duration_ms=written.get("exact_duration_ms", written.get("duration_ms")))
+        source.results[task_id] = result
+        source.running.pop(task_id, None)
 
 
 def _reused(source: RunState, docs: list, alt) -> list:

@@ -50,6 +50,10 @@ _ACTIVE: set = set()
 _ACTIVE_LOCK = threading.Lock()
 
 
+# execution.interrupted_by of a run stopped because its journal could not be written (Journal.when_failed).
+JOURNAL_FAILURE = "a journal write failure"
+
+
 @dataclass(frozen=True)
 class RunRequest:
     """Everything one run is asked to do; built by each door, never changed after.
@@ -134,7 +138,8 @@ class RunOutcome(WrittenLast):
 
     @property
     def signal_name(self) -> str | None:
-        """"SIGTERM" when a SIGTERM stopped the run (the CLI then exits 143, not 130)."""
+        """"SIGTERM" when a SIGTERM stopped the run (the CLI then exits 143, not 130), "SIGINT",
+        or JOURNAL_FAILURE when the run stopped because its journal could not be written."""
         return self.facts.get("interrupted_by")
 
     @property
@@ -362,6 +367,11 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
             execution.interrupt()
         for number in (signal.SIGINT, signal.SIGTERM):
             previous_handlers[number] = signal.signal(number, stop)
+    if run_journal is not None:
+        def journal_failed():
+            stopped_by.append(JOURNAL_FAILURE)
+            execution.interrupt()
+        run_journal.when_failed(journal_failed)
     with _ACTIVE_LOCK:
         _ACTIVE.add(execution)
     try:
