@@ -160,7 +160,9 @@ def _plan(directory, alt_source, only_failed, from_task, force, environ, _claime
         raise ResumeError(_busy(directory, source.start, asked))
     if not source.start:
         raise ResumeError(f"{directory}: the run was killed before its journal's first record: nothing to resume")
-    if source.complete:
+    if source.complete and source.ended is None:
+        # A LAST file, and a journal without the run_ended record its run commits before writing
+        # it: the journal's writes stopped at one the disk refused.
         _add_completed_from_last_file(source)
     old_alt = librunner.parse_alt_file(old_source)
     edited = alt_source is not None and alt_source != old_source
