@@ -209,3 +209,10 @@ def test_a_run_whose_journal_fails_exits_1_and_says_how_to_finish_it(tmp_path):
     finished = cli("resume", directory, "--quiet")
     assert finished.returncode == 0, finished.stderr
     assert ran(log) == [f"t{i}" for i in range(6)]
+    # Several files at once: the one stopped by its journal did not complete (1), no signal came (not 130).
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(chain(tmp_path / "other-log", 6)))
+    answer = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "run", str(path), str(other),
+                             "--out", str(tmp_path / "many"), "--jobs", "1"],
+                            capture_output=True, text=True, timeout=120, env=ENV)
+    assert answer.returncode == 1 and "the run stops" in answer.stderr, answer.stderr

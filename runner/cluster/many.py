@@ -206,7 +206,7 @@ def run_files(files, output_dir=None, *, mode: str | None = None, max_concurrenc
 
 def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
     from runner import RunnerError
-    from runner.execution.run import RunRequest, execute_request
+    from runner.execution.run import JOURNAL_FAILURE, RunRequest, execute_request
 
     def run_one(item: _Loaded) -> FileOutcome:
         if stop.event.is_set():
@@ -217,8 +217,10 @@ def _run_here(todo, output_dir, options, jobs, environ, stop, finished) -> None:
                 on_execution=lambda execution: stop.on_stop(execution.interrupt), **options))
         except RunnerError as error:
             return FileOutcome(item.path, error=f"{item.path}: {error}")
+        # Stopped by its journal's disk, not by a signal: a file whose tasks did not all complete.
         return FileOutcome(item.path, outcome.directory, all_completed=outcome.all_completed,
-                           interrupted=outcome.interrupted, summary=outcome.lean_record.get("summary", ""))
+                           interrupted=outcome.interrupted and outcome.signal_name != JOURNAL_FAILURE,
+                           summary=outcome.lean_record.get("summary", ""))
 
     with ThreadPoolExecutor(max(1, min(jobs, len(todo) or 1)), thread_name_prefix="runner-file") as pool:
         pending = {pool.submit(run_one, item): position for position, item in todo}
