@@ -144,15 +144,18 @@ def test_a_resume_that_cannot_record_itself_in_the_run_it_resumes_runs_nothing(t
 
 class RefusingDisk:
     """runner.librunner as the journal sees it, but its `refused`-th commit refused as a full
-    disk refuses it (the start, and alt.json, which rename, are not commits)."""
+    disk refuses it (the start, and alt.json, which rename, are not commits); with start, the
+    journal's start is refused instead."""
 
-    def __init__(self, librunner, refused: int):
-        self._librunner, self._refused, self.commits = librunner, refused, 0
+    def __init__(self, librunner, refused: int = 0, start: bool = False):
+        self._librunner, self._refused, self._start, self.commits = librunner, refused, start, 0
 
     def __getattr__(self, name):
         return getattr(self._librunner, name)
 
     def write_synced(self, fd, chunks, *args, **options):
+        if self._start and (options.get("rename_to") or b"").endswith(b"journal.jsonl"):
+            raise OSError(28, "No space left on device")
         if options.get("rename_to") is None:
             self.commits += 1
             if self.commits == self._refused:
@@ -216,3 +219,55 @@ def test_a_run_whose_journal_fails_exits_1_and_says_how_to_finish_it(tmp_path):
                              "--out", str(tmp_path / "many"), "--jobs", "1"],
                             capture_output=True, text=True, timeout=120, env=ENV)
     assert answer.returncode == 1 and "the run stops" in answer.stderr, answer.stderr
+
+
+def test_a_resume_whose_journal_cannot_start_runs_nothing_and_the_next_one_runs_each_task_once(tmp_path):
+    """A resume without its journal would leave no trace of what it did where the run it
+    resumes leads (latest_resume follows only a journal that began): it stops before its first
+    command. A plain run still goes on without one (test_durable_start_gate.py)."""
+    log, out = tmp_path / "log", tmp_path / "out"
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(killing_chain(log, tmp_path)))
+    assert cli("run", path, "--out", out, "--quiet").returncode == -9 and ran(log) == ["t0"]
+    (first,) = out.iterdir()
+    refusing = ("import sys; from runner.execution import journal; sys.path.insert(0, sys.argv[1]); "
+                "from test_resume_never_twice import RefusingDisk; "
+                "journal.librunner = RefusingDisk(journal.librunner, start=True); "
+                "from runner.cli import main; sys.exit(main(sys.argv[2:]))")
+    refused = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "resume", str(first),
+                              "--quiet"], capture_output=True, text=True, timeout=120, env=ENV)
+    assert refused.returncode == 1, refused.stderr
+    assert "the run stops before anything with an effect" in refused.stderr, refused.stderr
+    assert ran(log) == ["t0"]
+    for expected_code, expected in ((-9, ["t0", "t1"]), (0, ["t0", "t1", "t2"])):     # k2 kills the first
+        answer = cli("resume", first, "--quiet")
+        assert answer.returncode == expected_code and ran(log) == expected, (answer.stderr, ran(log))
+
+
+def test_a_service_run_whose_journal_cannot_start_runs_nothing_until_the_next_start(tmp_path, monkeypatch,
+                                                                                   task_type_registry):
+    """The service runs again, at its next start, a run it has no journal of: a run it could not
+    journal stops before its first effect (here a task type of the user's), and runs once."""
+    import asyncio
+
+    from runner import parse_alt_file
+    from runner.execution import journal as journal_file
+    from test_service_drain_delivery import DOCUMENT, register_nap, service
+
+    napping = register_nap([False])
+    registry = service(tmp_path)
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(journal_file, "librunner", RefusingDisk(journal_file.librunner, start=True))
+            run = asyncio.run(registry.accept(parse_alt_file(DOCUMENT), DOCUMENT))
+            assert run.finished.wait(60)
+    finally:
+        registry.close()
+    assert napping == [] and run.status == "interrupted" and not run.is_final, (run.status, run.error)
+    restarted = service(tmp_path)
+    try:
+        again = restarted.get(run.id)
+        assert again.finished.wait(60)
+    finally:
+        restarted.close()
+    assert napping == ["nap"] and again.status == "success", (again.status, again.error)

@@ -122,8 +122,9 @@ class Journal:
         self._hurry = threading.Event()
         self._commit_lock = threading.Lock()
         self.error: OSError | None = None       # the first write error (when_failed)
-        self._failed_on_disk = False            # that error came once journal.jsonl existed
+        self._stopping = False                  # that error stops the run (when_failed)
         self._on_failure = None                 # when_failed's callback
+        self._start_required = False            # a start the disk refuses stops the run too
         self.warnings: list[str] = []           # what could not be written, for the LAST file
         # The writer and the cleaning run on threads started without threading.Thread's
         # hand-shake (the caller waited ~2 ms a thread for the new one to take the GIL, more
@@ -308,28 +309,37 @@ class Journal:
                 os.unlink(temporary)
             raise
 
-    def when_failed(self, callback) -> None:
+    def when_failed(self, callback, start_required: bool = False) -> None:
         """callback() once a write fails after journal.jsonl exists (at once if one did): the
         journal keeps nothing more, and a resume of it would run again what the run does next.
         A start the disk refuses leaves no journal.jsonl, nothing a resume could take up: the
-        run may go on then (a warning)."""
+        run may go on then (a warning), unless start_required: a resume (the run it resumes
+        stays resumable, and a later resume of it would not know what this one did) or a run
+        of the service (its next start would run it again). Either way the callback comes
+        before the run's first attempt with an effect is let go (wait_started)."""
+        self._start_required = start_required
         self._on_failure = callback
-        if self._failed_on_disk:
+        if self._stopping:
             callback()
 
     def _failed(self, error: OSError, path: Path) -> None:
         """The first write error ends the journal's writes (what follows would not be a whole
-        journal), and is said; once journal.jsonl exists, when_failed's callback stops the run."""
+        journal), and is said; when_failed's callback stops the run when it must."""
         if self.error is None:
             self.error = error
-            if self._temporary is not None:     # no journal.jsonl: no resume can take the run up
+            if self._temporary is not None and not self._start_required:
+                # No journal.jsonl: no resume can take the run up.
                 self._warn(f"{path} cannot be written ({error.strerror or error}): the run goes on and its LAST "
                            "file is written at the end if the disk allows, but it cannot be resumed")
                 return
-            self._warn(f"{path} cannot be written ({error.strerror or error}): the run stops (a resume from a "
-                       "journal that lacks what it did next would do it again); its LAST file is written if "
-                       "the disk allows, and a resume once the disk has room runs the rest")
-            self._failed_on_disk = True
+            if self._temporary is not None:
+                self._warn(f"{path} cannot be written ({error.strerror or error}): the run stops before anything "
+                           "with an effect (without its journal, what it did would be done again)")
+            else:
+                self._warn(f"{path} cannot be written ({error.strerror or error}): the run stops (a resume from a "
+                           "journal that lacks what it did next would do it again); its LAST file is written if "
+                           "the disk allows, and a resume once the disk has room runs the rest")
+            self._stopping = True
             callback = self._on_failure
             if callback is not None:
                 callback()

@@ -626,4 +626,4 @@ def _resume_in(directory, chosen, workspace, temporary, output_dir, alt_file, en
     return execute_request(RunRequest(
         chosen.alt, out, mode=chosen.mode, seed=chosen.seed, workspace=workspace, temporary_workspace=temporary,
         reuse=chosen.reuse, resumed_from=chosen.resumed_from, alt_file=alt_file, environ=environ,
-        before_start=before_start, last_id=last_id, **options))
+        before_start=before_start, last_id=last_id, journal_required=True, **options))

@@ -103,6 +103,9 @@ class RunRequest:
     handlers: dict | None = None
     traceparent: str | None = None
     last_id: str | None = None
+    # The run does not go on without its journal: a start the disk refuses stops it before its
+    # first attempt with an effect (Journal.when_failed). A resume's, and the service's runs.
+    journal_required: bool = False
     # The caller will not run this AltFile again: its source bytes are let go of once alt.json
     # is written (AltFile.release_source), not kept to the end of the run.
     release_source: bool = False
@@ -371,7 +374,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         def journal_failed():
             stopped_by.append(JOURNAL_FAILURE)
             execution.interrupt()
-        run_journal.when_failed(journal_failed)
+        run_journal.when_failed(journal_failed, start_required=request.journal_required)
     with _ACTIVE_LOCK:
         _ACTIVE.add(execution)
     try:

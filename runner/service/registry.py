@@ -242,8 +242,10 @@ class Registry:
                 outcome = resume(previous, None, run.folder, **options)
             else:
                 run.folder.mkdir(parents=True, exist_ok=True)
+                # Its journal required: a run the service cannot journal would be run again by
+                # its next start (a resume requires its own).
                 outcome = execute_request(RunRequest(alt, run.folder, mode=run.mode, seed=run.seed,
-                                                     alt_file=run.alt_file, **options))
+                                                     alt_file=run.alt_file, journal_required=True, **options))
         except DeliveryError as error:
             written = error.written
             if _interrupted(written.lean_record):
