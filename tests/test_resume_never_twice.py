@@ -271,3 +271,40 @@ def test_a_service_run_whose_journal_cannot_start_runs_nothing_until_the_next_st
     finally:
         restarted.close()
     assert napping == ["nap"] and again.status == "success", (again.status, again.error)
+
+
+def test_a_construct_whose_segment_completed_record_the_disk_refused_does_not_repeat_its_own_command(
+        tmp_path, monkeypatch):
+    """A loop's and a call's own segments are commands: the record that the own command
+    completed (segment_completed) may be the commit the disk refuses; the run stops and
+    cancels the construct, whose LAST result keeps that output, and the resume replays the
+    construct from it. Every commit refused in turn; no command runs twice."""
+    from runner import parse_alt_file
+    from runner.execution import journal as journal_file
+    from runner.execution.resume import resume
+    from conftest import dumps
+    from test_durable_control_flow import ENV as FLOW_ENV, lines, segment, v2
+
+    branch = {"condition": {"operator": "gt", "left": "n", "right": 0}, "if_body": ["yes"], "else_body": []}
+    document = dumps(v2(
+        [segment("loop1", loop={"type": "for_range", "variable": "i", "start": 0, "end": 3, "step": 1, "body": ["b1"]}),
+         segment("b1", token="b1-$i"),
+         segment("call", ["loop1"], function_call={"function_name": "mark", "arguments": {"n": "c"}}),
+         segment("f", token="f-$n"), segment("g", ["f"], token="g-$n"),
+         segment("yes", ["call"], condition=branch), segment("last", ["yes"])],
+        functions=[{"name": "mark", "parameters": [{"name": "n", "type": "string", "required": True}],
+                    "body": ["f", "g"]}],
+        global_variables=[{"name": "n", "type": "number", "value": 1}]))
+    stopped = 0
+    for refused in range(1, 11):
+        workspace = tmp_path / str(refused) / "ws"
+        workspace.mkdir(parents=True)
+        with monkeypatch.context() as patched:
+            patched.setattr(journal_file, "librunner", RefusingDisk(journal_file.librunner, refused=refused))
+            first = execute(parse_alt_file(document), tmp_path / str(refused) / "out", workspace=workspace,
+                            environ=FLOW_ENV)
+        stopped += first.interrupted
+        done = resume(first.directory, environ=FLOW_ENV)
+        ran_here = lines(workspace)
+        assert done.all_completed and len(ran_here) == len(set(ran_here)) == 9, (refused, ran_here)
+    assert stopped >= 3        # refusals that came while the run went on, not after its end

@@ -134,6 +134,9 @@ class Execution:
         # its constructs from them as they are reached (control.py).
         self.settled = frozenset(self.reuse) if self.reuse and self.flow is None else frozenset()
         self.recorded_at_start: set = set()     # task ids whose reused result the journal holds
+        # index -> the output of a segment's own command or file operation (segment_completed),
+        # while its construct runs: a construct the run's stop cancels keeps it in its result.
+        self.segment_outputs: dict = {}
         self.scheduler = core.Scheduler(alt, None, self.plan.tie_breaker() if self.plan else None, inline,
                                         held, not_inline, self.settled or None)
         self.results: dict = self.results if self.flow is not None else {}
@@ -646,6 +649,7 @@ class Execution:
                     # output instead of doing the effect again (a kill or a failed body since).
                     self.journal.write({"type": "segment_completed", "task_id": task.id, "output": output})
                     self.journal.hurry()
+                    self.segment_outputs[index] = output
                 if flow.begin(index, output):
                     return      # the construct runs; finish_construct ends the task
             elif status != "completed":
@@ -825,6 +829,11 @@ class Execution:
                     self._keep_reused(index, earlier)
                     kept = True
                     continue
+                if index in self.segment_outputs:
+                    # Its own effect happened: said in the LAST file too, for a resume when the
+                    # journal lost the segment_completed record (a disk that refused it).
+                    self.states.setdefault(index, _TaskState()).metadata["segment_completed"] = \
+                        {"output": self.segment_outputs[index]}
                 self._finish(index, "cancelled", None, "the run was interrupted while its construct ran",
                              final=True)
             for index in self.scheduler.cancel_pending() if kept else ():

@@ -284,7 +284,14 @@ def _add_completed_from_last_file(source: RunState) -> None:
     if not isinstance(results, dict):
         raise ResumeError(f"{path}: task_results is not an object")
     for task_id, written in results.items():
-        if not isinstance(written, dict) or written.get("status") != "completed":
+        if not isinstance(written, dict):
+            continue
+        metadata = written.get("metadata")
+        segment = metadata.get("segment_completed") if isinstance(metadata, dict) else None
+        if isinstance(segment, dict) and "output" in segment and task_id not in source.segments:
+            # A construct the run's stop cancelled after its segment's own effect (Execution).
+            source.segments[task_id] = segment["output"]
+        if written.get("status") != "completed":
             continue
         if (source.results.get(task_id) or {}).get("status") == "completed":
             continue
