@@ -699,6 +699,7 @@ class Execution:
 
     def finish_construct(self, index: int, status: str, output, error: str | None, control: dict | None) -> None:
         """A carrier's construct has ended: the carrier ends with its outcome."""
+        self.segment_outputs.pop(index, None)
         self._finish(index, status, output, error, final=True, control=control)
 
     def finish_reused_carrier(self, index: int, result) -> None:
