@@ -377,9 +377,9 @@ def test_a_writer_start_interrupted_or_out_of_memory_gives_its_busy_count_back(t
     journals = []
     real_start = Journal.start
 
-    def kept(self, *arguments):
+    def kept(self, *arguments, **options):
         journals.append(self)
-        return real_start(self, *arguments)
+        return real_start(self, *arguments, **options)
 
     for start in (refused(KeyboardInterrupt), refused(MemoryError), started_then_interrupted):
         monkeypatch.setattr(Journal, "start", kept)

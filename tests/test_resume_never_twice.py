@@ -308,3 +308,74 @@ def test_a_construct_whose_segment_completed_record_the_disk_refused_does_not_re
         ran_here = lines(workspace)
         assert done.all_completed and len(ran_here) == len(set(ran_here)) == 9, (refused, ran_here)
     assert stopped >= 3        # refusals that came while the run went on, not after its end
+
+
+def test_a_required_start_the_disk_refuses_at_once_stops_the_resume_however_late_its_run_looks(
+        tmp_path, monkeypatch):
+    """The writer's thread may fail the start before the run registers what a failure does (one
+    CPU: always): the start is required from before that thread starts (review 31)."""
+    import time
+
+    from runner.execution import journal as journal_file
+    from runner.execution.resume import resume
+    from runner.execution.run import JOURNAL_FAILURE
+
+    log, out = tmp_path / "log", tmp_path / "out"
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(killing_chain(log, tmp_path)))
+    assert cli("run", path, "--out", out, "--quiet").returncode == -9 and ran(log) == ["t0"]
+    (tmp_path / "k2").touch()       # k2 kills no resume here (this process would be the one)
+    (first,) = out.iterdir()
+    when_failed = journal_file.Journal.when_failed
+
+    def late(journal, callback, **options):
+        time.sleep(0.2)         # the writer's start has failed by now
+        when_failed(journal, callback, **options)
+    with monkeypatch.context() as patched:
+        patched.setattr(journal_file.Journal, "when_failed", late)
+        patched.setattr(journal_file, "librunner", RefusingDisk(journal_file.librunner, start=True))
+        refused = resume(first, environ=ENV)
+    assert refused.interrupted and refused.signal_name == JOURNAL_FAILURE and ran(log) == ["t0"]
+
+
+def payload_chain(log: Path) -> dict:
+    """t0 writes a file in the workspace that t3, three commands later, reads."""
+    document = chain(log, 4)
+    document["tasks"][0]["parameters"]["command"] = ["sh", "-c", f"echo payload > data; echo t0 >> {log}"]
+    document["tasks"][3]["parameters"]["command"] = ["sh", "-c", f"cat data && echo t3 >> {log}"]
+    return document
+
+
+def test_a_run_stopped_by_its_journal_keeps_its_workspace_for_the_resume(tmp_path, monkeypatch):
+    from runner.execution import journal as journal_file
+    from runner.execution.resume import resume
+
+    log = tmp_path / "log"
+    with monkeypatch.context() as patched:
+        patched.setattr(journal_file, "librunner", RefusingDisk(journal_file.librunner, refused=2))
+        first = execute(payload_chain(log), tmp_path / "out", environ=ENV)
+    assert first.interrupted and first.workspace_kept and (first.workspace / "data").read_text() == "payload\n"
+    done = resume(first.directory, environ=ENV)
+    assert done.all_completed and ran(log) == ["t0", "t1", "t2", "t3"], done.results["t3"].error
+    assert not first.workspace.exists()        # the resume that ended removed it
+
+
+def test_a_resume_that_cannot_begin_leaves_the_workspace_it_took_over(tmp_path, monkeypatch):
+    from runner.execution import journal as journal_file
+    from runner.execution.resume import resume
+
+    log, out = tmp_path / "log", tmp_path / "out"
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(killing_chain(log, tmp_path)))
+    assert cli("run", path, "--out", out, "--quiet").returncode == -9 and ran(log) == ["t0"]
+    (tmp_path / "k2").touch()       # k2 kills no resume here
+    (first,) = out.iterdir()
+    workspace = Path(RunState(first).start["workspace"])
+    (workspace / "data").write_text("payload\n")      # as t0 might have left it, kept for the resume
+    with monkeypatch.context() as patched:
+        patched.setattr(journal_file, "librunner", RefusingDisk(journal_file.librunner, start=True))
+        refused = resume(first, environ=ENV)
+    assert refused.interrupted and refused.workspace == workspace and ran(log) == ["t0"]
+    assert (workspace / "data").read_text() == "payload\n"
+    done = resume(first, environ=ENV)
+    assert done.all_completed and ran(log) == ["t0", "t1", "t2"] and not workspace.exists()

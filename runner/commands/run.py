@@ -47,11 +47,12 @@ NOTHING_WRITTEN = 5
 
 def interrupted_code(outcome) -> int:
     """The exit code of a run stopped before its end: 143 by SIGTERM, 130 by Ctrl-C, 1 by its
-    journal's disk (its pending tasks did not complete; Journal.when_failed)."""
+    journal's disk (its pending tasks did not complete; Journal.when_failed), 0 when that came
+    once every task had."""
     from runner.execution.run import JOURNAL_FAILURE
 
     if outcome.signal_name == JOURNAL_FAILURE:
-        return 1
+        return 0 if outcome.all_completed else 1
     return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
 
 
@@ -159,9 +160,12 @@ def _run_file(args, model: ModelFreeze, **execute_options) -> int:
     from runner.colour import Palette
     print(Palette(sys.stderr).status(strip_controls(outcome.lean_record.get("summary", "")), outcome.lean_record.get("status")),
           file=sys.stderr)
-    if outcome.interrupted:
+    if outcome.interrupted and not outcome.all_completed:
+        from runner.execution.journal import JOURNAL_NAME
+        resumable = (outcome.directory / JOURNAL_NAME).is_file()
         print(f"interrupted{'' if outcome.signal_name is None else f' by {outcome.signal_name}'}: pending tasks "
-              f"were cancelled (python -m runner resume {outcome.directory} runs them)", file=sys.stderr)
+              "were cancelled" + (f" (python -m runner resume {outcome.directory} runs them)" if resumable else ""),
+              file=sys.stderr)
     if outcome.delivery is not None and not outcome.delivery["published"]:
         from runner.last.delivery import RECORD_NAME, failure_text
         print(f"delivery: {failure_text(outcome.delivery)} (recorded in {outcome.directory / RECORD_NAME})",

@@ -124,7 +124,8 @@ class Journal:
         self.error: OSError | None = None       # the first write error (when_failed)
         self._stopping = False                  # that error stops the run (when_failed)
         self._on_failure = None                 # when_failed's callback
-        self._start_required = False            # a start the disk refuses stops the run too
+        self._start_required = False            # a start the disk refuses stops the run too (start)
+        self.began = False                      # journal.jsonl exists: a resume can take the run up
         self.warnings: list[str] = []           # what could not be written, for the LAST file
         # The writer and the cleaning run on threads started without threading.Thread's
         # hand-shake (the caller waited ~2 ms a thread for the new one to take the GIL, more
@@ -153,7 +154,7 @@ class Journal:
             except OSError as error:    # the writer says so (a warning): the journal is still worth writing
                 self._alt_error = error
 
-    def start(self, first: dict, results=(), documents=()) -> None:
+    def start(self, first: dict, results=(), documents=(), *, required: bool = False) -> None:
         """Begins the run's journal and returns at once: the writer thread makes the start
         durable (alt.json, then the journal's first lines: `first`, the run_started record,
         and `results`, the results an earlier run made that this one reuses, TaskResults, and
@@ -163,7 +164,9 @@ class Journal:
         effect outside the record may go on (inline tasks, reused results: what a crash
         meanwhile loses is done again, never done twice); anything else waits for it first
         (wait_started). The cleaning of dead runs (`before`) runs on a thread of its own. A
-        disk that refuses these writes is a warning (self.warnings), not the end of the run."""
+        disk that refuses these writes is a warning (self.warnings), not the end of the run,
+        unless `required` (when_failed)."""
+        self._start_required = required     # before the writer's thread: its start may fail at once
         self._start = (first, list(results), documents)
         try:
             # Busy from before its thread starts: the run's drain of inline tasks, which would
@@ -276,9 +279,11 @@ class Journal:
             librunner.write_synced(self._fd, lines, rename_from=os.fsencode(self._temporary),
                                    rename_to=os.fsencode(self.path), directory_fd=directory_fd)
             self._temporary = None
+            self.began = True
         except OSError as error:
             if self.path.exists():      # renamed: only its directory's fsync failed
                 self._temporary = None
+                self.began = True
             self._failed(error, self.path)
 
     def _temporary_file(self, name: str) -> tuple[int, str]:
@@ -309,15 +314,14 @@ class Journal:
                 os.unlink(temporary)
             raise
 
-    def when_failed(self, callback, start_required: bool = False) -> None:
+    def when_failed(self, callback) -> None:
         """callback() once a write fails after journal.jsonl exists (at once if one did): the
         journal keeps nothing more, and a resume of it would run again what the run does next.
         A start the disk refuses leaves no journal.jsonl, nothing a resume could take up: the
-        run may go on then (a warning), unless start_required: a resume (the run it resumes
-        stays resumable, and a later resume of it would not know what this one did) or a run
-        of the service (its next start would run it again). Either way the callback comes
-        before the run's first attempt with an effect is let go (wait_started)."""
-        self._start_required = start_required
+        run may go on then (a warning), unless the start was `required`: a resume's (the run it
+        resumes stays resumable, and a later resume of it would not know what this one did) or
+        a run of the service's (its next start would run it again). Either way the callback
+        comes before the run's first attempt with an effect is let go (wait_started)."""
         self._on_failure = callback
         if self._stopping:
             callback()
@@ -327,12 +331,12 @@ class Journal:
         journal), and is said; when_failed's callback stops the run when it must."""
         if self.error is None:
             self.error = error
-            if self._temporary is not None and not self._start_required:
+            if not self.began and not self._start_required:
                 # No journal.jsonl: no resume can take the run up.
                 self._warn(f"{path} cannot be written ({error.strerror or error}): the run goes on and its LAST "
                            "file is written at the end if the disk allows, but it cannot be resumed")
                 return
-            if self._temporary is not None:
+            if not self.began:
                 self._warn(f"{path} cannot be written ({error.strerror or error}): the run stops before anything "
                            "with an effect (without its journal, what it did would be done again)")
             else:

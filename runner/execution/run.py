@@ -277,7 +277,7 @@ def _start_journal(request: RunRequest, alt, execution, workspace, temporary_wor
         with contextlib.suppress(OSError):
             journal.directory.rmdir()
         raise
-    journal.start(started, *reused)
+    journal.start(started, *reused, required=request.journal_required)
     if request.release_source:
         alt.release_source()
     return last_id, journal
@@ -374,7 +374,7 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         def journal_failed():
             stopped_by.append(JOURNAL_FAILURE)
             execution.interrupt()
-        run_journal.when_failed(journal_failed, start_required=request.journal_required)
+        run_journal.when_failed(journal_failed)
     with _ACTIVE_LOCK:
         _ACTIVE.add(execution)
     try:
@@ -431,13 +431,18 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         with _ACTIVE_LOCK:
             _ACTIVE.discard(execution)
         execution.written.set()     # cancel_active_runs waits for this, LAST file included
-        if temporary_workspace and _resumable(run_journal, facts, last_written):
+        if temporary_workspace and _resumable(request, run_journal, facts, last_written):
             # The files its tasks wrote are what the tasks its resume runs may read: kept, as a
             # run killed with -9 keeps them, until a resume ends (or discard_kept_workspace).
             if outcome is not None:
                 outcome.workspace_kept = True
-            log.warning("the run was not finished: its temporary workspace %s is kept for its resume "
-                        "(python -m runner resume %s), which removes it at its end", workspace, run_journal.directory)
+            if run_journal.began:
+                log.warning("the run was not finished: its temporary workspace %s is kept for its resume "
+                            "(python -m runner resume %s), which removes it at its end", workspace,
+                            run_journal.directory)
+            else:
+                log.warning("the resume did not begin: the workspace %s it took over is kept for the run it "
+                            "resumed (%s), which a resume of it carries on in", workspace, request.resumed_from)
         elif temporary_workspace:
             # The files tasks listed as written were copied into the LAST directory as
             # artifacts; a temporary workspace is not left behind in /tmp. An attempt
@@ -450,11 +455,15 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     return outcome
 
 
-def _resumable(run_journal, facts, last_written: bool) -> bool:
-    """Whether a resume may follow the run: it was interrupted, or did not end as a run ends
-    (an error, its LAST file not written), and its journal is whole."""
-    if run_journal is None or run_journal.error is not None:
+def _resumable(request: RunRequest, run_journal, facts, last_written: bool) -> bool:
+    """Whether a resume may follow the run, so its temporary workspace stays: its journal began
+    and the run was interrupted (by a signal, a cancel, its journal's disk: Journal.when_failed)
+    or did not end as a run ends (an error, its LAST file not written). A resume whose journal
+    never began took over the workspace of the run it resumes, which stays resumable."""
+    if run_journal is None:
         return False
+    if not run_journal.began:
+        return request.resumed_from is not None and request.workspace is not None     # taken over, not made
     return facts is None or not last_written or bool(facts.get("interrupted"))
 
 
