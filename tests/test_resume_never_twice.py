@@ -238,6 +238,7 @@ def test_a_resume_whose_journal_cannot_start_runs_nothing_and_the_next_one_runs_
                               "--quiet"], capture_output=True, text=True, timeout=120, env=ENV)
     assert refused.returncode == 1, refused.stderr
     assert "the run stops before anything with an effect" in refused.stderr, refused.stderr
+    assert f"pending tasks were cancelled (python -m runner resume {first} runs them)" in refused.stderr
     assert ran(log) == ["t0"]
     for expected_code, expected in ((-9, ["t0", "t1"]), (0, ["t0", "t1", "t2"])):     # k2 kills the first
         answer = cli("resume", first, "--quiet")
@@ -379,3 +380,21 @@ def test_a_resume_that_cannot_begin_leaves_the_workspace_it_took_over(tmp_path, 
     assert (workspace / "data").read_text() == "payload\n"
     done = resume(first, environ=ENV)
     assert done.all_completed and ran(log) == ["t0", "t1", "t2"] and not workspace.exists()
+
+
+def test_a_run_whose_journal_fails_once_every_task_completed_exits_0_and_keeps_no_workspace(tmp_path):
+    """Nothing is left for a resume: its temporary workspace goes, as a finished run's does
+    (review 32: it was kept for a resume that finds nothing to do, and never removed)."""
+    log = tmp_path / "log"
+    path = tmp_path / "alt.json"
+    path.write_text(json.dumps(chain(log, 1)))
+    refusing = ("import sys; from runner.execution import journal; sys.path.insert(0, sys.argv[1]); "
+                "from test_resume_never_twice import RefusingDisk; "
+                "journal.librunner = RefusingDisk(journal.librunner, refused=1); "
+                "from runner.cli import main; sys.exit(main(sys.argv[2:]))")
+    answer = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "run", str(path),
+                             "--out", str(tmp_path / "out"), "--quiet"],
+                            capture_output=True, text=True, timeout=120, env={**ENV, "TMPDIR": str(tmp_path)})
+    assert answer.returncode == 0 and "cannot be written" in answer.stderr, answer.stderr
+    assert "kept for its resume" not in answer.stderr and "interrupted" not in answer.stderr, answer.stderr
+    assert ran(log) == ["t0"] and not list(tmp_path.glob("runner-workspace-*"))

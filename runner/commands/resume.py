@@ -27,7 +27,7 @@ exit codes:
 
 def main(args) -> int:
     from runner import AltValidationError, ConfigurationError, DeliveryError, LastFileError, RunnerError
-    from runner.commands.run import NOT_DELIVERED, interrupted_code, last_file_failure
+    from runner.commands.run import NOT_DELIVERED, interrupted_code, last_file_failure, say_interrupted
     from runner.execution.progress import ProgressDisplay
     from runner.execution.resume import ResumeError, plan, resume
 
@@ -88,6 +88,7 @@ def main(args) -> int:
     from runner.colour import Palette
     print(Palette(sys.stderr).status(outcome.lean_record.get("summary", ""), outcome.lean_record.get("status")),
           file=sys.stderr)
+    say_interrupted(outcome, args.dir)      # the chain's latest resume is carried on from it (latest_resume)
     print(outcome.directory)
     if outcome.interrupted:
         return interrupted_code(outcome)

@@ -56,6 +56,15 @@ def interrupted_code(outcome) -> int:
     return TERMINATED if outcome.signal_name == "SIGTERM" else INTERRUPTED
 
 
+def say_interrupted(outcome, resumable) -> None:
+    """The line a run stopped before its end leaves on stderr: what stopped it, and the
+    directory to resume (`resumable`, None when there is none)."""
+    if outcome.interrupted and not outcome.all_completed:
+        print(f"interrupted{'' if outcome.signal_name is None else f' by {outcome.signal_name}'}: pending tasks "
+              "were cancelled" + (f" (python -m runner resume {resumable} runs them)" if resumable else ""),
+              file=sys.stderr)
+
+
 def last_file_failure(error) -> int:
     """4 when the run's journal keeps the results the LAST file could not hold, 5 when it
     could not be written either (runner.execution marks that error journal_kept=False)."""
@@ -160,12 +169,8 @@ def _run_file(args, model: ModelFreeze, **execute_options) -> int:
     from runner.colour import Palette
     print(Palette(sys.stderr).status(strip_controls(outcome.lean_record.get("summary", "")), outcome.lean_record.get("status")),
           file=sys.stderr)
-    if outcome.interrupted and not outcome.all_completed:
-        from runner.execution.journal import JOURNAL_NAME
-        resumable = (outcome.directory / JOURNAL_NAME).is_file()
-        print(f"interrupted{'' if outcome.signal_name is None else f' by {outcome.signal_name}'}: pending tasks "
-              "were cancelled" + (f" (python -m runner resume {outcome.directory} runs them)" if resumable else ""),
-              file=sys.stderr)
+    from runner.execution.journal import JOURNAL_NAME
+    say_interrupted(outcome, outcome.directory if (outcome.directory / JOURNAL_NAME).is_file() else None)
     if outcome.delivery is not None and not outcome.delivery["published"]:
         from runner.last.delivery import RECORD_NAME, failure_text
         print(f"delivery: {failure_text(outcome.delivery)} (recorded in {outcome.directory / RECORD_NAME})",

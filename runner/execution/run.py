@@ -431,7 +431,8 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
         with _ACTIVE_LOCK:
             _ACTIVE.discard(execution)
         execution.written.set()     # cancel_active_runs waits for this, LAST file included
-        if temporary_workspace and _resumable(request, run_journal, facts, last_written):
+        if temporary_workspace and _resumable(request, run_journal, facts, last_written,
+                                              outcome is not None and outcome.all_completed):
             # The files its tasks wrote are what the tasks its resume runs may read: kept, as a
             # run killed with -9 keeps them, until a resume ends (or discard_kept_workspace).
             if outcome is not None:
@@ -455,12 +456,13 @@ def _execute(request: RunRequest, alt, settings, mode, cap, environ, ai_client, 
     return outcome
 
 
-def _resumable(request: RunRequest, run_journal, facts, last_written: bool) -> bool:
+def _resumable(request: RunRequest, run_journal, facts, last_written: bool, all_completed: bool) -> bool:
     """Whether a resume may follow the run, so its temporary workspace stays: its journal began
     and the run was interrupted (by a signal, a cancel, its journal's disk: Journal.when_failed)
-    or did not end as a run ends (an error, its LAST file not written). A resume whose journal
-    never began took over the workspace of the run it resumes, which stays resumable."""
-    if run_journal is None:
+    or did not end as a run ends (an error, its LAST file not written), with a task left to
+    run. A resume whose journal never began took over the workspace of the run it resumes,
+    which stays resumable."""
+    if run_journal is None or all_completed:
         return False
     if not run_journal.began:
         return request.resumed_from is not None and request.workspace is not None     # taken over, not made
