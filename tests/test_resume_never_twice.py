@@ -34,6 +34,17 @@ def cli(*argv, env=ENV) -> subprocess.CompletedProcess:
                           timeout=120, env=env)
 
 
+def cli_on_a_refusing_disk(disk: str, *argv, env=ENV) -> subprocess.CompletedProcess:
+    """The CLI with the journal's disk refusing as RefusingDisk(librunner, <disk>) does, e.g.
+    "refused=2" or "start=True"."""
+    script = ("import sys; from runner.execution import journal; sys.path.insert(0, sys.argv[1]); "
+              "from test_resume_never_twice import RefusingDisk; "
+              f"journal.librunner = RefusingDisk(journal.librunner, {disk}); "
+              "from runner.cli import main; sys.exit(main(sys.argv[2:]))")
+    return subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent), *map(str, argv)],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
 def interrupted_run(tmp_path: Path, count: int = 4) -> tuple[Path, Path]:
     """A finished chain whose LAST file is removed: to a resume, a run killed at its end."""
     log = tmp_path / "log"
@@ -196,13 +207,7 @@ def test_a_run_whose_journal_fails_exits_1_and_says_how_to_finish_it(tmp_path):
     log = tmp_path / "log"
     path = tmp_path / "alt.json"
     path.write_text(json.dumps(chain(log, 6)))
-    refusing = ("import sys; from runner.execution import journal; sys.path.insert(0, sys.argv[1]); "
-                "from test_resume_never_twice import RefusingDisk; "
-                "journal.librunner = RefusingDisk(journal.librunner, refused=2); "
-                "from runner.cli import main; sys.exit(main(sys.argv[2:]))")
-    answer = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "run", str(path),
-                             "--out", str(tmp_path / "out"), "--quiet"],
-                            capture_output=True, text=True, timeout=120, env=ENV)
+    answer = cli_on_a_refusing_disk("refused=2", "run", path, "--out", tmp_path / "out", "--quiet")
     assert answer.returncode == 1, answer.stderr
     (directory,) = (tmp_path / "out").iterdir()
     assert "journal.jsonl cannot be written (No space left on device): the run stops" in answer.stderr
@@ -215,9 +220,7 @@ def test_a_run_whose_journal_fails_exits_1_and_says_how_to_finish_it(tmp_path):
     # Several files at once: the one stopped by its journal did not complete (1), no signal came (not 130).
     other = tmp_path / "other.json"
     other.write_text(json.dumps(chain(tmp_path / "other-log", 6)))
-    answer = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "run", str(path), str(other),
-                             "--out", str(tmp_path / "many"), "--jobs", "1"],
-                            capture_output=True, text=True, timeout=120, env=ENV)
+    answer = cli_on_a_refusing_disk("refused=2", "run", path, other, "--out", tmp_path / "many", "--jobs", "1")
     assert answer.returncode == 1 and "the run stops" in answer.stderr, answer.stderr
 
 
@@ -230,12 +233,7 @@ def test_a_resume_whose_journal_cannot_start_runs_nothing_and_the_next_one_runs_
     path.write_text(json.dumps(killing_chain(log, tmp_path)))
     assert cli("run", path, "--out", out, "--quiet").returncode == -9 and ran(log) == ["t0"]
     (first,) = out.iterdir()
-    refusing = ("import sys; from runner.execution import journal; sys.path.insert(0, sys.argv[1]); "
-                "from test_resume_never_twice import RefusingDisk; "
-                "journal.librunner = RefusingDisk(journal.librunner, start=True); "
-                "from runner.cli import main; sys.exit(main(sys.argv[2:]))")
-    refused = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "resume", str(first),
-                              "--quiet"], capture_output=True, text=True, timeout=120, env=ENV)
+    refused = cli_on_a_refusing_disk("start=True", "resume", first, "--quiet")
     assert refused.returncode == 1, refused.stderr
     assert "the run stops before anything with an effect" in refused.stderr, refused.stderr
     assert f"pending tasks were cancelled (python -m runner resume {first} runs them)" in refused.stderr
@@ -388,13 +386,8 @@ def test_a_run_whose_journal_fails_once_every_task_completed_exits_0_and_keeps_n
     log = tmp_path / "log"
     path = tmp_path / "alt.json"
     path.write_text(json.dumps(chain(log, 1)))
-    refusing = ("import sys; from runner.execution import journal; sys.path.insert(0, sys.argv[1]); "
-                "from test_resume_never_twice import RefusingDisk; "
-                "journal.librunner = RefusingDisk(journal.librunner, refused=1); "
-                "from runner.cli import main; sys.exit(main(sys.argv[2:]))")
-    answer = subprocess.run([sys.executable, "-c", refusing, str(Path(__file__).parent), "run", str(path),
-                             "--out", str(tmp_path / "out"), "--quiet"],
-                            capture_output=True, text=True, timeout=120, env={**ENV, "TMPDIR": str(tmp_path)})
+    answer = cli_on_a_refusing_disk("refused=1", "run", path, "--out", tmp_path / "out", "--quiet",
+                                    env={**ENV, "TMPDIR": str(tmp_path)})
     assert answer.returncode == 0 and "cannot be written" in answer.stderr, answer.stderr
     assert "kept for its resume" not in answer.stderr and "interrupted" not in answer.stderr, answer.stderr
     assert ran(log) == ["t0"] and not list(tmp_path.glob("runner-workspace-*"))
