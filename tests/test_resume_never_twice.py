@@ -251,7 +251,7 @@ def test_a_service_run_whose_journal_cannot_start_runs_nothing_until_the_next_st
 
     from runner import parse_alt_file
     from runner.execution import journal as journal_file
-    from test_service_drain_delivery import DOCUMENT, register_nap, service
+    from test_service_drain_delivery import DOCUMENT, ended_after_a_restart, register_nap, service
 
     napping = register_nap([False])
     registry = service(tmp_path)
@@ -263,12 +263,7 @@ def test_a_service_run_whose_journal_cannot_start_runs_nothing_until_the_next_st
     finally:
         registry.close()
     assert napping == [] and run.status == "interrupted" and not run.is_final, (run.status, run.error)
-    restarted = service(tmp_path)
-    try:
-        again = restarted.get(run.id)
-        assert again.finished.wait(60)
-    finally:
-        restarted.close()
+    again = ended_after_a_restart(tmp_path, run.id)
     assert napping == ["nap"] and again.status == "success", (again.status, again.error)
 
 

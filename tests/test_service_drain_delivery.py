@@ -66,6 +66,17 @@ def service(tmp_path) -> Registry:
     return registry
 
 
+def ended_after_a_restart(tmp_path, run_id: str):
+    """The run `run_id` as the service's next start takes it up, once it has ended."""
+    restarted = service(tmp_path)
+    try:
+        again = restarted.get(run_id)
+        assert again.finished.wait(60)
+    finally:
+        restarted.close()
+    return again
+
+
 def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_next_start(tmp_path, monkeypatch):
     until_cancelled = [True]
     napping = register_nap(until_cancelled)
@@ -82,12 +93,7 @@ def test_a_drained_run_whose_last_file_the_archive_refused_is_resumed_at_the_nex
     monkeypatch.setattr(run_module, "write_last_file", write_last_file)
     until_cancelled[0] = False
     napping.clear()
-    restarted = service(tmp_path)
-    try:
-        again = restarted.get(run.id)
-        assert again.finished.wait(60)
-    finally:
-        restarted.close()
+    again = ended_after_a_restart(tmp_path, run.id)
     assert napping == ["nap"] and again.status == "success", (again.status, again.error)
 
 
