@@ -386,3 +386,19 @@ def test_a_run_whose_journal_fails_once_every_task_completed_exits_0_and_keeps_n
     assert answer.returncode == 0 and "cannot be written" in answer.stderr, answer.stderr
     assert "kept for its resume" not in answer.stderr and "interrupted" not in answer.stderr, answer.stderr
     assert ran(log) == ["t0"] and not list(tmp_path.glob("runner-workspace-*"))
+
+
+def test_a_resumed_by_record_naming_a_path_no_file_can_have_is_not_followed(tmp_path):
+    """A journal's record is not trusted with a path: one with a NUL byte, which no system call
+    takes, names no resume (it raised ValueError out of resume and show)."""
+    directory, log = interrupted_run(tmp_path)
+    journal = directory / "journal.jsonl"
+    journal.write_bytes(b"".join(line for line in journal.read_bytes().splitlines(keepends=True)
+                                 if b'"t3"' not in line))
+    named = "01a24e7e-9c9e-76a7-a226-28317a89e6c6"
+    record = {"type": "resumed_by", "last_id": named, "directory": f"{tmp_path}\u0000x/{named}", "started_at": "x"}
+    journal.write_bytes(journal.read_bytes() + json.dumps(record).encode() + b"\n")
+    for argv in (("show", directory), ("resume", directory, "--dry-run")):
+        answer = cli(*argv)
+        assert answer.returncode == 0 and "Traceback" not in answer.stderr, (argv, answer.stderr)
+    assert "run    t3" in answer.stdout, answer.stdout

@@ -136,7 +136,7 @@ def run_start(directory: Path) -> dict | None:
                 return None
             first = handle.readline(FIRST_RECORD_BYTES)
         start = orjson.loads(first)
-    except (OSError, orjson.JSONDecodeError):
+    except (OSError, ValueError):       # orjson's JSONDecodeError, and a path with a NUL byte (a journal's record)
         return None
     if not isinstance(start, dict) or start.get("type") != "run_started" or start.get("last_id") != directory.name:
         return None
